@@ -1,0 +1,96 @@
+// Package storage owns the partition log: segment files named by base
+// offset, the sparse offset and time indexes, crash recovery, retention,
+// the leader-epoch cache and the idempotent-producer state that is rebuilt
+// from the log. It knows nothing of the network or of cluster metadata.
+//
+// On-disk formats are documented in docs/format.md.
+package storage
+
+import (
+	"errors"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gregor-log/gregor/internal/vfs"
+)
+
+// Config is the per-partition log configuration (Kafka topic configs with
+// broker defaults already applied). Zero fields are replaced by defaults by
+// WithDefaults.
+type Config struct {
+	SegmentBytes       int64 // segment.bytes: roll when the active segment would exceed this (default 1 GiB)
+	SegmentMs          int64 // segment.ms: roll when the active segment's first batch is older (default 7 days)
+	RetentionMs        int64 // retention.ms: delete segments whose newest record is older; -1 = forever (default 7 days)
+	RetentionBytes     int64 // retention.bytes: delete oldest segments while the log is larger; -1 = unlimited (default)
+	FlushMessages      int64 // flush.messages: fsync after this many unflushed records; <=0 = never by count
+	FlushMs            int64 // flush.ms: fsync when unflushed data is older than this (default 1000)
+	IndexIntervalBytes int32 // index.interval.bytes: bytes between sparse index entries (default 4096)
+	MaxMessageBytes    int32 // max.message.bytes: largest batch accepted (default 1 MiB + 12)
+	FileDeleteDelayMs  int64 // file.delete.delay.ms: how long a deleted segment stays readable by in-flight fetches (default 60000)
+}
+
+// Errors returned by Log methods. The broker maps them to Kafka error codes;
+// check them with errors.Is.
+var (
+	ErrStorage              = errors.New("storage error")               // KAFKA_STORAGE_ERROR; sticky after a failed write or fsync
+	ErrCorruptBatch         = errors.New("corrupt record batch")        // CORRUPT_MESSAGE
+	ErrInvalidRecord        = errors.New("invalid record")              // INVALID_RECORD
+	ErrBatchTooLarge        = errors.New("record batch too large")      // MESSAGE_TOO_LARGE
+	ErrOffsetOutOfRange     = errors.New("offset out of range")         // OFFSET_OUT_OF_RANGE
+	ErrOutOfOrderSequence   = errors.New("out of order sequence")       // OUT_OF_ORDER_SEQUENCE_NUMBER
+	ErrInvalidProducerEpoch = errors.New("invalid producer epoch")      // INVALID_PRODUCER_EPOCH
+	ErrUnknownProducerID    = errors.New("unknown producer id")         // UNKNOWN_PRODUCER_ID
+	ErrUnsupportedFeature   = errors.New("unsupported record feature")  // UNSUPPORTED_FOR_MESSAGE_FORMAT (transactions)
+	ErrClosed               = errors.New("log closed")
+)
+
+// Options open one partition log.
+type Options struct {
+	FS        vfs.FS
+	Dir       string // partition directory, e.g. <data-dir>/<topic>-<partition>
+	Topic     string
+	Partition int32
+	Config    Config
+	Logger    *zap.Logger
+	Now       func() time.Time // defaults to time.Now
+	// OnAppend, if set, is called after every successful append with the
+	// new log end offset, outside the log's lock. Used to wake long polls.
+	OnAppend func(logEndOffset int64)
+}
+
+// AppendResult describes an accepted append.
+type AppendResult struct {
+	BaseOffset     int64 // offset assigned to the first record
+	LastOffset     int64 // offset of the last record
+	LogStartOffset int64
+	Duplicate      bool // the batch was a retry of one already in the log; offsets are the originals
+}
+
+// Chunk is a read-only region of a segment file holding whole record batches
+// (except possibly a partial batch at the end when the read was limited by
+// maxBytes). The caller must call Release when done; until then the file
+// stays open even if retention deletes the segment.
+type Chunk struct {
+	File vfs.File // implements vfs.Fder when backed by the OS, for sendfile
+	Pos  int64
+	Size int64
+
+	release func()
+}
+
+// Release returns the chunk's hold on its segment. Safe to call twice and on
+// the zero Chunk.
+func (c *Chunk) Release() {
+	if c.release != nil {
+		c.release()
+		c.release = nil
+	}
+}
+
+// EpochEntry is one leader-epoch cache entry: the epoch and the first offset
+// written in it.
+type EpochEntry struct {
+	Epoch       int32
+	StartOffset int64
+}

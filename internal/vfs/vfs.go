@@ -1,0 +1,68 @@
+// Package vfs is the file-system seam for everything gregor writes to disk.
+//
+// All storage code opens, writes, syncs, renames and removes files through
+// FS so tests can substitute an in-memory file system (NewMem), one that
+// forgets unsynced data on a simulated crash (NewCrashable), and one that
+// injects errors such as a full disk (NewErrorFS). The package owns only the
+// abstraction and its implementations; it knows nothing of logs or segments.
+package vfs
+
+import (
+	"io"
+	"os"
+)
+
+// File is an open file. Implementations must be safe for concurrent ReadAt
+// calls; Write, Truncate and Sync must not be called concurrently with each
+// other (the owner of a file serialises its writers).
+type File interface {
+	io.ReaderAt
+	io.Writer
+	io.Closer
+	// Sync flushes written data to stable storage.
+	Sync() error
+	// Truncate changes the file's size. The write position of a file opened
+	// for append is always the end of the file.
+	Truncate(size int64) error
+	// Size returns the current size of the file.
+	Size() (int64, error)
+	// Name returns the name the file was opened with.
+	Name() string
+}
+
+// Fder is implemented by files backed by an operating-system descriptor, so
+// callers can use zero-copy system calls such as sendfile(2) on them. The
+// descriptor stays owned by the File; callers must not close it.
+type Fder interface {
+	Fd() uintptr
+}
+
+// FS is the set of file-system operations gregor's storage needs.
+type FS interface {
+	// OpenFile opens name with os.OpenFile semantics (O_CREATE, O_TRUNC,
+	// O_APPEND, O_RDWR, O_RDONLY, O_EXCL are honoured).
+	OpenFile(name string, flag int, perm os.FileMode) (File, error)
+	// Remove removes a file or an empty directory.
+	Remove(name string) error
+	// RemoveAll removes a path and everything under it.
+	RemoveAll(name string) error
+	// Rename atomically renames oldname to newname, replacing newname.
+	Rename(oldname, newname string) error
+	// MkdirAll creates a directory and any missing parents.
+	MkdirAll(dir string, perm os.FileMode) error
+	// ReadDir returns the names of the entries of dir, sorted.
+	ReadDir(dir string) ([]os.DirEntry, error)
+	// Stat describes the named file.
+	Stat(name string) (os.FileInfo, error)
+	// SyncDir makes the directory's entries (creations, renames, removals)
+	// durable.
+	SyncDir(dir string) error
+}
+
+// Open opens name read-only.
+func Open(fs FS, name string) (File, error) { return fs.OpenFile(name, os.O_RDONLY, 0) }
+
+// Create creates or truncates name for reading and writing.
+func Create(fs FS, name string) (File, error) {
+	return fs.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+}
