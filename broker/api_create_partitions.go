@@ -1,0 +1,43 @@
+package broker
+
+// CreatePartitions (key 37), versions 0-3.
+//
+// Grows a topic to Count partitions (shrinking is INVALID_PARTITIONS).
+// Manual assignments may only name this broker. ValidateOnly checks and
+// changes nothing.
+
+import (
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-log/gregor/broker/wire"
+)
+
+func init() {
+	registerSimple(kmsg.CreatePartitions, 0, 3, (*Broker).handleCreatePartitions)
+}
+
+func (b *Broker) handleCreatePartitions(_ wire.RequestHeader, req *kmsg.CreatePartitionsRequest) kmsg.Response {
+	resp := kmsg.NewPtrCreatePartitionsResponse()
+	for _, rt := range req.Topics {
+		st := kmsg.NewCreatePartitionsResponseTopic()
+		st.Topic = rt.Topic
+		var err error
+		for _, a := range rt.Assignment {
+			if len(a.Replicas) != 1 || a.Replicas[0] != b.cfg.BrokerID {
+				err = fmt.Errorf("assignment %v: only broker %d exists: %w", a.Replicas, b.cfg.BrokerID, kerr.InvalidReplicaAssignment)
+			}
+		}
+		if err == nil {
+			err = b.growTopic(rt.Topic, rt.Count, req.ValidateOnly)
+		}
+		if err != nil {
+			st.ErrorCode = errorCode(err)
+			st.ErrorMessage = errorMessage(err)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}

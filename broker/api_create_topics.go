@@ -1,0 +1,122 @@
+package broker
+
+// CreateTopics (key 19), versions 0-7.
+//
+// NumPartitions and ReplicationFactor may be -1 for the broker defaults.
+// With one broker the replication factor must be 1 (or -1), and manual
+// replica assignments may only name this broker. Configs are validated
+// against the topic configs gregor knows; an unknown or invalid one fails
+// the topic with INVALID_CONFIG. From v5 the response carries the
+// partition count, replication factor and every effective config; from v7
+// the topic id. ValidateOnly checks everything and creates nothing.
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-log/gregor/broker/topicconfig"
+	"github.com/gregor-log/gregor/broker/wire"
+)
+
+func init() {
+	registerSimple(kmsg.CreateTopics, 0, 7, (*Broker).handleCreateTopics)
+}
+
+func (b *Broker) handleCreateTopics(_ wire.RequestHeader, req *kmsg.CreateTopicsRequest) kmsg.Response {
+	resp := kmsg.NewPtrCreateTopicsResponse()
+	seen := make(map[string]int)
+	for _, rt := range req.Topics {
+		seen[rt.Topic]++
+	}
+	for _, rt := range req.Topics {
+		st := kmsg.NewCreateTopicsResponseTopic()
+		st.Topic = rt.Topic
+		st.NumPartitions = -1
+		st.ReplicationFactor = -1
+		err := b.createTopicFromRequest(&rt, req.ValidateOnly, seen[rt.Topic] > 1, &st)
+		if err != nil {
+			st.ErrorCode = errorCode(err)
+			st.ErrorMessage = errorMessage(err)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}
+
+func (b *Broker) createTopicFromRequest(rt *kmsg.CreateTopicsRequestTopic, validateOnly, duplicate bool, st *kmsg.CreateTopicsResponseTopic) error {
+	if duplicate {
+		return fmt.Errorf("topic %q appears more than once in the request: %w", rt.Topic, kerr.InvalidRequest)
+	}
+	partitions := rt.NumPartitions
+	if len(rt.ReplicaAssignment) > 0 {
+		if rt.NumPartitions != -1 || rt.ReplicationFactor != -1 {
+			return fmt.Errorf("replica assignment given with partitions or replication factor: %w", kerr.InvalidRequest)
+		}
+		for i, a := range rt.ReplicaAssignment {
+			if a.Partition != int32(i) {
+				return fmt.Errorf("replica assignment partitions must be 0..n-1: %w", kerr.InvalidReplicaAssignment)
+			}
+			if len(a.Replicas) != 1 || a.Replicas[0] != b.cfg.BrokerID {
+				return fmt.Errorf("partition %d: replicas %v: only broker %d exists: %w", a.Partition, a.Replicas, b.cfg.BrokerID, kerr.InvalidReplicaAssignment)
+			}
+		}
+		partitions = int32(len(rt.ReplicaAssignment))
+	} else if rt.ReplicationFactor != -1 && rt.ReplicationFactor != 1 {
+		if rt.ReplicationFactor < 1 {
+			return fmt.Errorf("replication factor %d: %w", rt.ReplicationFactor, kerr.InvalidReplicationFactor)
+		}
+		return fmt.Errorf("replication factor %d is larger than the 1 available broker: %w", rt.ReplicationFactor, kerr.InvalidReplicationFactor)
+	}
+	configs := make(map[string]string, len(rt.Configs))
+	var errs []error
+	for _, c := range rt.Configs {
+		if c.Value == nil {
+			continue // null means use the default
+		}
+		if err := topicconfig.Validate(c.Name, *c.Value); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		configs[c.Name] = *c.Value
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	t, err := b.createTopic(rt.Topic, partitions, configs, validateOnly)
+	if err != nil {
+		return err
+	}
+	st.TopicID = t.ID
+	st.NumPartitions = t.Partitions
+	st.ReplicationFactor = 1
+	eff := b.defaults.Effective(configs)
+	for _, d := range topicconfig.Defs() {
+		c := kmsg.NewCreateTopicsResponseTopicConfig()
+		c.Name = d.Name
+		v := eff[d.Name]
+		c.Value = &v
+		c.Source = configSource(configs, d.Name, b.cfg.Props, d.BrokerKey)
+		st.Configs = append(st.Configs, c)
+	}
+	return nil
+}
+
+// Config sources as DescribeConfigs numbers them.
+const (
+	sourceDynamicTopic int8 = 1
+	sourceStaticBroker int8 = 4
+	sourceDefault      int8 = 5
+)
+
+func configSource(topicConfigs map[string]string, name string, props map[string]string, brokerKey string) int8 {
+	if _, ok := topicConfigs[name]; ok {
+		return sourceDynamicTopic
+	}
+	if _, ok := props[brokerKey]; ok {
+		return sourceStaticBroker
+	}
+	return sourceDefault
+}

@@ -1,0 +1,54 @@
+package broker
+
+// DeleteRecords (key 21), versions 0-2.
+//
+// Moves a partition's log start offset forward to Offset (-1 means the
+// high watermark); segments wholly below it are deleted and fetches below
+// it get OFFSET_OUT_OF_RANGE. An offset above the high watermark is
+// OFFSET_OUT_OF_RANGE. The new log start offset is durable before the
+// response. The response carries the partition's new low watermark.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-log/gregor/broker/wire"
+)
+
+func init() {
+	registerSimple(kmsg.DeleteRecords, 0, 2, (*Broker).handleDeleteRecords)
+}
+
+func (b *Broker) handleDeleteRecords(_ wire.RequestHeader, req *kmsg.DeleteRecordsRequest) kmsg.Response {
+	resp := kmsg.NewPtrDeleteRecordsResponse()
+	for _, rt := range req.Topics {
+		st := kmsg.NewDeleteRecordsResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.LowWatermark = -1
+			l, code := b.partitionLog(rt.Topic, rp.Partition)
+			switch {
+			case code != 0:
+				sp.ErrorCode = code
+			case rp.Offset < -1:
+				sp.ErrorCode = kerr.OffsetOutOfRange.Code
+			default:
+				off := rp.Offset
+				if off == -1 {
+					off = l.HighWatermark()
+				}
+				low, err := l.DeleteRecordsBefore(off)
+				if err != nil {
+					sp.ErrorCode = errorCode(err)
+				} else {
+					sp.LowWatermark = low
+				}
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}

@@ -1,0 +1,155 @@
+package broker
+
+// DescribeConfigs (key 32), versions 0-4.
+//
+// Topic resources list every topic config gregor knows with its effective
+// value and source: DYNAMIC_TOPIC_CONFIG when set on the topic,
+// STATIC_BROKER_CONFIG when a broker property supplies it, DEFAULT_CONFIG
+// otherwise (synonyms from v1, types and documentation from v3). Broker
+// resources list the broker's properties; the broker's own id or an empty
+// name select this broker.
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-log/gregor/broker/topicconfig"
+	"github.com/gregor-log/gregor/broker/wire"
+)
+
+func init() {
+	registerSimple(kmsg.DescribeConfigs, 0, 4, (*Broker).handleDescribeConfigs)
+}
+
+func (b *Broker) handleDescribeConfigs(hdr wire.RequestHeader, req *kmsg.DescribeConfigsRequest) kmsg.Response {
+	resp := kmsg.NewPtrDescribeConfigsResponse()
+	for _, rr := range req.Resources {
+		sr := kmsg.NewDescribeConfigsResponseResource()
+		sr.ResourceType = rr.ResourceType
+		sr.ResourceName = rr.ResourceName
+		var err error
+		switch rr.ResourceType {
+		case kmsg.ConfigResourceTypeTopic:
+			err = b.describeTopicConfigs(hdr.APIVersion, req, &rr, &sr)
+		case kmsg.ConfigResourceTypeBroker:
+			err = b.describeBrokerConfigs(req, &rr, &sr)
+		default:
+			err = fmt.Errorf("resource type %v: %w", rr.ResourceType, kerr.InvalidRequest)
+		}
+		if err != nil {
+			sr.ErrorCode = errorCode(err)
+			sr.ErrorMessage = errorMessage(err)
+		}
+		resp.Resources = append(resp.Resources, sr)
+	}
+	return resp
+}
+
+func wanted(names []string) func(string) bool {
+	if names == nil {
+		return func(string) bool { return true }
+	}
+	set := make(map[string]bool, len(names))
+	for _, n := range names {
+		set[n] = true
+	}
+	return func(n string) bool { return set[n] }
+}
+
+func (b *Broker) describeTopicConfigs(version int16, req *kmsg.DescribeConfigsRequest, rr *kmsg.DescribeConfigsRequestResource, sr *kmsg.DescribeConfigsResponseResource) error {
+	t, ok := b.store.Topic(rr.ResourceName)
+	if !ok {
+		return fmt.Errorf("topic %q: %w", rr.ResourceName, kerr.UnknownTopicOrPartition)
+	}
+	want := wanted(rr.ConfigNames)
+	eff := b.defaults.Effective(t.Configs)
+	for _, d := range topicconfig.Defs() {
+		if !want(d.Name) {
+			continue
+		}
+		c := kmsg.NewDescribeConfigsResponseResourceConfig()
+		c.Name = d.Name
+		v := eff[d.Name]
+		c.Value = &v
+		src := configSource(t.Configs, d.Name, b.cfg.Props, d.BrokerKey)
+		c.Source = kmsg.ConfigSource(src)
+		c.IsDefault = src == sourceDefault
+		c.ConfigType = kmsg.ConfigType(d.Type)
+		if req.IncludeDocumentation {
+			doc := d.Doc
+			c.Documentation = &doc
+		}
+		if req.IncludeSynonyms {
+			if tv, ok := t.Configs[d.Name]; ok {
+				c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(d.Name, tv, sourceDynamicTopic))
+			}
+			if bv, ok := b.cfg.Props[d.BrokerKey]; ok {
+				c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(d.BrokerKey, bv, sourceStaticBroker))
+			}
+			c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(d.BrokerKey, d.Default, sourceDefault))
+		}
+		sr.Configs = append(sr.Configs, c)
+	}
+	_ = version
+	return nil
+}
+
+func synonym(name, value string, src int8) kmsg.DescribeConfigsResponseResourceConfigConfigSynonym {
+	s := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+	s.Name = name
+	v := value
+	s.Value = &v
+	s.Source = kmsg.ConfigSource(src)
+	return s
+}
+
+func (b *Broker) describeBrokerConfigs(req *kmsg.DescribeConfigsRequest, rr *kmsg.DescribeConfigsRequestResource, sr *kmsg.DescribeConfigsResponseResource) error {
+	if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(b.cfg.BrokerID)) {
+		return fmt.Errorf("broker %q: this is broker %d: %w", rr.ResourceName, b.cfg.BrokerID, kerr.InvalidRequest)
+	}
+	props := map[string]string{
+		"broker.id":                  strconv.Itoa(int(b.cfg.BrokerID)),
+		"listeners":                  "PLAINTEXT://" + b.cfg.Listen,
+		"log.dirs":                   b.cfg.DataDir,
+		"auto.create.topics.enable":  strconv.FormatBool(b.cfg.AutoCreateTopics),
+		"num.partitions":             strconv.Itoa(int(b.cfg.NumPartitions)),
+		"default.replication.factor": "1",
+	}
+	for _, kv := range KnownProps() {
+		props[kv[0]] = kv[1]
+	}
+	explicit := map[string]bool{"broker.id": true, "listeners": true, "log.dirs": true}
+	for k, v := range b.cfg.Props {
+		props[k] = v
+		explicit[k] = true
+	}
+	names := make([]string, 0, len(props))
+	for k := range props {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	want := wanted(rr.ConfigNames)
+	for _, n := range names {
+		if !want(n) {
+			continue
+		}
+		c := kmsg.NewDescribeConfigsResponseResourceConfig()
+		c.Name = n
+		v := props[n]
+		c.Value = &v
+		c.ReadOnly = true
+		if explicit[n] {
+			c.Source = kmsg.ConfigSource(sourceStaticBroker)
+		} else {
+			c.Source = kmsg.ConfigSource(sourceDefault)
+			c.IsDefault = true
+		}
+		sr.Configs = append(sr.Configs, c)
+	}
+	_ = req
+	return nil
+}

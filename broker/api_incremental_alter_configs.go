@@ -1,0 +1,152 @@
+package broker
+
+// IncrementalAlterConfigs (key 44), versions 0-1.
+//
+// Topic resources only: SET, DELETE (back to the default), APPEND and
+// SUBTRACT (for list configs such as cleanup.policy). Every change of a
+// resource is validated before any is applied; a bad one fails the whole
+// resource with INVALID_CONFIG and the reason. Changes apply to the
+// partitions' logs at once (retention, segment size, flush policy).
+// Dynamic broker configs are not supported.
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-log/gregor/broker/topicconfig"
+	"github.com/gregor-log/gregor/broker/wire"
+)
+
+func init() {
+	registerSimple(kmsg.IncrementalAlterConfigs, 0, 1, (*Broker).handleIncrementalAlterConfigs)
+}
+
+func (b *Broker) handleIncrementalAlterConfigs(_ wire.RequestHeader, req *kmsg.IncrementalAlterConfigsRequest) kmsg.Response {
+	resp := kmsg.NewPtrIncrementalAlterConfigsResponse()
+	for _, rr := range req.Resources {
+		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
+		sr.ResourceType = rr.ResourceType
+		sr.ResourceName = rr.ResourceName
+		var err error
+		switch rr.ResourceType {
+		case kmsg.ConfigResourceTypeTopic:
+			err = b.alterTopicConfigs(&rr, req.ValidateOnly)
+		case kmsg.ConfigResourceTypeBroker:
+			err = fmt.Errorf("dynamic broker configs are not supported; set them with --set at startup: %w", kerr.InvalidRequest)
+		default:
+			err = fmt.Errorf("resource type %v: %w", rr.ResourceType, kerr.InvalidRequest)
+		}
+		if err != nil {
+			sr.ErrorCode = errorCode(err)
+			sr.ErrorMessage = errorMessage(err)
+		}
+		resp.Resources = append(resp.Resources, sr)
+	}
+	return resp
+}
+
+func (b *Broker) alterTopicConfigs(rr *kmsg.IncrementalAlterConfigsRequestResource, validateOnly bool) error {
+	t, ok := b.store.Topic(rr.ResourceName)
+	if !ok {
+		return fmt.Errorf("topic %q: %w", rr.ResourceName, kerr.UnknownTopicOrPartition)
+	}
+	next := make(map[string]string, len(t.Configs))
+	for k, v := range t.Configs {
+		next[k] = v
+	}
+	eff := b.defaults.Effective(t.Configs)
+	var errs []error
+	seen := make(map[string]bool)
+	for _, c := range rr.Configs {
+		if seen[c.Name] {
+			errs = append(errs, fmt.Errorf("config %s changed twice in one request", c.Name))
+			continue
+		}
+		seen[c.Name] = true
+		d, known := topicconfig.Lookup(c.Name)
+		if !known {
+			errs = append(errs, fmt.Errorf("unknown topic config %q", c.Name))
+			continue
+		}
+		val := ""
+		if c.Value != nil {
+			val = *c.Value
+		}
+		switch c.Op {
+		case kmsg.IncrementalAlterConfigOpSet:
+			if c.Value == nil {
+				errs = append(errs, fmt.Errorf("config %s: SET needs a value", c.Name))
+				continue
+			}
+			next[c.Name] = val
+		case kmsg.IncrementalAlterConfigOpDelete:
+			delete(next, c.Name)
+		case kmsg.IncrementalAlterConfigOpAppend, kmsg.IncrementalAlterConfigOpSubtract:
+			if d.Type != topicconfig.TypeList {
+				errs = append(errs, fmt.Errorf("config %s is not a list; APPEND and SUBTRACT do not apply", c.Name))
+				continue
+			}
+			cur := splitList(eff[c.Name])
+			if v, ok := next[c.Name]; ok {
+				cur = splitList(v)
+			}
+			next[c.Name] = strings.Join(applyListOp(cur, splitList(val), c.Op == kmsg.IncrementalAlterConfigOpAppend), ",")
+		default:
+			errs = append(errs, fmt.Errorf("config %s: unknown operation %d", c.Name, c.Op))
+			continue
+		}
+		if v, ok := next[c.Name]; ok {
+			if err := topicconfig.Validate(c.Name, v); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%v: %w", err, kerr.InvalidConfig)
+	}
+	if validateOnly {
+		return nil
+	}
+	return b.setTopicConfigs(t.Name, next)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func applyListOp(cur, vals []string, add bool) []string {
+	has := make(map[string]bool, len(cur))
+	for _, c := range cur {
+		has[c] = true
+	}
+	if add {
+		for _, v := range vals {
+			if !has[v] {
+				cur = append(cur, v)
+				has[v] = true
+			}
+		}
+		return cur
+	}
+	drop := make(map[string]bool, len(vals))
+	for _, v := range vals {
+		drop[v] = true
+	}
+	out := cur[:0]
+	for _, c := range cur {
+		if !drop[c] {
+			out = append(out, c)
+		}
+	}
+	return out
+}

@@ -1,0 +1,78 @@
+package broker
+
+// ListOffsets (key 2), versions 1-7.
+//
+// Timestamp -2 is the log start offset, -1 the high watermark (the last
+// stable offset is the same: no transactions), -3 (v7) the offset and time
+// of the record with the largest timestamp; any other timestamp returns the
+// first offset whose record timestamp is at or after it, or -1 when none
+// is. v0 (a list of old-style offsets) is not offered.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-log/gregor/broker/wire"
+)
+
+func init() {
+	registerSimple(kmsg.ListOffsets, 1, 7, (*Broker).handleListOffsets)
+}
+
+func (b *Broker) handleListOffsets(_ wire.RequestHeader, req *kmsg.ListOffsetsRequest) kmsg.Response {
+	resp := kmsg.NewPtrListOffsetsResponse()
+	for _, rt := range req.Topics {
+		st := kmsg.NewListOffsetsResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewListOffsetsResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.Timestamp, sp.Offset = -1, -1
+			sp.ErrorCode = b.listOffset(rt.Topic, &rp, &sp)
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}
+
+func (b *Broker) listOffset(topic string, rp *kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) int16 {
+	l, code := b.partitionLog(topic, rp.Partition)
+	if code != 0 {
+		return code
+	}
+	st, _ := b.store.Partition(topic, rp.Partition)
+	if rp.CurrentLeaderEpoch >= 0 {
+		if rp.CurrentLeaderEpoch < st.LeaderEpoch {
+			return kerr.FencedLeaderEpoch.Code
+		}
+		if rp.CurrentLeaderEpoch > st.LeaderEpoch {
+			return kerr.UnknownLeaderEpoch.Code
+		}
+	}
+	sp.LeaderEpoch = st.LeaderEpoch
+	switch rp.Timestamp {
+	case -2, -4: // earliest; -4 is the earliest local offset (no tiered storage here)
+		sp.Offset = l.LogStartOffset()
+	case -1:
+		sp.Offset = l.HighWatermark()
+	case -3:
+		sp.Offset, sp.Timestamp = l.MaxTimestamp()
+		if sp.Offset >= l.HighWatermark() {
+			sp.Offset, sp.Timestamp = -1, -1
+		}
+	default:
+		if rp.Timestamp < 0 {
+			return kerr.InvalidRequest.Code
+		}
+		off, ts, err := l.OffsetForTimestamp(rp.Timestamp)
+		if err != nil {
+			return errorCode(err)
+		}
+		if off >= l.HighWatermark() {
+			off, ts = -1, -1
+		}
+		sp.Offset, sp.Timestamp = off, ts
+	}
+	return 0
+}

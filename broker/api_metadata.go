@@ -1,0 +1,112 @@
+package broker
+
+// Metadata (key 3), versions 0-12.
+//
+// Lists this broker and the requested topics (all topics when the topic
+// list is null, or empty at v0). Unknown topics are created when the broker
+// allows auto creation and the request does too (always at v0-3); they are
+// created synchronously, so the answer already carries the new partitions.
+// Topics can be named by id from v10 (the name is filled in). Topic ids are
+// returned from v10; leader epochs from v7.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-log/gregor/broker/meta"
+	"github.com/gregor-log/gregor/broker/wire"
+)
+
+func init() {
+	registerSimple(kmsg.Metadata, 0, 12, (*Broker).handleMetadata)
+}
+
+func (b *Broker) handleMetadata(hdr wire.RequestHeader, req *kmsg.MetadataRequest) kmsg.Response {
+	resp := kmsg.NewPtrMetadataResponse()
+	for _, br := range b.store.Brokers() {
+		rb := kmsg.NewMetadataResponseBroker()
+		rb.NodeID, rb.Host, rb.Port, rb.Rack = br.ID, br.Host, br.Port, br.Rack
+		resp.Brokers = append(resp.Brokers, rb)
+	}
+	cid := b.store.ClusterID()
+	resp.ClusterID = &cid
+	resp.ControllerID = b.store.ControllerID()
+
+	allowCreate := req.AllowAutoTopicCreation || hdr.APIVersion < 4
+	all := req.Topics == nil || (hdr.APIVersion == 0 && len(req.Topics) == 0)
+	if all {
+		for _, t := range b.store.Topics() {
+			resp.Topics = append(resp.Topics, b.metadataTopic(t))
+		}
+		return resp
+	}
+	for _, rt := range req.Topics {
+		var (
+			t  meta.Topic
+			ok bool
+		)
+		switch {
+		case rt.Topic != nil && *rt.Topic != "":
+			t, ok = b.store.Topic(*rt.Topic)
+			if !ok {
+				if err := validateTopicName(*rt.Topic); err != nil {
+					resp.Topics = append(resp.Topics, metadataTopicError(*rt.Topic, rt.TopicID, kerr.InvalidTopicException.Code))
+					continue
+				}
+				if !allowCreate {
+					resp.Topics = append(resp.Topics, metadataTopicError(*rt.Topic, rt.TopicID, kerr.UnknownTopicOrPartition.Code))
+					continue
+				}
+				var code int16
+				t, code = b.autoCreateTopic(*rt.Topic)
+				if code != 0 {
+					resp.Topics = append(resp.Topics, metadataTopicError(*rt.Topic, rt.TopicID, code))
+					continue
+				}
+			}
+		default:
+			t, ok = b.store.TopicByID(meta.TopicID(rt.TopicID))
+			if !ok {
+				resp.Topics = append(resp.Topics, metadataTopicError("", rt.TopicID, kerr.UnknownTopicID.Code))
+				continue
+			}
+		}
+		resp.Topics = append(resp.Topics, b.metadataTopic(t))
+	}
+	return resp
+}
+
+func metadataTopicError(name string, id [16]byte, code int16) kmsg.MetadataResponseTopic {
+	mt := kmsg.NewMetadataResponseTopic()
+	if name != "" {
+		mt.Topic = &name
+	}
+	mt.TopicID = id
+	mt.ErrorCode = code
+	return mt
+}
+
+func (b *Broker) metadataTopic(t meta.Topic) kmsg.MetadataResponseTopic {
+	mt := kmsg.NewMetadataResponseTopic()
+	name := t.Name
+	mt.Topic = &name
+	mt.TopicID = t.ID
+	mt.IsInternal = t.Internal
+	for p := int32(0); p < t.Partitions; p++ {
+		mp := kmsg.NewMetadataResponseTopicPartition()
+		mp.Partition = p
+		st, ok := b.store.Partition(t.Name, p)
+		if !ok {
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+			mp.Leader = -1
+		} else {
+			mp.Leader = st.Leader
+			mp.LeaderEpoch = st.LeaderEpoch
+			mp.Replicas = st.Replicas
+			mp.ISR = st.ISR
+			mp.OfflineReplicas = []int32{}
+		}
+		mt.Partitions = append(mt.Partitions, mp)
+	}
+	return mt
+}

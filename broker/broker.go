@@ -1,0 +1,289 @@
+// Package broker owns the Kafka protocol front end of a gregor broker: the
+// listener, connections, request dispatch (one file per API, api_*.go), the
+// mapping of topics to partition logs, long-poll wake-ups, metrics and the
+// HTTP endpoints. It does not own the on-disk log (broker/storage) nor the
+// metadata store (broker/meta).
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gregor-log/gregor/broker/meta"
+	"github.com/gregor-log/gregor/broker/storage"
+	"github.com/gregor-log/gregor/broker/topicconfig"
+	"github.com/gregor-log/gregor/internal/vfs"
+)
+
+// Broker is one running broker. Create it with New, run it with Serve, stop
+// it with Close.
+type Broker struct {
+	cfg      Config
+	log      *zap.Logger
+	fs       vfs.FS
+	store    meta.Store
+	logs     *storage.Manager
+	defaults topicconfig.Defaults
+	metrics  *metrics
+	waiters  *waiters
+	self     meta.Broker
+
+	listener net.Listener
+	httpSrv  *http.Server
+	httpLn   net.Listener
+
+	ctx    context.Context // cancelled when Close starts
+	cancel context.CancelFunc
+
+	// topicMu serialises topic creation, deletion and partition growth so the
+	// store and the logs agree.
+	topicMu sync.Mutex
+
+	mu struct {
+		sync.Mutex
+		conns  map[*conn]struct{}
+		closed bool
+	}
+	connWG sync.WaitGroup // one per live connection
+	bgWG   sync.WaitGroup // accept loop, http server
+}
+
+// Options are the dependencies of a broker that tests may replace.
+type Options struct {
+	FS     vfs.FS      // defaults to vfs.OS
+	Logger *zap.Logger // defaults to a no-op logger
+}
+
+// New validates cfg, opens the metadata store and every partition log, and
+// binds the listeners. It does not accept connections until Serve.
+func New(cfg Config, opts Options) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid broker config:\n%w", err)
+	}
+	if opts.FS == nil {
+		opts.FS = vfs.OS
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	b := &Broker{cfg: cfg, log: opts.Logger, fs: opts.FS}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.mu.conns = make(map[*conn]struct{})
+	b.defaults = topicconfig.NewDefaults(cfg.Props)
+	b.metrics = newMetrics()
+	b.waiters = newWaiters()
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	b.listener = ln
+	adv := cfg.AdvertisedAddr
+	if adv == "" {
+		adv = ln.Addr().String()
+	}
+	host, portStr, _ := net.SplitHostPort(adv)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	port, _ := strconv.Atoi(portStr)
+	b.self = meta.Broker{ID: cfg.BrokerID, Host: host, Port: int32(port)}
+
+	store, err := meta.OpenStandalone(opts.FS, cfg.DataDir, b.self)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("open metadata: %w", err)
+	}
+	b.store = store
+
+	start := time.Now()
+	logs, err := storage.OpenManager(storage.ManagerOptions{
+		FS:               opts.FS,
+		DataDir:          cfg.DataDir,
+		Logger:           opts.Logger.Named("storage"),
+		ConfigFor:        b.storageConfigFor,
+		MaintainInterval: cfg.retentionCheckInterval(),
+	})
+	if err != nil {
+		store.Close()
+		ln.Close()
+		return nil, fmt.Errorf("open logs in %s: %w", cfg.DataDir, err)
+	}
+	b.logs = logs
+	if err := b.reconcileLogs(); err != nil {
+		b.logs.Close()
+		store.Close()
+		ln.Close()
+		return nil, err
+	}
+	b.log.Info("logs loaded", zap.Int("partitions", len(logs.Logs())), zap.Duration("took", time.Since(start)))
+
+	if cfg.HTTPAddr != "" {
+		hl, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			b.logs.Close()
+			store.Close()
+			ln.Close()
+			return nil, fmt.Errorf("listen http on %s: %w", cfg.HTTPAddr, err)
+		}
+		b.httpLn = hl
+		b.httpSrv = &http.Server{Handler: b.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+	}
+	return b, nil
+}
+
+// reconcileLogs makes the logs on disk match the metadata: a partition of a
+// known topic without a log gets one; a log of an unknown topic (deleted
+// while the broker was down) is deleted.
+func (b *Broker) reconcileLogs() error {
+	known := make(map[string]int32)
+	for _, t := range b.store.Topics() {
+		known[t.Name] = t.Partitions
+		for p := int32(0); p < t.Partitions; p++ {
+			if b.logs.Log(t.Name, p) == nil {
+				if _, err := b.logs.Create(t.Name, p); err != nil {
+					return fmt.Errorf("create log %s-%d: %w", t.Name, p, err)
+				}
+			}
+		}
+	}
+	for _, l := range b.logs.Logs() {
+		n, ok := known[l.Topic()]
+		if !ok || l.Partition() >= n {
+			b.log.Warn("deleting log of unknown topic", zap.String("topic", l.Topic()), zap.Int32("partition", l.Partition()))
+			if err := b.logs.DeleteTopic(l.Topic()); err != nil {
+				return fmt.Errorf("delete orphan log %s: %w", l.Topic(), err)
+			}
+		}
+	}
+	return nil
+}
+
+// storageConfigFor is the effective storage config of a topic.
+func (b *Broker) storageConfigFor(topic string) storage.Config {
+	t, _ := b.store.Topic(topic)
+	return topicconfig.StorageConfig(b.defaults.Effective(t.Configs))
+}
+
+// Addr is the address the Kafka listener is bound to.
+func (b *Broker) Addr() net.Addr { return b.listener.Addr() }
+
+// HTTPAddr is the address the HTTP listener is bound to, or nil.
+func (b *Broker) HTTPAddr() net.Addr {
+	if b.httpLn == nil {
+		return nil
+	}
+	return b.httpLn.Addr()
+}
+
+// Serve accepts connections until Close. It returns nil after Close.
+func (b *Broker) Serve() error {
+	if b.httpSrv != nil {
+		b.bgWG.Add(1)
+		go func() {
+			defer b.bgWG.Done()
+			if err := b.httpSrv.Serve(b.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				b.log.Error("http server", zap.Error(err))
+			}
+		}()
+	}
+	b.log.Info("serving", zap.Stringer("addr", b.listener.Addr()), zap.Int32("broker_id", b.cfg.BrokerID),
+		zap.String("advertised", net.JoinHostPort(b.self.Host, strconv.Itoa(int(b.self.Port)))))
+	var backoff time.Duration
+	for {
+		nc, err := b.listener.Accept()
+		if err != nil {
+			if b.ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE) {
+				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
+				b.log.Warn("accept", zap.Error(err), zap.Duration("retry_in", backoff))
+				select {
+				case <-time.After(backoff):
+				case <-b.ctx.Done():
+					return nil
+				}
+				continue
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		backoff = 0
+		c := newConn(b, nc)
+		b.mu.Lock()
+		if b.mu.closed {
+			b.mu.Unlock()
+			nc.Close()
+			return nil
+		}
+		b.mu.conns[c] = struct{}{}
+		b.connWG.Add(1)
+		b.mu.Unlock()
+		go c.serve()
+	}
+}
+
+// Close stops accepting, lets in-flight requests finish (up to ctx's
+// deadline), closes every connection, flushes and closes the logs and
+// writes their checkpoints.
+func (b *Broker) Close(ctx context.Context) error {
+	b.mu.Lock()
+	if b.mu.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.mu.closed = true
+	conns := make([]*conn, 0, len(b.mu.conns))
+	for c := range b.mu.conns {
+		conns = append(conns, c)
+	}
+	b.mu.Unlock()
+
+	b.cancel() // wakes long polls so they answer now
+	b.listener.Close()
+	for _, c := range conns {
+		c.stopReading()
+	}
+	done := make(chan struct{})
+	go func() { b.connWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		b.log.Warn("shutdown deadline reached; closing connections with requests in flight")
+		for _, c := range conns {
+			c.nc.Close()
+		}
+		<-done
+	}
+	if b.httpSrv != nil {
+		hctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		b.httpSrv.Shutdown(hctx)
+		cancel()
+	}
+	b.bgWG.Wait()
+	var errs []error
+	if err := b.logs.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close logs: %w", err))
+	}
+	if err := b.store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close metadata: %w", err))
+	}
+	b.log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+func (b *Broker) removeConn(c *conn) {
+	b.mu.Lock()
+	delete(b.mu.conns, c)
+	b.mu.Unlock()
+	b.connWG.Done()
+}

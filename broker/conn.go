@@ -1,0 +1,222 @@
+package broker
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+
+	"github.com/gregor-log/gregor/broker/storage"
+	"github.com/gregor-log/gregor/broker/wire"
+)
+
+var syscallEMFILE = syscall.EMFILE
+
+// maxInFlight bounds the requests one connection may have queued for
+// responses; when reached, the reader stops reading (TCP backpressure).
+const maxInFlight = 256
+
+// conn is one client connection. Its reader goroutine reads and decodes
+// requests and starts their handling in arrival order; its writer goroutine
+// writes responses in the same order. Handlers may finish out of order
+// (long-poll fetches), the writer waits for each in turn.
+type conn struct {
+	b      *Broker
+	nc     net.Conn
+	remote string
+	queue  chan *pending
+
+	// handlers counts goroutines handlers started for this connection
+	// (long-poll fetches); the connection is done only when they are.
+	handlers sync.WaitGroup
+	closing  chan struct{} // closed when the connection is being torn down
+	once     sync.Once
+}
+
+// pending is a response slot. The handler fills out and closes done.
+type pending struct {
+	done chan struct{}
+	out  outbound
+}
+
+// outbound is an encoded response: either one buffer, or buffers
+// interleaved with file chunks that go out with sendfile.
+type outbound struct {
+	parts  []outPart
+	chunks []storage.Chunk // released after writing
+	none   bool            // no response at all (acks=0 produce)
+}
+
+type outPart struct {
+	buf   []byte
+	chunk *storage.Chunk
+}
+
+func newConn(b *Broker, nc net.Conn) *conn {
+	return &conn{
+		b:       b,
+		nc:      nc,
+		remote:  nc.RemoteAddr().String(),
+		queue:   make(chan *pending, maxInFlight),
+		closing: make(chan struct{}),
+	}
+}
+
+// stopReading makes the reader stop after the request it is on; queued
+// requests are still answered.
+func (c *conn) stopReading() {
+	if tc, ok := c.nc.(*net.TCPConn); ok {
+		tc.CloseRead()
+		return
+	}
+	c.nc.SetReadDeadline(time.Now())
+}
+
+func (c *conn) serve() {
+	defer c.b.removeConn(c)
+	c.b.metrics.connections.Inc()
+	defer c.b.metrics.connections.Dec()
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop()
+	}()
+	c.readLoop()
+	close(c.queue)
+	<-writerDone
+	c.once.Do(func() { close(c.closing) })
+	c.handlers.Wait()
+	c.nc.Close()
+}
+
+func (c *conn) readLoop() {
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	maxSize := c.b.cfg.maxRequestBytes()
+	var buf []byte
+	for {
+		frame, err := wire.ReadFrame(br, buf, maxSize)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !isClosedErr(err) {
+				c.b.log.Info("closing connection", zap.String("remote", c.remote), zap.Error(err))
+			}
+			return
+		}
+		if cap(frame) <= 1<<20 {
+			buf = frame[:0] // small frames reuse the buffer; handlers never keep frame bytes past dispatch
+		} else {
+			buf = nil
+		}
+		c.b.metrics.bytesIn.Add(float64(len(frame) + 4))
+		hdr, req, err := wire.ParseRequest(frame)
+		if err != nil {
+			if !c.handleBadRequest(hdr, err) {
+				return
+			}
+			continue
+		}
+		p := &pending{done: make(chan struct{})}
+		select {
+		case c.queue <- p:
+		case <-c.closing:
+			return
+		}
+		if !c.b.dispatch(c, hdr, req, p) {
+			return
+		}
+	}
+}
+
+// handleBadRequest answers what can be answered (ApiVersions at an
+// unsupported version) and reports whether to keep the connection.
+func (c *conn) handleBadRequest(hdr wire.RequestHeader, err error) bool {
+	c.b.metrics.requestErrors.WithLabelValues(kmsg.NameForKey(hdr.APIKey)).Inc()
+	if errors.Is(err, wire.ErrUnsupportedVersion) && hdr.APIKey == int16(kmsg.ApiVersions) {
+		p := &pending{done: make(chan struct{})}
+		c.queue <- p
+		resp := c.b.apiVersionsUnsupported()
+		hdr.APIVersion = 0
+		c.finish(p, hdr, resp)
+		return true
+	}
+	c.b.log.Info("bad request; closing connection", zap.String("remote", c.remote),
+		zap.Int16("api_key", hdr.APIKey), zap.Int16("api_version", hdr.APIVersion), zap.Error(err))
+	return false
+}
+
+// finish encodes a plain response into p.
+func (c *conn) finish(p *pending, hdr wire.RequestHeader, resp kmsg.Response) {
+	resp.SetVersion(hdr.APIVersion)
+	p.out.parts = []outPart{{buf: wire.AppendResponse(nil, hdr, resp)}}
+	close(p.done)
+}
+
+// finishNone completes p without a response (acks=0).
+func (c *conn) finishNone(p *pending) {
+	p.out.none = true
+	close(p.done)
+}
+
+func (c *conn) writeLoop() {
+	bw := bufio.NewWriterSize(c.nc, 64<<10)
+	failed := false
+	for p := range c.queue {
+		select {
+		case <-p.done:
+		case <-c.closing:
+			// The connection is being torn down before this response
+			// was ready; wait for the handler anyway so chunks are released.
+			<-p.done
+		}
+		if !failed && !p.out.none {
+			if err := c.writeOut(bw, &p.out); err != nil {
+				failed = true
+				c.once.Do(func() { close(c.closing) })
+				c.nc.Close() // unblocks the reader
+			}
+		}
+		for i := range p.out.chunks {
+			p.out.chunks[i].Release()
+		}
+		if !failed && len(c.queue) == 0 {
+			if err := bw.Flush(); err != nil {
+				failed = true
+				c.once.Do(func() { close(c.closing) })
+				c.nc.Close()
+			}
+		}
+	}
+	if !failed {
+		bw.Flush()
+	}
+}
+
+func (c *conn) writeOut(bw *bufio.Writer, out *outbound) error {
+	for _, part := range out.parts {
+		if part.chunk == nil {
+			if _, err := bw.Write(part.buf); err != nil {
+				return err
+			}
+			c.b.metrics.bytesOut.Add(float64(len(part.buf)))
+			continue
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		if err := sendChunk(c.nc, part.chunk); err != nil {
+			return err
+		}
+		c.b.metrics.bytesOut.Add(float64(part.chunk.Size))
+	}
+	return nil
+}
+
+func isClosedErr(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, osErrDeadline)
+}

@@ -1,0 +1,73 @@
+package broker
+
+import (
+	"sort"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+
+	"github.com/gregor-log/gregor/broker/wire"
+)
+
+// handler works on one decoded request. It must eventually complete p with
+// c.finish, c.finishNone or c.finishOut, from its own goroutine or a
+// goroutine it starts and registers in c.handlers. Handlers run on the
+// connection's reader goroutine, in request order, so everything a handler
+// does before it returns (such as an append) is ordered with the
+// connection's other requests.
+type handler func(b *Broker, c *conn, hdr wire.RequestHeader, req kmsg.Request, p *pending)
+
+type apiSpec struct {
+	key      kmsg.Key
+	min, max int16
+	handle   handler
+}
+
+// apis is filled by the init functions of the api_*.go files.
+var apis = map[int16]apiSpec{}
+
+func register(key kmsg.Key, min, max int16, h handler) {
+	apis[int16(key)] = apiSpec{key: key, min: min, max: max, handle: h}
+}
+
+// registerSimple registers a handler that answers synchronously.
+func registerSimple[Req kmsg.Request](key kmsg.Key, min, max int16, fn func(b *Broker, hdr wire.RequestHeader, req Req) kmsg.Response) {
+	register(key, min, max, func(b *Broker, c *conn, hdr wire.RequestHeader, req kmsg.Request, p *pending) {
+		start := time.Now()
+		resp := fn(b, hdr, req.(Req))
+		c.finish(p, hdr, resp)
+		b.metrics.requestSeconds.WithLabelValues(key.Name()).Observe(time.Since(start).Seconds())
+	})
+}
+
+// supportedAPIs lists what ApiVersions advertises, sorted by key.
+func supportedAPIs() []apiSpec {
+	out := make([]apiSpec, 0, len(apis))
+	for _, s := range apis {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
+	return out
+}
+
+// dispatch starts handling a request; false closes the connection.
+func (b *Broker) dispatch(c *conn, hdr wire.RequestHeader, req kmsg.Request, p *pending) bool {
+	spec, ok := apis[hdr.APIKey]
+	name := kmsg.NameForKey(hdr.APIKey)
+	if !ok || hdr.APIVersion < spec.min || hdr.APIVersion > spec.max {
+		if hdr.APIKey == int16(kmsg.ApiVersions) {
+			hdr.APIVersion = 0
+			c.finish(p, hdr, b.apiVersionsUnsupported())
+			return true
+		}
+		b.metrics.requestErrors.WithLabelValues(name).Inc()
+		b.log.Info("unsupported request; closing connection", zap.String("remote", c.remote),
+			zap.String("api", name), zap.Int16("api_key", hdr.APIKey), zap.Int16("api_version", hdr.APIVersion))
+		c.finishNone(p)
+		return false
+	}
+	b.metrics.requests.WithLabelValues(name).Inc()
+	spec.handle(b, c, hdr, req, p)
+	return true
+}

@@ -1,0 +1,62 @@
+package broker
+
+import (
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/gregor-log/gregor/broker/meta"
+	"github.com/gregor-log/gregor/broker/storage"
+	"github.com/gregor-log/gregor/broker/topicconfig"
+)
+
+// errorCode maps an error from storage, meta or this package to the Kafka
+// error code a client expects. Unknown errors are KAFKA_STORAGE_ERROR when
+// they come from a log and UNKNOWN_SERVER_ERROR otherwise.
+func errorCode(err error) int16 {
+	if err == nil {
+		return 0
+	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Code
+	}
+	switch {
+	case errors.Is(err, storage.ErrOffsetOutOfRange):
+		return kerr.OffsetOutOfRange.Code
+	case errors.Is(err, storage.ErrCorruptBatch):
+		return kerr.CorruptMessage.Code
+	case errors.Is(err, storage.ErrInvalidRecord):
+		return kerr.InvalidRecord.Code
+	case errors.Is(err, storage.ErrBatchTooLarge):
+		return kerr.MessageTooLarge.Code
+	case errors.Is(err, storage.ErrOutOfOrderSequence):
+		return kerr.OutOfOrderSequenceNumber.Code
+	case errors.Is(err, storage.ErrInvalidProducerEpoch):
+		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, storage.ErrUnknownProducerID):
+		return kerr.UnknownProducerID.Code
+	case errors.Is(err, storage.ErrUnsupportedFeature):
+		return kerr.UnsupportedForMessageFormat.Code
+	case errors.Is(err, storage.ErrStorage), errors.Is(err, storage.ErrClosed):
+		return kerr.KafkaStorageError.Code
+	case errors.Is(err, meta.ErrTopicExists):
+		return kerr.TopicAlreadyExists.Code
+	case errors.Is(err, meta.ErrUnknownTopic):
+		return kerr.UnknownTopicOrPartition.Code
+	case errors.Is(err, meta.ErrInvalidPartitions):
+		return kerr.InvalidPartitions.Code
+	case errors.Is(err, topicconfig.ErrInvalid):
+		return kerr.InvalidConfig.Code
+	}
+	return kerr.UnknownServerError.Code
+}
+
+// errorMessage is the message to send with an error code, or nil.
+func errorMessage(err error) *string {
+	if err == nil {
+		return nil
+	}
+	s := err.Error()
+	return &s
+}

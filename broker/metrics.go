@@ -1,0 +1,69 @@
+package broker
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the broker's Prometheus metrics, on a registry of its own so
+// several brokers can live in one test process.
+type metrics struct {
+	reg             *prometheus.Registry
+	connections     prometheus.Gauge
+	requests        *prometheus.CounterVec
+	requestErrors   *prometheus.CounterVec
+	requestSeconds  *prometheus.HistogramVec
+	bytesIn         prometheus.Counter
+	bytesOut        prometheus.Counter
+	producedRecords prometheus.Counter
+	producedBytes   prometheus.Counter
+	fetchedBytes    prometheus.Counter
+	partitionErrors *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gregor_connections", Help: "Open client connections."}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gregor_requests_total", Help: "Requests handled, by API."}, []string{"api"}),
+		requestErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gregor_request_errors_total", Help: "Requests that could not be decoded or were refused, by API."}, []string{"api"}),
+		requestSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "gregor_request_duration_seconds", Help: "Time from decoding a request to its response being ready, by API.",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5}}, []string{"api"}),
+		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gregor_network_received_bytes_total", Help: "Request bytes received."}),
+		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gregor_network_sent_bytes_total", Help: "Response bytes sent."}),
+		producedRecords: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gregor_produced_records_total", Help: "Records appended to logs."}),
+		producedBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gregor_produced_bytes_total", Help: "Record-batch bytes appended to logs."}),
+		fetchedBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gregor_fetched_bytes_total", Help: "Record-batch bytes served to fetchers."}),
+		partitionErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gregor_partition_errors_total", Help: "Per-partition error codes returned, by API and error."}, []string{"api", "error"}),
+	}
+	m.reg.MustRegister(m.connections, m.requests, m.requestErrors, m.requestSeconds, m.bytesIn, m.bytesOut,
+		m.producedRecords, m.producedBytes, m.fetchedBytes, m.partitionErrors,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (b *Broker) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(b.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if b.ctx.Err() != nil {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	return mux
+}

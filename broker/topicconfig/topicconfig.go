@@ -1,0 +1,284 @@
+// Package topicconfig owns the table of topic-level configs gregor
+// understands (retention.ms, segment.bytes, cleanup.policy, ...): their
+// types, validation, the broker property that supplies each default, and the
+// translation into a storage.Config. It does not store configs (broker/meta
+// does) nor apply them to logs (broker does).
+package topicconfig
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/gregor-log/gregor/broker/storage"
+)
+
+// Type is a config value type, numbered as DescribeConfigs v3+ reports them.
+type Type int8
+
+// Config value types (Kafka's ConfigDef.Type as DescribeConfigs numbers them).
+const (
+	TypeBoolean Type = 1
+	TypeString  Type = 2
+	TypeInt     Type = 3
+	TypeShort   Type = 4
+	TypeLong    Type = 5
+	TypeDouble  Type = 6
+	TypeList    Type = 7
+)
+
+// Def describes one topic config.
+type Def struct {
+	Name string
+	// BrokerKey is the broker property that supplies the default.
+	BrokerKey string
+	Type      Type
+	Default   string
+	Doc       string
+	// validate checks a value that already parsed as Type.
+	validate func(v string) error
+}
+
+// ErrInvalid marks an invalid config name or value (Kafka's INVALID_CONFIG).
+var ErrInvalid = errors.New("invalid config")
+
+func minInt(min int64) func(string) error {
+	return func(v string) error {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if n < min {
+			return fmt.Errorf("must be at least %d", min)
+		}
+		return nil
+	}
+}
+
+func oneOf(allowed ...string) func(string) error {
+	return func(v string) error {
+		for _, a := range allowed {
+			if v == a {
+				return nil
+			}
+		}
+		return fmt.Errorf("must be one of %s", strings.Join(allowed, ", "))
+	}
+}
+
+func cleanupPolicy(v string) error {
+	if v == "" {
+		return errors.New("must not be empty")
+	}
+	for _, p := range strings.Split(v, ",") {
+		switch strings.TrimSpace(p) {
+		case "delete", "compact":
+		default:
+			return fmt.Errorf("%q is not delete or compact", p)
+		}
+	}
+	return nil
+}
+
+const day = 24 * 60 * 60 * 1000
+
+var defs = []Def{
+	{Name: "cleanup.policy", BrokerKey: "log.cleanup.policy", Type: TypeList, Default: "delete", Doc: "delete, compact, or both", validate: cleanupPolicy},
+	{Name: "retention.ms", BrokerKey: "log.retention.ms", Type: TypeLong, Default: strconv.Itoa(7 * day), Doc: "delete segments older than this; -1 keeps forever", validate: minInt(-1)},
+	{Name: "retention.bytes", BrokerKey: "log.retention.bytes", Type: TypeLong, Default: "-1", Doc: "delete oldest segments while a partition is larger; -1 unlimited", validate: minInt(-1)},
+	{Name: "segment.bytes", BrokerKey: "log.segment.bytes", Type: TypeInt, Default: strconv.Itoa(1 << 30), Doc: "segment file size before rolling", validate: minInt(14)},
+	{Name: "segment.ms", BrokerKey: "log.roll.ms", Type: TypeLong, Default: strconv.Itoa(7 * day), Doc: "roll the active segment after this age", validate: minInt(1)},
+	{Name: "flush.messages", BrokerKey: "log.flush.interval.messages", Type: TypeLong, Default: "9223372036854775807", Doc: "fsync after this many unflushed records", validate: minInt(1)},
+	{Name: "flush.ms", BrokerKey: "log.flush.interval.ms", Type: TypeLong, Default: "1000", Doc: "fsync when unflushed data is older than this", validate: minInt(0)},
+	{Name: "max.message.bytes", BrokerKey: "message.max.bytes", Type: TypeInt, Default: strconv.Itoa(1048588), Doc: "largest record batch accepted", validate: minInt(0)},
+	{Name: "index.interval.bytes", BrokerKey: "log.index.interval.bytes", Type: TypeInt, Default: "4096", Doc: "bytes between sparse offset-index entries", validate: minInt(0)},
+	{Name: "file.delete.delay.ms", BrokerKey: "log.segment.delete.delay.ms", Type: TypeLong, Default: "60000", Doc: "how long deleted segments stay readable", validate: minInt(0)},
+	{Name: "delete.retention.ms", BrokerKey: "log.cleaner.delete.retention.ms", Type: TypeLong, Default: strconv.Itoa(day), Doc: "how long tombstones survive compaction", validate: minInt(0)},
+	{Name: "min.compaction.lag.ms", BrokerKey: "log.cleaner.min.compaction.lag.ms", Type: TypeLong, Default: "0", Doc: "minimum age before a record may be compacted", validate: minInt(0)},
+	{Name: "min.cleanable.dirty.ratio", BrokerKey: "log.cleaner.min.cleanable.ratio", Type: TypeDouble, Default: "0.5", Doc: "dirty ratio that triggers cleaning"},
+	{Name: "min.insync.replicas", BrokerKey: "min.insync.replicas", Type: TypeInt, Default: "1", Doc: "replicas that must acknowledge acks=all writes", validate: minInt(1)},
+	{Name: "unclean.leader.election.enable", BrokerKey: "unclean.leader.election.enable", Type: TypeBoolean, Default: "false", Doc: "allow out-of-sync replicas to become leader"},
+	{Name: "compression.type", BrokerKey: "compression.type", Type: TypeString, Default: "producer", Doc: "gregor stores batches as produced; only producer is accepted", validate: oneOf("producer")},
+	{Name: "message.timestamp.type", BrokerKey: "log.message.timestamp.type", Type: TypeString, Default: "CreateTime", Doc: "CreateTime only", validate: oneOf("CreateTime")},
+}
+
+var byName = func() map[string]*Def {
+	m := make(map[string]*Def, len(defs))
+	for i := range defs {
+		m[defs[i].Name] = &defs[i]
+	}
+	return m
+}()
+
+var byBrokerKey = func() map[string]*Def {
+	m := make(map[string]*Def, len(defs))
+	for i := range defs {
+		m[defs[i].BrokerKey] = &defs[i]
+	}
+	return m
+}()
+
+// Defs returns every topic config definition, sorted by name.
+func Defs() []Def {
+	out := append([]Def(nil), defs...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Lookup returns the definition of a topic config.
+func Lookup(name string) (Def, bool) {
+	d, ok := byName[name]
+	if !ok {
+		return Def{}, false
+	}
+	return *d, true
+}
+
+// LookupBrokerKey returns the topic config whose default a broker property
+// supplies.
+func LookupBrokerKey(key string) (Def, bool) {
+	d, ok := byBrokerKey[key]
+	if !ok {
+		return Def{}, false
+	}
+	return *d, true
+}
+
+// checkType parses v as t.
+func checkType(t Type, v string) error {
+	var err error
+	switch t {
+	case TypeBoolean:
+		_, err = strconv.ParseBool(v)
+	case TypeInt:
+		_, err = strconv.ParseInt(v, 10, 32)
+	case TypeShort:
+		_, err = strconv.ParseInt(v, 10, 16)
+	case TypeLong:
+		_, err = strconv.ParseInt(v, 10, 64)
+	case TypeDouble:
+		_, err = strconv.ParseFloat(v, 64)
+	}
+	if err != nil {
+		return fmt.Errorf("not a valid %s", t)
+	}
+	return nil
+}
+
+func (t Type) String() string {
+	switch t {
+	case TypeBoolean:
+		return "boolean"
+	case TypeString:
+		return "string"
+	case TypeInt:
+		return "int"
+	case TypeShort:
+		return "short"
+	case TypeLong:
+		return "long"
+	case TypeDouble:
+		return "double"
+	case TypeList:
+		return "list"
+	}
+	return "unknown"
+}
+
+// Validate checks one topic config name and value. The error wraps
+// ErrInvalid and names the config.
+func Validate(name, value string) error {
+	d, ok := byName[name]
+	if !ok {
+		return fmt.Errorf("unknown topic config %q: %w", name, ErrInvalid)
+	}
+	return d.check(value)
+}
+
+func (d *Def) check(value string) error {
+	if err := checkType(d.Type, value); err != nil {
+		return fmt.Errorf("config %s=%q: %v: %w", d.Name, value, err, ErrInvalid)
+	}
+	if d.validate != nil {
+		if err := d.validate(value); err != nil {
+			return fmt.Errorf("config %s=%q: %v: %w", d.Name, value, err, ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// ValidateBrokerDefault checks a broker property that supplies a topic
+// config default. ok is false if key is not such a property.
+func ValidateBrokerDefault(key, value string) (ok bool, err error) {
+	d, found := byBrokerKey[key]
+	if !found {
+		return false, nil
+	}
+	if err := d.check(value); err != nil {
+		return true, fmt.Errorf("broker property %s: %w", key, err)
+	}
+	return true, nil
+}
+
+// Defaults are the broker-level defaults for topic configs, keyed by topic
+// config name. Build with NewDefaults.
+type Defaults map[string]string
+
+// NewDefaults returns the built-in defaults overridden by broker properties
+// (keyed by broker property name, e.g. log.retention.ms). Properties that
+// are not topic-config defaults are ignored. Values must have been validated.
+func NewDefaults(brokerProps map[string]string) Defaults {
+	d := make(Defaults, len(defs))
+	for _, def := range defs {
+		d[def.Name] = def.Default
+	}
+	for k, v := range brokerProps {
+		if def, ok := byBrokerKey[k]; ok {
+			d[def.Name] = v
+		}
+	}
+	// Kafka also accepts log.retention.hours/minutes; honour them when the
+	// ms form was not given.
+	if _, ok := brokerProps["log.retention.ms"]; !ok {
+		if v, ok := brokerProps["log.retention.minutes"]; ok {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				d["retention.ms"] = strconv.FormatInt(n*60*1000, 10)
+			}
+		} else if v, ok := brokerProps["log.retention.hours"]; ok {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				d["retention.ms"] = strconv.FormatInt(n*60*60*1000, 10)
+			}
+		}
+	}
+	return d
+}
+
+// Effective merges a topic's explicit configs over the defaults.
+func (d Defaults) Effective(topicConfigs map[string]string) map[string]string {
+	out := make(map[string]string, len(d))
+	for k, v := range d {
+		out[k] = v
+	}
+	for k, v := range topicConfigs {
+		out[k] = v
+	}
+	return out
+}
+
+// StorageConfig translates effective topic configs into a storage.Config.
+func StorageConfig(eff map[string]string) storage.Config {
+	i64 := func(k string) int64 {
+		n, _ := strconv.ParseInt(eff[k], 10, 64)
+		return n
+	}
+	return storage.Config{
+		SegmentBytes:       i64("segment.bytes"),
+		SegmentMs:          i64("segment.ms"),
+		RetentionMs:        i64("retention.ms"),
+		RetentionBytes:     i64("retention.bytes"),
+		FlushMessages:      i64("flush.messages"),
+		FlushMs:            i64("flush.ms"),
+		IndexIntervalBytes: int32(i64("index.interval.bytes")),
+		MaxMessageBytes:    int32(i64("max.message.bytes")),
+		FileDeleteDelayMs:  i64("file.delete.delay.ms"),
+	}
+}
