@@ -38,6 +38,8 @@ func errorCode(err error) int16 {
 		return kerr.UnknownProducerID.Code
 	case errors.Is(err, storage.ErrUnsupportedFeature):
 		return kerr.UnsupportedForMessageFormat.Code
+	case errors.Is(err, storage.ErrFencedLeaderEpoch):
+		return kerr.FencedLeaderEpoch.Code
 	case errors.Is(err, storage.ErrStorage), errors.Is(err, storage.ErrClosed):
 		return kerr.KafkaStorageError.Code
 	case errors.Is(err, meta.ErrTopicExists):

@@ -1,0 +1,318 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-log/gregor/broker/record"
+)
+
+func produceN(t *testing.T, cl *kgo.Client, topic string, partition int32, n int) {
+	t.Helper()
+	// The records name their partition, so produce with a manual partitioner.
+	cl = newClientAt(t, cl, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := 0; i < n; i++ {
+		r := &kgo.Record{Topic: topic, Partition: partition, Value: bytes.Repeat([]byte{'x'}, 100)}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+	}
+}
+
+func listOffset(t *testing.T, cl *kgo.Client, topic string, partition int32, ts int64) (int64, int16) {
+	t.Helper()
+	req := kmsg.NewPtrListOffsetsRequest()
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Partition = partition
+	rp.Timestamp = ts
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := resp.Topics[0].Partitions[0]
+	return p.Offset, p.ErrorCode
+}
+
+func rawFetch(t *testing.T, cl *kgo.Client, topic string, partition int32, offset int64, maxWait int32) *kmsg.FetchResponseTopicPartition {
+	t.Helper()
+	req := kmsg.NewPtrFetchRequest()
+	req.MaxWaitMillis = maxWait
+	req.MinBytes = 1
+	req.MaxBytes = 1 << 20
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.Partition = partition
+	rp.FetchOffset = offset
+	rp.PartitionMaxBytes = 1 << 20
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &resp.Topics[0].Partitions[0]
+}
+
+func TestListOffsetsAndDeleteRecords(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "lo", 1, nil)
+	produceN(t, cl, "lo", 0, 10)
+	if off, code := listOffset(t, cl, "lo", 0, -1); code != 0 || off != 10 {
+		t.Fatalf("latest: %d %v", off, kerr.ErrorForCode(code))
+	}
+	if off, code := listOffset(t, cl, "lo", 0, -2); code != 0 || off != 0 {
+		t.Fatalf("earliest: %d %v", off, kerr.ErrorForCode(code))
+	}
+	if off, code := listOffset(t, cl, "lo", 0, time.Now().Add(time.Hour).UnixMilli()); code != 0 || off != -1 {
+		t.Fatalf("future timestamp: %d %v", off, kerr.ErrorForCode(code))
+	}
+	if off, code := listOffset(t, cl, "lo", 0, 0); code != 0 || off != 0 {
+		t.Fatalf("timestamp 0: %d %v", off, kerr.ErrorForCode(code))
+	}
+
+	dr := kmsg.NewPtrDeleteRecordsRequest()
+	drt := kmsg.NewDeleteRecordsRequestTopic()
+	drt.Topic = "lo"
+	drp := kmsg.NewDeleteRecordsRequestTopicPartition()
+	drp.Partition = 0
+	drp.Offset = 5
+	drt.Partitions = append(drt.Partitions, drp)
+	dr.Topics = append(dr.Topics, drt)
+	resp, err := dr.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := resp.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.LowWatermark != 5 {
+		t.Fatalf("delete records: low %d %v", p.LowWatermark, kerr.ErrorForCode(p.ErrorCode))
+	}
+	if off, _ := listOffset(t, cl, "lo", 0, -2); off != 5 {
+		t.Fatalf("earliest after delete: %d", off)
+	}
+	if p := rawFetch(t, cl, "lo", 0, 0, 0); p.ErrorCode != kerr.OffsetOutOfRange.Code {
+		t.Fatalf("fetch below log start: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	if p := rawFetch(t, cl, "lo", 0, 11, 0); p.ErrorCode != kerr.OffsetOutOfRange.Code {
+		t.Fatalf("fetch beyond end: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	if p := rawFetch(t, cl, "lo", 0, 5, 0); p.ErrorCode != 0 || len(p.RecordBatches) == 0 || p.LogStartOffset != 5 {
+		t.Fatalf("fetch at log start: %v, %d bytes, log start %d", kerr.ErrorForCode(p.ErrorCode), len(p.RecordBatches), p.LogStartOffset)
+	}
+}
+
+func TestLongPollWokenByProduce(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "lp", 1, nil)
+	done := make(chan time.Duration, 1)
+	go func() {
+		start := time.Now()
+		p := rawFetch(t, cl, "lp", 0, 0, 10000)
+		if len(p.RecordBatches) == 0 {
+			t.Errorf("long poll returned no records")
+		}
+		done <- time.Since(start)
+	}()
+	time.Sleep(100 * time.Millisecond) // let the fetch park; the test asserts it returns long before MaxWait
+	producer := newClient(t, b)
+	produceN(t, producer, "lp", 0, 1)
+	select {
+	case d := <-done:
+		if d > 5*time.Second {
+			t.Fatalf("long poll took %v", d)
+		}
+	case <-time.After(8 * time.Second):
+		t.Fatal("long poll not woken by produce")
+	}
+}
+
+func TestIdempotentProducerDuplicates(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "idem", 1, nil)
+	// A raw idempotent batch sent twice must land once.
+	pidResp, err := kmsg.NewPtrInitProducerIDRequest().RequestWith(context.Background(), cl)
+	if err != nil || pidResp.ErrorCode != 0 {
+		t.Fatalf("init producer id: %v %v", err, kerr.ErrorForCode(pidResp.ErrorCode))
+	}
+	batch := func(seq int32) []byte {
+		rb := record.NewBuilder().SetProducer(pidResp.ProducerID, pidResp.ProducerEpoch, seq)
+		rb.Add(nil, []byte("v"), nil, time.Now().UnixMilli())
+		return rb.Build()
+	}
+	produce := func(records []byte) kmsg.ProduceResponseTopicPartition {
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks = -1
+		req.TimeoutMillis = 5000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "idem"
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = records
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(context.Background(), cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Topics[0].Partitions[0]
+	}
+	b0 := batch(0)
+	if p := produce(append([]byte(nil), b0...)); p.ErrorCode != 0 || p.BaseOffset != 0 {
+		t.Fatalf("first: %v base %d", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
+	}
+	if p := produce(append([]byte(nil), b0...)); p.ErrorCode != 0 || p.BaseOffset != 0 {
+		t.Fatalf("duplicate: %v base %d", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
+	}
+	if p := produce(batch(5)); p.ErrorCode != kerr.OutOfOrderSequenceNumber.Code {
+		t.Fatalf("gap: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	if p := produce(batch(1)); p.ErrorCode != 0 || p.BaseOffset != 1 {
+		t.Fatalf("next: %v base %d", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
+	}
+	if off, _ := listOffset(t, cl, "idem", 0, -1); off != 2 {
+		t.Fatalf("log end %d, want 2", off)
+	}
+}
+
+func TestBadFramesCloseConnectionAndBrokerKeepsServing(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cases := map[string][]byte{
+		"negative length":   {0xff, 0xff, 0xff, 0xfe},
+		"2GiB length":       {0x7f, 0xff, 0xff, 0xff},
+		"garbage":           append([]byte{0, 0, 0, 20}, bytes.Repeat([]byte{0xab}, 20)...),
+		"unknown api key":   {0, 0, 0, 10, 0x7f, 0x00, 0, 0, 0, 0, 0, 1, 0xff, 0xff},
+		"truncated produce": {0, 0, 0, 12, 0, 0, 0, 9, 0, 0, 0, 1, 0xff, 0xff, 0, 0},
+	}
+	for name, frame := range cases {
+		t.Run(name, func(t *testing.T) {
+			nc, err := net.Dial("tcp", b.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			nc.Write(frame)
+			nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			buf := make([]byte, 1024)
+			for {
+				_, err := nc.Read(buf)
+				if err == io.EOF || err != nil && !isTimeout(err) {
+					break // closed: fine
+				}
+				if isTimeout(err) {
+					t.Fatal("connection neither answered nor closed")
+				}
+			}
+		})
+	}
+	cl := newClient(t, b)
+	createTopic(t, cl, "after", 1, nil)
+	produceN(t, cl, "after", 0, 1)
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+func TestMetadataAutoCreateAndTopicErrors(t *testing.T) {
+	b := startBroker(t, nil, "", func(c *Config) { c.NumPartitions = 3 })
+	cl := newClient(t, b)
+	req := kmsg.NewPtrMetadataRequest()
+	for _, n := range []string{"auto1", "bad/name"} {
+		rt := kmsg.NewMetadataRequestTopic()
+		n := n
+		rt.Topic = &n
+		req.Topics = append(req.Topics, rt)
+	}
+	req.AllowAutoTopicCreation = true
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tp := resp.Topics[0]; tp.ErrorCode != 0 || len(tp.Partitions) != 3 {
+		t.Fatalf("auto1: %v, %d partitions", kerr.ErrorForCode(tp.ErrorCode), len(tp.Partitions))
+	}
+	if tp := resp.Topics[1]; tp.ErrorCode != kerr.InvalidTopicException.Code {
+		t.Fatalf("bad/name: %v", kerr.ErrorForCode(tp.ErrorCode))
+	}
+	// CreateTopics with a bad config is refused with INVALID_CONFIG.
+	ct := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic = "badcfg"
+	rt.NumPartitions = 1
+	rt.ReplicationFactor = 1
+	c := kmsg.NewCreateTopicsRequestTopicConfig()
+	c.Name = "retention.ms"
+	v := "soon"
+	c.Value = &v
+	rt.Configs = append(rt.Configs, c)
+	ct.Topics = append(ct.Topics, rt)
+	cresp, err := ct.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cresp.Topics[0].ErrorCode != kerr.InvalidConfig.Code {
+		t.Fatalf("bad config: %v", kerr.ErrorForCode(cresp.Topics[0].ErrorCode))
+	}
+}
+
+func TestRestartKeepsData(t *testing.T) {
+	dir := t.TempDir()
+	func() {
+		b := startBroker(t, nil, dir, nil)
+		cl := newClient(t, b)
+		createTopic(t, cl, "keep", 2, map[string]string{"retention.ms": "3600000"})
+		produceN(t, cl, "keep", 1, 25)
+		cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := b.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	b := startBroker(t, nil, dir, nil)
+	cl := newClient(t, b)
+	if off, code := listOffset(t, cl, "keep", 1, -1); code != 0 || off != 25 {
+		t.Fatalf("after restart: %d %v", off, kerr.ErrorForCode(code))
+	}
+	dc := kmsg.NewPtrDescribeConfigsRequest()
+	r := kmsg.NewDescribeConfigsRequestResource()
+	r.ResourceType = kmsg.ConfigResourceTypeTopic
+	r.ResourceName = "keep"
+	r.ConfigNames = []string{"retention.ms"}
+	dc.Resources = append(dc.Resources, r)
+	resp, err := dc.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs := resp.Resources[0].Configs; len(cs) != 1 || *cs[0].Value != "3600000" {
+		t.Fatalf("configs after restart: %+v", cs)
+	}
+}
+
+// newClientAt returns a client for the same brokers as cl with extra options.
+func newClientAt(t *testing.T, cl *kgo.Client, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	seeds := cl.OptValue(kgo.SeedBrokers).([]string)
+	c, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
