@@ -82,7 +82,12 @@ func (b *Broker) handleFetch(c *conn, hdr wire.RequestHeader, req *kmsg.FetchReq
 		defer b.waiters.remove(tps, wake)
 		timer := time.NewTimer(wait)
 		defer timer.Stop()
-		wake <- struct{}{} // re-check once: data may have arrived before we registered
+		// Re-check once: data may have arrived before we registered. An
+		// append may already have filled the channel, so never block.
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
 		for {
 			select {
 			case <-wake:
@@ -138,6 +143,7 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, ch
 			sp.HighWatermark = -1
 			sp.LastStableOffset = -1
 			sp.LogStartOffset = -1
+			sp.RecordBatches = []byte{} // empty, not null: librdkafka rejects a null record set
 			ch, code := b.fetchPartition(rt.Topic, &rp, &sp, remaining)
 			if code != 0 {
 				sp.ErrorCode = code

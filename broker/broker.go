@@ -9,8 +9,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -36,6 +38,7 @@ type Broker struct {
 	waiters  *waiters
 	self     meta.Broker
 
+	dirLock  io.Closer // exclusive lock on the data dir
 	listener net.Listener
 	httpSrv  *http.Server
 	httpLn   net.Listener
@@ -97,8 +100,19 @@ func New(cfg Config, opts Options) (*Broker, error) {
 	port, _ := strconv.Atoi(portStr)
 	b.self = meta.Broker{ID: cfg.BrokerID, Host: host, Port: int32(port)}
 
+	if err := opts.FS.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	lock, err := vfs.Lock(opts.FS, filepath.Join(cfg.DataDir, ".lock"))
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
+	}
+	b.dirLock = lock
 	store, err := meta.OpenStandalone(opts.FS, cfg.DataDir, b.self)
 	if err != nil {
+		lock.Close()
 		ln.Close()
 		return nil, fmt.Errorf("open metadata: %w", err)
 	}
@@ -114,6 +128,7 @@ func New(cfg Config, opts Options) (*Broker, error) {
 	})
 	if err != nil {
 		store.Close()
+		lock.Close()
 		ln.Close()
 		return nil, fmt.Errorf("open logs in %s: %w", cfg.DataDir, err)
 	}
@@ -121,6 +136,7 @@ func New(cfg Config, opts Options) (*Broker, error) {
 	if err := b.reconcileLogs(); err != nil {
 		b.logs.Close()
 		store.Close()
+		lock.Close()
 		ln.Close()
 		return nil, err
 	}
@@ -131,6 +147,7 @@ func New(cfg Config, opts Options) (*Broker, error) {
 		if err != nil {
 			b.logs.Close()
 			store.Close()
+			lock.Close()
 			ln.Close()
 			return nil, fmt.Errorf("listen http on %s: %w", cfg.HTTPAddr, err)
 		}
@@ -277,6 +294,7 @@ func (b *Broker) Close(ctx context.Context) error {
 	if err := b.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close metadata: %w", err))
 	}
+	b.dirLock.Close()
 	b.log.Info("stopped")
 	return errors.Join(errs...)
 }

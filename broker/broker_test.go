@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"testing"
@@ -128,5 +129,18 @@ func TestProduceConsumeRoundTrip(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+func TestSecondBrokerOnSameDataDirRefused(t *testing.T) {
+	dir := t.TempDir()
+	startBroker(t, nil, dir, nil)
+	cfg := DefaultConfig()
+	cfg.Listen, cfg.HTTPAddr, cfg.DataDir = "127.0.0.1:0", "", dir
+	if b, err := New(cfg, Options{}); err == nil {
+		b.Close(context.Background())
+		t.Fatal("second broker opened a locked data dir")
+	} else if !errors.Is(err, vfs.ErrLocked) {
+		t.Fatalf("want ErrLocked, got %v", err)
 	}
 }

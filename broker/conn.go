@@ -3,6 +3,7 @@ package broker
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -113,7 +114,17 @@ func (c *conn) readLoop() {
 			buf = nil
 		}
 		c.b.metrics.bytesIn.Add(float64(len(frame) + 4))
-		hdr, req, err := wire.ParseRequest(frame)
+		hdr, body, err := wire.ParseHeader(frame)
+		if err == nil {
+			// Refuse what we do not implement before decoding the body.
+			if spec, ok := apis[hdr.APIKey]; !ok || hdr.APIVersion < spec.min || hdr.APIVersion > spec.max {
+				err = fmt.Errorf("%s v%d: %w", kmsg.NameForKey(hdr.APIKey), hdr.APIVersion, wire.ErrUnsupportedVersion)
+			}
+		}
+		var req kmsg.Request
+		if err == nil {
+			req, err = wire.DecodeBody(hdr, body)
+		}
 		if err != nil {
 			if !c.handleBadRequest(hdr, err) {
 				return

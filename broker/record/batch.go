@@ -1,7 +1,13 @@
 // Package record owns the Kafka v2 record-batch format: parsing batch
-// headers, validating untrusted batches (length, magic, CRC-32C, record
-// count), iterating the records inside a batch, and the compression codecs
-// (gzip, snappy, lz4, zstd). It knows nothing of files or the network.
+// headers, splitting concatenated batches (Batches), validating untrusted
+// batches (Validate: length, magic, CRC-32C, codec, every record's framing,
+// record count, offset deltas), iterating the records inside a batch
+// (Records), building batches (Builder), and the compression codecs (gzip,
+// snappy, lz4, zstd) with bounded decompression. It knows nothing of files
+// or the network, and of broker policy (control batches, transactions,
+// producer sequences, timestamps).
+//
+// The header layout is below; the record layout is in records.go.
 package record
 
 import (
@@ -136,20 +142,36 @@ var (
 	ErrShort = errors.New("short record batch")
 	// ErrUnsupportedCodec means the compression codec is unknown.
 	ErrUnsupportedCodec = errors.New("unsupported compression codec")
+	// ErrDecompressLimit means a compressed batch decompresses to more than
+	// the allowed size (see DecompressLimit). It appears as the Cause of a
+	// CorruptionError whose Err is ErrCorrupt.
+	ErrDecompressLimit = errors.New("decompressed size over limit")
 )
 
-// CorruptionError says what is wrong with a batch and where.
+// CorruptionError says what is wrong with a batch and where. errors.Is
+// matches both Err (the category) and Cause (the underlying error, if any).
 type CorruptionError struct {
 	Offset int64 // byte position of the batch in whatever was being read
 	Reason string
 	Err    error // ErrCorrupt, ErrShort, ErrInvalidRecord or ErrUnsupportedCodec
+	Cause  error // optional underlying error, e.g. from a decompressor, or ErrDecompressLimit
 }
 
 func (e *CorruptionError) Error() string {
+	if e.Cause != nil {
+		return fmt.Sprintf("record batch at byte %d: %s: %v: %v", e.Offset, e.Reason, e.Err, e.Cause)
+	}
 	return fmt.Sprintf("record batch at byte %d: %s: %v", e.Offset, e.Reason, e.Err)
 }
 
-func (e *CorruptionError) Unwrap() error { return e.Err }
+// Unwrap returns the category and, if set, the cause, so that errors.Is and
+// errors.As see both.
+func (e *CorruptionError) Unwrap() []error {
+	if e.Cause != nil {
+		return []error{e.Err, e.Cause}
+	}
+	return []error{e.Err}
+}
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 

@@ -1,0 +1,387 @@
+package record
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/snappy"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+)
+
+// Decompression limits. A compressed batch is untrusted input that may be a
+// decompression bomb, so every decompression is bounded. Validate and Records
+// allow DecompressRatio times the batch size, at least MinDecompressLimit and
+// at most MaxDecompressLimit (see DecompressLimit). Real producer batches
+// compress 2-10x; highly repetitive synthetic data may reach 50x. A batch
+// over the limit is rejected as corrupt with Cause ErrDecompressLimit.
+const (
+	DecompressRatio    = 64
+	MinDecompressLimit = 1 << 20
+	MaxDecompressLimit = 256 << 20
+)
+
+// DecompressLimit is the largest decompressed size Validate and Records
+// accept for a batch of batchSize bytes.
+func DecompressLimit(batchSize int) int {
+	if batchSize > MaxDecompressLimit/DecompressRatio {
+		return MaxDecompressLimit
+	}
+	return max(batchSize*DecompressRatio, MinDecompressLimit)
+}
+
+// Decompress decompresses src, compressed with codec c, into a new slice
+// owned by the caller. CodecNone returns src itself. The result may not
+// exceed limit bytes. Errors are *CorruptionError: ErrUnsupportedCodec for
+// an unknown codec, ErrCorrupt for undecodable input (with the codec's error
+// as Cause) and ErrCorrupt with Cause ErrDecompressLimit when the output
+// would exceed limit.
+//
+// Snappy input may be a raw snappy block or the xerial framing that the Java
+// client writes. LZ4 input is the LZ4 frame format.
+func Decompress(c Codec, src []byte, limit int) ([]byte, error) {
+	if c == CodecNone {
+		return src, nil
+	}
+	buf := getBuf()
+	defer putBuf(buf)
+	out, err := decompressAppend(c, (*buf)[:0], src, limit)
+	if out != nil {
+		*buf = out[:0] // keep whatever the codec grew
+	}
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Clone(out), nil
+}
+
+// decompressAppend decompresses src into dst[:0]'s backing array (growing
+// it as needed) and returns the output. On error the returned slice may be
+// non-nil, so that the caller can keep a grown buffer.
+func decompressAppend(c Codec, dst, src []byte, limit int) ([]byte, error) {
+	var (
+		out []byte
+		err error
+	)
+	switch c {
+	case CodecNone:
+		if len(src) > limit {
+			return dst, limitError(c, limit)
+		}
+		return append(dst, src...), nil
+	case CodecGzip:
+		out, err = decompressGzip(dst, src, limit)
+	case CodecSnappy:
+		out, err = decompressSnappy(dst, src, limit)
+	case CodecLZ4:
+		out, err = decompressLZ4(dst, src, limit)
+	case CodecZstd:
+		out, err = decompressZstd(dst, src, limit)
+	default:
+		return dst, &CorruptionError{Reason: fmt.Sprintf("compression codec %d", int8(c)), Err: ErrUnsupportedCodec}
+	}
+	if err == nil {
+		return out, nil
+	}
+	if errors.Is(err, ErrDecompressLimit) {
+		return out, limitError(c, limit)
+	}
+	return out, &CorruptionError{Reason: c.String() + " decompression", Err: ErrCorrupt, Cause: err}
+}
+
+func limitError(c Codec, limit int) error {
+	return &CorruptionError{
+		Reason: fmt.Sprintf("%s batch decompresses to more than %d bytes", c, limit),
+		Err:    ErrCorrupt,
+		Cause:  ErrDecompressLimit,
+	}
+}
+
+// Output buffers for decompression, reused across batches. Buffers that grew
+// past maxPooledBuf are dropped rather than pinned in the pool.
+const maxPooledBuf = 8 << 20
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) > maxPooledBuf {
+		return
+	}
+	*b = (*b)[:0]
+	bufPool.Put(b)
+}
+
+// readLimited reads r to EOF, appending to dst, and fails with
+// ErrDecompressLimit once more than limit bytes have been produced. The
+// buffer grows geometrically but never beyond limit+1 bytes.
+func readLimited(dst []byte, r io.Reader, limit int) ([]byte, error) {
+	start := len(dst)
+	for {
+		if len(dst) == cap(dst) {
+			produced := len(dst) - start
+			if produced > limit {
+				return dst, ErrDecompressLimit
+			}
+			// Room for limit+1 bytes at most: one byte past the limit
+			// tells an over-limit stream from one ending exactly at it.
+			grow := min(max(cap(dst), 32<<10), limit+1-produced)
+			dst = append(dst, make([]byte, grow)...)[:len(dst)]
+		}
+		n, err := r.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if len(dst)-start > limit {
+			return dst, ErrDecompressLimit
+		}
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, err
+		}
+	}
+}
+
+// gzip
+
+type gzipReader struct {
+	src bytes.Reader
+	zr  gzip.Reader
+}
+
+var gzipReaders sync.Pool // of *gzipReader
+
+func decompressGzip(dst, src []byte, limit int) ([]byte, error) {
+	gr, _ := gzipReaders.Get().(*gzipReader)
+	if gr == nil {
+		gr = new(gzipReader)
+	}
+	defer gzipReaders.Put(gr)
+	gr.src.Reset(src)
+	if err := gr.zr.Reset(&gr.src); err != nil {
+		return dst, err
+	}
+	out, err := readLimited(dst, &gr.zr, limit)
+	gr.src.Reset(nil)
+	return out, err
+}
+
+var gzipWriters = sync.Pool{New: func() any {
+	w, _ := gzip.NewWriterLevel(nil, gzip.DefaultCompression)
+	return w
+}}
+
+// appendWriter is an io.Writer appending to a slice.
+type appendWriter struct{ b []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+// snappy
+
+// xerialMagic starts the xerial snappy-java stream framing: the magic, then
+// a big-endian version and minimum compatible version (8 bytes), then blocks
+// of a big-endian int32 length and a raw snappy block.
+var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
+
+const xerialHeaderLen = 16
+
+func decompressSnappy(dst, src []byte, limit int) ([]byte, error) {
+	if len(src) >= xerialHeaderLen && bytes.HasPrefix(src, xerialMagic) {
+		return decompressXerial(dst, src[xerialHeaderLen:], limit)
+	}
+	return appendSnappyBlock(dst, src, limit)
+}
+
+// appendSnappyBlock decodes one raw snappy block, appending to dst. The
+// decoded length is in the block's preamble and is checked before anything
+// is allocated. Decoding is strict snappy (not the s2 superset), so that a
+// batch we accept is one every Kafka client can read.
+func appendSnappyBlock(dst, block []byte, limit int) ([]byte, error) {
+	n, err := snappy.DecodedLen(block)
+	if err != nil {
+		return dst, err
+	}
+	if n > limit-len(dst) || n < 0 {
+		return dst, ErrDecompressLimit
+	}
+	if cap(dst)-len(dst) < n {
+		dst = append(dst, make([]byte, n)...)[:len(dst)]
+	}
+	out, err := snappy.DecodeStrict(dst[len(dst):cap(dst)], block)
+	if err != nil {
+		return dst, err
+	}
+	return dst[:len(dst)+len(out)], nil
+}
+
+var errXerialFraming = errors.New("malformed xerial snappy framing")
+
+func decompressXerial(dst, src []byte, limit int) ([]byte, error) {
+	limit += len(dst) // appendSnappyBlock bounds the total length of dst
+	for len(src) > 0 {
+		if len(src) < 4 {
+			return dst, errXerialFraming
+		}
+		n := binary.BigEndian.Uint32(src)
+		src = src[4:]
+		if uint64(n) > uint64(len(src)) {
+			return dst, errXerialFraming
+		}
+		var err error
+		if dst, err = appendSnappyBlock(dst, src[:n], limit); err != nil {
+			return dst, err
+		}
+		src = src[n:]
+	}
+	return dst, nil
+}
+
+// lz4
+
+type lz4Reader struct {
+	src bytes.Reader
+	zr  *lz4.Reader
+}
+
+var lz4Readers sync.Pool // of *lz4Reader
+
+func decompressLZ4(dst, src []byte, limit int) ([]byte, error) {
+	lr, _ := lz4Readers.Get().(*lz4Reader)
+	if lr == nil {
+		lr = &lz4Reader{zr: lz4.NewReader(nil)}
+	}
+	defer lz4Readers.Put(lr)
+	lr.src.Reset(src)
+	lr.zr.Reset(&lr.src)
+	out, err := readLimited(dst, lr.zr, limit)
+	lr.src.Reset(nil)
+	return out, err
+}
+
+var lz4Writers = sync.Pool{New: func() any {
+	w := lz4.NewWriter(nil)
+	// Kafka's Java client writes 64 KiB blocks; smaller blocks also keep the
+	// readers' buffers small. Errors only come from invalid options.
+	_ = w.Apply(lz4.BlockSizeOption(lz4.Block64Kb), lz4.ConcurrencyOption(1))
+	return w
+}}
+
+// zstd
+
+// zstdDecoder wraps a synchronous decoder (concurrency 1: it starts no
+// goroutines, so the pool may drop it without Close) with the bound it is
+// currently configured for.
+type zstdDecoder struct {
+	dec   *zstd.Decoder
+	bound uint64
+}
+
+var zstdDecoders sync.Pool // of *zstdDecoder
+
+// decompressZstd decodes with DecodeAll, which writes straight into dst.
+// The decoder's memory bound (checked against a frame's declared size before
+// allocating and against the output after every block of at most 128 KiB)
+// also caps the window size a frame may declare, although DecodeAll needs no
+// separate window buffer. Streaming producers (the Java client) declare a
+// window of 2-8 MiB, more than the limit of a small batch, so the bound is
+// raised to the first frame's window when that is larger, up to
+// MaxDecompressLimit, and the output is checked against limit afterwards.
+func decompressZstd(dst, src []byte, limit int) ([]byte, error) {
+	bound := uint64(limit)
+	var fh zstd.Header
+	if err := fh.Decode(src); err == nil && fh.WindowSize > bound {
+		bound = min(fh.WindowSize, MaxDecompressLimit)
+	}
+	zd, _ := zstdDecoders.Get().(*zstdDecoder)
+	if zd == nil {
+		dec, err := zstd.NewReader(nil,
+			zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderMaxMemory(bound),
+		)
+		if err != nil {
+			return dst, fmt.Errorf("new zstd decoder: %w", err)
+		}
+		zd = &zstdDecoder{dec: dec, bound: bound}
+	}
+	defer zstdDecoders.Put(zd)
+	if zd.bound != bound {
+		if err := zd.dec.ResetWithOptions(nil, zstd.WithDecoderMaxMemory(bound)); err != nil {
+			return dst, fmt.Errorf("reset zstd decoder: %w", err)
+		}
+		zd.bound = bound
+	}
+	start := len(dst)
+	out, err := zd.dec.DecodeAll(src, dst)
+	if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+		return out, ErrDecompressLimit
+	}
+	if err == nil && len(out)-start > limit {
+		return out, ErrDecompressLimit
+	}
+	return out, err
+}
+
+// The zstd encoder is shared: EncodeAll is safe for concurrent use.
+var zstdEncoder = sync.OnceValues(func() (*zstd.Encoder, error) {
+	return zstd.NewWriter(nil, zstd.WithZeroFrames(true))
+})
+
+// Compress appends src compressed with codec c to dst and returns the
+// result. Snappy output is a raw snappy block (readable by every Kafka
+// client); LZ4 output is an LZ4 frame with 64 KiB blocks; gzip uses the
+// default level; zstd the default level. CodecNone appends src unchanged.
+// The only error is ErrUnsupportedCodec for an unknown codec.
+func Compress(c Codec, dst, src []byte) ([]byte, error) {
+	switch c {
+	case CodecNone:
+		return append(dst, src...), nil
+	case CodecGzip:
+		w := gzipWriters.Get().(*gzip.Writer)
+		defer gzipWriters.Put(w)
+		aw := appendWriter{b: dst}
+		w.Reset(&aw)
+		if _, err := w.Write(src); err != nil {
+			return dst, fmt.Errorf("gzip compress: %w", err)
+		}
+		if err := w.Close(); err != nil {
+			return dst, fmt.Errorf("gzip compress: %w", err)
+		}
+		w.Reset(nil)
+		return aw.b, nil
+	case CodecSnappy:
+		n := len(dst)
+		dst = append(dst, make([]byte, s2.MaxEncodedLen(len(src)))...)
+		out := s2.EncodeSnappy(dst[n:], src)
+		return dst[:n+len(out)], nil
+	case CodecLZ4:
+		w := lz4Writers.Get().(*lz4.Writer)
+		defer lz4Writers.Put(w)
+		aw := appendWriter{b: dst}
+		w.Reset(&aw)
+		if _, err := w.Write(src); err != nil {
+			return dst, fmt.Errorf("lz4 compress: %w", err)
+		}
+		if err := w.Close(); err != nil {
+			return dst, fmt.Errorf("lz4 compress: %w", err)
+		}
+		w.Reset(nil)
+		return aw.b, nil
+	case CodecZstd:
+		enc, err := zstdEncoder()
+		if err != nil {
+			return dst, fmt.Errorf("zstd compress: %w", err)
+		}
+		return enc.EncodeAll(src, dst), nil
+	}
+	return dst, &CorruptionError{Reason: fmt.Sprintf("compression codec %d", int8(c)), Err: ErrUnsupportedCodec}
+}

@@ -1,0 +1,216 @@
+package record
+
+import (
+	"fmt"
+)
+
+// Validate checks one untrusted batch, as a produce request carries it: batch
+// must be exactly one batch (12+batchLength bytes). It checks, in order:
+// the length, magic 2, the CRC-32C, that the codec is known, that the batch
+// holds at least one record and LastOffsetDelta is NumRecords-1, and then,
+// after decompressing (bounded by DecompressLimit), every record's framing,
+// that the record count equals NumRecords, that offset deltas are exactly
+// 0..NumRecords-1 and that no bytes follow the last record.
+//
+// It returns the parsed header. Errors are *CorruptionError wrapping
+// ErrShort (fewer bytes than the batch declares), ErrCorrupt (bad length,
+// magic, CRC, framing or compressed data; ErrDecompressLimit as Cause when
+// over the decompression limit), ErrInvalidRecord (record count or offset
+// deltas) or ErrUnsupportedCodec. Broker policy (control batches,
+// transactions, producer sequence rules, timestamps) is left to the caller.
+//
+// Validate is safe for concurrent use. It never panics and its memory use
+// is bounded by DecompressLimit; an uncompressed batch is validated without
+// allocating.
+func Validate(batch []byte) (Header, error) {
+	h, err := ParseHeader(batch)
+	if err != nil {
+		return h, err
+	}
+	if int64(len(batch)) != h.Size() {
+		if int64(len(batch)) < h.Size() {
+			return h, &CorruptionError{Reason: fmt.Sprintf("have %d bytes for a batch of %d", len(batch), h.Size()), Err: ErrShort}
+		}
+		return h, &CorruptionError{Reason: fmt.Sprintf("%d bytes after a batch of %d", int64(len(batch))-h.Size(), h.Size()), Err: ErrCorrupt}
+	}
+	if err := CheckCRC(batch, &h); err != nil {
+		return h, err
+	}
+	c := h.Codec()
+	if c > CodecZstd {
+		return h, &CorruptionError{Reason: fmt.Sprintf("compression codec %d", int8(c)), Err: ErrUnsupportedCodec}
+	}
+	if h.NumRecords <= 0 {
+		return h, &CorruptionError{Reason: fmt.Sprintf("record count %d", h.NumRecords), Err: ErrInvalidRecord}
+	}
+	if h.LastOffsetDelta != h.NumRecords-1 {
+		return h, &CorruptionError{Reason: fmt.Sprintf("last offset delta %d for %d records", h.LastOffsetDelta, h.NumRecords), Err: ErrInvalidRecord}
+	}
+	data := batch[HeaderSize:]
+	if c == CodecNone {
+		return h, validateRecords(data, h.NumRecords)
+	}
+	buf := getBuf()
+	defer putBuf(buf)
+	out, err := decompressAppend(c, (*buf)[:0], data, DecompressLimit(len(batch)))
+	if out != nil {
+		*buf = out[:0]
+	}
+	if err != nil {
+		return h, err
+	}
+	return h, validateRecords(out, h.NumRecords)
+}
+
+// validateRecords checks the records section of a batch declaring n
+// records: framing, count, offset deltas 0..n-1 and no trailing bytes. It is
+// the hot path of produce, so it is written as one loop over positions
+// without materializing records; Records' walker does the same checks
+// (fuzzing compares the two).
+func validateRecords(data []byte, n int32) error {
+	// Every record takes at least minRecordSize bytes: reject absurd counts
+	// without walking.
+	if int64(n) > int64(len(data)/minRecordSize) {
+		return &CorruptionError{Reason: fmt.Sprintf("batch declares %d records in %d bytes", n, len(data)), Err: ErrInvalidRecord}
+	}
+	p := 0
+	for i := range n {
+		if p == len(data) {
+			return &CorruptionError{Reason: fmt.Sprintf("batch declares %d records, found %d", n, i), Err: ErrInvalidRecord}
+		}
+		// Each varint is tried with the inlined one/two-byte fast path
+		// first (q == -2 when it does not apply).
+		length, q := fast2(data, p)
+		if q == -2 {
+			length, q = int32At(data, p)
+		}
+		if q < 0 || length < minRecordSize-1 || int(length) > len(data)-q {
+			return recordCorrupt(i, "bad length")
+		}
+		end := q + int(length)
+		body := data[:end]
+		p = q + 1 // attributes
+		if _, q = fast2(body, p); q == -2 {
+			_, q = uvarintAt(body, p, 10)
+		}
+		if p = q; p < 0 {
+			return recordCorrupt(i, "bad timestamp delta")
+		}
+		delta, q := fast2(body, p)
+		if q == -2 {
+			delta, q = int32At(body, p)
+		}
+		if p = q; p < 0 {
+			return recordCorrupt(i, "bad offset delta")
+		}
+		if delta != i {
+			return &CorruptionError{Reason: fmt.Sprintf("record %d has offset delta %d", i, delta), Err: ErrInvalidRecord}
+		}
+		for _, what := range [2]string{"key", "value"} {
+			l, q := fast2(body, p)
+			if q == -2 {
+				l, q = int32At(body, p)
+			}
+			if q < 0 || l < -1 || int(l) > end-q {
+				return recordCorrupt(i, "bad "+what)
+			}
+			p = q + max(int(l), 0)
+		}
+		count, q := fast2(body, p)
+		if q == -2 {
+			count, q = int32At(body, p)
+		}
+		if p = q; p < 0 || count < 0 || int(count)*2 > end-p {
+			return recordCorrupt(i, "bad header count")
+		}
+		for range count {
+			klen, q := fast2(body, p)
+			if q == -2 {
+				klen, q = int32At(body, p)
+			}
+			if q < 0 || klen < 0 || int(klen) > end-q {
+				return recordCorrupt(i, "bad header key")
+			}
+			p = q + int(klen)
+			vlen, q := fast2(body, p)
+			if q == -2 {
+				vlen, q = int32At(body, p)
+			}
+			if q < 0 || vlen < -1 || int(vlen) > end-q {
+				return recordCorrupt(i, "bad header value")
+			}
+			p = q + max(int(vlen), 0)
+		}
+		if p != end {
+			return recordCorrupt(i, fmt.Sprintf("%d bytes after the headers within the record's length", end-p))
+		}
+	}
+	if p != len(data) {
+		return &CorruptionError{Reason: fmt.Sprintf("%d bytes after the batch's %d records", len(data)-p, n), Err: ErrInvalidRecord}
+	}
+	return nil
+}
+
+func recordCorrupt(i int32, what string) error {
+	return &CorruptionError{Reason: fmt.Sprintf("record %d: %s", i, what), Err: ErrCorrupt}
+}
+
+// int32At decodes the zigzag varint at b[p:], which must fit an int32, and
+// returns it with the position after it (-1 if bad).
+func int32At(b []byte, p int) (int32, int) {
+	u, q := uvarintAt(b, p, 5)
+	v := unzigzag(u)
+	if q < 0 || v != int64(int32(v)) {
+		return 0, -1
+	}
+	return int32(v), q
+}
+
+// fast2 decodes a one- or two-byte zigzag varint at b[p:], returning the
+// position after it, or q = -2 when the varint is longer, truncated, or p is
+// out of range. It is small enough to inline.
+func fast2(b []byte, p int) (v int32, q int) {
+	if p >= 0 && p+1 < len(b) {
+		c0 := b[p]
+		if c0 < 0x80 {
+			return int32(c0>>1) ^ -int32(c0&1), p + 1
+		}
+		if c1 := b[p+1]; c1 < 0x80 {
+			u := uint32(c0&0x7f) | uint32(c1)<<7
+			return int32(u>>1) ^ -int32(u&1), p + 2
+		}
+	}
+	return 0, -2
+}
+
+// Batches splits b, a concatenation of whole batches (a produce request's
+// records field, or a region of a segment file), calling fn with each
+// batch's byte position in b, its bytes and its parsed header. It checks
+// each header with ParseHeader but not the CRC or the records (use Validate
+// or CheckCRC in fn). A batch that does not fit in what is left of b (a torn
+// tail) is ErrShort. Errors are *CorruptionError with Offset set to the
+// batch's position, or the first error returned by fn, unwrapped.
+func Batches(b []byte, fn func(pos int, batch []byte, h Header) error) error {
+	for pos := 0; pos < len(b); {
+		h, err := ParseHeader(b[pos:])
+		if err != nil {
+			if ce, ok := err.(*CorruptionError); ok {
+				ce.Offset = int64(pos)
+			}
+			return err
+		}
+		if h.Size() > int64(len(b)-pos) {
+			return &CorruptionError{
+				Offset: int64(pos),
+				Reason: fmt.Sprintf("batch of %d bytes with %d left", h.Size(), len(b)-pos),
+				Err:    ErrShort,
+			}
+		}
+		end := pos + int(h.Size())
+		if err := fn(pos, b[pos:end:end], h); err != nil {
+			return err
+		}
+		pos = end
+	}
+	return nil
+}

@@ -1,0 +1,301 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+
+	"github.com/gregor-log/gregor/broker/record"
+)
+
+// Append validates and appends records, the records field of a produce
+// request for this partition: one or more concatenated v2 batches. Either
+// every batch is appended or none is. The log stamps each batch's
+// baseOffset and partitionLeaderEpoch in place (neither is covered by the
+// CRC) and keeps no reference to records after returning.
+//
+// Errors: ErrCorruptBatch, ErrInvalidRecord, ErrBatchTooLarge (a batch over
+// max.message.bytes), ErrUnsupportedFeature (transactional or control
+// batches), ErrOutOfOrderSequence and ErrInvalidProducerEpoch (idempotent
+// producers), ErrFencedLeaderEpoch, ErrClosed, and ErrStorage after a failed
+// write (sticky: later appends fail too; reads keep working).
+//
+// A batch that repeats one of its producer's last five batches appends
+// nothing and returns the original offsets with Duplicate set.
+func (l *Log) Append(records []byte, leaderEpoch int32) (AppendResult, error) {
+	cfg := l.cfg.Load()
+	// Most produce requests carry one batch per partition; keep the
+	// headers on the stack.
+	var hdrArr [4]record.Header
+	hdrs, err := validateBatches(records, cfg, hdrArr[:0])
+	if err != nil {
+		return AppendResult{}, err
+	}
+
+	l.mu.Lock()
+	res, leo, needFlush, err := l.appendLocked(records, hdrs, leaderEpoch, cfg)
+	l.mu.Unlock()
+	if err != nil || res.Duplicate {
+		return res, err
+	}
+	if needFlush {
+		if err := l.Flush(); err != nil {
+			return res, err
+		}
+	}
+	if l.onAppend != nil {
+		l.onAppend(leo)
+	}
+	return res, nil
+}
+
+// validateBatches splits records into batches and validates each one
+// completely (CRC, records, decompression) before the log's lock is taken.
+func validateBatches(records []byte, cfg *Config, hdrs []record.Header) ([]record.Header, error) {
+	if len(records) == 0 {
+		return nil, fmt.Errorf("no record batches: %w", ErrCorruptBatch)
+	}
+	if len(records) > math.MaxInt32 {
+		return nil, fmt.Errorf("%d bytes of records: %w", len(records), ErrBatchTooLarge)
+	}
+	for pos := 0; pos < len(records); {
+		h, err := record.ParseHeader(records[pos:])
+		if err != nil {
+			return nil, validationError(pos, err)
+		}
+		size := h.Size()
+		if size > int64(len(records)-pos) {
+			return nil, fmt.Errorf("batch at byte %d: %d bytes declared, %d present: %w", pos, size, len(records)-pos, ErrCorruptBatch)
+		}
+		if size > int64(cfg.MaxMessageBytes) {
+			return nil, fmt.Errorf("batch at byte %d: %d bytes, max.message.bytes is %d: %w", pos, size, cfg.MaxMessageBytes, ErrBatchTooLarge)
+		}
+		batch := records[pos : pos+int(size)]
+		if h, err = record.Validate(batch); err != nil {
+			return nil, validationError(pos, err)
+		}
+		switch {
+		case h.Control():
+			return nil, fmt.Errorf("batch at byte %d: control batches cannot be produced: %w", pos, ErrUnsupportedFeature)
+		case h.Transactional():
+			return nil, fmt.Errorf("batch at byte %d: transactions are not supported: %w", pos, ErrUnsupportedFeature)
+		case h.ProducerID >= 0 && (h.ProducerEpoch < 0 || h.BaseSequence < 0):
+			return nil, fmt.Errorf("batch at byte %d: producer %d with epoch %d and sequence %d: %w", pos, h.ProducerID, h.ProducerEpoch, h.BaseSequence, ErrInvalidRecord)
+		}
+		hdrs = append(hdrs, h)
+		pos += int(size)
+	}
+	return hdrs, nil
+}
+
+func validationError(pos int, err error) error {
+	if errors.Is(err, record.ErrInvalidRecord) {
+		return fmt.Errorf("batch at byte %d: %w: %w", pos, ErrInvalidRecord, err)
+	}
+	return fmt.Errorf("batch at byte %d: %w: %w", pos, ErrCorruptBatch, err)
+}
+
+// appendLocked does the part of Append that needs the lock: producer
+// checks, roll, offset assignment, the write and the bookkeeping.
+func (l *Log) appendLocked(records []byte, hdrs []record.Header, leaderEpoch int32, cfg *Config) (res AppendResult, leo int64, needFlush bool, err error) {
+	if err := l.writeErrLocked(); err != nil {
+		return res, 0, false, err
+	}
+	leo = l.leo.Load()
+
+	// Idempotence: check every batch before changing anything.
+	if dup, ok, err := l.checkProducersLocked(hdrs, leo); err != nil || ok {
+		return dup, 0, false, err
+	}
+
+	if latest := l.mu.epochs.latest(); leaderEpoch < latest {
+		return res, 0, false, fmt.Errorf("append with leader epoch %d, log is at %d: %w", leaderEpoch, latest, ErrFencedLeaderEpoch)
+	}
+
+	var records64 int64
+	for i := range hdrs {
+		records64 += int64(hdrs[i].LastOffsetDelta) + 1
+	}
+	now := l.now()
+	nowMs := now.UnixMilli()
+	active := l.activeLocked()
+	if l.shouldRollLocked(active, int64(len(records)), leo+records64-1, nowMs, cfg) {
+		if active, err = l.rollLocked(leo); err != nil {
+			return res, 0, false, err
+		}
+	}
+	if l.mu.epochs.assign(leaderEpoch, leo) {
+		if err := l.persistEpochsLocked(); err != nil {
+			return res, 0, false, l.failLocked("write leader-epoch checkpoint", err)
+		}
+	}
+
+	// Stamp offsets and the leader epoch.
+	off := leo
+	pos := 0
+	for i := range hdrs {
+		h := &hdrs[i]
+		record.SetBaseOffset(records[pos:], off)
+		record.SetPartitionLeaderEpoch(records[pos:], leaderEpoch)
+		h.BaseOffset, h.PartitionLeaderEpoch = off, leaderEpoch
+		off += int64(h.LastOffsetDelta) + 1
+		pos += int(h.Size())
+	}
+
+	nextRel, size := unpackTail(active.tail.Load())
+	if n, werr := active.log.Write(records); werr != nil || n != len(records) {
+		if werr == nil {
+			werr = fmt.Errorf("short write: %d of %d bytes", n, len(records))
+		}
+		// Leave the file as it was so the log on disk stays clean; if
+		// even that fails, recovery truncates the torn tail at the next
+		// open. Readers never see past the tail either way.
+		if terr := active.log.Truncate(int64(size)); terr != nil {
+			werr = errors.Join(werr, fmt.Errorf("truncate back to %d: %w", size, terr))
+		}
+		return res, 0, false, l.failLocked("write "+active.path(logSuffix), werr)
+	}
+
+	bpos := int64(size)
+	for i := range hdrs {
+		h := &hdrs[i]
+		active.addBatchLocked(h, bpos, cfg.IndexIntervalBytes)
+		bpos += h.Size()
+		l.mu.producers.apply(h)
+	}
+	if size == 0 {
+		active.rollBase = nowMs
+	}
+	active.tail.Store(packTail(nextRel+uint32(off-leo), size+uint32(len(records))))
+	l.size.Add(int64(len(records)))
+	l.leo.Store(off)
+
+	if n := len(l.mu.unflushed); n == 0 || l.mu.unflushed[n-1] != active {
+		l.mu.unflushed = append(l.mu.unflushed, active)
+	}
+	if l.mu.unflushedMsgs == 0 {
+		l.firstUnflushed.Store(now.UnixNano())
+	}
+	l.mu.unflushedMsgs += records64
+	needFlush = cfg.FlushMessages > 0 && l.mu.unflushedMsgs >= cfg.FlushMessages
+
+	return AppendResult{
+		BaseOffset:     leo,
+		LastOffset:     off - 1,
+		LogStartOffset: l.logStart.Load(),
+	}, off, needFlush, nil
+}
+
+// checkProducersLocked runs the idempotent-producer checks for every batch.
+// ok reports a duplicate, answered with res.
+func (l *Log) checkProducersLocked(hdrs []record.Header, leo int64) (res AppendResult, ok bool, err error) {
+	everWritten := leo > 0
+	if len(hdrs) == 1 {
+		h := &hdrs[0]
+		if h.ProducerID < 0 {
+			return res, false, nil
+		}
+		c, err := checkProducer(l.mu.producers[h.ProducerID], h, everWritten)
+		if err != nil || !c.dup {
+			return res, false, err
+		}
+		return l.duplicateResult(c.dupBatch), true, nil
+	}
+	// Several batches: later ones are checked against the state the
+	// earlier ones would leave.
+	var overlay producerStates
+	for i := range hdrs {
+		h := &hdrs[i]
+		if h.ProducerID < 0 {
+			continue
+		}
+		e := overlay[h.ProducerID]
+		if e == nil {
+			if cur := l.mu.producers[h.ProducerID]; cur != nil {
+				cp := *cur
+				e = &cp
+			}
+		}
+		c, err := checkProducer(e, h, everWritten)
+		if err != nil {
+			return res, false, err
+		}
+		if c.dup {
+			return l.duplicateResult(c.dupBatch), true, nil
+		}
+		if overlay == nil {
+			overlay = producerStates{}
+		}
+		if e == nil {
+			e = &producerEntry{epoch: h.ProducerEpoch, lastTimestamp: -1}
+		}
+		applyProducer(e, h)
+		overlay[h.ProducerID] = e
+	}
+	return res, false, nil
+}
+
+func (l *Log) duplicateResult(b producerBatch) AppendResult {
+	return AppendResult{
+		BaseOffset:     b.firstOffset,
+		LastOffset:     b.firstOffset + int64(b.lastOffsetDelta),
+		LogStartOffset: l.logStart.Load(),
+		Duplicate:      true,
+	}
+}
+
+// shouldRollLocked decides whether an append of size bytes ending at
+// lastOffset must go to a new segment: the active segment is not empty and
+// the append would overflow segment.bytes or the 32-bit relative offsets,
+// or the segment is older than segment.ms.
+func (l *Log) shouldRollLocked(active *segment, size, lastOffset, nowMs int64, cfg *Config) bool {
+	_, cur := active.end()
+	if cur == 0 {
+		return false
+	}
+	return cur+size > cfg.SegmentBytes ||
+		cur+size > maxSegmentFileSize ||
+		lastOffset-active.base > math.MaxUint32 ||
+		(active.rollBase > 0 && nowMs-active.rollBase >= cfg.SegmentMs)
+}
+
+// rollLocked starts a new active segment at offset base.
+func (l *Log) rollLocked(base int64) (*segment, error) {
+	old := l.activeLocked()
+	s, err := l.createSegment(base)
+	if err != nil {
+		return nil, l.failLocked("roll segment", err)
+	}
+	old.sealTimeIndex()
+	segs := append(append(make([]*segment, 0, len(l.segments())+1), l.segments()...), s)
+	l.segs.Store(&segs)
+	if n := len(l.mu.unflushed); n == 0 || l.mu.unflushed[n-1] != old {
+		l.mu.unflushed = append(l.mu.unflushed, old)
+	}
+	l.mu.unflushed = append(l.mu.unflushed, s)
+	l.mu.dirDirty = true
+	return s, nil
+}
+
+// createSegment creates an empty segment file at base.
+func (l *Log) createSegment(base int64) (*segment, error) {
+	s := newSegment(l.fs, l.dir, base, nil, 0, 0, true)
+	f, err := l.fs.OpenFile(s.path(logSuffix), os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("create segment %s: %w", s.path(logSuffix), err)
+	}
+	s.log = f
+	// Stale index files of an earlier segment at this base must not be
+	// trusted later; the index is written fresh at flush time.
+	if err := s.removeIndexFiles(); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("create segment: %w", err)
+	}
+	return s, nil
+}
+
+// persistEpochsLocked writes leader-epoch-checkpoint.
+func (l *Log) persistEpochsLocked() error {
+	return writeCheckpoint(l.fs, checkpointPath(l.dir, epochCheckpoint), magicEpochs, encodeEpochs(l.mu.epochs))
+}

@@ -1,0 +1,222 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/gregor-log/gregor/internal/vfs"
+)
+
+// snapshotsKept is how many producer snapshots stay on disk; an older one
+// is the fallback when a power loss cost the log the newest one's offset.
+const snapshotsKept = 2
+
+// Flush makes everything appended so far durable: it fsyncs the segments
+// appended to since the last flush, writes and fsyncs the index files of
+// segments that are no longer active, syncs the directory if segments were
+// created, writes a producer snapshot when the active segment has none yet,
+// and then moves the recovery point to the log end offset.
+//
+// The log's lock is held only to take a consistent picture, so appends
+// continue while the fsyncs run. A failed fsync is sticky: the write side
+// fails with ErrStorage from then on and Flush is never retried on the same
+// data.
+func (l *Log) Flush() error {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	return l.flushLocked(false)
+}
+
+// FlushIfDue flushes when the oldest unflushed append is older than
+// flush.ms. It is cheap when nothing is due.
+func (l *Log) FlushIfDue() error {
+	first := l.firstUnflushed.Load()
+	if first == 0 {
+		return nil
+	}
+	if l.now().UnixNano()-first < l.cfg.Load().FlushMs*int64(time.Millisecond) {
+		return nil
+	}
+	return l.Flush()
+}
+
+// flushLocked is Flush with flushMu held. With closing it also writes the
+// active segment's index files and a producer snapshot, so the directory is
+// complete after a clean shutdown.
+func (l *Log) flushLocked(closing bool) error {
+	l.mu.Lock()
+	if err := l.writeErrLocked(); err != nil {
+		l.mu.Unlock()
+		return err
+	}
+	active := l.activeLocked()
+	rel, size := unpackTail(active.tail.Load())
+	rp := recoveryPoint{Offset: active.base + int64(rel), SegmentBase: active.base, Position: int64(size)}
+	dirSync := l.mu.dirDirty
+	if len(l.mu.unflushed) == 0 && !dirSync && !closing && rp == l.mu.recovery && l.mu.snapshotOffset >= active.base {
+		l.firstUnflushed.Store(0)
+		l.mu.Unlock()
+		return nil
+	}
+	// A segment deleted since it was listed is skipped; one deleted while
+	// we sync keeps its file open until we are done.
+	dirty := l.mu.unflushed[:0:0]
+	for _, s := range l.mu.unflushed {
+		if s.tryRef() {
+			dirty = append(dirty, s)
+		}
+	}
+	l.mu.unflushed = nil
+	l.mu.dirDirty = false
+	l.mu.unflushedMsgs = 0
+	l.firstUnflushed.Store(0)
+	var snapshot []byte
+	if closing || l.mu.snapshotOffset < active.base {
+		snapshot = l.mu.producers.encode()
+	}
+	prevSnapshot := l.mu.snapshotOffset
+	l.mu.Unlock()
+
+	err := l.syncSegments(dirty, active, closing)
+	for _, s := range dirty {
+		s.unref()
+	}
+	if err == nil && dirSync {
+		err = l.fs.SyncDir(l.dir)
+	}
+	if err == nil && snapshot != nil && rp.Offset != prevSnapshot {
+		err = l.writeSnapshot(rp.Offset, snapshot)
+	}
+	if err == nil {
+		err = writeCheckpoint(l.fs, checkpointPath(l.dir, recoveryPointFile), magicRecoveryPoint, rp.encode())
+	}
+	if err != nil {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.failLocked("flush", err)
+	}
+	l.mu.Lock()
+	l.mu.recovery = rp
+	if snapshot != nil {
+		l.mu.snapshotOffset = rp.Offset
+	}
+	l.mu.Unlock()
+	if snapshot != nil {
+		l.removeOldSnapshots(rp.Offset)
+	}
+	return nil
+}
+
+// syncSegments fsyncs the segments' logs, writing the index files of those
+// that are no longer active (and of the active one when closing).
+func (l *Log) syncSegments(segs []*segment, active *segment, closing bool) error {
+	for _, s := range segs {
+		if err := s.log.Sync(); err != nil {
+			return fmt.Errorf("sync %s: %w", s.path(logSuffix), err)
+		}
+		if s != active || closing {
+			if err := s.writeIndexFiles(); err != nil {
+				return err
+			}
+		}
+		if s != active {
+			// The files now hold the index; drop the memory copy so a
+			// long log costs memory only for the segments being read.
+			s.unloadIndex()
+		}
+	}
+	return nil
+}
+
+// writeIndexFiles writes and fsyncs the segment's .index and .timeindex
+// from the in-memory index. Only for segments no longer appended to (or a
+// closing log), so the files are complete.
+func (s *segment) writeIndexFiles() error {
+	offs, times := s.encodeIndexes()
+	for _, f := range []struct {
+		suffix string
+		data   []byte
+	}{{indexSuffix, offs}, {timeIndexSuffix, times}} {
+		// Not WriteFileAtomic: a torn index file fails its checks on load
+		// and is rebuilt from the log, and the recovery point, written
+		// after this, is what makes it trusted.
+		if err := writeAndSync(s.fs, s.path(f.suffix), f.data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeIndexFiles removes the segment's index files, if any.
+func (s *segment) removeIndexFiles() error {
+	for _, suffix := range []string{indexSuffix, timeIndexSuffix} {
+		if err := s.fs.Remove(s.path(suffix)); err != nil && !isNotExist(err) {
+			return fmt.Errorf("remove %s: %w", s.path(suffix), err)
+		}
+	}
+	return nil
+}
+
+func writeAndSync(fsys vfs.FS, path string, data []byte) error {
+	f, err := vfs.Create(fsys, path)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func (l *Log) snapshotPath(offset int64) string {
+	return filepath.Join(l.dir, fileBase(offset)+snapshotSuffix)
+}
+
+func (l *Log) writeSnapshot(offset int64, payload []byte) error {
+	return writeCheckpoint(l.fs, l.snapshotPath(offset), magicProducers, payload)
+}
+
+// removeOldSnapshots deletes all but the newest snapshotsKept snapshots at
+// or below newest, and any above it.
+func (l *Log) removeOldSnapshots(newest int64) {
+	offsets, err := l.listSnapshots()
+	if err != nil {
+		return
+	}
+	kept := 0
+	for i := len(offsets) - 1; i >= 0; i-- {
+		off := offsets[i]
+		if off <= newest && kept < snapshotsKept {
+			kept++
+			continue
+		}
+		if err := l.fs.Remove(l.snapshotPath(off)); err != nil && !isNotExist(err) {
+			l.logger.Warn("remove old producer snapshot failed")
+		}
+	}
+}
+
+func (l *Log) listSnapshots() ([]int64, error) {
+	entries, err := l.fs.ReadDir(l.dir)
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots: %w", err)
+	}
+	var offs []int64
+	for _, e := range entries {
+		if off, ok := parseFileBase(e.Name(), snapshotSuffix); ok {
+			offs = append(offs, off)
+		}
+	}
+	return offs, nil
+}
+
+var errNoSnapshot = errors.New("no usable producer snapshot")

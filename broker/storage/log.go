@@ -1,0 +1,247 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gregor-log/gregor/internal/vfs"
+)
+
+// Log is one partition's log: an ordered list of segments, the last of
+// which (the active segment) takes appends.
+//
+// Log is safe for concurrent use. Appends, flushes, retention and
+// truncation serialise on the log's mutex; Read, LogEndOffset,
+// LogStartOffset and HighWatermark take no lock, so fetches never wait for
+// an append's write to finish.
+type Log struct {
+	fs        vfs.FS
+	dir       string
+	topic     string
+	partition int32
+	logger    *zap.Logger
+	now       func() time.Time
+	onAppend  func(int64)
+
+	cfg atomic.Pointer[Config]
+
+	// segs is the current segment list, oldest first, never empty. It is
+	// replaced (copy on write) under mu and read without a lock.
+	segs     atomic.Pointer[[]*segment]
+	leo      atomic.Int64
+	logStart atomic.Int64
+	hwm      atomic.Int64
+	size     atomic.Int64 // total bytes in live segments
+	// closed is set when the log is closed, for the lock-free read path.
+	closed atomic.Bool
+	// firstUnflushed is the unix-nano time of the oldest append not yet
+	// fsynced, 0 when everything is flushed.
+	firstUnflushed atomic.Int64
+
+	// flushMu serialises Flush, Truncate and Close. Lock order: flushMu,
+	// then mu.
+	flushMu sync.Mutex
+
+	mu struct {
+		sync.Mutex
+		closed bool
+		// werr is the sticky write error: after a failed write, fsync or
+		// truncate every later write fails with it.
+		werr      error
+		producers producerStates
+		epochs    epochCache
+		// unflushed lists the segments appended to since the last flush.
+		unflushed     []*segment
+		unflushedMsgs int64
+		dirDirty      bool // directory entries created or removed since the last SyncDir
+		// recovery is the recovery point last written.
+		recovery recoveryPoint
+		// snapshotOffset is the offset of the newest producer snapshot
+		// file; -1 when there is none.
+		snapshotOffset int64
+		// deleted are segments renamed to .deleted, waiting for
+		// FileDeleteDelayMs before their files are removed.
+		deleted []deletedSegment
+	}
+}
+
+type deletedSegment struct {
+	seg *segment
+	at  time.Time
+}
+
+// Topic returns the log's topic.
+func (l *Log) Topic() string { return l.topic }
+
+// Partition returns the log's partition.
+func (l *Log) Partition() int32 { return l.partition }
+
+// Dir returns the log's directory.
+func (l *Log) Dir() string { return l.dir }
+
+// Config returns the log's configuration, with defaults applied.
+func (l *Log) Config() Config { return *l.cfg.Load() }
+
+// SetConfig replaces the configuration (defaults applied). Segment size and
+// index interval changes apply to the next append; retention to the next
+// Maintain.
+func (l *Log) SetConfig(c Config) {
+	c = c.WithDefaults()
+	l.cfg.Store(&c)
+}
+
+// LogStartOffset returns the first offset that can be read.
+func (l *Log) LogStartOffset() int64 { return l.logStart.Load() }
+
+// LogEndOffset returns the offset the next appended record will get.
+func (l *Log) LogEndOffset() int64 { return l.leo.Load() }
+
+// HighWatermark returns the offset up to which records are committed and
+// visible to consumers. It is at most the log end offset.
+func (l *Log) HighWatermark() int64 { return l.hwm.Load() }
+
+// SetHighWatermark sets the high watermark, clamped to [LogStartOffset,
+// LogEndOffset]. A standalone broker sets it to the log end offset after
+// each append; replication advances it as followers catch up.
+func (l *Log) SetHighWatermark(off int64) {
+	off = min(max(off, l.logStart.Load()), l.leo.Load())
+	l.hwm.Store(off)
+}
+
+// Size returns the total size in bytes of the log's live segments.
+func (l *Log) Size() int64 { return l.size.Load() }
+
+// LatestEpoch returns the newest leader epoch that wrote to the log, or -1.
+func (l *Log) LatestEpoch() int32 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.mu.epochs.latest()
+}
+
+// Epochs returns a copy of the leader-epoch cache.
+func (l *Log) Epochs() []EpochEntry {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]EpochEntry(nil), l.mu.epochs...)
+}
+
+// EndOffsetForEpoch answers OffsetForLeaderEpoch: the largest epoch <= epoch
+// that wrote to this log and the offset where the next epoch starts (the
+// log end offset for the latest epoch); (-1, -1) if unknown.
+func (l *Log) EndOffsetForEpoch(epoch int32) (leaderEpoch int32, endOffset int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.mu.epochs.endOffsetFor(epoch, l.leo.Load())
+}
+
+// segments returns the current segment list; callers must not modify it.
+func (l *Log) segments() []*segment { return *l.segs.Load() }
+
+// activeLocked returns the active segment.
+func (l *Log) activeLocked() *segment {
+	s := l.segments()
+	return s[len(s)-1]
+}
+
+// writeErrLocked returns the error a write must fail with, if any.
+func (l *Log) writeErrLocked() error {
+	if l.mu.closed {
+		return ErrClosed
+	}
+	return l.mu.werr
+}
+
+// failLocked makes err the sticky write error and returns it wrapped in
+// ErrStorage. Only the first failure is kept.
+func (l *Log) failLocked(op string, err error) error {
+	if l.mu.werr == nil {
+		l.mu.werr = fmt.Errorf("%w: %s %s: %w", ErrStorage, op, l.dir, err)
+		l.logger.Error("log write side failed; appends are refused until the log is reopened",
+			zap.String("op", op), zap.Error(err))
+	}
+	return l.mu.werr
+}
+
+// storageErr wraps err in ErrStorage unless it already is one.
+func storageErr(op, path string, err error) error {
+	if errors.Is(err, ErrStorage) {
+		return err
+	}
+	return fmt.Errorf("%w: %s %s: %w", ErrStorage, op, path, err)
+}
+
+func (l *Log) setSegments(segs []*segment) {
+	l.segs.Store(&segs)
+	var size int64
+	for _, s := range segs {
+		_, sz := s.end()
+		size += sz
+	}
+	l.size.Store(size)
+}
+
+// Close flushes the log, writes its checkpoints and a clean-shutdown marker,
+// and closes its files. Files stay open until outstanding Chunks are
+// released. Close is idempotent.
+func (l *Log) Close() error {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	l.mu.Lock()
+	closed := l.mu.closed
+	werr := l.mu.werr
+	l.mu.Unlock()
+	if closed {
+		return nil
+	}
+	var errs []error
+	if werr == nil {
+		if err := l.flushLocked(true); err != nil {
+			errs = append(errs, err)
+		} else if err := writeCheckpoint(l.fs, checkpointPath(l.dir, cleanShutdownFile), magicCleanShutdown, encodeOffset(l.leo.Load())); err != nil {
+			errs = append(errs, storageErr("write clean-shutdown marker", l.dir, err))
+		}
+	}
+	l.closeFiles(true)
+	return errors.Join(errs...)
+}
+
+// closeFiles marks the log closed and drops its references on all
+// segments, live and deleted. With removeDeleted it also removes the files
+// of deleted segments.
+func (l *Log) closeFiles(removeDeleted bool) {
+	l.mu.Lock()
+	if l.mu.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.mu.closed = true
+	l.closed.Store(true)
+	deleted := l.mu.deleted
+	l.mu.deleted = nil
+	l.mu.unflushed = nil
+	l.mu.Unlock()
+	for _, d := range deleted {
+		if removeDeleted {
+			l.removeDeletedFiles(d.seg)
+		}
+	}
+	for _, s := range l.segments() {
+		s.unref()
+	}
+}
+
+// Delete closes the log without flushing and removes its directory.
+func (l *Log) Delete() error {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	l.closeFiles(false)
+	if err := l.fs.RemoveAll(l.dir); err != nil {
+		return fmt.Errorf("delete log %s: %w", l.dir, err)
+	}
+	return nil
+}

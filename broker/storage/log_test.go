@@ -1,0 +1,116 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/gregor-log/gregor/internal/vfs"
+)
+
+func TestAppendRead(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		l := openLog(t, fsys, dir, Config{SegmentBytes: 4096, IndexIntervalBytes: 256})
+		defer l.Close()
+		var want []string
+		for i := range 100 {
+			res := mustAppend(t, l, plain(t, fmt.Sprintf("b%d", i), 3))
+			if res.BaseOffset != int64(3*i) || res.LastOffset != int64(3*i+2) {
+				t.Fatalf("append %d: offsets %d..%d", i, res.BaseOffset, res.LastOffset)
+			}
+			l.SetHighWatermark(l.LogEndOffset())
+			for j := range 3 {
+				want = append(want, fmt.Sprintf("b%d-%d", i, j))
+			}
+		}
+		if got := l.LogEndOffset(); got != 300 {
+			t.Fatalf("LEO %d", got)
+		}
+		if n := len(l.segments()); n < 3 {
+			t.Fatalf("expected rolled segments, have %d", n)
+		}
+		for _, from := range []int64{0, 1, 2, 3, 150, 151, 299} {
+			recs := readAll(t, l, from)
+			checkSequential(t, recs, from)
+			if len(recs) != 300-int(from) {
+				t.Fatalf("from %d: %d records", from, len(recs))
+			}
+			for i, r := range recs {
+				if r.value != want[int(from)+i] {
+					t.Fatalf("offset %d: value %q, want %q", r.offset, r.value, want[int(from)+i])
+				}
+			}
+		}
+		if _, err := l.Read(301, -1, 100); !errors.Is(err, ErrOffsetOutOfRange) {
+			t.Fatalf("read past LEO: %v", err)
+		}
+		c, err := l.Read(300, -1, 100)
+		if err != nil || c.Size != 0 {
+			t.Fatalf("read at LEO: %+v %v", c, err)
+		}
+		c.Release()
+
+		// Reopen: everything is still there.
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		l = openLog(t, fsys, dir, Config{SegmentBytes: 4096, IndexIntervalBytes: 256})
+		defer l.Close()
+		if l.LogEndOffset() != 300 || l.HighWatermark() != 300 {
+			t.Fatalf("after reopen LEO %d HWM %d", l.LogEndOffset(), l.HighWatermark())
+		}
+		recs := readAll(t, l, 0)
+		checkSequential(t, recs, 0)
+		if len(recs) != 300 {
+			t.Fatalf("after reopen %d records", len(recs))
+		}
+		mustAppend(t, l, plain(t, "after", 1))
+		if l.LogEndOffset() != 301 {
+			t.Fatalf("LEO after reopen+append %d", l.LogEndOffset())
+		}
+	})
+}
+
+func TestClosedLog(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		l := openLog(t, fsys, dir, Config{})
+		fillLog(t, l, 0, 3)
+		c, err := l.Read(0, -1, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+		// A chunk taken before Close still reads; the file closes on
+		// release.
+		if hs, _ := chunkBatches(t, c); len(hs) != 3 {
+			t.Fatalf("held chunk after close: %d batches", len(hs))
+		}
+		c.Release()
+		if _, err := l.Read(0, -1, 100); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Read after Close: %v", err)
+		}
+		if _, err := l.Append(plain(t, "x", 1), 0); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Append after Close: %v", err)
+		}
+		if _, _, err := l.OffsetForTimestamp(0); !errors.Is(err, ErrClosed) {
+			t.Fatalf("OffsetForTimestamp after Close: %v", err)
+		}
+		if err := l.Maintain(); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Maintain after Close: %v", err)
+		}
+		if err := l.Flush(); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Flush after Close: %v", err)
+		}
+		if err := l.Delete(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fsys.Stat(dir); !errors.Is(err, errNotExist) {
+			t.Fatalf("directory after Delete: %v", err)
+		}
+	})
+}

@@ -1,0 +1,381 @@
+package storage
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gregor-log/gregor/internal/vfs"
+)
+
+// ManagerOptions configure a Manager.
+type ManagerOptions struct {
+	FS      vfs.FS
+	DataDir string
+	Logger  *zap.Logger
+	Now     func() time.Time
+	// ConfigFor returns a topic's log configuration (topic configs over
+	// broker defaults). Nil means defaults for every topic.
+	ConfigFor func(topic string) Config
+	// OnAppend, if set, is called after every append with the new log end
+	// offset, outside the log's lock.
+	OnAppend func(topic string, partition int32, leo int64)
+	// MaintainInterval is how often Maintain runs on every log
+	// (log.retention.check.interval.ms); default 5 minutes. Flushing by
+	// flush.ms is checked separately every FlushCheckInterval.
+	MaintainInterval time.Duration
+	// FlushCheckInterval is how often logs are checked for a due flush.ms;
+	// default 100ms.
+	FlushCheckInterval time.Duration
+}
+
+// Manager owns the logs of a data directory: it opens them at startup,
+// creates and deletes them, and runs their periodic maintenance and
+// flushes in two background goroutines stopped by Close.
+type Manager struct {
+	o      ManagerOptions
+	logger *zap.Logger
+
+	mu struct {
+		sync.RWMutex
+		logs   map[topicPartition]*Log
+		closed bool
+	}
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// deleteSuffix marks a partition directory being removed in the background.
+const deleteSuffix = "-delete"
+
+// maxParallelOpens bounds how many logs OpenManager recovers at once.
+var maxParallelOpens = max(4, 2*runtime.GOMAXPROCS(0))
+
+// OpenManager opens every <topic>-<partition> directory in o.DataDir in
+// parallel, removes leftover *-delete directories, skips other entries,
+// and starts the maintenance goroutines. If any log fails to open, it
+// closes the ones that opened and returns an error listing every failure.
+func OpenManager(o ManagerOptions) (*Manager, error) {
+	if o.FS == nil || o.DataDir == "" {
+		return nil, errors.New("open log manager: ManagerOptions.FS and DataDir are required")
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.ConfigFor == nil {
+		o.ConfigFor = func(string) Config { return Config{} }
+	}
+	if o.MaintainInterval <= 0 {
+		o.MaintainInterval = 5 * time.Minute
+	}
+	if o.FlushCheckInterval <= 0 {
+		o.FlushCheckInterval = 100 * time.Millisecond
+	}
+	m := &Manager{o: o, logger: o.Logger, stop: make(chan struct{})}
+	m.mu.logs = map[topicPartition]*Log{}
+
+	if err := vfs.MkdirAllDurable(o.FS, o.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("open log manager: %w", err)
+	}
+	entries, err := o.FS.ReadDir(o.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("open log manager: %w", err)
+	}
+	var parts []topicPartition
+	var removed bool
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		name := e.Name()
+		if strings.HasSuffix(name, deleteSuffix) {
+			if err := o.FS.RemoveAll(filepath.Join(o.DataDir, name)); err != nil {
+				return nil, fmt.Errorf("open log manager: remove %s: %w", name, err)
+			}
+			removed = true
+			continue
+		}
+		if tp, ok := ParsePartitionDir(name); ok {
+			parts = append(parts, tp.toKey())
+		}
+	}
+	if removed {
+		if err := o.FS.SyncDir(o.DataDir); err != nil {
+			return nil, fmt.Errorf("open log manager: %w", err)
+		}
+	}
+
+	type result struct {
+		tp  topicPartition
+		log *Log
+		err error
+	}
+	results := make([]result, len(parts))
+	sem := make(chan struct{}, maxParallelOpens)
+	var wg sync.WaitGroup
+	for i, tp := range parts {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			l, err := m.openLog(tp)
+			results[i] = result{tp: tp, log: l, err: err}
+		}()
+	}
+	wg.Wait()
+	var errs []error
+	for _, r := range results {
+		if r.err != nil {
+			errs = append(errs, r.err)
+			continue
+		}
+		m.mu.logs[r.tp] = r.log
+	}
+	if len(errs) > 0 {
+		for _, l := range m.mu.logs {
+			_ = l.Close()
+		}
+		return nil, fmt.Errorf("open log manager: %d of %d logs failed: %w", len(errs), len(parts), errors.Join(errs...))
+	}
+
+	m.wg.Add(2)
+	go m.maintainLoop()
+	go m.flushLoop()
+	return m, nil
+}
+
+// PartitionDir names a partition's directory.
+type PartitionDir struct {
+	Topic     string
+	Partition int32
+}
+
+func (p PartitionDir) toKey() topicPartition { return topicPartition{p.Topic, p.Partition} }
+
+// ParsePartitionDir parses a directory name of the form <topic>-<partition>
+// at the last '-' (topic names may contain '-' and '.').
+func ParsePartitionDir(name string) (PartitionDir, bool) {
+	i := strings.LastIndexByte(name, '-')
+	if i <= 0 || i == len(name)-1 {
+		return PartitionDir{}, false
+	}
+	n, err := strconv.ParseInt(name[i+1:], 10, 32)
+	if err != nil || n < 0 || strconv.FormatInt(n, 10) != name[i+1:] {
+		return PartitionDir{}, false
+	}
+	return PartitionDir{Topic: name[:i], Partition: int32(n)}, true
+}
+
+func (m *Manager) dirFor(tp topicPartition) string {
+	return filepath.Join(m.o.DataDir, tp.topic+"-"+strconv.FormatInt(int64(tp.partition), 10))
+}
+
+func (m *Manager) openLog(tp topicPartition) (*Log, error) {
+	var onAppend func(int64)
+	if m.o.OnAppend != nil {
+		cb := m.o.OnAppend
+		onAppend = func(leo int64) { cb(tp.topic, tp.partition, leo) }
+	}
+	return Open(Options{
+		FS:        m.o.FS,
+		Dir:       m.dirFor(tp),
+		Topic:     tp.topic,
+		Partition: tp.partition,
+		Config:    m.o.ConfigFor(tp.topic),
+		Logger:    m.logger,
+		Now:       m.o.Now,
+		OnAppend:  onAppend,
+	})
+}
+
+// Log returns the log of a partition, or nil if there is none.
+func (m *Manager) Log(topic string, partition int32) *Log {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.mu.logs[topicPartition{topic, partition}]
+}
+
+// Create returns the log of a partition, creating it if needed.
+func (m *Manager) Create(topic string, partition int32) (*Log, error) {
+	if topic == "" || partition < 0 || strings.ContainsAny(topic, "/\\") || topic == "." || topic == ".." {
+		return nil, fmt.Errorf("create log for %q partition %d: invalid name", topic, partition)
+	}
+	tp := topicPartition{topic, partition}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mu.closed {
+		return nil, ErrClosed
+	}
+	if l := m.mu.logs[tp]; l != nil {
+		return l, nil
+	}
+	l, err := m.openLog(tp)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.logs[tp] = l
+	return l, nil
+}
+
+// UpdateConfig re-reads a topic's configuration through ConfigFor and
+// applies it to every log of the topic.
+func (m *Manager) UpdateConfig(topic string) {
+	cfg := m.o.ConfigFor(topic)
+	for _, l := range m.topicLogs(topic) {
+		l.SetConfig(cfg)
+	}
+}
+
+func (m *Manager) topicLogs(topic string) []*Log {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var logs []*Log
+	for tp, l := range m.mu.logs {
+		if tp.topic == topic {
+			logs = append(logs, l)
+		}
+	}
+	return logs
+}
+
+// DeleteTopic closes every log of the topic, renames their directories to
+// <topic>-<partition>.<random>-delete (durably) and removes them in the
+// background. Readers holding Chunks keep their files until they release
+// them.
+func (m *Manager) DeleteTopic(topic string) error {
+	m.mu.Lock()
+	if m.mu.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	var logs []*Log
+	for tp, l := range m.mu.logs {
+		if tp.topic == topic {
+			logs = append(logs, l)
+			delete(m.mu.logs, tp)
+		}
+	}
+	m.mu.Unlock()
+
+	var renamed []string
+	var errList []error
+	for _, l := range logs {
+		l.flushMu.Lock()
+		l.closeFiles(true)
+		l.flushMu.Unlock()
+		var rnd [8]byte
+		_, _ = rand.Read(rnd[:])
+		target := l.dir + "." + hex.EncodeToString(rnd[:]) + deleteSuffix
+		if err := m.o.FS.Rename(l.dir, target); err != nil {
+			errList = append(errList, fmt.Errorf("delete %s: %w", l.dir, err))
+			continue
+		}
+		renamed = append(renamed, target)
+	}
+	if len(renamed) > 0 {
+		if err := m.o.FS.SyncDir(m.o.DataDir); err != nil {
+			errList = append(errList, fmt.Errorf("delete topic %s: %w", topic, err))
+		}
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			for _, dir := range renamed {
+				if err := m.o.FS.RemoveAll(dir); err != nil {
+					m.logger.Warn("remove deleted partition directory", zap.String("dir", dir), zap.Error(err))
+				}
+			}
+		}()
+	}
+	return errors.Join(errList...)
+}
+
+// Logs returns every open log, in no particular order.
+func (m *Manager) Logs() []*Log {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	logs := make([]*Log, 0, len(m.mu.logs))
+	for _, l := range m.mu.logs {
+		logs = append(logs, l)
+	}
+	return logs
+}
+
+// Close stops the background goroutines and closes every log, flushing
+// each and writing its checkpoints.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.mu.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.mu.closed = true
+	logs := make([]*Log, 0, len(m.mu.logs))
+	for _, l := range m.mu.logs {
+		logs = append(logs, l)
+	}
+	m.mu.Unlock()
+	close(m.stop)
+	m.wg.Wait()
+	var errs []error
+	for _, l := range logs {
+		if err := l.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Manager) maintainLoop() {
+	defer m.wg.Done()
+	t := time.NewTicker(m.o.MaintainInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+		for _, l := range m.Logs() {
+			if err := l.Maintain(); err != nil && !errors.Is(err, ErrClosed) {
+				m.logger.Warn("log maintenance failed", zap.String("topic", l.Topic()), zap.Int32("partition", l.Partition()), zap.Error(err))
+			}
+		}
+	}
+}
+
+func (m *Manager) flushLoop() {
+	defer m.wg.Done()
+	t := time.NewTicker(m.o.FlushCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+		for _, l := range m.Logs() {
+			if err := l.FlushIfDue(); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrStorage) {
+				m.logger.Warn("log flush failed", zap.String("topic", l.Topic()), zap.Int32("partition", l.Partition()), zap.Error(err))
+			}
+		}
+	}
+}

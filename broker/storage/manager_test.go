@@ -1,0 +1,227 @@
+package storage
+
+import (
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/gregor-log/gregor/internal/vfs"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestParsePartitionDir(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		topic string
+		part  int32
+		ok    bool
+	}{
+		{"orders-0", "orders", 0, true},
+		{"my-topic.v2-17", "my-topic.v2", 17, true},
+		{"a-b-c-3", "a-b-c", 3, true},
+		{"orders", "", 0, false},
+		{"orders-", "", 0, false},
+		{"-1", "", 0, false},
+		{"orders-x", "", 0, false},
+		{"orders-01", "", 0, false},
+		{"orders--1", "orders-", 1, true},
+		{"orders-0.abc-delete", "", 0, false},
+		{"t-99999999999", "", 0, false},
+	} {
+		p, ok := ParsePartitionDir(c.name)
+		if ok != c.ok || (ok && (p.Topic != c.topic || p.Partition != c.part)) {
+			t.Errorf("ParsePartitionDir(%q) = %+v, %v", c.name, p, ok)
+		}
+	}
+}
+
+func TestManager(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		var appends atomic.Int64
+		open := func() *Manager {
+			m, err := OpenManager(ManagerOptions{
+				FS:      fsys,
+				DataDir: dir,
+				Logger:  zaptest.NewLogger(t),
+				ConfigFor: func(topic string) Config {
+					if topic == "small" {
+						return Config{SegmentBytes: 512}
+					}
+					return Config{}
+				},
+				OnAppend:           func(string, int32, int64) { appends.Add(1) },
+				MaintainInterval:   time.Hour,
+				FlushCheckInterval: 5 * time.Millisecond,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return m
+		}
+		m := open()
+		for p := range int32(3) {
+			for _, topic := range []string{"small", "my-topic.v2"} {
+				l, err := m.Create(topic, p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				again, err := m.Create(topic, p)
+				if err != nil || again != l {
+					t.Fatalf("Create is not idempotent: %v", err)
+				}
+				fillLog(t, l, 0, 10)
+			}
+		}
+		if appends.Load() != 60 {
+			t.Fatalf("OnAppend called %d times", appends.Load())
+		}
+		if got := m.Log("small", 1).Config().SegmentBytes; got != 512 {
+			t.Fatalf("config not applied: %d", got)
+		}
+		if m.Log("nope", 0) != nil {
+			t.Fatal("Log of a missing partition")
+		}
+		// The flush loop flushes by flush.ms.
+		l := m.Log("small", 0)
+		l.SetConfig(Config{SegmentBytes: 512, FlushMs: 1})
+		mustAppend(t, l, plain(t, "f", 1))
+		deadline := time.Now().Add(5 * time.Second)
+		for l.firstUnflushed.Load() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("flush.ms flush never happened")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		// Junk in the data dir is skipped; leftover -delete dirs removed.
+		if err := fsys.MkdirAll(filepath.Join(dir, "not-a-partition"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := fsys.MkdirAll(filepath.Join(dir, "old-0.abcd-delete"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeBytes(t, fsys, filepath.Join(dir, "meta.json"), []byte("{}"))
+		if err := m.DeleteTopic("small"); err != nil {
+			t.Fatal(err)
+		}
+		if m.Log("small", 0) != nil {
+			t.Fatal("deleted topic still has logs")
+		}
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		m = open()
+		defer m.Close()
+		var names []string
+		for _, l := range m.Logs() {
+			names = append(names, filepath.Base(l.Dir()))
+			if l.LogEndOffset() != 20 {
+				t.Fatalf("%s: LEO %d after reopen", l.Dir(), l.LogEndOffset())
+			}
+		}
+		slices.Sort(names)
+		if !slices.Equal(names, []string{"my-topic.v2-0", "my-topic.v2-1", "my-topic.v2-2"}) {
+			t.Fatalf("logs after reopen: %v", names)
+		}
+		entries, err := fsys.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if filepath.Ext(e.Name()) == "" && len(e.Name()) > 7 && e.Name()[len(e.Name())-7:] == "-delete" {
+				t.Fatalf("leftover %s", e.Name())
+			}
+		}
+	})
+}
+
+// TestConcurrentAppendReadMaintain runs appends, reads, flushes and
+// retention at once; run with -race.
+func TestConcurrentAppendReadMaintain(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		cfg := Config{SegmentBytes: 4096, RetentionBytes: 16384, RetentionMs: -1, FileDeleteDelayMs: 1, IndexIntervalBytes: 256}
+		l := openLog(t, fsys, dir, cfg)
+		defer l.Close()
+		const total = 2000
+		var wg sync.WaitGroup
+		done := make(chan struct{})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(done)
+			b := plain(t, "c", 2)
+			for range total {
+				if _, err := l.Append(b, 0); err != nil {
+					t.Error(err)
+					return
+				}
+				l.SetHighWatermark(l.LogEndOffset())
+			}
+		}()
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				next := int64(0)
+				for {
+					select {
+					case <-done:
+						return
+					default:
+					}
+					if next < l.LogStartOffset() {
+						next = l.LogStartOffset()
+					}
+					c, err := l.Read(next, l.HighWatermark(), 2000)
+					if err != nil {
+						// Retention may pass us between the check and the read.
+						next = l.LogStartOffset()
+						continue
+					}
+					if c.Size > 0 {
+						hs, _ := chunkBatches(t, c)
+						if len(hs) > 0 {
+							if hs[0].BaseOffset > next || hs[0].LastOffset() < next {
+								t.Errorf("read at %d got batch %d..%d", next, hs[0].BaseOffset, hs[0].LastOffset())
+							}
+							next = hs[len(hs)-1].LastOffset() + 1
+						}
+					}
+					c.Release()
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if err := l.Maintain(); err != nil {
+					t.Error(err)
+				}
+				if err := l.Flush(); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+		wg.Wait()
+		if l.LogEndOffset() != 2*total {
+			t.Fatalf("LEO %d", l.LogEndOffset())
+		}
+		if err := l.Maintain(); err != nil {
+			t.Fatal(err)
+		}
+		checkSequential(t, readAll(t, l, l.LogStartOffset()), l.LogStartOffset())
+	})
+}

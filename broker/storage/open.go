@@ -1,0 +1,525 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gregor-log/gregor/broker/record"
+	"github.com/gregor-log/gregor/internal/vfs"
+)
+
+// Open opens the partition log in opts.Dir, creating the directory if
+// missing, and recovers it:
+//
+//   - segments before the one that was active at the last flush (named in
+//     the recovery point) were fsynced with their indexes and are trusted;
+//     their indexes are loaded on first use;
+//   - that segment, every later one, and always the active segment, are
+//     verified batch by batch (length, magic,
+//     CRC-32C, contiguous offsets, leader epochs); the log is truncated at
+//     the first bad byte and later segments are deleted;
+//   - producer state is the newest snapshot at or below the recovered end
+//     plus the batches after it; the leader-epoch cache is trimmed to the
+//     log.
+//
+// Leftover temporary and deleted files are removed.
+func Open(opts Options) (*Log, error) {
+	if opts.FS == nil || opts.Dir == "" {
+		return nil, errors.New("open log: Options.FS and Options.Dir are required")
+	}
+	l := &Log{
+		fs:        opts.FS,
+		dir:       opts.Dir,
+		topic:     opts.Topic,
+		partition: opts.Partition,
+		logger:    opts.Logger,
+		now:       opts.Now,
+		onAppend:  opts.OnAppend,
+	}
+	if l.logger == nil {
+		l.logger = zap.NewNop()
+	}
+	l.logger = l.logger.With(zap.String("topic", opts.Topic), zap.Int32("partition", opts.Partition))
+	if l.now == nil {
+		l.now = time.Now
+	}
+	l.SetConfig(opts.Config)
+	l.mu.producers = producerStates{}
+	l.mu.snapshotOffset = -1
+	if err := l.open(); err != nil {
+		for _, s := range *l.segs.Load() {
+			s.unref()
+		}
+		return nil, fmt.Errorf("open log %s: %w", l.dir, err)
+	}
+	return l, nil
+}
+
+// dirContents is what Open finds in a partition directory.
+type dirContents struct {
+	logs      []int64
+	snapshots []int64
+	indexes   []string // .index and .timeindex names
+}
+
+func (l *Log) listDir() (dirContents, error) {
+	var c dirContents
+	entries, err := l.fs.ReadDir(l.dir)
+	if err != nil {
+		return c, fmt.Errorf("list: %w", err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() {
+			continue
+		}
+		if strings.HasSuffix(name, tmpSuffix) || strings.HasSuffix(name, deletedSuffix) {
+			if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return c, fmt.Errorf("remove leftover %s: %w", name, err)
+			}
+			continue
+		}
+		if base, ok := parseFileBase(name, logSuffix); ok {
+			c.logs = append(c.logs, base)
+		} else if base, ok := parseFileBase(name, snapshotSuffix); ok {
+			c.snapshots = append(c.snapshots, base)
+		} else if strings.HasSuffix(name, indexSuffix) || strings.HasSuffix(name, timeIndexSuffix) {
+			c.indexes = append(c.indexes, name)
+		}
+	}
+	slices.Sort(c.logs)
+	slices.Sort(c.snapshots)
+	return c, nil
+}
+
+func (l *Log) open() error {
+	start := time.Now()
+	empty := []*segment{}
+	l.segs.Store(&empty)
+	if err := vfs.MkdirAllDurable(l.fs, l.dir, 0o755); err != nil {
+		return err
+	}
+	contents, err := l.listDir()
+	if err != nil {
+		return err
+	}
+	// Index files whose segment is gone (a crash during deletion).
+	for _, name := range contents.indexes {
+		stem := strings.TrimSuffix(strings.TrimSuffix(name, indexSuffix), timeIndexSuffix)
+		if base, ok := parseFileBase(stem+logSuffix, logSuffix); !ok || !slices.Contains(contents.logs, base) {
+			if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("remove orphan index %s: %w", name, err)
+			}
+		}
+	}
+
+	rp, haveRP := l.readRecoveryPoint()
+	l.mu.recovery = rp
+	logStartCkpt := l.readLogStart()
+	epochs, haveEpochs := l.readEpochs()
+	clean := l.readCleanShutdown()
+
+	// Open every segment; none is read yet.
+	segs := make([]*segment, 0, len(contents.logs)+1)
+	defer func() { l.setSegments(segs) }()
+	sizes := make([]int64, 0, len(contents.logs))
+	for _, base := range contents.logs {
+		name := filepath.Join(l.dir, fileBase(base)+logSuffix)
+		f, err := l.fs.OpenFile(name, os.O_RDWR|os.O_APPEND, 0)
+		if err != nil {
+			return fmt.Errorf("open segment %s: %w", name, err)
+		}
+		size, err := f.Size()
+		if err != nil {
+			_ = f.Close()
+			return fmt.Errorf("open segment %s: %w", name, err)
+		}
+		if size > maxSegmentFileSize {
+			_ = f.Close()
+			return fmt.Errorf("open segment %s: %d bytes is more than a segment can hold", name, size)
+		}
+		segs = append(segs, newSegment(l.fs, l.dir, base, f, 0, uint32(size), false))
+		sizes = append(sizes, size)
+	}
+
+	// Trusted prefix: the segments before the one that was active when
+	// the recovery point was written. Their data and index files were
+	// fsynced by that flush or an earlier one; the segment that was
+	// active had no index files written yet.
+	scanFrom := 0
+	if haveRP && len(segs) > 0 {
+		scanFrom = max(0, segmentFor(segs, rp.SegmentBase))
+	}
+	if len(segs) > 0 {
+		scanFrom = min(scanFrom, len(segs)-1)
+	}
+	if !haveRP && len(segs) > 0 {
+		l.logger.Warn("no recovery point; verifying the whole log", zap.Int("segments", len(segs)))
+	}
+	for i := 0; i < scanFrom; i++ {
+		rel := segs[i+1].base - segs[i].base
+		if rel < 0 || rel > 0xffffffff {
+			return fmt.Errorf("segments %d and %d overlap or are too far apart", segs[i].base, segs[i+1].base)
+		}
+		segs[i].tail.Store(packTail(uint32(rel), uint32(sizes[i])))
+	}
+
+	// Verify the tail.
+	rs := recoveryScan{
+		epochs:     epochs,
+		epochBound: -1,
+		prevEpoch:  -1,
+		interval:   l.Config().IndexIntervalBytes,
+		now:        l.now().UnixMilli(),
+	}
+	if haveEpochs {
+		rs.epochBound = epochs.latest()
+	}
+	if haveEpochs && len(segs) > 0 {
+		// The first verified batch cannot be older than the epoch the
+		// cache says was current at its offset.
+		for _, e := range epochs {
+			if e.StartOffset <= segs[scanFrom].base {
+				rs.prevEpoch = e.Epoch
+			}
+		}
+	}
+	var verified int64
+	for i := scanFrom; i < len(segs); i++ {
+		s := segs[i]
+		end, cerr, err := rs.scan(s, sizes[i])
+		if err != nil {
+			return err
+		}
+		verified += end
+		if cerr == nil {
+			continue
+		}
+		// Truncate at the first bad byte and drop everything after.
+		dropped := sizes[i] - end
+		for _, later := range segs[i+1:] {
+			_, sz := later.end()
+			dropped += sz
+		}
+		l.logger.Warn("truncating corrupt log tail",
+			zap.String("segment", s.path(logSuffix)), zap.Int64("position", end),
+			zap.Int64("next_offset", rs.next), zap.Int64("bytes_dropped", dropped),
+			zap.Int("later_segments_deleted", len(segs)-i-1), zap.Error(cerr))
+		if err := s.log.Truncate(end); err != nil {
+			return fmt.Errorf("truncate segment %s: %w", s.path(logSuffix), err)
+		}
+		if err := s.log.Sync(); err != nil {
+			return fmt.Errorf("sync segment %s: %w", s.path(logSuffix), err)
+		}
+		if err := s.removeIndexFiles(); err != nil {
+			return err
+		}
+		keep := i + 1
+		if end == 0 && s.base != rs.next {
+			keep = i // nothing of s fits after the previous segment
+		}
+		for _, later := range segs[keep:] {
+			later.unref()
+			for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+				if err := l.fs.Remove(later.path(suffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("delete segment after corruption: %w", err)
+				}
+			}
+		}
+		segs = segs[:keep]
+		if err := l.fs.SyncDir(l.dir); err != nil {
+			return err
+		}
+		break
+	}
+
+	// An empty directory (or one whose segments all went) gets a first
+	// segment at the log start offset.
+	if len(segs) == 0 {
+		base := max(logStartCkpt, 0)
+		s, err := l.createSegment(base)
+		if err != nil {
+			return err
+		}
+		segs = append(segs, s)
+		l.mu.dirDirty = true
+	}
+	// segment.ms counts from the active segment's first batch (its
+	// timestamp, capped at now); an empty segment starts counting at its
+	// first append.
+	active := segs[len(segs)-1]
+	if _, size := active.end(); size > 0 {
+		active.rollBase = min(max(rs.firstTs, 1), rs.now)
+	}
+	leo, _ := active.end()
+	l.leo.Store(leo)
+	logStart := min(max(logStartCkpt, segs[0].base), leo)
+	l.logStart.Store(logStart)
+	l.hwm.Store(leo)
+	l.segs.Store(&segs)
+
+	// Leader epochs: trim to the recovered log, persist if changed.
+	epochsChanged := rs.epochs.truncateFromEnd(leo) || rs.epochsChanged
+	epochsChanged = rs.epochs.truncateFromStart(logStart) || epochsChanged
+	l.mu.epochs = rs.epochs
+	if epochsChanged {
+		if err := l.persistEpochsLocked(); err != nil {
+			return err
+		}
+	}
+
+	// Producer state.
+	verifiedFrom := int64(-1)
+	if rs.started {
+		verifiedFrom = rs.firstOffset
+	}
+	if err := l.recoverProducers(contents.snapshots, verifiedFrom, rs.producerBatches); err != nil {
+		return err
+	}
+
+	// The verified segments were read back but not necessarily fsynced;
+	// the next flush syncs them, writes their indexes and moves the
+	// recovery point.
+	for _, s := range segs[scanFrom:] {
+		l.mu.unflushed = append(l.mu.unflushed, s)
+	}
+	if verified > 0 {
+		l.firstUnflushed.Store(l.now().UnixNano())
+	}
+	if clean {
+		if err := l.fs.Remove(checkpointPath(l.dir, cleanShutdownFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove clean-shutdown marker: %w", err)
+		}
+	}
+	l.logger.Info("log opened",
+		zap.Bool("clean_shutdown", clean), zap.Int("segments", len(segs)),
+		zap.Int("verified_segments", len(segs)-scanFrom), zap.Int64("verified_bytes", verified),
+		zap.Int64("log_start_offset", logStart), zap.Int64("log_end_offset", leo),
+		zap.Duration("took", time.Since(start)))
+	return nil
+}
+
+// maxSegmentFileSize is the largest segment file positions can address.
+const maxSegmentFileSize = 0xffffffff
+
+// segmentFor returns the index of the last segment based at or
+// below offset, or -1.
+func segmentFor(segs []*segment, offset int64) int {
+	i, found := slices.BinarySearchFunc(segs, offset, func(s *segment, off int64) int {
+		switch {
+		case s.base < off:
+			return -1
+		case s.base > off:
+			return 1
+		}
+		return 0
+	})
+	if found {
+		return i
+	}
+	return i - 1
+}
+
+func (l *Log) readRecoveryPoint() (recoveryPoint, bool) {
+	p, err := readCheckpoint(l.fs, checkpointPath(l.dir, recoveryPointFile), magicRecoveryPoint)
+	if err == nil && p != nil {
+		var rp recoveryPoint
+		if rp, err = decodeRecoveryPoint(p); err == nil {
+			return rp, true
+		}
+	}
+	if err != nil {
+		l.logger.Warn("ignoring unreadable recovery point", zap.Error(err))
+	}
+	return recoveryPoint{}, false
+}
+
+func (l *Log) readLogStart() int64 {
+	p, err := readCheckpoint(l.fs, checkpointPath(l.dir, logStartOffsetFile), magicLogStart)
+	if err == nil && p != nil {
+		var off int64
+		if off, err = decodeOffset(p); err == nil {
+			return off
+		}
+	}
+	if err != nil {
+		l.logger.Warn("ignoring unreadable log start offset", zap.Error(err))
+	}
+	return 0
+}
+
+func (l *Log) readEpochs() (epochCache, bool) {
+	p, err := readCheckpoint(l.fs, checkpointPath(l.dir, epochCheckpoint), magicEpochs)
+	if err == nil && p != nil {
+		var entries []EpochEntry
+		if entries, err = decodeEpochs(p); err == nil {
+			return entries, true
+		}
+	}
+	if err != nil {
+		l.logger.Warn("ignoring unreadable leader-epoch checkpoint; rebuilding from the verified tail", zap.Error(err))
+	}
+	return nil, false
+}
+
+func (l *Log) readCleanShutdown() bool {
+	p, err := readCheckpoint(l.fs, checkpointPath(l.dir, cleanShutdownFile), magicCleanShutdown)
+	if err != nil {
+		l.logger.Warn("ignoring unreadable clean-shutdown marker", zap.Error(err))
+		return true // it exists; remove it
+	}
+	return p != nil
+}
+
+// recoveryScan verifies segments batch by batch during Open.
+type recoveryScan struct {
+	buf        []byte
+	epochs     epochCache
+	epochBound int32 // largest epoch a batch may carry; -1 = unknown
+	prevEpoch  int32
+	interval   int32
+	now        int64 // unix ms
+
+	epochsChanged   bool
+	next            int64 // offset the next batch must start at
+	started         bool
+	firstOffset     int64 // first offset verified
+	firstTs         int64 // max timestamp of the active segment's first batch
+	producerBatches []record.Header
+}
+
+const recoveryReadSize = 1 << 20
+
+// scan verifies segment s (size bytes on disk) from its start, rebuilding
+// its in-memory index. It returns the end of the last good batch and, if
+// the segment does not end there, the corruption found; err is an I/O
+// error that aborts Open.
+func (rs *recoveryScan) scan(s *segment, size int64) (end int64, corrupt, err error) {
+	if !rs.started {
+		rs.started = true
+		rs.next = s.base
+		rs.firstOffset = s.base
+	}
+	if rs.next != s.base {
+		// A gap or overlap between segments: nothing in s can be trusted.
+		return 0, &CorruptionError{Segment: s.path(logSuffix), Err: fmt.Errorf("segment starts at offset %d, log ends at %d", s.base, rs.next)}, nil
+	}
+	s.idx.mu.Lock()
+	s.idx.loaded, s.idx.fromFile = true, false
+	s.idx.offsets, s.idx.times = nil, nil
+	s.idx.maxTs, s.idx.maxTsOffset = -1, -1
+	s.idx.mu.Unlock()
+	s.sinceIndex = 0
+	rs.firstTs = -1
+	if cap(rs.buf) == 0 {
+		rs.buf = make([]byte, recoveryReadSize)
+	}
+	var (
+		win      []byte // file bytes [winStart, winStart+len(win))
+		winStart int64
+	)
+	// fill makes [pos, pos+need) available in win.
+	fill := func(pos, need int64) error {
+		if pos >= winStart && pos+need <= winStart+int64(len(win)) {
+			return nil
+		}
+		n := min(int64(cap(rs.buf)), size-pos)
+		win = rs.buf[:n]
+		winStart = pos
+		if err := readFull(s.log, win, pos); err != nil {
+			return fmt.Errorf("read segment %s at %d: %w", s.path(logSuffix), pos, err)
+		}
+		return nil
+	}
+	bad := func(pos int64, err error) (int64, error, error) {
+		s.tail.Store(packTail(uint32(rs.next-s.base), uint32(pos)))
+		return pos, &CorruptionError{Segment: s.path(logSuffix), Pos: pos, Err: err}, nil
+	}
+	var pos int64
+	for pos < size {
+		avail := size - pos
+		if err := fill(pos, min(avail, record.HeaderSize)); err != nil {
+			return 0, nil, err
+		}
+		h, perr := record.ParseHeader(win[pos-winStart : pos-winStart+min(avail, record.HeaderSize)])
+		if perr != nil {
+			return bad(pos, perr)
+		}
+		if h.Size() > avail {
+			return bad(pos, fmt.Errorf("batch of %d bytes with %d left: %w", h.Size(), avail, record.ErrShort))
+		}
+		if h.Size() <= int64(cap(rs.buf)) {
+			if err := fill(pos, h.Size()); err != nil {
+				return 0, nil, err
+			}
+			if cerr := record.CheckCRC(win[pos-winStart:pos-winStart+h.Size()], &h); cerr != nil {
+				return bad(pos, cerr)
+			}
+		} else {
+			// A batch larger than the buffer (or a damaged length that
+			// still fits in the file): checksum it in pieces rather
+			// than allocate what the length claims.
+			ok, err := rs.streamCRC(s, pos, &h)
+			if err != nil {
+				return 0, nil, err
+			}
+			if !ok {
+				return bad(pos, fmt.Errorf("crc mismatch in a %d-byte batch: %w", h.Size(), record.ErrCorrupt))
+			}
+			win = nil
+		}
+		switch {
+		case h.BaseOffset != rs.next:
+			return bad(pos, fmt.Errorf("batch offset %d, expected %d", h.BaseOffset, rs.next))
+		case h.LastOffsetDelta < 0 || h.LastOffset()-s.base > 0xffffffff:
+			return bad(pos, fmt.Errorf("last offset delta %d", h.LastOffsetDelta))
+		case h.PartitionLeaderEpoch < rs.prevEpoch:
+			return bad(pos, fmt.Errorf("leader epoch %d after %d", h.PartitionLeaderEpoch, rs.prevEpoch))
+		case rs.epochBound >= 0 && h.PartitionLeaderEpoch > rs.epochBound:
+			return bad(pos, fmt.Errorf("leader epoch %d is newer than the checkpointed %d", h.PartitionLeaderEpoch, rs.epochBound))
+		}
+		rs.prevEpoch = h.PartitionLeaderEpoch
+		if rs.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) {
+			rs.epochsChanged = true
+		}
+		if rs.firstTs < 0 {
+			rs.firstTs = h.MaxTimestamp
+		}
+		if h.ProducerID >= 0 {
+			rs.producerBatches = append(rs.producerBatches, h)
+		}
+		s.addBatchLocked(&h, pos, rs.interval)
+		rs.next = h.LastOffset() + 1
+		pos += h.Size()
+		s.tail.Store(packTail(uint32(rs.next-s.base), uint32(pos)))
+	}
+	s.tail.Store(packTail(uint32(rs.next-s.base), uint32(pos)))
+	return pos, nil, nil
+}
+
+// streamCRC computes the CRC-32C of the batch at pos (bytes 21..end) by
+// reading it in buffer-sized pieces, and compares it with the header's.
+func (rs *recoveryScan) streamCRC(s *segment, pos int64, h *record.Header) (bool, error) {
+	var crc uint32
+	for off, end := pos+crcStart, pos+h.Size(); off < end; {
+		piece := rs.buf[:min(int64(cap(rs.buf)), end-off)]
+		if err := readFull(s.log, piece, off); err != nil {
+			return false, fmt.Errorf("read segment %s at %d: %w", s.path(logSuffix), off, err)
+		}
+		crc = crc32.Update(crc, castagnoli, piece)
+		off += int64(len(piece))
+	}
+	return crc == h.CRC, nil
+}
+
+// crcStart is where the bytes covered by a batch's CRC begin.
+const crcStart = 21
