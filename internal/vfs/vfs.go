@@ -13,7 +13,9 @@ import (
 )
 
 // File is an open file. Implementations must be safe for concurrent ReadAt
-// calls; Write, Truncate and Sync must not be called concurrently with each
+// calls, and Sync may run concurrently with Write (a flusher fsyncs while
+// appends continue; the sync covers at least what was written before it
+// started). Write and Truncate must not be called concurrently with each
 // other (the owner of a file serialises its writers).
 type File interface {
 	io.ReaderAt
