@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// runConsume prints the records of a topic, consuming its partitions
+// directly (no group). Without --follow it stops at the end offsets the
+// partitions had when it started; with -n it stops after that many records.
+// An interrupt ends it cleanly.
+func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("consume", "", stderr)
+	cf := addClientFlags(fs)
+	var topic, from, format string
+	var follow bool
+	var count int64
+	fs.StringVar(&topic, "topic", "", "topic to consume (required)")
+	fs.StringVar(&topic, "t", "", "topic to consume (shorthand)")
+	fs.StringVar(&from, "from", "beginning", "where to start in each partition: beginning, end, OFFSET, @TIMESTAMP_MS or -N (the last N records)")
+	partition := fs.Int("partition", -1, "consume only this partition (-1: all)")
+	fs.Int64Var(&count, "n", 0, "stop after this many records (0: no limit)")
+	fs.BoolVar(&follow, "follow", false, "keep waiting for new records instead of stopping at the end")
+	fs.BoolVar(&follow, "f", false, "follow (shorthand)")
+	fs.StringVar(&format, "format", `%v\n`, `output template: %v value, %k key, %p partition, %o offset, %t timestamp ms, %T topic, %h headers, %%, \n, \t`)
+	fetchMaxWait := fs.Duration("fetch-max-wait", 0, "how long the broker may hold a fetch waiting for data (0: client default)")
+	if _, err := parseFlags(fs, args, 0, 0); err != nil {
+		return err
+	}
+	if topic == "" {
+		return usagef("--topic is required")
+	}
+	if count < 0 {
+		return usagef("-n must not be negative")
+	}
+	spec, err := parseStartSpec(from)
+	if err != nil {
+		return &usageError{err: err}
+	}
+	recFmt, err := parseRecordFormat(format)
+	if err != nil {
+		return &usageError{err: err}
+	}
+
+	plan, err := planConsume(ctx, cf, topic, int32(*partition), spec)
+	if err != nil {
+		return err
+	}
+	c := newConsumer(plan, recFmt, follow, count, stdout)
+	if c.finished() {
+		return nil
+	}
+	opts := []kgo.Opt{
+		kgo.ConsumePartitions(plan.kgoOffsets(c.wants)),
+		kgo.KeepControlRecords(), // their offsets tell us we passed the end
+	}
+	if *fetchMaxWait > 0 {
+		opts = append(opts, kgo.FetchMaxWait(*fetchMaxWait))
+	}
+	cl, err := cf.newClient(opts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	return c.run(ctx, cl)
+}
+
+// consumePlan is where each partition starts and, without --follow, ends.
+type consumePlan struct {
+	topic string
+	start map[int32]int64
+	end   map[int32]int64 // the end offsets when the command started
+}
+
+// planConsume looks up the topic's partitions and their offsets and
+// resolves spec for each partition (only one if partition >= 0).
+func planConsume(ctx context.Context, cf *clientFlags, topic string, partition int32, spec startSpec) (*consumePlan, error) {
+	cl, err := cf.newClient()
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	t, err := topicMetadata(ctx, cl, topic)
+	if err != nil {
+		return nil, err
+	}
+	ids := partitionIDs(t)
+	if partition >= 0 {
+		if !slices.Contains(ids, partition) {
+			return nil, fmt.Errorf("topic %s has no partition %d (it has %d)", topic, partition, len(ids))
+		}
+		ids = []int32{partition}
+	}
+	earliest, err := listOffsetsStrict(ctx, cl, topic, ids, offsetEarliest)
+	if err != nil {
+		return nil, err
+	}
+	latest, err := listOffsetsStrict(ctx, cl, topic, ids, offsetLatest)
+	if err != nil {
+		return nil, err
+	}
+	var byTime map[int32]int64
+	if spec.needsTimestampLookup() {
+		if byTime, err = listOffsetsStrict(ctx, cl, topic, ids, spec.n); err != nil {
+			return nil, err
+		}
+	}
+	plan := &consumePlan{topic: topic, start: map[int32]int64{}, end: latest}
+	for _, p := range ids {
+		bt := int64(-1)
+		if byTime != nil {
+			bt = byTime[p]
+		}
+		plan.start[p] = spec.resolve(earliest[p], latest[p], bt)
+	}
+	return plan, nil
+}
+
+// kgoOffsets returns the start offsets of the partitions that want (nil:
+// all) accepts, in the form kgo.ConsumePartitions takes.
+func (p *consumePlan) kgoOffsets(want func(partition int32) bool) map[string]map[int32]kgo.Offset {
+	offsets := make(map[int32]kgo.Offset, len(p.start))
+	for part, o := range p.start {
+		if want == nil || want(part) {
+			offsets[part] = kgo.NewOffset().At(o)
+		}
+	}
+	return map[string]map[int32]kgo.Offset{p.topic: offsets}
+}
+
+// consumer writes the records of a plan. Not safe for concurrent use.
+type consumer struct {
+	plan   *consumePlan
+	format *recordFormat
+	follow bool
+	limit  int64 // 0: none
+	out    *bufio.Writer
+
+	printed int64
+	buf     []byte
+	// pending holds the partitions that have not reached their end yet
+	// (only without follow).
+	pending map[int32]bool
+}
+
+// newConsumer returns a consumer printing to out that stops after limit
+// records (0: no limit) and, unless follow, at the plan's end offsets.
+func newConsumer(plan *consumePlan, format *recordFormat, follow bool, limit int64, out io.Writer) *consumer {
+	c := &consumer{
+		plan:    plan,
+		format:  format,
+		follow:  follow,
+		limit:   limit,
+		out:     bufio.NewWriterSize(out, 64<<10),
+		pending: map[int32]bool{},
+	}
+	if !follow {
+		for p, start := range plan.start {
+			if start < plan.end[p] {
+				c.pending[p] = true
+			}
+		}
+	}
+	return c
+}
+
+// finished reports whether there is nothing (left) to print.
+func (c *consumer) finished() bool {
+	if c.limit > 0 && c.printed >= c.limit {
+		return true
+	}
+	return !c.follow && len(c.pending) == 0
+}
+
+// wants reports whether partition needs fetching at all: with follow
+// every partition does, without only those not yet at their end.
+func (c *consumer) wants(partition int32) bool {
+	return c.follow || c.pending[partition]
+}
+
+// run polls until finished, ctx is cancelled (a clean stop) or a fetch
+// fails.
+func (c *consumer) run(ctx context.Context, cl *kgo.Client) error {
+	for !c.finished() {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			return c.flush()
+		}
+		var fetchErr error
+		fetches.EachError(func(topic string, partition int32, err error) {
+			if fetchErr == nil && !errors.Is(err, context.Canceled) {
+				fetchErr = fmt.Errorf("fetch %s[%d]: %w", topic, partition, err)
+			}
+		})
+		if fetchErr != nil {
+			_ = c.flush()
+			return fetchErr
+		}
+		var done []int32
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			for _, r := range fp.Records {
+				if !c.record(r) {
+					done = append(done, fp.Partition)
+					return
+				}
+			}
+		})
+		if len(done) > 0 {
+			cl.PauseFetchPartitions(map[string][]int32{c.plan.topic: done})
+		}
+		if err := c.flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// record prints r unless it is a control record, past the end, or past
+// the limit. It returns false once r's partition needs nothing more.
+func (c *consumer) record(r *kgo.Record) bool {
+	if c.limit > 0 && c.printed >= c.limit {
+		return false
+	}
+	if !c.follow {
+		end := c.plan.end[r.Partition]
+		if r.Offset >= end {
+			delete(c.pending, r.Partition)
+			return false
+		}
+		if r.Offset+1 >= end {
+			delete(c.pending, r.Partition)
+		}
+	}
+	if !r.Attrs.IsControl() {
+		c.buf = c.format.appendRecord(c.buf[:0], r)
+		_, _ = c.out.Write(c.buf) // the error is sticky; flush reports it
+		c.printed++
+	}
+	return c.follow || c.pending[r.Partition]
+}
+
+func (c *consumer) flush() error {
+	if err := c.out.Flush(); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
+}

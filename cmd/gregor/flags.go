@@ -1,0 +1,209 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// usageError is a command-line mistake; main exits 2 for it. reported is
+// set when the flag package already printed the problem and the usage.
+type usageError struct {
+	err      error
+	reported bool
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// usagef returns a *usageError with a formatted message.
+func usagef(format string, args ...any) error {
+	return &usageError{err: fmt.Errorf(format, args...)}
+}
+
+// newFlagSet returns a flag set that reports to stderr and returns errors
+// instead of exiting. argsUsage describes the positional arguments.
+func newFlagSet(name, argsUsage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("gregor "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: gregor %s [flags]%s\n\nFlags:\n", name, argsUsage)
+		printFlags(stderr, fs)
+	}
+	return fs
+}
+
+// printFlags lists the flags of fs GNU style: "--name" for long names,
+// "-x" for one-letter ones, and aliases (flags sharing one variable, such
+// as -t and --topic) on one line, using the long name's usage text.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	type entry struct {
+		names []string
+		flag  *flag.Flag
+	}
+	var entries []*entry
+	fs.VisitAll(func(f *flag.Flag) {
+		if reflect.TypeOf(f.Value).Comparable() {
+			for _, e := range entries {
+				if reflect.TypeOf(e.flag.Value).Comparable() && e.flag.Value == f.Value {
+					e.names = append(e.names, f.Name)
+					if len(f.Name) > len(e.flag.Name) {
+						e.flag = f
+					}
+					return
+				}
+			}
+		}
+		entries = append(entries, &entry{names: []string{f.Name}, flag: f})
+	})
+	for _, e := range entries {
+		sort.Slice(e.names, func(i, j int) bool { return len(e.names[i]) < len(e.names[j]) })
+		dashed := make([]string, len(e.names))
+		for i, n := range e.names {
+			dashed[i] = "--" + n
+			if len(n) == 1 {
+				dashed[i] = "-" + n
+			}
+		}
+		typ, usage := flag.UnquoteUsage(e.flag)
+		line := "  " + strings.Join(dashed, ", ")
+		if typ != "" {
+			line += " " + typ
+		}
+		switch e.flag.DefValue {
+		case "", "0", "false", "0s", "[]":
+		default:
+			usage += " (default " + e.flag.DefValue + ")"
+		}
+		fmt.Fprintf(w, "%s\n    \t%s\n", line, usage)
+	}
+}
+
+// parseFlags parses args allowing flags and positional arguments to be
+// interleaved ("topic create NAME --partitions 3"), as Kafka's tools do.
+// Everything after "--" is positional. It checks that the number of
+// positional arguments is within [minPos, maxPos] (maxPos < 0: no limit).
+func parseFlags(fs *flag.FlagSet, args []string, minPos, maxPos int) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, &usageError{err: err, reported: true}
+		}
+		rest := fs.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+	switch {
+	case len(positional) < minPos:
+		fs.Usage()
+		return nil, &usageError{err: fmt.Errorf("expected %d argument(s), got %d", minPos, len(positional)), reported: false}
+	case maxPos >= 0 && len(positional) > maxPos:
+		return nil, usagef("unexpected argument(s): %s", strings.Join(positional[maxPos:], " "))
+	}
+	return positional, nil
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string { return strings.Join(*s, ",") }
+
+func (s *stringList) Set(v string) error {
+	*s = append(*s, v)
+	return nil
+}
+
+// parseKeyValue splits "key=value"; the key must not be empty.
+func parseKeyValue(s string) (key, value string, err error) {
+	key, value, ok := strings.Cut(s, "=")
+	if !ok || key == "" {
+		return "", "", fmt.Errorf("%q is not key=value", s)
+	}
+	return key, value, nil
+}
+
+// clientFlags are the flags every command that talks to a cluster has.
+type clientFlags struct {
+	bootstrap string
+}
+
+// addClientFlags registers --bootstrap-server and its short form -b.
+func addClientFlags(fs *flag.FlagSet) *clientFlags {
+	cf := &clientFlags{}
+	const usage = "comma-separated host:port list of brokers to bootstrap from"
+	fs.StringVar(&cf.bootstrap, "bootstrap-server", "127.0.0.1:9092", usage)
+	fs.StringVar(&cf.bootstrap, "b", "127.0.0.1:9092", usage)
+	return cf
+}
+
+// seeds returns the bootstrap addresses.
+func (cf *clientFlags) seeds() []string {
+	var out []string
+	for _, s := range strings.Split(cf.bootstrap, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// newClient returns a kgo client for the bootstrap servers with opts added.
+func (cf *clientFlags) newClient(opts ...kgo.Opt) (*kgo.Client, error) {
+	seeds := cf.seeds()
+	if len(seeds) == 0 {
+		return nil, usagef("--bootstrap-server is empty")
+	}
+	all := append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.DialTimeout(5 * time.Second)}, opts...)
+	cl, err := kgo.NewClient(all...)
+	if err != nil {
+		return nil, fmt.Errorf("create client: %w", err)
+	}
+	return cl, nil
+}
+
+// parseAcks maps "all" (or -1), "1" and "0" to kgo acks.
+func parseAcks(s string) (kgo.Acks, error) {
+	switch s {
+	case "all", "-1":
+		return kgo.AllISRAcks(), nil
+	case "1":
+		return kgo.LeaderAck(), nil
+	case "0":
+		return kgo.NoAck(), nil
+	}
+	return kgo.Acks{}, usagef("--acks %q: want all, 1 or 0", s)
+}
+
+// parseCompression maps a codec name to the kgo codec.
+func parseCompression(s string) (kgo.CompressionCodec, error) {
+	switch s {
+	case "none", "":
+		return kgo.NoCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	}
+	return kgo.CompressionCodec{}, usagef("--compression %q: want none, gzip, snappy, lz4 or zstd", s)
+}

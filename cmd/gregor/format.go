@@ -1,0 +1,183 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// errBadFormat reports a consume --format template that cannot be parsed.
+var errBadFormat = errors.New("bad format template")
+
+// recordFormat is a compiled consume --format template. Directives:
+//
+//	%v value    %k key       %p partition   %o offset
+//	%t timestamp (ms)        %T topic       %h headers (k=v,k=v)
+//	%% a percent sign
+//
+// and the escapes \n, \t, \r, \0 and \\. A null key or value prints as
+// nothing.
+type recordFormat struct {
+	parts []formatPart
+}
+
+// formatEscapes maps the letter after a backslash to the byte it stands
+// for.
+var formatEscapes = map[byte]byte{'n': '\n', 't': '\t', 'r': '\r', '0': 0, '\\': '\\'}
+
+// formatPart is a literal (verb == 0) or a directive.
+type formatPart struct {
+	verb    byte
+	literal []byte
+}
+
+// parseRecordFormat compiles a template.
+func parseRecordFormat(tmpl string) (*recordFormat, error) {
+	f := &recordFormat{}
+	var lit []byte
+	flushLiteral := func() {
+		if len(lit) > 0 {
+			f.parts = append(f.parts, formatPart{literal: lit})
+			lit = nil
+		}
+	}
+	for i := 0; i < len(tmpl); i++ {
+		c := tmpl[i]
+		switch c {
+		case '%', '\\':
+			if i+1 == len(tmpl) {
+				return nil, fmt.Errorf("%w: %q ends with a lone %c", errBadFormat, tmpl, c)
+			}
+			i++
+			d := tmpl[i]
+			if c == '\\' {
+				esc, ok := formatEscapes[d]
+				if !ok {
+					return nil, fmt.Errorf("%w: unknown escape \\%c in %q", errBadFormat, d, tmpl)
+				}
+				lit = append(lit, esc)
+				continue
+			}
+			switch d {
+			case '%':
+				lit = append(lit, '%')
+			case 'v', 'k', 'p', 'o', 't', 'T', 'h':
+				flushLiteral()
+				f.parts = append(f.parts, formatPart{verb: d})
+			default:
+				return nil, fmt.Errorf("%w: unknown directive %%%c in %q", errBadFormat, d, tmpl)
+			}
+		default:
+			lit = append(lit, c)
+		}
+	}
+	flushLiteral()
+	return f, nil
+}
+
+// appendRecord appends r formatted by f to dst.
+func (f *recordFormat) appendRecord(dst []byte, r *kgo.Record) []byte {
+	for _, p := range f.parts {
+		switch p.verb {
+		case 0:
+			dst = append(dst, p.literal...)
+		case 'v':
+			dst = append(dst, r.Value...)
+		case 'k':
+			dst = append(dst, r.Key...)
+		case 'p':
+			dst = strconv.AppendInt(dst, int64(r.Partition), 10)
+		case 'o':
+			dst = strconv.AppendInt(dst, r.Offset, 10)
+		case 't':
+			dst = strconv.AppendInt(dst, r.Timestamp.UnixMilli(), 10)
+		case 'T':
+			dst = append(dst, r.Topic...)
+		case 'h':
+			for i, h := range r.Headers {
+				if i > 0 {
+					dst = append(dst, ',')
+				}
+				dst = append(dst, h.Key...)
+				dst = append(dst, '=')
+				dst = append(dst, h.Value...)
+			}
+		}
+	}
+	return dst
+}
+
+// startKind says where consume --from starts in each partition.
+type startKind int
+
+const (
+	startBeginning startKind = iota // the log start offset
+	startEnd                        // the end: only new records
+	startOffset                     // an absolute offset
+	startTimestamp                  // the first record at or after a time
+	startLastN                      // the last N records
+)
+
+// startSpec is a parsed consume --from value.
+type startSpec struct {
+	kind startKind
+	n    int64 // the offset, the timestamp in ms, or N
+}
+
+// errBadFrom reports a consume --from value that cannot be parsed.
+var errBadFrom = errors.New("bad --from")
+
+// parseStartSpec parses --from: beginning (or earliest), end (or latest),
+// OFFSET, @TIMESTAMP_MS, or -N for the last N records of each partition.
+func parseStartSpec(s string) (startSpec, error) {
+	switch strings.ToLower(s) {
+	case "beginning", "earliest", "start", "oldest":
+		return startSpec{kind: startBeginning}, nil
+	case "end", "latest", "newest":
+		return startSpec{kind: startEnd}, nil
+	}
+	kind, digits := startOffset, s
+	switch {
+	case strings.HasPrefix(s, "@"):
+		kind, digits = startTimestamp, s[1:]
+	case strings.HasPrefix(s, "-"):
+		kind, digits = startLastN, s[1:]
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || n < 0 || digits == "" || digits[0] == '+' || digits[0] == '-' {
+		return startSpec{}, fmt.Errorf("%w %q: want beginning, end, OFFSET, @TIMESTAMP_MS or -N", errBadFrom, s)
+	}
+	return startSpec{kind: kind, n: n}, nil
+}
+
+// needsTimestampLookup reports whether resolve needs the offset for the
+// spec's timestamp.
+func (s startSpec) needsTimestampLookup() bool { return s.kind == startTimestamp }
+
+// resolve returns the offset to start a partition at, given its log start
+// offset, its end offset and, for a timestamp spec, the offset ListOffsets
+// returned for the timestamp (-1: no record that late). The result is
+// always within [earliest, latest]: an offset past either bound is clamped
+// to it, as Kafka's consumers reset an out-of-range offset.
+func (s startSpec) resolve(earliest, latest, byTimestamp int64) int64 {
+	var o int64
+	switch s.kind {
+	case startBeginning:
+		o = earliest
+	case startEnd:
+		o = latest
+	case startOffset:
+		o = s.n
+	case startTimestamp:
+		o = byTimestamp
+		if o < 0 {
+			o = latest
+		}
+	case startLastN:
+		o = latest - s.n
+	}
+	return max(earliest, min(o, latest))
+}

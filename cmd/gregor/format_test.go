@@ -1,0 +1,119 @@
+package main
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func TestRecordFormat(t *testing.T) {
+	r := &kgo.Record{
+		Topic:     "orders",
+		Partition: 3,
+		Offset:    42,
+		Key:       []byte("k1"),
+		Value:     []byte("hello"),
+		Timestamp: time.UnixMilli(1700000000123),
+		Headers:   []kgo.RecordHeader{{Key: "a", Value: []byte("1")}, {Key: "b", Value: []byte("2")}},
+	}
+	tests := []struct {
+		tmpl, want string
+	}{
+		{`%v\n`, "hello\n"},
+		{`%k=%v`, "k1=hello"},
+		{`%T/%p@%o`, "orders/3@42"},
+		{`%t`, "1700000000123"},
+		{`[%h]`, "[a=1,b=2]"},
+		{`100%% \t\\ \r\0`, "100% \t\\ \r\x00"},
+		{`plain`, "plain"},
+		{``, ""},
+	}
+	for _, tt := range tests {
+		f, err := parseRecordFormat(tt.tmpl)
+		if err != nil {
+			t.Fatalf("parse %q: %v", tt.tmpl, err)
+		}
+		if got := string(f.appendRecord(nil, r)); got != tt.want {
+			t.Errorf("format %q = %q, want %q", tt.tmpl, got, tt.want)
+		}
+	}
+
+	// A null key and no headers print as nothing.
+	f, _ := parseRecordFormat(`<%k|%h|%v>`)
+	if got := string(f.appendRecord(nil, &kgo.Record{Value: []byte("v")})); got != "<||v>" {
+		t.Errorf("null key: got %q", got)
+	}
+	// appendRecord appends.
+	if got := string(f.appendRecord([]byte("x"), &kgo.Record{})); got != "x<||>" {
+		t.Errorf("append: got %q", got)
+	}
+}
+
+func TestRecordFormatErrors(t *testing.T) {
+	for _, tmpl := range []string{`%`, `\`, `%x`, `\q`, `abc%`} {
+		if _, err := parseRecordFormat(tmpl); !errors.Is(err, errBadFormat) {
+			t.Errorf("parse %q: err = %v, want errBadFormat", tmpl, err)
+		}
+	}
+}
+
+func TestParseStartSpec(t *testing.T) {
+	tests := []struct {
+		in   string
+		want startSpec
+	}{
+		{"beginning", startSpec{kind: startBeginning}},
+		{"earliest", startSpec{kind: startBeginning}},
+		{"END", startSpec{kind: startEnd}},
+		{"latest", startSpec{kind: startEnd}},
+		{"0", startSpec{kind: startOffset, n: 0}},
+		{"12345", startSpec{kind: startOffset, n: 12345}},
+		{"@1700000000000", startSpec{kind: startTimestamp, n: 1700000000000}},
+		{"-10", startSpec{kind: startLastN, n: 10}},
+	}
+	for _, tt := range tests {
+		got, err := parseStartSpec(tt.in)
+		if err != nil || got != tt.want {
+			t.Errorf("parseStartSpec(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"", "abc", "@", "-", "@-5", "--5", "+5", "-+5", "1.5", "@x", "99999999999999999999"} {
+		if _, err := parseStartSpec(bad); !errors.Is(err, errBadFrom) {
+			t.Errorf("parseStartSpec(%q): err = %v, want errBadFrom", bad, err)
+		}
+	}
+}
+
+func TestStartSpecResolve(t *testing.T) {
+	const earliest, latest = 100, 200
+	tests := []struct {
+		spec        string
+		byTimestamp int64
+		want        int64
+	}{
+		{"beginning", -1, 100},
+		{"end", -1, 200},
+		{"150", -1, 150},
+		{"50", -1, 100},  // below the log start: clamped
+		{"500", -1, 200}, // past the end: clamped
+		{"@5", 130, 130},
+		{"@5", -1, 200}, // no record that late: the end
+		{"-10", -1, 190},
+		{"-0", -1, 200},
+		{"-1000", -1, 100}, // more than there is: everything
+	}
+	for _, tt := range tests {
+		spec, err := parseStartSpec(tt.spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := spec.resolve(earliest, latest, tt.byTimestamp); got != tt.want {
+			t.Errorf("%s.resolve(byTimestamp %d) = %d, want %d", tt.spec, tt.byTimestamp, got, tt.want)
+		}
+	}
+	if s, _ := parseStartSpec("@5"); !s.needsTimestampLookup() {
+		t.Error("timestamp spec must need a lookup")
+	}
+}
