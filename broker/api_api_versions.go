@@ -19,6 +19,7 @@ func init() {
 	registerSimple(kmsg.ApiVersions, 0, 3, func(b *Broker, _ wire.RequestHeader, _ *kmsg.ApiVersionsRequest) kmsg.Response {
 		return b.apiVersionsResponse()
 	})
+	markFrameReusable(kmsg.ApiVersions)
 }
 
 func (b *Broker) apiVersionsResponse() *kmsg.ApiVersionsResponse {

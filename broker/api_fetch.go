@@ -34,6 +34,7 @@ func init() {
 	register(kmsg.Fetch, 4, 12, func(b *Broker, c *conn, hdr wire.RequestHeader, req kmsg.Request, p *pending) {
 		b.handleFetch(c, hdr, req.(*kmsg.FetchRequest), p)
 	})
+	markFrameReusable(kmsg.Fetch)
 }
 
 // fetchMarkerNonce starts every record placeholder; it is random per

@@ -17,6 +17,7 @@ import (
 
 func init() {
 	registerSimple(kmsg.ListOffsets, 1, 7, (*Broker).handleListOffsets)
+	markFrameReusable(kmsg.ListOffsets)
 }
 
 func (b *Broker) handleListOffsets(_ wire.RequestHeader, req *kmsg.ListOffsetsRequest) kmsg.Response {

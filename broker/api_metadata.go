@@ -19,6 +19,7 @@ import (
 
 func init() {
 	registerSimple(kmsg.Metadata, 0, 12, (*Broker).handleMetadata)
+	markFrameReusable(kmsg.Metadata)
 }
 
 func (b *Broker) handleMetadata(hdr wire.RequestHeader, req *kmsg.MetadataRequest) kmsg.Response {

@@ -38,6 +38,7 @@ func init() {
 		}
 		b.metrics.requestSeconds.WithLabelValues("Produce").Observe(time.Since(start).Seconds())
 	})
+	markFrameReusable(kmsg.Produce)
 }
 
 func (b *Broker) handleProduce(req *kmsg.ProduceRequest) *kmsg.ProduceResponse {

@@ -19,6 +19,12 @@ import (
 
 var syscallEMFILE = syscall.EMFILE
 
+// maxReusedFrame is the largest request buffer a connection keeps between
+// requests. Producers send up to a few MiB per request; reusing the buffer
+// saves allocating and zeroing it every time. Larger frames are allocated
+// per request.
+const maxReusedFrame = 16 << 20
+
 // maxInFlight bounds the requests one connection may have queued for
 // responses; when reached, the reader stops reading (TCP backpressure).
 const maxInFlight = 256
@@ -108,11 +114,6 @@ func (c *conn) readLoop() {
 			}
 			return
 		}
-		if cap(frame) <= 1<<20 {
-			buf = frame[:0] // small frames reuse the buffer; handlers never keep frame bytes past dispatch
-		} else {
-			buf = nil
-		}
 		c.b.metrics.bytesIn.Add(float64(len(frame) + 4))
 		hdr, body, err := wire.ParseHeader(frame)
 		if err == nil {
@@ -139,6 +140,13 @@ func (c *conn) readLoop() {
 		}
 		if !c.b.dispatch(c, hdr, req, p) {
 			return
+		}
+		// Reuse the frame buffer for the next request only if this
+		// request's handler cannot still be holding bytes of it.
+		if spec := apis[hdr.APIKey]; spec.frameReusable && cap(frame) <= maxReusedFrame {
+			buf = frame[:0]
+		} else if sameArray(buf, frame) {
+			buf = nil // the handler may hold it; read the next request elsewhere
 		}
 	}
 }
@@ -230,4 +238,9 @@ func (c *conn) writeOut(bw *bufio.Writer, out *outbound) error {
 func isClosedErr(err error) bool {
 	return errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, osErrDeadline)
+}
+
+// sameArray reports whether a and b share a backing array start.
+func sameArray(a, b []byte) bool {
+	return cap(a) > 0 && cap(b) > 0 && &a[:cap(a)][0] == &b[:cap(b)][0]
 }

@@ -22,6 +22,12 @@ type apiSpec struct {
 	key      kmsg.Key
 	min, max int16
 	handle   handler
+	// frameReusable is set for APIs whose handlers keep no reference to
+	// the request (kmsg aliases []byte fields into the frame) once they
+	// return, so the connection may read the next request into the same
+	// buffer. Off by default: a handler that stores request bytes (group
+	// metadata, assignments) must never see them overwritten.
+	frameReusable bool
 }
 
 // apis is filled by the init functions of the api_*.go files.
@@ -29,6 +35,14 @@ var apis = map[int16]apiSpec{}
 
 func register(key kmsg.Key, min, max int16, h handler) {
 	apis[int16(key)] = apiSpec{key: key, min: min, max: max, handle: h}
+}
+
+// markFrameReusable declares that key's handler keeps no reference into the
+// request frame after it returns (see apiSpec.frameReusable).
+func markFrameReusable(key kmsg.Key) {
+	s := apis[int16(key)]
+	s.frameReusable = true
+	apis[int16(key)] = s
 }
 
 // registerSimple registers a handler that answers synchronously.
