@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# bench-long.sh: write $GB GiB (default 20) of 1 KB records through one
+# partition of a gregor broker with `gregor perf produce` (acks=1), one GiB
+# per run, printing the throughput of each GiB so the start and the end can
+# be compared (the goal: the end within 10% of the start). Then kill -9 the
+# broker, restart it, and time how long until it answers Metadata and
+# ListOffsets again ("restart-to-serving", goal: under 2 s).
+#
+# The data dir is $BENCH_LONG_DIR (default: a temp dir under
+# bench-results/) and is deleted at the end. It needs $GB GiB plus some
+# headroom free.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$PATH"
+
+GB="${GB:-20}"
+RECORD_SIZE=1024
+RECORDS_PER_GB=$(((1 << 30) / RECORD_SIZE))
+
+mkdir -p bin bench-results
+go build -o bin/gregor ./cmd/gregor
+go build -o bin/benchctl ./internal/benchtools/benchctl
+
+data="${BENCH_LONG_DIR:-$(mktemp -d "$PWD/bench-results/long-data.XXXXXX")}"
+mkdir -p "$data"
+need_kb=$(((GB + 2) * 1024 * 1024))
+free_kb="$(df -Pk "$data" | awk 'NR==2 {print $4}')"
+if [ "$free_kb" -lt "$need_kb" ]; then
+	echo "bench-long: $data has $((free_kb / 1024 / 1024)) GiB free, need $((need_kb / 1024 / 1024)) GiB" >&2
+	exit 1
+fi
+
+stamp="$(date +%Y%m%d-%H%M%S)"
+out="bench-results/long-$stamp"
+mkdir -p "$out"
+port="$(bin/benchctl freeport)"
+addr="127.0.0.1:$port"
+topic=long
+
+broker_pid=""
+start_broker() {
+	bin/gregor broker --listen "$addr" --http-addr "" --data-dir "$data" \
+		--log-level warn >>"$out/broker.log" 2>&1 &
+	broker_pid=$!
+}
+cleanup() {
+	if [ -n "$broker_pid" ] && kill -0 "$broker_pid" 2>/dev/null; then
+		kill -TERM "$broker_pid" 2>/dev/null || true
+		for _ in $(seq 1 100); do
+			kill -0 "$broker_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$broker_pid" 2>/dev/null || true
+		wait "$broker_pid" 2>/dev/null || true
+	fi
+	rm -rf "$data"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+start_broker
+bin/benchctl wait --addr "$addr" --timeout 60s >/dev/null
+
+{
+	echo "gregor bench-long $stamp on $(hostname) ($(nproc) cores): $GB GiB of $RECORD_SIZE B records, 1 partition, acks=1"
+	printf "%-6s %14s %10s %10s\n" "GiB" "records/s" "MB/s" "seconds"
+} | tee "$out/summary.txt"
+
+rates=()
+for i in $(seq 1 "$GB"); do
+	parts=()
+	if [ "$i" -eq 1 ]; then
+		parts=(--partitions 1)
+	fi
+	bin/gregor perf produce -b "$addr" -t "$topic" "${parts[@]}" \
+		--records "$RECORDS_PER_GB" --record-size "$RECORD_SIZE" --acks 1 \
+		--json --broker-pid -1 >"$out/gb-$i.json" 2>>"$out/perf.log"
+	line="$(tail -n 1 "$out/gb-$i.json")"
+	rps="$(sed -n 's/.*"records_per_sec":\([0-9.e+]*\).*/\1/p' <<<"$line")"
+	mbs="$(sed -n 's/.*"mb_per_sec":\([0-9.e+]*\).*/\1/p' <<<"$line")"
+	secs="$(sed -n 's/.*"seconds":\([0-9.e+]*\).*/\1/p' <<<"$line")"
+	rates+=("$mbs")
+	printf "%-6s %14.0f %10.1f %10.2f\n" "$i" "$rps" "$mbs" "$secs" | tee -a "$out/summary.txt"
+done
+
+# Start vs end: mean of the first and of the last three GiB (or fewer).
+n=${#rates[@]}
+k=$((n < 3 ? n : 3))
+start_mean="$(printf "%s\n" "${rates[@]:0:k}" | awk '{s+=$1} END {printf "%.1f", s/NR}')"
+end_mean="$(printf "%s\n" "${rates[@]:n-k:k}" | awk '{s+=$1} END {printf "%.1f", s/NR}')"
+ratio="$(awk -v a="$end_mean" -v b="$start_mean" 'BEGIN {printf "%.3f", a/b}')"
+{
+	echo "start (first $k GiB): $start_mean MB/s; end (last $k GiB): $end_mean MB/s; end/start = $ratio (goal >= 0.90)"
+	du -sh "$data" | awk '{print "data dir size: " $1}'
+} | tee -a "$out/summary.txt"
+
+# kill -9 and time the restart until Metadata and ListOffsets answer.
+kill -KILL "$broker_pid"
+wait "$broker_pid" 2>/dev/null || true
+t0="$(date +%s%N)"
+start_broker
+secs="$(bin/benchctl wait --addr "$addr" --topic "$topic" --since-ns "$t0" --timeout 300s)"
+end="$(bin/benchctl end-offset --addr "$addr" --topic "$topic")"
+{
+	echo "restart-to-serving: $secs s (goal < 2 s)"
+	echo "records after restart: $end (written: $((GB * RECORDS_PER_GB)))"
+} | tee -a "$out/summary.txt"
+cp "$out/summary.txt" bench-results/latest-long.txt
+echo "results in $out" >&2

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# bench.sh: run the same franz-go workloads (`gregor perf`) against gregor,
+# franz-go's kfake with kfake.DataDir, and kfake in memory, one target at a
+# time, and print a comparison table. Ratios matter more than absolute
+# numbers: these machines are shared and absolute numbers drift.
+#
+# Workloads (per target, on a fresh broker and data dir):
+#   produce-100B-1p  $SMALL_RECORDS records of 100 B to 1 partition, acks=1
+#   produce-1KB-4p   $LARGE_RECORDS records of 1 KB across 4 partitions, acks=1
+#   consume-100B-1p  read the first topic back
+#   consume-1KB-4p   read the second topic back
+#   e2e-5000rps      perf e2e at $E2E_RATE records/s for $E2E_DURATION (p50/p99)
+#
+# Everything runs $ROUNDS times (default 3), rounds outermost so that a
+# noisy neighbour hurts every target alike; the table shows medians.
+#
+# Results: bench-results/<timestamp>/ (raw JSON and logs) and the table in
+# bench-results/latest.txt.
+#
+# Environment: SMALL_RECORDS (2000000), LARGE_RECORDS (500000),
+# E2E_RATE (5000), E2E_DURATION (20s), ROUNDS (3),
+# TARGETS ("gregor kfake-disk kfake-mem").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$PATH"
+
+SMALL_RECORDS="${SMALL_RECORDS:-2000000}"
+LARGE_RECORDS="${LARGE_RECORDS:-500000}"
+E2E_RATE="${E2E_RATE:-5000}"
+E2E_DURATION="${E2E_DURATION:-20s}"
+TARGETS="${TARGETS:-gregor kfake-disk kfake-mem}"
+ROUNDS="${ROUNDS:-3}"
+
+mkdir -p bin bench-results
+go build -o bin/gregor ./cmd/gregor
+go build -o bin/kfakeserver ./internal/benchtools/kfakeserver
+go build -o bin/benchctl ./internal/benchtools/benchctl
+
+stamp="$(date +%Y%m%d-%H%M%S)"
+out="bench-results/$stamp"
+mkdir -p "$out"
+work="$(mktemp -d "${TMPDIR:-/tmp}/gregor-bench.XXXXXX")"
+
+server_pid=""
+stop_server() {
+	if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+		kill -TERM "$server_pid" 2>/dev/null || true
+		for _ in $(seq 1 100); do
+			kill -0 "$server_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$server_pid" 2>/dev/null || true
+		wait "$server_pid" 2>/dev/null || true
+	fi
+	server_pid=""
+}
+cleanup() {
+	stop_server
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start_target NAME: start a fresh server for NAME; sets server_pid, addr.
+start_target() {
+	local name="$1" port
+	port="$(bin/benchctl freeport)"
+	addr="127.0.0.1:$port"
+	local data="$work/$name"
+	rm -rf "$data"
+	mkdir -p "$data"
+	case "$name" in
+	gregor)
+		bin/gregor broker --listen "$addr" --http-addr "" --data-dir "$data" \
+			--log-level warn >>"$out/$name-server.log" 2>&1 &
+		;;
+	kfake-disk)
+		bin/kfakeserver --port "$port" --data-dir "$data" >>"$out/$name-server.log" 2>&1 &
+		;;
+	kfake-mem)
+		bin/kfakeserver --port "$port" >>"$out/$name-server.log" 2>&1 &
+		;;
+	*)
+		echo "bench: unknown target $name" >&2
+		exit 2
+		;;
+	esac
+	server_pid=$!
+	if ! bin/benchctl wait --addr "$addr" --timeout 60s >/dev/null; then
+		echo "bench: $name did not start; its log:" >&2
+		cat "$out/$name-server.log" >&2
+		exit 1
+	fi
+}
+
+# run_perf TARGET WORKLOAD ROUND ARGS...: run one `gregor perf` workload,
+# saving its JSON summary; a failed run is reported and leaves no result.
+run_perf() {
+	local target="$1" workload="$2" round="$3"
+	shift 3
+	local base="$out/$target-$workload.r$round"
+	echo "== round $round: $target $workload" >&2
+	if bin/gregor perf "$@" -b "$addr" --json --broker-pid "$server_pid" \
+		>"$base.json.tmp" 2>"$base.log"; then
+		mv "$base.json.tmp" "$base.json"
+		tail -n 1 "$base.json" >&2
+	else
+		echo "bench: $target $workload failed; see $base.log" >&2
+		tail -n 5 "$base.log" >&2 || true
+		rm -f "$base.json.tmp"
+	fi
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+	for target in $TARGETS; do
+		start_target "$target"
+		run_perf "$target" produce-100B-1p "$round" produce -t bench-small --partitions 1 \
+			--records "$SMALL_RECORDS" --record-size 100 --acks 1
+		run_perf "$target" produce-1KB-4p "$round" produce -t bench-large --partitions 4 \
+			--records "$LARGE_RECORDS" --record-size 1024 --acks 1
+		run_perf "$target" consume-100B-1p "$round" consume -t bench-small --records "$SMALL_RECORDS"
+		run_perf "$target" consume-1KB-4p "$round" consume -t bench-large --records "$LARGE_RECORDS"
+		run_perf "$target" e2e-5000rps "$round" e2e -t bench-e2e --partitions 1 \
+			--rate "$E2E_RATE" --duration "$E2E_DURATION" --record-size 100
+		stop_server
+		rm -rf "${work:?}/$target"
+	done
+done
+
+{
+	echo "gregor benchmark $stamp on $(hostname) ($(nproc) cores), go $(go env GOVERSION)"
+	echo "records: small=$SMALL_RECORDS x 100 B, large=$LARGE_RECORDS x 1 KB; e2e at $E2E_RATE rec/s for $E2E_DURATION; $ROUNDS round(s)"
+	echo
+	bin/benchctl table "$out"
+} | tee "$out/table.txt"
+cp "$out/table.txt" bench-results/latest.txt
+echo "results in $out; table in bench-results/latest.txt" >&2
