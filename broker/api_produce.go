@@ -83,6 +83,11 @@ func (b *Broker) producePartition(topic string, rp *kmsg.ProduceRequestTopicPart
 		sp.ErrorCode = code
 		return
 	}
+	if isInternalTopic(topic) {
+		// Only the group coordinator writes __consumer_offsets.
+		sp.ErrorCode = kerr.InvalidTopicException.Code
+		return
+	}
 	if len(rp.Records) == 0 {
 		sp.ErrorCode = kerr.CorruptMessage.Code
 		return

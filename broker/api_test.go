@@ -316,3 +316,51 @@ func newClientAt(t *testing.T, cl *kgo.Client, opts ...kgo.Opt) *kgo.Client {
 	t.Cleanup(c.Close)
 	return c
 }
+
+func TestInternalTopicProtected(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	dt := kmsg.NewPtrDeleteTopicsRequest()
+	dt.TopicNames = []string{"__consumer_offsets"} // v0-5
+	dtt := kmsg.NewDeleteTopicsRequestTopic()
+	name := "__consumer_offsets"
+	dtt.Topic = &name // v6+
+	dt.Topics = append(dt.Topics, dtt)
+	resp, err := dt.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.Topics[0].ErrorCode; code == 0 {
+		t.Fatal("deleting __consumer_offsets was allowed")
+	}
+	cp := kmsg.NewPtrCreatePartitionsRequest()
+	cpt := kmsg.NewCreatePartitionsRequestTopic()
+	cpt.Topic = "__consumer_offsets"
+	cpt.Count = 100
+	cp.Topics = append(cp.Topics, cpt)
+	cresp, err := cp.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cresp.Topics[0].ErrorCode != kerr.InvalidPartitions.Code {
+		t.Fatalf("growing __consumer_offsets: %v", kerr.ErrorForCode(cresp.Topics[0].ErrorCode))
+	}
+	pr := kmsg.NewPtrProduceRequest()
+	pr.Acks = -1
+	pr.TimeoutMillis = 1000
+	prt := kmsg.NewProduceRequestTopic()
+	prt.Topic = "__consumer_offsets"
+	prp := kmsg.NewProduceRequestTopicPartition()
+	rb := record.NewBuilder()
+	rb.Add([]byte("k"), []byte("v"), nil, time.Now().UnixMilli())
+	prp.Records = rb.Build()
+	prt.Partitions = append(prt.Partitions, prp)
+	pr.Topics = append(pr.Topics, prt)
+	raw, err := cl.Broker(0).Request(context.Background(), pr) // unsharded
+	if err != nil {
+		t.Fatal(err)
+	}
+	if presp := raw.(*kmsg.ProduceResponse); presp.Topics[0].Partitions[0].ErrorCode == 0 {
+		t.Fatal("producing to __consumer_offsets was allowed")
+	}
+}

@@ -19,6 +19,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/gregor-log/gregor/broker/group"
 	"github.com/gregor-log/gregor/broker/meta"
 	"github.com/gregor-log/gregor/broker/storage"
 	"github.com/gregor-log/gregor/broker/topicconfig"
@@ -37,6 +38,7 @@ type Broker struct {
 	metrics  *metrics
 	waiters  *waiters
 	self     meta.Broker
+	coord    *group.Coordinator // consumer groups; see group_coordinator.go
 
 	dirLock  io.Closer // exclusive lock on the data dir
 	listener net.Listener
@@ -125,6 +127,7 @@ func New(cfg Config, opts Options) (*Broker, error) {
 		Logger:           opts.Logger.Named("storage"),
 		ConfigFor:        b.storageConfigFor,
 		MaintainInterval: cfg.retentionCheckInterval(),
+		Cleaner:          cfg.cleanerConfig(),
 	})
 	if err != nil {
 		store.Close()
@@ -142,9 +145,19 @@ func New(cfg Config, opts Options) (*Broker, error) {
 	}
 	b.log.Info("logs loaded", zap.Int("partitions", len(logs.Logs())), zap.Duration("took", time.Since(start)))
 
+	// Group coordinator: after the logs are open, before serving.
+	if err := b.startGroupCoordinator(); err != nil {
+		b.logs.Close()
+		store.Close()
+		lock.Close()
+		ln.Close()
+		return nil, fmt.Errorf("start group coordinator: %w", err)
+	}
+
 	if cfg.HTTPAddr != "" {
 		hl, err := net.Listen("tcp", cfg.HTTPAddr)
 		if err != nil {
+			b.coord.Close()
 			b.logs.Close()
 			store.Close()
 			lock.Close()
@@ -287,6 +300,7 @@ func (b *Broker) Close(ctx context.Context) error {
 		cancel()
 	}
 	b.bgWG.Wait()
+	b.coord.Close() // before the logs it writes to
 	var errs []error
 	if err := b.logs.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close logs: %w", err))

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gregor-log/gregor/broker/group"
+	"github.com/gregor-log/gregor/broker/storage"
 	"github.com/gregor-log/gregor/broker/topicconfig"
 )
 
@@ -45,12 +47,27 @@ var brokerProps = map[string]struct {
 	min int64
 	doc string
 }{
-	"socket.request.max.bytes":         {"104857600", 1024, "largest request frame accepted"},
-	"log.retention.check.interval.ms":  {"300000", 1, "how often retention and segment rolling run"},
-	"log.retention.hours":              {"168", 1, "retention.ms default in hours (log.retention.ms wins)"},
-	"log.retention.minutes":            {"10080", 1, "retention.ms default in minutes (log.retention.ms wins)"},
-	"queued.max.requests":              {"500", 1, "in-flight requests per connection before reading pauses"},
-	"group.initial.rebalance.delay.ms": {"0", 0, "reserved for consumer groups"},
+	"socket.request.max.bytes":        {"104857600", 1024, "largest request frame accepted"},
+	"log.retention.check.interval.ms": {"300000", 1, "how often retention and segment rolling run"},
+	"log.retention.hours":             {"168", 1, "retention.ms default in hours (log.retention.ms wins)"},
+	"log.retention.minutes":           {"10080", 1, "retention.ms default in minutes (log.retention.ms wins)"},
+	"queued.max.requests":             {"500", 1, "in-flight requests per connection before reading pauses"},
+
+	// Consumer groups (broker/group).
+	"group.initial.rebalance.delay.ms":    {"0", 0, "how long the first rebalance of an empty group waits for more members; 0 completes it as soon as every known member joined"},
+	"group.min.session.timeout.ms":        {"6000", 1, "smallest session timeout a group member may ask for"},
+	"group.max.session.timeout.ms":        {"1800000", 1, "largest session timeout a group member may ask for"},
+	"group.max.size":                      {"2147483647", 1, "most members (including ones given an id but not yet joined) a group may have"},
+	"offsets.topic.num.partitions":        {"50", 1, "partitions of __consumer_offsets when it is created (an existing topic keeps its count)"},
+	"offsets.retention.minutes":           {"10080", 1, "committed offsets of a group that has been empty this long are deleted"},
+	"offsets.retention.check.interval.ms": {"600000", 1, "how often expired committed offsets are looked for"},
+	"offset.metadata.max.bytes":           {"4096", 0, "largest metadata string of a committed offset"},
+
+	// Log cleaner (broker/storage).
+	"log.cleaner.backoff.ms":              {"15000", 1, "how long the log cleaner sleeps when no compacted log needs cleaning"},
+	"log.cleaner.io.max.bytes.per.second": {"0", 0, "the log cleaner's read plus write rate limit in bytes per second; 0 is unlimited"},
+	"log.cleaner.io.buffer.size":          {"524288", 4096, "size of the log cleaner's read buffer and of its write buffer"},
+	"log.cleaner.dedupe.buffer.size":      {"134217728", 1048576, "memory for the log cleaner's offset map, 24 bytes a key: bounds the keys one pass deduplicates"},
 }
 
 // KnownProps lists every broker property the broker understands with its
@@ -88,6 +105,38 @@ func (c *Config) maxRequestBytes() int32 { return int32(c.prop("socket.request.m
 func (c *Config) retentionCheckInterval() time.Duration {
 	return time.Duration(c.prop("log.retention.check.interval.ms")) * time.Millisecond
 }
+
+// cleanerConfig is the log cleaner's configuration (log.cleaner.*).
+func (c *Config) cleanerConfig() storage.CleanerConfig {
+	return storage.CleanerConfig{
+		Backoff:             time.Duration(min(c.prop("log.cleaner.backoff.ms"), int64(24*time.Hour/time.Millisecond))) * time.Millisecond,
+		IOMaxBytesPerSecond: c.prop("log.cleaner.io.max.bytes.per.second"),
+		IOBufferSize:        int(min(c.prop("log.cleaner.io.buffer.size"), 1<<30)),
+		DedupeBufferSize:    c.prop("log.cleaner.dedupe.buffer.size"),
+	}
+}
+
+// groupConfig is the group coordinator's configuration. Millisecond and
+// minute properties are capped at 100 years so they fit a time.Duration.
+func (c *Config) groupConfig() group.Config {
+	const century = 100 * 365 * 24 * time.Hour
+	ms := func(key string) time.Duration {
+		return time.Duration(min(c.prop(key), int64(century/time.Millisecond))) * time.Millisecond
+	}
+	g := group.DefaultConfig()
+	g.NumPartitions = int32(min(c.prop("offsets.topic.num.partitions"), maxPartitions))
+	g.MinSessionTimeout = ms("group.min.session.timeout.ms")
+	g.MaxSessionTimeout = ms("group.max.session.timeout.ms")
+	g.InitialRebalanceDelay = ms("group.initial.rebalance.delay.ms")
+	g.MaxGroupSize = int(min(c.prop("group.max.size"), 1<<31-1))
+	g.MaxOffsetMetadataBytes = int(min(c.prop("offset.metadata.max.bytes"), 1<<31-1))
+	g.OffsetsRetention = time.Duration(min(c.prop("offsets.retention.minutes"), int64(century/time.Minute))) * time.Minute
+	g.RetentionCheckInterval = ms("offsets.retention.check.interval.ms")
+	return g
+}
+
+// maxPartitions is the most partitions a topic may have.
+const maxPartitions = 100000
 
 // Validate reports every problem with the configuration, joined.
 func (c *Config) Validate() error {
@@ -142,6 +191,12 @@ func (c *Config) Validate() error {
 			continue
 		}
 		errs = append(errs, fmt.Errorf("property %s: unknown broker property", k))
+	}
+	if lo, hi := c.prop("group.min.session.timeout.ms"), c.prop("group.max.session.timeout.ms"); lo > hi {
+		errs = append(errs, fmt.Errorf("property group.min.session.timeout.ms=%d is above group.max.session.timeout.ms=%d", lo, hi))
+	}
+	if n := c.prop("offsets.topic.num.partitions"); n > maxPartitions {
+		errs = append(errs, fmt.Errorf("property offsets.topic.num.partitions=%d: the limit is %d", n, maxPartitions))
 	}
 	return errors.Join(errs...)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"go.uber.org/zap"
 
+	"github.com/gregor-log/gregor/broker/group"
 	"github.com/gregor-log/gregor/broker/meta"
 	"github.com/gregor-log/gregor/broker/storage"
 	"github.com/gregor-log/gregor/broker/topicconfig"
@@ -118,9 +119,13 @@ func (b *Broker) autoCreateTopic(name string) (meta.Topic, int16) {
 }
 
 // deleteTopic removes a topic from metadata and deletes its logs.
+// Internal topics cannot be deleted.
 func (b *Broker) deleteTopic(name string) error {
 	if name == "" {
 		return fmt.Errorf("empty topic name: %w", kerr.InvalidTopicException)
+	}
+	if t, ok := b.store.Topic(name); ok && t.Internal {
+		return fmt.Errorf("topic %q is internal and cannot be deleted: %w", name, kerr.TopicAuthorizationFailed)
 	}
 	b.topicMu.Lock()
 	defer b.topicMu.Unlock()
@@ -145,6 +150,10 @@ func (b *Broker) growTopic(name string, count int32, validateOnly bool) error {
 	t, ok := b.store.Topic(name)
 	if !ok {
 		return fmt.Errorf("topic %q: %w", name, kerr.UnknownTopicOrPartition)
+	}
+	if t.Internal {
+		// Groups map to offsets partitions by hash modulo the count.
+		return fmt.Errorf("topic %q is internal; its partition count is fixed: %w", name, kerr.InvalidPartitions)
 	}
 	if count <= t.Partitions {
 		return fmt.Errorf("topic %q has %d partitions, cannot change to %d: %w", name, t.Partitions, count, kerr.InvalidPartitions)
@@ -190,3 +199,6 @@ func (b *Broker) setTopicConfigs(name string, configs map[string]string) error {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// isInternalTopic reports whether clients may not write to topic.
+func isInternalTopic(topic string) bool { return topic == group.OffsetsTopic }

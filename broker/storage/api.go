@@ -1,6 +1,7 @@
 // Package storage owns the partition log: segment files named by base
 // offset, the sparse offset and time indexes, crash recovery, retention,
-// the leader-epoch cache and the idempotent-producer state that is rebuilt
+// log compaction (the Cleaner, for cleanup.policy=compact), the
+// leader-epoch cache and the idempotent-producer state that is rebuilt
 // from the log. It knows nothing of the network or of cluster metadata.
 //
 // On-disk formats are documented in docs/format.md.
@@ -28,6 +29,24 @@ type Config struct {
 	IndexIntervalBytes int32 // index.interval.bytes: bytes between sparse index entries (default 4096)
 	MaxMessageBytes    int32 // max.message.bytes: largest batch accepted (default 1 MiB + 12)
 	FileDeleteDelayMs  int64 // file.delete.delay.ms: how long a deleted segment stays readable by in-flight fetches (default 60000)
+
+	// CleanupPolicy is cleanup.policy: delete (retention by time and
+	// size), compact (the cleaner keeps the latest record per key), or
+	// both. Zero means delete.
+	CleanupPolicy CleanupPolicy
+	// DeleteRetentionMs is delete.retention.ms: how long a tombstone
+	// survives after the cleaner first cleaned it (default 1 day). Zero
+	// means the default; a negative value means no delay (the next pass
+	// removes it).
+	DeleteRetentionMs int64
+	// MinCompactionLagMs is min.compaction.lag.ms: a segment whose newest
+	// record is younger than this is not cleaned yet (default 0).
+	MinCompactionLagMs int64
+	// MinCleanableDirtyRatio is min.cleanable.dirty.ratio: a compacted log
+	// is cleaned when its dirty bytes are more than this fraction of its
+	// cleanable bytes (default 0.5). Zero means the default; a negative
+	// value means 0 (clean whenever anything is dirty).
+	MinCleanableDirtyRatio float64
 }
 
 // Errors returned by Log methods. The broker maps them to Kafka error codes;
@@ -44,6 +63,10 @@ var (
 	ErrUnsupportedFeature   = errors.New("unsupported record feature") // UNSUPPORTED_FOR_MESSAGE_FORMAT (transactions)
 	ErrFencedLeaderEpoch    = errors.New("fenced leader epoch")        // FENCED_LEADER_EPOCH: Append with an epoch older than the log's latest
 	ErrClosed               = errors.New("log closed")
+	// ErrCleanAborted reports a cleaner pass that stopped before
+	// finishing: the log changed under it (truncation, retention, close)
+	// or the cleaner was stopped. Nothing is lost; a later pass retries.
+	ErrCleanAborted = errors.New("log cleaning aborted")
 )
 
 // Options open one partition log.

@@ -83,10 +83,37 @@ func validateBatches(records []byte, cfg *Config, hdrs []record.Header) ([]recor
 		case h.ProducerID >= 0 && (h.ProducerEpoch < 0 || h.BaseSequence < 0):
 			return nil, fmt.Errorf("batch at byte %d: producer %d with epoch %d and sequence %d: %w", pos, h.ProducerID, h.ProducerEpoch, h.BaseSequence, ErrInvalidRecord)
 		}
+		if cfg.CleanupPolicy.Compact() {
+			if err := checkKeys(h, batch); err != nil {
+				return nil, fmt.Errorf("batch at byte %d: %w", pos, err)
+			}
+		}
 		hdrs = append(hdrs, h)
 		pos += int(size)
 	}
 	return hdrs, nil
+}
+
+// errNoKey ends the key check at the first record without a key.
+var errNoKey = errors.New("compacted topic cannot accept a record without a key")
+
+// checkKeys refuses a batch holding a record with a null key, as Kafka
+// does for compacted topics (INVALID_RECORD): the cleaner could not keep
+// it.
+func checkKeys(h record.Header, batch []byte) error {
+	err := record.Records(h, batch, func(r *record.Record) error {
+		if r.Key == nil {
+			return fmt.Errorf("record at offset delta %d: %w", r.OffsetDelta, errNoKey)
+		}
+		return nil
+	})
+	if errors.Is(err, errNoKey) {
+		return fmt.Errorf("%w: %w", ErrInvalidRecord, err)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrCorruptBatch, err)
+	}
+	return nil
 }
 
 func validationError(pos int, err error) error {
@@ -275,6 +302,10 @@ func (l *Log) rollLocked(base int64) (*segment, error) {
 	}
 	l.mu.unflushed = append(l.mu.unflushed, s)
 	l.mu.dirDirty = true
+	// A roll is due for a flush like an append (the old segment's index
+	// files, the directory, the recovery point): the cleaner only takes
+	// segments below the recovery point's segment.
+	l.firstUnflushed.CompareAndSwap(0, l.now().UnixNano())
 	return s, nil
 }
 

@@ -1,7 +1,10 @@
 package storage
 
 import (
+	"context"
+	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -125,5 +128,96 @@ func BenchmarkOpenAfterKill(b *testing.B) {
 			b.Fatal(err)
 		}
 		l2.closeFiles(false)
+	}
+}
+
+// BenchmarkClean measures the cleaner on a 32 MiB compacted log of
+// 100-byte values over 20,000 keys (about 94% of the records superseded),
+// in 8 MiB segments, on the real file system, uncompressed and with LZ4
+// (every partly kept batch is decompressed and recompressed). MB/s is of
+// the log cleaned (segment bytes in), the I/O unthrottled.
+func BenchmarkClean(b *testing.B) {
+	for _, codec := range []record.Codec{record.CodecNone, record.CodecLZ4} {
+		b.Run(codec.String(), func(b *testing.B) {
+			template := filepath.Join(b.TempDir(), "template")
+			cfg := Config{SegmentBytes: 8 << 20, CleanupPolicy: PolicyCompact, RetentionMs: -1}
+			l, err := Open(Options{FS: vfs.OS, Dir: template, Config: cfg, Logger: zap.NewNop()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			value := make([]byte, 100)
+			bl := record.NewBuilder()
+			if err := bl.SetCodec(codec); err != nil {
+				b.Fatal(err)
+			}
+			for l.Size() < 32<<20 {
+				bl.Reset()
+				for range 100 {
+					for i := range value {
+						value[i] = byte('a' + rng.IntN(26))
+					}
+					bl.Add(fmt.Appendf(nil, "key-%05d", rng.IntN(20_000)), value, nil, 1_700_000_000_000)
+				}
+				if _, err := l.Append(bl.Build(), 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+			l.mu.Lock()
+			_, err = l.rollLocked(l.leo.Load())
+			l.mu.Unlock()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := l.Close(); err != nil {
+				b.Fatal(err)
+			}
+			c := NewCleaner(CleanerConfig{})
+			var in, out int64
+			b.ResetTimer()
+			for i := range b.N {
+				b.StopTimer()
+				dir := filepath.Join(b.TempDir(), fmt.Sprint("run-", i))
+				copyDir(b, template, dir)
+				l, err := Open(Options{FS: vfs.OS, Dir: dir, Config: cfg, Logger: zap.NewNop()})
+				if err != nil {
+					b.Fatal(err)
+				}
+				before := l.Size()
+				b.StartTimer()
+				res, err := c.Clean(context.Background(), l)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				in, out = before, res.BytesWritten
+				_ = l.Close()
+				b.StartTimer()
+			}
+			b.StopTimer()
+			b.SetBytes(in)
+			b.ReportMetric(float64(out)/float64(in), "out/in")
+		})
+	}
+}
+
+// copyDir copies the regular files of src into a new directory dst.
+func copyDir(b *testing.B, src, dst string) {
+	b.Helper()
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), data, 0o644); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -18,6 +18,8 @@ func FuzzCheckpoint(f *testing.F) {
 		frameCheckpoint(magicEpochs, encodeEpochs([]EpochEntry{{0, 0}, {3, 100}})),
 		frameCheckpoint(magicProducers, ps.encode()),
 		frameCheckpoint(magicProducers, producerStates{}.encode()),
+		frameCheckpoint(magicCleaner, (&cleanerState{firstDirty: 100, gapBound: 120, swapBase: 50, swapEnd: 80, tombstones: []tombstoneRange{{1, 5, 1000}, {90, 110, 3000}}}).encode()),
+		frameCheckpoint(magicCleaner, (&cleanerState{swapBase: -1, swapEnd: -1}).encode()),
 		{},
 		[]byte("GRRP\x00\x01"),
 	} {
@@ -46,9 +48,17 @@ func FuzzCheckpoint(f *testing.F) {
 				t.Fatal("producer snapshot does not round-trip")
 			}
 		}
+		if p, err := unframeCheckpoint(magicCleaner, b); err == nil {
+			if st, err := decodeCleanerState(p); err == nil && !bytes.Equal(frameCheckpoint(magicCleaner, st.encode()), b) {
+				t.Fatal("cleaner checkpoint does not round-trip")
+			}
+		}
 		// Payload decoders on raw bytes too, without a valid frame.
 		_, _ = decodeRecoveryPoint(b)
 		_, _ = decodeEpochs(b)
 		_, _ = decodeProducerStates(b)
+		if st, err := decodeCleanerState(b); err == nil {
+			st.cleanedAt(int64(len(b)))
+		}
 	})
 }

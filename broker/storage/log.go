@@ -15,8 +15,9 @@ import (
 // Log is one partition's log: an ordered list of segments, the last of
 // which (the active segment) takes appends.
 //
-// Log is safe for concurrent use. Appends, flushes, retention and
-// truncation serialise on the log's mutex; Read, LogEndOffset,
+// Log is safe for concurrent use. Appends, flushes, retention,
+// truncation and the cleaner's segment swaps serialise on the log's mutex
+// (a cleaner pass reads and writes its files without it); Read, LogEndOffset,
 // LogStartOffset and HighWatermark take no lock, so fetches never wait for
 // an append's write to finish.
 type Log struct {
@@ -43,9 +44,12 @@ type Log struct {
 	// fsynced, 0 when everything is flushed.
 	firstUnflushed atomic.Int64
 
-	// flushMu serialises Flush, Truncate and Close. Lock order: flushMu,
-	// then mu.
+	// flushMu serialises Flush, Truncate and Close. Lock order: cleanMu,
+	// flushMu, then mu.
 	flushMu sync.Mutex
+	// cleanMu serialises cleaner passes over the log; a pass holds it
+	// throughout and takes flushMu and mu only to plan and to swap.
+	cleanMu sync.Mutex
 
 	mu struct {
 		sync.Mutex
@@ -67,6 +71,15 @@ type Log struct {
 		// deleted are segments renamed to .deleted, waiting for
 		// FileDeleteDelayMs before their files are removed.
 		deleted []deletedSegment
+		// cleaner is the cleaner checkpoint's content; cleanerGen counts
+		// the changes made to it by anything but the cleaner (Truncate),
+		// so a pass in flight notices and aborts.
+		cleaner    cleanerState
+		cleanerGen uint64
+		cleanStats CleanerStats
+		// cleanRetryAt is when a log whose cleaning failed may be picked
+		// again.
+		cleanRetryAt time.Time
 	}
 }
 

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -36,14 +37,18 @@ type ManagerOptions struct {
 	// FlushCheckInterval is how often logs are checked for a due flush.ms;
 	// default 100ms.
 	FlushCheckInterval time.Duration
+	// Cleaner configures log compaction (log.cleaner.*). The cleaner runs
+	// unless Cleaner.Disabled.
+	Cleaner CleanerConfig
 }
 
 // Manager owns the logs of a data directory: it opens them at startup,
-// creates and deletes them, and runs their periodic maintenance and
-// flushes in two background goroutines stopped by Close.
+// creates and deletes them, and runs their periodic maintenance, flushes
+// and compaction in three background goroutines stopped by Close.
 type Manager struct {
-	o      ManagerOptions
-	logger *zap.Logger
+	o       ManagerOptions
+	logger  *zap.Logger
+	cleaner *Cleaner // nil when disabled; used only by cleanerLoop
 
 	mu struct {
 		sync.RWMutex
@@ -52,7 +57,10 @@ type Manager struct {
 	}
 
 	stop chan struct{}
-	wg   sync.WaitGroup
+	// stopCtx is done when stop is closed; it interrupts a cleaner pass.
+	stopCtx    context.Context
+	cancelStop context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 type topicPartition struct {
@@ -89,6 +97,7 @@ func OpenManager(o ManagerOptions) (*Manager, error) {
 	if o.FlushCheckInterval <= 0 {
 		o.FlushCheckInterval = 100 * time.Millisecond
 	}
+	o.Cleaner = o.Cleaner.WithDefaults()
 	m := &Manager{o: o, logger: o.Logger, stop: make(chan struct{})}
 	m.mu.logs = map[topicPartition]*Log{}
 
@@ -157,9 +166,15 @@ func OpenManager(o ManagerOptions) (*Manager, error) {
 		return nil, fmt.Errorf("open log manager: %d of %d logs failed: %w", len(errs), len(parts), errors.Join(errs...))
 	}
 
+	m.stopCtx, m.cancelStop = context.WithCancel(context.Background())
 	m.wg.Add(2)
 	go m.maintainLoop()
 	go m.flushLoop()
+	if !o.Cleaner.Disabled {
+		m.cleaner = NewCleaner(o.Cleaner)
+		m.wg.Add(1)
+		go m.cleanerLoop()
+	}
 	return m, nil
 }
 
@@ -334,6 +349,7 @@ func (m *Manager) Close() error {
 	}
 	m.mu.Unlock()
 	close(m.stop)
+	m.cancelStop()
 	m.wg.Wait()
 	var errs []error
 	for _, l := range logs {
@@ -378,4 +394,64 @@ func (m *Manager) flushLoop() {
 			}
 		}
 	}
+}
+
+// cleanerLoop is the log cleaner: it cleans the compacted log with the
+// highest dirty ratio among those due (see Log.cleanability), then looks
+// again; when none is due it sleeps log.cleaner.backoff.ms. A pass that
+// fails, or does nothing, leaves its log alone for a while (RetryBackoff,
+// Backoff) so one bad log cannot keep the cleaner busy.
+func (m *Manager) cleanerLoop() {
+	defer m.wg.Done()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+		for m.cleanOne() {
+			select {
+			case <-m.stop:
+				return
+			default:
+			}
+		}
+		t.Reset(m.o.Cleaner.Backoff)
+	}
+}
+
+// cleanOne runs one pass over the dirtiest due log; false when no log was
+// due.
+func (m *Manager) cleanOne() bool {
+	now := m.o.Now()
+	var (
+		best      *Log
+		bestRatio = -1.0
+	)
+	for _, l := range m.Logs() {
+		if ratio, due := l.cleanability(now); due && ratio > bestRatio {
+			best, bestRatio = l, ratio
+		}
+	}
+	if best == nil {
+		return false
+	}
+	res, err := m.cleaner.Clean(m.stopCtx, best)
+	var retry time.Duration
+	switch {
+	case err != nil && (errors.Is(err, ErrCleanAborted) || errors.Is(err, ErrClosed)):
+		retry = m.o.Cleaner.Backoff
+	case err != nil:
+		retry = m.o.Cleaner.RetryBackoff
+	case !res.progressed():
+		retry = m.o.Cleaner.Backoff
+	}
+	if retry > 0 {
+		best.mu.Lock()
+		best.mu.cleanRetryAt = m.o.Now().Add(retry)
+		best.mu.Unlock()
+	}
+	return true
 }

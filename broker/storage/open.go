@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,7 +32,10 @@ import (
 //     plus the batches after it; the leader-epoch cache is trimmed to the
 //     log.
 //
-// Leftover temporary and deleted files are removed.
+// A cleaner swap interrupted by a crash is completed first (see
+// swapCleaned); below the cleaner's gap bound batches may follow offset
+// gaps. Leftover temporary, deleted and unfinished cleaned files are
+// removed.
 func Open(opts Options) (*Log, error) {
 	if opts.FS == nil || opts.Dir == "" {
 		return nil, errors.New("open log: Options.FS and Options.Dir are required")
@@ -54,6 +58,7 @@ func Open(opts Options) (*Log, error) {
 	}
 	l.SetConfig(opts.Config)
 	l.mu.producers = producerStates{}
+	l.mu.cleaner = newCleanerState()
 	l.mu.snapshotOffset = -1
 	if err := l.open(); err != nil {
 		for _, s := range *l.segs.Load() {
@@ -69,6 +74,7 @@ type dirContents struct {
 	logs      []int64
 	snapshots []int64
 	indexes   []string // .index and .timeindex names
+	swaps     []string // cleaner .swap files
 }
 
 func (l *Log) listDir() (dirContents, error) {
@@ -82,7 +88,11 @@ func (l *Log) listDir() (dirContents, error) {
 		if e.IsDir() {
 			continue
 		}
-		if strings.HasSuffix(name, tmpSuffix) || strings.HasSuffix(name, deletedSuffix) {
+		if strings.HasSuffix(name, swapSuffix) {
+			c.swaps = append(c.swaps, name)
+			continue
+		}
+		if strings.HasSuffix(name, tmpSuffix) || strings.HasSuffix(name, deletedSuffix) || strings.HasSuffix(name, cleanedSuffix) {
 			if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return c, fmt.Errorf("remove leftover %s: %w", name, err)
 			}
@@ -110,6 +120,13 @@ func (l *Log) open() error {
 	}
 	contents, err := l.listDir()
 	if err != nil {
+		return err
+	}
+	// A cleaner swap interrupted by a crash is finished first: until then
+	// the directory may hold both a cleaned segment and the ones it
+	// replaces.
+	cleaner, cleanerOK := l.readCleanerState()
+	if err := l.completeSwaps(&contents, &cleaner, cleanerOK); err != nil {
 		return err
 	}
 	// Index files whose segment is gone (a crash during deletion).
@@ -180,6 +197,10 @@ func (l *Log) open() error {
 		prevEpoch:  -1,
 		interval:   l.Config().IndexIntervalBytes,
 		now:        l.now().UnixMilli(),
+		gapBound:   cleaner.gapBound,
+	}
+	if !cleanerOK {
+		rs.gapBound = math.MaxInt64 // where the cleaner left gaps is unknown
 	}
 	if haveEpochs {
 		rs.epochBound = epochs.latest()
@@ -286,6 +307,23 @@ func (l *Log) open() error {
 		return err
 	}
 
+	// Cleaner state: an unreadable checkpoint is replaced by one that
+	// accepts gaps anywhere in today's log and has everything cleaned
+	// again; a checkpoint beyond the recovered end is cut to it.
+	if !cleanerOK {
+		cleaner = newCleanerState()
+		cleaner.gapBound = leo
+		if err := l.writeCleanerState(&cleaner); err != nil {
+			return err
+		}
+	} else if cleaner.truncate(leo) {
+		if err := l.writeCleanerState(&cleaner); err != nil {
+			return err
+		}
+	}
+	cleaner.swapBase, cleaner.swapEnd = -1, -1
+	l.mu.cleaner = cleaner
+
 	// The verified segments were read back but not necessarily fsynced;
 	// the next flush syncs them, writes their indexes and moves the
 	// recovery point.
@@ -389,6 +427,10 @@ type recoveryScan struct {
 	interval   int32
 	now        int64 // unix ms
 
+	// gapBound: batches based at or below it may leave a gap after the
+	// previous one (the cleaner removed the records in between).
+	gapBound int64
+
 	epochsChanged   bool
 	next            int64 // offset the next batch must start at
 	started         bool
@@ -410,8 +452,12 @@ func (rs *recoveryScan) scan(s *segment, size int64) (end int64, corrupt, err er
 		rs.firstOffset = s.base
 	}
 	if rs.next != s.base {
-		// A gap or overlap between segments: nothing in s can be trusted.
-		return 0, &CorruptionError{Segment: s.path(logSuffix), Err: fmt.Errorf("segment starts at offset %d, log ends at %d", s.base, rs.next)}, nil
+		if s.base < rs.next || s.base > rs.gapBound {
+			// A gap or overlap between segments where the cleaner
+			// cannot have left one: nothing in s can be trusted.
+			return 0, &CorruptionError{Segment: s.path(logSuffix), Err: fmt.Errorf("segment starts at offset %d, log ends at %d", s.base, rs.next)}, nil
+		}
+		rs.next = s.base // the cleaner removed the records in between
 	}
 	s.idx.mu.Lock()
 	s.idx.loaded, s.idx.fromFile = true, false
@@ -478,7 +524,9 @@ func (rs *recoveryScan) scan(s *segment, size int64) (end int64, corrupt, err er
 			win = nil
 		}
 		switch {
-		case h.BaseOffset != rs.next:
+		case h.BaseOffset < rs.next || (h.BaseOffset > rs.next && h.BaseOffset > rs.gapBound):
+			// Offsets must continue exactly, except below the gap bound,
+			// where the cleaner removed records.
 			return bad(pos, fmt.Errorf("batch offset %d, expected %d", h.BaseOffset, rs.next))
 		case h.LastOffsetDelta < 0 || h.LastOffset()-s.base > 0xffffffff:
 			return bad(pos, fmt.Errorf("last offset delta %d", h.LastOffsetDelta))

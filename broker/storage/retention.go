@@ -82,7 +82,17 @@ func (l *Log) retentionCountLocked(cfg *Config, now time.Time) (int, error) {
 			break // never delete what consumers cannot have read
 		}
 		del := next <= logStart
-		if !del && cfg.RetentionMs >= 0 {
+		if !cfg.CleanupPolicy.Delete() {
+			// cleanup.policy=compact alone: only the log start offset
+			// removes segments.
+			if !del {
+				break
+			}
+		} else if size == 0 {
+			// A segment the cleaner emptied: nothing to keep, and its
+			// file time must not hold up the segments after it.
+			del = true
+		} else if !del && cfg.RetentionMs >= 0 {
 			ts, _, err := s.maxTimestamp()
 			if err != nil {
 				return n, fmt.Errorf("retention: %w", err)
@@ -95,7 +105,7 @@ func (l *Log) retentionCountLocked(cfg *Config, now time.Time) (int, error) {
 			}
 			del = nowMs-ts > cfg.RetentionMs
 		}
-		if !del && cfg.RetentionBytes >= 0 {
+		if !del && cfg.RetentionBytes >= 0 && cfg.CleanupPolicy.Delete() {
 			del = total-size >= cfg.RetentionBytes
 		}
 		if !del {

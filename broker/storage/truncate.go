@@ -82,7 +82,9 @@ func (l *Log) Truncate(offset int64) error {
 			if err != nil {
 				return l.failLocked("truncate", err)
 			}
-			newEnd = h.BaseOffset
+			// The batch holding offset, or in a cleaned segment
+			// possibly the first batch after the gap holding it.
+			newEnd = min(h.BaseOffset, offset)
 		}
 		for _, later := range segs[k+1:] {
 			if err := l.renameDeleted(later); err != nil {
@@ -148,6 +150,14 @@ func (l *Log) Truncate(offset int64) error {
 			return l.failLocked("truncate", err)
 		}
 		l.mu.recovery = rp
+	}
+	// The cleaner's progress, gap bound and tombstone ranges follow the
+	// new end; a pass in flight aborts.
+	l.mu.cleanerGen++
+	if l.mu.cleaner.truncate(newEnd) {
+		if err := l.writeCleanerState(&l.mu.cleaner); err != nil {
+			return l.failLocked("truncate", err)
+		}
 	}
 	if l.mu.epochs.truncateFromEnd(newEnd) {
 		if err := l.persistEpochsLocked(); err != nil {

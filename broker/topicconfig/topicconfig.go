@@ -270,15 +270,33 @@ func StorageConfig(eff map[string]string) storage.Config {
 		n, _ := strconv.ParseInt(eff[k], 10, 64)
 		return n
 	}
+	// storage.Config reads 0 as "default" for these two; an explicit 0
+	// is passed as a negative value, which storage reads as 0.
+	deleteRetention := i64("delete.retention.ms")
+	if deleteRetention == 0 {
+		deleteRetention = -1
+	}
+	ratio, _ := strconv.ParseFloat(eff["min.cleanable.dirty.ratio"], 64)
+	if ratio == 0 {
+		ratio = -1
+	}
+	policy, err := storage.ParseCleanupPolicy(eff["cleanup.policy"])
+	if err != nil {
+		policy = storage.PolicyDelete // validated before it was stored
+	}
 	return storage.Config{
-		SegmentBytes:       i64("segment.bytes"),
-		SegmentMs:          i64("segment.ms"),
-		RetentionMs:        i64("retention.ms"),
-		RetentionBytes:     i64("retention.bytes"),
-		FlushMessages:      i64("flush.messages"),
-		FlushMs:            i64("flush.ms"),
-		IndexIntervalBytes: int32(i64("index.interval.bytes")),
-		MaxMessageBytes:    int32(i64("max.message.bytes")),
-		FileDeleteDelayMs:  i64("file.delete.delay.ms"),
+		SegmentBytes:           i64("segment.bytes"),
+		SegmentMs:              i64("segment.ms"),
+		RetentionMs:            i64("retention.ms"),
+		RetentionBytes:         i64("retention.bytes"),
+		FlushMessages:          i64("flush.messages"),
+		FlushMs:                i64("flush.ms"),
+		IndexIntervalBytes:     int32(i64("index.interval.bytes")),
+		MaxMessageBytes:        int32(i64("max.message.bytes")),
+		FileDeleteDelayMs:      i64("file.delete.delay.ms"),
+		CleanupPolicy:          policy,
+		DeleteRetentionMs:      deleteRetention,
+		MinCompactionLagMs:     i64("min.compaction.lag.ms"),
+		MinCleanableDirtyRatio: ratio,
 	}
 }

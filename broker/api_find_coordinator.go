@@ -1,0 +1,68 @@
+package broker
+
+// FindCoordinator (key 10), versions 0-4.
+//
+// Says which broker coordinates a group: the leader of the group's
+// partition of __consumer_offsets, abs(javaHashCode(group)) %
+// partitions as Kafka computes it (a standalone broker always names
+// itself). v4 (KIP-699) answers several keys in one request. Transactions
+// are not supported, so transaction coordinators (key type 1) get
+// COORDINATOR_NOT_AVAILABLE; other key types get INVALID_REQUEST. v5-6
+// (transaction-abort errors, share groups) are not offered.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-log/gregor/broker/group"
+	"github.com/gregor-log/gregor/broker/wire"
+)
+
+func init() {
+	registerSimple(kmsg.FindCoordinator, 0, 4, (*Broker).handleFindCoordinator)
+}
+
+func (b *Broker) handleFindCoordinator(hdr wire.RequestHeader, req *kmsg.FindCoordinatorRequest) kmsg.Response {
+	resp := kmsg.NewPtrFindCoordinatorResponse()
+	if hdr.APIVersion < 4 {
+		co := b.findCoordinator(req.CoordinatorType, req.CoordinatorKey)
+		resp.ErrorCode, resp.ErrorMessage = co.ErrorCode, co.ErrorMessage
+		resp.NodeID, resp.Host, resp.Port = co.NodeID, co.Host, co.Port
+		return resp
+	}
+	for _, key := range req.CoordinatorKeys {
+		resp.Coordinators = append(resp.Coordinators, b.findCoordinator(req.CoordinatorType, key))
+	}
+	return resp
+}
+
+func (b *Broker) findCoordinator(keyType int8, key string) kmsg.FindCoordinatorResponseCoordinator {
+	co := kmsg.NewFindCoordinatorResponseCoordinator()
+	co.Key = key
+	co.NodeID = -1
+	fail := func(err *kerr.Error, msg string) kmsg.FindCoordinatorResponseCoordinator {
+		co.ErrorCode = err.Code
+		co.ErrorMessage = &msg
+		b.metrics.partitionErrors.WithLabelValues("FindCoordinator", err.Error()).Inc()
+		return co
+	}
+	switch keyType {
+	case 0: // group
+	case 1:
+		return fail(kerr.CoordinatorNotAvailable, "transactions are not supported")
+	default:
+		return fail(kerr.InvalidRequest, "unknown coordinator key type")
+	}
+	p := b.coord.PartitionFor(key)
+	st, ok := b.store.Partition(group.OffsetsTopic, p)
+	if !ok || st.Leader < 0 {
+		return fail(kerr.CoordinatorNotAvailable, "the group's offsets partition has no leader")
+	}
+	for _, br := range b.store.Brokers() {
+		if br.ID == st.Leader {
+			co.NodeID, co.Host, co.Port = br.ID, br.Host, br.Port
+			return co
+		}
+	}
+	return fail(kerr.CoordinatorNotAvailable, "the leader of the group's offsets partition is not available")
+}

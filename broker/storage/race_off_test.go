@@ -1,0 +1,7 @@
+//go:build !race
+
+package storage
+
+// raceEnabled reports a race-detector build, where the slowest tests
+// sample their tables more sparsely.
+const raceEnabled = false
