@@ -38,6 +38,7 @@ func commands() []command {
 			return runBroker(ctx, args)
 		}},
 		{"topic", "create, list, describe, alter and delete topics", runTopic},
+		{"group", "list, describe, delete consumer groups and reset their offsets", runGroup},
 		{"produce", "produce lines from stdin as records", runProduce},
 		{"consume", "print records of a topic", runConsume},
 		{"perf", "measure produce, consume and end-to-end latency", runPerf},
