@@ -44,6 +44,7 @@ func (b *Broker) handleDeleteRecords(_ wire.RequestHeader, req *kmsg.DeleteRecor
 					sp.ErrorCode = errorCode(err)
 				} else {
 					sp.LowWatermark = low
+					b.waiters.notify(rt.Topic, rp.Partition) // parked fetches below the new start must hear of it
 				}
 			}
 			st.Partitions = append(st.Partitions, sp)

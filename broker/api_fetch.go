@@ -151,6 +151,12 @@ func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, ch
 				stop = true
 				b.metrics.partitionErrors.WithLabelValues("Fetch", kerr.ErrorForCode(code).Error()).Inc()
 			}
+			if ch.Size > remaining && total > 0 {
+				// Only the first partition with data may exceed the
+				// response limit (KIP-74); this one waits for the next fetch.
+				ch.Release()
+				ch = storage.Chunk{}
+			}
 			if ch.Size > 0 {
 				sp.RecordBatches = fetchMarker(len(chunks))
 				chunks = append(chunks, ch)

@@ -2,6 +2,12 @@ package broker
 
 // Produce (key 0), versions 3-9.
 //
+// acks=all produce to a partition whose ISR is smaller than the topic's
+// min.insync.replicas is refused with NOT_ENOUGH_REPLICAS before anything
+// is appended. An acks=0 produce that fails anywhere closes the connection
+// (after the responses queued before it), as Kafka does, so the client
+// notices and refreshes its metadata.
+//
 // Only v2 record batches (magic 2) are accepted, which is why versions 0-2
 // (message sets) are not offered. Every batch of a partition is validated
 // (length, magic, CRC-32C, codec, record count) before any is appended;
@@ -33,12 +39,27 @@ func init() {
 		resp := b.handleProduce(r)
 		if r.Acks == 0 {
 			c.finishNone(p)
+			if produceFailed(resp) {
+				p.out.closeAfter = true
+			}
 		} else {
 			c.finish(p, hdr, resp)
 		}
 		b.metrics.requestSeconds.WithLabelValues("Produce").Observe(time.Since(start).Seconds())
 	})
 	markFrameReusable(kmsg.Produce)
+}
+
+// produceFailed reports whether any partition of resp has an error.
+func produceFailed(resp *kmsg.ProduceResponse) bool {
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if p.ErrorCode != 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (b *Broker) handleProduce(req *kmsg.ProduceRequest) *kmsg.ProduceResponse {
@@ -65,7 +86,7 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) *kmsg.ProduceResponse {
 			if reqErr != 0 {
 				sp.ErrorCode = reqErr
 			} else {
-				b.producePartition(rt.Topic, rp, &sp)
+				b.producePartition(rt.Topic, req.Acks, rp, &sp)
 			}
 			if sp.ErrorCode != 0 {
 				b.metrics.partitionErrors.WithLabelValues("Produce", kerr.ErrorForCode(sp.ErrorCode).Error()).Inc()
@@ -77,7 +98,7 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) *kmsg.ProduceResponse {
 	return resp
 }
 
-func (b *Broker) producePartition(topic string, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) {
+func (b *Broker) producePartition(topic string, acks int16, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) {
 	l, code := b.partitionLog(topic, rp.Partition)
 	if code != 0 {
 		sp.ErrorCode = code
@@ -95,6 +116,11 @@ func (b *Broker) producePartition(topic string, rp *kmsg.ProduceRequestTopicPart
 	st, ok := b.store.Partition(topic, rp.Partition)
 	if !ok {
 		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		return
+	}
+	if acks == -1 && int32(len(st.ISR)) < b.minInsyncReplicas(topic) {
+		sp.ErrorCode = kerr.NotEnoughReplicas.Code
+		sp.LogStartOffset = l.LogStartOffset()
 		return
 	}
 	size := len(rp.Records)

@@ -48,6 +48,9 @@ type Broker struct {
 	ctx    context.Context // cancelled when Close starts
 	cancel context.CancelFunc
 
+	// minISR caches each topic's effective min.insync.replicas (int32).
+	minISR sync.Map
+
 	// topicMu serialises topic creation, deletion and partition growth so the
 	// store and the logs agree.
 	topicMu sync.Mutex

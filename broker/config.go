@@ -51,6 +51,7 @@ var brokerProps = map[string]struct {
 	"log.retention.check.interval.ms": {"300000", 1, "how often retention and segment rolling run"},
 	"log.retention.hours":             {"168", 1, "retention.ms default in hours (log.retention.ms wins)"},
 	"log.retention.minutes":           {"10080", 1, "retention.ms default in minutes (log.retention.ms wins)"},
+	"connections.max.idle.ms":         {"600000", 0, "close connections that send nothing for this long; 0 never"},
 	"queued.max.requests":             {"500", 1, "in-flight requests per connection before reading pauses"},
 
 	// Consumer groups (broker/group).
@@ -100,6 +101,11 @@ func (c *Config) prop(key string) int64 {
 
 // maxRequestBytes is socket.request.max.bytes.
 func (c *Config) maxRequestBytes() int32 { return int32(c.prop("socket.request.max.bytes")) }
+
+// maxIdle is connections.max.idle.ms.
+func (c *Config) maxIdle() time.Duration {
+	return time.Duration(c.prop("connections.max.idle.ms")) * time.Millisecond
+}
 
 // retentionCheckInterval is log.retention.check.interval.ms.
 func (c *Config) retentionCheckInterval() time.Duration {

@@ -25,6 +25,11 @@ var syscallEMFILE = syscall.EMFILE
 // per request.
 const maxReusedFrame = 16 << 20
 
+// writeTimeout bounds how long one response may take to write; a client
+// that stops reading is disconnected, which also releases the segments its
+// pending fetch responses hold.
+const writeTimeout = 2 * time.Minute
+
 // maxInFlight bounds the requests one connection may have queued for
 // responses; when reached, the reader stops reading (TCP backpressure).
 const maxInFlight = 256
@@ -58,6 +63,9 @@ type outbound struct {
 	parts  []outPart
 	chunks []storage.Chunk // released after writing
 	none   bool            // no response at all (acks=0 produce)
+	// closeAfter closes the connection once everything before it is
+	// written (an acks=0 produce that failed).
+	closeAfter bool
 }
 
 type outPart struct {
@@ -106,7 +114,11 @@ func (c *conn) readLoop() {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	maxSize := c.b.cfg.maxRequestBytes()
 	var buf []byte
+	idle := c.b.cfg.maxIdle()
 	for {
+		if idle > 0 {
+			c.nc.SetReadDeadline(time.Now().Add(idle))
+		}
 		frame, err := wire.ReadFrame(br, buf, maxSize)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !isClosedErr(err) {
@@ -184,35 +196,57 @@ func (c *conn) finishNone(p *pending) {
 func (c *conn) writeLoop() {
 	bw := bufio.NewWriterSize(c.nc, 64<<10)
 	failed := false
+	fail := func() {
+		failed = true
+		c.once.Do(func() { close(c.closing) })
+		c.nc.Close() // unblocks the reader
+	}
+	flush := func() {
+		if failed || bw.Buffered() == 0 {
+			return
+		}
+		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if err := bw.Flush(); err != nil {
+			fail()
+		}
+	}
 	for p := range c.queue {
 		select {
 		case <-p.done:
-		case <-c.closing:
-			// The connection is being torn down before this response
-			// was ready; wait for the handler anyway so chunks are released.
-			<-p.done
+		default:
+			// Responses already encoded must not wait behind one that is
+			// not ready (a long poll pipelined after them).
+			flush()
+			select {
+			case <-p.done:
+			case <-c.closing:
+				// Torn down before this response was ready; wait for the
+				// handler anyway so its chunks are released.
+				<-p.done
+			}
 		}
 		if !failed && !p.out.none {
+			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if err := c.writeOut(bw, &p.out); err != nil {
-				failed = true
-				c.once.Do(func() { close(c.closing) })
-				c.nc.Close() // unblocks the reader
+				fail()
 			}
 		}
 		for i := range p.out.chunks {
 			p.out.chunks[i].Release()
 		}
-		if !failed && len(c.queue) == 0 {
-			if err := bw.Flush(); err != nil {
-				failed = true
-				c.once.Do(func() { close(c.closing) })
-				c.nc.Close()
+		if p.out.closeAfter && !failed {
+			// Kafka closes the connection after an acks=0 produce fails
+			// so the client notices and refreshes its metadata.
+			flush()
+			if !failed {
+				fail()
 			}
 		}
+		if len(c.queue) == 0 {
+			flush()
+		}
 	}
-	if !failed {
-		bw.Flush()
-	}
+	flush()
 }
 
 func (c *conn) writeOut(bw *bufio.Writer, out *outbound) error {

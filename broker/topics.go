@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"go.uber.org/zap"
@@ -82,6 +83,15 @@ func (b *Broker) createTopic(name string, partitions int32, configs map[string]s
 	if _, exists := b.store.Topic(name); exists {
 		return meta.Topic{}, fmt.Errorf("topic %q: %w", name, kerr.TopicAlreadyExists)
 	}
+	// '.' and '_' collide in metric names, so Kafka refuses a topic that
+	// differs from an existing one only there.
+	if norm := strings.ReplaceAll(name, ".", "_"); strings.ContainsAny(name, "._") {
+		for _, other := range b.store.Topics() {
+			if strings.ReplaceAll(other.Name, ".", "_") == norm {
+				return meta.Topic{}, fmt.Errorf("topic %q collides with existing topic %q ('.' and '_' are interchangeable in metric names): %w", name, other.Name, kerr.InvalidTopicException)
+			}
+		}
+	}
 	if validateOnly {
 		return t, nil
 	}
@@ -90,10 +100,17 @@ func (b *Broker) createTopic(name string, partitions int32, configs map[string]s
 	}
 	for p := int32(0); p < partitions; p++ {
 		if _, err := b.logs.Create(name, p); err != nil {
-			b.log.Error("create partition log", zap.String("topic", name), zap.Int32("partition", p), zap.Error(err))
-			return t, fmt.Errorf("create log for %s-%d: %v: %w", name, p, err, kerr.KafkaStorageError)
+			b.log.Error("create partition log; rolling the topic back", zap.String("topic", name), zap.Int32("partition", p), zap.Error(err))
+			if derr := b.logs.DeleteTopic(name); derr != nil {
+				b.log.Error("roll back partition logs", zap.String("topic", name), zap.Error(derr))
+			}
+			if derr := b.store.DeleteTopic(name); derr != nil {
+				b.log.Error("roll back topic metadata", zap.String("topic", name), zap.Error(derr))
+			}
+			return meta.Topic{}, fmt.Errorf("create log for %s-%d: %v: %w", name, p, err, kerr.KafkaStorageError)
 		}
 	}
+	b.minISR.Delete(name)
 	b.log.Info("created topic", zap.String("topic", name), zap.Int32("partitions", partitions), zap.Any("configs", configs))
 	return t, nil
 }
@@ -129,16 +146,19 @@ func (b *Broker) deleteTopic(name string) error {
 	}
 	b.topicMu.Lock()
 	defer b.topicMu.Unlock()
-	if _, ok := b.store.Topic(name); !ok {
+	t, ok := b.store.Topic(name)
+	if !ok {
 		return fmt.Errorf("topic %q: %w", name, kerr.UnknownTopicOrPartition)
 	}
 	if err := b.store.DeleteTopic(name); err != nil {
 		return err
 	}
+	b.minISR.Delete(name)
 	if err := b.logs.DeleteTopic(name); err != nil {
 		b.log.Error("delete topic logs", zap.String("topic", name), zap.Error(err))
 		return fmt.Errorf("delete logs of %q: %v: %w", name, err, kerr.KafkaStorageError)
 	}
+	b.notifyTopic(name, t.Partitions)
 	b.log.Info("deleted topic", zap.String("topic", name))
 	return nil
 }
@@ -188,6 +208,7 @@ func (b *Broker) setTopicConfigs(name string, configs map[string]string) error {
 	if err := b.store.SetTopicConfigs(name, configs); err != nil {
 		return err
 	}
+	b.minISR.Delete(name)
 	sc := topicconfig.StorageConfig(b.defaults.Effective(configs))
 	for p := int32(0); p < t.Partitions; p++ {
 		if l := b.logs.Log(name, p); l != nil {
@@ -202,3 +223,26 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // isInternalTopic reports whether clients may not write to topic.
 func isInternalTopic(topic string) bool { return topic == group.OffsetsTopic }
+
+// minInsyncReplicas is a topic's effective min.insync.replicas, cached per
+// topic and invalidated when topic configs change.
+func (b *Broker) minInsyncReplicas(topic string) int32 {
+	if v, ok := b.minISR.Load(topic); ok {
+		return v.(int32)
+	}
+	t, _ := b.store.Topic(topic)
+	n, err := strconv.ParseInt(b.defaults.Effective(t.Configs)["min.insync.replicas"], 10, 32)
+	if err != nil || n < 1 {
+		n = 1
+	}
+	b.minISR.Store(topic, int32(n))
+	return int32(n)
+}
+
+// notifyTopic wakes every long poll parked on a topic's partitions (after
+// the topic was deleted or its log start moved).
+func (b *Broker) notifyTopic(topic string, partitions int32) {
+	for p := int32(0); p < partitions; p++ {
+		b.waiters.notify(topic, p)
+	}
+}
