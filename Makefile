@@ -8,7 +8,7 @@ FUZZTIME  ?= 5m
 # race detector unless RACE=0.
 RACE      ?= 1
 UNIT_TIMEOUT ?= 10m
-E2E_TIMEOUT  ?= 8m
+E2E_TIMEOUT  ?= 12m
 
 # Every package except the end-to-end tests (their test process only drives
 # clients; the broker they start gets -race instead, see test-e2e).

@@ -38,10 +38,9 @@ func init() {
 		r := req.(*kmsg.ProduceRequest)
 		resp := b.handleProduce(r)
 		if r.Acks == 0 {
+			// Set before finishNone publishes p to the writer.
+			p.out.closeAfter = produceFailed(resp)
 			c.finishNone(p)
-			if produceFailed(resp) {
-				p.out.closeAfter = true
-			}
 		} else {
 			c.finish(p, hdr, resp)
 		}
