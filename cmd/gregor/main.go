@@ -42,6 +42,7 @@ func commands() []command {
 		{"produce", "produce lines from stdin as records", runProduce},
 		{"consume", "print records of a topic", runConsume},
 		{"perf", "measure produce, consume and end-to-end latency", runPerf},
+		{"agent", "tail log files into topics (the agents: of pipeline.yaml)", runAgent},
 		{"version", "print the version", runVersion},
 	}
 }

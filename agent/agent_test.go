@@ -1,0 +1,483 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/gregor-log/gregor/internal/config"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// harness runs Agents against an in-process kfake cluster over a temp dir.
+type harness struct {
+	t       *testing.T
+	dir     string // the log files
+	dataDir string
+	cluster *kfake.Cluster
+	topic   string
+
+	mu      sync.Mutex
+	running *runningAgent
+}
+
+type runningAgent struct {
+	a      *Agent
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, dir: t.TempDir(), dataDir: t.TempDir(), cluster: c, topic: "t"}
+	t.Cleanup(func() {
+		h.stop()
+		c.Close()
+	})
+	return h
+}
+
+// config returns an agent config with fast intervals and one input for
+// the given patterns.
+func (h *harness) config(patterns ...string) config.Agent {
+	p := config.Pipeline{
+		Brokers: h.cluster.ListenAddrs(),
+		Agents: []config.Agent{{
+			Name:               "test",
+			DataDir:            h.dataDir,
+			Hostname:           "testhost",
+			RescanInterval:     100 * time.Millisecond,
+			PollInterval:       50 * time.Millisecond,
+			CheckpointInterval: 50 * time.Millisecond,
+			CloseInactive:      500 * time.Millisecond,
+			Producer:           config.Producer{Linger: time.Millisecond},
+		}},
+	}
+	in := config.Input{Topic: h.topic}
+	for _, pat := range patterns {
+		in.Paths = append(in.Paths, filepath.Join(h.dir, pat))
+	}
+	p.Agents[0].Inputs = []config.Input{in}
+	p.SetDefaults()
+	if ps := p.Validate(); len(ps) > 0 {
+		h.t.Fatalf("config: %+v", ps)
+	}
+	return p.Agents[0]
+}
+
+func (h *harness) start(cfg config.Agent) *Agent {
+	h.t.Helper()
+	a, err := New(cfg, Options{Logger: zaptest.NewLogger(h.t, zaptest.Level(zap.InfoLevel))})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ra := &runningAgent{a: a, cancel: cancel, done: make(chan error, 1)}
+	go func() { ra.done <- a.Run(ctx) }()
+	h.mu.Lock()
+	h.running = ra
+	h.mu.Unlock()
+	return a
+}
+
+func (h *harness) stop() {
+	h.mu.Lock()
+	ra := h.running
+	h.running = nil
+	h.mu.Unlock()
+	if ra == nil {
+		return
+	}
+	ra.cancel()
+	if err := <-ra.done; err != nil {
+		h.t.Errorf("agent Run: %v", err)
+	}
+}
+
+func (h *harness) path(name string) string { return filepath.Join(h.dir, name) }
+
+// appendLines appends lines "name-000000".. numbered from..to-1 to file.
+func (h *harness) appendLines(file string, from, to int) {
+	h.t.Helper()
+	f, err := os.OpenFile(h.path(file), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer f.Close()
+	var b strings.Builder
+	for i := from; i < to; i++ {
+		fmt.Fprintf(&b, "L%06d\n", i)
+	}
+	if _, err := f.WriteString(b.String()); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// records reads the topic from the start until it holds at least n
+// records, and returns all it has.
+func (h *harness) records(n int, timeout time.Duration) []*kgo.Record {
+	h.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.cluster.ListenAddrs()...),
+		kgo.ConsumeTopics(h.topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(50*time.Millisecond))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		out = append(out, fs.Records()...)
+	}
+	return out
+}
+
+// expectLines waits until lines from..to-1 all arrived and checks that
+// none arrived twice unless allowDup.
+func (h *harness) expectLines(from, to int, allowDup bool) []*kgo.Record {
+	h.t.Helper()
+	recs := h.records(to-from, 20*time.Second)
+	count := map[int]int{}
+	for _, r := range recs {
+		n, err := strconv.Atoi(strings.TrimPrefix(string(r.Value), "L"))
+		if err != nil {
+			h.t.Fatalf("unexpected record %q", r.Value)
+		}
+		count[n]++
+	}
+	var missing, dups []int
+	for i := from; i < to; i++ {
+		switch c := count[i]; {
+		case c == 0:
+			missing = append(missing, i)
+		case c > 1 && !allowDup:
+			dups = append(dups, i)
+		}
+	}
+	if len(missing) > 0 || len(dups) > 0 || (!allowDup && len(recs) != to-from) {
+		h.t.Fatalf("%d records: missing %d %v, duplicated %v", len(recs), len(missing), head(missing), head(dups))
+	}
+	return recs
+}
+
+func head(s []int) []int {
+	if len(s) > 10 {
+		return s[:10]
+	}
+	return s
+}
+
+// eventually polls cond until it is true or fails the test.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not true after 10s: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestShipsLinesWithHeaders(t *testing.T) {
+	h := newHarness(t)
+	h.appendLines("a.log", 0, 100)
+	h.start(h.config("*.log"))
+	h.appendLines("a.log", 100, 200)
+	recs := h.expectLines(0, 200, false)
+	r := recs[5]
+	hdr := map[string]string{}
+	for _, x := range r.Headers {
+		hdr[x.Key] = string(x.Value)
+	}
+	if hdr[HeaderHost] != "testhost" || hdr[HeaderPath] != h.path("a.log") || hdr[HeaderOffset] != strconv.Itoa(5*8) {
+		t.Fatalf("headers %v", hdr)
+	}
+}
+
+func TestRenameRotationReadsOldFileToEnd(t *testing.T) {
+	h := newHarness(t)
+	h.appendLines("app.log", 0, 100)
+	a := h.start(h.config("*.log")) // the rotated name app.log.1 is not matched
+	eventually(t, "first lines read", func() bool {
+		for _, s := range a.Status() {
+			if s.Read > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	if err := os.Rename(h.path("app.log"), h.path("app.log.1")); err != nil {
+		t.Fatal(err)
+	}
+	// The writer still writes to the old file for a while, then the new.
+	h.appendLines("app.log.1", 100, 200)
+	h.appendLines("app.log", 200, 300)
+	h.expectLines(0, 300, false)
+	eventually(t, "rotated file finished", func() bool {
+		for _, s := range a.Status() {
+			if s.State == StateDetached || s.State == StateOpen && s.Path == h.path("app.log.1") {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestCopyTruncateContinuesInTheCopy(t *testing.T) {
+	h := newHarness(t)
+	h.appendLines("app.log", 0, 200) // > 1 KiB: a full fingerprint
+	h.start(h.config("app.log*"))
+	h.expectLines(0, 200, false)
+	// Lines written after the agent's last read but before the truncation
+	// exist only in the copy.
+	h.appendLines("app.log", 200, 300)
+	data, err := os.ReadFile(h.path("app.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h.path("app.log.1"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(h.path("app.log"), 0); err != nil {
+		t.Fatal(err)
+	}
+	h.appendLines("app.log", 300, 320)
+	h.expectLines(0, 320, false)
+}
+
+func TestDeleteWhileOpenFinishesDescriptor(t *testing.T) {
+	h := newHarness(t)
+	h.appendLines("gone.log", 0, 50)
+	a := h.start(h.config("*.log"))
+	h.expectLines(0, 50, false)
+	f, err := os.OpenFile(h.path("gone.log"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(h.path("gone.log")); err != nil {
+		t.Fatal(err)
+	}
+	// Still written through an open descriptor, the last line without a
+	// newline: it is shipped when the file is finished.
+	for i := 50; i < 80; i++ {
+		fmt.Fprintf(f, "L%06d\n", i)
+	}
+	fmt.Fprintf(f, "L%06d", 80)
+	f.Close()
+	h.expectLines(0, 81, false)
+	eventually(t, "deleted file closed", func() bool {
+		for _, s := range a.Status() {
+			if s.State != StateClosed {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestRestartResumesFromCheckpoint(t *testing.T) {
+	h := newHarness(t)
+	cfg := h.config("*.log")
+	h.appendLines("r.log", 0, 100)
+	h.start(cfg)
+	h.expectLines(0, 100, false)
+	h.stop()
+	h.appendLines("r.log", 100, 150)
+	h.start(cfg)
+	h.expectLines(0, 150, false)
+	h.stop()
+	// A truncated-and-rewritten file (copytruncate while the agent was
+	// down, copy not matched) is read from its start.
+	if err := os.Truncate(h.path("r.log"), 0); err != nil {
+		t.Fatal(err)
+	}
+	h.appendLines("r.log", 150, 160)
+	h.start(cfg)
+	h.expectLines(0, 160, false)
+}
+
+func TestDamagedCheckpointRereadsFromBeginning(t *testing.T) {
+	h := newHarness(t)
+	cfg := h.config("*.log")
+	h.appendLines("c.log", 0, 100)
+	h.start(cfg)
+	h.expectLines(0, 100, false)
+	h.stop()
+	ckpt := filepath.Join(h.dataDir, checkpointName)
+	data, err := os.ReadFile(ckpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)-3] ^= 0x20 // damage the one entry
+	if err := os.WriteFile(ckpt, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := h.start(cfg)
+	// Read again from the beginning, never from the end: everything twice.
+	recs := h.expectLines(0, 100, true)
+	if len(recs) < 200 {
+		eventually(t, "re-read", func() bool { return len(h.records(200, time.Second)) >= 200 })
+	}
+	if got := testutilCounter(t, a, "gregor_agent_checkpoint_damage_total"); got < 1 {
+		t.Fatalf("damage not counted: %v", got)
+	}
+	if _, err := os.Stat(ckpt + ".corrupt"); err != nil {
+		t.Fatalf("damaged checkpoint not kept: %v", err)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	h := newHarness(t)
+	cfg := h.config("*.log")
+	cfg.Inputs[0].MaxLineBytes = 1000
+	// Binary garbage and invalid UTF-8 are shipped byte for byte; a line
+	// over the maximum is cut; a directory matching the glob is skipped.
+	garbage := []byte{0x00, 0xff, 0xfe, 'x', 0xc3, 0x28}
+	long := strings.Repeat("z", 5000)
+	content := append(append([]byte{}, garbage...), '\n')
+	content = append(content, long...)
+	content = append(content, "\nok\n"...)
+	if err := os.WriteFile(h.path("bad.log"), content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(h.path("dir.log"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a := h.start(cfg)
+	recs := h.records(3, 10*time.Second)
+	if len(recs) != 3 || string(recs[0].Value) != string(garbage) || len(recs[1].Value) != 1000 || string(recs[2].Value) != "ok" {
+		t.Fatalf("records: %d", len(recs))
+	}
+	if string(headerValue(recs[1], HeaderTruncated)) != "true" {
+		t.Fatalf("truncated line has no header")
+	}
+	eventually(t, "truncation counted", func() bool { return testutilCounter(t, a, "gregor_agent_lines_truncated_total") == 1 })
+	eventually(t, "checkpoint at the end", func() bool {
+		for _, s := range a.Status() {
+			if s.Path == h.path("bad.log") && s.Acked == int64(len(content)) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// testutilCounter sums a counter of the agent's registry.
+func testutilCounter(t *testing.T, a *Agent, name string) float64 {
+	t.Helper()
+	mfs, err := a.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
+}
+
+func TestFileReplacedByDirectory(t *testing.T) {
+	h := newHarness(t)
+	h.appendLines("x.log", 0, 50)
+	a := h.start(h.config("*.log"))
+	h.expectLines(0, 50, false)
+	if err := os.Remove(h.path("x.log")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(h.path("x.log"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h.appendLines("y.log", 50, 60)
+	h.expectLines(0, 60, false)
+	eventually(t, "old file finished", func() bool {
+		for _, s := range a.Status() {
+			if s.Path == h.path("x.log") && s.State != StateClosed {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestPermissionDenied(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads files whatever their mode")
+	}
+	h := newHarness(t)
+	h.appendLines("locked.log", 0, 10)
+	if err := os.Chmod(h.path("locked.log"), 0); err != nil {
+		t.Fatal(err)
+	}
+	a := h.start(h.config("*.log"))
+	eventually(t, "open error counted", func() bool { return testutilCounter(t, a, "gregor_agent_file_errors_total") >= 1 })
+	if err := os.Chmod(h.path("locked.log"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.expectLines(0, 10, false) // retried on a later scan
+}
+
+func TestMultilineAndParsersThroughAgent(t *testing.T) {
+	h := newHarness(t)
+	cfg := h.config("*.trace")
+	cfg.Inputs[0].Multiline = &config.Multiline{Start: `^\d{4}-`, MaxLines: 100, FlushTimeout: 200 * time.Millisecond}
+	cfg.Inputs[0].Key = "path"
+	js := config.Input{Paths: []string{h.path("*.jsonl")}, Topic: h.topic, Key: "field:user",
+		Parser: config.Parser{Type: config.ParserJSON}, Fields: map[string]string{"env": "test"}, MaxLineBytes: 4096}
+	cfg.Inputs = append(cfg.Inputs, js)
+	trace := "2026-01-01 boom\n  at a\n  at b\n2026-01-02 ok\n"
+	if err := os.WriteFile(h.path("app.trace"), []byte(trace), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h.path("app.jsonl"), []byte(`{"user":"ann","msg":"hi"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := h.start(cfg)
+	recs := h.records(3, 10*time.Second)
+	got := map[string]string{}
+	for _, r := range recs {
+		got[string(r.Value)] = string(r.Key)
+	}
+	if got["2026-01-01 boom\n  at a\n  at b"] != h.path("app.trace") || got["2026-01-02 ok"] != h.path("app.trace") ||
+		got[`{"env":"test","msg":"hi","user":"ann"}`] != "ann" || len(recs) != 3 {
+		t.Fatalf("records: %q", got)
+	}
+	// The last record was flushed by the timeout, and then checkpointed.
+	eventually(t, "multiline file checkpointed to its end", func() bool {
+		for _, s := range a.Status() {
+			if s.Path == h.path("app.trace") {
+				return s.Acked == int64(len(trace))
+			}
+		}
+		return false
+	})
+}

@@ -1,0 +1,398 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"go.uber.org/zap"
+)
+
+// scanState is what the scan loop keeps between scans; only the scan loop
+// goroutine touches it.
+type scanState struct {
+	watcher *fsnotify.Watcher
+	watched map[string]bool   // directories with an fsnotify watch
+	noted   map[string]string // path -> last problem logged, to log each once
+}
+
+// candidate is a regular file a glob matched.
+type candidate struct {
+	path  string
+	in    *input
+	key   inodeKey
+	size  int64
+	mtime time.Time
+}
+
+// expand globs every input's patterns. A file matched by several inputs
+// belongs to the first. It returns the candidates and the directories to
+// watch.
+func (a *Agent) expand() ([]candidate, map[string]bool) {
+	var out []candidate
+	dirs := map[string]bool{}
+	claimed := map[string]bool{}
+	for _, in := range a.inputs {
+		for _, pat := range in.patterns {
+			if ds, err := filepath.Glob(filepath.Dir(pat)); err == nil {
+				for _, d := range ds {
+					dirs[d] = true
+				}
+			}
+			matches, err := filepath.Glob(pat)
+			if err != nil {
+				continue // validated at load; cannot happen
+			}
+			for _, m := range matches {
+				if claimed[m] || in.excluded(m) {
+					continue
+				}
+				fi, err := os.Stat(m)
+				if err != nil {
+					if !errors.Is(err, os.ErrNotExist) {
+						a.noteProblem(m, "stat", err)
+					}
+					continue
+				}
+				if !fi.Mode().IsRegular() {
+					a.noteProblem(m, "skip", errNotRegular)
+					continue
+				}
+				sys, ok := fi.Sys().(*syscall.Stat_t)
+				if !ok {
+					continue
+				}
+				claimed[m] = true
+				out = append(out, candidate{path: m, in: in, key: inodeKey{uint64(sys.Dev), sys.Ino}, size: fi.Size(), mtime: fi.ModTime()})
+			}
+		}
+	}
+	return out, dirs
+}
+
+// errNotRegular is noted for a glob match that is not a regular file.
+var errNotRegular = errors.New("not a regular file (a directory, device or socket); skipped")
+
+// excluded applies the input's exclude patterns to path.
+func (in *input) excluded(path string) bool {
+	base := filepath.Base(path)
+	for _, ex := range in.exclude {
+		target := base
+		if strings.Contains(ex, "/") {
+			target = path
+		}
+		if ok, _ := filepath.Match(ex, target); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// matches reports whether path matches one of the input's patterns.
+func (in *input) matches(path string) bool {
+	for _, pat := range in.patterns {
+		if ok, _ := filepath.Match(pat, path); ok {
+			return !in.excluded(path)
+		}
+	}
+	return false
+}
+
+// inputFor returns the first input whose patterns match path, or nil.
+func (a *Agent) inputFor(path string) *input {
+	for _, in := range a.inputs {
+		if in.matches(path) {
+			return in
+		}
+	}
+	return nil
+}
+
+// noteProblem logs a problem with path once (until it changes or clears).
+func (a *Agent) noteProblem(path, op string, err error) {
+	if a.scan.noted == nil {
+		a.scan.noted = map[string]string{}
+	}
+	msg := op + ": " + err.Error()
+	if a.scan.noted[path] == msg {
+		return
+	}
+	a.scan.noted[path] = msg
+	if op == "skip" {
+		a.log.Warn("glob matched something that is not a regular file", zap.String("path", path))
+		return
+	}
+	a.metrics.fileErrors.WithLabelValues(op).Inc()
+	a.log.Error("cannot read file; retrying on every scan", zap.String("path", path), zap.String("op", op), zap.Error(err))
+}
+
+func (a *Agent) clearProblem(path string) { delete(a.scan.noted, path) }
+
+// doScan expands the globs and reconciles what it finds with the registry:
+// known inodes keep their state (and closed ones that grew are reopened),
+// new inodes are matched against orphans by fingerprint or start at 0, and
+// open files whose inode was not found are marked detached (renamed away or
+// deleted: they are read to their end and then closed).
+func (a *Agent) doScan(ctx context.Context, first bool) {
+	cands, dirs := a.expand()
+	a.updateWatches(dirs)
+	now := time.Now()
+	r := a.reg
+	r.mu.Lock()
+	defer r.mu.Unlock()
+
+	found := make(map[inodeKey]bool, len(cands))
+	var fresh []candidate
+	// Known inodes first: a truncation found here orphans a state that a
+	// fresh copy below may then continue.
+	for _, c := range cands {
+		found[c.key] = true
+		st := r.mu.byInode[c.key]
+		if st == nil {
+			fresh = append(fresh, c)
+			continue
+		}
+		st.seen = now
+		r.setPathLocked(st, c.path)
+		if st.input == nil {
+			st.input = c.in
+		}
+		if st.tailer != nil {
+			st.tailer.detached.Store(false)
+			continue
+		}
+		if st.idleSize >= 0 && c.size == st.idleSize && c.mtime.Equal(st.idleMod) {
+			continue // closed and unchanged
+		}
+		a.reopenLocked(ctx, st, c, now)
+	}
+	for _, c := range fresh {
+		a.openFreshLocked(ctx, c, found, now)
+	}
+	for key, st := range r.mu.byInode {
+		if found[key] {
+			continue
+		}
+		if st.tailer != nil {
+			st.tailer.detached.Store(true)
+		} else if first {
+			a.recoverRotatedLocked(ctx, st, now)
+		}
+	}
+	r.forgetLocked(now.Add(-a.cfg.ForgetAfter))
+	a.metrics.filesKnown.Set(float64(len(r.mu.states)))
+}
+
+// openChecked opens c.path and makes sure it is still the inode the scan
+// saw (it may have been replaced in between).
+func (a *Agent) openChecked(c candidate) (*os.File, int64, bool) {
+	f, err := os.Open(c.path)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			a.noteProblem(c.path, "open", err)
+		}
+		return nil, 0, false
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		a.noteProblem(c.path, "stat", err)
+		return nil, 0, false
+	}
+	sys, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || (inodeKey{uint64(sys.Dev), sys.Ino}) != c.key || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, 0, false // replaced since the glob; the next scan sees the new one
+	}
+	a.clearProblem(c.path)
+	return f, fi.Size(), true
+}
+
+// reopenLocked reopens a closed state whose file changed.
+func (a *Agent) reopenLocked(ctx context.Context, st *fileState, c candidate, now time.Time) {
+	f, size, ok := a.openChecked(c)
+	if !ok {
+		return
+	}
+	same, fp, err := checkFingerprint(f, size, st.fp)
+	if err != nil {
+		f.Close()
+		a.noteProblem(c.path, "read", err)
+		return
+	}
+	offset := st.readOffset.Load()
+	if !same || (size < offset && !st.fp.full()) {
+		// The inode holds other bytes now: truncated (copytruncate while
+		// closed) or reused by a new file.
+		a.log.Info("file content replaced; reading it from the start", zap.String("path", c.path),
+			zap.Int64("old_offset", offset), zap.Int64("size", size))
+		a.reg.retireLocked(st, now)
+		st = a.reg.newStateLocked(c.key, true, c.path, fp, 0, now)
+		st.input = c.in
+		offset = 0
+	} else if fp.n > st.fp.n {
+		st.fp = fp
+	}
+	a.startTailerLocked(ctx, st, f, offset, false)
+}
+
+// openFreshLocked handles an inode no state is bound to.
+func (a *Agent) openFreshLocked(ctx context.Context, c candidate, found map[inodeKey]bool, now time.Time) {
+	f, size, ok := a.openChecked(c)
+	if !ok {
+		return
+	}
+	fp, err := readFingerprint(f, size)
+	if err != nil {
+		f.Close()
+		a.noteProblem(c.path, "read", err)
+		return
+	}
+	r := a.reg
+	if o := r.findOrphanLocked(fp); o != nil {
+		// The copy of a file truncated under us: continue where it was read.
+		a.log.Info("continuing a truncated file in its copy", zap.String("path", c.path),
+			zap.String("was", o.path), zap.Int64("offset", o.readOffset.Load()))
+		r.bindLocked(o, c.key, c.path)
+		o.seen = now
+		o.input = c.in
+		a.startTailerLocked(ctx, o, f, o.readOffset.Load(), false)
+		return
+	}
+	if b := r.findBoundByFPLocked(fp, c.key); b != nil {
+		if b.tailer != nil || found[b.key] {
+			// A copy of a file being read (copytruncate's copy seen before
+			// the truncation): once the original is truncated its state is
+			// orphaned (which asks for a scan) and that scan continues it
+			// here.
+			f.Close()
+			return
+		}
+		// The file we knew moved to a new inode (another file system, or a
+		// restore): continue it.
+		a.log.Info("file moved to a new inode; continuing it", zap.String("path", c.path), zap.String("was", b.path))
+		r.bindLocked(b, c.key, c.path)
+		b.seen = now
+		b.input = c.in
+		a.startTailerLocked(ctx, b, f, b.readOffset.Load(), false)
+		return
+	}
+	st := r.newStateLocked(c.key, true, c.path, fp, 0, now)
+	st.input = c.in
+	a.startTailerLocked(ctx, st, f, 0, false)
+}
+
+// recoverRotatedLocked looks, at startup, for a checkpointed file that is
+// no longer matched by any glob (it was renamed by a rotation while the
+// agent was down) in the directory it was in, and reads it to its end.
+func (a *Agent) recoverRotatedLocked(ctx context.Context, st *fileState, now time.Time) {
+	in := a.inputFor(st.path)
+	if in == nil || st.path == "" {
+		return
+	}
+	dir := filepath.Dir(st.path)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		sys, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok || (inodeKey{uint64(sys.Dev), sys.Ino}) != st.key {
+			continue
+		}
+		c := candidate{path: p, in: in, key: st.key, size: fi.Size(), mtime: fi.ModTime()}
+		f, size, ok := a.openChecked(c)
+		if !ok {
+			return
+		}
+		same, fp, err := checkFingerprint(f, size, st.fp)
+		if err != nil || !same || size <= st.readOffset.Load() {
+			f.Close()
+			return
+		}
+		a.log.Info("finishing a file rotated while the agent was down", zap.String("path", p), zap.String("was", st.path))
+		st.fp = fp
+		st.input = in
+		st.seen = now
+		r := a.reg
+		r.setPathLocked(st, p)
+		a.startTailerLocked(ctx, st, f, st.readOffset.Load(), true)
+		return
+	}
+}
+
+// updateWatches makes the fsnotify watches cover exactly dirs.
+func (a *Agent) updateWatches(dirs map[string]bool) {
+	w := a.scan.watcher
+	if w == nil {
+		return
+	}
+	if a.scan.watched == nil {
+		a.scan.watched = map[string]bool{}
+	}
+	for d := range dirs {
+		if a.scan.watched[d] {
+			continue
+		}
+		if err := w.Add(d); err != nil {
+			a.noteProblem(d, "watch", err)
+			continue
+		}
+		a.scan.watched[d] = true
+	}
+	for d := range a.scan.watched {
+		if !dirs[d] {
+			_ = w.Remove(d) // fails harmlessly when the directory is gone
+			delete(a.scan.watched, d)
+		}
+	}
+}
+
+// watchLoop turns file-system events into tailer wake-ups and rescans.
+func (a *Agent) watchLoop(ctx context.Context, w *fsnotify.Watcher) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			if ev.Has(fsnotify.Write) {
+				if t := a.reg.tailerForPath(ev.Name); t != nil {
+					t.poke()
+					continue
+				}
+				if a.inputFor(ev.Name) == nil {
+					continue // a file no input wants
+				}
+			}
+			a.requestScan()
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				a.metrics.eventOverflows.Inc()
+				a.log.Warn("file-system event queue overflowed; rescanning")
+				a.requestScan()
+				a.reg.forEachTailer((*tailer).poke)
+				continue
+			}
+			a.log.Warn("file-system watcher", zap.Error(err))
+		}
+	}
+}

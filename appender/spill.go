@@ -1,0 +1,756 @@
+package appender
+
+// Spill files.
+//
+// With the spill policy, records that find the memory buffer full are
+// appended to spill files in Config.SpillDir; from then on every new record
+// goes to the files too (behind the older ones), until the shipper has
+// replayed them all into the producer. Records therefore reach the topic
+// in the order they were logged.
+//
+// Layout of SpillDir, for topic T:
+//
+//	T.lock                     flock(2) held while an appender uses the files
+//	T.<seq, 20 digits>.spill   segments, oldest (lowest seq) replayed first
+//	T.spillpos                 written by Close: where replay stopped
+//
+// A segment is a sequence of frames and nothing else:
+//
+//	frame   = length uint32 | crc uint32 | payload      (big-endian)
+//	length  = bytes of payload
+//	crc     = CRC-32C (Castagnoli) of payload
+//	payload = timestamp int64 (Unix milliseconds)
+//	          | levelLen uint8 | level (the "level" header)
+//	          | keyLen uint32 | key | value (the rest)
+//
+// A log call never touches the disk: it appends the frame to its
+// segment's in-memory pending buffer (at most a quarter of
+// Config.BufferBytes, up to 16 MiB, for all segments, taken out of the
+// memory bound; beyond that the record is dropped and counted, the disk
+// being too slow), and the spill writer goroutine writes pending bytes to the
+// files, whole frames at a time. A short or failing frame can therefore
+// only come from a crash or a failed write; replay reports it as a
+// *SpillCorruptionError and skips the rest of that segment. A segment is deleted once replayed.
+// Segments are not fsynced on every write: spilling bounds memory, it is
+// not a write-ahead log. Close fsyncs them and records the replay position
+// in T.spillpos (length 20: seq uint64 | offset int64 | CRC-32C of the
+// first 16 bytes), so the next run resumes there. After a crash the next
+// run replays each remaining segment from the position last recorded, or
+// from its start: records may then be shipped twice, never lost.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gregor-log/gregor/internal/vfs"
+)
+
+const (
+	frameHeaderLen  = 8
+	spillFlushAt    = 64 << 10              // pending bytes that wake the writer
+	spillFlushEvery = 20 * time.Millisecond // the writer's idle flush period
+	spillPosLen     = 20
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// errSpillFull is returned by append when the spill files are at
+// SpillMaxBytes, or the writer is that far behind; the record is dropped
+// and counted.
+var errSpillFull = errors.New("appender: spill files full")
+
+// SpillCorruptionError reports a spill segment that could not be read past
+// Offset. The rest of the segment is skipped.
+type SpillCorruptionError struct {
+	Path    string
+	Offset  int64
+	Skipped int64 // bytes skipped
+	Reason  string
+}
+
+func (e *SpillCorruptionError) Error() string {
+	return fmt.Sprintf("appender: spill segment %s corrupt at offset %d (%s); skipped %d bytes",
+		e.Path, e.Offset, e.Reason, e.Skipped)
+}
+
+// spillPos is a position in the spill stream.
+type spillPos struct {
+	seq uint64
+	off int64
+}
+
+func (p spillPos) less(q spillPos) bool {
+	return p.seq < q.seq || p.seq == q.seq && p.off < q.off
+}
+
+// segment is one spill file. Its file is created by the writer when the
+// first bytes are written.
+type segment struct {
+	seq     uint64
+	path    string
+	written atomic.Int64 // bytes in the file, always whole frames
+
+	// Guarded by spill.mu.
+	f             vfs.File // nil until first written
+	pending       []byte   // frames not yet written
+	pendingFrames int64
+	writing       int64 // bytes the writer took from pending and is writing
+}
+
+// spill owns the spill files of one topic. Log calls append frames under
+// mu; the writer goroutine writes them; the reader (the shipper goroutine)
+// reads files without mu, up to each segment's written mark, and takes mu
+// to switch and delete segments.
+type spill struct {
+	fs         vfs.FS
+	dir        string
+	prefix     string // dir/topic
+	maxBytes   int64
+	segMax     int64
+	maxFrame   int64
+	pendingMax int64 // pending bytes beyond which records drop
+	lock       io.Closer
+	onLost     func(frames, bytes int64, err error) // frames a failed write lost
+
+	active atomic.Bool  // new records must go to the files
+	total  atomic.Int64 // bytes in all segments, pending included
+
+	mu struct {
+		sync.Mutex
+		segs    []*segment // oldest first
+		w       *segment   // being appended to; nil until the first append
+		pending int64      // pending bytes over all segments
+		err     error      // sticky write error
+		nextSeq uint64
+	}
+
+	// io is held by whoever writes pending frames to the files: the
+	// writer goroutine, or a log call that found the pending buffer full
+	// and the writer not writing (starved of CPU by a burst).
+	io sync.Mutex
+
+	wake   chan struct{} // capacity 1: pending bytes to write
+	stop   chan struct{}
+	done   chan struct{}
+	closed bool
+
+	// Reader state, owned by the shipper goroutine.
+	r struct {
+		seg *segment
+		off int64
+		hdr [frameHeaderLen]byte
+	}
+}
+
+// spillPendingMax is the spill writer's share of the memory bound.
+func spillPendingMax(bufferBytes int64) int64 { return min(max(bufferBytes/4, 64<<10), 16<<20) }
+
+func openSpill(fs vfs.FS, dir, topic string, maxBytes int64, maxRecordBytes int, pendingMax int64,
+	onLost func(frames, bytes int64, err error)) (*spill, error) {
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create spill dir %s: %w", dir, err)
+	}
+	sp := &spill{
+		fs:         fs,
+		dir:        dir,
+		prefix:     filepath.Join(dir, topic),
+		maxBytes:   maxBytes,
+		segMax:     min(max(maxBytes/8, 1<<20), 64<<20),
+		maxFrame:   int64(maxRecordBytes) + 8 + 1 + 255 + 4,
+		pendingMax: pendingMax,
+		onLost:     onLost,
+		wake:       make(chan struct{}, 1),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	lock, err := vfs.Lock(fs, sp.prefix+".lock")
+	if err != nil {
+		return nil, fmt.Errorf("spill dir %s: %w", dir, err)
+	}
+	sp.lock = lock
+	if err := sp.load(); err != nil {
+		sp.closeFiles()
+		lock.Close()
+		return nil, err
+	}
+	go sp.writeLoop()
+	return sp, nil
+}
+
+// load opens the segments a previous run left and positions the reader.
+func (sp *spill) load() error {
+	ents, err := sp.fs.ReadDir(sp.dir)
+	if err != nil {
+		return fmt.Errorf("read spill dir %s: %w", sp.dir, err)
+	}
+	base := filepath.Base(sp.prefix) + "."
+	var seqs []uint64
+	for _, de := range ents {
+		name := de.Name()
+		if !strings.HasPrefix(name, base) || !strings.HasSuffix(name, ".spill") {
+			continue
+		}
+		num := strings.TrimSuffix(strings.TrimPrefix(name, base), ".spill")
+		if len(num) != 20 {
+			continue
+		}
+		seq, err := strconv.ParseUint(num, 10, 64)
+		if err != nil {
+			continue
+		}
+		seqs = append(seqs, seq) // ReadDir is sorted, and so are 20-digit names
+	}
+	pos, havePos, err := sp.readPos()
+	if err != nil {
+		return err
+	}
+	for _, seq := range seqs {
+		path := sp.segPath(seq)
+		if havePos && seq < pos.seq {
+			if err := sp.fs.Remove(path); err != nil {
+				return fmt.Errorf("remove replayed spill segment %s: %w", path, err)
+			}
+			continue
+		}
+		f, err := sp.fs.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			return fmt.Errorf("open spill segment %s: %w", path, err)
+		}
+		size, err := f.Size()
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("size of spill segment %s: %w", path, err)
+		}
+		seg := &segment{seq: seq, path: path, f: f}
+		seg.written.Store(size)
+		sp.mu.segs = append(sp.mu.segs, seg)
+		sp.total.Add(size)
+		sp.mu.nextSeq = seq + 1
+	}
+	if havePos && pos.seq >= sp.mu.nextSeq {
+		sp.mu.nextSeq = pos.seq + 1
+	}
+	if len(sp.mu.segs) > 0 {
+		first := sp.mu.segs[0]
+		sp.r.seg = first
+		if havePos && first.seq == pos.seq {
+			sp.r.off = min(max(pos.off, 0), first.written.Load())
+		}
+		sp.active.Store(true) // old records go first
+	}
+	return nil
+}
+
+func (sp *spill) segPath(seq uint64) string {
+	return fmt.Sprintf("%s.%020d.spill", sp.prefix, seq)
+}
+
+func (sp *spill) posPath() string { return sp.prefix + ".spillpos" }
+
+func (sp *spill) readPos() (spillPos, bool, error) {
+	f, err := vfs.Open(sp.fs, sp.posPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return spillPos{}, false, nil
+	}
+	if err != nil {
+		return spillPos{}, false, fmt.Errorf("open %s: %w", sp.posPath(), err)
+	}
+	defer f.Close()
+	var b [spillPosLen]byte
+	if _, err := f.ReadAt(b[:], 0); err != nil {
+		// A torn position file: replay everything (duplicates, not loss).
+		return spillPos{}, false, nil
+	}
+	if crc32.Checksum(b[:16], castagnoli) != binary.BigEndian.Uint32(b[16:]) {
+		return spillPos{}, false, nil
+	}
+	return spillPos{seq: binary.BigEndian.Uint64(b[0:]), off: int64(binary.BigEndian.Uint64(b[8:]))}, true, nil
+}
+
+// storePos records the replay position durably: temp file, fsync, rename,
+// fsync the directory.
+func (sp *spill) storePos(p spillPos) error {
+	var b [spillPosLen]byte
+	binary.BigEndian.PutUint64(b[0:], p.seq)
+	binary.BigEndian.PutUint64(b[8:], uint64(p.off))
+	binary.BigEndian.PutUint32(b[16:], crc32.Checksum(b[:16], castagnoli))
+	tmp := sp.posPath() + ".tmp"
+	f, err := vfs.Create(sp.fs, tmp)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", tmp, err)
+	}
+	if _, err := f.Write(b[:]); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmp, err)
+	}
+	if err := sp.fs.Rename(tmp, sp.posPath()); err != nil {
+		return fmt.Errorf("rename %s: %w", tmp, err)
+	}
+	if err := sp.fs.SyncDir(sp.dir); err != nil {
+		return fmt.Errorf("sync spill dir %s: %w", sp.dir, err)
+	}
+	return nil
+}
+
+// size is the bytes in the spill files, pending included.
+func (sp *spill) size() int64 { return sp.total.Load() }
+
+// pendingSize is the bytes waiting for the writer.
+func (sp *spill) pendingSize() int64 {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.mu.pending
+}
+
+// append queues e as one frame for the writer. It returns errSpillFull at
+// SpillMaxBytes or when the writer is pendingMax bytes behind, or the
+// sticky write error. It never does I/O.
+func (sp *spill) append(e *entry) error {
+	err := sp.tryAppend(e)
+	if !errors.Is(err, errSpillBehind) {
+		return err
+	}
+	// The writer is behind. If it is not writing (a burst starved it of
+	// CPU), write the pending frames here, once; if it is writing (a slow
+	// disk), do not wait for it: drop.
+	if !sp.io.TryLock() {
+		return errSpillFull
+	}
+	sp.writePendingLocked()
+	sp.io.Unlock()
+	if err := sp.tryAppend(e); !errors.Is(err, errSpillBehind) {
+		return err
+	}
+	return errSpillFull
+}
+
+// errSpillBehind: the pending buffer is full.
+var errSpillBehind = errors.New("appender: spill writer behind")
+
+func (sp *spill) tryAppend(e *entry) error {
+	key, val, lvl := e.rec.Key, e.rec.Value, e.hdrs[2].Value
+	if len(lvl) > 255 {
+		lvl = lvl[:255]
+	}
+	payload := 8 + 1 + len(lvl) + 4 + len(key) + len(val)
+	frame := int64(frameHeaderLen + payload)
+
+	sp.mu.Lock()
+	if sp.mu.err != nil {
+		err := sp.mu.err
+		sp.mu.Unlock()
+		return err
+	}
+	if sp.total.Load()+frame > sp.maxBytes {
+		sp.mu.Unlock()
+		return errSpillFull
+	}
+	if sp.mu.pending+frame > max(sp.pendingMax, frame) {
+		sp.mu.Unlock()
+		return errSpillBehind
+	}
+	w := sp.mu.w
+	if w == nil || w.sizeLocked()+frame > sp.segMax && w.sizeLocked() > 0 {
+		w = &segment{seq: sp.mu.nextSeq, path: sp.segPath(sp.mu.nextSeq)}
+		sp.mu.nextSeq++
+		sp.mu.segs = append(sp.mu.segs, w)
+		sp.mu.w = w
+	}
+	b := w.pending
+	if b == nil {
+		b = make([]byte, 0, spillFlushAt+frame)
+	}
+	start := len(b)
+	b = binary.BigEndian.AppendUint32(b, uint32(payload))
+	b = binary.BigEndian.AppendUint32(b, 0) // crc, below
+	b = binary.BigEndian.AppendUint64(b, uint64(e.rec.Timestamp.UnixMilli()))
+	b = append(b, byte(len(lvl)))
+	b = append(b, lvl...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(key)))
+	b = append(b, key...)
+	b = append(b, val...)
+	binary.BigEndian.PutUint32(b[start+4:], crc32.Checksum(b[start+frameHeaderLen:], castagnoli))
+	w.pending = b
+	w.pendingFrames++
+	sp.mu.pending += frame
+	sp.total.Add(frame)
+	sp.active.Store(true)
+	wake := len(b) >= spillFlushAt
+	sp.mu.Unlock()
+	if wake {
+		sp.wakeWriter()
+	}
+	return nil
+}
+
+func (sp *spill) wakeWriter() {
+	select {
+	case sp.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop is the spill writer goroutine: it writes pending frames to the
+// files, oldest segment first, when woken, every spillFlushEvery, and a
+// last time when stopped.
+func (sp *spill) writeLoop() {
+	defer close(sp.done)
+	t := time.NewTicker(spillFlushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-sp.wake:
+		case <-t.C:
+		case <-sp.stop:
+			sp.writePending()
+			return
+		}
+		sp.writePending()
+	}
+}
+
+// writePending writes every segment's pending frames. A failed write is
+// sticky: the frames are lost (reported through onLost) and the spill
+// takes no more records until it has been replayed empty.
+func (sp *spill) writePending() {
+	sp.io.Lock()
+	defer sp.io.Unlock()
+	sp.writePendingLocked()
+}
+
+func (sp *spill) writePendingLocked() {
+	for {
+		sp.mu.Lock()
+		var seg *segment
+		for _, s := range sp.mu.segs {
+			if len(s.pending) > 0 {
+				seg = s
+				break
+			}
+		}
+		if seg == nil {
+			sp.mu.Unlock()
+			return
+		}
+		buf, frames := seg.pending, seg.pendingFrames
+		seg.pending, seg.pendingFrames = nil, 0
+		seg.writing = int64(len(buf))
+		f, failed := seg.f, sp.mu.err
+		sp.mu.Unlock()
+
+		var err error
+		if failed != nil {
+			err = failed
+		} else {
+			if f == nil {
+				f, err = sp.fs.OpenFile(seg.path, os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o644)
+				if err != nil {
+					err = fmt.Errorf("appender: create spill segment %s: %w", seg.path, err)
+				}
+			}
+			if err == nil {
+				if _, werr := f.Write(buf); werr != nil {
+					// The file may now hold part of buf beyond the
+					// written mark, where the reader never looks.
+					err = fmt.Errorf("appender: write spill segment %s: %w", seg.path, werr)
+				}
+			}
+		}
+
+		sp.mu.Lock()
+		seg.writing = 0
+		sp.mu.pending -= int64(len(buf))
+		if f != nil && seg.f == nil {
+			seg.f = f
+		}
+		if err == nil {
+			seg.written.Add(int64(len(buf)))
+		} else {
+			sp.total.Add(-int64(len(buf)))
+			if sp.mu.err == nil {
+				sp.mu.err = err
+			}
+			if sp.mu.w == seg {
+				sp.mu.w = nil // never append after a failed write
+			}
+		}
+		sp.mu.Unlock()
+		if err != nil && failed == nil {
+			sp.onLost(frames, int64(len(buf)), err)
+		} else if err != nil {
+			sp.onLost(frames, int64(len(buf)), nil)
+		}
+	}
+}
+
+// pendingLocked reports whether seg has frames not yet in its file.
+func (seg *segment) pendingLocked() bool { return len(seg.pending) > 0 || seg.writing > 0 }
+
+// sizeLocked is the segment's size once everything pending is written.
+func (seg *segment) sizeLocked() int64 {
+	return seg.written.Load() + seg.writing + int64(len(seg.pending))
+}
+
+// endPos returns the end of the spilled data, and false if there is none.
+func (sp *spill) endPos() (spillPos, bool) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	n := len(sp.mu.segs)
+	if n == 0 {
+		return spillPos{}, false
+	}
+	last := sp.mu.segs[n-1]
+	return spillPos{seq: last.seq, off: last.sizeLocked()}, true
+}
+
+// readerPos returns the reader's position (shipper goroutine only).
+func (sp *spill) readerPos() spillPos {
+	if sp.r.seg != nil {
+		return spillPos{seq: sp.r.seg.seq, off: sp.r.off}
+	}
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if len(sp.mu.segs) > 0 {
+		return spillPos{seq: sp.mu.segs[0].seq}
+	}
+	return spillPos{seq: sp.mu.nextSeq}
+}
+
+// next reads the next spilled record into e and returns where its frame
+// starts. It returns false when no record is readable now (the writer may
+// still hold some: it is woken); when the files are then empty it also
+// clears active, so that new records go to memory again. Shipper
+// goroutine only.
+func (sp *spill) next(e *entry) (spillPos, bool, error) {
+	for {
+		seg := sp.r.seg
+		if seg == nil {
+			sp.mu.Lock()
+			if len(sp.mu.segs) == 0 {
+				sp.active.Store(false)
+				sp.mu.err = nil // a fresh start after a failed write
+				sp.mu.Unlock()
+				return spillPos{}, false, nil
+			}
+			sp.r.seg, sp.r.off = sp.mu.segs[0], 0
+			sp.mu.Unlock()
+			continue
+		}
+		avail := seg.written.Load()
+		if sp.r.off+frameHeaderLen <= avail {
+			pos, err := sp.readFrame(seg, avail, e)
+			if err != nil {
+				return spillPos{}, false, err
+			}
+			return pos, true, nil
+		}
+		// Nothing whole left to read in seg right now.
+		sp.mu.Lock()
+		if seg.pendingLocked() {
+			sp.mu.Unlock()
+			sp.wakeWriter()
+			return spillPos{}, false, nil
+		}
+		if written := seg.written.Load(); sp.r.off < written {
+			sp.mu.Unlock()
+			if sp.r.off+frameHeaderLen > written {
+				// A torn frame header at the end: nothing will follow
+				// it, pending being empty.
+				return spillPos{}, false, sp.corrupt(seg, sp.r.off, "truncated frame header")
+			}
+			continue // the writer just wrote more
+		}
+		// seg is fully read: delete it. If it is the writer's, the next
+		// append starts a new one.
+		if seg == sp.mu.w {
+			sp.mu.w = nil
+		}
+		sp.dropLocked(seg)
+		sp.r.seg, sp.r.off = nil, 0
+		sp.mu.Unlock()
+		// The file goes outside the lock: log calls wait on it.
+		if err := sp.remove(seg); err != nil {
+			return spillPos{}, false, err
+		}
+	}
+}
+
+// readFrame reads the frame at the reader's offset in seg into e.
+func (sp *spill) readFrame(seg *segment, avail int64, e *entry) (spillPos, error) {
+	start := sp.r.off
+	if _, err := seg.f.ReadAt(sp.r.hdr[:], start); err != nil {
+		return spillPos{}, sp.corrupt(seg, start, "read frame header: "+err.Error())
+	}
+	n := int64(binary.BigEndian.Uint32(sp.r.hdr[0:]))
+	want := binary.BigEndian.Uint32(sp.r.hdr[4:])
+	if n < 8+1+4 || n > sp.maxFrame {
+		return spillPos{}, sp.corrupt(seg, start, fmt.Sprintf("frame length %d out of range", n))
+	}
+	if start+frameHeaderLen+n > avail {
+		return spillPos{}, sp.corrupt(seg, start, fmt.Sprintf("frame of %d bytes runs past the end", n))
+	}
+	if int64(cap(e.val)) < n {
+		e.val = make([]byte, n)
+	}
+	p := e.val[:n]
+	if _, err := seg.f.ReadAt(p, start+frameHeaderLen); err != nil {
+		return spillPos{}, sp.corrupt(seg, start, "read frame: "+err.Error())
+	}
+	if crc32.Checksum(p, castagnoli) != want {
+		return spillPos{}, sp.corrupt(seg, start, "checksum mismatch")
+	}
+	ts := int64(binary.BigEndian.Uint64(p[0:]))
+	ll := int64(p[8])
+	if 9+ll+4 > n {
+		return spillPos{}, sp.corrupt(seg, start, "level runs past the frame")
+	}
+	lvl := p[9 : 9+ll]
+	kl := int64(binary.BigEndian.Uint32(p[9+ll:]))
+	if 9+ll+4+kl > n {
+		return spillPos{}, sp.corrupt(seg, start, "key runs past the frame")
+	}
+	key := p[9+ll+4 : 9+ll+4+kl]
+	val := p[9+ll+4+kl:]
+	e.val = p
+	e.rec.Value = val
+	e.setMeta(time.UnixMilli(ts), lvl)
+	if kl > 0 {
+		e.rec.Key = key
+	}
+	e.spilled = true
+	sp.r.off = start + frameHeaderLen + n
+	return spillPos{seq: seg.seq, off: start}, nil
+}
+
+// corrupt skips what seg holds after off and returns the error
+// describing it. Later records go to a new segment.
+func (sp *spill) corrupt(seg *segment, off int64, reason string) error {
+	sp.mu.Lock()
+	if seg == sp.mu.w {
+		sp.mu.w = nil
+	}
+	end := seg.sizeLocked()
+	sp.mu.Unlock()
+	sp.r.off = end
+	return &SpillCorruptionError{Path: seg.path, Offset: off, Skipped: end - off, Reason: reason}
+}
+
+// dropLocked forgets a fully replayed segment; remove deletes its file.
+func (sp *spill) dropLocked(seg *segment) {
+	for i, s := range sp.mu.segs {
+		if s == seg {
+			sp.mu.segs = append(sp.mu.segs[:i], sp.mu.segs[i+1:]...)
+			break
+		}
+	}
+	sp.total.Add(-seg.written.Load())
+}
+
+// remove closes and deletes the file of a segment dropLocked forgot. No
+// one else refers to it any more.
+func (sp *spill) remove(seg *segment) error {
+	if seg.f == nil {
+		return nil // never written
+	}
+	cerr := seg.f.Close()
+	if err := sp.fs.Remove(seg.path); err != nil {
+		return fmt.Errorf("appender: remove replayed spill segment %s: %w", seg.path, err)
+	}
+	if cerr != nil {
+		return fmt.Errorf("appender: close spill segment %s: %w", seg.path, cerr)
+	}
+	return nil
+}
+
+// pendingBytes is what is left to replay (after the shipper stopped).
+func (sp *spill) pendingBytes() int64 {
+	n := sp.total.Load()
+	if sp.r.seg != nil {
+		n -= sp.r.off
+	}
+	return max(n, 0)
+}
+
+// close stops the writer after it has written everything pending, fsyncs
+// the segments, records the replay position (or removes the position file
+// if nothing is left) and releases the files. resume, if set, overrides
+// the reader's position (a record read but not yet produced). Only after
+// the shipper goroutine stopped.
+func (sp *spill) close(resume ...spillPos) error {
+	if sp.closed {
+		return nil
+	}
+	sp.closed = true
+	close(sp.stop)
+	<-sp.done
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	var errs []error
+	pos := spillPos{seq: sp.mu.nextSeq}
+	if sp.r.seg != nil {
+		pos = spillPos{seq: sp.r.seg.seq, off: sp.r.off}
+	} else if len(sp.mu.segs) > 0 {
+		pos = spillPos{seq: sp.mu.segs[0].seq}
+	}
+	if len(resume) > 0 && resume[0].less(pos) {
+		pos = resume[0]
+	}
+	left := sp.total.Load() > 0
+	for _, seg := range sp.mu.segs {
+		if seg.f == nil {
+			continue
+		}
+		if err := seg.f.Sync(); err != nil {
+			errs = append(errs, fmt.Errorf("appender: sync spill segment %s: %w", seg.path, err))
+		}
+	}
+	if left {
+		if err := sp.storePos(pos); err != nil {
+			errs = append(errs, fmt.Errorf("appender: %w", err))
+		}
+	} else if err := sp.fs.Remove(sp.posPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("appender: remove %s: %w", sp.posPath(), err))
+	}
+	sp.closeFilesLocked(&errs)
+	if err := sp.lock.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("appender: release spill lock: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+func (sp *spill) closeFiles() {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	var errs []error
+	sp.closeFilesLocked(&errs)
+}
+
+func (sp *spill) closeFilesLocked(errs *[]error) {
+	for _, seg := range sp.mu.segs {
+		if seg.f == nil {
+			continue
+		}
+		if err := seg.f.Close(); err != nil {
+			*errs = append(*errs, fmt.Errorf("appender: close spill segment %s: %w", seg.path, err))
+		}
+	}
+	sp.mu.segs = nil
+	sp.mu.w = nil
+}

@@ -1,0 +1,340 @@
+package appender
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gregor-log/gregor/internal/vfs"
+)
+
+// gateSink is a fake broker that can be down: while down it holds records
+// (as kgo holds them while it retries); when up it completes held records
+// in order, then every new one at once. Completed values are recorded.
+type gateSink struct {
+	mu    sync.Mutex
+	up    bool
+	limit int // if set, the sink goes down by itself after this many records
+	held  []*entry
+	got   []string
+}
+
+func (g *gateSink) produce(e *entry) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.limit > 0 && len(g.got) >= g.limit {
+		g.up = false
+	}
+	if !g.up {
+		g.held = append(g.held, e)
+		return
+	}
+	g.got = append(g.got, string(e.rec.Value))
+	e.s.finish(e, nil)
+}
+
+func (g *gateSink) setUp(up bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.up = up
+	if !up {
+		return
+	}
+	for _, e := range g.held {
+		g.got = append(g.got, string(e.rec.Value))
+		e.s.finish(e, nil)
+	}
+	g.held = nil
+}
+
+// close fails what is still held, as kgo's Close does.
+func (g *gateSink) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, e := range g.held {
+		e.s.finish(e, errors.New("client closed"))
+	}
+	g.held = nil
+}
+
+func (g *gateSink) values() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]string(nil), g.got...)
+}
+
+// checkSeq checks that vals are JSON records whose "i" runs from..from+n-1.
+func checkSeq(t *testing.T, vals []string, from, n int) {
+	t.Helper()
+	if len(vals) != n {
+		t.Fatalf("got %d records, want %d", len(vals), n)
+	}
+	for j, v := range vals {
+		var m struct{ I int }
+		if err := json.Unmarshal([]byte(v), &m); err != nil {
+			t.Fatalf("record %d: %v: %s", j, err, v)
+		}
+		if m.I != from+j {
+			t.Fatalf("record %d has i=%d, want %d", j, m.I, from+j)
+		}
+	}
+}
+
+func newSpillHandler(t *testing.T, sink testSink, dir string, extra ...Option) *Handler {
+	t.Helper()
+	opts := append([]Option{WithBrokers("127.0.0.1:1"), WithTopic("logs"), withSink(sink),
+		WithBuffer(8<<20, 50), WithSpillOnFull(dir, 64<<20)}, extra...)
+	h, err := NewHandler(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func TestSpillKeepsOrderAcrossOutage(t *testing.T) {
+	dir := t.TempDir()
+	g := &gateSink{}
+	h := newSpillHandler(t, g, dir)
+	log := slog.New(h)
+	const n = 5000
+	for i := range n {
+		log.Info("m", "i", i, "pad", "some padding to make the records longer than trivial")
+	}
+	st := h.Stats()
+	if st.Spilled < n-50 || st.Dropped != 0 {
+		t.Fatalf("while down: %+v", st)
+	}
+	if st.BufferedRecords > 50 {
+		t.Fatalf("buffer bound exceeded: %+v", st)
+	}
+	waitFor(t, 5*time.Second, "spill segments on disk", func() bool {
+		files, _ := filepath.Glob(filepath.Join(dir, "logs.*.spill"))
+		return len(files) > 0
+	})
+	g.setUp(true)
+	// More records while the spill drains: they must queue behind it.
+	for i := n; i < n+1000; i++ {
+		log.Info("m", "i", i)
+	}
+	if err := h.Sync(); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	checkSeq(t, g.values(), 0, n+1000)
+	if err := h.Close(closeCtx(t, 5*time.Second)); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	st = h.Stats()
+	if st.Sent != n+1000 || st.Enqueued+st.Spilled != n+1000 || st.Replayed != st.Spilled || st.SpillBytes != 0 {
+		t.Fatalf("final stats %+v", st)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "logs.*")); len(files) != 1 { // only the lock file
+		t.Fatalf("left in spill dir: %v", files)
+	}
+}
+
+func TestSpillSurvivesRestart(t *testing.T) {
+	fs := vfs.NewMem()
+	dir := "/spill"
+	g := &gateSink{}
+	h := newSpillHandler(t, g, dir, withFS(fs))
+	log := slog.New(h)
+	const n = 3000
+	for i := range n {
+		log.Info("m", "i", i)
+	}
+	// Let part of the spill drain, then go down again and close.
+	g.mu.Lock()
+	g.limit = 1000
+	g.mu.Unlock()
+	g.setUp(true)
+	waitFor(t, 5*time.Second, "the broker to go down again", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return len(g.held) == 50 // the buffer's bound
+	})
+	err := h.Close(closeCtx(t, 100*time.Millisecond))
+	var de *DeliveryError
+	if !errors.As(err, &de) || de.Spilled == 0 {
+		t.Fatalf("close: %v, want a DeliveryError with records left in spill", err)
+	}
+	sent := g.values()
+	st := h.Stats()
+	t.Logf("first run: %+v", st)
+
+	g2 := &gateSink{up: true}
+	h2 := newSpillHandler(t, g2, dir, withFS(fs))
+	slog.New(h2).Info("m", "i", n)
+	if err := h2.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h2.Close(closeCtx(t, 5*time.Second)); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	// Records that failed in the first run's memory are lost (at most
+	// the buffer); everything else arrives once, in order.
+	all := append(sent, g2.values()...)
+	var is []int
+	for _, v := range all {
+		var m struct{ I int }
+		if err := json.Unmarshal([]byte(v), &m); err != nil {
+			t.Fatal(err)
+		}
+		is = append(is, m.I)
+	}
+	lost := 0
+	for j := 1; j < len(is); j++ {
+		if is[j] <= is[j-1] {
+			t.Fatalf("order broken at %d: %d after %d", j, is[j], is[j-1])
+		}
+		lost += is[j] - is[j-1] - 1
+	}
+	if is[len(is)-1] != n || int64(lost) != st.Failed {
+		t.Fatalf("lost %d records (first run failed %d); last %d", lost, st.Failed, is[len(is)-1])
+	}
+}
+
+func TestSpillFullDrops(t *testing.T) {
+	g := &gateSink{}
+	h := newSpillHandler(t, g, t.TempDir(), WithSpillOnFull(t.TempDir(), 64<<10))
+	log := slog.New(h)
+	for i := range 2000 {
+		log.Info("m", "i", i)
+	}
+	st := h.Stats()
+	if st.Dropped == 0 || st.SpillBytes > 64<<10 {
+		t.Fatalf("stats %+v", st)
+	}
+	g.setUp(true)
+	if err := h.Close(closeCtx(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	// What was kept is in order and complete: the first records.
+	vals := g.values()
+	checkSeq(t, vals, 0, len(vals))
+	if int64(len(vals))+h.Stats().Dropped != 2000 {
+		t.Fatalf("sent %d + dropped %d != 2000", len(vals), h.Stats().Dropped)
+	}
+}
+
+func TestSpillDiskFullIsStickyThenRecovers(t *testing.T) {
+	efs := vfs.NewErrorFS(vfs.NewMem())
+	var reported []error
+	var mu sync.Mutex
+	g := &gateSink{}
+	h := newSpillHandler(t, g, "/spill", withFS(efs), WithErrorHandler(func(err error) {
+		mu.Lock()
+		reported = append(reported, err)
+		mu.Unlock()
+	}))
+	log := slog.New(h)
+	efs.FailOn(vfs.OpWrite, ".spill", syscall.ENOSPC)
+	for i := range 200 {
+		log.Info("m", "i", i, "pad", string(make([]byte, 1000)))
+	}
+	st := h.Stats()
+	if st.Dropped == 0 {
+		t.Fatalf("nothing dropped with a full disk: %+v", st)
+	}
+	mu.Lock()
+	if len(reported) == 0 || !errors.Is(reported[0], syscall.ENOSPC) {
+		t.Fatalf("reported %v", reported)
+	}
+	mu.Unlock()
+	efs.Clear()
+	g.setUp(true)
+	// The first Sync reports the records the failed write lost.
+	var de *DeliveryError
+	if err := h.Sync(); !errors.As(err, &de) || de.Failed == 0 || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("sync after a failed spill write: %v", err)
+	}
+	if err := h.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	// After the spill drained, it works again.
+	g.setUp(false)
+	for i := 1000; i < 1200; i++ {
+		log.Info("m", "i", i)
+	}
+	if h.Stats().Spilled == st.Spilled {
+		t.Fatalf("spill did not recover: %+v", h.Stats())
+	}
+	g.setUp(true)
+	if err := h.Close(closeCtx(t, 5*time.Second)); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+}
+
+func TestSpillCorruptionIsSkipped(t *testing.T) {
+	fs := vfs.NewMem()
+	// A previous run left a segment whose second frame is corrupt.
+	g := &gateSink{}
+	h := newSpillHandler(t, g, "/spill", withFS(fs))
+	log := slog.New(h)
+	for i := range 100 {
+		log.Info("m", "i", i)
+	}
+	if err := h.Close(closeCtx(t, 10*time.Millisecond)); err == nil {
+		t.Fatal("close with the broker down: no error")
+	}
+	segs, err := fs.ReadDir("/spill")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seg string
+	for _, de := range segs {
+		if filepath.Ext(de.Name()) == ".spill" {
+			seg = filepath.Join("/spill", de.Name())
+			break
+		}
+	}
+	f, err := fs.OpenFile(seg, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, _ := f.Size()
+	if err := f.Truncate(size - 3); err != nil { // a torn last frame
+		t.Fatal(err)
+	}
+	f.Close()
+
+	var reported []error
+	g2 := &gateSink{up: true}
+	h2 := newSpillHandler(t, g2, "/spill", withFS(fs), WithErrorHandler(func(err error) { reported = append(reported, err) }))
+	if err := h2.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	vals := g2.values()
+	if len(vals) == 0 {
+		t.Fatal("nothing replayed")
+	}
+	var first struct{ I int }
+	json.Unmarshal([]byte(vals[0]), &first)
+	checkSeq(t, vals, first.I, len(vals))
+	var ce *SpillCorruptionError
+	if len(reported) != 1 || !errors.As(reported[0], &ce) {
+		t.Fatalf("reported %v", reported)
+	}
+	if ce.Reason == "" || ce.Skipped <= 0 {
+		t.Fatalf("corruption error %v", ce)
+	}
+	if err := h2.Close(closeCtx(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSpillDirLocked(t *testing.T) {
+	dir := t.TempDir()
+	h := newSpillHandler(t, &gateSink{up: true}, dir)
+	defer h.Close(context.Background())
+	_, err := NewHandler(WithBrokers("127.0.0.1:1"), WithTopic("logs"), WithSpillOnFull(dir, 1<<20))
+	if !errors.Is(err, vfs.ErrLocked) {
+		t.Fatalf("second appender on the same spill files: %v", err)
+	}
+}
