@@ -15,7 +15,7 @@ E2E_TIMEOUT  ?= 12m
 UNIT_PKGS = $(shell $(GO) list -e ./... | grep -v '/e2e$$')
 RACE_FLAG = $(if $(filter 1,$(RACE)),-race,)
 
-.PHONY: all help build run deps vet test test-unit test-e2e fuzz bench bench-long clean
+.PHONY: all help build run deps vet test test-unit test-e2e fuzz bench bench-long bench-appender bench-agent bench-go clean
 
 all: build
 
@@ -27,6 +27,9 @@ help:
 	@echo "make fuzz        fuzz every Fuzz target for FUZZTIME (default 5m) each"
 	@echo "make bench       gregor vs kfake comparison table (bench-results/latest.txt)"
 	@echo "make bench-long  20 GB through one partition, then kill -9 restart time"
+	@echo "make bench-go    go test -bench for storage, record validation, cleaner, group commits"
+	@echo "make bench-appender  appender per-call cost vs zap/slog io.Discard, throughput, kafka-go peer"
+	@echo "make bench-agent agent vs rsyslog (imfile -> omkafka) on a 2 GB file"
 	@echo "make clean       remove bin/ and bench-results/ (keeps gregor-data/)"
 
 build:
@@ -58,6 +61,16 @@ bench:
 
 bench-long:
 	scripts/bench-long.sh
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchtime 1s ./broker/storage ./broker/record
+	$(GO) test -run '^$$' -bench 'OffsetCommit100' -benchtime 20000x ./broker
+
+bench-appender:
+	appender/benchpeer/run.sh
+
+bench-agent:
+	scripts/bench-agent.sh
 
 clean:
 	rm -rf bin bench-results
