@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"github.com/gregor-log/gregor/appender"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,7 +77,7 @@ appender:
 	if p.Agents[1].Name != "agent-1" {
 		t.Fatalf("second agent's default name: %q", p.Agents[1].Name)
 	}
-	if p.Appender == nil || p.Appender.Topic != "app" || p.Appender.Compression != "lz4" || len(p.Appender.Brokers) != 2 {
+	if p.Appender == nil || p.Appender.Topic != "app" || p.Appender.Compression != appender.DefaultConfig().Compression || len(p.Appender.Brokers) != 2 {
 		t.Fatalf("appender: %+v", p.Appender)
 	}
 }
