@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -206,4 +207,37 @@ func parseCompression(s string) (kgo.CompressionCodec, error) {
 		return kgo.ZstdCompression(), nil
 	}
 	return kgo.CompressionCodec{}, usagef("--compression %q: want none, gzip, snappy, lz4 or zstd", s)
+}
+
+// subcommand is one entry of a command's subcommand table.
+type subcommand struct {
+	name, summary string
+	run           commandFunc
+}
+
+// runSubcommand dispatches "gregor <command> <subcommand> ..." through subs,
+// printing the table for -h and for a missing or unknown subcommand.
+func runSubcommand(ctx context.Context, command string, subs []subcommand, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	usage := func(w io.Writer) {
+		fmt.Fprintf(w, "Usage: gregor %s <subcommand> [flags]\n\nSubcommands:\n", command)
+		for _, s := range subs {
+			fmt.Fprintf(w, "  %-15s %s\n", s.name, s.summary)
+		}
+	}
+	if len(args) == 0 {
+		usage(stderr)
+		return &usageError{err: errors.New("missing subcommand"), reported: true}
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage(stdout)
+		return nil
+	}
+	for _, s := range subs {
+		if s.name == args[0] {
+			return s.run(ctx, args[1:], stdin, stdout, stderr)
+		}
+	}
+	usage(stderr)
+	return usagef("unknown subcommand %q", args[0])
 }

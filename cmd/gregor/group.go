@@ -25,10 +25,7 @@ import (
 // between coordinators. Kafka error codes are printed by name.
 
 // groupSubcommands is the dispatch table of "gregor group".
-var groupSubcommands = []struct {
-	name, summary string
-	run           commandFunc
-}{
+var groupSubcommands = []subcommand{
 	{"list", "list groups with their protocol type and state", groupList},
 	{"describe", "show members, assignments, committed offsets and lag of groups", groupDescribe},
 	{"delete", "delete groups that have no active members, with their offsets", groupDelete},
@@ -37,28 +34,7 @@ var groupSubcommands = []struct {
 
 // runGroup dispatches "gregor group <subcommand>".
 func runGroup(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	usage := func(w io.Writer) {
-		fmt.Fprintf(w, "Usage: gregor group <subcommand> [flags]\n\nSubcommands:\n")
-		for _, s := range groupSubcommands {
-			fmt.Fprintf(w, "  %-15s %s\n", s.name, s.summary)
-		}
-	}
-	if len(args) == 0 {
-		usage(stderr)
-		return &usageError{err: errors.New("missing subcommand"), reported: true}
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		usage(stdout)
-		return nil
-	}
-	for _, s := range groupSubcommands {
-		if s.name == args[0] {
-			return s.run(ctx, args[1:], stdin, stdout, stderr)
-		}
-	}
-	usage(stderr)
-	return usagef("unknown subcommand %q", args[0])
+	return runSubcommand(ctx, "group", groupSubcommands, args, stdin, stdout, stderr)
 }
 
 var (

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -24,10 +23,7 @@ import (
 // text or (--json) as one JSON object for scripts.
 
 // perfSubcommands is the dispatch table of "gregor perf".
-var perfSubcommands = []struct {
-	name, summary string
-	run           commandFunc
-}{
+var perfSubcommands = []subcommand{
 	{"produce", "produce records as fast as possible (or at --rate)", runPerfProduce},
 	{"consume", "consume records from the start of a topic", runPerfConsume},
 	{"e2e", "produce at a fixed rate and measure produce-to-consume latency", runPerfE2E},
@@ -35,28 +31,7 @@ var perfSubcommands = []struct {
 
 // runPerf dispatches "gregor perf <subcommand>".
 func runPerf(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	usage := func(w io.Writer) {
-		fmt.Fprintf(w, "Usage: gregor perf <subcommand> [flags]\n\nSubcommands:\n")
-		for _, s := range perfSubcommands {
-			fmt.Fprintf(w, "  %-8s %s\n", s.name, s.summary)
-		}
-	}
-	if len(args) == 0 {
-		usage(stderr)
-		return &usageError{err: errors.New("missing subcommand"), reported: true}
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		usage(stdout)
-		return nil
-	}
-	for _, s := range perfSubcommands {
-		if s.name == args[0] {
-			return s.run(ctx, args[1:], stdin, stdout, stderr)
-		}
-	}
-	usage(stderr)
-	return usagef("unknown subcommand %q", args[0])
+	return runSubcommand(ctx, "perf", perfSubcommands, args, stdin, stdout, stderr)
 }
 
 // perfFlags are the flags every perf subcommand has.

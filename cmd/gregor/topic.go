@@ -21,10 +21,7 @@ import (
 // error codes are printed by name, and any error fails the command.
 
 // topicSubcommands is the dispatch table of "gregor topic".
-var topicSubcommands = []struct {
-	name, summary string
-	run           commandFunc
-}{
+var topicSubcommands = []subcommand{
 	{"create", "create a topic", topicCreate},
 	{"list", "list topics", topicList},
 	{"describe", "show partitions, leaders, offsets and configs of a topic", topicDescribe},
@@ -35,28 +32,7 @@ var topicSubcommands = []struct {
 
 // runTopic dispatches "gregor topic <subcommand>".
 func runTopic(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	usage := func(w io.Writer) {
-		fmt.Fprintf(w, "Usage: gregor topic <subcommand> [flags]\n\nSubcommands:\n")
-		for _, s := range topicSubcommands {
-			fmt.Fprintf(w, "  %-15s %s\n", s.name, s.summary)
-		}
-	}
-	if len(args) == 0 {
-		usage(stderr)
-		return &usageError{err: errors.New("missing subcommand"), reported: true}
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		usage(stdout)
-		return nil
-	}
-	for _, s := range topicSubcommands {
-		if s.name == args[0] {
-			return s.run(ctx, args[1:], stdin, stdout, stderr)
-		}
-	}
-	usage(stderr)
-	return usagef("unknown subcommand %q", args[0])
+	return runSubcommand(ctx, "topic", topicSubcommands, args, stdin, stdout, stderr)
 }
 
 // adminFlags are the flags of the one-shot administrative commands.

@@ -2,12 +2,13 @@ package config
 
 import (
 	"errors"
-	"github.com/gregor-log/gregor/appender"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gregor-log/gregor/appender"
 )
 
 func TestParseValid(t *testing.T) {
