@@ -87,6 +87,22 @@ func checkSeq(t *testing.T, vals []string, from, n int) {
 	}
 }
 
+// checkIncreasing checks that the records' i fields strictly increase.
+func checkIncreasing(t *testing.T, vals []string) {
+	t.Helper()
+	prev := -1
+	for j, v := range vals {
+		var m struct{ I int }
+		if err := json.Unmarshal([]byte(v), &m); err != nil {
+			t.Fatalf("record %d: %v: %s", j, err, v)
+		}
+		if m.I <= prev {
+			t.Fatalf("record %d has i=%d after %d: out of order or duplicated", j, m.I, prev)
+		}
+		prev = m.I
+	}
+}
+
 func newSpillHandler(t *testing.T, sink testSink, dir string, extra ...Option) *Handler {
 	t.Helper()
 	opts := append([]Option{WithBrokers("127.0.0.1:1"), WithTopic("logs"), withSink(sink),
@@ -215,9 +231,11 @@ func TestSpillFullDrops(t *testing.T) {
 	if err := h.Close(closeCtx(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	// What was kept is in order and complete: the first records.
+	// What was kept is in order with no duplicates. It is usually a prefix,
+	// but when the spill writer catches up between two full moments a
+	// later record may be kept after earlier ones were dropped.
 	vals := g.values()
-	checkSeq(t, vals, 0, len(vals))
+	checkIncreasing(t, vals)
 	if int64(len(vals))+h.Stats().Dropped != 2000 {
 		t.Fatalf("sent %d + dropped %d != 2000", len(vals), h.Stats().Dropped)
 	}
