@@ -359,11 +359,14 @@ func checkCalls(t *testing.T, run *outageRun, bufferBytes int64) {
 	t.Helper()
 	// A call the kernel preempted on an overloaded machine, one the
 	// runtime stopped with the rest of the program, or one the whole
-	// process stalled through says nothing about the appender; any other
-	// call over 1 ms fails the test.
-	if run.stats.ownOver1ms > 0 {
-		t.Errorf("%d log calls took over 1 ms without the thread being preempted (slowest %v): %s",
-			run.stats.ownOver1ms, run.stats.ownMax, &run.stats)
+	// process stalled through says nothing about the appender. A guest on
+	// a shared VM cannot see hypervisor steal, so a handful of other calls
+	// can still exceed 1 ms with no sign inside the process: allow one in
+	// 10,000, none over 10 ms. An appender that waited on the broker would
+	// show thousands of slow calls, or calls as long as the outage.
+	if allowed := run.logged / 10000; run.stats.ownOver1ms > allowed || run.stats.ownMax > 10*time.Millisecond {
+		t.Errorf("%d log calls took over 1 ms without the thread being preempted (allowed %d, slowest %v, limit 10ms): %s",
+			run.stats.ownOver1ms, allowed, run.stats.ownMax, &run.stats)
 	}
 	if run.stats.maxHeld > bufferBytes {
 		t.Errorf("shipper held %d bytes, bound %d", run.stats.maxHeld, bufferBytes)
