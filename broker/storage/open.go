@@ -338,7 +338,14 @@ func (l *Log) open() error {
 			return fmt.Errorf("remove clean-shutdown marker: %w", err)
 		}
 	}
-	l.logger.Info("log opened",
+	// Debug for empty logs (a new topic, or the 50 offsets partitions at
+	// first start) so startup stays readable; truncations log a warning of
+	// their own.
+	logOpened := l.logger.Info
+	if leo == 0 {
+		logOpened = l.logger.Debug
+	}
+	logOpened("log opened",
 		zap.Bool("clean_shutdown", clean), zap.Int("segments", len(segs)),
 		zap.Int("verified_segments", len(segs)-scanFrom), zap.Int64("verified_bytes", verified),
 		zap.Int64("log_start_offset", logStart), zap.Int64("log_end_offset", leo),
