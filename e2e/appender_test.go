@@ -51,7 +51,7 @@ type callStats struct {
 	ownOver1ms int64
 	suspects   []interval // slow calls not explained by this thread's switches or a STW
 	stalled    int64      // suspects the canary saw the whole process stall through
-	slow       []string // what happened during the first calls over 1 ms
+	slow       []string   // what happened during the first calls over 1 ms
 
 	maxHeld  int64  // the most bytes the shipper held at once (buffer and spill writes)
 	maxHeap  uint64 // the largest live heap seen (as marked by the last GC)
