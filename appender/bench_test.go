@@ -18,16 +18,6 @@ import (
 // The benchmarks log the same record through each logger: a message and
 // five fields, as a request log line would have.
 
-func zapFields() []zap.Field {
-	return []zap.Field{
-		zap.String("method", "GET"),
-		zap.String("path", "/api/v1/users/42"),
-		zap.Int("status", 200),
-		zap.Duration("latency", 1234567*time.Nanosecond),
-		zap.String("user", "u-42"),
-	}
-}
-
 // processCPU is the CPU time the whole process has used, all threads.
 func processCPU() time.Duration {
 	var ru syscall.Rusage

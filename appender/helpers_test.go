@@ -3,8 +3,6 @@ package appender
 import (
 	"context"
 	"encoding/json"
-	"net"
-	"strconv"
 	"testing"
 	"time"
 
@@ -122,17 +120,6 @@ func consumeAll(t testing.TB, addr, topic string, n int, timeout time.Duration) 
 		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
 	}
 	return out
-}
-
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return "127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }
 
 // waitFor polls cond until it is true or timeout passes.

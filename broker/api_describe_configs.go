@@ -25,7 +25,7 @@ func init() {
 	registerSimple(kmsg.DescribeConfigs, 0, 4, (*Broker).handleDescribeConfigs)
 }
 
-func (b *Broker) handleDescribeConfigs(hdr wire.RequestHeader, req *kmsg.DescribeConfigsRequest) kmsg.Response {
+func (b *Broker) handleDescribeConfigs(_ wire.RequestHeader, req *kmsg.DescribeConfigsRequest) kmsg.Response {
 	resp := kmsg.NewPtrDescribeConfigsResponse()
 	for _, rr := range req.Resources {
 		sr := kmsg.NewDescribeConfigsResponseResource()
@@ -34,9 +34,9 @@ func (b *Broker) handleDescribeConfigs(hdr wire.RequestHeader, req *kmsg.Describ
 		var err error
 		switch rr.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
-			err = b.describeTopicConfigs(hdr.APIVersion, req, &rr, &sr)
+			err = b.describeTopicConfigs(req, &rr, &sr)
 		case kmsg.ConfigResourceTypeBroker:
-			err = b.describeBrokerConfigs(req, &rr, &sr)
+			err = b.describeBrokerConfigs(&rr, &sr)
 		default:
 			err = fmt.Errorf("resource type %v: %w", rr.ResourceType, kerr.InvalidRequest)
 		}
@@ -60,7 +60,7 @@ func wanted(names []string) func(string) bool {
 	return func(n string) bool { return set[n] }
 }
 
-func (b *Broker) describeTopicConfigs(version int16, req *kmsg.DescribeConfigsRequest, rr *kmsg.DescribeConfigsRequestResource, sr *kmsg.DescribeConfigsResponseResource) error {
+func (b *Broker) describeTopicConfigs(req *kmsg.DescribeConfigsRequest, rr *kmsg.DescribeConfigsRequestResource, sr *kmsg.DescribeConfigsResponseResource) error {
 	t, ok := b.store.Topic(rr.ResourceName)
 	if !ok {
 		return fmt.Errorf("topic %q: %w", rr.ResourceName, kerr.UnknownTopicOrPartition)
@@ -94,7 +94,6 @@ func (b *Broker) describeTopicConfigs(version int16, req *kmsg.DescribeConfigsRe
 		}
 		sr.Configs = append(sr.Configs, c)
 	}
-	_ = version
 	return nil
 }
 
@@ -107,7 +106,7 @@ func synonym(name, value string, src int8) kmsg.DescribeConfigsResponseResourceC
 	return s
 }
 
-func (b *Broker) describeBrokerConfigs(req *kmsg.DescribeConfigsRequest, rr *kmsg.DescribeConfigsRequestResource, sr *kmsg.DescribeConfigsResponseResource) error {
+func (b *Broker) describeBrokerConfigs(rr *kmsg.DescribeConfigsRequestResource, sr *kmsg.DescribeConfigsResponseResource) error {
 	if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(b.cfg.BrokerID)) {
 		return fmt.Errorf("broker %q: this is broker %d: %w", rr.ResourceName, b.cfg.BrokerID, kerr.InvalidRequest)
 	}
@@ -150,6 +149,5 @@ func (b *Broker) describeBrokerConfigs(req *kmsg.DescribeConfigsRequest, rr *kms
 		}
 		sr.Configs = append(sr.Configs, c)
 	}
-	_ = req
 	return nil
 }

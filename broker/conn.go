@@ -30,10 +30,6 @@ const maxReusedFrame = 16 << 20
 // pending fetch responses hold.
 const writeTimeout = 2 * time.Minute
 
-// maxInFlight bounds the requests one connection may have queued for
-// responses; when reached, the reader stops reading (TCP backpressure).
-const maxInFlight = 256
-
 // conn is one client connection. Its reader goroutine reads and decodes
 // requests and starts their handling in arrival order; its writer goroutine
 // writes responses in the same order. Handlers may finish out of order
@@ -78,7 +74,7 @@ func newConn(b *Broker, nc net.Conn) *conn {
 		b:       b,
 		nc:      nc,
 		remote:  nc.RemoteAddr().String(),
-		queue:   make(chan *pending, maxInFlight),
+		queue:   make(chan *pending, b.cfg.prop("queued.max.requests")),
 		closing: make(chan struct{}),
 	}
 }

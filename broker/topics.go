@@ -219,8 +219,6 @@ func (b *Broker) setTopicConfigs(name string, configs map[string]string) error {
 	return nil
 }
 
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
-
 // isInternalTopic reports whether clients may not write to topic.
 func isInternalTopic(topic string) bool { return topic == group.OffsetsTopic }
 

@@ -349,7 +349,6 @@ func TestSessionExpiry(t *testing.T) {
 // others past the rebalance timeout.
 func TestRebalanceTimeoutDropsSilentMember(t *testing.T) {
 	s := newScript(t, func(c *Config) { c.MaxSessionTimeout = time.Hour })
-	var ids []string
 	for i := 0; i < 3; i++ {
 		req := consumerJoin("")
 		req.SessionTimeout = time.Minute // longer than the 20s rebalance timeout
@@ -359,7 +358,6 @@ func TestRebalanceTimeoutDropsSilentMember(t *testing.T) {
 	// Without KIP-394 the members join directly; the first completes
 	// alone, the others start a second rebalance.
 	first := s.joined("j0", nil)
-	ids = append(ids, first.MemberID)
 	s.pending("j1")
 	s.pending("j2")
 	if got := s.g.NextDeadline(); !got.Equal(s.now.Add(20 * time.Second)) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"testing"
 
 	"github.com/gregor-log/gregor/broker/record"
@@ -295,13 +294,4 @@ func compactConfig() Config {
 		RetentionMs:        -1,
 		FileDeleteDelayMs:  1,
 	}
-}
-
-// segmentBases returns the bases of the log's segments.
-func segmentBases(l *Log) []int64 {
-	var bases []int64
-	for _, s := range l.segments() {
-		bases = append(bases, s.base)
-	}
-	return slices.Clip(bases)
 }

@@ -80,7 +80,6 @@ func (l *Log) planClean() (*cleanPlan, error) {
 			break
 		}
 		if end, _ := s.end(); end > hwm {
-			fu = s.base
 			break
 		}
 		if cfg.MinCompactionLagMs > 0 && next > p.firstDirty {
@@ -90,7 +89,6 @@ func (l *Log) planClean() (*cleanPlan, error) {
 				return nil, fmt.Errorf("plan clean: %w", err)
 			}
 			if ts > p.nowMs-cfg.MinCompactionLagMs {
-				fu = s.base
 				break
 			}
 		}

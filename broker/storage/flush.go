@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -218,5 +217,3 @@ func (l *Log) listSnapshots() ([]int64, error) {
 	}
 	return offs, nil
 }
-
-var errNoSnapshot = errors.New("no usable producer snapshot")
