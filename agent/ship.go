@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gregor-log/gregor/internal/config"
+	"github.com/gregor-log/gregor/internal/kgoopt"
 )
 
 // Header keys every record carries.
@@ -78,20 +79,11 @@ func newShipper(a *Agent, extra []kgo.Opt) (*shipper, error) {
 	default:
 		return nil, fmt.Errorf("producer.acks %q: want all, 1 or 0", p.Acks)
 	}
-	switch p.Compression {
-	case "none":
-		opts = append(opts, kgo.ProducerBatchCompression(kgo.NoCompression()))
-	case "gzip":
-		opts = append(opts, kgo.ProducerBatchCompression(kgo.GzipCompression()))
-	case "snappy":
-		opts = append(opts, kgo.ProducerBatchCompression(kgo.SnappyCompression()))
-	case "lz4":
-		opts = append(opts, kgo.ProducerBatchCompression(kgo.Lz4Compression()))
-	case "zstd":
-		opts = append(opts, kgo.ProducerBatchCompression(kgo.ZstdCompression()))
-	default:
+	codec, err := kgoopt.Compression(p.Compression)
+	if err != nil || p.Compression == "" {
 		return nil, fmt.Errorf("producer.compression %q: want none, gzip, snappy, lz4 or zstd", p.Compression)
 	}
+	opts = append(opts, kgo.ProducerBatchCompression(codec))
 	opts = append(opts, extra...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {

@@ -4,21 +4,15 @@ import (
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/gregor-log/gregor/internal/kgoopt"
 )
 
 // compressionCodec maps a Config.Compression name to kgo's codec.
 func compressionCodec(name string) (kgo.CompressionCodec, error) {
-	switch name {
-	case "", "none":
-		return kgo.NoCompression(), nil
-	case "gzip":
-		return kgo.GzipCompression(), nil
-	case "snappy":
-		return kgo.SnappyCompression(), nil
-	case "lz4":
-		return kgo.Lz4Compression(), nil
-	case "zstd":
-		return kgo.ZstdCompression(), nil
+	c, err := kgoopt.Compression(name)
+	if err != nil {
+		return kgo.CompressionCodec{}, fmt.Errorf("compression %q: must be none, gzip, snappy, lz4 or zstd", name)
 	}
-	return kgo.CompressionCodec{}, fmt.Errorf("compression %q: must be none, gzip, snappy, lz4 or zstd", name)
+	return c, nil
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/gregor-log/gregor/internal/kgoopt"
 )
 
 // usageError is a command-line mistake; main exits 2 for it. reported is
@@ -181,32 +183,20 @@ func (cf *clientFlags) newClient(opts ...kgo.Opt) (*kgo.Client, error) {
 
 // parseAcks maps "all" (or -1), "1" and "0" to kgo acks.
 func parseAcks(s string) (kgo.Acks, error) {
-	switch s {
-	case "all", "-1":
-		return kgo.AllISRAcks(), nil
-	case "1":
-		return kgo.LeaderAck(), nil
-	case "0":
-		return kgo.NoAck(), nil
+	a, err := kgoopt.Acks(s)
+	if err != nil {
+		return kgo.Acks{}, usagef("--acks %q: want all, 1 or 0", s)
 	}
-	return kgo.Acks{}, usagef("--acks %q: want all, 1 or 0", s)
+	return a, nil
 }
 
 // parseCompression maps a codec name to the kgo codec.
 func parseCompression(s string) (kgo.CompressionCodec, error) {
-	switch s {
-	case "none", "":
-		return kgo.NoCompression(), nil
-	case "gzip":
-		return kgo.GzipCompression(), nil
-	case "snappy":
-		return kgo.SnappyCompression(), nil
-	case "lz4":
-		return kgo.Lz4Compression(), nil
-	case "zstd":
-		return kgo.ZstdCompression(), nil
+	c, err := kgoopt.Compression(s)
+	if err != nil {
+		return kgo.CompressionCodec{}, usagef("--compression %q: want none, gzip, snappy, lz4 or zstd", s)
 	}
-	return kgo.CompressionCodec{}, usagef("--compression %q: want none, gzip, snappy, lz4 or zstd", s)
+	return c, nil
 }
 
 // subcommand is one entry of a command's subcommand table.
