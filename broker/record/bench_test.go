@@ -60,3 +60,27 @@ func BenchmarkBuild(b *testing.B) {
 	}
 	b.SetBytes(int64(len(buf)))
 }
+
+// BenchmarkValidateUniform validates a batch shaped like the ones
+// `gregor perf produce` sends: 442 records of 100 random bytes with no key,
+// no headers and one timestamp (the produce benchmark's request size).
+func BenchmarkValidateUniform(b *testing.B) {
+	rng := rand.New(rand.NewPCG(2, 2))
+	recs := make([]testRecord, 442)
+	for i := range recs {
+		v := make([]byte, 100)
+		for j := range v {
+			v[j] = byte(rng.IntN(256))
+		}
+		recs[i] = testRecord{value: v, ts: 1_700_000_000_000}
+	}
+	batch := buildBatch(b, CodecNone, recs)
+	b.SetBytes(int64(len(batch)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Validate(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(recs)), "ns/record")
+}

@@ -591,3 +591,74 @@ func TestZstdStreamingLargeWindow(t *testing.T) {
 	}
 	checkRecords(t, h, batch, recs)
 }
+
+// TestValidateFastPathAgreesWithWalker mutates every byte of batches shaped
+// for validateRecords' word-at-a-time fast path (and just outside it: long
+// keys and values, headers, offsets past 63 and 8191, big timestamp deltas)
+// and checks the validator and the reference walker agree on each.
+func TestValidateFastPathAgreesWithWalker(t *testing.T) {
+	shapes := []struct {
+		name            string
+		n, keyN, valueN int
+		headers         bool
+		tsStep          int64
+	}{
+		{"nil-key-100B", 70, -1, 100, false, 0},
+		{"short-key", 70, 5, 20, false, 1},
+		{"empty-key-empty-value", 70, 0, 0, false, 0},
+		{"nil-value", 20, 3, -1, false, 0},
+		{"key-63", 10, 63, 1, false, 0},
+		{"key-64", 10, 64, 1, false, 0},
+		{"value-8191", 3, -1, 8191, false, 0},
+		{"headers", 10, 1, 10, true, 0},
+		{"ts-deltas", 10, -1, 10, false, 100_000},
+		{"many-records", 8200, -1, 1, false, 0},
+	}
+	for _, sh := range shapes {
+		t.Run(sh.name, func(t *testing.T) {
+			recs := make([]testRecord, sh.n)
+			for i := range recs {
+				r := &recs[i]
+				if sh.keyN >= 0 {
+					r.key = bytes.Repeat([]byte{'k'}, sh.keyN)
+				}
+				if sh.valueN >= 0 {
+					r.value = bytes.Repeat([]byte{byte(i)}, sh.valueN)
+				}
+				if sh.headers {
+					r.headers = []RecordHeader{{Key: "h", Value: []byte("v")}}
+				}
+				r.ts = 1_700_000_000_000 + int64(i)*sh.tsStep
+			}
+			batch := buildBatch(t, CodecNone, recs)
+			h := mustHeader(t, batch)
+			if err := validateRecords(batch[HeaderSize:], h.NumRecords); err != nil {
+				t.Fatalf("valid batch: %v", err)
+			}
+			data := bytes.Clone(batch[HeaderSize:])
+			// Mutate the first and last bytes: the records near the start
+			// and (for many-records) those past offset delta 8191.
+			var positions []int
+			for pos := range len(data) {
+				if (pos < 1024 && sh.n < 1000) || pos >= len(data)-64 {
+					positions = append(positions, pos)
+				}
+			}
+			for _, pos := range positions {
+				orig := data[pos]
+				for _, v := range []byte{orig ^ 0x01, orig ^ 0x80, 0x00, 0x7f, 0xff} {
+					if v == orig {
+						continue
+					}
+					data[pos] = v
+					fast := validateRecords(data, h.NumRecords)
+					slow := walkStrict(data, h.NumRecords)
+					if category(fast) != category(slow) {
+						t.Fatalf("byte %d = %#x: validateRecords: %v; walker: %v", pos, v, fast, slow)
+					}
+				}
+				data[pos] = orig
+			}
+		})
+	}
+}

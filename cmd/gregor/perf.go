@@ -157,6 +157,10 @@ type perfSummary struct {
 	Acks        string  `json:"acks,omitempty"`
 	Compression string  `json:"compression,omitempty"`
 
+	// ProduceRequests is how many produce requests carried the records.
+	ProduceRequests   int64   `json:"produce_requests,omitempty"`
+	RecordsPerRequest float64 `json:"records_per_request,omitempty"`
+
 	ProduceLatency *latencySummary `json:"produce_latency_ms,omitempty"`
 	E2ELatency     *latencySummary `json:"e2e_latency_ms,omitempty"`
 
@@ -231,6 +235,9 @@ func (s *perfSummary) write(w io.Writer, asJSON bool) error {
 			fmt.Fprintf(&b, "%s latency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  (mean %.3f over %d)\n",
 				name, l.P50, l.P90, l.P99, l.P999, l.Max, l.Mean, l.Count)
 		}
+	}
+	if s.ProduceRequests > 0 {
+		fmt.Fprintf(&b, "produce requests: %d (%.1f records each)\n", s.ProduceRequests, s.RecordsPerRequest)
 	}
 	writeLatency("produce", s.ProduceLatency)
 	writeLatency("end-to-end", s.E2ELatency)

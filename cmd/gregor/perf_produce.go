@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -45,7 +46,8 @@ func runPerfProduce(ctx context.Context, args []string, _ io.Reader, stdout, std
 	if err != nil {
 		return err
 	}
-	opts = append(opts, kgo.DefaultProduceTopic(pf.topic))
+	var requests produceRequestCounter
+	opts = append(opts, kgo.DefaultProduceTopic(pf.topic), kgo.WithHooks(&requests))
 	clients := make([]*kgo.Client, 0, *producers)
 	defer func() {
 		for _, cl := range clients {
@@ -99,6 +101,10 @@ func runPerfProduce(ctx context.Context, args []string, _ io.Reader, stdout, std
 		Compression:    prf.compression,
 		ProduceLatency: latency.summary(),
 	}
+	if n := requests.n.Load(); n > 0 {
+		s.ProduceRequests = n
+		s.RecordsPerRequest = float64(s.Records) / float64(n)
+	}
 	s.finish(elapsed, cpu, cpuErr)
 	if err := s.write(stdout, pf.json); err != nil {
 		return fmt.Errorf("write summary: %w", err)
@@ -107,6 +113,16 @@ func runPerfProduce(ctx context.Context, args []string, _ io.Reader, stdout, std
 		return fmt.Errorf("%d record(s) failed; first error: %w", s.Errors, counters.firstErr())
 	}
 	return ctx.Err()
+}
+
+// produceRequestCounter counts the produce requests the clients sent: how
+// many records each carried shapes the broker's cost per record.
+type produceRequestCounter struct{ n atomic.Int64 }
+
+func (c *produceRequestCounter) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if key == 0 && err == nil {
+		c.n.Add(1)
+	}
 }
 
 // perfProducer produces n records through one client.
