@@ -352,16 +352,29 @@ func (s *Shipper) spillOrDrop(e *entry, n int64) {
 }
 
 // reserve charges size bytes and one record against the bounds, or changes
-// nothing and reports false if either would be exceeded.
+// nothing and reports false if either would be exceeded. The counters are
+// only ever moved within the bounds (compare-and-swap, not add-and-undo),
+// so what Stats reports never exceeds them, even for a moment.
 func (s *Shipper) reserve(size int64) bool {
-	r := s.held.records.Add(1)
-	b := s.held.bytes.Add(size)
-	if r <= s.maxRecords && b <= s.maxBytes {
-		return true
+	for {
+		b := s.held.bytes.Load()
+		if b+size > s.maxBytes {
+			return false
+		}
+		if s.held.bytes.CompareAndSwap(b, b+size) {
+			break
+		}
 	}
-	s.held.records.Add(-1)
-	s.held.bytes.Add(-size)
-	return false
+	for {
+		r := s.held.records.Load()
+		if r+1 > s.maxRecords {
+			s.held.bytes.Add(-size)
+			return false
+		}
+		if s.held.records.CompareAndSwap(r, r+1) {
+			return true
+		}
+	}
 }
 
 // unreserve returns what reserve charged and wakes whoever waits for room.

@@ -253,10 +253,12 @@ func pollN(t testing.TB, cl *kgo.Client, n int, timeout time.Duration) []*kgo.Re
 		if ctx.Err() != nil {
 			break
 		}
+		failed := false
 		fs.EachError(func(topic string, p int32, err error) {
 			t.Errorf("fetch %s/%d: %v", topic, p, err)
+			failed = true
 		})
-		if t.Failed() {
+		if failed {
 			return out
 		}
 		out = append(out, fs.Records()...)
