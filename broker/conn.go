@@ -32,9 +32,11 @@ const maxReusedFrame = 16 << 20
 const writeTimeout = 2 * time.Minute
 
 // conn is one client connection. Its reader goroutine reads and decodes
-// requests and starts their handling in arrival order; its writer goroutine
-// writes responses in the same order. Handlers may finish out of order
-// (long-poll fetches), the writer waits for each in turn.
+// requests and starts their handling in arrival order; responses go out in
+// the same order. A response that is ready while none is queued ahead of it
+// is written by the reader itself (see inflight); the rest go through the
+// writer goroutine, which waits for each in turn, since handlers may finish
+// out of order (long-poll fetches).
 type conn struct {
 	b      *Broker
 	nc     net.Conn
