@@ -138,6 +138,7 @@ func (b *Broker) producePartition(topic string, acks int16, rp *kmsg.ProduceRequ
 	b.advanceHighWatermark(topic, rp.Partition, l)
 	sp.BaseOffset = res.BaseOffset
 	sp.LogStartOffset = res.LogStartOffset
+	sp.LogAppendTime = res.LogAppendTime
 	if !res.Duplicate {
 		b.metrics.producedRecords.Add(float64(res.LastOffset - res.BaseOffset + 1))
 		b.metrics.producedBytes.Add(float64(size))

@@ -364,3 +364,83 @@ func TestInternalTopicProtected(t *testing.T) {
 		t.Fatal("producing to __consumer_offsets was allowed")
 	}
 }
+
+// TestLogAppendTimeTopic produces records carrying old timestamps to a
+// topic with message.timestamp.type=LogAppendTime: the produce response
+// carries the append time, and a consumer sees that time, marked as log
+// append time, on every record, compressed or not. Altering the topic back
+// to CreateTime keeps the producer's times for later records.
+func TestLogAppendTimeTopic(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "lat", 1, map[string]string{"message.timestamp.type": "LogAppendTime"})
+	old := time.UnixMilli(1_600_000_000_000)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	before := time.Now().UnixMilli()
+	for _, codec := range []kgo.CompressionCodec{kgo.NoCompression(), kgo.ZstdCompression()} {
+		pc := newClient(t, b, kgo.ProducerBatchCompression(codec))
+		if err := pc.ProduceSync(ctx, &kgo.Record{Topic: "lat", Value: []byte("a"), Timestamp: old},
+			&kgo.Record{Topic: "lat", Value: []byte("b"), Timestamp: old}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The produce response, read raw.
+	rb := record.NewBuilder()
+	rb.Add(nil, []byte("c"), nil, old.UnixMilli())
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks = -1
+	req.TimeoutMillis = 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "lat"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = rb.Build()
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now().UnixMilli()
+	if p := resp.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.LogAppendTime < before || p.LogAppendTime > after {
+		t.Fatalf("produce response: %v, LogAppendTime %d outside [%d, %d]", kerr.ErrorForCode(p.ErrorCode), p.LogAppendTime, before, after)
+	}
+
+	alter := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	ar := kmsg.NewIncrementalAlterConfigsRequestResource()
+	ar.ResourceType = kmsg.ConfigResourceTypeTopic
+	ar.ResourceName = "lat"
+	ac := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	ac.Name = "message.timestamp.type"
+	ac.Value = kmsg.StringPtr("CreateTime")
+	ar.Configs = append(ar.Configs, ac)
+	alter.Resources = append(alter.Resources, ar)
+	if aresp, err := alter.RequestWith(ctx, cl); err != nil || aresp.Resources[0].ErrorCode != 0 {
+		t.Fatalf("alter: %v %+v", err, aresp)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "lat", Value: []byte("d"), Timestamp: old}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	cc := newClient(t, b, kgo.ConsumeTopics("lat"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	var recs []*kgo.Record
+	for len(recs) < 6 && ctx.Err() == nil {
+		fs := cc.PollFetches(ctx)
+		if err := fs.Err(); err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, fs.Records()...)
+	}
+	if len(recs) != 6 {
+		t.Fatalf("consumed %d records", len(recs))
+	}
+	for _, r := range recs[:5] {
+		ts := r.Timestamp.UnixMilli()
+		if r.Attrs.TimestampType() != 1 || ts < before || ts > after {
+			t.Fatalf("offset %d: timestamp %d type %d, want log append time in [%d, %d]", r.Offset, ts, r.Attrs.TimestampType(), before, after)
+		}
+	}
+	if r := recs[5]; r.Attrs.TimestampType() != 0 || !r.Timestamp.Equal(old) {
+		t.Fatalf("after CreateTime: timestamp %v type %d", r.Timestamp, r.Attrs.TimestampType())
+	}
+}

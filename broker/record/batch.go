@@ -224,6 +224,21 @@ func CheckCRC(b []byte, h *Header) error {
 // b. The field is not covered by the CRC.
 func SetBaseOffset(b []byte, off int64) { binary.BigEndian.PutUint64(b[offBaseOffset:], uint64(off)) }
 
+// SetLogAppendTime marks the batch at the start of b as timestamped by the
+// log (attribute bit 3) with maxTimestamp ts, and recomputes its CRC, as a
+// broker does for topics with message.timestamp.type=LogAppendTime. The
+// records, compressed or not, are untouched: readers take the batch's
+// maxTimestamp as every record's timestamp. h, b's parsed header, is
+// updated to match.
+func SetLogAppendTime(b []byte, h *Header, ts int64) {
+	h.Attributes |= 0x08
+	h.MaxTimestamp = ts
+	binary.BigEndian.PutUint16(b[offAttributes:], uint16(h.Attributes))
+	binary.BigEndian.PutUint64(b[offMaxTimestamp:], uint64(ts))
+	h.CRC = crc32.Checksum(b[offAttributes:h.Size()], castagnoli)
+	binary.BigEndian.PutUint32(b[offCRC:], h.CRC)
+}
+
 // SetPartitionLeaderEpoch overwrites the partitionLeaderEpoch field of the
 // batch at the start of b. The field is not covered by the CRC.
 func SetPartitionLeaderEpoch(b []byte, epoch int32) {

@@ -29,6 +29,10 @@ type Config struct {
 	IndexIntervalBytes int32 // index.interval.bytes: bytes between sparse index entries (default 4096)
 	MaxMessageBytes    int32 // max.message.bytes: largest batch accepted (default 1 MiB + 12)
 	FileDeleteDelayMs  int64 // file.delete.delay.ms: how long a deleted segment stays readable by in-flight fetches (default 60000)
+	// LogAppendTime is message.timestamp.type=LogAppendTime: every batch
+	// appended is stamped with the broker's clock (see
+	// record.SetLogAppendTime) instead of keeping the producer's times.
+	LogAppendTime bool
 
 	// CleanupPolicy is cleanup.policy: delete (retention by time and
 	// size), compact (the cleaner keeps the latest record per key), or
@@ -89,6 +93,9 @@ type AppendResult struct {
 	LastOffset     int64 // offset of the last record
 	LogStartOffset int64
 	Duplicate      bool // the batch was a retry of one already in the log; offsets are the originals
+	// LogAppendTime is the time the batches were stamped with (Unix ms)
+	// when the log uses LogAppendTime, else -1.
+	LogAppendTime int64
 }
 
 // Chunk is a read-only region of a segment file holding whole record batches

@@ -158,13 +158,16 @@ func (l *Log) appendLocked(records []byte, hdrs []record.Header, leaderEpoch int
 		}
 	}
 
-	// Stamp offsets and the leader epoch.
+	// Stamp offsets, the leader epoch and, for LogAppendTime, the time.
 	off := leo
 	pos := 0
 	for i := range hdrs {
 		h := &hdrs[i]
 		record.SetBaseOffset(records[pos:], off)
 		record.SetPartitionLeaderEpoch(records[pos:], leaderEpoch)
+		if cfg.LogAppendTime {
+			record.SetLogAppendTime(records[pos:], h, nowMs)
+		}
 		h.BaseOffset, h.PartitionLeaderEpoch = off, leaderEpoch
 		off += int64(h.LastOffsetDelta) + 1
 		pos += int(h.Size())
@@ -207,11 +210,16 @@ func (l *Log) appendLocked(records []byte, hdrs []record.Header, leaderEpoch int
 	l.mu.unflushedMsgs += records64
 	needFlush = cfg.FlushMessages > 0 && l.mu.unflushedMsgs >= cfg.FlushMessages
 
-	return AppendResult{
+	res = AppendResult{
 		BaseOffset:     leo,
 		LastOffset:     off - 1,
 		LogStartOffset: l.logStart.Load(),
-	}, off, needFlush, nil
+		LogAppendTime:  -1,
+	}
+	if cfg.LogAppendTime {
+		res.LogAppendTime = nowMs
+	}
+	return res, off, needFlush, nil
 }
 
 // checkProducersLocked runs the idempotent-producer checks for every batch.
@@ -269,6 +277,7 @@ func (l *Log) duplicateResult(b producerBatch) AppendResult {
 		LastOffset:     b.firstOffset + int64(b.lastOffsetDelta),
 		LogStartOffset: l.logStart.Load(),
 		Duplicate:      true,
+		LogAppendTime:  -1,
 	}
 }
 

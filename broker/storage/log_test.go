@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
+	"github.com/gregor-log/gregor/broker/record"
 	"github.com/gregor-log/gregor/internal/vfs"
 )
 
@@ -111,6 +113,82 @@ func TestClosedLog(t *testing.T) {
 		}
 		if _, err := fsys.Stat(dir); !errors.Is(err, errNotExist) {
 			t.Fatalf("directory after Delete: %v", err)
+		}
+	})
+}
+
+// TestLogAppendTime appends batches carrying old producer timestamps to a
+// LogAppendTime log: each is stamped with the log's clock (attribute bit,
+// maxTimestamp, a CRC that still verifies), the append reports that time,
+// and timestamp lookups use it, also after a reopen.
+func TestLogAppendTime(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		clk := newClock()
+		cfg := Config{LogAppendTime: true}
+		l := openLog(t, fsys, dir, cfg, withNow(clk))
+		defer func() { l.Close() }()
+		var stamps []int64
+		for i, codec := range []record.Codec{record.CodecNone, record.CodecLZ4, record.CodecZstd} {
+			batch := makeBatch(t, batchSpec{n: 5, pid: -1, ts: 1_600_000_000_000, codec: codec, tag: fmt.Sprint(i)})
+			res := mustAppend(t, l, batch)
+			now := clk.Now().UnixMilli()
+			if res.LogAppendTime != now {
+				t.Fatalf("batch %d: LogAppendTime %d, want %d", i, res.LogAppendTime, now)
+			}
+			stamps = append(stamps, now)
+			clk.Advance(time.Second)
+		}
+		l.SetHighWatermark(l.LogEndOffset())
+		check := func(l *Log) {
+			t.Helper()
+			c, err := l.Read(0, -1, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, c.Size)
+			if _, err := c.File.ReadAt(buf, c.Pos); err != nil {
+				t.Fatal(err)
+			}
+			c.Release()
+			i := 0
+			err = record.Batches(buf, func(_ int, b []byte, h record.Header) error {
+				if _, err := record.Validate(b); err != nil {
+					return fmt.Errorf("batch %d: %w", i, err)
+				}
+				if !h.LogAppendTime() || h.MaxTimestamp != stamps[i] || h.BaseTimestamp != 1_600_000_000_000 {
+					return fmt.Errorf("batch %d: log append time %v, max timestamp %d (want %d), base %d",
+						i, h.LogAppendTime(), h.MaxTimestamp, stamps[i], h.BaseTimestamp)
+				}
+				i++
+				return nil
+			})
+			if err != nil || i != 3 {
+				t.Fatalf("after %d batches: %v", i, err)
+			}
+			for j, ts := range stamps {
+				off, got, err := l.OffsetForTimestamp(ts)
+				if err != nil || off != int64(5*j) || got != ts {
+					t.Fatalf("OffsetForTimestamp(%d) = %d, %d, %v; want %d", ts, off, got, err, 5*j)
+				}
+			}
+			if off, ts := l.MaxTimestamp(); off != 10 || ts != stamps[2] {
+				t.Fatalf("MaxTimestamp = %d, %d", off, ts)
+			}
+		}
+		check(l)
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		l = openLog(t, fsys, dir, cfg, withNow(clk))
+		l.SetHighWatermark(l.LogEndOffset())
+		check(l)
+
+		// A CreateTime log keeps the producer's times.
+		l2 := openLog(t, fsys, dir+"-create", Config{}, withNow(clk))
+		defer l2.Close()
+		res := mustAppend(t, l2, makeBatch(t, batchSpec{n: 2, pid: -1, ts: 1_600_000_000_000}))
+		if res.LogAppendTime != -1 {
+			t.Fatalf("CreateTime log: LogAppendTime %d", res.LogAppendTime)
 		}
 	})
 }

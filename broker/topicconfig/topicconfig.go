@@ -98,7 +98,7 @@ var defs = []Def{
 	{Name: "min.insync.replicas", BrokerKey: "min.insync.replicas", Type: TypeInt, Default: "1", Doc: "replicas that must acknowledge acks=all writes", validate: minInt(1)},
 	{Name: "unclean.leader.election.enable", BrokerKey: "unclean.leader.election.enable", Type: TypeBoolean, Default: "false", Doc: "allow out-of-sync replicas to become leader"},
 	{Name: "compression.type", BrokerKey: "compression.type", Type: TypeString, Default: "producer", Doc: "gregor stores batches as produced; only producer is accepted", validate: oneOf("producer")},
-	{Name: "message.timestamp.type", BrokerKey: "log.message.timestamp.type", Type: TypeString, Default: "CreateTime", Doc: "CreateTime only", validate: oneOf("CreateTime")},
+	{Name: "message.timestamp.type", BrokerKey: "log.message.timestamp.type", Type: TypeString, Default: "CreateTime", Doc: "CreateTime (the producer's record times) or LogAppendTime (the broker's clock when the batch is appended)", validate: oneOf("CreateTime", "LogAppendTime")},
 }
 
 var byName = func() map[string]*Def {
@@ -295,6 +295,7 @@ func StorageConfig(eff map[string]string) storage.Config {
 		MaxMessageBytes:        int32(i64("max.message.bytes")),
 		FileDeleteDelayMs:      i64("file.delete.delay.ms"),
 		CleanupPolicy:          policy,
+		LogAppendTime:          eff["message.timestamp.type"] == "LogAppendTime",
 		DeleteRetentionMs:      deleteRetention,
 		MinCompactionLagMs:     i64("min.compaction.lag.ms"),
 		MinCleanableDirtyRatio: ratio,
