@@ -1,0 +1,147 @@
+package broker
+
+import (
+	"encoding/binary"
+	"io"
+	"math/rand/v2"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-log/gregor/broker/record"
+)
+
+// appendFrame appends req as a request frame with correlation id corrID.
+func appendFrame(dst []byte, req kmsg.Request, corrID int32) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(req.Key()))
+	dst = binary.BigEndian.AppendUint16(dst, uint16(req.GetVersion()))
+	dst = binary.BigEndian.AppendUint32(dst, uint32(corrID))
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len("conn-test")))
+	dst = append(dst, "conn-test"...)
+	if req.IsFlexible() {
+		dst = append(dst, 0)
+	}
+	dst = req.AppendTo(dst)
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst
+}
+
+// TestPipelinedResponsesKeepOrder sends random mixes of pipelined requests
+// on one connection: long polls that wait (on an empty partition), fetches
+// that answer at once, produces, metadata and ApiVersions. Responses are
+// written either by the connection's reader (when nothing is queued ahead)
+// or by its writer goroutine; whichever does, they must come back in
+// request order, each exactly once, and a quick request pipelined behind a
+// long poll must not wait for more than the long poll.
+func TestPipelinedResponsesKeepOrder(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "empty", 1, nil)
+	createTopic(t, cl, "data", 1, nil)
+	produceN(t, cl, "data", 0, 3)
+
+	fetch := func(topic string, wait time.Duration) *kmsg.FetchRequest {
+		req := kmsg.NewPtrFetchRequest()
+		req.Version = 11
+		req.ReplicaID = -1
+		req.MaxWaitMillis = int32(wait / time.Millisecond)
+		req.MinBytes = 1
+		req.MaxBytes = 1 << 20
+		req.SessionEpoch = -1
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.CurrentLeaderEpoch = -1
+		rp.LogStartOffset = -1
+		rp.PartitionMaxBytes = 1 << 20
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return req
+	}
+	produce := func() *kmsg.ProduceRequest {
+		req := kmsg.NewPtrProduceRequest()
+		req.Version = 7
+		req.Acks = 1
+		req.TimeoutMillis = 5000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "data"
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rb := record.NewBuilder()
+		rb.Add(nil, []byte("pipelined"), nil, time.Now().UnixMilli())
+		rp.Records = rb.Build()
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return req
+	}
+	metadata := func() *kmsg.MetadataRequest {
+		req := kmsg.NewPtrMetadataRequest()
+		req.Version = 9
+		return req
+	}
+	apiVersions := func() *kmsg.ApiVersionsRequest {
+		req := kmsg.NewPtrApiVersionsRequest()
+		req.Version = 3
+		req.ClientSoftwareName = "conn-test"
+		req.ClientSoftwareVersion = "1"
+		return req
+	}
+
+	c, err := net.DialTimeout("tcp", b.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rng := rand.New(rand.NewPCG(7, 7))
+	const longPoll = 150 * time.Millisecond
+	corr := int32(0)
+	for round := range 30 {
+		var frames []byte
+		first, n := corr+1, 1+rng.IntN(12)
+		polls := 0
+		for range n {
+			corr++
+			var req kmsg.Request
+			switch k := rng.IntN(10); {
+			case k < 2:
+				req = fetch("empty", longPoll)
+				polls++
+			case k < 4:
+				req = fetch("data", 5*time.Second) // data is there: answered at once
+			case k < 6:
+				req = produce()
+			case k < 8:
+				req = metadata()
+			default:
+				req = apiVersions()
+			}
+			frames = appendFrame(frames, req, corr)
+		}
+		start := time.Now()
+		if _, err := c.Write(frames); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for want := first; want <= corr; want++ {
+			var size [4]byte
+			if _, err := io.ReadFull(c, size[:]); err != nil {
+				t.Fatalf("round %d: reading response %d: %v", round, want, err)
+			}
+			body := make([]byte, binary.BigEndian.Uint32(size[:]))
+			if _, err := io.ReadFull(c, body); err != nil {
+				t.Fatalf("round %d: reading response %d: %v", round, want, err)
+			}
+			if got := int32(binary.BigEndian.Uint32(body)); got != want {
+				t.Fatalf("round %d: response with correlation id %d, want %d", round, got, want)
+			}
+		}
+		// Long polls on one connection are answered in turn, each after
+		// its wait; nothing else should add more than a little.
+		if took, limit := time.Since(start), time.Duration(polls)*longPoll+2*time.Second; took > limit {
+			t.Fatalf("round %d: %d requests (%d long polls) took %v", round, n, polls, took)
+		}
+	}
+}
