@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -14,7 +15,8 @@ import (
 // runConsume prints the records of a topic, consuming its partitions
 // directly (no group). Without --follow it stops at the end offsets the
 // partitions had when it started; with -n it stops after that many records.
-// An interrupt ends it cleanly.
+// An interrupt ends it cleanly. With --group it consumes as a member of
+// that consumer group instead (see runGroupConsume).
 func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("consume", "", stderr)
 	cf := addClientFlags(fs)
@@ -30,6 +32,7 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	fs.BoolVar(&follow, "f", false, "follow (shorthand)")
 	fs.StringVar(&format, "format", `%v\n`, `output template: %v value, %k key, %p partition, %o offset, %t timestamp ms, %T topic, %h headers, %%, \n, \t`)
 	fetchMaxWait := fs.Duration("fetch-max-wait", 0, "how long the broker may hold a fetch waiting for data (0: client default)")
+	group := fs.String("group", "", "consume as a member of this consumer group, committing what was printed; runs until interrupted or -n records (--from applies where the group has no committed offset)")
 	if _, err := parseFlags(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -46,6 +49,20 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	recFmt, err := parseRecordFormat(format)
 	if err != nil {
 		return &usageError{err: err}
+	}
+	if *group != "" {
+		if *partition >= 0 {
+			return usagef("--partition cannot be used with --group: the group assigns partitions")
+		}
+		reset, err := spec.groupReset()
+		if err != nil {
+			return &usageError{err: err}
+		}
+		opts := []kgo.Opt{kgo.ConsumerGroup(*group), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(reset), kgo.AutoCommitMarks()}
+		if *fetchMaxWait > 0 {
+			opts = append(opts, kgo.FetchMaxWait(*fetchMaxWait))
+		}
+		return runGroupConsume(ctx, cf, opts, recFmt, count, stdout)
 	}
 
 	plan, err := planConsume(ctx, cf, topic, int32(*partition), spec)
@@ -69,6 +86,61 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	}
 	defer cl.Close()
 	return c.run(ctx, cl)
+}
+
+// runGroupConsume prints records as a group member until ctx ends (an
+// interrupt) or limit records (0: none) were printed. Only printed records
+// are committed: marked as they are printed, committed every few seconds
+// and once more, synchronously, before leaving the group.
+func runGroupConsume(ctx context.Context, cf *clientFlags, opts []kgo.Opt, format *recordFormat, limit int64, stdout io.Writer) error {
+	cl, err := cf.newClient(opts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close() // leaves the group
+	out := bufio.NewWriterSize(stdout, 64<<10)
+	commit := func() error {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := cl.CommitMarkedOffsets(cctx); err != nil {
+			return fmt.Errorf("commit offsets: %w", err)
+		}
+		return nil
+	}
+	var printed int64
+	var buf []byte
+	for limit == 0 || printed < limit {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			break
+		}
+		var fetchErr error
+		fetches.EachError(func(topic string, partition int32, err error) {
+			if fetchErr == nil && !errors.Is(err, context.Canceled) {
+				fetchErr = fmt.Errorf("fetch %s[%d]: %w", topic, partition, err)
+			}
+		})
+		if fetchErr != nil {
+			_ = out.Flush()
+			return errors.Join(fetchErr, commit())
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			if (limit > 0 && printed >= limit) || r.Attrs.IsControl() {
+				return
+			}
+			buf = format.appendRecord(buf[:0], r)
+			_, _ = out.Write(buf) // the error is sticky; Flush reports it
+			cl.MarkCommitRecords(r)
+			printed++
+		})
+		if err := out.Flush(); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
+	}
+	if err := out.Flush(); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return commit()
 }
 
 // consumePlan is where each partition starts and, without --follow, ends.

@@ -127,6 +127,22 @@ type startSpec struct {
 	n    int64 // the offset, the timestamp in ms, or N
 }
 
+// groupReset is where a group member starts in a partition the group has
+// no committed offset for: beginning, end or a timestamp; an offset or
+// the last N records name a position per partition, which a group's
+// assignment does not fit.
+func (s startSpec) groupReset() (kgo.Offset, error) {
+	switch s.kind {
+	case startBeginning:
+		return kgo.NewOffset().AtStart(), nil
+	case startEnd:
+		return kgo.NewOffset().AtEnd(), nil
+	case startTimestamp:
+		return kgo.NewOffset().AfterMilli(s.n), nil
+	}
+	return kgo.Offset{}, fmt.Errorf("%w: with --group, --from must be beginning, end or @TIMESTAMP_MS", errBadFrom)
+}
+
 // errBadFrom reports a consume --from value that cannot be parsed.
 var errBadFrom = errors.New("bad --from")
 

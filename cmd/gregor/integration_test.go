@@ -404,3 +404,41 @@ func TestProgressLine(t *testing.T) {
 		}
 	}
 }
+
+// TestConsumeGroup consumes in three runs of one group, each stopping after
+// -n records: together they print every record exactly once, and the
+// group's committed offsets cover what was printed.
+func TestConsumeGroup(t *testing.T) {
+	t.Parallel()
+	b := newCluster(t, kfake.SeedTopics(3, "grouped"))
+	var in strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&in, "v-%d\n", i)
+	}
+	mustRun(t, in.String(), "produce", "-b", b, "-t", "grouped")
+	seen := map[string]bool{}
+	for run, n := range []int{300, 300, 400} {
+		got := lines(mustRun(t, "", "consume", "-b", b, "-t", "grouped", "--group", "g", "-n", strconv.Itoa(n)))
+		if len(got) != n {
+			t.Fatalf("run %d: %d records, want %d", run, len(got), n)
+		}
+		for _, v := range got {
+			if seen[v] {
+				t.Fatalf("run %d: %s printed again", run, v)
+			}
+			seen[v] = true
+		}
+	}
+	if len(seen) != 1000 {
+		t.Fatalf("%d distinct records", len(seen))
+	}
+	for _, c := range []struct{ want, flag, value string }{
+		{"--partition cannot be used with --group", "--partition", "0"},
+		{"with --group, --from must be", "--from", "5"},
+	} {
+		code, _, stderr := runCLI(t, "", "consume", "-b", b, "-t", "grouped", "--group", "g", c.flag, c.value)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%s %s with --group: exit %d, stderr %q; want a usage error", c.flag, c.value, code, stderr)
+		}
+	}
+}
