@@ -203,7 +203,9 @@ func (b *Broker) reconcileLogs() error {
 // storageConfigFor is the effective storage config of a topic.
 func (b *Broker) storageConfigFor(topic string) storage.Config {
 	t, _ := b.store.Topic(topic)
-	return topicconfig.StorageConfig(b.defaults.Effective(t.Configs))
+	c := topicconfig.StorageConfig(b.defaults.Effective(t.Configs))
+	c.ProducerIDExpirationMs = b.cfg.prop("producer.id.expiration.ms")
+	return c
 }
 
 // Addr is the address the Kafka listener is bound to.

@@ -29,6 +29,12 @@ type Config struct {
 	IndexIntervalBytes int32 // index.interval.bytes: bytes between sparse index entries (default 4096)
 	MaxMessageBytes    int32 // max.message.bytes: largest batch accepted (default 1 MiB + 12)
 	FileDeleteDelayMs  int64 // file.delete.delay.ms: how long a deleted segment stays readable by in-flight fetches (default 60000)
+	// ProducerIDExpirationMs is the broker's producer.id.expiration.ms:
+	// Maintain forgets an idempotent producer whose newest batch in this
+	// partition has a timestamp older than this (default 1 day), as Kafka
+	// does; if it comes back it is treated as a new producer. Negative
+	// means never.
+	ProducerIDExpirationMs int64
 	// LogAppendTime is message.timestamp.type=LogAppendTime: every batch
 	// appended is stamped with the broker's clock (see
 	// record.SetLogAppendTime) instead of keeping the producer's times.

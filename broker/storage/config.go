@@ -19,6 +19,7 @@ const (
 	DefaultFlushMs                = 1000
 	DefaultIndexIntervalBytes     = 4096
 	DefaultMaxMessageBytes        = 1<<20 + 12
+	DefaultProducerIDExpirationMs = 24 * 60 * 60 * 1000
 	DefaultFileDeleteDelayMs      = 60000
 	DefaultDeleteRetentionMs      = 24 * 60 * 60 * 1000
 	DefaultMinCleanableDirtyRatio = 0.5
@@ -111,6 +112,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.IndexIntervalBytes <= 0 {
 		c.IndexIntervalBytes = DefaultIndexIntervalBytes
+	}
+	if c.ProducerIDExpirationMs == 0 {
+		c.ProducerIDExpirationMs = DefaultProducerIDExpirationMs
 	}
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = DefaultMaxMessageBytes

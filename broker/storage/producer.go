@@ -134,6 +134,19 @@ func (ps producerStates) apply(h *record.Header) {
 	applyProducer(e, h)
 }
 
+// expire forgets the producers whose newest batch is timestamped before
+// cutoff (ms) and reports how many it forgot.
+func (ps producerStates) expire(cutoff int64) int {
+	n := 0
+	for id, e := range ps {
+		if e.lastTimestamp < cutoff {
+			delete(ps, id)
+			n++
+		}
+	}
+	return n
+}
+
 // Producer snapshot payload (inside the checkpoint frame, see
 // docs/format.md):
 //

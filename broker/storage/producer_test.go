@@ -177,3 +177,48 @@ func TestProducerSnapshotRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestProducerIDExpiration: Maintain forgets a producer whose newest batch
+// is older than ProducerIDExpirationMs, keeps a recent one, and a forgotten
+// producer that comes back mid-sequence is accepted as a new one (in a
+// partition that has records), as Kafka does. The snapshot written by the
+// next flush no longer has it.
+func TestProducerIDExpiration(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		clk := newClock()
+		day := int64(24 * 60 * 60 * 1000)
+		cfg := Config{ProducerIDExpirationMs: day}
+		l := openLog(t, fsys, dir, cfg, withNow(clk))
+		defer func() { l.Close() }()
+		now := clk.Now().UnixMilli()
+		mustAppend(t, l, makeBatch(t, batchSpec{n: 2, pid: 1, seq: 0, ts: now - day - 1000, tag: "old"}))
+		mustAppend(t, l, makeBatch(t, batchSpec{n: 2, pid: 2, seq: 0, ts: now - 1000, tag: "new"}))
+		if err := l.Maintain(); err != nil {
+			t.Fatal(err)
+		}
+		l.mu.Lock()
+		_, has1 := l.mu.producers[1]
+		_, has2 := l.mu.producers[2]
+		l.mu.Unlock()
+		if has1 || !has2 {
+			t.Fatalf("after Maintain: producer 1 kept %v (want false), producer 2 kept %v (want true)", has1, has2)
+		}
+		// Producer 1 resumes at sequence 2: unknown now, so accepted.
+		mustAppend(t, l, makeBatch(t, batchSpec{n: 1, pid: 1, seq: 2, ts: now, tag: "back"}))
+		// Producer 2 is still checked: a gap is refused.
+		if _, err := l.Append(makeBatch(t, batchSpec{n: 1, pid: 2, seq: 5, ts: now, tag: "gap"}), 0); !errors.Is(err, ErrOutOfOrderSequence) {
+			t.Fatalf("gap from a remembered producer: %v", err)
+		}
+		// Both are in the state again after a restart.
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		l = openLog(t, fsys, dir, cfg, withNow(clk))
+		l.mu.Lock()
+		n := len(l.mu.producers)
+		l.mu.Unlock()
+		if n != 2 {
+			t.Fatalf("after reopen: %d producers, want 2", n)
+		}
+	})
+}

@@ -40,6 +40,11 @@ func (l *Log) Maintain() error {
 			}
 		}
 	}
+	if cfg.ProducerIDExpirationMs > 0 {
+		if n := l.mu.producers.expire(now.UnixMilli() - cfg.ProducerIDExpirationMs); n > 0 {
+			l.logger.Debug("expired idle producer ids", zap.Int("producers", n), zap.Int("remaining", len(l.mu.producers)))
+		}
+	}
 	n, err := l.retentionCountLocked(cfg, now)
 	if err != nil {
 		errs = append(errs, err)
