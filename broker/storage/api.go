@@ -52,11 +52,26 @@ type Config struct {
 	// MinCompactionLagMs is min.compaction.lag.ms: a segment whose newest
 	// record is younger than this is not cleaned yet (default 0).
 	MinCompactionLagMs int64
+	// MaxCompactionLagMs is max.compaction.lag.ms: in a compacted log, the
+	// active segment is rolled once its first batch is this old, and the
+	// log is cleaned once its oldest uncleaned batch is, whatever the
+	// dirty ratio (KIP-354). Zero or less means no limit.
+	MaxCompactionLagMs int64
 	// MinCleanableDirtyRatio is min.cleanable.dirty.ratio: a compacted log
 	// is cleaned when its dirty bytes are more than this fraction of its
 	// cleanable bytes (default 0.5). Zero means the default; a negative
 	// value means 0 (clean whenever anything is dirty).
 	MinCleanableDirtyRatio float64
+}
+
+// rollMs is how old the active segment's first batch may get before it is
+// rolled: segment.ms, or max.compaction.lag.ms when the log is compacted
+// and that is sooner (a record in the active segment cannot be cleaned).
+func (c *Config) rollMs() int64 {
+	if c.CleanupPolicy.Compact() && c.MaxCompactionLagMs > 0 {
+		return min(c.SegmentMs, c.MaxCompactionLagMs)
+	}
+	return c.SegmentMs
 }
 
 // Errors returned by Log methods. The broker maps them to Kafka error codes;

@@ -293,7 +293,7 @@ func (l *Log) shouldRollLocked(active *segment, size, lastOffset, nowMs int64, c
 	return cur+size > cfg.SegmentBytes ||
 		cur+size > maxSegmentFileSize ||
 		lastOffset-active.base > math.MaxUint32 ||
-		(active.rollBase > 0 && nowMs-active.rollBase >= cfg.SegmentMs)
+		(active.rollBase > 0 && nowMs-active.rollBase >= cfg.rollMs())
 }
 
 // rollLocked starts a new active segment at offset base.

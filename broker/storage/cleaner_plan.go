@@ -157,5 +157,38 @@ func (l *Log) cleanability(now time.Time) (ratio float64, eligible bool) {
 	if clean+dirty > 0 {
 		ratio = float64(dirty) / float64(clean+dirty)
 	}
-	return ratio, (dirty > 0 && ratio > p.cfg.minCleanableRatio()) || p.tombstonesDue()
+	return ratio, (dirty > 0 && (ratio > p.cfg.minCleanableRatio() || p.overdue())) || p.tombstonesDue()
+}
+
+// overdue reports whether the oldest uncleaned batch of the cleanable
+// segments is older than max.compaction.lag.ms. Like Kafka, it goes by the
+// first dirty batch's timestamp.
+func (p *cleanPlan) overdue() bool {
+	if p.cfg.MaxCompactionLagMs <= 0 {
+		return false
+	}
+	for i := range p.n {
+		s := p.all[i]
+		if p.all[i+1].base <= p.firstDirty {
+			continue // cleaned already
+		}
+		size := p.size(i)
+		pos, _, err := s.lookup(max(p.firstDirty, s.base), size)
+		if err != nil {
+			return false
+		}
+		// The index is sparse: step to the batch holding firstDirty.
+		for pos < size {
+			h, err := s.readHeader(pos, size)
+			if err != nil {
+				return false
+			}
+			if h.LastOffset() >= p.firstDirty {
+				return h.MaxTimestamp < p.nowMs-p.cfg.MaxCompactionLagMs
+			}
+			pos += h.Size()
+		}
+		return false
+	}
+	return false
 }

@@ -589,3 +589,57 @@ func TestEmptyCleanedSegment(t *testing.T) {
 	}
 	checkLog(t, l, m, res.EndOffset)
 }
+
+// TestMaxCompactionLag: with a dirty ratio far below
+// min.cleanable.dirty.ratio, an update is still compacted within
+// max.compaction.lag.ms: the active segment holding it is rolled once its
+// first batch is that old, and the log is then due for cleaning.
+func TestMaxCompactionLag(t *testing.T) {
+	clk := newClock()
+	cfg := compactConfig()
+	cfg.SegmentBytes = 1 << 20
+	cfg.MinCleanableDirtyRatio = 0.99
+	cfg.MaxCompactionLagMs = 60_000
+	l := openLog(t, vfs.NewMem(), "/d/t-0", cfg, withNow(clk))
+	defer func() { _ = l.Close() }()
+	m := newModel()
+	for k := range 100 {
+		m.appendKeyed(t, l, keyedSpec{recs: []kv{{key: fmt.Sprintf("k%d", k), value: "v1"}}, pid: -1, ts: clk.Now().UnixMilli()})
+	}
+	roll(t, l, m)
+	c := NewCleaner(CleanerConfig{})
+	clean(t, c, l)
+
+	m.appendKeyed(t, l, keyedSpec{recs: []kv{{key: "k0", value: "v2"}}, pid: -1, ts: clk.Now().UnixMilli()})
+	l.SetHighWatermark(l.LogEndOffset())
+	segs := len(l.segments())
+	clk.Advance(59 * time.Second)
+	if err := l.Maintain(); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.segments()) != segs {
+		t.Fatal("active segment rolled before max.compaction.lag.ms")
+	}
+	if _, due := l.cleanability(clk.Now()); due {
+		t.Fatal("due before max.compaction.lag.ms")
+	}
+	clk.Advance(2 * time.Second)
+	if err := l.Maintain(); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.segments()) != segs+1 {
+		t.Fatalf("%d segments after max.compaction.lag.ms, want the active one rolled (%d)", len(l.segments()), segs+1)
+	}
+	if err := l.Flush(); err != nil { // as flush.ms does: only flushed segments are cleaned
+		t.Fatal(err)
+	}
+	ratio, due := l.cleanability(clk.Now())
+	if !due || ratio > 0.5 {
+		t.Fatalf("cleanability %v, %v after max.compaction.lag.ms; want due at a low ratio", ratio, due)
+	}
+	res := clean(t, c, l)
+	if res.RecordsRemoved != 1 {
+		t.Fatalf("pass removed %d records, want k0's old value: %+v", res.RecordsRemoved, res)
+	}
+	checkLog(t, l, m, res.EndOffset)
+}

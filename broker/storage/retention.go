@@ -34,7 +34,7 @@ func (l *Log) Maintain() error {
 	}
 	if l.mu.werr == nil {
 		active := l.activeLocked()
-		if _, size := active.end(); size > 0 && active.rollBase > 0 && now.UnixMilli()-active.rollBase >= cfg.SegmentMs {
+		if _, size := active.end(); size > 0 && active.rollBase > 0 && now.UnixMilli()-active.rollBase >= cfg.rollMs() {
 			if _, err := l.rollLocked(l.leo.Load()); err != nil {
 				errs = append(errs, err)
 			}
