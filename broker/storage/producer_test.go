@@ -181,8 +181,9 @@ func TestProducerSnapshotRoundTrip(t *testing.T) {
 // TestProducerIDExpiration: Maintain forgets a producer whose newest batch
 // is older than ProducerIDExpirationMs, keeps a recent one, and a forgotten
 // producer that comes back mid-sequence is accepted as a new one (in a
-// partition that has records), as Kafka does. The snapshot written by the
-// next flush no longer has it.
+// partition that has records), as Kafka does. A restart rebuilds both.
+// (A restart may also bring back a producer expired since the last
+// snapshot; the next check expires it again.)
 func TestProducerIDExpiration(t *testing.T) {
 	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
 		clk := newClock()
