@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"fmt"
 	"context"
 	"io"
 	"net"
@@ -442,5 +443,61 @@ func TestLogAppendTimeTopic(t *testing.T) {
 	}
 	if r := recs[5]; r.Attrs.TimestampType() != 0 || !r.Timestamp.Equal(old) {
 		t.Fatalf("after CreateTime: timestamp %v type %d", r.Timestamp, r.Attrs.TimestampType())
+	}
+}
+
+// TestDescribeLogDirs: the data dir, with each partition's size on disk
+// (all topics for a null request, only existing partitions of those asked
+// for) and, from v4, the volume's total and available bytes.
+func TestDescribeLogDirs(t *testing.T) {
+	dataDir := t.TempDir()
+	b := startBroker(t, nil, dataDir, nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "dirs-a", 2, nil)
+	createTopic(t, cl, "dirs-b", 1, nil)
+	produceN(t, cl, "dirs-a", 1, 10)
+	ctx := context.Background()
+
+	// Straight to the broker: kgo's sharded DescribeLogDirs merges the
+	// answers and drops the volume sizes.
+	req := kmsg.NewPtrDescribeLogDirsRequest()
+	resp, err := req.RequestWith(ctx, cl.Broker(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Dirs) != 1 || resp.Dirs[0].Dir != dataDir || resp.Dirs[0].ErrorCode != 0 {
+		t.Fatalf("dirs %+v, want one: %s", resp.Dirs, dataDir)
+	}
+	d := resp.Dirs[0]
+	if d.TotalBytes <= 0 || d.UsableBytes <= 0 || d.UsableBytes > d.TotalBytes {
+		t.Fatalf("volume total %d, usable %d", d.TotalBytes, d.UsableBytes)
+	}
+	sizes := map[string]int64{}
+	for _, dt := range d.Topics {
+		for _, p := range dt.Partitions {
+			sizes[fmt.Sprintf("%s/%d", dt.Topic, p.Partition)] = p.Size
+		}
+	}
+	if sizes["dirs-a/1"] <= 0 || sizes["dirs-a/0"] != 0 || sizes["dirs-b/0"] != 0 {
+		t.Fatalf("sizes %v: want dirs-a/1 holding records, the others empty", sizes)
+	}
+	if _, ok := sizes["__consumer_offsets/0"]; !ok {
+		t.Fatalf("a null request lists every topic; got %v", sizes)
+	}
+
+	req = kmsg.NewPtrDescribeLogDirsRequest()
+	rt := kmsg.NewDescribeLogDirsRequestTopic()
+	rt.Topic = "dirs-a"
+	rt.Partitions = []int32{1, 7}
+	req.Topics = append(req.Topics, rt)
+	rt = kmsg.NewDescribeLogDirsRequestTopic()
+	rt.Topic = "nope"
+	rt.Partitions = []int32{0}
+	req.Topics = append(req.Topics, rt)
+	if resp, err = req.RequestWith(ctx, cl.Broker(0)); err != nil {
+		t.Fatal(err)
+	}
+	if ts := resp.Dirs[0].Topics; len(ts) != 1 || ts[0].Topic != "dirs-a" || len(ts[0].Partitions) != 1 || ts[0].Partitions[0].Partition != 1 {
+		t.Fatalf("asked for dirs-a/1, dirs-a/7 and nope/0: %+v", ts)
 	}
 }

@@ -80,9 +80,24 @@ func TestTopicCommands(t *testing.T) {
 			t.Errorf("describe lacks %q:\n%s", want, desc)
 		}
 	}
-	// Partition 1 holds the 7 records: earliest 0, latest 7.
-	if !containsFields(desc, "1", "0", "0", "0", "0", "0", "7", "-") {
+	// Partition 1 holds the 7 records: earliest 0, latest 7, some bytes;
+	// partition 0 is empty.
+	row1 := func() []string {
+		for _, l := range lines(desc) {
+			if f := strings.Fields(l); len(f) == 9 && f[0] == "1" {
+				return f
+			}
+		}
+		return nil
+	}()
+	if len(row1) != 9 {
+		t.Errorf("describe: no partition 1 row:\n%s", desc)
+	} else if size, err := strconv.Atoi(row1[7]); !slices.Equal(row1[:7], []string{"1", "0", "0", "0", "0", "0", "7"}) ||
+		err != nil || size <= 0 || row1[8] != "-" {
 		t.Errorf("describe: partition 1 row wrong:\n%s", desc)
+	}
+	if !containsFields(desc, "0", "0", "0", "0", "0", "0", "0", "0", "-") {
+		t.Errorf("describe: partition 0 row wrong:\n%s", desc)
 	}
 	mustFail(t, "UNKNOWN_TOPIC_OR_PARTITION", "topic", "describe", "nope", "-b", b)
 

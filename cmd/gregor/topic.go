@@ -194,6 +194,7 @@ func topicDescribe(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	if err != nil {
 		return err
 	}
+	sizes := partitionSizes(ctx, cl, name, ids)
 
 	replication := 0
 	if len(t.Partitions) > 0 {
@@ -202,11 +203,15 @@ func topicDescribe(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	fmt.Fprintf(stdout, "Topic: %s\tPartitions: %d\tReplicationFactor: %d\tInternal: %t\n",
 		name, len(t.Partitions), replication, t.IsInternal)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  PARTITION\tLEADER\tEPOCH\tREPLICAS\tISR\tEARLIEST\tLATEST\tERROR")
+	fmt.Fprintln(tw, "  PARTITION\tLEADER\tEPOCH\tREPLICAS\tISR\tEARLIEST\tLATEST\tSIZE\tERROR")
 	for _, p := range t.Partitions {
-		fmt.Fprintf(tw, "  %d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n",
+		size := "-"
+		if n, ok := sizes[p.Partition]; ok {
+			size = strconv.FormatInt(n, 10)
+		}
+		fmt.Fprintf(tw, "  %d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			p.Partition, p.Leader, p.LeaderEpoch, joinInt32(p.Replicas), joinInt32(p.ISR),
-			formatOffset(earliest[p.Partition]), formatOffset(latest[p.Partition]),
+			formatOffset(earliest[p.Partition]), formatOffset(latest[p.Partition]), size,
 			errName(codeErr(p.ErrorCode, nil)))
 	}
 	if err := tw.Flush(); err != nil {
@@ -227,6 +232,35 @@ func topicDescribe(ctx context.Context, args []string, _ io.Reader, stdout, stde
 		return fmt.Errorf("write output: %w", err)
 	}
 	return nil
+}
+
+// partitionSizes returns the bytes on disk of each of the topic's
+// partitions (the largest replica), from DescribeLogDirs. Sizes are extra
+// information: a cluster that cannot tell gives none, not an error.
+func partitionSizes(ctx context.Context, cl *kgo.Client, topic string, ids []int32) map[int32]int64 {
+	req := kmsg.NewPtrDescribeLogDirsRequest()
+	rt := kmsg.NewDescribeLogDirsRequestTopic()
+	rt.Topic = topic
+	rt.Partitions = ids
+	req.Topics = append(req.Topics, rt)
+	sizes := map[int32]int64{}
+	for _, shard := range cl.RequestSharded(ctx, req) {
+		resp, ok := shard.Resp.(*kmsg.DescribeLogDirsResponse)
+		if shard.Err != nil || !ok {
+			continue
+		}
+		for _, d := range resp.Dirs {
+			for _, t := range d.Topics {
+				if t.Topic != topic {
+					continue
+				}
+				for _, p := range t.Partitions {
+					sizes[p.Partition] = max(sizes[p.Partition], p.Size)
+				}
+			}
+		}
+	}
+	return sizes
 }
 
 // describeTopicConfigs returns a topic's configs sorted by name.

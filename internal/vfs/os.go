@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // OS is the real file system. Its files implement Fder, exposing the
@@ -141,4 +142,14 @@ func MkdirAllDurable(fs FS, dir string, perm os.FileMode) error {
 		}
 	}
 	return nil
+}
+
+// Space implements SpaceReporter with statfs(2); available is what an
+// unprivileged writer may still use.
+func (osFS) Space(dir string) (total, available int64, err error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, 0, &os.PathError{Op: "statfs", Path: dir, Err: err}
+	}
+	return int64(st.Blocks) * st.Bsize, int64(st.Bavail) * st.Bsize, nil
 }

@@ -68,3 +68,12 @@ func Open(fs FS, name string) (File, error) { return fs.OpenFile(name, os.O_RDON
 func Create(fs FS, name string) (File, error) {
 	return fs.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 }
+
+// SpaceReporter is implemented by file systems that can tell how large the
+// volume holding a directory is and how much of it is free (DescribeLogDirs
+// reports both).
+type SpaceReporter interface {
+	// Space returns the total and the available bytes of the volume
+	// holding dir.
+	Space(dir string) (total, available int64, err error)
+}
