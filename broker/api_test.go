@@ -2,8 +2,8 @@ package broker
 
 import (
 	"bytes"
-	"fmt"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"testing"
