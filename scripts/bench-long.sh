@@ -63,10 +63,21 @@ bin/benchctl wait --addr "$addr" --timeout 60s >/dev/null
 
 {
 	echo "gregor bench-long $stamp on $(hostname) ($(nproc) cores): $GB GiB of $RECORD_SIZE B records, 1 partition, acks=1"
-	printf "%-6s %14s %10s %10s\n" "GiB" "records/s" "MB/s" "seconds"
+	printf "%-6s %14s %10s %10s %12s %9s\n" "GiB" "records/s" "MB/s" "seconds" "broker CPU s" "IO stall"
 } | tee "$out/summary.txt"
 
+# io_stall prints the share of the last 10 s in which some task waited on
+# the disk (Linux pressure stall information), or - where there is none.
+io_stall() {
+	if [ -r /proc/pressure/io ]; then
+		sed -n 's/^some avg10=\([0-9.]*\).*/\1%/p' /proc/pressure/io
+	else
+		echo -
+	fi
+}
+
 rates=()
+cpus=()
 for i in $(seq 1 "$GB"); do
 	parts=()
 	if [ "$i" -eq 1 ]; then
@@ -74,13 +85,15 @@ for i in $(seq 1 "$GB"); do
 	fi
 	bin/gregor perf produce -b "$addr" -t "$topic" "${parts[@]}" \
 		--records "$RECORDS_PER_GB" --record-size "$RECORD_SIZE" --acks 1 \
-		--json --broker-pid -1 >"$out/gb-$i.json" 2>>"$out/perf.log"
+		--json --broker-pid "$broker_pid" >"$out/gb-$i.json" 2>>"$out/perf.log"
 	line="$(tail -n 1 "$out/gb-$i.json")"
 	rps="$(sed -n 's/.*"records_per_sec":\([0-9.e+]*\).*/\1/p' <<<"$line")"
 	mbs="$(sed -n 's/.*"mb_per_sec":\([0-9.e+]*\).*/\1/p' <<<"$line")"
 	secs="$(sed -n 's/.*"seconds":\([0-9.e+]*\).*/\1/p' <<<"$line")"
+	cpu="$(sed -n 's/.*"broker_cpu_seconds":\([0-9.e+]*\).*/\1/p' <<<"$line")"
 	rates+=("$mbs")
-	printf "%-6s %14.0f %10.1f %10.2f\n" "$i" "$rps" "$mbs" "$secs" | tee -a "$out/summary.txt"
+	cpus+=("${cpu:-0}")
+	printf "%-6s %14.0f %10.1f %10.2f %12.2f %9s\n" "$i" "$rps" "$mbs" "$secs" "${cpu:-0}" "$(io_stall)" | tee -a "$out/summary.txt"
 done
 
 # Start vs end: mean of the first and of the last three GiB (or fewer).
@@ -89,8 +102,13 @@ k=$((n < 3 ? n : 3))
 start_mean="$(printf "%s\n" "${rates[@]:0:k}" | awk '{s+=$1} END {printf "%.1f", s/NR}')"
 end_mean="$(printf "%s\n" "${rates[@]:n-k:k}" | awk '{s+=$1} END {printf "%.1f", s/NR}')"
 ratio="$(awk -v a="$end_mean" -v b="$start_mean" 'BEGIN {printf "%.3f", a/b}')"
+cpu_start="$(printf "%s\n" "${cpus[@]:0:k}" | awk '{s+=$1} END {printf "%.2f", s/NR}')"
+cpu_end="$(printf "%s\n" "${cpus[@]:n-k:k}" | awk '{s+=$1} END {printf "%.2f", s/NR}')"
 {
 	echo "start (first $k GiB): $start_mean MB/s; end (last $k GiB): $end_mean MB/s; end/start = $ratio (goal >= 0.90)"
+	# The broker's own work per GiB: flat from start to end means the log
+	# appends in constant time, and a slower end is the disk (see IO stall).
+	echo "broker CPU per GiB: start $cpu_start s, end $cpu_end s"
 	du -sh "$data" | awk '{print "data dir size: " $1}'
 } | tee -a "$out/summary.txt"
 
