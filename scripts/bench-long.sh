@@ -123,5 +123,28 @@ end="$(bin/benchctl end-offset --addr "$addr" --topic "$topic")"
 	echo "restart-to-serving: $secs s (goal < 2 s)"
 	echo "records after restart: $end (written: $((GB * RECORDS_PER_GB)))"
 } | tee -a "$out/summary.txt"
+
+# Baseline on the same disk: a plain writer appending as many GiB in 1 MiB
+# writes with an fsync a second, at the broker's mean rate (no broker, no
+# network, no validation).
+# Its own end/start is how much the machine slows down as the page cache
+# grows and the disk falls behind; read the broker's ratio against it.
+# BASELINE=0 skips it.
+if [ "${BASELINE:-1}" != 0 ]; then
+	kill -TERM "$broker_pid" 2>/dev/null || true
+	wait "$broker_pid" 2>/dev/null || true
+	broker_pid=""
+	rm -rf "${data:?}"/*
+	pace="$(printf "%s\n" "${rates[@]}" | awk '{s+=$1} END {printf "%.1f", s/NR}')"
+	bin/benchctl diskwrite --file "$data/baseline.tmp" --gib "$GB" --mbps "$pace" >"$out/baseline.txt"
+	bstart="$(head -n "$k" "$out/baseline.txt" | awk '{s+=$2} END {printf "%.1f", s/NR}')"
+	bend="$(tail -n "$k" "$out/baseline.txt" | awk '{s+=$2} END {printf "%.1f", s/NR}')"
+	bcpu_start="$(head -n "$k" "$out/baseline.txt" | awk '{s+=$3} END {printf "%.2f", s/NR}')"
+	bcpu_end="$(tail -n "$k" "$out/baseline.txt" | awk '{s+=$3} END {printf "%.2f", s/NR}')"
+	bratio="$(awk -v a="$bend" -v b="$bstart" 'BEGIN {printf "%.3f", a/b}')"
+	{
+		echo "baseline, plain file writer on the same disk at up to $pace MB/s: start $bstart MB/s, end $bend MB/s, end/start = $bratio; CPU per GiB start $bcpu_start s, end $bcpu_end s"
+	} | tee -a "$out/summary.txt"
+fi
 cp "$out/summary.txt" bench-results/latest-long.txt
 echo "results in $out" >&2

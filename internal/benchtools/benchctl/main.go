@@ -53,7 +53,7 @@ func main() {
 
 func run(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: benchctl freeport | wait --addr A [--topic T] | end-offset --addr A --topic T | table DIR")
+		return errors.New("usage: benchctl freeport | wait --addr A [--topic T] | end-offset --addr A --topic T | table DIR | diskwrite --file F [--gib N]")
 	}
 	switch args[0] {
 	case "freeport":
@@ -67,6 +67,8 @@ func run(args []string, stdout io.Writer) error {
 		return runWait(args[1:], stdout)
 	case "end-offset":
 		return runEndOffset(args[1:], stdout)
+	case "diskwrite":
+		return runDiskWrite(args[1:], stdout)
 	case "table":
 		if len(args) != 2 {
 			return errors.New("usage: benchctl table DIR")
