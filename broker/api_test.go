@@ -48,6 +48,28 @@ func listOffset(t *testing.T, cl *kgo.Client, topic string, partition int32, ts 
 	return p.Offset, p.ErrorCode
 }
 
+// rawProduce sends one acks=all produce request with records for
+// topic/partition straight to the broker and returns the partition's
+// answer.
+func rawProduce(t *testing.T, cl *kgo.Client, topic string, partition int32, records []byte) kmsg.ProduceResponseTopicPartition {
+	t.Helper()
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks = -1
+	req.TimeoutMillis = 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Partition = partition
+	rp.Records = records
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	raw, err := cl.Broker(0).Request(context.Background(), req) // unsharded
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw.(*kmsg.ProduceResponse).Topics[0].Partitions[0]
+}
+
 func rawFetch(t *testing.T, cl *kgo.Client, topic string, partition int32, offset int64, maxWait int32) *kmsg.FetchResponseTopicPartition {
 	t.Helper()
 	req := kmsg.NewPtrFetchRequest()
@@ -157,20 +179,7 @@ func TestIdempotentProducerDuplicates(t *testing.T) {
 		return rb.Build()
 	}
 	produce := func(records []byte) kmsg.ProduceResponseTopicPartition {
-		req := kmsg.NewPtrProduceRequest()
-		req.Acks = -1
-		req.TimeoutMillis = 5000
-		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = "idem"
-		rp := kmsg.NewProduceRequestTopicPartition()
-		rp.Records = records
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
-		resp, err := req.RequestWith(context.Background(), cl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.Topics[0].Partitions[0]
+		return rawProduce(t, cl, "idem", 0, records)
 	}
 	b0 := batch(0)
 	if p := produce(append([]byte(nil), b0...)); p.ErrorCode != 0 || p.BaseOffset != 0 {
@@ -346,22 +355,9 @@ func TestInternalTopicProtected(t *testing.T) {
 	if cresp.Topics[0].ErrorCode != kerr.InvalidPartitions.Code {
 		t.Fatalf("growing __consumer_offsets: %v", kerr.ErrorForCode(cresp.Topics[0].ErrorCode))
 	}
-	pr := kmsg.NewPtrProduceRequest()
-	pr.Acks = -1
-	pr.TimeoutMillis = 1000
-	prt := kmsg.NewProduceRequestTopic()
-	prt.Topic = "__consumer_offsets"
-	prp := kmsg.NewProduceRequestTopicPartition()
 	rb := record.NewBuilder()
 	rb.Add([]byte("k"), []byte("v"), nil, time.Now().UnixMilli())
-	prp.Records = rb.Build()
-	prt.Partitions = append(prt.Partitions, prp)
-	pr.Topics = append(pr.Topics, prt)
-	raw, err := cl.Broker(0).Request(context.Background(), pr) // unsharded
-	if err != nil {
-		t.Fatal(err)
-	}
-	if presp := raw.(*kmsg.ProduceResponse); presp.Topics[0].Partitions[0].ErrorCode == 0 {
+	if p := rawProduce(t, cl, "__consumer_offsets", 0, rb.Build()); p.ErrorCode == 0 {
 		t.Fatal("producing to __consumer_offsets was allowed")
 	}
 }
@@ -389,21 +385,9 @@ func TestLogAppendTimeTopic(t *testing.T) {
 	// The produce response, read raw.
 	rb := record.NewBuilder()
 	rb.Add(nil, []byte("c"), nil, old.UnixMilli())
-	req := kmsg.NewPtrProduceRequest()
-	req.Acks = -1
-	req.TimeoutMillis = 5000
-	rt := kmsg.NewProduceRequestTopic()
-	rt.Topic = "lat"
-	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Records = rb.Build()
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := rawProduce(t, cl, "lat", 0, rb.Build())
 	after := time.Now().UnixMilli()
-	if p := resp.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.LogAppendTime < before || p.LogAppendTime > after {
+	if p.ErrorCode != 0 || p.LogAppendTime < before || p.LogAppendTime > after {
 		t.Fatalf("produce response: %v, LogAppendTime %d outside [%d, %d]", kerr.ErrorForCode(p.ErrorCode), p.LogAppendTime, before, after)
 	}
 

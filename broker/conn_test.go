@@ -11,24 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-log/gregor/broker/record"
+	"github.com/gregor-log/gregor/broker/wire"
 )
-
-// appendFrame appends req as a request frame with correlation id corrID.
-func appendFrame(dst []byte, req kmsg.Request, corrID int32) []byte {
-	start := len(dst)
-	dst = append(dst, 0, 0, 0, 0)
-	dst = binary.BigEndian.AppendUint16(dst, uint16(req.Key()))
-	dst = binary.BigEndian.AppendUint16(dst, uint16(req.GetVersion()))
-	dst = binary.BigEndian.AppendUint32(dst, uint32(corrID))
-	dst = binary.BigEndian.AppendUint16(dst, uint16(len("conn-test")))
-	dst = append(dst, "conn-test"...)
-	if req.IsFlexible() {
-		dst = append(dst, 0)
-	}
-	dst = req.AppendTo(dst)
-	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
-	return dst
-}
 
 // TestPipelinedResponsesKeepOrder sends random mixes of pipelined requests
 // on one connection: long polls that wait (on an empty partition), fetches
@@ -96,6 +80,7 @@ func TestPipelinedResponsesKeepOrder(t *testing.T) {
 	}
 	defer c.Close()
 	rng := rand.New(rand.NewPCG(7, 7))
+	clientID := "conn-test"
 	const longPoll = 150 * time.Millisecond
 	corr := int32(0)
 	for round := range 30 {
@@ -118,7 +103,7 @@ func TestPipelinedResponsesKeepOrder(t *testing.T) {
 			default:
 				req = apiVersions()
 			}
-			frames = appendFrame(frames, req, corr)
+			frames = wire.AppendRequest(frames, req, corr, &clientID)
 		}
 		start := time.Now()
 		if _, err := c.Write(frames); err != nil {

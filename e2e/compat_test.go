@@ -32,6 +32,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-log/gregor/broker/wire"
 )
 
 // knownBug reports a broker behaviour that differs from Kafka's. These
@@ -721,21 +723,10 @@ func apiVersionsRoundTrip(c net.Conn, corrID int32) error {
 }
 
 // appendRequestFrame encodes req (at its version) as a request frame with
-// header v1 (client id "compat").
+// client id "compat".
 func appendRequestFrame(dst []byte, req kmsg.Request, corrID int32) []byte {
-	start := len(dst)
-	dst = append(dst, 0, 0, 0, 0)
-	dst = binary.BigEndian.AppendUint16(dst, uint16(req.Key()))
-	dst = binary.BigEndian.AppendUint16(dst, uint16(req.GetVersion()))
-	dst = binary.BigEndian.AppendUint32(dst, uint32(corrID))
-	dst = binary.BigEndian.AppendUint16(dst, uint16(len("compat")))
-	dst = append(dst, "compat"...)
-	if req.IsFlexible() {
-		dst = append(dst, 0)
-	}
-	dst = req.AppendTo(dst)
-	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
-	return dst
+	clientID := "compat"
+	return wire.AppendRequest(dst, req, corrID, &clientID)
 }
 
 // TestFetchMaxBytesAcrossPartitions checks the response-level fetch limit
