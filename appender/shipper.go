@@ -231,6 +231,7 @@ func newShipper(st settings) (*Shipper, error) {
 		if err != nil {
 			return nil, fmt.Errorf("appender: %w", err)
 		}
+		sp.borrow = s
 		s.spill = sp
 	}
 	cl, err := kgo.NewClient(kopts...)
@@ -280,7 +281,10 @@ func (s *Shipper) Stats() Stats {
 	}
 	if s.spill != nil {
 		st.SpillBytes = s.spill.size()
-		st.SpillPendingBytes = s.spill.pendingSize()
+		pending, borrowed, held := s.spill.pendingSizes(s.held.bytes.Load)
+		st.SpillPendingBytes = pending
+		// Bytes the spill borrowed are counted once, as spill pending.
+		st.BufferedBytes = held - borrowed
 	}
 	return st
 }
@@ -376,6 +380,23 @@ func (s *Shipper) reserve(size int64) bool {
 		}
 	}
 }
+
+// take implements borrower for the spill: it charges n bytes (no record)
+// against the in-memory bound, or nothing if they do not fit.
+func (s *Shipper) take(n int64) bool {
+	for {
+		b := s.held.bytes.Load()
+		if b+n > s.maxBytes {
+			return false
+		}
+		if s.held.bytes.CompareAndSwap(b, b+n) {
+			return true
+		}
+	}
+}
+
+// give returns bytes the spill took.
+func (s *Shipper) give(n int64) { s.held.bytes.Add(-n) }
 
 // unreserve returns what reserve charged and wakes whoever waits for room.
 func (s *Shipper) unreserve(size int64) {

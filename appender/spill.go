@@ -118,20 +118,27 @@ type spill struct {
 	maxBytes   int64
 	segMax     int64
 	maxFrame   int64
-	pendingMax int64 // pending bytes beyond which records drop
-	lock       io.Closer
-	onLost     func(frames, bytes int64, err error) // frames a failed write lost
+	pendingMax int64 // pending bytes beyond which records drop, unless borrowed
+	// borrow, if set, lends the spill room from the in-memory buffer's
+	// share of the memory bound when its own pending share is full and
+	// the writer is busy (a slow or stalled disk): while the spill is
+	// active no new record goes to the in-memory queue, so that room would
+	// otherwise sit idle while records are dropped.
+	borrow borrower
+	lock   io.Closer
+	onLost func(frames, bytes int64, err error) // frames a failed write lost
 
 	active atomic.Bool  // new records must go to the files
 	total  atomic.Int64 // bytes in all segments, pending included
 
 	mu struct {
 		sync.Mutex
-		segs    []*segment // oldest first
-		w       *segment   // being appended to; nil until the first append
-		pending int64      // pending bytes over all segments
-		err     error      // sticky write error
-		nextSeq uint64
+		segs     []*segment // oldest first
+		w        *segment   // being appended to; nil until the first append
+		pending  int64      // pending bytes over all segments
+		borrowed int64      // of those, bytes beyond pendingMax lent by borrow
+		err      error      // sticky write error
+		nextSeq  uint64
 	}
 
 	// io is held by whoever writes pending frames to the files: the
@@ -150,6 +157,14 @@ type spill struct {
 		off int64
 		hdr [frameHeaderLen]byte
 	}
+}
+
+// borrower lends bytes of the memory bound.
+type borrower interface {
+	// take reserves n bytes, or reserves nothing and returns false.
+	take(n int64) bool
+	// give returns n bytes taken earlier.
+	give(n int64)
 }
 
 // spillPendingMax is the spill writer's share of the memory bound.
@@ -319,6 +334,15 @@ func (sp *spill) pendingSize() int64 {
 	return sp.mu.pending
 }
 
+// pendingSizes is the bytes waiting for the writer and how many of them
+// were borrowed from the in-memory buffer's share, with held() read at the
+// same moment (borrowing changes both under mu).
+func (sp *spill) pendingSizes(held func() int64) (pending, borrowed, heldNow int64) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.mu.pending, sp.mu.borrowed, held()
+}
+
 // append queues e as one frame for the writer. It returns errSpillFull at
 // SpillMaxBytes or when the writer is pendingMax bytes behind, or the
 // sticky write error. It never does I/O.
@@ -362,9 +386,12 @@ func (sp *spill) tryAppend(e *entry) error {
 		sp.mu.Unlock()
 		return errSpillFull
 	}
-	if sp.mu.pending+frame > max(sp.pendingMax, frame) {
-		sp.mu.Unlock()
-		return errSpillBehind
+	if sp.mu.pending+frame > max(sp.pendingMax+sp.mu.borrowed, frame) {
+		if sp.borrow == nil || !sp.borrow.take(frame) {
+			sp.mu.Unlock()
+			return errSpillBehind
+		}
+		sp.mu.borrowed += frame
 	}
 	w := sp.mu.w
 	if w == nil || w.sizeLocked()+frame > sp.segMax && w.sizeLocked() > 0 {
@@ -477,6 +504,11 @@ func (sp *spill) writePendingLocked() {
 		sp.mu.Lock()
 		seg.writing = 0
 		sp.mu.pending -= int64(len(buf))
+		// Return what is no longer needed beyond the pending share.
+		giveBack := sp.mu.borrowed - max(sp.mu.pending-sp.pendingMax, 0)
+		if giveBack > 0 {
+			sp.mu.borrowed -= giveBack
+		}
 		if f != nil && seg.f == nil {
 			seg.f = f
 		}
@@ -490,6 +522,9 @@ func (sp *spill) writePendingLocked() {
 			if sp.mu.w == seg {
 				sp.mu.w = nil // never append after a failed write
 			}
+		}
+		if giveBack > 0 {
+			sp.borrow.give(giveBack) // under mu, so Stats sees both change at once
 		}
 		sp.mu.Unlock()
 		if err != nil && failed == nil {

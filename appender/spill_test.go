@@ -356,3 +356,59 @@ func TestSpillDirLocked(t *testing.T) {
 		t.Fatalf("second appender on the same spill files: %v", err)
 	}
 }
+
+// TestSpillBorrowsIdleBufferWhenWriterIsBusy: with the spill active and its
+// writer stuck in a write (a stalled disk, simulated by holding its I/O
+// lock), records beyond the writer's pending share are not dropped while
+// the in-memory buffer's share has room: the spill borrows it, within the
+// overall bound. Once the writer gets going the room is given back and
+// every record arrives, in order.
+func TestSpillBorrowsIdleBufferWhenWriterIsBusy(t *testing.T) {
+	g := &gateSink{}
+	const bufferBytes = 1 << 20 // pending share 256 KiB
+	h := newSpillHandler(t, g, t.TempDir(), WithBuffer(bufferBytes, 100))
+	log := slog.New(h)
+	sp := h.s.spill
+	// Fill the in-memory queue to its record limit (100 small records,
+	// held by the down broker) so the spill takes over; most of the
+	// queue's byte share is idle.
+	for i := range 100 {
+		log.Info("m", "i", i)
+	}
+	log.Info("m", "i", 100) // spills: the queue is full
+	if !sp.active.Load() {
+		t.Fatal("spill not active")
+	}
+	sp.io.Lock() // the writer is stuck
+	n := 101
+	for ; n < 6000; n++ {
+		log.Info("m", "i", n, "pad", string(make([]byte, 100)))
+	}
+	st := h.Stats()
+	pending, borrowed, _ := sp.pendingSizes(func() int64 { return 0 })
+	if idle := bufferBytes - spillPendingMax(bufferBytes) - 100*200; borrowed < idle*9/10 {
+		t.Fatalf("borrowed %d of about %d idle bytes before dropping", borrowed, idle)
+	}
+	if pending <= spillPendingMax(bufferBytes) {
+		t.Fatalf("pending %d, borrowed %d: the spill did not grow past its share", pending, borrowed)
+	}
+	if held := st.BufferedBytes + st.SpillPendingBytes; held > bufferBytes {
+		t.Fatalf("holding %d bytes, bound %d", held, bufferBytes)
+	}
+	sp.io.Unlock()
+	sp.writePending()
+	if _, borrowed, _ := sp.pendingSizes(func() int64 { return 0 }); borrowed != 0 {
+		t.Fatalf("%d bytes still borrowed after the writer caught up", borrowed)
+	}
+	g.setUp(true)
+	if err := h.Close(closeCtx(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	st = h.Stats()
+	vals := g.values()
+	checkIncreasing(t, vals)
+	if int64(len(vals))+st.Dropped != int64(n) {
+		t.Fatalf("sent %d + dropped %d != logged %d", len(vals), st.Dropped, n)
+	}
+	t.Logf("logged %d, dropped %d once the borrowed room ran out", n, st.Dropped)
+}
