@@ -26,7 +26,11 @@
 // file all count. When the bound is reached the configured policy applies:
 // drop and count (the default), block up to Config.BlockTimeout, or spill
 // to local files (see spill.go for their format) that are replayed in
-// order, before anything newer, once the broker takes records again.
+// order, before anything newer, once the broker takes records again. A log
+// call never waits for the disk: the spill writer's in-memory share is a
+// quarter of BufferBytes, it may borrow the in-memory queue's idle share
+// while a stalled disk holds it up, and only beyond that are records
+// dropped (and counted).
 // Records too large for the topic are dropped (or, if logged before the
 // topic's limit was learned, failed) and counted, never retried.
 //
