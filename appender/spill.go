@@ -327,13 +327,6 @@ func (sp *spill) storePos(p spillPos) error {
 // size is the bytes in the spill files, pending included.
 func (sp *spill) size() int64 { return sp.total.Load() }
 
-// pendingSize is the bytes waiting for the writer.
-func (sp *spill) pendingSize() int64 {
-	sp.mu.Lock()
-	defer sp.mu.Unlock()
-	return sp.mu.pending
-}
-
 // pendingSizes is the bytes waiting for the writer and how many of them
 // were borrowed from the in-memory buffer's share, with held() read at the
 // same moment (borrowing changes both under mu).

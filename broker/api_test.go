@@ -70,8 +70,9 @@ func rawProduce(t *testing.T, cl *kgo.Client, topic string, partition int32, rec
 	return raw.(*kmsg.ProduceResponse).Topics[0].Partitions[0]
 }
 
-func rawFetch(t *testing.T, cl *kgo.Client, topic string, partition int32, offset int64, maxWait int32) *kmsg.FetchResponseTopicPartition {
-	t.Helper()
+// fetchRequest is a one-partition fetch from offset, waiting up to maxWait
+// ms for at least a byte, up to 1 MiB.
+func fetchRequest(topic string, partition int32, offset int64, maxWait int32) *kmsg.FetchRequest {
 	req := kmsg.NewPtrFetchRequest()
 	req.MaxWaitMillis = maxWait
 	req.MinBytes = 1
@@ -84,7 +85,12 @@ func rawFetch(t *testing.T, cl *kgo.Client, topic string, partition int32, offse
 	rp.PartitionMaxBytes = 1 << 20
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(context.Background(), cl)
+	return req
+}
+
+func rawFetch(t *testing.T, cl *kgo.Client, topic string, partition int32, offset int64, maxWait int32) *kmsg.FetchResponseTopicPartition {
+	t.Helper()
+	resp, err := fetchRequest(topic, partition, offset, maxWait).RequestWith(context.Background(), cl)
 	if err != nil {
 		t.Fatal(err)
 	}

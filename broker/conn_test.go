@@ -29,21 +29,8 @@ func TestPipelinedResponsesKeepOrder(t *testing.T) {
 	produceN(t, cl, "data", 0, 3)
 
 	fetch := func(topic string, wait time.Duration) *kmsg.FetchRequest {
-		req := kmsg.NewPtrFetchRequest()
+		req := fetchRequest(topic, 0, 0, int32(wait/time.Millisecond))
 		req.Version = 11
-		req.ReplicaID = -1
-		req.MaxWaitMillis = int32(wait / time.Millisecond)
-		req.MinBytes = 1
-		req.MaxBytes = 1 << 20
-		req.SessionEpoch = -1
-		rt := kmsg.NewFetchRequestTopic()
-		rt.Topic = topic
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.CurrentLeaderEpoch = -1
-		rp.LogStartOffset = -1
-		rp.PartitionMaxBytes = 1 << 20
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
 		return req
 	}
 	produce := func() *kmsg.ProduceRequest {

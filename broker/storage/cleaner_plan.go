@@ -164,9 +164,11 @@ func (l *Log) cleanability(now time.Time) (ratio float64, eligible bool) {
 // segments is older than max.compaction.lag.ms. Like Kafka, it goes by the
 // first dirty batch's timestamp.
 func (p *cleanPlan) overdue() bool {
-	if p.cfg.MaxCompactionLagMs <= 0 {
-		return false
+	lag := p.cfg.MaxCompactionLagMs
+	if lag <= 0 || lag >= p.nowMs {
+		return false // no limit (the default is Long.MAX): nothing to read
 	}
+	cutoff := p.nowMs - lag
 	for i := range p.n {
 		s := p.all[i]
 		if p.all[i+1].base <= p.firstDirty {
@@ -184,7 +186,7 @@ func (p *cleanPlan) overdue() bool {
 				return false
 			}
 			if h.LastOffset() >= p.firstDirty {
-				return h.MaxTimestamp < p.nowMs-p.cfg.MaxCompactionLagMs
+				return h.MaxTimestamp < cutoff
 			}
 			pos += h.Size()
 		}

@@ -114,13 +114,7 @@ func runGroupConsume(ctx context.Context, cf *clientFlags, opts []kgo.Opt, forma
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			break
 		}
-		var fetchErr error
-		fetches.EachError(func(topic string, partition int32, err error) {
-			if fetchErr == nil && !errors.Is(err, context.Canceled) {
-				fetchErr = fmt.Errorf("fetch %s[%d]: %w", topic, partition, err)
-			}
-		})
-		if fetchErr != nil {
+		if fetchErr := firstFetchError(fetches, context.Canceled); fetchErr != nil {
 			_ = out.Flush()
 			return errors.Join(fetchErr, commit())
 		}
@@ -141,6 +135,18 @@ func runGroupConsume(ctx context.Context, cf *clientFlags, opts []kgo.Opt, forma
 		return fmt.Errorf("write output: %w", err)
 	}
 	return commit()
+}
+
+// firstFetchError returns the first fetch error in fetches, with its
+// partition, ignoring ignore (the cancellation that ends a run).
+func firstFetchError(fetches kgo.Fetches, ignore error) error {
+	var first error
+	fetches.EachError(func(topic string, partition int32, err error) {
+		if first == nil && !errors.Is(err, ignore) {
+			first = fmt.Errorf("fetch %s[%d]: %w", topic, partition, err)
+		}
+	})
+	return first
 }
 
 // consumePlan is where each partition starts and, without --follow, ends.
@@ -264,13 +270,7 @@ func (c *consumer) run(ctx context.Context, cl *kgo.Client) error {
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return c.flush()
 		}
-		var fetchErr error
-		fetches.EachError(func(topic string, partition int32, err error) {
-			if fetchErr == nil && !errors.Is(err, context.Canceled) {
-				fetchErr = fmt.Errorf("fetch %s[%d]: %w", topic, partition, err)
-			}
-		})
-		if fetchErr != nil {
+		if fetchErr := firstFetchError(fetches, context.Canceled); fetchErr != nil {
 			_ = c.flush()
 			return fetchErr
 		}

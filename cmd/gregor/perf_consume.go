@@ -105,13 +105,7 @@ func consumeCount(ctx context.Context, cl *kgo.Client, target int64, idle time.D
 		})
 		c.records.Add(n)
 		c.bytes.Add(bytes)
-		var fetchErr error
-		fetches.EachError(func(topic string, partition int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) && fetchErr == nil {
-				fetchErr = fmt.Errorf("fetch %s[%d]: %w", topic, partition, err)
-			}
-		})
-		if fetchErr != nil {
+		if fetchErr := firstFetchError(fetches, context.DeadlineExceeded); fetchErr != nil {
 			c.fail(fetchErr)
 			return fetchErr
 		}
