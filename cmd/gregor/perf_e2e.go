@@ -74,13 +74,14 @@ func runPerfE2E(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		return err
 	}
 	defer consumerClient.Close()
-	producerClient, err := pf.newClient(append(opts, kgo.DefaultProduceTopic(pf.topic))...)
+	base := time.Now()
+	acks := &produceHooks{requests: new(atomic.Int64), base: base}
+	producerClient, err := pf.newClient(append(opts, kgo.DefaultProduceTopic(pf.topic), kgo.WithHooks(acks))...)
 	if err != nil {
 		return err
 	}
 	defer producerClient.Close()
 
-	base := time.Now()
 	r := &e2eReader{
 		cl:          consumerClient,
 		base:        base,
@@ -101,6 +102,7 @@ func runPerfE2E(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	// Produce.
 	w := &perfProducer{
 		cl:       producerClient,
+		hooks:    acks,
 		pace:     newPacer(*rate),
 		values:   newPayloads(*recordSize, true, 0),
 		counters: &produced,
@@ -113,7 +115,7 @@ func runPerfE2E(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		}
 		v := w.values.next()
 		binary.LittleEndian.PutUint64(v, uint64(time.Since(base)))
-		w.produce(ctx, &kgo.Record{Value: v})
+		w.produce(ctx, v)
 	}
 	flushErr := producerClient.Flush(ctx)
 	measured := time.Since(base) - *warmup
