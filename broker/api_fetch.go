@@ -64,7 +64,7 @@ func (b *Broker) handleFetch(c *conn, hdr wire.RequestHeader, req *kmsg.FetchReq
 	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
 	if stop || total >= int64(req.MinBytes) || wait <= 0 || b.ctx.Err() != nil {
 		c.finishFetch(p, hdr, resp, chunks)
-		b.metrics.requestSeconds.WithLabelValues("Fetch").Observe(time.Since(start).Seconds())
+		b.metrics.observe(kmsg.Fetch, start)
 		return
 	}
 	releaseChunks(chunks)
@@ -95,14 +95,14 @@ func (b *Broker) handleFetch(c *conn, hdr wire.RequestHeader, req *kmsg.FetchReq
 				resp, chunks, total, stop := b.fetchOnce(req)
 				if stop || total >= int64(req.MinBytes) {
 					c.finishFetch(p, hdr, resp, chunks)
-					b.metrics.requestSeconds.WithLabelValues("Fetch").Observe(time.Since(start).Seconds())
+					b.metrics.observe(kmsg.Fetch, start)
 					return
 				}
 				releaseChunks(chunks)
 			case <-timer.C:
 				resp, chunks, _, _ := b.fetchOnce(req)
 				c.finishFetch(p, hdr, resp, chunks)
-				b.metrics.requestSeconds.WithLabelValues("Fetch").Observe(time.Since(start).Seconds())
+				b.metrics.observe(kmsg.Fetch, start)
 				return
 			case <-b.ctx.Done():
 				resp, chunks, _, _ := b.fetchOnce(req)

@@ -44,7 +44,7 @@ func init() {
 		} else {
 			c.finish(p, hdr, resp)
 		}
-		b.metrics.requestSeconds.WithLabelValues("Produce").Observe(time.Since(start).Seconds())
+		b.metrics.observe(kmsg.Produce, start)
 	})
 	markFrameReusable(kmsg.Produce)
 }

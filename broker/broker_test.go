@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/gregor-log/gregor/internal/vfs"
@@ -23,7 +24,7 @@ func TestMain(m *testing.M) {
 
 // startBroker runs a broker on a free loopback port over fs (the OS when
 // nil) and stops it at cleanup.
-func startBroker(t *testing.T, fs vfs.FS, dataDir string, mutate func(*Config)) *Broker {
+func startBroker(t testing.TB, fs vfs.FS, dataDir string, mutate func(*Config)) *Broker {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
@@ -35,7 +36,11 @@ func startBroker(t *testing.T, fs vfs.FS, dataDir string, mutate func(*Config)) 
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	b, err := New(cfg, Options{FS: fs, Logger: zaptest.NewLogger(t)})
+	log := zap.NewNop() // benchmarks print what tests log
+	if _, bench := t.(*testing.B); !bench {
+		log = zaptest.NewLogger(t)
+	}
+	b, err := New(cfg, Options{FS: fs, Logger: log})
 	if err != nil {
 		t.Fatalf("new broker: %v", err)
 	}

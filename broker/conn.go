@@ -58,7 +58,31 @@ type conn struct {
 	handlers sync.WaitGroup
 	closing  chan struct{} // closed when the connection is being torn down
 	once     sync.Once
+
+	// Deadlines are set again only when the last setting is an eighth of
+	// its timeout old (see arm): setting one updates a runtime timer,
+	// which is not free at thousands of requests a second. born is the
+	// base of the monotonic times below.
+	born       time.Time
+	readArmed  time.Duration // the reader's
+	writeArmed time.Duration // bw's owner's (see inflight)
 }
+
+// arm sets a deadline timeout from now (plus an eighth, the most it may
+// have aged when it is next extended) unless *last, when the deadline was
+// last set, is less than an eighth of timeout ago. The deadline thus falls
+// between timeout and 9/8 timeout after the last activity.
+func (c *conn) arm(last *time.Duration, timeout time.Duration, set func(time.Time) error) {
+	now := time.Since(c.born)
+	if *last > 0 && now-*last < timeout/8 {
+		return
+	}
+	*last = now
+	set(c.born.Add(now + timeout + timeout/8))
+}
+
+// armWrite extends the write deadline before bw's owner writes or flushes.
+func (c *conn) armWrite() { c.arm(&c.writeArmed, writeTimeout, c.nc.SetWriteDeadline) }
 
 // pending is a response slot. The handler fills out and closes done.
 type pending struct {
@@ -90,6 +114,7 @@ func newConn(b *Broker, nc net.Conn) *conn {
 		queue:   make(chan *pending, b.cfg.prop("queued.max.requests")),
 		bw:      bufio.NewWriterSize(nc, 64<<10),
 		closing: make(chan struct{}),
+		born:    time.Now(),
 	}
 }
 
@@ -129,7 +154,7 @@ func (c *conn) readLoop() {
 	idle := c.b.cfg.maxIdle()
 	for {
 		if idle > 0 {
-			c.nc.SetReadDeadline(time.Now().Add(idle))
+			c.arm(&c.readArmed, idle, c.nc.SetReadDeadline)
 		}
 		if br.Buffered() == 0 && !c.flushInline() {
 			return
@@ -203,7 +228,7 @@ func (c *conn) send(p *pending) bool {
 		if p.out.none {
 			return true
 		}
-		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		c.armWrite()
 		err := c.writeOut(c.bw, &p.out)
 		for i := range p.out.chunks {
 			p.out.chunks[i].Release()
@@ -237,7 +262,7 @@ func (c *conn) flushInline() bool {
 	if c.inflight.Load() != 0 || c.bw.Buffered() == 0 {
 		return true
 	}
-	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	c.armWrite()
 	if err := c.bw.Flush(); err != nil {
 		c.failWrite()
 		return false
@@ -284,7 +309,7 @@ func (c *conn) writeLoop() {
 		if failed || bw.Buffered() == 0 {
 			return
 		}
-		c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		c.armWrite()
 		if err := bw.Flush(); err != nil {
 			fail()
 		}
@@ -305,7 +330,7 @@ func (c *conn) writeLoop() {
 			}
 		}
 		if !failed && !p.out.none {
-			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			c.armWrite()
 			if err := c.writeOut(bw, &p.out); err != nil {
 				fail()
 			}

@@ -117,3 +117,54 @@ func TestPipelinedResponsesKeepOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleConnectionsClosed checks connections.max.idle.ms: a connection
+// that keeps sending requests stays open past the limit, and one that goes
+// quiet is closed after between the limit and 9/8 of it (the deadline is
+// extended lazily, see conn.arm).
+func TestIdleConnectionsClosed(t *testing.T) {
+	const idle = 400 * time.Millisecond
+	b := startBroker(t, nil, "", func(cfg *Config) {
+		cfg.Props["connections.max.idle.ms"] = "400"
+	})
+	c, err := net.DialTimeout("tcp", b.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	clientID := "idle-test"
+	roundTrip := func(corr int32) {
+		t.Helper()
+		req := kmsg.NewPtrApiVersionsRequest()
+		if _, err := c.Write(wire.AppendRequest(nil, req, corr, &clientID)); err != nil {
+			t.Fatalf("request %d: %v", corr, err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var size [4]byte
+		if _, err := io.ReadFull(c, size[:]); err != nil {
+			t.Fatalf("response %d: %v", corr, err)
+		}
+		if _, err := io.ReadFull(c, make([]byte, binary.BigEndian.Uint32(size[:]))); err != nil {
+			t.Fatalf("response %d: %v", corr, err)
+		}
+	}
+	// Busy for three times the limit.
+	start := time.Now()
+	for corr := int32(1); time.Since(start) < 3*idle; corr++ {
+		roundTrip(corr)
+		time.Sleep(idle / 10)
+	}
+	roundTrip(1000)
+	quiet := time.Now()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := c.Read(make([]byte, 1))
+	took := time.Since(quiet)
+	if n != 0 || err == nil || isTimeout(err) {
+		t.Fatalf("read on an idle connection: %d bytes, %v; want it closed by the broker", n, err)
+	}
+	// The reader's deadline may have been set up to idle/8 before the
+	// last request; allow scheduling slack on top of 9/8.
+	if took < idle-idle/8 || took > idle+idle/8+time.Second {
+		t.Fatalf("idle connection closed after %v, want about %v", took, idle)
+	}
+}

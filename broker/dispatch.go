@@ -51,7 +51,7 @@ func registerSimple[Req kmsg.Request](key kmsg.Key, min, max int16, fn func(b *B
 		start := time.Now()
 		resp := fn(b, hdr, req.(Req))
 		c.finish(p, hdr, resp)
-		b.metrics.requestSeconds.WithLabelValues(key.Name()).Observe(time.Since(start).Seconds())
+		b.metrics.observe(key, start)
 	})
 }
 
@@ -81,7 +81,7 @@ func (b *Broker) dispatch(c *conn, hdr wire.RequestHeader, req kmsg.Request, p *
 		c.finishNone(p)
 		return false
 	}
-	b.metrics.requests.WithLabelValues(name).Inc()
+	b.metrics.api(hdr.APIKey).requests.Inc()
 	spec.handle(b, c, hdr, req, p)
 	return true
 }

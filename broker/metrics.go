@@ -3,10 +3,13 @@ package broker
 import (
 	"net/http"
 	"net/http/pprof"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // metrics are the broker's Prometheus metrics, on a registry of its own so
@@ -23,6 +26,43 @@ type metrics struct {
 	producedBytes   prometheus.Counter
 	fetchedBytes    prometheus.Counter
 	partitionErrors *prometheus.CounterVec
+
+	// byAPI caches each API's series of requests and requestSeconds, so
+	// that a request costs no label lookup; filled on first use.
+	byAPI [apiMetricsKeys]atomic.Pointer[apiMetrics]
+}
+
+// apiMetricsKeys bounds the API keys whose series are cached.
+const apiMetricsKeys = 128
+
+// apiMetrics are one API's request counter and latency histogram.
+type apiMetrics struct {
+	requests prometheus.Counter
+	seconds  prometheus.Observer
+}
+
+// api returns key's series. Keys outside the cache, which no registered
+// API has, get uncached series.
+func (m *metrics) api(key int16) *apiMetrics {
+	if key < 0 || int(key) >= len(m.byAPI) {
+		return m.newAPIMetrics(key)
+	}
+	if a := m.byAPI[key].Load(); a != nil {
+		return a
+	}
+	a := m.newAPIMetrics(key)
+	m.byAPI[key].Store(a) // racing stores store the same series
+	return a
+}
+
+func (m *metrics) newAPIMetrics(key int16) *apiMetrics {
+	name := kmsg.NameForKey(key)
+	return &apiMetrics{requests: m.requests.WithLabelValues(name), seconds: m.requestSeconds.WithLabelValues(name)}
+}
+
+// observe records a request of key that took from start until now.
+func (m *metrics) observe(key kmsg.Key, start time.Time) {
+	m.api(int16(key)).seconds.Observe(time.Since(start).Seconds())
 }
 
 func newMetrics() *metrics {
