@@ -5,7 +5,11 @@
 # numbers: these machines are shared and absolute numbers drift.
 #
 # Workloads (per target, on a fresh broker and data dir):
-#   produce-100B-1p  $SMALL_RECORDS records of 100 B to 1 partition, acks=1
+#   produce-100B-1p  $SMALL_RECORDS records of 100 B to 1 partition, acks=1,
+#                    franz-go's default linger (10 ms)
+#   produce-100B-1p-linger0  the same with --linger 0: the client sends
+#                    whatever has accumulated the moment the previous
+#                    request is answered
 #   produce-1KB-4p   $LARGE_RECORDS records of 1 KB across 4 partitions, acks=1
 #   consume-100B-1p  read the first topic back
 #   consume-1KB-4p   read the second topic back
@@ -116,6 +120,8 @@ for round in $(seq 1 "$ROUNDS"); do
 		start_target "$target"
 		run_perf "$target" produce-100B-1p "$round" produce -t bench-small --partitions 1 \
 			--records "$SMALL_RECORDS" --record-size 100 --acks 1
+		run_perf "$target" produce-100B-1p-linger0 "$round" produce -t bench-small-linger0 --partitions 1 \
+			--records "$SMALL_RECORDS" --record-size 100 --acks 1 --linger 0
 		run_perf "$target" produce-1KB-4p "$round" produce -t bench-large --partitions 4 \
 			--records "$LARGE_RECORDS" --record-size 1024 --acks 1
 		run_perf "$target" consume-100B-1p "$round" consume -t bench-small --records "$SMALL_RECORDS"

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -60,17 +61,26 @@ type producerFlags struct {
 	acks          string
 	compression   string
 	linger        time.Duration
+	lingerDefault *time.Duration // nil: the client's default unless --linger is given
 	batchMaxBytes int
 	idempotent    bool
 	maxBuffered   int
 	partitions    int
 }
 
-func addProducerFlags(fs *flag.FlagSet) *producerFlags {
-	pf := &producerFlags{}
+// addProducerFlags adds the producer flags. lingerDefault is --linger's
+// default; nil leaves the client's own (franz-go's 10 ms), so that perf
+// produce runs franz-go as its users get it.
+func addProducerFlags(fs *flag.FlagSet, lingerDefault *time.Duration) *producerFlags {
+	pf := &producerFlags{lingerDefault: lingerDefault}
 	fs.StringVar(&pf.acks, "acks", "all", "acknowledgements: all or 1")
 	fs.StringVar(&pf.compression, "compression", "none", "batch compression: none, gzip, snappy, lz4 or zstd")
-	fs.DurationVar(&pf.linger, "linger", 0, "how long a partition's batch may wait for more records")
+	lingerHelp := "how long a partition's batch may wait for more records (default: the client's own, 10ms)"
+	if lingerDefault != nil {
+		pf.linger = *lingerDefault
+		lingerHelp = "how long a partition's batch may wait for more records"
+	}
+	fs.DurationVar(&pf.linger, "linger", pf.linger, lingerHelp)
 	fs.IntVar(&pf.batchMaxBytes, "batch-max-bytes", 0, "largest record batch (0: client default, about 1 MB)")
 	fs.BoolVar(&pf.idempotent, "idempotent", true, "idempotent producer (needs --acks all)")
 	fs.IntVar(&pf.maxBuffered, "max-buffered-records", 0, "records a producer may have in flight (0: client default, 10000)")
@@ -80,8 +90,11 @@ func addProducerFlags(fs *flag.FlagSet) *producerFlags {
 
 // options validates the flags and returns the kgo options they stand for.
 func (pf *producerFlags) options(fs *flag.FlagSet) ([]kgo.Opt, error) {
-	idempotentSet := false
-	fs.Visit(func(f *flag.Flag) { idempotentSet = idempotentSet || f.Name == "idempotent" })
+	idempotentSet, lingerSet := false, false
+	fs.Visit(func(f *flag.Flag) {
+		idempotentSet = idempotentSet || f.Name == "idempotent"
+		lingerSet = lingerSet || f.Name == "linger"
+	})
 	var opts []kgo.Opt
 	switch pf.acks {
 	case "all", "-1":
@@ -101,7 +114,13 @@ func (pf *producerFlags) options(fs *flag.FlagSet) ([]kgo.Opt, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, kgo.ProducerBatchCompression(codec), kgo.ProducerLinger(pf.linger))
+	opts = append(opts, kgo.ProducerBatchCompression(codec))
+	if pf.linger < 0 || pf.linger > time.Minute {
+		return nil, usagef("--linger %v out of range", pf.linger)
+	}
+	if lingerSet || pf.lingerDefault != nil {
+		opts = append(opts, kgo.ProducerLinger(pf.linger))
+	}
 	if pf.batchMaxBytes < 0 || pf.batchMaxBytes > 1<<30 {
 		return nil, usagef("--batch-max-bytes %d out of range", pf.batchMaxBytes)
 	}
@@ -168,6 +187,31 @@ type perfSummary struct {
 	BrokerCPUSeconds           *float64 `json:"broker_cpu_seconds,omitempty"`
 	BrokerCPUSecondsPerMillion *float64 `json:"broker_cpu_seconds_per_million_records,omitempty"`
 	BrokerCPUUnavailable       string   `json:"broker_cpu_unavailable,omitempty"`
+
+	// ClientCPUSecondsPerMillion is this process's own CPU (the clients
+	// and perf's bookkeeping): on a machine shared with the broker it
+	// bounds the throughput that can be measured.
+	ClientCPUSecondsPerMillion *float64 `json:"client_cpu_seconds_per_million_records,omitempty"`
+}
+
+// selfCPU returns the CPU time this process has used, -1 if unknown.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return -1
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// setClientCPU fills ClientCPUSecondsPerMillion from before, selfCPU's
+// reading when the clients started.
+func (s *perfSummary) setClientCPU(before time.Duration) {
+	now := selfCPU()
+	if before < 0 || now < 0 || s.Records == 0 {
+		return
+	}
+	perM := (now - before).Seconds() / float64(s.Records) * 1e6
+	s.ClientCPUSecondsPerMillion = &perM
 }
 
 // finish fills the derived fields: rates and broker CPU figures.
@@ -254,6 +298,9 @@ func (s *perfSummary) write(w io.Writer, asJSON bool) error {
 		b.WriteByte('\n')
 	case s.BrokerCPUUnavailable != "":
 		fmt.Fprintf(&b, "broker CPU: not measured (%s)\n", s.BrokerCPUUnavailable)
+	}
+	if s.ClientCPUSecondsPerMillion != nil {
+		fmt.Fprintf(&b, "client CPU (this process): %.3f s per million records\n", *s.ClientCPUSecondsPerMillion)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -59,6 +59,7 @@ func runPerfConsume(ctx context.Context, args []string, _ io.Reader, stdout, std
 	if *fetchMaxPartitionBytes > 0 {
 		opts = append(opts, kgo.FetchMaxPartitionBytes(int32(*fetchMaxPartitionBytes)))
 	}
+	self := selfCPU()
 	cpu, cpuErr := startBrokerCPU(pf.procRoot, pf.brokerPID, pf.seeds())
 	cl, err := pf.newClient(opts...)
 	if err != nil {
@@ -82,6 +83,7 @@ func runPerfConsume(ctx context.Context, args []string, _ io.Reader, stdout, std
 		Partitions: len(plan.start),
 	}
 	s.finish(elapsed, cpu, cpuErr)
+	s.setClientCPU(self)
 	if err := s.write(stdout, pf.json); err != nil {
 		return fmt.Errorf("write summary: %w", err)
 	}

@@ -29,7 +29,10 @@ const e2eStampSize = 8
 func runPerfE2E(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("perf e2e", "", stderr)
 	pf := addPerfFlags(fs)
-	prf := addProducerFlags(fs)
+	// No lingering by default: e2e measures the cluster's latency, not the
+	// client's batching delay.
+	noLinger := time.Duration(0)
+	prf := addProducerFlags(fs, &noLinger)
 	rate := fs.Float64("rate", 5000, "records per second")
 	duration := fs.Duration("duration", 20*time.Second, "how long to measure")
 	warmup := fs.Duration("warmup", time.Second, "produce this long before measuring")

@@ -18,7 +18,7 @@ import (
 func runPerfProduce(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("perf produce", "", stderr)
 	pf := addPerfFlags(fs)
-	prf := addProducerFlags(fs)
+	prf := addProducerFlags(fs, nil)
 	records := fs.Int64("records", 0, "number of records to produce (required)")
 	recordSize := fs.Int("record-size", 100, "value size in bytes")
 	rate := fs.Float64("rate", 0, "records per second over all producers (0: as fast as possible)")
@@ -70,6 +70,7 @@ func runPerfProduce(ctx context.Context, args []string, _ io.Reader, stdout, std
 		counters perfCounters
 		latency  latencyHistogram
 	)
+	self := selfCPU()
 	cpu, cpuErr := startBrokerCPU(pf.procRoot, pf.brokerPID, pf.seeds())
 	prog := startProgress(stderr, "perf produce", pf.progressEvery, &counters, &latency)
 	start = time.Now()
@@ -111,6 +112,7 @@ func runPerfProduce(ctx context.Context, args []string, _ io.Reader, stdout, std
 		s.RecordsPerRequest = float64(s.Records) / float64(n)
 	}
 	s.finish(elapsed, cpu, cpuErr)
+	s.setClientCPU(self)
 	if err := s.write(stdout, pf.json); err != nil {
 		return fmt.Errorf("write summary: %w", err)
 	}
