@@ -27,7 +27,7 @@ help:
 	@echo "make fuzz        fuzz every Fuzz target for FUZZTIME (default 5m) each"
 	@echo "make bench       gregor vs kfake comparison table (bench-results/latest.txt)"
 	@echo "make bench-long  20 GB through one partition, then kill -9 restart time"
-	@echo "make bench-go    go test -bench for storage, record validation, cleaner, group commits"
+	@echo "make bench-go    go test -bench for storage, record validation, cleaner, group commits, produce round trips"
 	@echo "make bench-appender  appender per-call cost vs zap/slog io.Discard, throughput, kafka-go peer"
 	@echo "make bench-agent agent vs rsyslog (imfile -> omkafka) on a 2 GB file"
 	@echo "make clean       remove bin/ and bench-results/ (keeps gregor-data/)"
@@ -65,6 +65,7 @@ bench-long:
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./broker/storage ./broker/record
 	$(GO) test -run '^$$' -bench 'OffsetCommit100' -benchtime 20000x ./broker
+	$(GO) test -run '^$$' -bench 'ProduceRoundTrip' -benchtime 2s ./broker
 
 bench-appender:
 	appender/benchpeer/run.sh
