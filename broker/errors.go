@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -55,10 +56,20 @@ func errorCode(err error) int16 {
 }
 
 // errorMessage is the message to send with an error code, or nil.
+// The error code already names a *kerr.Error the message wraps, so its
+// text is cut from the end: "topic \"t\": TOPIC_ALREADY_EXISTS: Topic with
+// this name already exists." goes out as "topic \"t\"", as Kafka's
+// messages carry only the detail.
 func errorMessage(err error) *string {
 	if err == nil {
 		return nil
 	}
 	s := err.Error()
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		if cut, ok := strings.CutSuffix(s, ": "+ke.Error()); ok && cut != "" {
+			s = cut
+		}
+	}
 	return &s
 }
