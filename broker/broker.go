@@ -12,8 +12,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -115,6 +118,11 @@ func New(cfg Config, opts Options) (*Broker, error) {
 		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
 	b.dirLock = lock
+	if err := checkMetadataPresent(opts.FS, cfg.DataDir); err != nil {
+		lock.Close()
+		ln.Close()
+		return nil, err
+	}
 	store, err := meta.OpenStandalone(opts.FS, cfg.DataDir, b.self)
 	if err != nil {
 		lock.Close()
@@ -174,8 +182,10 @@ func New(cfg Config, opts Options) (*Broker, error) {
 }
 
 // reconcileLogs makes the logs on disk match the metadata: a partition of a
-// known topic without a log gets one; a log of an unknown topic (deleted
-// while the broker was down) is deleted.
+// known topic without a log gets one. A log the metadata does not know (a
+// topic deleted by a broker that crashed before renaming its logs away, a
+// directory copied in by hand) is set aside, renamed with a -stray suffix
+// and logged, never deleted: the broker cannot tell which case it is.
 func (b *Broker) reconcileLogs() error {
 	known := make(map[string]int32)
 	for _, t := range b.store.Topics() {
@@ -191,13 +201,47 @@ func (b *Broker) reconcileLogs() error {
 	for _, l := range b.logs.Logs() {
 		n, ok := known[l.Topic()]
 		if !ok || l.Partition() >= n {
-			b.log.Warn("deleting log of unknown topic", zap.String("topic", l.Topic()), zap.Int32("partition", l.Partition()))
-			if err := b.logs.DeleteTopic(l.Topic()); err != nil {
-				return fmt.Errorf("delete orphan log %s: %w", l.Topic(), err)
+			dir, err := b.logs.SetAside(l.Topic(), l.Partition())
+			if err != nil {
+				return fmt.Errorf("set aside a log the metadata does not know: %w", err)
 			}
+			b.log.Warn("a log the metadata does not know was set aside; remove it, or restore the metadata and rename it back",
+				zap.String("topic", l.Topic()), zap.Int32("partition", l.Partition()), zap.String("dir", dir))
 		}
 	}
 	return nil
+}
+
+// checkMetadataPresent refuses a data dir that holds partition logs but no
+// metadata file: starting would create empty metadata in which none of
+// those topics exist. The metadata file is written before any log, so this
+// is an operator's mistake (a deleted or misplaced meta.json), and the
+// logs are the data.
+func checkMetadataPresent(fs vfs.FS, dataDir string) error {
+	if _, err := fs.Stat(filepath.Join(dataDir, meta.StandaloneFile)); !errors.Is(err, os.ErrNotExist) {
+		return nil // present, or unreadable: opening it reports that
+	}
+	entries, err := fs.ReadDir(dataDir)
+	if err != nil {
+		return fmt.Errorf("data dir %s: %w", dataDir, err)
+	}
+	var logs []string
+	for _, e := range entries {
+		if _, ok := storage.ParsePartitionDir(e.Name()); ok && e.IsDir() {
+			logs = append(logs, e.Name())
+		}
+	}
+	if len(logs) == 0 {
+		return nil
+	}
+	// Name the users' topics first; internal ones say little.
+	sort.SliceStable(logs, func(i, j int) bool {
+		return !strings.HasPrefix(logs[i], "__") && strings.HasPrefix(logs[j], "__")
+	})
+	shown := logs[:min(len(logs), 5)]
+	return fmt.Errorf("data dir %s holds %d partition log(s) (%s) but no %s: refusing to start, "+
+		"which would treat them as logs of unknown topics; restore %s, or move the logs out of the data dir to start afresh",
+		dataDir, len(logs), strings.Join(shown, ", "), meta.StandaloneFile, meta.StandaloneFile)
 }
 
 // storageConfigFor is the effective storage config of a topic.

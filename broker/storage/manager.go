@@ -71,6 +71,10 @@ type topicPartition struct {
 // deleteSuffix marks a partition directory being removed in the background.
 const deleteSuffix = "-delete"
 
+// StraySuffix marks a partition directory set aside by SetAside: kept on
+// disk for the operator, never opened or removed by the broker.
+const StraySuffix = "-stray"
+
 // maxParallelOpens bounds how many logs OpenManager recovers at once.
 var maxParallelOpens = max(4, 2*runtime.GOMAXPROCS(0))
 
@@ -321,6 +325,39 @@ func (m *Manager) DeleteTopic(topic string) error {
 		}()
 	}
 	return errors.Join(errList...)
+}
+
+// SetAside closes the log of topic/partition and renames its directory to
+// <topic>-<partition>.<random>-stray (durably), where the broker neither
+// serves nor removes it, and returns the new path. It is for logs the
+// metadata does not know: rather than guess, the broker keeps the data for
+// the operator, as Kafka does with stray logs.
+func (m *Manager) SetAside(topic string, partition int32) (string, error) {
+	tp := topicPartition{topic, partition}
+	m.mu.Lock()
+	if m.mu.closed {
+		m.mu.Unlock()
+		return "", ErrClosed
+	}
+	l := m.mu.logs[tp]
+	delete(m.mu.logs, tp)
+	m.mu.Unlock()
+	if l == nil {
+		return "", fmt.Errorf("set aside %s-%d: no such log", topic, partition)
+	}
+	l.flushMu.Lock()
+	l.closeFiles(true)
+	l.flushMu.Unlock()
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	target := l.dir + "." + hex.EncodeToString(rnd[:]) + StraySuffix
+	if err := m.o.FS.Rename(l.dir, target); err != nil {
+		return "", fmt.Errorf("set aside %s: %w", l.dir, err)
+	}
+	if err := m.o.FS.SyncDir(m.o.DataDir); err != nil {
+		return "", fmt.Errorf("set aside %s: %w", l.dir, err)
+	}
+	return target, nil
 }
 
 // Logs returns every open log, in no particular order.

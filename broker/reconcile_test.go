@@ -1,0 +1,111 @@
+package broker
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/gregor-log/gregor/broker/meta"
+	"github.com/gregor-log/gregor/broker/storage"
+	"github.com/gregor-log/gregor/internal/vfs"
+)
+
+// filledDataDir runs a broker on a new data dir, writes 25 records to
+// topic "keep" and stops it.
+func filledDataDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	b := startBroker(t, nil, dir, nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "keep", 1, nil)
+	produceN(t, cl, "keep", 0, 25)
+	cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestMissingMetadataRefused: a data dir with logs but no meta.json is
+// refused with an error that says so, and the logs are left alone.
+func TestMissingMetadataRefused(t *testing.T) {
+	dir := filledDataDir(t)
+	if err := os.Remove(filepath.Join(dir, meta.StandaloneFile)); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = dir
+	b, err := New(cfg, Options{FS: vfs.OS})
+	if err == nil {
+		b.Close(context.Background())
+		t.Fatal("broker started on a data dir with logs but no metadata")
+	}
+	if !strings.Contains(err.Error(), meta.StandaloneFile) || !strings.Contains(err.Error(), "keep-0") {
+		t.Fatalf("error does not name the missing file and the logs: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "keep-0")); err != nil {
+		t.Fatalf("log gone after the refusal: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, meta.StandaloneFile)); err == nil {
+		t.Fatal("refusal wrote a new metadata file")
+	}
+}
+
+// TestUnknownLogSetAside: a partition directory the metadata does not
+// know is renamed aside with its files, not deleted, and the known topics
+// are served as before.
+func TestUnknownLogSetAside(t *testing.T) {
+	dir := filledDataDir(t)
+	// A copy of keep-0 under a topic name the metadata has never seen.
+	src, ghost := filepath.Join(dir, "keep-0"), filepath.Join(dir, "ghost-0")
+	if err := os.Mkdir(ghost, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(ghost, e.Name()), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	b := startBroker(t, nil, dir, nil)
+	if _, err := os.Stat(ghost); !os.IsNotExist(err) {
+		t.Fatalf("unknown log still in place: %v", err)
+	}
+	stray, _ := filepath.Glob(filepath.Join(dir, "ghost-0.*"+storage.StraySuffix))
+	if len(stray) != 1 {
+		t.Fatalf("set-aside directories: %v", stray)
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".log") {
+			continue // opening the log may have replaced checkpoints
+		}
+		want, _ := os.ReadFile(filepath.Join(src, e.Name()))
+		got, err := os.ReadFile(filepath.Join(stray[0], e.Name()))
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("set-aside segment %s: %d bytes (%v), want %d", e.Name(), len(got), err, len(want))
+		}
+	}
+	cl := newClient(t, b)
+	if off, code := listOffset(t, cl, "keep", 0, -1); code != 0 || off != 25 {
+		t.Fatalf("keep after restart: %d %v", off, kerr.ErrorForCode(code))
+	}
+	if _, ok := b.store.Topic("ghost"); ok {
+		t.Fatal("the unknown log became a topic")
+	}
+}
