@@ -145,9 +145,54 @@ func (c *Config) groupConfig() group.Config {
 // maxPartitions is the most partitions a topic may have.
 const maxPartitions = 100000
 
-// Validate reports every problem with the configuration, joined.
-func (c *Config) Validate() error {
+// propAliases are Kafka broker properties that are Config fields here (and
+// flags of gregor broker), accepted under Kafka's names too so that a
+// server.properties habit works: --set num.partitions=3.
+var propAliases = map[string]string{
+	"broker.id":                 "broker-id",
+	"num.partitions":            "num-partitions",
+	"auto.create.topics.enable": "auto-create-topics",
+}
+
+// resolveAliases moves the propAliases properties into their fields.
+func (c *Config) resolveAliases() []error {
 	var errs []error
+	for key := range propAliases {
+		v, ok := c.Props[key]
+		if !ok {
+			continue
+		}
+		delete(c.Props, key)
+		switch key {
+		case "auto.create.topics.enable":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("property %s=%q: not true or false", key, v))
+				continue
+			}
+			c.AutoCreateTopics = b
+		default:
+			n, err := strconv.ParseInt(v, 10, 32)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("property %s=%q: not a 32-bit integer", key, v))
+				continue
+			}
+			if key == "broker.id" {
+				c.BrokerID = int32(n)
+			} else {
+				c.NumPartitions = int32(n)
+			}
+		}
+	}
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return errs
+}
+
+// Validate reports every problem with the configuration, joined. It first
+// moves properties given under Kafka's names for fields (num.partitions,
+// auto.create.topics.enable, broker.id) into those fields.
+func (c *Config) Validate() error {
+	errs := c.resolveAliases()
 	if c.BrokerID < 0 {
 		errs = append(errs, fmt.Errorf("broker-id: %d is negative", c.BrokerID))
 	}

@@ -55,6 +55,8 @@ func runBroker(ctx context.Context, args []string) error {
 		for _, kv := range broker.KnownProps() {
 			fmt.Fprintf(fs.Output(), "  %s=%s\n", kv[0], kv[1])
 		}
+		fmt.Fprintf(fs.Output(), "Kafka's broker.id, num.partitions and auto.create.topics.enable are accepted too,\n"+
+			"for the flags of the same meaning; a property given this way wins over the flag.\n")
 	}
 	configPath := fs.String("config", "", "YAML file with the same keys as these flags (and `set:` for properties); flags override it")
 	brokerID := fs.Int("broker-id", int(cfg.BrokerID), "broker id")
