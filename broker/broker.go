@@ -249,6 +249,14 @@ func (b *Broker) storageConfigFor(topic string) storage.Config {
 	t, _ := b.store.Topic(topic)
 	c := topicconfig.StorageConfig(b.defaults.Effective(t.Configs))
 	c.ProducerIDExpirationMs = b.cfg.prop("producer.id.expiration.ms")
+	switch retain := b.cfg.prop("log.pagecache.retain.bytes"); {
+	case retain < 0:
+		c.PageCacheRetainBytes = 0 // never drop
+	case retain == 0:
+		c.PageCacheRetainBytes = 1 // drop all flushed data
+	default:
+		c.PageCacheRetainBytes = retain
+	}
 	return c
 }
 

@@ -54,6 +54,7 @@ var brokerProps = map[string]struct {
 	"connections.max.idle.ms":         {"600000", 0, "close connections that send nothing for this long; 0 never"},
 	"queued.max.requests":             {"500", 1, "requests one connection may have awaiting their responses before the broker stops reading from it"},
 	"producer.id.expiration.ms":       {"86400000", 1, "forget an idempotent producer whose newest batch in a partition is older than this (checked with retention)"},
+	"log.pagecache.retain.bytes":      {"1073741824", -1, "flushed data more than this many bytes behind a partition's end is dropped from the page cache (POSIX_FADV_DONTNEED), so that writes stay cheap once memory is full; -1 keeps everything cached, as Kafka does"},
 
 	// Consumer groups (broker/group).
 	"group.initial.rebalance.delay.ms":    {"0", 0, "how long the first rebalance of an empty group waits for more members; 0 completes it as soon as every known member joined"},

@@ -35,6 +35,14 @@ type Config struct {
 	// does; if it comes back it is treated as a new producer. Negative
 	// means never.
 	ProducerIDExpirationMs int64
+	// PageCacheRetainBytes, when positive, is how much of a partition's
+	// most recently flushed data stays in the page cache: each flush
+	// advises the kernel (POSIX_FADV_DONTNEED) to drop the pages of
+	// flushed data further behind. Once memory is full of a log's old
+	// pages, every write otherwise pays for reclaiming them. Zero (the
+	// default) never drops pages, as Kafka does. File systems without
+	// vfs.CacheDropper ignore it.
+	PageCacheRetainBytes int64
 	// LogAppendTime is message.timestamp.type=LogAppendTime: every batch
 	// appended is stamped with the broker's clock (see
 	// record.SetLogAppendTime) instead of keeping the producer's times.

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/gregor-log/gregor/internal/vfs"
 )
 
@@ -105,7 +107,53 @@ func (l *Log) flushLocked(closing bool) error {
 	if snapshot != nil {
 		l.removeOldSnapshots(rp.Offset)
 	}
+	l.dropFlushedCache(rp)
 	return nil
+}
+
+// dropFlushedCache drops the cached pages of flushed data lying more than
+// Config.PageCacheRetainBytes behind the recovery point rp (see there).
+// Segments are dropped oldest first, so the walk back from rp stops at the
+// first segment already dropped to its end. Called with flushMu held.
+func (l *Log) dropFlushedCache(rp recoveryPoint) {
+	keep := l.cfg.Load().PageCacheRetainBytes
+	if keep <= 0 {
+		return
+	}
+	segs := l.segments()
+	behind := int64(0) // flushed bytes in the segments after s
+	for i := len(segs) - 1; i >= 0; i-- {
+		s := segs[i]
+		if s.base > rp.SegmentBase {
+			continue // not flushed yet
+		}
+		flushed := rp.Position
+		if s.base != rp.SegmentBase {
+			_, flushed = s.end()
+		}
+		if flushed > 0 && s.cacheDropped >= flushed {
+			break
+		}
+		limit := flushed - max(keep-behind, 0) // drop [0, limit)
+		behind += flushed
+		if limit <= s.cacheDropped {
+			continue
+		}
+		d, ok := s.log.(vfs.CacheDropper)
+		if !ok {
+			return
+		}
+		if !s.tryRef() {
+			continue // deleted meanwhile
+		}
+		err := d.DropCache(s.cacheDropped, limit-s.cacheDropped)
+		s.unref()
+		if err != nil {
+			l.logger.Debug("drop page cache", zap.String("segment", s.path(logSuffix)), zap.Error(err))
+			return
+		}
+		s.cacheDropped = limit
+	}
 }
 
 // syncSegments fsyncs the segments' logs, writing the index files of those

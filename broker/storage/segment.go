@@ -85,6 +85,11 @@ type segment struct {
 	// Writer state, guarded by Log.mu.
 	sinceIndex int64 // bytes appended since the last offset index entry
 	rollBase   int64 // unix ms the segment's age is measured from; 0 = unknown
+
+	// cacheDropped is how many bytes from the start of the file have had
+	// their cached pages dropped (Config.PageCacheRetainBytes); guarded by
+	// Log.flushMu.
+	cacheDropped int64
 }
 
 // segIndex is the in-memory sparse index of a segment. It is built by

@@ -69,6 +69,15 @@ func Create(fs FS, name string) (File, error) {
 	return fs.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 }
 
+// CacheDropper is implemented by files whose cached pages can be dropped
+// (the OS file system's, with posix_fadvise POSIX_FADV_DONTNEED). Dirty
+// pages are not dropped, so callers drop only data they have synced.
+type CacheDropper interface {
+	// DropCache advises the kernel that the n bytes from off will not be
+	// needed soon.
+	DropCache(off, n int64) error
+}
+
 // SpaceReporter is implemented by file systems that can tell how large the
 // volume holding a directory is and how much of it is free (DescribeLogDirs
 // reports both).
