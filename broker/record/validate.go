@@ -163,72 +163,86 @@ func validateRecords(data []byte, n int32) error {
 	return nil
 }
 
-// fastRecord validates the common shape of record i at data[p:] with two
-// 8-byte loads instead of a byte-by-byte walk: a length, attributes,
-// timestamp delta, offset delta and key length of one or two bytes each
-// that fit in the first word, a value length in the word after the key,
-// and no headers. It returns the position after the record, or 0 when the
+// fastRecord validates the common shape of record i at data[p:] without
+// the general varint decoder: a length, attributes, timestamp delta, offset
+// delta and key length of one or two bytes each, read from a 16-byte
+// window with no bounds checks, a value length of one or two bytes in the
+// word after the key, and no headers. It returns the position after the record, or 0 when the
 // record is not of that shape or anything about it is wrong; the careful
 // walk then decides (and explains any error). It accepts exactly what that
 // walk accepts for such records (fuzzing checks Validate against Records).
 func fastRecord(data []byte, p int, i int32) int {
-	if p < 0 || len(data)-p < 8 {
-		return 0
+	if p < 0 || len(data)-p < 16 {
+		return 0 // near the end: the careful walk
 	}
-	w := binary.LittleEndian.Uint64(data[p:])
-	// Each field: u is the varint's 7-bit groups, k its size in bytes.
-	var u uint64
-	var k int
-	next := func() bool {
-		switch {
-		case w&0x80 == 0:
-			u, k = w&0x7f, 1
-		case w&0x8000 == 0:
-			u, k = w&0x7f|(w>>1)&0x3f80, 2
-		default:
-			return false
+	b := (*[16]byte)(data[p:])
+	// Each varint: one byte below 0x80, or two; longer ones are not
+	// this shape. q&15 keeps the indexes in the array without checks.
+	q := 0
+	length := uint32(b[0])
+	if length >= 0x80 {
+		hi := uint32(b[1])
+		if hi >= 0x80 {
+			return 0
 		}
-		w >>= 8 * uint(k)
-		return true
+		length, q = length&0x7f|hi<<7, 1
 	}
-	used := 0
-	if !next() || u&1 != 0 { // length, non-negative
+	q++
+	if length&1 != 0 { // negative
 		return 0
 	}
-	length := int(u >> 1)
-	used += k
-	end := p + used + length
-	if length < minRecordSize-1 || end > len(data) {
+	end := p + q + int(length>>1)
+	if int(length>>1) < minRecordSize-1 || end > len(data) {
 		return 0
 	}
-	w >>= 8 // attributes
-	used++
-	if !next() { // timestamp delta
+	q++                  // attributes
+	if b[q&15] >= 0x80 { // timestamp delta
+		if b[(q+1)&15] >= 0x80 {
+			return 0
+		}
+		q++
+	}
+	q++
+	delta := uint32(b[q&15]) // offset delta
+	if delta >= 0x80 {
+		hi := uint32(b[(q+1)&15])
+		if hi >= 0x80 {
+			return 0
+		}
+		delta = delta&0x7f | hi<<7
+		q++
+	}
+	q++
+	if int32(delta>>1)^-int32(delta&1) != i {
 		return 0
 	}
-	used += k
-	if !next() || int32(u>>1)^-int32(u&1) != i { // offset delta
-		return 0
+	keyLen := int64(b[q&15]) // key length
+	if keyLen >= 0x80 {
+		hi := int64(b[(q+1)&15])
+		if hi >= 0x80 {
+			return 0
+		}
+		keyLen = keyLen&0x7f | hi<<7
+		q++
 	}
-	used += k
-	if !next() { // key length
-		return 0
-	}
-	used += k
-	if used > 8 {
-		return 0 // the word ran out; the last fields were not all in it
-	}
-	keyLen := int64(u>>1) ^ -int64(u&1)
-	pos := p + used + max(int(keyLen), 0)
+	q++
+	keyLen = keyLen>>1 ^ -(keyLen & 1)
+	pos := p + q + max(int(keyLen), 0)
 	if keyLen < -1 || pos > end-2 || len(data)-pos < 8 {
 		return 0
 	}
-	w = binary.LittleEndian.Uint64(data[pos:])
-	if !next() { // value length
+	w := binary.LittleEndian.Uint64(data[pos:])
+	var valueLen int64
+	switch {
+	case w&0x80 == 0:
+		valueLen, pos = int64(w&0x7f), pos+1
+	case w&0x8000 == 0:
+		valueLen, pos = int64(w&0x7f|(w>>1)&0x3f80), pos+2
+	default:
 		return 0
 	}
-	valueLen := int64(u>>1) ^ -int64(u&1)
-	pos += k + max(int(valueLen), 0)
+	valueLen = valueLen>>1 ^ -(valueLen & 1)
+	pos += max(int(valueLen), 0)
 	// No headers: a zero count as the record's last byte.
 	if valueLen < -1 || pos != end-1 || data[pos] != 0 {
 		return 0
