@@ -192,6 +192,11 @@ func (b *Broker) reconcileLogs() error {
 		known[t.Name] = t.Partitions
 		for p := int32(0); p < t.Partitions; p++ {
 			if b.logs.Log(t.Name, p) == nil {
+				// Logs are created with their topic, so this is a crash
+				// between the two, or a directory lost or removed by
+				// hand: its records, if it had any, are gone.
+				b.log.Warn("a partition the metadata knows has no log; starting it empty",
+					zap.String("topic", t.Name), zap.Int32("partition", p))
 				if _, err := b.logs.Create(t.Name, p); err != nil {
 					return fmt.Errorf("create log %s-%d: %w", t.Name, p, err)
 				}

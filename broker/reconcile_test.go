@@ -109,3 +109,21 @@ func TestUnknownLogSetAside(t *testing.T) {
 		t.Fatal("the unknown log became a topic")
 	}
 }
+
+// TestMissingLogStartsEmpty: a partition directory lost while the broker
+// was down comes back empty (with a warning), and the broker serves.
+func TestMissingLogStartsEmpty(t *testing.T) {
+	dir := filledDataDir(t)
+	if err := os.RemoveAll(filepath.Join(dir, "keep-0")); err != nil {
+		t.Fatal(err)
+	}
+	b := startBroker(t, nil, dir, nil)
+	cl := newClient(t, b)
+	if off, code := listOffset(t, cl, "keep", 0, -1); code != 0 || off != 0 {
+		t.Fatalf("lost partition after restart: end offset %d %v, want 0", off, kerr.ErrorForCode(code))
+	}
+	produceN(t, cl, "keep", 0, 3)
+	if off, code := listOffset(t, cl, "keep", 0, -1); code != 0 || off != 3 {
+		t.Fatalf("after producing into it: end offset %d %v, want 3", off, kerr.ErrorForCode(code))
+	}
+}
