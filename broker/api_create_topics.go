@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregor-log/gregor/broker/meta"
 	"github.com/gregor-log/gregor/broker/topicconfig"
 	"github.com/gregor-log/gregor/broker/wire"
 )
@@ -31,44 +32,76 @@ func (b *Broker) handleCreateTopics(_ wire.RequestHeader, req *kmsg.CreateTopics
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
 	}
-	for _, rt := range req.Topics {
+	// Validate each topic on its own, then create all valid ones at once
+	// (one metadata update for the request).
+	var valid []meta.Topic
+	var validIdx []int
+	for i, rt := range req.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
 		st.NumPartitions = -1
 		st.ReplicationFactor = -1
-		err := b.createTopicFromRequest(&rt, req.ValidateOnly, seen[rt.Topic] > 1, &st)
-		if err != nil {
-			st.ErrorCode = errorCode(err)
-			st.ErrorMessage = errorMessage(err)
-		}
 		resp.Topics = append(resp.Topics, st)
+		t, err := b.topicFromRequest(&req.Topics[i], seen[rt.Topic] > 1)
+		if err != nil {
+			setCreateTopicError(&resp.Topics[i], err)
+			continue
+		}
+		valid = append(valid, t)
+		validIdx = append(validIdx, i)
+	}
+	for j, err := range b.createTopics(valid, req.ValidateOnly) {
+		st := &resp.Topics[validIdx[j]]
+		if err != nil {
+			setCreateTopicError(st, err)
+			continue
+		}
+		t := valid[j]
+		st.TopicID = t.ID
+		st.NumPartitions = t.Partitions
+		st.ReplicationFactor = 1
+		eff := b.defaults.Effective(t.Configs)
+		for _, d := range topicconfig.Defs() {
+			c := kmsg.NewCreateTopicsResponseTopicConfig()
+			c.Name = d.Name
+			v := eff[d.Name]
+			c.Value = &v
+			c.Source = configSource(t.Configs, d.Name, b.cfg.Props, d.BrokerKey)
+			st.Configs = append(st.Configs, c)
+		}
 	}
 	return resp
 }
 
-func (b *Broker) createTopicFromRequest(rt *kmsg.CreateTopicsRequestTopic, validateOnly, duplicate bool, st *kmsg.CreateTopicsResponseTopic) error {
+func setCreateTopicError(st *kmsg.CreateTopicsResponseTopic, err error) {
+	st.ErrorCode = errorCode(err)
+	st.ErrorMessage = errorMessage(err)
+}
+
+// topicFromRequest validates one topic of a CreateTopics request.
+func (b *Broker) topicFromRequest(rt *kmsg.CreateTopicsRequestTopic, duplicate bool) (meta.Topic, error) {
 	if duplicate {
-		return fmt.Errorf("topic %q appears more than once in the request: %w", rt.Topic, kerr.InvalidRequest)
+		return meta.Topic{}, fmt.Errorf("topic %q appears more than once in the request: %w", rt.Topic, kerr.InvalidRequest)
 	}
 	partitions := rt.NumPartitions
 	if len(rt.ReplicaAssignment) > 0 {
 		if rt.NumPartitions != -1 || rt.ReplicationFactor != -1 {
-			return fmt.Errorf("replica assignment given with partitions or replication factor: %w", kerr.InvalidRequest)
+			return meta.Topic{}, fmt.Errorf("replica assignment given with partitions or replication factor: %w", kerr.InvalidRequest)
 		}
 		for i, a := range rt.ReplicaAssignment {
 			if a.Partition != int32(i) {
-				return fmt.Errorf("replica assignment partitions must be 0..n-1: %w", kerr.InvalidReplicaAssignment)
+				return meta.Topic{}, fmt.Errorf("replica assignment partitions must be 0..n-1: %w", kerr.InvalidReplicaAssignment)
 			}
 			if len(a.Replicas) != 1 || a.Replicas[0] != b.cfg.BrokerID {
-				return fmt.Errorf("partition %d: replicas %v: only broker %d exists: %w", a.Partition, a.Replicas, b.cfg.BrokerID, kerr.InvalidReplicaAssignment)
+				return meta.Topic{}, fmt.Errorf("partition %d: replicas %v: only broker %d exists: %w", a.Partition, a.Replicas, b.cfg.BrokerID, kerr.InvalidReplicaAssignment)
 			}
 		}
 		partitions = int32(len(rt.ReplicaAssignment))
 	} else if rt.ReplicationFactor != -1 && rt.ReplicationFactor != 1 {
 		if rt.ReplicationFactor < 1 {
-			return fmt.Errorf("replication factor %d: %w", rt.ReplicationFactor, kerr.InvalidReplicationFactor)
+			return meta.Topic{}, fmt.Errorf("replication factor %d: %w", rt.ReplicationFactor, kerr.InvalidReplicationFactor)
 		}
-		return fmt.Errorf("replication factor %d is larger than the 1 available broker: %w", rt.ReplicationFactor, kerr.InvalidReplicationFactor)
+		return meta.Topic{}, fmt.Errorf("replication factor %d is larger than the 1 available broker: %w", rt.ReplicationFactor, kerr.InvalidReplicationFactor)
 	}
 	configs := make(map[string]string, len(rt.Configs))
 	var errs []error
@@ -83,25 +116,9 @@ func (b *Broker) createTopicFromRequest(rt *kmsg.CreateTopicsRequestTopic, valid
 		configs[c.Name] = *c.Value
 	}
 	if err := errors.Join(errs...); err != nil {
-		return err
+		return meta.Topic{}, err
 	}
-	t, err := b.createTopic(rt.Topic, partitions, configs, validateOnly)
-	if err != nil {
-		return err
-	}
-	st.TopicID = t.ID
-	st.NumPartitions = t.Partitions
-	st.ReplicationFactor = 1
-	eff := b.defaults.Effective(configs)
-	for _, d := range topicconfig.Defs() {
-		c := kmsg.NewCreateTopicsResponseTopicConfig()
-		c.Name = d.Name
-		v := eff[d.Name]
-		c.Value = &v
-		c.Source = configSource(configs, d.Name, b.cfg.Props, d.BrokerKey)
-		st.Configs = append(st.Configs, c)
-	}
-	return nil
+	return b.newTopic(rt.Topic, partitions, configs)
 }
 
 // Config sources as DescribeConfigs numbers them.

@@ -52,6 +52,17 @@ func (b *Broker) partitionLog(topic string, partition int32) (*storage.Log, int1
 // explicit topic configs (already validated by the caller or validated
 // here).
 func (b *Broker) createTopic(name string, partitions int32, configs map[string]string, validateOnly bool) (meta.Topic, error) {
+	t, err := b.newTopic(name, partitions, configs)
+	if err != nil {
+		return meta.Topic{}, err
+	}
+	errs := b.createTopics([]meta.Topic{t}, validateOnly)
+	return t, errs[0]
+}
+
+// newTopic validates a topic to create and gives it an id; nothing is
+// created and nothing is checked against the existing topics yet.
+func (b *Broker) newTopic(name string, partitions int32, configs map[string]string) (meta.Topic, error) {
 	if err := validateTopicName(name); err != nil {
 		return meta.Topic{}, err
 	}
@@ -77,42 +88,98 @@ func (b *Broker) createTopic(name string, partitions int32, configs map[string]s
 	if err != nil {
 		return meta.Topic{}, err
 	}
-	t := meta.Topic{Name: name, ID: id, Partitions: partitions, Configs: configs}
+	return meta.Topic{Name: name, ID: id, Partitions: partitions, Configs: configs}, nil
+}
+
+// createTopics creates topics made by newTopic, returning an error (or
+// nil) for each. The metadata of all that may be created is written in one
+// update; then each gets its logs, and one whose logs cannot be created is
+// removed again.
+func (b *Broker) createTopics(ts []meta.Topic, validateOnly bool) []error {
+	errs := make([]error, len(ts))
 	b.topicMu.Lock()
 	defer b.topicMu.Unlock()
-	if _, exists := b.store.Topic(name); exists {
-		return meta.Topic{}, fmt.Errorf("topic %q: %w", name, kerr.TopicAlreadyExists)
-	}
-	// '.' and '_' collide in metric names, so Kafka refuses a topic that
-	// differs from an existing one only there.
-	if norm := strings.ReplaceAll(name, ".", "_"); strings.ContainsAny(name, "._") {
-		for _, other := range b.store.Topics() {
-			if strings.ReplaceAll(other.Name, ".", "_") == norm {
-				return meta.Topic{}, fmt.Errorf("topic %q collides with existing topic %q ('.' and '_' are interchangeable in metric names): %w", name, other.Name, kerr.InvalidTopicException)
-			}
+	names := newNameCheck(b)
+	var ok []meta.Topic
+	var okIdx []int
+	for i, t := range ts {
+		if errs[i] = names.take(t.Name); errs[i] == nil {
+			ok = append(ok, t)
+			okIdx = append(okIdx, i)
 		}
 	}
-	if validateOnly {
-		return t, nil
+	if validateOnly || len(ok) == 0 {
+		return errs
 	}
-	if err := b.store.CreateTopic(t); err != nil {
-		return meta.Topic{}, err
+	if err := b.store.CreateTopics(ok); err != nil {
+		for _, i := range okIdx {
+			errs[i] = err
+		}
+		return errs
 	}
-	for p := int32(0); p < partitions; p++ {
-		if _, err := b.logs.Create(name, p); err != nil {
-			b.log.Error("create partition log; rolling the topic back", zap.String("topic", name), zap.Int32("partition", p), zap.Error(err))
-			if derr := b.logs.DeleteTopic(name); derr != nil {
-				b.log.Error("roll back partition logs", zap.String("topic", name), zap.Error(derr))
+	for j, t := range ok {
+		if err := b.createLogsLocked(t); err != nil {
+			errs[okIdx[j]] = err
+			continue
+		}
+		b.minISR.Delete(t.Name)
+		b.log.Info("created topic", zap.String("topic", t.Name), zap.Int32("partitions", t.Partitions), zap.Any("configs", t.Configs))
+	}
+	return errs
+}
+
+// createLogsLocked creates the logs of t, whose metadata is stored; if one
+// cannot be created, t is removed again, logs and metadata. topicMu held.
+func (b *Broker) createLogsLocked(t meta.Topic) error {
+	for p := int32(0); p < t.Partitions; p++ {
+		if _, err := b.logs.Create(t.Name, p); err != nil {
+			b.log.Error("create partition log; rolling the topic back", zap.String("topic", t.Name), zap.Int32("partition", p), zap.Error(err))
+			if derr := b.logs.DeleteTopic(t.Name); derr != nil {
+				b.log.Error("roll back partition logs", zap.String("topic", t.Name), zap.Error(derr))
 			}
-			if derr := b.store.DeleteTopic(name); derr != nil {
-				b.log.Error("roll back topic metadata", zap.String("topic", name), zap.Error(derr))
+			if derr := b.store.DeleteTopic(t.Name); derr != nil {
+				b.log.Error("roll back topic metadata", zap.String("topic", t.Name), zap.Error(derr))
 			}
-			return meta.Topic{}, fmt.Errorf("create log for %s-%d: %v: %w", name, p, err, kerr.KafkaStorageError)
+			return fmt.Errorf("create log for %s-%d: %v: %w", t.Name, p, err, kerr.KafkaStorageError)
 		}
 	}
-	b.minISR.Delete(name)
-	b.log.Info("created topic", zap.String("topic", name), zap.Int32("partitions", partitions), zap.Any("configs", configs))
-	return t, nil
+	return nil
+}
+
+// nameCheck decides whether new topic names are free: not taken by an
+// existing topic or by an earlier name of the same batch, and not
+// colliding with one in metric names, where '.' and '_' are
+// interchangeable (Kafka refuses such a topic). topicMu held.
+type nameCheck struct {
+	b     *Broker
+	added map[string]bool
+	norm  map[string]string // metric form -> name; built on first need
+}
+
+func newNameCheck(b *Broker) *nameCheck { return &nameCheck{b: b, added: map[string]bool{}} }
+
+// take reports whether name is free and, if so, counts it as taken.
+func (c *nameCheck) take(name string) error {
+	if _, exists := c.b.store.Topic(name); exists || c.added[name] {
+		return fmt.Errorf("topic %q: %w", name, kerr.TopicAlreadyExists)
+	}
+	if strings.ContainsAny(name, "._") {
+		if c.norm == nil {
+			c.norm = map[string]string{}
+			for _, t := range c.b.store.Topics() {
+				if strings.ContainsAny(t.Name, "._") {
+					c.norm[strings.ReplaceAll(t.Name, ".", "_")] = t.Name
+				}
+			}
+		}
+		n := strings.ReplaceAll(name, ".", "_")
+		if other, ok := c.norm[n]; ok {
+			return fmt.Errorf("topic %q collides with existing topic %q ('.' and '_' are interchangeable in metric names): %w", name, other, kerr.InvalidTopicException)
+		}
+		c.norm[n] = name
+	}
+	c.added[name] = true
+	return nil
 }
 
 // autoCreateTopic creates a topic with broker defaults if auto creation is

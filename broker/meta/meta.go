@@ -88,6 +88,9 @@ type Store interface {
 	TopicByID(id TopicID) (Topic, bool)
 	// CreateTopic adds a topic; ErrTopicExists if the name is taken.
 	CreateTopic(t Topic) error
+	// CreateTopics adds several topics in one durable update, all or
+	// none; ErrTopicExists if any name is taken or given twice.
+	CreateTopics(ts []Topic) error
 	// DeleteTopic removes a topic; ErrUnknownTopic if absent.
 	DeleteTopic(name string) error
 	// SetPartitionCount grows a topic to n partitions.

@@ -1,0 +1,92 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// TestCreateTopicsBatch: one CreateTopics request creating many topics
+// answers each on its own (existing names, names twice in the request,
+// '.'/'_' collisions within the request, bad configs) and creates the
+// rest, with their logs, in one metadata update that survives a restart.
+func TestCreateTopicsBatch(t *testing.T) {
+	dir := t.TempDir()
+	b := startBroker(t, nil, dir, nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "exists", 1, nil)
+
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.TimeoutMillis = 60000
+	add := func(name string, partitions int32, configs map[string]string) {
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, partitions, 1
+		for k, v := range configs {
+			c := kmsg.NewCreateTopicsRequestTopicConfig()
+			c.Name, c.Value = k, kmsg.StringPtr(v)
+			rt.Configs = append(rt.Configs, c)
+		}
+		req.Topics = append(req.Topics, rt)
+	}
+	const many = 300
+	for i := range many {
+		add(fmt.Sprintf("batch-%03d", i), 2, nil)
+	}
+	add("exists", 1, nil)
+	add("twice", 1, nil)
+	add("twice", 1, nil)
+	add("dot.name", 1, nil)
+	add("dot_name", 1, nil) // collides with the one before it
+	add("badconfig", 1, map[string]string{"retention.ms": "soon"})
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]error{
+		"exists":    kerr.TopicAlreadyExists,
+		"twice":     kerr.InvalidRequest,
+		"dot.name":  nil,
+		"dot_name":  kerr.InvalidTopicException,
+		"badconfig": kerr.InvalidConfig,
+	}
+	for _, st := range resp.Topics {
+		w, special := want[st.Topic]
+		if !special {
+			w = nil
+		}
+		if got := kerr.ErrorForCode(st.ErrorCode); got != w {
+			t.Errorf("%s: %v, want %v", st.Topic, got, w)
+		}
+		if w == nil && (st.NumPartitions < 1 || st.TopicID == [16]byte{}) {
+			t.Errorf("%s: created but answered partitions %d, id %x", st.Topic, st.NumPartitions, st.TopicID)
+		}
+	}
+	produceN(t, cl, "batch-299", 1, 5)
+	cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	b = startBroker(t, nil, dir, nil)
+	cl = newClient(t, b)
+	for i := range many {
+		name := fmt.Sprintf("batch-%03d", i)
+		if tp, ok := b.store.Topic(name); !ok || tp.Partitions != 2 || b.logs.Log(name, 1) == nil {
+			t.Fatalf("%s after restart: %+v %v", name, tp, ok)
+		}
+	}
+	if off, code := listOffset(t, cl, "batch-299", 1, -1); code != 0 || off != 5 {
+		t.Fatalf("batch-299/1 after restart: %d %v", off, kerr.ErrorForCode(code))
+	}
+	for _, gone := range []string{"dot_name", "badconfig"} {
+		if _, ok := b.store.Topic(gone); ok {
+			t.Errorf("refused topic %s exists after restart", gone)
+		}
+	}
+}
