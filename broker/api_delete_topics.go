@@ -22,6 +22,10 @@ func init() {
 
 func (b *Broker) handleDeleteTopics(hdr wire.RequestHeader, req *kmsg.DeleteTopicsRequest) kmsg.Response {
 	resp := kmsg.NewPtrDeleteTopicsResponse()
+	// Each answer is filled in order; the names to delete go through
+	// deleteTopics together (one metadata update for the request).
+	var names []string
+	var slots []int
 	answer := func(name *string, id [16]byte, err error) {
 		st := kmsg.NewDeleteTopicsResponseTopic()
 		st.Topic = name
@@ -32,33 +36,39 @@ func (b *Broker) handleDeleteTopics(hdr wire.RequestHeader, req *kmsg.DeleteTopi
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	byName := func(name *string) {
+		var id [16]byte
+		if t, ok := b.store.Topic(*name); ok {
+			id = t.ID
+		}
+		answer(name, id, nil)
+		names = append(names, *name)
+		slots = append(slots, len(resp.Topics)-1)
+	}
 	if hdr.APIVersion < 6 {
 		for _, name := range req.TopicNames {
-			n := name
-			var id [16]byte
-			if t, ok := b.store.Topic(name); ok {
-				id = t.ID
-			}
-			answer(&n, id, b.deleteTopic(name))
+			byName(&name)
 		}
-		return resp
-	}
-	for _, rt := range req.Topics {
-		switch {
-		case rt.Topic != nil && *rt.Topic != "":
-			var id [16]byte
-			if t, ok := b.store.Topic(*rt.Topic); ok {
-				id = t.ID
+	} else {
+		for _, rt := range req.Topics {
+			if rt.Topic != nil && *rt.Topic != "" {
+				byName(rt.Topic)
+				continue
 			}
-			answer(rt.Topic, id, b.deleteTopic(*rt.Topic))
-		default:
 			t, ok := b.store.TopicByID(meta.TopicID(rt.TopicID))
 			if !ok {
 				answer(nil, rt.TopicID, fmt.Errorf("topic id %s: %w", meta.TopicID(rt.TopicID), kerr.UnknownTopicID))
 				continue
 			}
 			name := t.Name
-			answer(&name, t.ID, b.deleteTopic(name))
+			byName(&name)
+		}
+	}
+	for j, err := range b.deleteTopics(names) {
+		if err != nil {
+			st := &resp.Topics[slots[j]]
+			st.ErrorCode = errorCode(err)
+			st.ErrorMessage = errorMessage(err)
 		}
 	}
 	return resp

@@ -90,3 +90,70 @@ func TestCreateTopicsBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteTopicsBatch: one DeleteTopics request deleting many topics
+// answers each on its own (unknown, named twice, internal) and deletes the
+// rest, in one metadata update that survives a restart.
+func TestDeleteTopicsBatch(t *testing.T) {
+	dir := t.TempDir()
+	b := startBroker(t, nil, dir, nil)
+	cl := newClient(t, b)
+	const many = 200
+	create := kmsg.NewPtrCreateTopicsRequest()
+	del := kmsg.NewPtrDeleteTopicsRequest()
+	byName := func(name string) {
+		rt := kmsg.NewDeleteTopicsRequestTopic()
+		rt.Topic = kmsg.StringPtr(name)
+		del.Topics = append(del.Topics, rt)
+		del.TopicNames = append(del.TopicNames, name) // before v6
+	}
+	for i := range many {
+		name := fmt.Sprintf("del-%03d", i)
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, 1, 1
+		create.Topics = append(create.Topics, rt)
+		byName(name)
+	}
+	createTopic(t, cl, "keep", 1, nil)
+	if _, err := create.RequestWith(context.Background(), cl); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"nosuch", "del-000", "__consumer_offsets"} {
+		byName(name)
+	}
+	resp, err := del.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Topics) != many+3 {
+		t.Fatalf("%d answers for %d names", len(resp.Topics), many+3)
+	}
+	for i, st := range resp.Topics {
+		var want error
+		switch {
+		case i == many, i == many+1: // unknown; del-000 the second time
+			want = kerr.UnknownTopicOrPartition
+		case i == many+2:
+			want = kerr.TopicAuthorizationFailed
+		}
+		if got := kerr.ErrorForCode(st.ErrorCode); got != want {
+			t.Errorf("answer %d (%s): %v, want %v", i, *st.Topic, got, want)
+		}
+	}
+	cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b = startBroker(t, nil, dir, nil)
+	for i := range many {
+		name := fmt.Sprintf("del-%03d", i)
+		if _, ok := b.store.Topic(name); ok || b.logs.Log(name, 0) != nil {
+			t.Fatalf("%s back after restart", name)
+		}
+	}
+	if _, ok := b.store.Topic("keep"); !ok {
+		t.Fatal("topic keep deleted")
+	}
+}

@@ -204,30 +204,58 @@ func (b *Broker) autoCreateTopic(name string) (meta.Topic, int16) {
 
 // deleteTopic removes a topic from metadata and deletes its logs.
 // Internal topics cannot be deleted.
-func (b *Broker) deleteTopic(name string) error {
-	if name == "" {
-		return fmt.Errorf("empty topic name: %w", kerr.InvalidTopicException)
-	}
-	if t, ok := b.store.Topic(name); ok && t.Internal {
-		return fmt.Errorf("topic %q is internal and cannot be deleted: %w", name, kerr.TopicAuthorizationFailed)
-	}
+func (b *Broker) deleteTopic(name string) error { return b.deleteTopics([]string{name})[0] }
+
+// deleteTopics removes topics from metadata, in one update for all that
+// may be deleted, then deletes their logs; it returns an error (or nil)
+// for each name. A name given twice is unknown the second time. Internal
+// topics cannot be deleted.
+func (b *Broker) deleteTopics(names []string) []error {
+	errs := make([]error, len(names))
 	b.topicMu.Lock()
 	defer b.topicMu.Unlock()
-	t, ok := b.store.Topic(name)
-	if !ok {
-		return fmt.Errorf("topic %q: %w", name, kerr.UnknownTopicOrPartition)
+	var ok []meta.Topic
+	var okIdx []int
+	taken := make(map[string]bool, len(names))
+	for i, name := range names {
+		t, exists := b.store.Topic(name)
+		switch {
+		case name == "":
+			errs[i] = fmt.Errorf("empty topic name: %w", kerr.InvalidTopicException)
+		case exists && t.Internal:
+			errs[i] = fmt.Errorf("topic %q is internal and cannot be deleted: %w", name, kerr.TopicAuthorizationFailed)
+		case !exists || taken[name]:
+			errs[i] = fmt.Errorf("topic %q: %w", name, kerr.UnknownTopicOrPartition)
+		default:
+			taken[name] = true
+			ok = append(ok, t)
+			okIdx = append(okIdx, i)
+		}
 	}
-	if err := b.store.DeleteTopic(name); err != nil {
-		return err
+	if len(ok) == 0 {
+		return errs
 	}
-	b.minISR.Delete(name)
-	if err := b.logs.DeleteTopic(name); err != nil {
-		b.log.Error("delete topic logs", zap.String("topic", name), zap.Error(err))
-		return fmt.Errorf("delete logs of %q: %v: %w", name, err, kerr.KafkaStorageError)
+	okNames := make([]string, len(ok))
+	for j, t := range ok {
+		okNames[j] = t.Name
 	}
-	b.notifyTopic(name, t.Partitions)
-	b.log.Info("deleted topic", zap.String("topic", name))
-	return nil
+	if err := b.store.DeleteTopics(okNames); err != nil {
+		for _, i := range okIdx {
+			errs[i] = err
+		}
+		return errs
+	}
+	for j, t := range ok {
+		b.minISR.Delete(t.Name)
+		if err := b.logs.DeleteTopic(t.Name); err != nil {
+			b.log.Error("delete topic logs", zap.String("topic", t.Name), zap.Error(err))
+			errs[okIdx[j]] = fmt.Errorf("delete logs of %q: %v: %w", t.Name, err, kerr.KafkaStorageError)
+			continue
+		}
+		b.notifyTopic(t.Name, t.Partitions)
+		b.log.Info("deleted topic", zap.String("topic", t.Name))
+	}
+	return errs
 }
 
 // growTopic adds partitions to a topic.

@@ -93,6 +93,9 @@ type Store interface {
 	CreateTopics(ts []Topic) error
 	// DeleteTopic removes a topic; ErrUnknownTopic if absent.
 	DeleteTopic(name string) error
+	// DeleteTopics removes several topics in one durable update, all or
+	// none; ErrUnknownTopic if any is missing (or named twice).
+	DeleteTopics(names []string) error
 	// SetPartitionCount grows a topic to n partitions.
 	SetPartitionCount(name string, n int32) error
 	// SetTopicConfigs replaces a topic's explicitly set configs.

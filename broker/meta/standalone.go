@@ -227,19 +227,26 @@ func (s *Standalone) CreateTopics(ts []Topic) error {
 }
 
 // DeleteTopic implements Store.
-func (s *Standalone) DeleteTopic(name string) error {
+func (s *Standalone) DeleteTopic(name string) error { return s.DeleteTopics([]string{name}) }
+
+// DeleteTopics implements Store, with one rewrite of the metadata file.
+func (s *Standalone) DeleteTopics(names []string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.mu.closed {
 		return ErrClosed
 	}
-	if _, ok := s.mu.byName[name]; !ok {
-		return fmt.Errorf("delete topic %q: %w", name, ErrUnknownTopic)
+	gone := make(map[string]bool, len(names))
+	for _, name := range names {
+		if _, ok := s.mu.byName[name]; !ok || gone[name] {
+			return fmt.Errorf("delete topic %q: %w", name, ErrUnknownTopic)
+		}
+		gone[name] = true
 	}
 	prev := s.mu.state.Topics
 	next := make([]Topic, 0, len(prev))
 	for _, t := range prev {
-		if t.Name != name {
+		if !gone[t.Name] {
 			next = append(next, t)
 		}
 	}
