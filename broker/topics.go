@@ -56,8 +56,10 @@ func (b *Broker) createTopic(name string, partitions int32, configs map[string]s
 	if err != nil {
 		return meta.Topic{}, err
 	}
-	errs := b.createTopics([]meta.Topic{t}, validateOnly)
-	return t, errs[0]
+	if err := b.createTopics([]meta.Topic{t}, validateOnly)[0]; err != nil {
+		return meta.Topic{}, err
+	}
+	return t, nil
 }
 
 // newTopic validates a topic to create and gives it an id; nothing is
