@@ -176,57 +176,27 @@ func fastRecord(data []byte, p int, i int32) int {
 		return 0 // near the end: the careful walk
 	}
 	b := (*[16]byte)(data[p:])
-	// Each varint: one byte below 0x80, or two; longer ones are not
-	// this shape. q&15 keeps the indexes in the array without checks.
-	q := 0
-	length := uint32(b[0])
-	if length >= 0x80 {
-		hi := uint32(b[1])
-		if hi >= 0x80 {
-			return 0
-		}
-		length, q = length&0x7f|hi<<7, 1
-	}
-	q++
-	if length&1 != 0 { // negative
+	length, q := varint2(b, 0)
+	if q == 0 || length&1 != 0 { // longer, or negative
 		return 0
 	}
 	end := p + q + int(length>>1)
 	if int(length>>1) < minRecordSize-1 || end > len(data) {
 		return 0
 	}
-	q++                  // attributes
-	if b[q&15] >= 0x80 { // timestamp delta
-		if b[(q+1)&15] >= 0x80 {
-			return 0
-		}
-		q++
-	}
-	q++
-	delta := uint32(b[q&15]) // offset delta
-	if delta >= 0x80 {
-		hi := uint32(b[(q+1)&15])
-		if hi >= 0x80 {
-			return 0
-		}
-		delta = delta&0x7f | hi<<7
-		q++
-	}
-	q++
-	if int32(delta>>1)^-int32(delta&1) != i {
+	// attributes (q), then the timestamp delta
+	if _, q = varint2(b, q+1); q == 0 {
 		return 0
 	}
-	keyLen := int64(b[q&15]) // key length
-	if keyLen >= 0x80 {
-		hi := int64(b[(q+1)&15])
-		if hi >= 0x80 {
-			return 0
-		}
-		keyLen = keyLen&0x7f | hi<<7
-		q++
+	delta, q := varint2(b, q)
+	if q == 0 || int32(delta>>1)^-int32(delta&1) != i {
+		return 0
 	}
-	q++
-	keyLen = keyLen>>1 ^ -(keyLen & 1)
+	k, q := varint2(b, q)
+	if q == 0 {
+		return 0
+	}
+	keyLen := int64(k>>1) ^ -int64(k&1)
 	pos := p + q + max(int(keyLen), 0)
 	if keyLen < -1 || pos > end-2 || len(data)-pos < 8 {
 		return 0
@@ -248,6 +218,22 @@ func fastRecord(data []byte, p int, i int32) int {
 		return 0
 	}
 	return end
+}
+
+// varint2 decodes the one- or two-byte varint at b[q] (its 7-bit groups,
+// not unzigzagged) and returns it with the index after it, or q 0 when the
+// varint is longer. The masks keep the indexes in the array without
+// bounds checks.
+func varint2(b *[16]byte, q int) (v uint32, next int) {
+	v = uint32(b[q&15])
+	if v < 0x80 {
+		return v, q + 1
+	}
+	hi := uint32(b[(q+1)&15])
+	if hi >= 0x80 {
+		return 0, 0
+	}
+	return v&0x7f | hi<<7, q + 2
 }
 
 func recordCorrupt(i int32, what string) error {

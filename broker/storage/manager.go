@@ -298,13 +298,8 @@ func (m *Manager) DeleteTopic(topic string) error {
 	var renamed []string
 	var errList []error
 	for _, l := range logs {
-		l.flushMu.Lock()
-		l.closeFiles(true)
-		l.flushMu.Unlock()
-		var rnd [8]byte
-		_, _ = rand.Read(rnd[:])
-		target := l.dir + "." + hex.EncodeToString(rnd[:]) + deleteSuffix
-		if err := m.o.FS.Rename(l.dir, target); err != nil {
+		target, err := m.renameAside(l, deleteSuffix)
+		if err != nil {
 			errList = append(errList, fmt.Errorf("delete %s: %w", l.dir, err))
 			continue
 		}
@@ -345,17 +340,28 @@ func (m *Manager) SetAside(topic string, partition int32) (string, error) {
 	if l == nil {
 		return "", fmt.Errorf("set aside %s-%d: no such log", topic, partition)
 	}
+	target, err := m.renameAside(l, StraySuffix)
+	if err == nil {
+		err = m.o.FS.SyncDir(m.o.DataDir)
+	}
+	if err != nil {
+		return "", fmt.Errorf("set aside %s: %w", l.dir, err)
+	}
+	return target, nil
+}
+
+// renameAside closes l's files and renames its directory to
+// <dir>.<16 random hex><suffix>, returning the new path; the caller syncs
+// the data directory.
+func (m *Manager) renameAside(l *Log, suffix string) (string, error) {
 	l.flushMu.Lock()
 	l.closeFiles(true)
 	l.flushMu.Unlock()
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
-	target := l.dir + "." + hex.EncodeToString(rnd[:]) + StraySuffix
+	target := l.dir + "." + hex.EncodeToString(rnd[:]) + suffix
 	if err := m.o.FS.Rename(l.dir, target); err != nil {
-		return "", fmt.Errorf("set aside %s: %w", l.dir, err)
-	}
-	if err := m.o.FS.SyncDir(m.o.DataDir); err != nil {
-		return "", fmt.Errorf("set aside %s: %w", l.dir, err)
+		return "", err
 	}
 	return target, nil
 }
