@@ -295,11 +295,7 @@ func TestRestartKeepsData(t *testing.T) {
 		createTopic(t, cl, "keep", 2, map[string]string{"retention.ms": "3600000"})
 		produceN(t, cl, "keep", 1, 25)
 		cl.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := b.Close(ctx); err != nil {
-			t.Fatal(err)
-		}
+		stopBroker(t, b)
 	}()
 	b := startBroker(t, nil, dir, nil)
 	cl := newClient(t, b)

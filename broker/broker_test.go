@@ -59,6 +59,17 @@ func startBroker(t testing.TB, fs vfs.FS, dataDir string, mutate func(*Config)) 
 	return b
 }
 
+// stopBroker closes b, as a clean shutdown does, failing t if that takes
+// over 10 s or fails; for tests that restart a broker on the same data dir.
+func stopBroker(t testing.TB, b *Broker) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func newClient(t *testing.T, b *Broker, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(b.Addr().String())}, opts...)...)

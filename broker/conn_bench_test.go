@@ -1,9 +1,7 @@
 package broker
 
 import (
-	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"testing"
 	"time"
@@ -50,12 +48,7 @@ func BenchmarkProduceRoundTrip(b *testing.B) {
 				if _, err := c.Write(frame); err != nil {
 					b.Fatal(err)
 				}
-				var size [4]byte
-				if _, err := io.ReadFull(c, size[:]); err != nil {
-					b.Fatal(err)
-				}
-				body := resp[:binary.BigEndian.Uint32(size[:])]
-				if _, err := io.ReadFull(c, body); err != nil {
+				if _, err := wire.ReadFrame(c, resp, 1<<20); err != nil {
 					b.Fatal(err)
 				}
 			}

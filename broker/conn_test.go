@@ -2,7 +2,6 @@ package broker
 
 import (
 	"encoding/binary"
-	"io"
 	"math/rand/v2"
 	"net"
 	"testing"
@@ -98,12 +97,8 @@ func TestPipelinedResponsesKeepOrder(t *testing.T) {
 		}
 		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		for want := first; want <= corr; want++ {
-			var size [4]byte
-			if _, err := io.ReadFull(c, size[:]); err != nil {
-				t.Fatalf("round %d: reading response %d: %v", round, want, err)
-			}
-			body := make([]byte, binary.BigEndian.Uint32(size[:]))
-			if _, err := io.ReadFull(c, body); err != nil {
+			body, err := wire.ReadFrame(c, nil, 1<<20)
+			if err != nil {
 				t.Fatalf("round %d: reading response %d: %v", round, want, err)
 			}
 			if got := int32(binary.BigEndian.Uint32(body)); got != want {
@@ -140,11 +135,7 @@ func TestIdleConnectionsClosed(t *testing.T) {
 			t.Fatalf("request %d: %v", corr, err)
 		}
 		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		var size [4]byte
-		if _, err := io.ReadFull(c, size[:]); err != nil {
-			t.Fatalf("response %d: %v", corr, err)
-		}
-		if _, err := io.ReadFull(c, make([]byte, binary.BigEndian.Uint32(size[:]))); err != nil {
+		if _, err := wire.ReadFrame(c, nil, 1<<20); err != nil {
 			t.Fatalf("response %d: %v", corr, err)
 		}
 	}

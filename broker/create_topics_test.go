@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -67,11 +66,7 @@ func TestCreateTopicsBatch(t *testing.T) {
 	}
 	produceN(t, cl, "batch-299", 1, 5)
 	cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := b.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	stopBroker(t, b)
 
 	b = startBroker(t, nil, dir, nil)
 	cl = newClient(t, b)
@@ -141,11 +136,7 @@ func TestDeleteTopicsBatch(t *testing.T) {
 		}
 	}
 	cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := b.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	stopBroker(t, b)
 	b = startBroker(t, nil, dir, nil)
 	for i := range many {
 		name := fmt.Sprintf("del-%03d", i)

@@ -451,11 +451,7 @@ func TestOffsetsSurviveRestart(t *testing.T) {
 		sync.Group, sync.MemberID, sync.Generation, sync.InstanceID = "static", jr.MemberID, jr.Generation, kmsg.StringPtr("inst")
 		wantCode(t, "sync", request[*kmsg.SyncGroupResponse](t, cl, sync).ErrorCode, nil)
 		cl.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.Close(ctx); err != nil {
-			t.Fatal(err)
-		}
+		stopBroker(t, b)
 	}()
 	b := groupBroker(t, dir)
 	cl := newClient(t, b)

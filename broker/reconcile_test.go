@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -25,11 +24,7 @@ func filledDataDir(t *testing.T) string {
 	createTopic(t, cl, "keep", 1, nil)
 	produceN(t, cl, "keep", 0, 25)
 	cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := b.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	stopBroker(t, b)
 	return dir
 }
 
