@@ -269,18 +269,21 @@ type metric struct {
 	absolute bool
 }
 
+// present returns *v and whether the result had it.
+func present(v *float64) (float64, bool) {
+	if v == nil {
+		return 0, false
+	}
+	return *v, true
+}
+
 func metricsFor(kind string, e2e bool) []metric {
 	rps := metric{name: "records/s", format: "%.0f",
 		get: func(s summary) (float64, bool) { return s.RecordsPerSec, s.Records > 0 }}
 	mbs := metric{name: "MB/s", format: "%.1f",
 		get: func(s summary) (float64, bool) { return s.MBPerSec, s.Records > 0 }}
 	cpu := metric{name: "broker CPU s/1M rec", format: "%.3f",
-		get: func(s summary) (float64, bool) {
-			if s.CPUPerMillion == nil {
-				return 0, false
-			}
-			return *s.CPUPerMillion, true
-		},
+		get:    func(s summary) (float64, bool) { return present(s.CPUPerMillion) },
 		target: "<= 0.5x", ok: func(r, _ float64) bool { return r <= 0.5 }}
 	switch kind {
 	case "produce":
@@ -294,12 +297,7 @@ func metricsFor(kind string, e2e bool) []metric {
 		// several times what the broker does per record, they, not the
 		// broker, set the records/s.
 		client := metric{name: "client CPU s/1M rec", format: "%.3f",
-			get: func(s summary) (float64, bool) {
-				if s.ClientCPUPerMillion == nil {
-					return 0, false
-				}
-				return *s.ClientCPUPerMillion, true
-			}}
+			get: func(s summary) (float64, bool) { return present(s.ClientCPUPerMillion) }}
 		return []metric{rps, mbs, cpu, perReq, client}
 	case "consume":
 		rps.target, rps.ok = ">= 1.5x", func(r, _ float64) bool { return r >= 1.5 }
