@@ -360,22 +360,25 @@ func (s *Shipper) spillOrDrop(e *entry, n int64) {
 // only ever moved within the bounds (compare-and-swap, not add-and-undo),
 // so what Stats reports never exceeds them, even for a moment.
 func (s *Shipper) reserve(size int64) bool {
-	for {
-		b := s.held.bytes.Load()
-		if b+size > s.maxBytes {
-			return false
-		}
-		if s.held.bytes.CompareAndSwap(b, b+size) {
-			break
-		}
+	if !addWithin(&s.held.bytes, size, s.maxBytes) {
+		return false
 	}
+	if !addWithin(&s.held.records, 1, s.maxRecords) {
+		s.held.bytes.Add(-size)
+		return false
+	}
+	return true
+}
+
+// addWithin adds n to c unless that would take it over max, reporting
+// whether it did; compare-and-swap, so c is never seen over max.
+func addWithin(c *atomic.Int64, n, max int64) bool {
 	for {
-		r := s.held.records.Load()
-		if r+1 > s.maxRecords {
-			s.held.bytes.Add(-size)
+		v := c.Load()
+		if v+n > max {
 			return false
 		}
-		if s.held.records.CompareAndSwap(r, r+1) {
+		if c.CompareAndSwap(v, v+n) {
 			return true
 		}
 	}
@@ -383,17 +386,7 @@ func (s *Shipper) reserve(size int64) bool {
 
 // take implements borrower for the spill: it charges n bytes (no record)
 // against the in-memory bound, or nothing if they do not fit.
-func (s *Shipper) take(n int64) bool {
-	for {
-		b := s.held.bytes.Load()
-		if b+n > s.maxBytes {
-			return false
-		}
-		if s.held.bytes.CompareAndSwap(b, b+n) {
-			return true
-		}
-	}
-}
+func (s *Shipper) take(n int64) bool { return addWithin(&s.held.bytes, n, s.maxBytes) }
 
 // give returns bytes the spill took.
 func (s *Shipper) give(n int64) { s.held.bytes.Add(-n) }
