@@ -278,6 +278,13 @@ func (b *Broker) HTTPAddr() net.Addr {
 
 // Serve accepts connections until Close. It returns nil after Close.
 func (b *Broker) Serve() error {
+	// Under mu, so that a Close that has begun (and may be waiting on
+	// bgWG) sees no late Add: a Serve after Close just returns.
+	b.mu.Lock()
+	if b.mu.closed {
+		b.mu.Unlock()
+		return nil
+	}
 	if b.httpSrv != nil {
 		b.bgWG.Add(1)
 		go func() {
@@ -287,6 +294,7 @@ func (b *Broker) Serve() error {
 			}
 		}()
 	}
+	b.mu.Unlock()
 	b.log.Info("serving", zap.Stringer("addr", b.listener.Addr()), zap.Int32("broker_id", b.cfg.BrokerID),
 		zap.String("advertised", net.JoinHostPort(b.self.Host, strconv.Itoa(int(b.self.Port)))))
 	var backoff time.Duration
@@ -360,6 +368,7 @@ func (b *Broker) Close(ctx context.Context) error {
 		hctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		b.httpSrv.Shutdown(hctx)
 		cancel()
+		b.httpLn.Close() // in case Serve never handed it to httpSrv
 	}
 	b.bgWG.Wait()
 	b.coord.Close() // before the logs it writes to
