@@ -108,7 +108,7 @@ func New(cfg Config, opts Options) (*Broker, error) {
 	port, _ := strconv.Atoi(portStr)
 	b.self = meta.Broker{ID: cfg.BrokerID, Host: host, Port: int32(port)}
 
-	if err := opts.FS.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := vfs.MkdirAllDurable(opts.FS, cfg.DataDir, 0o755); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -128,6 +128,9 @@ func New(cfg Config, opts Options) (*Broker, error) {
 		lock.Close()
 		ln.Close()
 		return nil, fmt.Errorf("open metadata: %w", err)
+	}
+	if repaired := store.Recovered(); repaired != "" {
+		b.log.Warn("metadata store repaired at open", zap.String("detail", repaired))
 	}
 	b.store = store
 

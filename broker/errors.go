@@ -49,6 +49,8 @@ func errorCode(err error) int16 {
 		return kerr.UnknownTopicOrPartition.Code
 	case errors.Is(err, meta.ErrInvalidPartitions):
 		return kerr.InvalidPartitions.Code
+	case errors.Is(err, meta.ErrStoreUnavailable):
+		return kerr.KafkaStorageError.Code
 	case errors.Is(err, topicconfig.ErrInvalid):
 		return kerr.InvalidConfig.Code
 	}

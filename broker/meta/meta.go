@@ -2,8 +2,8 @@
 // partitions each has, their configs, who leads each partition and in which
 // leader epoch, which brokers are alive, and the producer-id counter.
 //
-// Everything goes through the Store interface so the standalone store (a
-// file in the data directory, no other service) and a ZooKeeper-backed
+// Everything goes through the Store interface so the standalone store
+// (files in the data directory, no other service) and a ZooKeeper-backed
 // store can be swapped without touching storage or the protocol handlers.
 // The package does not own partition data (broker/storage does) nor the
 // protocol (broker does).

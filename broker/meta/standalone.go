@@ -1,132 +1,210 @@
 package meta
 
 import (
-	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 
 	"github.com/gregor-log/gregor/internal/vfs"
 )
 
-// StandaloneFile is the name of the standalone store's file in the data dir.
+// StandaloneFile is the name of the standalone store's snapshot in the data
+// dir. Its journal, meta.log.<generation>, sits beside it.
 const StandaloneFile = "meta.json"
 
-// producerIDBlock is how many producer ids are reserved per write of the
-// metadata file; ids of a reserved block not handed out before a crash are
-// skipped, never reused.
+// producerIDBlock is how many producer ids are reserved per journal entry;
+// ids of a reserved block not handed out before a crash are skipped, never
+// reused.
 const producerIDBlock = 1000
 
-// standaloneState is the JSON document kept in meta.json (see docs/format.md).
-type standaloneState struct {
-	Version         int     `json:"version"`
-	ClusterID       string  `json:"cluster_id"`
-	BrokerID        int32   `json:"broker_id"`
-	ProducerIDLimit int64   `json:"producer_id_limit"` // ids below this may have been handed out
-	Topics          []Topic `json:"topics"`
-}
+// journalCompactMin is the journal size below which it is never compacted,
+// however small the snapshot: below it, replaying the journal at open costs
+// less than rewriting the snapshot would.
+const journalCompactMin = 1 << 20
 
-// Standalone is the single-broker Store: all metadata in one JSON file in
-// the data directory, rewritten atomically on every change.
+// Standalone is the single-broker Store. Its metadata lives in the data
+// directory as a snapshot (meta.json) and a journal (meta.log.<gen>, the
+// generation the snapshot names) of the changes made since: each change
+// appends one entry to the journal and fsyncs it before it is applied in
+// memory, so a change costs one small append whatever the number of
+// topics. When the journal has grown beyond max(1 MiB, the snapshot's
+// size), the next change first compacts: it writes a new snapshot followed
+// by a new, empty journal. docs/format.md describes both files.
+//
+// A failed write or fsync of the journal, or a compaction failing from the
+// rename of the new snapshot on, is sticky: the change is not applied, and
+// every later change fails with ErrStoreUnavailable until the store is
+// reopened, since what the files hold is no longer known (fsyncs are never
+// retried). The journal is also cut back to its last whole entry, but only
+// as hygiene: the store relies on refusing further appends, and opening
+// drops a torn tail anyway. A change that failed this way may be found
+// applied after the reopen, never before. Reads go on.
 type Standalone struct {
-	fs   vfs.FS
-	path string
-	self Broker
+	fs        vfs.FS
+	dir       string
+	path      string // the snapshot
+	self      Broker
+	recovered string // what opening repaired; set before the store is shared
 
+	// w serialises changes and owns the journal. It is held across journal
+	// and snapshot I/O; readers take only mu, so they never wait on an
+	// fsync.
+	w struct {
+		sync.Mutex
+		journal    vfs.File // open O_APPEND
+		gen        uint64   // the journal's generation
+		size       int64    // bytes of whole entries in the journal
+		snapSize   int64    // bytes in the snapshot
+		compactMin int64    // journalCompactMin; tests lower it
+		nextPID    int64
+		err        error // sticky: the failure after which changes are refused
+		closed     bool
+	}
+	// mu guards what readers see. The state changes only with w held too,
+	// so a holder of w may read it without mu.
 	mu struct {
 		sync.Mutex
-		state   standaloneState
-		byName  map[string]*Topic
-		nextPID int64
-		closed  bool
+		st *state
 	}
 }
 
-// OpenStandalone loads (or creates) the store in dataDir for the broker
-// self. A data dir written by a different broker id is refused.
-func OpenStandalone(fs vfs.FS, dataDir string, self Broker) (*Standalone, error) {
-	s := &Standalone{fs: fs, path: filepath.Join(dataDir, StandaloneFile), self: self}
-	if err := fs.MkdirAll(dataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("create data dir %s: %w", dataDir, err)
-	}
-	data, err := readAll(fs, s.path)
+func (s *Standalone) journalPathLocked() string {
+	return filepath.Join(s.dir, journalName(s.w.gen))
+}
+
+// writableLocked returns the error a change fails with before it is
+// checked: ErrClosed, or ErrStoreUnavailable after a sticky failure.
+func (s *Standalone) writableLocked() error {
 	switch {
-	case errors.Is(err, os.ErrNotExist):
-		var id [16]byte
-		tid, err := NewTopicID()
-		if err != nil {
-			return nil, err
-		}
-		id = tid
-		s.mu.state = standaloneState{
-			Version:   1,
-			ClusterID: base64.RawURLEncoding.EncodeToString(id[:]),
-			BrokerID:  self.ID,
-		}
-		if err := s.saveLocked(); err != nil {
-			return nil, err
-		}
-	case err != nil:
-		return nil, fmt.Errorf("read metadata %s: %w", s.path, err)
-	default:
-		if err := json.Unmarshal(data, &s.mu.state); err != nil {
-			return nil, fmt.Errorf("parse metadata %s: %w", s.path, err)
-		}
-		if s.mu.state.Version != 1 {
-			return nil, fmt.Errorf("metadata %s: unsupported version %d", s.path, s.mu.state.Version)
-		}
-		if s.mu.state.BrokerID != self.ID {
-			return nil, fmt.Errorf("metadata %s belongs to broker %d, not %d", s.path, s.mu.state.BrokerID, self.ID)
-		}
-	}
-	s.mu.byName = make(map[string]*Topic)
-	for i := range s.mu.state.Topics {
-		t := &s.mu.state.Topics[i]
-		s.mu.byName[t.Name] = t
-	}
-	s.mu.nextPID = s.mu.state.ProducerIDLimit
-	return s, nil
-}
-
-func readAll(fs vfs.FS, path string) ([]byte, error) {
-	f, err := vfs.Open(fs, path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	size, err := f.Size()
-	if err != nil {
-		return nil, err
-	}
-	buf := make([]byte, size)
-	if _, err := f.ReadAt(buf, 0); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
-	return buf, nil
-}
-
-func (s *Standalone) saveLocked() error {
-	data, err := json.MarshalIndent(&s.mu.state, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode metadata: %w", err)
-	}
-	if err := vfs.WriteFileAtomic(s.fs, s.path, data); err != nil {
-		return fmt.Errorf("write metadata: %w", err)
+	case s.w.closed:
+		return ErrClosed
+	case s.w.err != nil:
+		return fmt.Errorf("%w: changes are refused until the store is reopened, after: %w", ErrStoreUnavailable, s.w.err)
 	}
 	return nil
 }
 
-// rebuildIndexLocked refreshes byName after the topics slice changed.
-func (s *Standalone) rebuildIndexLocked() {
-	sort.Slice(s.mu.state.Topics, func(i, j int) bool { return s.mu.state.Topics[i].Name < s.mu.state.Topics[j].Name })
-	s.mu.byName = make(map[string]*Topic, len(s.mu.state.Topics))
-	for i := range s.mu.state.Topics {
-		s.mu.byName[s.mu.state.Topics[i].Name] = &s.mu.state.Topics[i]
+// failLocked makes err sticky and returns it.
+func (s *Standalone) failLocked(err error) error {
+	s.w.err = err
+	return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+}
+
+// commitLocked makes the change e, which the state's check accepted,
+// durable and then visible: compaction first if it is due, then one
+// journal entry, fsynced.
+func (s *Standalone) commitLocked(e *entry) error {
+	if err := s.writableLocked(); err != nil {
+		return err
+	}
+	body, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode metadata change: %w", err)
+	}
+	if len(body) > maxEntryBody {
+		return fmt.Errorf("metadata change of %d bytes over the limit of %d", len(body), maxEntryBody)
+	}
+	if s.w.size > max(s.w.compactMin, s.w.snapSize) {
+		if err := s.compactLocked(); err != nil {
+			return err
+		}
+	}
+	if err := s.appendLocked(frameEntry(body)); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.mu.st.apply(e)
+	s.mu.Unlock()
+	return nil
+}
+
+// appendLocked appends one framed entry to the journal and fsyncs it.
+func (s *Standalone) appendLocked(buf []byte) error {
+	if _, err := s.w.journal.Write(buf); err != nil {
+		// Hygiene only: the failure is sticky, so nothing follows the
+		// partial entry, and open would drop it as a torn tail.
+		_ = s.w.journal.Truncate(s.w.size)
+		return s.failLocked(fmt.Errorf("append to metadata journal %s: %w", s.journalPathLocked(), err))
+	}
+	if err := s.w.journal.Sync(); err != nil {
+		return s.failLocked(fmt.Errorf("sync metadata journal %s: %w", s.journalPathLocked(), err))
+	}
+	s.w.size += int64(len(buf))
+	return nil
+}
+
+// compactLocked replaces the snapshot with one of the current state,
+// followed by a new, empty journal, and removes the old journal. The steps,
+// and what a crash after each leaves (open finds the same state every time):
+//
+//  1. Create meta.log.<gen+1> empty, fsync it and the directory. A stray
+//     journal the snapshot does not name: open removes it.
+//  2. Write meta.json naming gen+1: temp file, fsync, rename, directory
+//     fsync. Until the rename is durable the old snapshot and journal hold
+//     every change; from then on the new snapshot does and the new journal
+//     is empty.
+//  3. Remove meta.log.<gen>. Superseded: open removes it if this did not.
+//
+// A failure in step 1, or in step 2 before the rename, leaves the old
+// files in charge and the store usable. From the rename on, a failure is
+// sticky: which snapshot a crash would leave is unknown.
+func (s *Standalone) compactLocked() error {
+	next := s.w.gen + 1
+	nextPath := filepath.Join(s.dir, journalName(next))
+	data, err := encodeSnapshot(s.mu.st, next)
+	if err != nil {
+		return err
+	}
+	f, err := s.createJournal(nextPath)
+	if err != nil {
+		return fmt.Errorf("compact metadata: %w", err)
+	}
+	if renamed, err := writeSnapshot(s.fs, s.path, data); err != nil {
+		_ = f.Close()
+		if renamed {
+			return s.failLocked(fmt.Errorf("compact metadata: %w", err))
+		}
+		_ = s.fs.Remove(nextPath) // empty and unnamed: open removes it too
+		return fmt.Errorf("compact metadata: %w", err)
+	}
+	old, oldPath := s.w.journal, s.journalPathLocked()
+	s.w.journal, s.w.gen, s.w.size, s.w.snapSize = f, next, 0, int64(len(data))
+	if old != nil {
+		// Both are past the point of mattering: the journal is only read,
+		// and open removes it if it is still there.
+		_ = old.Close()
+		_ = s.fs.Remove(oldPath)
+	}
+	return nil
+}
+
+// createJournal creates an empty journal file at path (truncating a stray
+// one) and makes it durable.
+func (s *Standalone) createJournal(path string) (vfs.File, error) {
+	f, err := s.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("create metadata journal: %w", err)
+	}
+	fail := func(err error) (vfs.File, error) {
+		_ = f.Close()
+		_ = s.fs.Remove(path)
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		return fail(fmt.Errorf("sync metadata journal %s: %w", path, err))
+	}
+	if err := s.fs.SyncDir(s.dir); err != nil {
+		return fail(fmt.Errorf("create metadata journal %s: %w", path, err))
+	}
+	return f, nil
+}
+
+// closeJournal closes the journal of a store that failed to open.
+func (s *Standalone) closeJournal() {
+	if s.w.journal != nil {
+		_ = s.w.journal.Close()
 	}
 }
 
@@ -145,7 +223,7 @@ func copyTopic(t *Topic) Topic {
 func (s *Standalone) ClusterID() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.mu.state.ClusterID
+	return s.mu.st.clusterID
 }
 
 // ControllerID implements Store: a standalone broker is its own controller.
@@ -158,9 +236,9 @@ func (s *Standalone) Brokers() []Broker { return []Broker{s.self} }
 func (s *Standalone) Topics() []Topic {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Topic, len(s.mu.state.Topics))
-	for i := range s.mu.state.Topics {
-		out[i] = copyTopic(&s.mu.state.Topics[i])
+	out := make([]Topic, len(s.mu.st.names))
+	for i, name := range s.mu.st.names {
+		out[i] = copyTopic(s.mu.st.topics[name])
 	}
 	return out
 }
@@ -169,7 +247,7 @@ func (s *Standalone) Topics() []Topic {
 func (s *Standalone) Topic(name string) (Topic, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, ok := s.mu.byName[name]
+	t, ok := s.mu.st.topics[name]
 	if !ok {
 		return Topic{}, false
 	}
@@ -180,9 +258,9 @@ func (s *Standalone) Topic(name string) (Topic, bool) {
 func (s *Standalone) TopicByID(id TopicID) (Topic, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i := range s.mu.state.Topics {
-		if s.mu.state.Topics[i].ID == id {
-			return copyTopic(&s.mu.state.Topics[i]), true
+	for _, name := range s.mu.st.names {
+		if t := s.mu.st.topics[name]; t.ID == id {
+			return copyTopic(t), true
 		}
 	}
 	return Topic{}, false
@@ -191,118 +269,80 @@ func (s *Standalone) TopicByID(id TopicID) (Topic, bool) {
 // CreateTopic implements Store.
 func (s *Standalone) CreateTopic(t Topic) error { return s.CreateTopics([]Topic{t}) }
 
-// CreateTopics implements Store: one rewrite of the metadata file for all
-// of them, which is what makes a CreateTopics request with thousands of
-// topics take seconds rather than minutes.
+// CreateTopics implements Store: one journal entry for all of them.
 func (s *Standalone) CreateTopics(ts []Topic) error {
 	for i := range ts {
 		if ts[i].Partitions < 1 {
 			return fmt.Errorf("create topic %q with %d partitions: %w", ts[i].Name, ts[i].Partitions, ErrInvalidPartitions)
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.mu.closed {
-		return ErrClosed
-	}
-	added := make(map[string]bool, len(ts))
-	for i := range ts {
-		if _, ok := s.mu.byName[ts[i].Name]; ok || added[ts[i].Name] {
-			return fmt.Errorf("create topic %q: %w", ts[i].Name, ErrTopicExists)
-		}
-		added[ts[i].Name] = true
-	}
-	prev := s.mu.state.Topics
-	next := append(make([]Topic, 0, len(prev)+len(ts)), prev...)
-	for i := range ts {
-		next = append(next, copyTopic(&ts[i]))
-	}
-	s.mu.state.Topics = next
-	if err := s.saveLocked(); err != nil {
-		s.mu.state.Topics = prev
+	s.w.Lock()
+	defer s.w.Unlock()
+	if err := s.writableLocked(); err != nil {
 		return err
 	}
-	s.rebuildIndexLocked()
-	return nil
+	e := &entry{Op: opCreateTopics, Topics: make([]Topic, len(ts))}
+	for i := range ts {
+		e.Topics[i] = copyTopic(&ts[i])
+	}
+	if err := s.mu.st.check(e); err != nil {
+		return err
+	}
+	if len(ts) == 0 {
+		return nil
+	}
+	return s.commitLocked(e)
 }
 
 // DeleteTopic implements Store.
 func (s *Standalone) DeleteTopic(name string) error { return s.DeleteTopics([]string{name}) }
 
-// DeleteTopics implements Store, with one rewrite of the metadata file.
+// DeleteTopics implements Store, with one journal entry.
 func (s *Standalone) DeleteTopics(names []string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.mu.closed {
-		return ErrClosed
-	}
-	gone := make(map[string]bool, len(names))
-	for _, name := range names {
-		if _, ok := s.mu.byName[name]; !ok || gone[name] {
-			return fmt.Errorf("delete topic %q: %w", name, ErrUnknownTopic)
-		}
-		gone[name] = true
-	}
-	prev := s.mu.state.Topics
-	next := make([]Topic, 0, len(prev))
-	for _, t := range prev {
-		if !gone[t.Name] {
-			next = append(next, t)
-		}
-	}
-	s.mu.state.Topics = next
-	if err := s.saveLocked(); err != nil {
-		s.mu.state.Topics = prev
+	s.w.Lock()
+	defer s.w.Unlock()
+	if err := s.writableLocked(); err != nil {
 		return err
 	}
-	s.rebuildIndexLocked()
-	return nil
-}
-
-// mutateTopic applies fn to a copy of the named topic and saves it.
-func (s *Standalone) mutateTopic(name string, fn func(t *Topic) error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.mu.closed {
-		return ErrClosed
-	}
-	cur, ok := s.mu.byName[name]
-	if !ok {
-		return fmt.Errorf("topic %q: %w", name, ErrUnknownTopic)
-	}
-	updated := copyTopic(cur)
-	if err := fn(&updated); err != nil {
+	e := &entry{Op: opDeleteTopics, Names: append([]string(nil), names...)}
+	if err := s.mu.st.check(e); err != nil {
 		return err
 	}
-	old := *cur
-	*cur = updated
-	if err := s.saveLocked(); err != nil {
-		*cur = old
-		return err
+	if len(names) == 0 {
+		return nil
 	}
-	return nil
+	return s.commitLocked(e)
 }
 
 // SetPartitionCount implements Store.
 func (s *Standalone) SetPartitionCount(name string, n int32) error {
-	return s.mutateTopic(name, func(t *Topic) error {
-		if n <= t.Partitions {
-			return fmt.Errorf("topic %q has %d partitions, cannot set %d: %w", name, t.Partitions, n, ErrInvalidPartitions)
-		}
-		t.Partitions = n
-		return nil
-	})
+	s.w.Lock()
+	defer s.w.Unlock()
+	if err := s.writableLocked(); err != nil {
+		return err
+	}
+	e := &entry{Op: opSetPartitions, Name: name, Partitions: n}
+	if err := s.mu.st.check(e); err != nil {
+		return err
+	}
+	return s.commitLocked(e)
 }
 
 // SetTopicConfigs implements Store.
 func (s *Standalone) SetTopicConfigs(name string, configs map[string]string) error {
-	return s.mutateTopic(name, func(t *Topic) error {
-		t.Configs = make(map[string]string, len(configs))
-		for k, v := range configs {
-			t.Configs[k] = v
-		}
-		return nil
-	})
+	s.w.Lock()
+	defer s.w.Unlock()
+	if err := s.writableLocked(); err != nil {
+		return err
+	}
+	e := &entry{Op: opSetConfigs, Name: name, Configs: make(map[string]string, len(configs))}
+	for k, v := range configs {
+		e.Configs[k] = v
+	}
+	if err := s.mu.st.check(e); err != nil {
+		return err
+	}
+	return s.commitLocked(e)
 }
 
 // Partition implements Store: the standalone broker leads every partition in
@@ -310,40 +350,45 @@ func (s *Standalone) SetTopicConfigs(name string, configs map[string]string) err
 func (s *Standalone) Partition(topic string, partition int32) (PartitionState, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, ok := s.mu.byName[topic]
+	t, ok := s.mu.st.topics[topic]
 	if !ok || partition < 0 || partition >= t.Partitions {
 		return PartitionState{}, false
 	}
 	return PartitionState{Leader: s.self.ID, LeaderEpoch: 0, Replicas: []int32{s.self.ID}, ISR: []int32{s.self.ID}}, true
 }
 
-// NextProducerID implements Store. Ids are reserved in blocks that are
-// persisted before any id of the block is handed out.
+// NextProducerID implements Store. Ids are reserved in blocks, each by a
+// journal entry made durable before any id of the block is handed out; the
+// ids of a reserved block are handed out even after a sticky failure.
 func (s *Standalone) NextProducerID() (int64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.mu.closed {
+	s.w.Lock()
+	defer s.w.Unlock()
+	if s.w.closed {
 		return 0, ErrClosed
 	}
-	if s.mu.nextPID >= s.mu.state.ProducerIDLimit {
-		if s.mu.state.ProducerIDLimit > 1<<62 {
+	if limit := s.mu.st.producerIDLimit; s.w.nextPID >= limit {
+		if limit > 1<<62 {
 			return 0, ErrProducerIDsSpent
 		}
-		s.mu.state.ProducerIDLimit += producerIDBlock
-		if err := s.saveLocked(); err != nil {
-			s.mu.state.ProducerIDLimit -= producerIDBlock
+		if err := s.commitLocked(&entry{Op: opProducerIDLimit, Limit: limit + producerIDBlock}); err != nil {
 			return 0, err
 		}
 	}
-	id := s.mu.nextPID
-	s.mu.nextPID++
+	id := s.w.nextPID
+	s.w.nextPID++
 	return id, nil
 }
 
-// Close implements Store.
+// Close implements Store. Reads keep working; changes fail with ErrClosed.
 func (s *Standalone) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.mu.closed = true
+	s.w.Lock()
+	defer s.w.Unlock()
+	if s.w.closed {
+		return nil
+	}
+	s.w.closed = true
+	if err := s.w.journal.Close(); err != nil {
+		return fmt.Errorf("close metadata journal: %w", err)
+	}
 	return nil
 }
