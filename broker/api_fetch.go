@@ -10,8 +10,8 @@ package broker
 // limits (KIP-74); once the response's MaxBytes is spent, later partitions
 // are answered without records. When fewer than MinBytes are available the
 // request waits up to MaxWaitMillis and is woken as soon as any of its
-// partitions grows. Fetch sessions (KIP-227) are not offered: every response
-// carries session id 0, which tells clients to send full requests. A fetch
+// partitions grows. Fetch sessions (KIP-227) are offered: see
+// fetch_session.go. A fetch
 // below the log start offset or beyond the log end offset gets
 // OFFSET_OUT_OF_RANGE; a stale or future CurrentLeaderEpoch gets
 // FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH. Topic ids (v13+) are not
@@ -60,27 +60,30 @@ const maxFetchWait = 5 * time.Minute
 
 func (b *Broker) handleFetch(c *conn, hdr wire.RequestHeader, req *kmsg.FetchRequest, p *pending) {
 	start := time.Now()
-	resp, chunks, total, stop := b.fetchOnce(req)
+	sess, incremental, code := c.sessionFor(req)
+	if code != 0 {
+		resp := kmsg.NewPtrFetchResponse()
+		resp.ErrorCode = code
+		c.finishFetch(p, hdr, resp, nil)
+		b.metrics.observe(kmsg.Fetch, start)
+		return
+	}
+	f := &fetch{b: b, req: req, sess: sess, incremental: incremental}
+	resp, chunks, total, stop := f.once(false)
 	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
 	if stop || total >= int64(req.MinBytes) || wait <= 0 || b.ctx.Err() != nil {
+		f.commit()
 		c.finishFetch(p, hdr, resp, chunks)
 		b.metrics.observe(kmsg.Fetch, start)
 		return
 	}
 	releaseChunks(chunks)
 	wait = min(wait, maxFetchWait)
-	var tps []topicPartition
-	for _, t := range req.Topics {
-		for _, rp := range t.Partitions {
-			tps = append(tps, topicPartition{t.Topic, rp.Partition})
-		}
-	}
 	c.handlers.Add(1)
 	go func() {
 		defer c.handlers.Done()
-		wake := make(chan struct{}, 1)
-		b.waiters.add(tps, wake)
-		defer b.waiters.remove(tps, wake)
+		wake := f.register()
+		defer f.unregister(wake)
 		timer := time.NewTimer(wait)
 		defer timer.Stop()
 		// Re-check once: data may have arrived before we registered. An
@@ -92,20 +95,21 @@ func (b *Broker) handleFetch(c *conn, hdr wire.RequestHeader, req *kmsg.FetchReq
 		for {
 			select {
 			case <-wake:
-				resp, chunks, total, stop := b.fetchOnce(req)
+				resp, chunks, total, stop := f.once(false)
 				if stop || total >= int64(req.MinBytes) {
+					f.commit()
 					c.finishFetch(p, hdr, resp, chunks)
 					b.metrics.observe(kmsg.Fetch, start)
 					return
 				}
 				releaseChunks(chunks)
 			case <-timer.C:
-				resp, chunks, _, _ := b.fetchOnce(req)
+				resp, chunks, _, _ := f.once(true)
 				c.finishFetch(p, hdr, resp, chunks)
 				b.metrics.observe(kmsg.Fetch, start)
 				return
 			case <-b.ctx.Done():
-				resp, chunks, _, _ := b.fetchOnce(req)
+				resp, chunks, _, _ := f.once(true)
 				c.finishFetch(p, hdr, resp, chunks)
 				return
 			case <-c.closing:
@@ -122,65 +126,212 @@ func releaseChunks(chunks []storage.Chunk) {
 	}
 }
 
-// fetchOnce reads every requested partition once. stop reports a
-// partition error, which answers the request at once.
-func (b *Broker) fetchOnce(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, chunks []storage.Chunk, total int64, stop bool) {
-	resp = kmsg.NewPtrFetchResponse()
-	if req.SessionID > 0 {
-		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
-		return resp, nil, 0, true
+// fetch is one fetch request being answered, perhaps several times over
+// while it long-polls: each pass (once) reads every partition afresh.
+type fetch struct {
+	b           *Broker
+	req         *kmsg.FetchRequest
+	sess        *fetchSession // nil for a sessionless fetch
+	incremental bool          // answer only partitions with news (sess != nil)
+
+	// sent is what the latest pass answered for each session partition
+	// it included, which commit records as what the client last heard.
+	sent []sessionNews
+}
+
+type sessionNews struct {
+	sp            *sessionPartition
+	hwm, logStart int64
+	records       bool
+}
+
+// register returns the channel that appends to the fetch's partitions
+// wake. A session's is registered for as long as the session lives (a
+// long poll over thousands of partitions then registers nothing); a
+// sessionless fetch registers one of its own.
+func (f *fetch) register() chan struct{} {
+	if f.sess != nil {
+		return f.sess.wake
 	}
-	remaining := int64(req.MaxBytes)
+	wake := make(chan struct{}, 1)
+	f.b.waiters.add(f.partitions(), wake)
+	return wake
+}
+
+// unregister undoes register.
+func (f *fetch) unregister(wake chan struct{}) {
+	if f.sess == nil {
+		f.b.waiters.remove(f.partitions(), wake)
+	}
+}
+
+// partitions lists what a sessionless fetch reads.
+func (f *fetch) partitions() []topicPartition {
+	var tps []topicPartition
+	for _, t := range f.req.Topics {
+		for _, rp := range t.Partitions {
+			tps = append(tps, topicPartition{t.Topic, rp.Partition})
+		}
+	}
+	return tps
+}
+
+// once reads every partition of the fetch once. stop reports a partition
+// error, which answers the request at once. final means this pass's answer
+// is the one sent, and is committed to the session.
+func (f *fetch) once(final bool) (resp *kmsg.FetchResponse, chunks []storage.Chunk, total int64, stop bool) {
+	resp = kmsg.NewPtrFetchResponse()
+	remaining := int64(f.req.MaxBytes)
 	if remaining <= 0 {
 		remaining = 1 // v0-2 had no MaxBytes; still return one batch
 	}
-	for _, rt := range req.Topics {
-		st := kmsg.NewFetchResponseTopic()
-		st.Topic = rt.Topic
-		st.TopicID = rt.TopicID
-		for _, rp := range rt.Partitions {
-			sp := kmsg.NewFetchResponseTopicPartition()
-			sp.Partition = rp.Partition
-			sp.HighWatermark = -1
-			sp.LastStableOffset = -1
-			sp.LogStartOffset = -1
-			sp.RecordBatches = []byte{} // empty, not null: librdkafka rejects a null record set
-			ch, code := b.fetchPartition(rt.Topic, &rp, &sp, remaining)
-			if code != 0 {
-				sp.ErrorCode = code
-				stop = true
-				b.metrics.partitionErrors.WithLabelValues("Fetch", kerr.ErrorForCode(code).Error()).Inc()
-			}
-			if ch.Size > remaining && total > 0 {
-				// Only the first partition with data may exceed the
-				// response limit (KIP-74); this one waits for the next fetch.
-				ch.Release()
-				ch = storage.Chunk{}
-			}
-			if ch.Size > 0 {
-				sp.RecordBatches = fetchMarker(len(chunks))
-				chunks = append(chunks, ch)
-				total += ch.Size
-				remaining -= ch.Size
-			}
-			st.Partitions = append(st.Partitions, sp)
+	topicAt := map[string]int{} // index in resp.Topics
+	// read fetches one partition and adds its answer to the response,
+	// unless the fetch is incremental and nothing changed since the
+	// client last heard of it (sp).
+	read := func(topic string, rp *kmsg.FetchRequestTopicPartition, sp *sessionPartition) {
+		if f.incremental && sp.quiet() {
+			return // no news, found without looking anything up
 		}
-		resp.Topics = append(resp.Topics, st)
+		part := kmsg.NewFetchResponseTopicPartition()
+		part.Partition = rp.Partition
+		part.HighWatermark = -1
+		part.LastStableOffset = -1
+		part.LogStartOffset = -1
+		part.RecordBatches = []byte{} // empty, not null: librdkafka rejects a null record set
+		var cached **storage.Log
+		if sp != nil {
+			cached = &sp.log
+		}
+		ch, code := f.b.fetchPartition(topic, rp, &part, remaining, cached)
+		if code != 0 {
+			part.ErrorCode = code
+			stop = true
+			f.b.metrics.partitionErrors.WithLabelValues("Fetch", kerr.ErrorForCode(code).Error()).Inc()
+		}
+		if ch.Size > remaining && total > 0 {
+			// Only the first partition with data may exceed the
+			// response limit (KIP-74); this one waits for the next fetch.
+			ch.Release()
+			ch = storage.Chunk{}
+		}
+		if sp != nil {
+			if f.incremental && ch.Size == 0 && code == 0 && sp.sent &&
+				part.HighWatermark == sp.hwm && part.LogStartOffset == sp.logStart {
+				return // no news
+			}
+			f.sent = append(f.sent, sessionNews{sp, part.HighWatermark, part.LogStartOffset, ch.Size > 0})
+		}
+		if ch.Size > 0 {
+			part.RecordBatches = fetchMarker(len(chunks))
+			chunks = append(chunks, ch)
+			total += ch.Size
+			remaining -= ch.Size
+		}
+		i, ok := topicAt[topic]
+		if !ok {
+			i = len(resp.Topics)
+			topicAt[topic] = i
+			rt := kmsg.NewFetchResponseTopic()
+			rt.Topic = topic
+			resp.Topics = append(resp.Topics, rt)
+		}
+		resp.Topics[i].Partitions = append(resp.Topics[i].Partitions, part)
+	}
+
+	f.sent = f.sent[:0]
+	if f.sess == nil {
+		for i := range f.req.Topics {
+			rt := &f.req.Topics[i]
+			for j := range rt.Partitions {
+				read(rt.Topic, &rt.Partitions[j], nil)
+			}
+		}
+		return resp, chunks, total, stop
+	}
+	s := f.sess
+	resp.SessionID = s.id
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sp := range s.parts {
+		read(sp.tp.topic, &sp.req, sp)
+	}
+	if final {
+		f.commitLocked()
 	}
 	return resp, chunks, total, stop
 }
 
-func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, remaining int64) (storage.Chunk, int16) {
-	l, code := b.partitionLog(topic, rp.Partition)
-	if code != 0 {
-		return storage.Chunk{}, code
+// commit records the latest pass's answer as what the session's client
+// has heard, when that answer is the one sent.
+func (f *fetch) commit() {
+	if f.sess == nil {
+		return
+	}
+	f.sess.mu.Lock()
+	defer f.sess.mu.Unlock()
+	f.commitLocked()
+}
+
+// commitLocked does commit's work with the session's lock held: it
+// records what each partition's answer said, and moves the partitions
+// that returned records to the end of the session's order.
+func (f *fetch) commitLocked() {
+	s := f.sess
+	moved := 0
+	for _, n := range f.sent {
+		if s.index[n.sp.tp] != n.sp {
+			continue // forgotten meanwhile
+		}
+		n.sp.hwm, n.sp.logStart, n.sp.sent = n.hwm, n.logStart, true
+		if n.records {
+			moved++
+		}
+	}
+	if moved > 0 {
+		rest := make([]*sessionPartition, 0, len(s.parts))
+		var tail []*sessionPartition
+		returned := make(map[*sessionPartition]bool, moved)
+		for _, n := range f.sent {
+			if n.records {
+				returned[n.sp] = true
+			}
+		}
+		for _, sp := range s.parts {
+			if returned[sp] {
+				tail = append(tail, sp)
+			} else {
+				rest = append(rest, sp)
+			}
+		}
+		s.parts = append(rest, tail...)
+	}
+	f.sent = f.sent[:0]
+}
+
+// fetchPartition reads one partition for a fetch. cached, if not nil, is
+// where the partition's log is kept between passes (a session's); it is
+// looked up again when missing or closed.
+func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, remaining int64, cached **storage.Log) (storage.Chunk, int16) {
+	var l *storage.Log
+	if cached != nil {
+		l = *cached
+	}
+	if l == nil || l.Closed() {
+		var code int16
+		if l, code = b.partitionLog(topic, rp.Partition); code != 0 {
+			return storage.Chunk{}, code
+		}
+		if cached != nil {
+			*cached = l
+		}
 	}
 	if rp.CurrentLeaderEpoch >= 0 {
-		if st, ok := b.store.Partition(topic, rp.Partition); ok {
-			if rp.CurrentLeaderEpoch < st.LeaderEpoch {
+		if epoch, ok := b.store.LeaderEpoch(topic, rp.Partition); ok {
+			if rp.CurrentLeaderEpoch < epoch {
 				return storage.Chunk{}, kerr.FencedLeaderEpoch.Code
 			}
-			if rp.CurrentLeaderEpoch > st.LeaderEpoch {
+			if rp.CurrentLeaderEpoch > epoch {
 				return storage.Chunk{}, kerr.UnknownLeaderEpoch.Code
 			}
 		}

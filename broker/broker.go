@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -41,7 +42,11 @@ type Broker struct {
 	metrics  *metrics
 	waiters  *waiters
 	self     meta.Broker
-	coord    *group.Coordinator // consumer groups; see group_coordinator.go
+
+	// fetchSessions counts the fetch sessions of all connections (see
+	// fetch_session.go).
+	fetchSessions atomic.Int64
+	coord         *group.Coordinator // consumer groups; see group_coordinator.go
 
 	dirLock  io.Closer // exclusive lock on the data dir
 	listener net.Listener
@@ -89,7 +94,7 @@ func New(cfg Config, opts Options) (*Broker, error) {
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.mu.conns = make(map[*conn]struct{})
 	b.defaults = topicconfig.NewDefaults(cfg.Props)
-	b.metrics = newMetrics()
+	b.metrics = newMetrics(&b.fetchSessions)
 	b.waiters = newWaiters()
 
 	ln, err := net.Listen("tcp", cfg.Listen)

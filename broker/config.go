@@ -47,14 +47,15 @@ var brokerProps = map[string]struct {
 	min int64
 	doc string
 }{
-	"socket.request.max.bytes":        {"104857600", 1024, "largest request frame accepted"},
-	"log.retention.check.interval.ms": {"300000", 1, "how often retention and segment rolling run"},
-	"log.retention.hours":             {"168", 1, "retention.ms default in hours (log.retention.ms wins)"},
-	"log.retention.minutes":           {"10080", 1, "retention.ms default in minutes (log.retention.ms wins)"},
-	"connections.max.idle.ms":         {"600000", 0, "close connections that send nothing for this long; 0 never"},
-	"queued.max.requests":             {"500", 1, "requests one connection may have awaiting their responses before the broker stops reading from it"},
-	"producer.id.expiration.ms":       {"86400000", 1, "forget an idempotent producer whose newest batch in a partition is older than this (checked with retention)"},
-	"log.pagecache.retain.bytes":      {"1073741824", -1, "flushed data more than this many bytes behind a partition's end is dropped from the page cache (POSIX_FADV_DONTNEED), so that writes stay cheap once memory is full; -1 keeps everything cached, as Kafka does"},
+	"socket.request.max.bytes":                  {"104857600", 1024, "largest request frame accepted"},
+	"log.retention.check.interval.ms":           {"300000", 1, "how often retention and segment rolling run"},
+	"log.retention.hours":                       {"168", 1, "retention.ms default in hours (log.retention.ms wins)"},
+	"log.retention.minutes":                     {"10080", 1, "retention.ms default in minutes (log.retention.ms wins)"},
+	"connections.max.idle.ms":                   {"600000", 0, "close connections that send nothing for this long; 0 never"},
+	"queued.max.requests":                       {"500", 1, "requests one connection may have awaiting their responses before the broker stops reading from it"},
+	"max.incremental.fetch.session.cache.slots": {"1000", 0, "most fetch sessions (KIP-227) the broker holds; past that, fetches are answered without one; 0 turns them off"},
+	"producer.id.expiration.ms":                 {"86400000", 1, "forget an idempotent producer whose newest batch in a partition is older than this (checked with retention)"},
+	"log.pagecache.retain.bytes":                {"1073741824", -1, "flushed data more than this many bytes behind a partition's end is dropped from the page cache (POSIX_FADV_DONTNEED), so that writes stay cheap once memory is full; -1 keeps everything cached, as Kafka does"},
 
 	// Consumer groups (broker/group).
 	"group.initial.rebalance.delay.ms":    {"0", 0, "how long the first rebalance of an empty group waits for more members; 0 completes it as soon as every known member joined"},

@@ -59,6 +59,8 @@ type conn struct {
 	closing  chan struct{} // closed when the connection is being torn down
 	once     sync.Once
 
+	sessions connSessions // fetch sessions; see fetch_session.go
+
 	// Deadlines are set again only when the last setting is an eighth of
 	// its timeout old (see arm): setting one updates a runtime timer,
 	// which is not free at thousands of requests a second. born is the
@@ -142,6 +144,7 @@ func (c *conn) serve() {
 	<-writerDone
 	c.once.Do(func() { close(c.closing) })
 	c.handlers.Wait()
+	c.closeSessions()
 	c.nc.Close()
 }
 

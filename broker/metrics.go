@@ -65,7 +65,8 @@ func (m *metrics) observe(key kmsg.Key, start time.Time) {
 	m.api(int16(key)).seconds.Observe(time.Since(start).Seconds())
 }
 
-func newMetrics() *metrics {
+// newMetrics makes the metrics; sessions is read for the fetch-session gauge.
+func newMetrics(sessions *atomic.Int64) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -92,6 +93,9 @@ func newMetrics() *metrics {
 	}
 	m.reg.MustRegister(m.connections, m.requests, m.requestErrors, m.requestSeconds, m.bytesIn, m.bytesOut,
 		m.producedRecords, m.producedBytes, m.fetchedBytes, m.partitionErrors,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "gregor_fetch_sessions", Help: "Open fetch sessions (KIP-227)."},
+			func() float64 { return float64(sessions.Load()) }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

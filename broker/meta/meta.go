@@ -102,6 +102,10 @@ type Store interface {
 	SetTopicConfigs(name string, configs map[string]string) error
 	// Partition returns the leadership state of one partition.
 	Partition(topic string, partition int32) (PartitionState, bool)
+	// LeaderEpoch returns a partition's leader epoch: Partition's
+	// LeaderEpoch, without copying the rest (fetches check it for every
+	// partition they read).
+	LeaderEpoch(topic string, partition int32) (int32, bool)
 	// NextProducerID allocates a producer id, unique for the cluster's life.
 	NextProducerID() (int64, error)
 	// Close releases the store.

@@ -357,6 +357,18 @@ func (s *Standalone) Partition(topic string, partition int32) (PartitionState, b
 	return PartitionState{Leader: s.self.ID, LeaderEpoch: 0, Replicas: []int32{s.self.ID}, ISR: []int32{s.self.ID}}, true
 }
 
+// LeaderEpoch implements Store: a standalone broker leads every partition
+// in epoch 0.
+func (s *Standalone) LeaderEpoch(topic string, partition int32) (int32, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.mu.st.topics[topic]
+	if !ok || partition < 0 || partition >= t.Partitions {
+		return 0, false
+	}
+	return 0, true
+}
+
 // NextProducerID implements Store. Ids are reserved in blocks, each by a
 // journal entry made durable before any id of the block is handed out; the
 // ids of a reserved block are handed out even after a sticky failure.

@@ -111,6 +111,10 @@ func (l *Log) SetConfig(c Config) {
 // LogStartOffset returns the first offset that can be read.
 func (l *Log) LogStartOffset() int64 { return l.logStart.Load() }
 
+// Closed reports whether the log has been closed (its topic deleted, or
+// the broker stopping); a caller that kept the log looks it up again.
+func (l *Log) Closed() bool { return l.closed.Load() }
+
 // LogEndOffset returns the offset the next appended record will get.
 func (l *Log) LogEndOffset() int64 { return l.leo.Load() }
 

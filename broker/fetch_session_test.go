@@ -1,0 +1,280 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// sessionFetch sends a fetch with the given session fields, reading parts
+// (partition -> offset) of topic, to the client's fetch connection (the
+// same one every time, which a session needs).
+func sessionFetch(t *testing.T, cl *kgo.Client, id, epoch int32, topic string, parts map[int32]int64, forget []int32, maxWait int32) *kmsg.FetchResponse {
+	t.Helper()
+	req := kmsg.NewPtrFetchRequest()
+	req.SessionID = id
+	req.SessionEpoch = epoch
+	req.MaxWaitMillis = maxWait
+	req.MinBytes = 1
+	req.MaxBytes = 1 << 20
+	if len(parts) > 0 {
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = topic
+		var ps []int32
+		for p := range parts {
+			ps = append(ps, p)
+		}
+		sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+		for _, p := range ps {
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.Partition = p
+			rp.FetchOffset = parts[p]
+			rp.PartitionMaxBytes = 1 << 20
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+	}
+	if len(forget) > 0 {
+		ft := kmsg.NewFetchRequestForgottenTopic()
+		ft.Topic = topic
+		ft.Partitions = forget
+		req.ForgottenTopics = append(req.ForgottenTopics, ft)
+	}
+	raw, err := cl.Broker(0).Request(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw.(*kmsg.FetchResponse)
+}
+
+// answered lists the partitions a fetch response carries, with how many
+// records each has.
+func answered(t *testing.T, resp *kmsg.FetchResponse) map[int32]int {
+	t.Helper()
+	out := map[int32]int{}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if rp.ErrorCode != 0 {
+				t.Fatalf("partition %d: %v", rp.Partition, kerr.ErrorForCode(rp.ErrorCode))
+			}
+			n := 0
+			fp, _ := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{Topic: rt.Topic, Partition: rp.Partition}, &rp, kgo.DefaultDecompressor(), nil)
+			n = len(fp.Records)
+			out[rp.Partition] = n
+		}
+	}
+	return out
+}
+
+func TestFetchSessions(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "s", 3, nil)
+	produceN(t, cl, "s", 0, 2)
+
+	// A full fetch with epoch 0 creates a session and answers everything.
+	resp := sessionFetch(t, cl, 0, 0, "s", map[int32]int64{0: 0, 1: 0, 2: 0}, nil, 0)
+	if resp.ErrorCode != 0 || resp.SessionID <= 0 {
+		t.Fatalf("full fetch: error %d, session %d", resp.ErrorCode, resp.SessionID)
+	}
+	id := resp.SessionID
+	if got := answered(t, resp); fmt.Sprint(got) != "map[0:2 1:0 2:0]" {
+		t.Fatalf("full fetch answered %v", got)
+	}
+	if n := b.fetchSessions.Load(); n != 1 {
+		t.Fatalf("%d sessions, want 1", n)
+	}
+
+	// Nothing new: an incremental fetch that moves partition 0 past its
+	// records answers no partition at all.
+	resp = sessionFetch(t, cl, id, 1, "s", map[int32]int64{0: 2}, nil, 0)
+	if resp.ErrorCode != 0 || resp.SessionID != id {
+		t.Fatalf("incremental: error %d, session %d", resp.ErrorCode, resp.SessionID)
+	}
+	if got := answered(t, resp); len(got) != 0 {
+		t.Fatalf("incremental fetch without news answered %v", got)
+	}
+
+	// A record for partition 2, which the request does not name, wakes a
+	// long poll, and only partition 2 is answered (with its new high
+	// watermark and the record).
+	done := make(chan *kmsg.FetchResponse, 1)
+	go func() { done <- sessionFetch(t, cl, id, 2, "s", nil, nil, 10000) }()
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	produceN(t, newClient(t, b), "s", 2, 1)
+	select {
+	case resp = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("long poll not woken by a session partition the request did not name")
+	}
+	if got := answered(t, resp); fmt.Sprint(got) != "map[2:1]" {
+		t.Fatalf("woken fetch answered %v (after %v)", got, time.Since(start))
+	}
+	hwm := resp.Topics[0].Partitions[0].HighWatermark
+	if hwm != 1 {
+		t.Fatalf("high watermark %d, want 1", hwm)
+	}
+
+	// A stale epoch is refused, and does not advance the session.
+	resp = sessionFetch(t, cl, id, 2, "s", nil, nil, 0)
+	if resp.ErrorCode != kerr.InvalidFetchSessionEpoch.Code {
+		t.Fatalf("stale epoch: error %d", resp.ErrorCode)
+	}
+	// The client did not move partition 2's offset: the record comes
+	// again, as Kafka does.
+	resp = sessionFetch(t, cl, id, 3, "s", nil, nil, 0)
+	if got := answered(t, resp); fmt.Sprint(got) != "map[2:1]" {
+		t.Fatalf("unmoved partition answered %v", got)
+	}
+
+	// A new log start offset is news.
+	dr := kmsg.NewPtrDeleteRecordsRequest()
+	drt := kmsg.NewDeleteRecordsRequestTopic()
+	drt.Topic = "s"
+	drp := kmsg.NewDeleteRecordsRequestTopicPartition()
+	drp.Partition = 0
+	drp.Offset = 1
+	drt.Partitions = append(drt.Partitions, drp)
+	dr.Topics = append(dr.Topics, drt)
+	if _, err := dr.RequestWith(context.Background(), cl); err != nil {
+		t.Fatal(err)
+	}
+	resp = sessionFetch(t, cl, id, 4, "s", map[int32]int64{2: 1}, nil, 0)
+	if got := answered(t, resp); fmt.Sprint(got) != "map[0:0]" {
+		t.Fatalf("after DeleteRecords answered %v", got)
+	}
+	if ls := resp.Topics[0].Partitions[0].LogStartOffset; ls != 1 {
+		t.Fatalf("log start %d, want 1", ls)
+	}
+
+	// A forgotten partition is no longer read.
+	resp = sessionFetch(t, cl, id, 5, "s", nil, []int32{2}, 0)
+	if got := answered(t, resp); len(got) != 0 {
+		t.Fatalf("forgetting answered %v", got)
+	}
+	produceN(t, newClient(t, b), "s", 2, 1)
+	resp = sessionFetch(t, cl, id, 6, "s", nil, nil, 300)
+	if got := answered(t, resp); len(got) != 0 {
+		t.Fatalf("forgotten partition answered %v", got)
+	}
+
+	// An unknown session id.
+	resp = sessionFetch(t, cl, id+1, 1, "s", nil, nil, 0)
+	if resp.ErrorCode != kerr.FetchSessionIDNotFound.Code {
+		t.Fatalf("unknown session: error %d", resp.ErrorCode)
+	}
+
+	// Epoch -1 with the id closes the session and is a sessionless
+	// full fetch.
+	resp = sessionFetch(t, cl, id, -1, "s", map[int32]int64{1: 0}, nil, 0)
+	if resp.ErrorCode != 0 || resp.SessionID != 0 {
+		t.Fatalf("closing fetch: error %d, session %d", resp.ErrorCode, resp.SessionID)
+	}
+	if got := answered(t, resp); fmt.Sprint(got) != "map[1:0]" {
+		t.Fatalf("closing fetch answered %v", got)
+	}
+	resp = sessionFetch(t, cl, id, 7, "s", nil, nil, 0)
+	if resp.ErrorCode != kerr.FetchSessionIDNotFound.Code {
+		t.Fatalf("closed session: error %d", resp.ErrorCode)
+	}
+	if n := b.fetchSessions.Load(); n != 0 {
+		t.Fatalf("%d sessions after closing, want 0", n)
+	}
+
+	// A session ends with its connection.
+	cl2 := newClient(t, b)
+	if resp = sessionFetch(t, cl2, 0, 0, "s", map[int32]int64{1: 0}, nil, 0); resp.SessionID <= 0 {
+		t.Fatalf("second session not created")
+	}
+	cl2.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for b.fetchSessions.Load() != 0 || b.waiters.count.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions, %d wake-up registrations after the connection closed", b.fetchSessions.Load(), b.waiters.count.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestFetchSessionLimits: with no slots a full fetch gets no session; a
+// connection that keeps opening sessions keeps only the newest few.
+func TestFetchSessionLimits(t *testing.T) {
+	b := startBroker(t, nil, "", func(c *Config) { c.Props["max.incremental.fetch.session.cache.slots"] = "0" })
+	cl := newClient(t, b)
+	createTopic(t, cl, "s", 1, nil)
+	resp := sessionFetch(t, cl, 0, 0, "s", map[int32]int64{0: 0}, nil, 0)
+	if resp.ErrorCode != 0 || resp.SessionID != 0 {
+		t.Fatalf("no slots: error %d, session %d", resp.ErrorCode, resp.SessionID)
+	}
+
+	b = startBroker(t, nil, "", nil)
+	cl = newClient(t, b)
+	createTopic(t, cl, "s", 1, nil)
+	var ids []int32
+	for range maxSessionsPerConn + 3 {
+		resp := sessionFetch(t, cl, 0, 0, "s", map[int32]int64{0: 0}, nil, 0)
+		ids = append(ids, resp.SessionID)
+	}
+	if n := b.fetchSessions.Load(); n != maxSessionsPerConn {
+		t.Fatalf("%d sessions, want %d", n, maxSessionsPerConn)
+	}
+	if resp := sessionFetch(t, cl, ids[0], 1, "s", nil, nil, 0); resp.ErrorCode != kerr.FetchSessionIDNotFound.Code {
+		t.Fatalf("oldest session kept: error %d", resp.ErrorCode)
+	}
+	if resp := sessionFetch(t, cl, ids[len(ids)-1], 1, "s", nil, nil, 0); resp.ErrorCode != 0 {
+		t.Fatalf("newest session: error %d", resp.ErrorCode)
+	}
+}
+
+// TestConsumeWithFetchSessions: franz-go's consumer uses sessions; every
+// record of many partitions comes back once, in order, while records keep
+// arriving.
+func TestConsumeWithFetchSessions(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	const parts, perPart = 40, 50
+	defer cl.Close()
+	createTopic(t, cl, "many", parts, nil)
+	cons := newClient(t, b, kgo.ConsumeTopics("many"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	prod := newClient(t, b, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	go func() {
+		for i := range perPart {
+			for p := range int32(parts) {
+				prod.Produce(context.Background(), &kgo.Record{Topic: "many", Partition: p, Value: []byte(fmt.Sprint(i))}, nil)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	next := make(map[int32]int64)
+	total := 0
+	sawSession := false
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for total < parts*perPart {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d of %d", total, parts*perPart)
+		}
+		fs.EachError(func(topic string, p int32, err error) { t.Fatalf("%s/%d: %v", topic, p, err) })
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset != next[r.Partition] || string(r.Value) != fmt.Sprint(r.Offset) {
+				t.Fatalf("partition %d: offset %d value %q, want offset %d", r.Partition, r.Offset, r.Value, next[r.Partition])
+			}
+			next[r.Partition]++
+			total++
+		})
+		if b.fetchSessions.Load() > 0 {
+			sawSession = true
+		}
+	}
+	if !sawSession {
+		t.Fatal("the consumer never held a fetch session")
+	}
+}
