@@ -7,6 +7,9 @@ package broker
 // it get OFFSET_OUT_OF_RANGE. An offset above the high watermark is
 // OFFSET_OUT_OF_RANGE. The new log start offset is durable before the
 // response. The response carries the partition's new low watermark.
+// Internal topics (__consumer_offsets) are refused with
+// INVALID_TOPIC_EXCEPTION, as in Kafka: deleting their records would lose
+// committed offsets and groups at the next load.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -32,6 +35,8 @@ func (b *Broker) handleDeleteRecords(_ wire.RequestHeader, req *kmsg.DeleteRecor
 			switch {
 			case code != 0:
 				sp.ErrorCode = code
+			case isInternalTopic(rt.Topic):
+				sp.ErrorCode = kerr.InvalidTopicException.Code
 			case rp.Offset < -1:
 				sp.ErrorCode = kerr.OffsetOutOfRange.Code
 			default:

@@ -362,6 +362,20 @@ func TestInternalTopicProtected(t *testing.T) {
 	if p := rawProduce(t, cl, "__consumer_offsets", 0, rb.Build()); p.ErrorCode == 0 {
 		t.Fatal("producing to __consumer_offsets was allowed")
 	}
+	dr := kmsg.NewPtrDeleteRecordsRequest()
+	drt := kmsg.NewDeleteRecordsRequestTopic()
+	drt.Topic = "__consumer_offsets"
+	drp := kmsg.NewDeleteRecordsRequestTopicPartition()
+	drp.Offset = -1
+	drt.Partitions = append(drt.Partitions, drp)
+	dr.Topics = append(dr.Topics, drt)
+	dresp, err := dr.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := dresp.Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidTopicException.Code {
+		t.Fatalf("DeleteRecords on __consumer_offsets: %v", kerr.ErrorForCode(code))
+	}
 }
 
 // TestLogAppendTimeTopic produces records carrying old timestamps to a
