@@ -59,8 +59,8 @@ func (b *Broker) listOffset(topic string, rp *kmsg.ListOffsetsRequestTopicPartit
 		sp.Offset = l.HighWatermark()
 	case -3:
 		sp.Offset, sp.Timestamp = l.MaxTimestamp()
-		if sp.Offset >= l.HighWatermark() {
-			sp.Offset, sp.Timestamp = -1, -1
+		if sp.Offset < 0 || sp.Offset >= l.HighWatermark() {
+			sp.Offset, sp.Timestamp, sp.LeaderEpoch = -1, -1, -1 // none, as Kafka answers
 		}
 	default:
 		if rp.Timestamp < 0 {
@@ -70,8 +70,8 @@ func (b *Broker) listOffset(topic string, rp *kmsg.ListOffsetsRequestTopicPartit
 		if err != nil {
 			return errorCode(err)
 		}
-		if off >= l.HighWatermark() {
-			off, ts = -1, -1
+		if off < 0 || off >= l.HighWatermark() {
+			off, ts, sp.LeaderEpoch = -1, -1, -1 // no such record: no epoch either, as Kafka answers
 		}
 		sp.Offset, sp.Timestamp = off, ts
 	}

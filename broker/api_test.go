@@ -501,3 +501,35 @@ func TestDescribeLogDirs(t *testing.T) {
 		t.Fatalf("asked for dirs-a/1, dirs-a/7 and nope/0: %+v", ts)
 	}
 }
+
+// TestListOffsetsNotFound: a timestamp after every record, and -3 (max
+// timestamp) on an empty partition, find nothing: offset, timestamp and
+// leader epoch are all -1, as Kafka answers.
+func TestListOffsetsNotFound(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "lo", 2, nil)
+	produceN(t, cl, "lo", 0, 3)
+	for _, c := range []struct {
+		partition int32
+		ts        int64
+	}{{0, time.Now().Add(time.Hour).UnixMilli()}, {1, -3}} {
+		req := kmsg.NewPtrListOffsetsRequest()
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = "lo"
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition = c.partition
+		rp.Timestamp = c.ts
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		raw, err := cl.Broker(0).Request(context.Background(), req) // unsharded: kgo fills in epochs of its own
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := raw.(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]
+		if p.ErrorCode != 0 || p.Offset != -1 || p.Timestamp != -1 || p.LeaderEpoch != -1 {
+			t.Errorf("partition %d at %d: error %d offset %d timestamp %d epoch %d, want 0 -1 -1 -1",
+				c.partition, c.ts, p.ErrorCode, p.Offset, p.Timestamp, p.LeaderEpoch)
+		}
+	}
+}

@@ -208,14 +208,16 @@ func (c *conn) readLoop() {
 // handleBadRequest answers what can be answered (ApiVersions at an
 // unsupported version) and reports whether to keep the connection.
 func (c *conn) handleBadRequest(hdr wire.RequestHeader, err error) bool {
-	c.b.metrics.requestErrors.WithLabelValues(kmsg.NameForKey(hdr.APIKey)).Inc()
 	if errors.Is(err, wire.ErrUnsupportedVersion) && hdr.APIKey == int16(kmsg.ApiVersions) {
+		// Not an error: clients start with the newest ApiVersions they
+		// know and fall back to the version this answer names.
 		p := &pending{done: make(chan struct{})}
 		resp := c.b.apiVersionsUnsupported()
 		hdr.APIVersion = 0
 		c.finish(p, hdr, resp)
 		return c.send(p)
 	}
+	c.b.metrics.requestErrors.WithLabelValues(kmsg.NameForKey(hdr.APIKey)).Inc()
 	c.b.log.Info("bad request; closing connection", zap.String("remote", c.remote),
 		zap.Int16("api_key", hdr.APIKey), zap.Int16("api_version", hdr.APIVersion), zap.Error(err))
 	return false

@@ -163,7 +163,7 @@ func newNameCheck(b *Broker) *nameCheck { return &nameCheck{b: b, added: map[str
 // take reports whether name is free and, if so, counts it as taken.
 func (c *nameCheck) take(name string) error {
 	if _, exists := c.b.store.Topic(name); exists || c.added[name] {
-		return fmt.Errorf("topic %q: %w", name, kerr.TopicAlreadyExists)
+		return fmt.Errorf("topic %q already exists: %w", name, kerr.TopicAlreadyExists)
 	}
 	if strings.ContainsAny(name, "._") {
 		if c.norm == nil {

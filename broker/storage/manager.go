@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -247,8 +248,16 @@ func (m *Manager) Create(topic string, partition int32) (*Log, error) {
 	if l := m.mu.logs[tp]; l != nil {
 		return l, nil
 	}
+	_, statErr := m.o.FS.Stat(m.dirFor(tp))
 	l, err := m.openLog(tp)
 	if err != nil {
+		if errors.Is(statErr, fs.ErrNotExist) {
+			// Leave no directory behind for a log that never was: it
+			// would be set aside as a stray log at the next start.
+			if rerr := m.o.FS.RemoveAll(m.dirFor(tp)); rerr != nil {
+				m.logger.Warn("remove the directory of a log that failed to open", zap.String("dir", m.dirFor(tp)), zap.Error(rerr))
+			}
+		}
 		return nil, err
 	}
 	m.mu.logs[tp] = l

@@ -1,10 +1,13 @@
 package storage
 
 import (
+	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -224,4 +227,36 @@ func TestConcurrentAppendReadMaintain(t *testing.T) {
 		}
 		checkSequential(t, readAll(t, l, l.LogStartOffset()), l.LogStartOffset())
 	})
+}
+
+// TestCreateFailureLeavesNoDirectory: a log that fails to open (here, out
+// of file descriptors) leaves no directory behind, which the next start
+// would set aside as a stray log; an existing directory is never removed.
+func TestCreateFailureLeavesNoDirectory(t *testing.T) {
+	dir := t.TempDir()
+	efs := vfs.NewErrorFS(vfs.OS)
+	m, err := OpenManager(ManagerOptions{FS: efs, DataDir: dir, Logger: zaptest.NewLogger(t),
+		ConfigFor: func(string) Config { return Config{} }, MaintainInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	efs.FailOn(vfs.OpOpen, "broken-0", syscall.EMFILE)
+	if _, err := m.Create("broken", 0); !errors.Is(err, syscall.EMFILE) {
+		t.Fatalf("create: %v, want EMFILE", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "broken-0")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("directory of the failed log: %v", err)
+	}
+	// A directory that was there before the failed open stays.
+	if err := os.Mkdir(filepath.Join(dir, "broken-1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	efs.FailOn(vfs.OpOpen, "broken-1", syscall.EMFILE)
+	if _, err := m.Create("broken", 1); err == nil {
+		t.Fatal("create succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "broken-1")); err != nil {
+		t.Fatalf("existing directory: %v", err)
+	}
 }

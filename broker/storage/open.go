@@ -338,12 +338,13 @@ func (l *Log) open() error {
 			return fmt.Errorf("remove clean-shutdown marker: %w", err)
 		}
 	}
-	// Debug for empty logs (a new topic, or the 50 offsets partitions at
-	// first start) so startup stays readable; truncations log a warning of
-	// their own.
-	logOpened := l.logger.Info
-	if leo == 0 {
-		logOpened = l.logger.Debug
+	// Info only when a log with records was not shut down cleanly (it says what
+	// recovery verified); a clean open is debug, so that a broker with
+	// thousands of partitions starts with a readable log (the broker logs
+	// one "logs loaded" line). Truncations log a warning of their own.
+	logOpened := l.logger.Debug
+	if !clean && leo > 0 {
+		logOpened = l.logger.Info
 	}
 	logOpened("log opened",
 		zap.Bool("clean_shutdown", clean), zap.Int("segments", len(segs)),
