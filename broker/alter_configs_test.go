@@ -1,0 +1,76 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// alterConfigs sends a legacy AlterConfigs request for one topic and
+// returns the resource's error code.
+func alterConfigs(t *testing.T, b *Broker, topic string, validateOnly bool, kv ...string) int16 {
+	t.Helper()
+	req := kmsg.NewPtrAlterConfigsRequest()
+	req.ValidateOnly = validateOnly
+	rr := kmsg.NewAlterConfigsRequestResource()
+	rr.ResourceType = kmsg.ConfigResourceTypeTopic
+	rr.ResourceName = topic
+	for i := 0; i+1 < len(kv); i += 2 {
+		c := kmsg.NewAlterConfigsRequestResourceConfig()
+		c.Name = kv[i]
+		v := kv[i+1]
+		c.Value = &v
+		rr.Configs = append(rr.Configs, c)
+	}
+	req.Resources = append(req.Resources, rr)
+	resp, err := req.RequestWith(context.Background(), newClient(t, b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Resources[0].ErrorCode
+}
+
+// TestAlterConfigsReplaces: the legacy AlterConfigs replaces a topic's
+// explicit configs (those it does not name go back to the defaults),
+// validates everything first, and changes nothing when validating only.
+func TestAlterConfigsReplaces(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "ac", 1, map[string]string{"retention.ms": "100000"})
+	configs := func() string {
+		tp, _ := b.store.Topic("ac")
+		return fmt.Sprint(tp.Configs)
+	}
+	if code := alterConfigs(t, b, "ac", false, "segment.bytes", "1048576", "cleanup.policy", "compact"); code != 0 {
+		t.Fatalf("alter: %v", kerr.ErrorForCode(code))
+	}
+	if got := configs(); got != "map[cleanup.policy:compact segment.bytes:1048576]" {
+		t.Fatalf("configs after replace: %s", got)
+	}
+	if got := b.logs.Log("ac", 0).Config().SegmentBytes; got != 1048576 {
+		t.Fatalf("log's segment.bytes %d", got)
+	}
+	for _, bad := range [][]string{
+		{"segment.bytes", "2048", "no.such.config", "1"},
+		{"retention.ms", "soon"},
+	} {
+		if code := alterConfigs(t, b, "ac", false, bad...); code != kerr.InvalidConfig.Code {
+			t.Fatalf("alter %v: %v, want INVALID_CONFIG", bad, kerr.ErrorForCode(code))
+		}
+	}
+	if code := alterConfigs(t, b, "ac", true, "retention.ms", "5000"); code != 0 {
+		t.Fatalf("validate only: %v", kerr.ErrorForCode(code))
+	}
+	if got := configs(); got != "map[cleanup.policy:compact segment.bytes:1048576]" {
+		t.Fatalf("configs after refused and validate-only requests: %s", got)
+	}
+	if code := alterConfigs(t, b, "nope", false, "retention.ms", "5000"); code != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("unknown topic: %v", kerr.ErrorForCode(code))
+	}
+	if code := alterConfigs(t, b, "ac", false); code != 0 || configs() != "map[]" {
+		t.Fatalf("empty replace: %v, configs %s", kerr.ErrorForCode(code), configs())
+	}
+}

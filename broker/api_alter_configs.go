@@ -1,0 +1,83 @@
+package broker
+
+// AlterConfigs (key 33), versions 0-2: the legacy, non-incremental form
+// that older tools and kafka-python's admin client use. For a topic, the
+// request's configs replace every explicitly set config of the topic: one
+// it does not name goes back to the broker default, as in Kafka. A config
+// with a null value is not set. Every config is validated before any is
+// applied; a bad one fails the resource with INVALID_CONFIG and the
+// reason. Dynamic broker configs are not supported (as for
+// IncrementalAlterConfigs).
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-log/gregor/broker/topicconfig"
+	"github.com/gregor-log/gregor/broker/wire"
+)
+
+func init() {
+	registerSimple(kmsg.AlterConfigs, 0, 2, (*Broker).handleAlterConfigs)
+}
+
+func (b *Broker) handleAlterConfigs(_ wire.RequestHeader, req *kmsg.AlterConfigsRequest) kmsg.Response {
+	resp := kmsg.NewPtrAlterConfigsResponse()
+	for _, rr := range req.Resources {
+		sr := kmsg.NewAlterConfigsResponseResource()
+		sr.ResourceType = rr.ResourceType
+		sr.ResourceName = rr.ResourceName
+		var err error
+		switch rr.ResourceType {
+		case kmsg.ConfigResourceTypeTopic:
+			err = b.replaceTopicConfigs(&rr, req.ValidateOnly)
+		case kmsg.ConfigResourceTypeBroker:
+			err = fmt.Errorf("dynamic broker configs are not supported; set them with --set at startup: %w", kerr.InvalidRequest)
+		default:
+			err = fmt.Errorf("resource type %v: %w", rr.ResourceType, kerr.InvalidRequest)
+		}
+		if err != nil {
+			sr.ErrorCode = errorCode(err)
+			sr.ErrorMessage = errorMessage(err)
+		}
+		resp.Resources = append(resp.Resources, sr)
+	}
+	return resp
+}
+
+func (b *Broker) replaceTopicConfigs(rr *kmsg.AlterConfigsRequestResource, validateOnly bool) error {
+	t, ok := b.store.Topic(rr.ResourceName)
+	if !ok {
+		return fmt.Errorf("topic %q: %w", rr.ResourceName, kerr.UnknownTopicOrPartition)
+	}
+	next := make(map[string]string, len(rr.Configs))
+	var errs []error
+	for _, c := range rr.Configs {
+		if _, dup := next[c.Name]; dup {
+			errs = append(errs, fmt.Errorf("config %s given twice in one request", c.Name))
+			continue
+		}
+		if _, known := topicconfig.Lookup(c.Name); !known {
+			errs = append(errs, fmt.Errorf("unknown topic config %q", c.Name))
+			continue
+		}
+		if c.Value == nil {
+			continue
+		}
+		if err := topicconfig.Validate(c.Name, *c.Value); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		next[c.Name] = *c.Value
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%v: %w", err, kerr.InvalidConfig)
+	}
+	if validateOnly {
+		return nil
+	}
+	return b.setTopicConfigs(t.Name, next)
+}
