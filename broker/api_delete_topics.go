@@ -4,7 +4,8 @@ package broker
 //
 // Topics are named by name (v0-5) or by name or id (v6). The topic leaves
 // the metadata first, then its partition directories are renamed aside and
-// removed in the background; fetches already holding a segment finish.
+// removed in the background (fetches already holding a segment finish),
+// and every group's committed offsets for it are deleted before the answer.
 
 import (
 	"fmt"

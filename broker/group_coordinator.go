@@ -51,7 +51,7 @@ func (b *Broker) startGroupCoordinator() error {
 			zap.Int32("partitions", t.Partitions), zap.Int32("offsets.topic.num.partitions", gcfg.NumPartitions))
 		gcfg.NumPartitions = t.Partitions
 	}
-	coord, err := group.NewCoordinator(gcfg, group.Options{Logger: b.log.Named("group")})
+	coord, err := group.NewCoordinator(gcfg, group.Options{Logger: b.log.Named("group"), PartitionExists: b.partitionExists})
 	if err != nil {
 		return err
 	}
@@ -72,6 +72,13 @@ func (b *Broker) startGroupCoordinator() error {
 		}
 	}
 	return nil
+}
+
+// partitionExists is the coordinator's view of the metadata: whether a
+// topic partition exists. It takes only the metadata store's lock.
+func (b *Broker) partitionExists(tp group.TopicPartition) bool {
+	_, ok := b.store.LeaderEpoch(tp.Topic, tp.Partition)
+	return ok
 }
 
 func (b *Broker) createOffsetsTopic(partitions int32) (meta.Topic, error) {

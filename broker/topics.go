@@ -204,14 +204,16 @@ func (b *Broker) autoCreateTopic(name string) (meta.Topic, int16) {
 	return t, 0
 }
 
-// deleteTopic removes a topic from metadata and deletes its logs.
-// Internal topics cannot be deleted.
+// deleteTopic removes a topic from metadata and deletes its logs and its
+// committed offsets (see deleteTopics). Internal topics cannot be deleted.
 func (b *Broker) deleteTopic(name string) error { return b.deleteTopics([]string{name})[0] }
 
 // deleteTopics removes topics from metadata, in one update for all that
-// may be deleted, then deletes their logs; it returns an error (or nil)
-// for each name. A name given twice is unknown the second time. Internal
-// topics cannot be deleted.
+// may be deleted, then deletes their logs and every group's committed
+// offsets for them (durably, before it returns, so a topic created again
+// under the same name starts without offsets); it returns an error (or
+// nil) for each name. A name given twice is unknown the second time.
+// Internal topics cannot be deleted.
 func (b *Broker) deleteTopics(names []string) []error {
 	errs := make([]error, len(names))
 	b.topicMu.Lock()
@@ -256,6 +258,16 @@ func (b *Broker) deleteTopics(names []string) []error {
 		}
 		b.notifyTopic(t.Name, t.Partitions)
 		b.log.Info("deleted topic", zap.String("topic", t.Name))
+	}
+	// The topics are gone from metadata, so the coordinator refuses new
+	// commits to them; now drop the offsets committed before.
+	if err := b.coord.RemoveTopicOffsets(okNames); err != nil {
+		b.log.Error("delete committed offsets of deleted topics", zap.Strings("topics", okNames), zap.Error(err))
+		for _, i := range okIdx {
+			if errs[i] == nil {
+				errs[i] = fmt.Errorf("topics deleted, but not every group's committed offsets for them: %v: %w", err, kerr.KafkaStorageError)
+			}
+		}
 	}
 	return errs
 }

@@ -36,6 +36,17 @@ type Log interface {
 type Options struct {
 	Logger *zap.Logger      // defaults to a no-op logger
 	Now    func() time.Time // defaults to time.Now
+	// PartitionExists reports whether a partition exists in the cluster's
+	// metadata; nil means every partition does. It must be safe for
+	// concurrent use and must not call the Coordinator: it is called with
+	// a shard's lock held. The coordinator uses it twice: a commit to a
+	// partition that does not exist is refused (UNKNOWN_TOPIC_OR_PARTITION)
+	// under the group's lock, so no commit can land after
+	// RemoveTopicOffsets for a topic deleted before it ran; and a
+	// partition, once loaded, drops the offsets of partitions that do not
+	// exist (topics deleted while it was loading, or before a crash let
+	// RemoveTopicOffsets write their tombstones).
+	PartitionExists func(TopicPartition) bool
 }
 
 // Coordinator runs the groups of the offsets-topic partitions this broker
@@ -47,11 +58,12 @@ type Options struct {
 // writing to its Log before they answer, so the log order is the order of
 // events. A Coordinator is safe for concurrent use.
 type Coordinator struct {
-	cfg    Config
-	logger *zap.Logger
-	now    func() time.Time
-	shards []*shard
-	wg     sync.WaitGroup // one per shard goroutine
+	cfg             Config
+	logger          *zap.Logger
+	now             func() time.Time
+	partitionExists func(TopicPartition) bool // nil: every partition exists
+	shards          []*shard
+	wg              sync.WaitGroup // one per shard goroutine
 
 	mu struct {
 		sync.Mutex
@@ -76,7 +88,7 @@ func NewCoordinator(cfg Config, opts Options) (*Coordinator, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	c := &Coordinator{cfg: cfg, logger: opts.Logger, now: opts.Now}
+	c := &Coordinator{cfg: cfg, logger: opts.Logger, now: opts.Now, partitionExists: opts.PartitionExists}
 	c.shards = make([]*shard, cfg.NumPartitions)
 	for i := range c.shards {
 		s := &shard{c: c, partition: int32(i), wake: make(chan struct{}, 1)}
@@ -349,6 +361,7 @@ func (s *shard) run(log Log, stop <-chan struct{}, done chan<- struct{}) {
 		s.scheduleLocked(g)
 	}
 	s.mu.status = statusActive
+	s.dropMissingPartitionsLocked()
 	s.mu.Unlock()
 	if stats.records > 0 || stats.skipped > 0 {
 		s.c.logger.Info("loaded offsets partition", zap.Int32("partition", s.partition), zap.Int("groups", len(groups)),
@@ -493,31 +506,156 @@ func (s *shard) expireOffsets() {
 	now := s.c.now()
 	for id, g := range s.mu.groups {
 		tps := g.ExpiredOffsets(now, s.c.cfg.OffsetsRetention)
-		drop := g.State() == Empty && len(g.Members()) == 0 && g.NumPending() == 0 && len(tps) == g.NumOffsets()
+		drop := leftWithNothing(g, tps)
 		if len(tps) == 0 && !drop {
 			continue
 		}
-		recs := make([]kv, 0, len(tps)+1)
-		for _, tp := range tps {
-			recs = append(recs, kv{offsetKey(id, tp), nil})
-		}
-		if drop {
-			recs = append(recs, kv{groupKey(id), nil})
-		}
-		if err := s.appendLocked(recs); err != nil {
+		if err := s.tombstoneLocked(now, g, tps, drop); err != nil {
 			s.c.logger.Warn("expiring offsets failed", zap.String("group", id), zap.Error(err))
 			continue
 		}
-		for _, tp := range tps {
-			g.DeleteOffset(tp)
-		}
-		if drop {
-			g.SetDead(now)
-			delete(s.mu.groups, id)
-			delete(s.mu.scheduled, id)
-		}
 		s.c.logger.Info("expired offsets", zap.String("group", id), zap.Int("offsets", len(tps)), zap.Bool("group_deleted", drop))
 	}
+}
+
+// leftWithNothing reports whether deleting offsets tps (all committed
+// ones of g) leaves g with nothing to keep: Empty, without members or
+// pending members, and without offsets. Kafka then deletes the group
+// (Dead), whether the offsets expired or their topic was deleted.
+func leftWithNothing(g *Group, tps []TopicPartition) bool {
+	return g.State() == Empty && len(g.Members()) == 0 && g.NumPending() == 0 && len(tps) == g.NumOffsets()
+}
+
+// tombstoneLocked deletes the committed offsets tps of g and, if
+// dropGroup, g itself: it writes their tombstones as one batch and only
+// once that succeeded forgets them, so what is in memory is what a reload
+// finds. A dropped group is Dead and leaves the shard. The error is
+// Append's, for the caller to wrap. Offset expiry, OffsetDelete,
+// DeleteGroups and topic deletion all delete through it.
+func (s *shard) tombstoneLocked(now time.Time, g *Group, tps []TopicPartition, dropGroup bool) error {
+	id := g.ID()
+	recs := make([]kv, 0, len(tps)+1)
+	for _, tp := range tps {
+		recs = append(recs, kv{offsetKey(id, tp), nil})
+	}
+	if dropGroup {
+		recs = append(recs, kv{groupKey(id), nil})
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	if err := s.appendLocked(recs); err != nil {
+		return err
+	}
+	for _, tp := range tps {
+		g.DeleteOffset(tp)
+	}
+	if dropGroup {
+		g.SetDead(now)
+		delete(s.mu.groups, id)
+		delete(s.mu.scheduled, id)
+	}
+	return nil
+}
+
+// removeOffsetsLocked deletes, in every group of the shard, the committed
+// offsets for which gone returns true, and deletes each group this leaves
+// with nothing (see leftWithNothing); groups without such offsets are not
+// touched. Each group's tombstones are one batch, as offset expiry writes
+// them, so no batch outgrows the offsets topic's max.message.bytes however
+// many groups there are. A group whose batch fails keeps its offsets; the
+// failures are joined in the error. It returns how many offsets and
+// groups were deleted.
+func (s *shard) removeOffsetsLocked(now time.Time, gone func(TopicPartition) bool) (offsets, groups int, err error) {
+	var errs []error
+	for id, g := range s.mu.groups {
+		var tps []TopicPartition
+		for _, tp := range g.Offsets() {
+			if gone(tp) {
+				tps = append(tps, tp)
+			}
+		}
+		if len(tps) == 0 {
+			continue
+		}
+		drop := leftWithNothing(g, tps)
+		if werr := s.tombstoneLocked(now, g, tps, drop); werr != nil {
+			errs = append(errs, fmt.Errorf("group %q: %w", id, werr))
+			continue
+		}
+		offsets += len(tps)
+		if drop {
+			groups++
+		}
+	}
+	return offsets, groups, errors.Join(errs...)
+}
+
+// dropMissingPartitionsLocked deletes, right after the shard loaded, the
+// offsets of partitions that no longer exist. Failures are logged: the
+// offsets stay until the next load or their expiry, and commits to the
+// missing partitions are refused meanwhile.
+func (s *shard) dropMissingPartitionsLocked() {
+	exists := s.c.partitionExists
+	if exists == nil {
+		return
+	}
+	offsets, groups, err := s.removeOffsetsLocked(s.c.now(), func(tp TopicPartition) bool { return !exists(tp) })
+	if err != nil {
+		s.c.logger.Warn("deleting offsets of partitions that no longer exist failed", zap.Int32("partition", s.partition), zap.Error(err))
+	}
+	if offsets > 0 {
+		s.c.logger.Info("deleted offsets of partitions that no longer exist", zap.Int32("partition", s.partition),
+			zap.Int("offsets", offsets), zap.Int("groups_deleted", groups))
+	}
+}
+
+// RemoveTopicOffsets deletes every group's committed offsets for the
+// partitions of topics, as Kafka's coordinator does when topics are
+// deleted, so that a topic created again under the same name starts with
+// no committed offsets and its consumers follow their reset policy. A
+// group left Empty with no members and no offsets is deleted too, as by
+// offset expiry. The tombstones are written to the offsets topic, and
+// committed there as OffsetCommit's records are, before it returns, so
+// the removal survives a restart.
+//
+// Call it after the topics are gone from metadata (PartitionExists
+// reports their partitions missing): a commit racing the deletion is then
+// either refused or written before the removal, which deletes it.
+// Partitions still loading are not waited for; they drop the offsets of
+// missing partitions when their load completes. The errors of groups
+// whose tombstones could not be written are joined; those groups keep
+// their offsets until the next load of their partition drops them.
+func (c *Coordinator) RemoveTopicOffsets(topics []string) error {
+	if len(topics) == 0 {
+		return nil
+	}
+	deleted := make(map[string]bool, len(topics))
+	for _, t := range topics {
+		deleted[t] = true
+	}
+	gone := func(tp TopicPartition) bool { return deleted[tp.Topic] }
+	var errs []error
+	for _, s := range c.shards {
+		s.mu.Lock()
+		if s.mu.status != statusActive {
+			s.mu.Unlock()
+			continue
+		}
+		offsets, groups, err := s.removeOffsetsLocked(c.now(), gone)
+		s.mu.Unlock()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("offsets partition %d: %w", s.partition, err))
+		}
+		if offsets > 0 {
+			c.logger.Info("deleted the offsets of deleted topics", zap.Int32("partition", s.partition), zap.Strings("topics", topics),
+				zap.Int("offsets", offsets), zap.Int("groups_deleted", groups))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("delete committed offsets of topics %q: %w", topics, err)
+	}
+	return nil
 }
 
 // JoinGroup handles a JoinGroup. done is called exactly once, possibly
@@ -640,6 +778,10 @@ func (c *Coordinator) CommitOffsets(groupID string, req CommitRequest) ([]error,
 	errs := make([]error, len(req.Offsets))
 	recs := make([]kv, 0, len(req.Offsets))
 	for i, o := range req.Offsets {
+		if c.partitionExists != nil && !c.partitionExists(o.TopicPartition) {
+			errs[i] = fmt.Errorf("partition %s-%d does not exist: %w", o.Topic, o.Partition, kerr.UnknownTopicOrPartition)
+			continue
+		}
 		if len(o.Metadata) > c.cfg.MaxOffsetMetadataBytes {
 			errs[i] = fmt.Errorf("metadata is %d bytes, the limit is %d: %w", len(o.Metadata), c.cfg.MaxOffsetMetadataBytes, kerr.OffsetMetadataTooLarge)
 			continue
@@ -787,18 +929,9 @@ func (c *Coordinator) DeleteGroup(groupID string) error {
 	if g.State() != Empty {
 		return fmt.Errorf("group %q is %s with %d members: %w", groupID, g.State(), len(g.Members()), kerr.NonEmptyGroup)
 	}
-	tps := g.Offsets()
-	recs := make([]kv, 0, len(tps)+1)
-	for _, tp := range tps {
-		recs = append(recs, kv{offsetKey(groupID, tp), nil})
-	}
-	recs = append(recs, kv{groupKey(groupID), nil})
-	if err := s.appendLocked(recs); err != nil {
+	if err := s.tombstoneLocked(c.now(), g, g.Offsets(), true); err != nil {
 		return writeError(err, false)
 	}
-	g.SetDead(c.now())
-	delete(s.mu.groups, groupID)
-	delete(s.mu.scheduled, groupID)
 	return nil
 }
 
@@ -828,25 +961,18 @@ func (c *Coordinator) DeleteOffsets(groupID string, parts []TopicPartition) ([]e
 			}
 		}
 	}
-	var recs []kv
+	var tps []TopicPartition
 	for i, tp := range parts {
 		if errs[i] != nil {
 			continue
 		}
 		if _, ok := g.Offset(tp); ok {
-			recs = append(recs, kv{offsetKey(groupID, tp), nil})
+			tps = append(tps, tp)
 		}
 	}
-	if len(recs) == 0 {
-		return errs, nil
-	}
-	if err := s.appendLocked(recs); err != nil {
+	// Unlike expiry, OffsetDelete never deletes the group (as Kafka).
+	if err := s.tombstoneLocked(c.now(), g, tps, false); err != nil {
 		return nil, writeError(err, false)
-	}
-	for i, tp := range parts {
-		if errs[i] == nil {
-			g.DeleteOffset(tp)
-		}
 	}
 	return errs, nil
 }
