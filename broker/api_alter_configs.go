@@ -30,15 +30,7 @@ func (b *Broker) handleAlterConfigs(_ wire.RequestHeader, req *kmsg.AlterConfigs
 		sr := kmsg.NewAlterConfigsResponseResource()
 		sr.ResourceType = rr.ResourceType
 		sr.ResourceName = rr.ResourceName
-		var err error
-		switch rr.ResourceType {
-		case kmsg.ConfigResourceTypeTopic:
-			err = b.replaceTopicConfigs(&rr, req.ValidateOnly)
-		case kmsg.ConfigResourceTypeBroker:
-			err = fmt.Errorf("dynamic broker configs are not supported; set them with --set at startup: %w", kerr.InvalidRequest)
-		default:
-			err = fmt.Errorf("resource type %v: %w", rr.ResourceType, kerr.InvalidRequest)
-		}
+		err := alterResource(rr.ResourceType, func() error { return b.replaceTopicConfigs(&rr, req.ValidateOnly) })
 		if err != nil {
 			sr.ErrorCode = errorCode(err)
 			sr.ErrorMessage = errorMessage(err)

@@ -31,15 +31,7 @@ func (b *Broker) handleIncrementalAlterConfigs(_ wire.RequestHeader, req *kmsg.I
 		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		sr.ResourceType = rr.ResourceType
 		sr.ResourceName = rr.ResourceName
-		var err error
-		switch rr.ResourceType {
-		case kmsg.ConfigResourceTypeTopic:
-			err = b.alterTopicConfigs(&rr, req.ValidateOnly)
-		case kmsg.ConfigResourceTypeBroker:
-			err = fmt.Errorf("dynamic broker configs are not supported; set them with --set at startup: %w", kerr.InvalidRequest)
-		default:
-			err = fmt.Errorf("resource type %v: %w", rr.ResourceType, kerr.InvalidRequest)
-		}
+		err := alterResource(rr.ResourceType, func() error { return b.alterTopicConfigs(&rr, req.ValidateOnly) })
 		if err != nil {
 			sr.ErrorCode = errorCode(err)
 			sr.ErrorMessage = errorMessage(err)
@@ -47,6 +39,20 @@ func (b *Broker) handleIncrementalAlterConfigs(_ wire.RequestHeader, req *kmsg.I
 		resp.Resources = append(resp.Resources, sr)
 	}
 	return resp
+}
+
+// alterResource alters a config resource of type rt with alterTopic if
+// it is a topic; other types are refused (dynamic broker configs are not
+// supported).
+func alterResource(rt kmsg.ConfigResourceType, alterTopic func() error) error {
+	switch rt {
+	case kmsg.ConfigResourceTypeTopic:
+		return alterTopic()
+	case kmsg.ConfigResourceTypeBroker:
+		return fmt.Errorf("dynamic broker configs are not supported; set them with --set at startup: %w", kerr.InvalidRequest)
+	default:
+		return fmt.Errorf("resource type %v: %w", rt, kerr.InvalidRequest)
+	}
 }
 
 func (b *Broker) alterTopicConfigs(rr *kmsg.IncrementalAlterConfigsRequestResource, validateOnly bool) error {

@@ -147,19 +147,10 @@ func OpenManager(o ManagerOptions) (*Manager, error) {
 		err error
 	}
 	results := make([]result, len(parts))
-	sem := make(chan struct{}, maxParallelOpens)
-	var wg sync.WaitGroup
-	for i, tp := range parts {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			l, err := m.openLog(tp)
-			results[i] = result{tp: tp, log: l, err: err}
-		}()
-	}
-	wg.Wait()
+	inParallel(len(parts), maxParallelOpens, func(i int) {
+		l, err := m.openLog(parts[i])
+		results[i] = result{tp: parts[i], log: l, err: err}
+	})
 	var errs []error
 	for _, r := range results {
 		if r.err != nil {
@@ -412,19 +403,25 @@ func (m *Manager) Close() error {
 	// once. One at a time, a broker with thousands of partitions took
 	// seconds per thousand to stop.
 	errs := make([]error, len(logs))
-	sem := make(chan struct{}, maxParallelCloses)
+	inParallel(len(logs), maxParallelCloses, func(i int) { errs[i] = logs[i].Close() })
+	return errors.Join(errs...)
+}
+
+// inParallel calls fn(0) to fn(n-1), at most limit at a time, and returns
+// when all have.
+func inParallel(n, limit int, fn func(i int)) {
+	sem := make(chan struct{}, limit)
 	var wg sync.WaitGroup
-	for i, l := range logs {
+	for i := range n {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			errs[i] = l.Close()
+			fn(i)
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
 }
 
 func (m *Manager) maintainLoop() {
