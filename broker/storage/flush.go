@@ -18,7 +18,8 @@ const snapshotsKept = 2
 // appended to since the last flush, writes and fsyncs the index files of
 // segments that are no longer active, syncs the directory if segments were
 // created, writes a producer snapshot when the active segment has none yet,
-// and then moves the recovery point to the log end offset.
+// and then moves the recovery point to the log end offset (in memory; the
+// file follows as checkpointDue says).
 //
 // The log's lock is held only to take a consistent picture, so appends
 // continue while the fsyncs run. A failed fsync is sticky: the write side
@@ -56,7 +57,7 @@ func (l *Log) flushLocked(closing bool) error {
 	rel, size := unpackTail(active.tail.Load())
 	rp := recoveryPoint{Offset: active.base + int64(rel), SegmentBase: active.base, Position: int64(size)}
 	dirSync := l.mu.dirDirty
-	if len(l.mu.unflushed) == 0 && !dirSync && !closing && rp == l.mu.recovery && l.mu.snapshotOffset >= active.base {
+	if len(l.mu.unflushed) == 0 && !dirSync && !closing && rp == l.mu.flushed && l.mu.snapshotOffset >= active.base {
 		l.firstUnflushed.Store(0)
 		l.mu.Unlock()
 		return nil
@@ -78,6 +79,8 @@ func (l *Log) flushLocked(closing bool) error {
 		snapshot = l.mu.producers.encode()
 	}
 	prevSnapshot := l.mu.snapshotOffset
+	now := l.now()
+	checkpoint := closing || checkpointDue(l.mu.recovery, l.mu.recoveryAt, rp, now)
 	l.mu.Unlock()
 
 	err := l.syncSegments(dirty, active, closing)
@@ -90,7 +93,7 @@ func (l *Log) flushLocked(closing bool) error {
 	if err == nil && snapshot != nil && rp.Offset != prevSnapshot {
 		err = l.writeSnapshot(rp.Offset, snapshot)
 	}
-	if err == nil {
+	if err == nil && checkpoint {
 		err = writeCheckpoint(l.fs, checkpointPath(l.dir, recoveryPointFile), magicRecoveryPoint, rp.encode())
 	}
 	if err != nil {
@@ -99,7 +102,10 @@ func (l *Log) flushLocked(closing bool) error {
 		return l.failLocked("flush", err)
 	}
 	l.mu.Lock()
-	l.mu.recovery = rp
+	l.mu.flushed = rp
+	if checkpoint {
+		l.mu.recovery, l.mu.recoveryAt = rp, now
+	}
 	if snapshot != nil {
 		l.mu.snapshotOffset = rp.Offset
 	}
@@ -109,6 +115,26 @@ func (l *Log) flushLocked(closing bool) error {
 	}
 	l.dropFlushedCache(rp)
 	return nil
+}
+
+// The recovery-point file need not follow every flush: data between it and
+// the flushed point is durable and merely verified again after a crash.
+// Writing it (a file, an fsync, a rename and a directory fsync) at every
+// flush of every partition cost a broker with a thousand lightly written
+// partitions three fsyncs a partition a second. It is written when the
+// flushed point reaches another segment (so closed segments' index files
+// are trusted at the next start), is checkpointBytes past the file's, or
+// checkpointInterval after the file was last written, and at a clean close.
+const (
+	checkpointBytes    = 64 << 20
+	checkpointInterval = 30 * time.Second
+)
+
+// checkpointDue reports whether a flush to rp, at now, writes the
+// recovery-point file, last written with written at writtenAt.
+func checkpointDue(written recoveryPoint, writtenAt time.Time, rp recoveryPoint, now time.Time) bool {
+	return rp.SegmentBase != written.SegmentBase || rp.Position-written.Position >= checkpointBytes ||
+		now.Sub(writtenAt) >= checkpointInterval
 }
 
 // dropFlushedCache drops the cached pages of flushed data lying more than

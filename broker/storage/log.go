@@ -63,8 +63,12 @@ type Log struct {
 		unflushed     []*segment
 		unflushedMsgs int64
 		dirDirty      bool // directory entries created or removed since the last SyncDir
-		// recovery is the recovery point last written.
-		recovery recoveryPoint
+		// recovery is the recovery point last written, at recoveryAt
+		// (see checkpointDue); flushed is the point everything is fsynced
+		// to, which it trails.
+		recovery   recoveryPoint
+		recoveryAt time.Time
+		flushed    recoveryPoint
 		// snapshotOffset is the offset of the newest producer snapshot
 		// file; -1 when there is none.
 		snapshotOffset int64

@@ -140,7 +140,7 @@ func (l *Log) open() error {
 	}
 
 	rp, haveRP := l.readRecoveryPoint()
-	l.mu.recovery = rp
+	l.mu.recovery, l.mu.flushed, l.mu.recoveryAt = rp, rp, l.now()
 	logStartCkpt := l.readLogStart()
 	epochs, haveEpochs := l.readEpochs()
 	clean := l.readCleanShutdown()

@@ -144,12 +144,15 @@ func (l *Log) Truncate(offset int64) error {
 	}
 	// The recovery point must not promise data that is gone: appends
 	// after the truncation would otherwise be trusted unverified.
+	rp := recoveryPoint{Offset: newEnd, SegmentBase: active.base, Position: pos}
 	if l.mu.recovery.Offset > newEnd {
-		rp := recoveryPoint{Offset: newEnd, SegmentBase: active.base, Position: pos}
 		if err := writeCheckpoint(l.fs, checkpointPath(l.dir, recoveryPointFile), magicRecoveryPoint, rp.encode()); err != nil {
 			return l.failLocked("truncate", err)
 		}
-		l.mu.recovery = rp
+		l.mu.recovery, l.mu.recoveryAt = rp, l.now()
+	}
+	if l.mu.flushed.Offset > newEnd {
+		l.mu.flushed = rp
 	}
 	// The cleaner's progress, gap bound and tombstone ranges follow the
 	// new end; a pass in flight aborts.
