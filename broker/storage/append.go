@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"syscall"
 
 	"github.com/gregor-log/gregor/broker/record"
 )
@@ -301,6 +302,12 @@ func (l *Log) rollLocked(base int64) (*segment, error) {
 	old := l.activeLocked()
 	s, err := l.createSegment(base)
 	if err != nil {
+		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+			// Out of file descriptors, the new file not created: the log
+			// is as it was, so refuse this append (retriably) and keep
+			// the log writable for when descriptors are free again.
+			return nil, storageErr("roll segment", l.dir, err)
+		}
 		return nil, l.failLocked("roll segment", err)
 	}
 	old.sealTimeIndex()

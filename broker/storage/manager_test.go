@@ -260,3 +260,32 @@ func TestCreateFailureLeavesNoDirectory(t *testing.T) {
 		t.Fatalf("existing directory: %v", err)
 	}
 }
+
+// TestRollOutOfDescriptors: a roll that fails because the process is out
+// of file descriptors refuses that append with ErrStorage, and the log
+// stays writable: once descriptors are free the next append rolls.
+func TestRollOutOfDescriptors(t *testing.T) {
+	efs := vfs.NewErrorFS(vfs.NewMem())
+	l := openLog(t, efs, "/data/topic-0", Config{SegmentBytes: 4096})
+	defer l.Close()
+	active := func() int64 { segs := l.segments(); return segs[len(segs)-1].base }
+	for active() == 0 {
+		mustAppend(t, l, plain(t, "a", 20))
+	}
+	base := active()
+	efs.FailOn(vfs.OpOpen, ".log", syscall.EMFILE)
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		_, err = l.Append(plain(t, "b", 20), 0)
+	}
+	if !errors.Is(err, ErrStorage) || !errors.Is(err, syscall.EMFILE) {
+		t.Fatalf("append needing a roll without descriptors: %v", err)
+	}
+	efs.Clear()
+	end := l.LogEndOffset()
+	mustAppend(t, l, plain(t, "c", 20))
+	if l.LogEndOffset() != end+20 || active() == base {
+		t.Fatalf("after descriptors are free: end %d (was %d), active segment %d (was %d)", l.LogEndOffset(), end, active(), base)
+	}
+	checkSequential(t, readAll(t, l, 0), 0)
+}
