@@ -56,12 +56,19 @@ func TestRecordTooLargeForBrokerFailsOnce(t *testing.T) {
 	log.Info("huge one", "blob", strings.Repeat("y", 100000))
 	log.Info("small two")
 	err = h.Close(closeCtx(t, 20*time.Second))
-	if !errors.Is(err, kerr.MessageTooLarge) {
-		t.Fatalf("close: %v", err)
-	}
 	st := h.Stats()
 	if st.Sent != 2 || st.Failed+st.DroppedTooLarge != 2 {
 		t.Fatalf("stats %+v", st)
+	}
+	// The big one fails on its own (and Close reports it) when it went to
+	// the producer before the topic's limit was known; if the limit was
+	// known by its log call, the call dropped it, which Close does not
+	// report. Which happens depends on how fast the broker answered.
+	switch {
+	case st.Failed > 0 && !errors.Is(err, kerr.MessageTooLarge):
+		t.Fatalf("close with %d failed: %v", st.Failed, err)
+	case st.Failed == 0 && err != nil:
+		t.Fatalf("close with none failed: %v", err)
 	}
 	// Once the limit is known, a log call drops such a record at once.
 	h2, err := NewHandler(WithBrokers(tb.addr), WithTopic("small"))
