@@ -287,5 +287,10 @@ func TestRollOutOfDescriptors(t *testing.T) {
 	if l.LogEndOffset() != end+20 || active() == base {
 		t.Fatalf("after descriptors are free: end %d (was %d), active segment %d (was %d)", l.LogEndOffset(), end, active(), base)
 	}
-	checkSequential(t, readAll(t, l, 0), 0)
+	l.SetHighWatermark(l.LogEndOffset())
+	if recs := readAll(t, l, 0); int64(len(recs)) != l.LogEndOffset() {
+		t.Fatalf("read %d records, want %d", len(recs), l.LogEndOffset())
+	} else {
+		checkSequential(t, recs, 0)
+	}
 }
