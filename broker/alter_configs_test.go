@@ -7,6 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-log/gregor/broker/record"
 )
 
 // alterConfigs sends a legacy AlterConfigs request for one topic and
@@ -72,5 +74,46 @@ func TestAlterConfigsReplaces(t *testing.T) {
 	}
 	if code := alterConfigs(t, b, "ac", false); code != 0 || configs() != "map[]" {
 		t.Fatalf("empty replace: %v, configs %s", kerr.ErrorForCode(code), configs())
+	}
+}
+
+// TestCompressionTypeRecompresses: a topic with compression.type=lz4
+// stores franz-go's batches with lz4 whatever the client used; consumers
+// read the records; altering it back to producer keeps later batches as
+// produced.
+func TestCompressionTypeRecompresses(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "ct", 1, map[string]string{"compression.type": "lz4"})
+	produceN(t, cl, "ct", 0, 3)
+	codecs := func(from int64) []record.Codec {
+		t.Helper()
+		p := rawFetch(t, cl, "ct", 0, from, 0)
+		var out []record.Codec
+		if err := record.Batches(p.RecordBatches, func(_ int, batch []byte, h record.Header) error {
+			if _, err := record.Validate(batch); err != nil {
+				return err
+			}
+			out = append(out, h.Codec())
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for _, c := range codecs(0) {
+		if c != record.CodecLZ4 {
+			t.Fatalf("stored with %v, want lz4", c)
+		}
+	}
+	if code := alterConfigs(t, b, "ct", false, "compression.type", "producer"); code != 0 {
+		t.Fatalf("alter: %v", kerr.ErrorForCode(code))
+	}
+	produceN(t, cl, "ct", 0, 1)
+	if got := codecs(3); len(got) != 1 || got[0] == record.CodecLZ4 {
+		t.Fatalf("after compression.type=producer: %v", got)
+	}
+	if code := alterConfigs(t, b, "ct", false, "compression.type", "brotli"); code != kerr.InvalidConfig.Code {
+		t.Fatalf("compression.type=brotli: %v", kerr.ErrorForCode(code))
 	}
 }

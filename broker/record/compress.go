@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"sync"
 
@@ -384,4 +385,32 @@ func Compress(c Codec, dst, src []byte) ([]byte, error) {
 		return enc.EncodeAll(src, dst), nil
 	}
 	return dst, &CorruptionError{Reason: fmt.Sprintf("compression codec %d", int8(c)), Err: ErrUnsupportedCodec}
+}
+
+// Recompress returns a copy of batch, a valid v2 batch with header h,
+// whose records section is compressed with codec c instead (CodecNone
+// stores it uncompressed): the header is the same but for the length, the
+// codec bits of the attributes and the CRC. It is how a topic's
+// compression.type other than "producer" is applied. The records are not
+// re-encoded; a control batch is returned as it is.
+func Recompress(batch []byte, h Header, c Codec) ([]byte, Header, error) {
+	if h.Codec() == c || h.Control() {
+		return batch, h, nil
+	}
+	raw, err := Decompress(h.Codec(), batch[HeaderSize:], DecompressLimit(len(batch)))
+	if err != nil {
+		return nil, h, err
+	}
+	out := make([]byte, HeaderSize, HeaderSize+len(raw)/2)
+	copy(out, batch[:HeaderSize])
+	if out, err = Compress(c, out, raw); err != nil {
+		return nil, h, err
+	}
+	h.Attributes = h.Attributes&^0x07 | int16(c)
+	h.Length = int32(len(out) - LogOverhead)
+	binary.BigEndian.PutUint32(out[offLength:], uint32(h.Length))
+	binary.BigEndian.PutUint16(out[offAttributes:], uint16(h.Attributes))
+	h.CRC = crc32.Checksum(out[offAttributes:], castagnoli)
+	binary.BigEndian.PutUint32(out[offCRC:], h.CRC)
+	return out, h, nil
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -661,4 +663,53 @@ func TestValidateFastPathAgreesWithWalker(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRecompress: every codec to every other (and to none) keeps the
+// header fields and the records, and makes a batch Validate accepts with
+// the new codec.
+func TestRecompress(t *testing.T) {
+	codecs := []Codec{CodecNone, CodecGzip, CodecSnappy, CodecLZ4, CodecZstd}
+	for _, from := range codecs {
+		b := NewBuilder()
+		b.SetCodec(from)
+		for i := range 50 {
+			b.Add([]byte(fmt.Sprint("k", i)), bytes.Repeat([]byte{byte('a' + i%26)}, 200), nil, 1_700_000_000_000+int64(i))
+		}
+		batch := b.Build()
+		h, err := Validate(batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := recordsOf(t, h, batch)
+		for _, to := range codecs {
+			out, nh, err := Recompress(batch, h, to)
+			if err != nil {
+				t.Fatalf("%v to %v: %v", from, to, err)
+			}
+			vh, err := Validate(out)
+			if err != nil {
+				t.Fatalf("%v to %v: the result does not validate: %v", from, to, err)
+			}
+			if vh != nh || vh.Codec() != to || vh.NumRecords != h.NumRecords || vh.BaseTimestamp != h.BaseTimestamp ||
+				vh.MaxTimestamp != h.MaxTimestamp || vh.ProducerID != h.ProducerID || vh.BaseSequence != h.BaseSequence {
+				t.Fatalf("%v to %v: header %+v from %+v (returned %+v)", from, to, vh, h, nh)
+			}
+			if got := recordsOf(t, vh, out); got != want {
+				t.Fatalf("%v to %v: records differ", from, to)
+			}
+		}
+	}
+}
+
+func recordsOf(t *testing.T, h Header, batch []byte) string {
+	t.Helper()
+	var sb strings.Builder
+	if err := Records(h, batch, func(r *Record) error {
+		fmt.Fprintf(&sb, "%d/%d/%s/%s;", r.OffsetDelta, r.TimestampDelta, r.Key, r.Value)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return sb.String()
 }

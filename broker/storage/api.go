@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/gregor-log/gregor/broker/record"
 	"github.com/gregor-log/gregor/internal/vfs"
 )
 
@@ -43,6 +44,12 @@ type Config struct {
 	// default) never drops pages, as Kafka does. File systems without
 	// vfs.CacheDropper ignore it.
 	PageCacheRetainBytes int64
+	// Recompress, with RecompressTo, is a compression.type other than
+	// "producer": every appended batch not already compressed with
+	// RecompressTo is stored recompressed with it (record.Recompress;
+	// record.CodecNone stores it uncompressed), as Kafka does.
+	Recompress   bool
+	RecompressTo record.Codec
 	// LogAppendTime is message.timestamp.type=LogAppendTime: every batch
 	// appended is stamped with the broker's clock (see
 	// record.SetLogAppendTime) instead of keeping the producer's times.

@@ -33,6 +33,11 @@ func (l *Log) Append(records []byte, leaderEpoch int32) (AppendResult, error) {
 	if err != nil {
 		return AppendResult{}, err
 	}
+	if cfg.Recompress {
+		if records, err = recompressBatches(records, hdrs, cfg); err != nil {
+			return AppendResult{}, err
+		}
+	}
 
 	l.mu.Lock()
 	res, leo, needFlush, err := l.appendLocked(records, hdrs, leaderEpoch, cfg)
@@ -93,6 +98,39 @@ func validateBatches(records []byte, cfg *Config, hdrs []record.Header) ([]recor
 		pos += int(size)
 	}
 	return hdrs, nil
+}
+
+// recompressBatches applies compression.type: it returns records with
+// every batch not compressed with cfg.RecompressTo recompressed (hdrs
+// updated), in a new buffer if any changed. A batch that grows past
+// max.message.bytes (recompressed to none, say) is ErrBatchTooLarge, as
+// in Kafka.
+func recompressBatches(records []byte, hdrs []record.Header, cfg *Config) ([]byte, error) {
+	var out []byte // nil until a batch changes
+	pos := 0
+	for i := range hdrs {
+		size := int(hdrs[i].Size())
+		batch := records[pos : pos+size]
+		nb, nh, err := record.Recompress(batch, hdrs[i], cfg.RecompressTo)
+		if err != nil {
+			return nil, validationError(pos, err)
+		}
+		if nh.Size() > int64(cfg.MaxMessageBytes) {
+			return nil, fmt.Errorf("batch at byte %d: %d bytes once compressed with %v, max.message.bytes is %d: %w", pos, nh.Size(), cfg.RecompressTo, cfg.MaxMessageBytes, ErrBatchTooLarge)
+		}
+		if changed := &nb[0] != &batch[0]; changed && out == nil {
+			out = append(make([]byte, 0, len(records)), records[:pos]...)
+		}
+		if out != nil {
+			out = append(out, nb...)
+		}
+		hdrs[i] = nh
+		pos += size
+	}
+	if out == nil {
+		return records, nil
+	}
+	return out, nil
 }
 
 // errNoKey ends the key check at the first record without a key.

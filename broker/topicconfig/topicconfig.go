@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gregor-log/gregor/broker/record"
 	"github.com/gregor-log/gregor/broker/storage"
 )
 
@@ -81,6 +82,13 @@ func cleanupPolicy(v string) error {
 
 const day = 24 * 60 * 60 * 1000
 
+// compressionCodecs maps the compression.type values that recompress to
+// their codecs.
+var compressionCodecs = map[string]record.Codec{
+	"uncompressed": record.CodecNone, "gzip": record.CodecGzip, "snappy": record.CodecSnappy,
+	"lz4": record.CodecLZ4, "zstd": record.CodecZstd,
+}
+
 var defs = []Def{
 	{Name: "cleanup.policy", BrokerKey: "log.cleanup.policy", Type: TypeList, Default: "delete", Doc: "delete, compact, or both", validate: cleanupPolicy},
 	{Name: "retention.ms", BrokerKey: "log.retention.ms", Type: TypeLong, Default: strconv.Itoa(7 * day), Doc: "delete segments older than this; -1 keeps forever", validate: minInt(-1)},
@@ -98,7 +106,7 @@ var defs = []Def{
 	{Name: "min.cleanable.dirty.ratio", BrokerKey: "log.cleaner.min.cleanable.ratio", Type: TypeDouble, Default: "0.5", Doc: "dirty ratio that triggers cleaning"},
 	{Name: "min.insync.replicas", BrokerKey: "min.insync.replicas", Type: TypeInt, Default: "1", Doc: "replicas that must acknowledge acks=all writes", validate: minInt(1)},
 	{Name: "unclean.leader.election.enable", BrokerKey: "unclean.leader.election.enable", Type: TypeBoolean, Default: "false", Doc: "allow out-of-sync replicas to become leader"},
-	{Name: "compression.type", BrokerKey: "compression.type", Type: TypeString, Default: "producer", Doc: "gregor stores batches as produced; only producer is accepted", validate: oneOf("producer")},
+	{Name: "compression.type", BrokerKey: "compression.type", Type: TypeString, Default: "producer", Doc: "producer stores batches as produced; uncompressed, gzip, snappy, lz4 or zstd recompresses every batch to that codec on append", validate: oneOf("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")},
 	{Name: "message.timestamp.type", BrokerKey: "log.message.timestamp.type", Type: TypeString, Default: "CreateTime", Doc: "CreateTime (the producer's record times) or LogAppendTime (the broker's clock when the batch is appended)", validate: oneOf("CreateTime", "LogAppendTime")},
 }
 
@@ -281,6 +289,7 @@ func StorageConfig(eff map[string]string) storage.Config {
 	if ratio == 0 {
 		ratio = -1
 	}
+	codec, codecOK := compressionCodecs[eff["compression.type"]] // absent for producer
 	policy, err := storage.ParseCleanupPolicy(eff["cleanup.policy"])
 	if err != nil {
 		policy = storage.PolicyDelete // validated before it was stored
@@ -297,6 +306,8 @@ func StorageConfig(eff map[string]string) storage.Config {
 		FileDeleteDelayMs:      i64("file.delete.delay.ms"),
 		CleanupPolicy:          policy,
 		LogAppendTime:          eff["message.timestamp.type"] == "LogAppendTime",
+		Recompress:             codecOK,
+		RecompressTo:           codec,
 		DeleteRetentionMs:      deleteRetention,
 		MinCompactionLagMs:     i64("min.compaction.lag.ms"),
 		MaxCompactionLagMs:     i64("max.compaction.lag.ms"),
