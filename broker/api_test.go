@@ -97,6 +97,25 @@ func rawFetch(t *testing.T, cl *kgo.Client, topic string, partition int32, offse
 	return &resp.Topics[0].Partitions[0]
 }
 
+// deleteRecords sends DeleteRecords for one partition, moving its log
+// start to offset, and returns the partition's answer.
+func deleteRecords(t *testing.T, cl *kgo.Client, topic string, partition int32, offset int64) kmsg.DeleteRecordsResponseTopicPartition {
+	t.Helper()
+	req := kmsg.NewPtrDeleteRecordsRequest()
+	rt := kmsg.NewDeleteRecordsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+	rp.Partition = partition
+	rp.Offset = offset
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Topics[0].Partitions[0]
+}
+
 func TestListOffsetsAndDeleteRecords(t *testing.T) {
 	b := startBroker(t, nil, "", nil)
 	cl := newClient(t, b)
@@ -115,19 +134,7 @@ func TestListOffsetsAndDeleteRecords(t *testing.T) {
 		t.Fatalf("timestamp 0: %d %v", off, kerr.ErrorForCode(code))
 	}
 
-	dr := kmsg.NewPtrDeleteRecordsRequest()
-	drt := kmsg.NewDeleteRecordsRequestTopic()
-	drt.Topic = "lo"
-	drp := kmsg.NewDeleteRecordsRequestTopicPartition()
-	drp.Partition = 0
-	drp.Offset = 5
-	drt.Partitions = append(drt.Partitions, drp)
-	dr.Topics = append(dr.Topics, drt)
-	resp, err := dr.RequestWith(context.Background(), cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p := resp.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.LowWatermark != 5 {
+	if p := deleteRecords(t, cl, "lo", 0, 5); p.ErrorCode != 0 || p.LowWatermark != 5 {
 		t.Fatalf("delete records: low %d %v", p.LowWatermark, kerr.ErrorForCode(p.ErrorCode))
 	}
 	if off, _ := listOffset(t, cl, "lo", 0, -2); off != 5 {
@@ -362,18 +369,7 @@ func TestInternalTopicProtected(t *testing.T) {
 	if p := rawProduce(t, cl, "__consumer_offsets", 0, rb.Build()); p.ErrorCode == 0 {
 		t.Fatal("producing to __consumer_offsets was allowed")
 	}
-	dr := kmsg.NewPtrDeleteRecordsRequest()
-	drt := kmsg.NewDeleteRecordsRequestTopic()
-	drt.Topic = "__consumer_offsets"
-	drp := kmsg.NewDeleteRecordsRequestTopicPartition()
-	drp.Offset = -1
-	drt.Partitions = append(drt.Partitions, drp)
-	dr.Topics = append(dr.Topics, drt)
-	dresp, err := dr.RequestWith(context.Background(), cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code := dresp.Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidTopicException.Code {
+	if code := deleteRecords(t, cl, "__consumer_offsets", 0, -1).ErrorCode; code != kerr.InvalidTopicException.Code {
 		t.Fatalf("DeleteRecords on __consumer_offsets: %v", kerr.ErrorForCode(code))
 	}
 }

@@ -135,16 +135,8 @@ func TestFetchSessions(t *testing.T) {
 	}
 
 	// A new log start offset is news.
-	dr := kmsg.NewPtrDeleteRecordsRequest()
-	drt := kmsg.NewDeleteRecordsRequestTopic()
-	drt.Topic = "s"
-	drp := kmsg.NewDeleteRecordsRequestTopicPartition()
-	drp.Partition = 0
-	drp.Offset = 1
-	drt.Partitions = append(drt.Partitions, drp)
-	dr.Topics = append(dr.Topics, drt)
-	if _, err := dr.RequestWith(context.Background(), cl); err != nil {
-		t.Fatal(err)
+	if p := deleteRecords(t, cl, "s", 0, 1); p.ErrorCode != 0 {
+		t.Fatalf("delete records: %v", kerr.ErrorForCode(p.ErrorCode))
 	}
 	resp = sessionFetch(t, cl, id, 4, "s", map[int32]int64{2: 1}, nil, 0)
 	if got := answered(t, resp); fmt.Sprint(got) != "map[0:0]" {
