@@ -132,6 +132,7 @@ type batchInfo struct {
 	BaseOffset int64
 	LastOffset int64
 	Records    int32
+	Codec      int8 // attributes bits 0-2: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd
 }
 
 // rawFetch sends one Fetch request for a partition at offset with a short
@@ -184,7 +185,8 @@ func parseBatchHeaders(b []byte) []batchInfo {
 		}
 		lastDelta := int32(binary.BigEndian.Uint32(b[23:27]))
 		n := int32(binary.BigEndian.Uint32(b[57:61]))
-		out = append(out, batchInfo{BaseOffset: base, LastOffset: base + int64(lastDelta), Records: n})
+		codec := int8(binary.BigEndian.Uint16(b[21:23]) & 0x07)
+		out = append(out, batchInfo{BaseOffset: base, LastOffset: base + int64(lastDelta), Records: n, Codec: codec})
 		b = b[12+int(length):]
 	}
 	return out

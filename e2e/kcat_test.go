@@ -95,7 +95,7 @@ func TestKcatProduceConsumeMetadata(t *testing.T) {
 	b := StartBroker(t)
 	admin := b.Client()
 
-	for _, codec := range []string{"none", "gzip", "snappy", "lz4", "zstd"} {
+	for i, codec := range []string{"none", "gzip", "snappy", "lz4", "zstd"} {
 		t.Run("produce-"+codec, func(t *testing.T) {
 			topic := "kcat-" + codec
 			createTopic(t, admin, topic, 2, nil)
@@ -103,6 +103,16 @@ func TestKcatProduceConsumeMetadata(t *testing.T) {
 			runKcat(t, strings.Join(lines, "\n")+"\n",
 				"-P", "-b", b.Addr, "-t", topic, "-z", codec)
 			checkKcatRecords(t, kcatConsume(t, b.Addr, topic), lines)
+			// librdkafka before 2.10 sends gzip, snappy and lz4 only to a
+			// broker that advertises Produce v0 (KAFKA-18659), and
+			// otherwise sends them uncompressed without an error.
+			for p := range int32(2) {
+				for _, bi := range rawFetch(t, admin, topic, p, 0).Batches {
+					if int(bi.Codec) != i {
+						t.Fatalf("partition %d: kcat -z %s stored a batch with codec %d", p, codec, bi.Codec)
+					}
+				}
+			}
 
 			got := consumeTopic(t, b.Addr, topic, len(lines), 30*time.Second)
 			if d := diffStrings(sortedCopy(values(got)), sortedCopy(lines)); d != "" {
