@@ -162,7 +162,8 @@ func (s *Standalone) replay(path string) error {
 			return fmt.Errorf("sync metadata journal %s: %w", path, err)
 		}
 		s.recovered = fmt.Sprintf("metadata journal %s: truncated %d bytes from byte %d that hold no whole entry (%s): "+
-			"the last change, cut short by a crash before it was acknowledged", path, dropped, end, tail)
+			"the last change, most likely cut short by a crash before it was acknowledged; if the broker had stopped cleanly, "+
+			"the disk damaged an acknowledged change instead", path, dropped, end, tail)
 	}
 	s.w.journal, s.w.size = f, end
 	return nil
