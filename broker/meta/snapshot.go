@@ -3,12 +3,8 @@ package meta
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-
-	"github.com/gregor-log/gregor/internal/vfs"
 )
 
 // snapshot is the JSON document kept in meta.json (see docs/format.md).
@@ -80,38 +76,4 @@ func decodeSnapshot(path string, data []byte) (st *state, journal uint64, err er
 	}
 	st.apply(&create)
 	return st, snap.Journal, nil
-}
-
-// writeSnapshot replaces the file at path with data as vfs.WriteFileAtomic
-// does (temp file, fsync, rename, directory fsync), and also reports
-// whether it got as far as the rename: a failure before it leaves the old
-// file in place, one from it on leaves it unknown which file a crash would
-// leave.
-func writeSnapshot(fs vfs.FS, path string, data []byte) (renamed bool, err error) {
-	tmp := path + ".tmp"
-	f, err := fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return false, fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		_ = f.Close()
-		_ = fs.Remove(tmp)
-		return false, fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		_ = fs.Remove(tmp)
-		return false, fmt.Errorf("sync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		_ = fs.Remove(tmp)
-		return false, fmt.Errorf("close %s: %w", tmp, err)
-	}
-	if err := fs.Rename(tmp, path); err != nil {
-		return true, fmt.Errorf("rename %s to %s: %w", tmp, path, err)
-	}
-	if err := fs.SyncDir(filepath.Dir(path)); err != nil {
-		return true, fmt.Errorf("write %s: %w", path, err)
-	}
-	return true, nil
 }

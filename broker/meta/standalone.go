@@ -2,6 +2,7 @@ package meta
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -161,9 +162,9 @@ func (s *Standalone) compactLocked() error {
 	if err != nil {
 		return fmt.Errorf("compact metadata: %w", err)
 	}
-	if renamed, err := writeSnapshot(s.fs, s.path, data); err != nil {
+	if err := vfs.WriteFileAtomic(s.fs, s.path, data); err != nil {
 		_ = f.Close()
-		if renamed {
+		if errors.Is(err, vfs.ErrMaybeReplaced) {
 			return s.failLocked(fmt.Errorf("compact metadata: %w", err))
 		}
 		_ = s.fs.Remove(nextPath) // empty and unnamed: open removes it too

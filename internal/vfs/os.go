@@ -59,10 +59,17 @@ func (osFS) SyncDir(dir string) error {
 	return nil
 }
 
+// ErrMaybeReplaced marks WriteFileAtomic's errors from the rename on: the
+// new content may already be in place, or be after a crash, so the caller
+// can no longer count on the old content. Errors before it leave the old
+// content in place.
+var ErrMaybeReplaced = errors.New("the file may hold the new content")
+
 // WriteFileAtomic replaces path with data so that after a crash the file
 // holds either its old content or all of data, never a mix: it writes
 // path+".tmp", syncs and closes it, renames it over path, and syncs the
 // parent directory. The caller must not write path+".tmp" concurrently.
+// Errors from the rename on wrap ErrMaybeReplaced.
 func WriteFileAtomic(fs FS, path string, data []byte) error {
 	tmp := path + ".tmp"
 	f, err := fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -85,10 +92,10 @@ func WriteFileAtomic(fs FS, path string, data []byte) error {
 	}
 	if err := fs.Rename(tmp, path); err != nil {
 		_ = fs.Remove(tmp)
-		return fmt.Errorf("rename %s: %w", path, err)
+		return fmt.Errorf("rename %s (%w): %w", path, ErrMaybeReplaced, err)
 	}
 	if err := fs.SyncDir(filepath.Dir(path)); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("write %s (%w): %w", path, ErrMaybeReplaced, err)
 	}
 	return nil
 }
