@@ -137,6 +137,8 @@ type fetch struct {
 	// sent is what the latest pass answered for each session partition
 	// it included, which commit records as what the client last heard.
 	sent []sessionNews
+	// tps are a sessionless long poll's registered partitions.
+	tps []topicPartition
 }
 
 type sessionNews struct {
@@ -153,27 +155,21 @@ func (f *fetch) register() chan struct{} {
 	if f.sess != nil {
 		return f.sess.wake
 	}
+	for _, t := range f.req.Topics {
+		for _, rp := range t.Partitions {
+			f.tps = append(f.tps, topicPartition{t.Topic, rp.Partition})
+		}
+	}
 	wake := make(chan struct{}, 1)
-	f.b.waiters.add(f.partitions(), wake)
+	f.b.waiters.add(f.tps, wake)
 	return wake
 }
 
 // unregister undoes register.
 func (f *fetch) unregister(wake chan struct{}) {
 	if f.sess == nil {
-		f.b.waiters.remove(f.partitions(), wake)
+		f.b.waiters.remove(f.tps, wake)
 	}
-}
-
-// partitions lists what a sessionless fetch reads.
-func (f *fetch) partitions() []topicPartition {
-	var tps []topicPartition
-	for _, t := range f.req.Topics {
-		for _, rp := range t.Partitions {
-			tps = append(tps, topicPartition{t.Topic, rp.Partition})
-		}
-	}
-	return tps
 }
 
 // once reads every partition of the fetch once. stop reports a partition
@@ -185,7 +181,33 @@ func (f *fetch) once(final bool) (resp *kmsg.FetchResponse, chunks []storage.Chu
 	if remaining <= 0 {
 		remaining = 1 // v0-2 had no MaxBytes; still return one batch
 	}
-	topicAt := map[string]int{} // index in resp.Topics
+	// topicIndex returns the index in resp.Topics of topic's answer,
+	// adding it. Partitions mostly come topic by topic, so the last
+	// answer is tried first and a map is built only when a topic comes
+	// back after another.
+	var topicAt map[string]int
+	topicIndex := func(topic string) int {
+		n := len(resp.Topics)
+		if n > 0 && resp.Topics[n-1].Topic == topic {
+			return n - 1
+		}
+		if topicAt == nil && n > 0 {
+			topicAt = make(map[string]int, n+1)
+			for i := range resp.Topics {
+				topicAt[resp.Topics[i].Topic] = i
+			}
+		}
+		if i, ok := topicAt[topic]; ok {
+			return i
+		}
+		if topicAt != nil {
+			topicAt[topic] = n
+		}
+		rt := kmsg.NewFetchResponseTopic()
+		rt.Topic = topic
+		resp.Topics = append(resp.Topics, rt)
+		return n
+	}
 	// read fetches one partition and adds its answer to the response,
 	// unless the fetch is incremental and nothing changed since the
 	// client last heard of it (sp).
@@ -228,14 +250,7 @@ func (f *fetch) once(final bool) (resp *kmsg.FetchResponse, chunks []storage.Chu
 			total += ch.Size
 			remaining -= ch.Size
 		}
-		i, ok := topicAt[topic]
-		if !ok {
-			i = len(resp.Topics)
-			topicAt[topic] = i
-			rt := kmsg.NewFetchResponseTopic()
-			rt.Topic = topic
-			resp.Topics = append(resp.Topics, rt)
-		}
+		i := topicIndex(topic)
 		resp.Topics[i].Partitions = append(resp.Topics[i].Partitions, part)
 	}
 
