@@ -26,7 +26,10 @@ func TestWriteErrorIsSticky(t *testing.T) {
 		maybeApplied bool
 	}{
 		{"write fails", func(efs *vfs.ErrorFS) { efs.FailOnce(vfs.OpWrite, "meta.log", syscall.EIO) }, false, false},
-		{"disk full mid-entry", func(efs *vfs.ErrorFS) { efs.SetWriteLimit(10) }, false, false},
+		{"disk full, the entry not cut back", func(efs *vfs.ErrorFS) {
+			efs.SetWriteLimit(10)
+			efs.FailOnce(vfs.OpTruncate, "meta.log", syscall.EIO)
+		}, false, false},
 		{"fsync fails, then power loss", func(efs *vfs.ErrorFS) { efs.FailOnce(vfs.OpSync, "meta.log", syscall.EIO) }, true, true},
 		{"fsync fails, no power loss", func(efs *vfs.ErrorFS) { efs.FailOnce(vfs.OpSync, "meta.log", syscall.EIO) }, false, true},
 	} {
@@ -53,7 +56,7 @@ func TestWriteErrorIsSticky(t *testing.T) {
 			if _, ok := s.Topic("failed"); ok {
 				t.Fatal("failed topic readable")
 			}
-			if !tc.maybeApplied {
+			if !tc.maybeApplied && !strings.Contains(tc.name, "not cut back") {
 				if got := fileSize(t, mem, journal1); got != sizeBefore {
 					t.Fatalf("journal %d bytes after the failed write, want %d (cut back)", got, sizeBefore)
 				}
@@ -93,6 +96,44 @@ func TestWriteErrorIsSticky(t *testing.T) {
 				t.Fatalf("reopened store refuses changes: %v", err)
 			}
 		})
+	}
+}
+
+// TestDiskFullIsNotSticky: a change that finds the disk full is refused
+// (ErrStoreUnavailable, carrying ENOSPC) and not applied, the journal is
+// cut back to its last whole entry, and once space is freed the store takes
+// changes again without a reopen.
+func TestDiskFullIsNotSticky(t *testing.T) {
+	mem := vfs.NewCrashable()
+	efs := vfs.NewErrorFS(mem)
+	s := openStore(t, efs)
+	states := makeChanges(t, s)
+	before := states[len(states)-1]
+	_, sizeBefore := journalEntries(t, mem, journal1)
+
+	efs.SetWriteLimit(10)
+	err := s.CreateTopic(topic("failed", 1))
+	if !errors.Is(err, ErrStoreUnavailable) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("change on a full disk: %v", err)
+	}
+	if got := dump(s); got != before {
+		t.Fatalf("failed change visible:\n got %s\nwant %s", got, before)
+	}
+	if got := fileSize(t, mem, journal1); got != sizeBefore {
+		t.Fatalf("journal %d bytes after the failed write, want %d (cut back)", got, sizeBefore)
+	}
+	efs.Clear()
+	if err := s.CreateTopic(topic("later", 2)); err != nil {
+		t.Fatalf("change after space was freed: %v", err)
+	}
+	mem.Crash()
+	s = openStore(t, mem)
+	defer closeStore(t, s)
+	if _, ok := s.Topic("failed"); ok {
+		t.Fatal("the refused change was found after reopen")
+	}
+	if tp, ok := s.Topic("later"); !ok || tp.Partitions != 2 {
+		t.Fatalf("the change made after space was freed is missing after reopen: %+v %v", tp, ok)
 	}
 }
 

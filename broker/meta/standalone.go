@@ -38,10 +38,11 @@ const journalCompactMin = 1 << 20
 // rename of the new snapshot on, is sticky: the change is not applied, and
 // every later change fails with ErrStoreUnavailable until the store is
 // reopened, since what the files hold is no longer known (fsyncs are never
-// retried). The journal is also cut back to its last whole entry, but only
-// as hygiene: the store relies on refusing further appends, and opening
-// drops a torn tail anyway. A change that failed this way may be found
-// applied after the reopen, never before. Reads go on.
+// retried). A change that failed this way may be found applied after the
+// reopen, never before. Reads go on. The exception is a full disk during
+// the journal write: the journal is cut back to its last whole entry and,
+// if that works, only the change is refused (ErrStoreUnavailable carrying
+// ENOSPC), so the store takes changes again once space is freed.
 type Standalone struct {
 	fs        vfs.FS
 	dir       string
@@ -124,10 +125,17 @@ func (s *Standalone) commitLocked(e *entry) error {
 // appendLocked appends one framed entry to the journal and fsyncs it.
 func (s *Standalone) appendLocked(buf []byte) error {
 	if _, err := s.w.journal.Write(buf); err != nil {
-		// Hygiene only: the failure is sticky, so nothing follows the
-		// partial entry, and open would drop it as a torn tail.
-		_ = s.w.journal.Truncate(s.w.size)
-		return s.failLocked(fmt.Errorf("append to metadata journal %s: %w", s.journalPathLocked(), err))
+		werr := fmt.Errorf("append to metadata journal %s: %w", s.journalPathLocked(), err)
+		if terr := s.w.journal.Truncate(s.w.size); terr == nil && vfs.IsNoSpace(err) {
+			// A full disk, and the journal is cut back to its last whole
+			// entry (it is open O_APPEND, so the next entry follows
+			// that): refuse this change only, so the store works again
+			// once space is freed.
+			return fmt.Errorf("%w: %w", ErrStoreUnavailable, werr)
+		}
+		// Otherwise sticky: nothing follows the partial entry, and open
+		// drops it as a torn tail.
+		return s.failLocked(werr)
 	}
 	if err := s.w.journal.Sync(); err != nil {
 		return s.failLocked(fmt.Errorf("sync metadata journal %s: %w", s.journalPathLocked(), err))

@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/gregor-log/gregor/broker/record"
+	"github.com/gregor-log/gregor/internal/vfs"
 )
 
 // Append validates and appends records, the records field of a produce
@@ -20,7 +21,9 @@ import (
 // max.message.bytes), ErrUnsupportedFeature (transactional or control
 // batches), ErrOutOfOrderSequence and ErrInvalidProducerEpoch (idempotent
 // producers), ErrFencedLeaderEpoch, ErrClosed, and ErrStorage after a failed
-// write (sticky: later appends fail too; reads keep working).
+// write. A write failure is sticky (later appends fail too; reads keep
+// working) except on a full disk, when the file is cut back to the last
+// whole batch and the log stays writable.
 //
 // A batch that repeats one of its producer's last five batches appends
 // nothing and returns the original offsets with Duplicate set.
@@ -222,6 +225,12 @@ func (l *Log) appendLocked(records []byte, hdrs []record.Header, leaderEpoch int
 		// open. Readers never see past the tail either way.
 		if terr := active.log.Truncate(int64(size)); terr != nil {
 			werr = errors.Join(werr, fmt.Errorf("truncate back to %d: %w", size, terr))
+		} else if vfs.IsNoSpace(werr) {
+			// A full disk, and the file is as it was (it is opened
+			// O_APPEND, so the next write lands at its end): refuse this
+			// append, retriably, and keep the log writable for when
+			// space is freed.
+			return res, 0, false, l.noSpace("write "+active.path(logSuffix), werr)
 		}
 		return res, 0, false, l.failLocked("write "+active.path(logSuffix), werr)
 	}
@@ -345,6 +354,12 @@ func (l *Log) rollLocked(base int64) (*segment, error) {
 			// is as it was, so refuse this append (retriably) and keep
 			// the log writable for when descriptors are free again.
 			return nil, storageErr("roll segment", l.dir, err)
+		}
+		if vfs.IsNoSpace(err) {
+			// Likewise for a full disk. The log is as it was; at most an
+			// empty file at the new base is left, which the next roll
+			// truncates and a restart takes as an empty segment.
+			return nil, l.noSpace("roll segment", err)
 		}
 		return nil, l.failLocked("roll segment", err)
 	}

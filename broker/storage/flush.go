@@ -3,6 +3,7 @@ package storage
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -24,7 +25,10 @@ const snapshotsKept = 2
 // The log's lock is held only to take a consistent picture, so appends
 // continue while the fsyncs run. A failed fsync is sticky: the write side
 // fails with ErrStorage from then on and Flush is never retried on the same
-// data.
+// data. A full disk while writing an index file, the producer snapshot or
+// the recovery point is not: those files are written whole or not at all,
+// so the flush fails with ErrStorage and stays due, and the next one
+// writes them again.
 func (l *Log) Flush() error {
 	l.flushMu.Lock()
 	defer l.flushMu.Unlock()
@@ -72,6 +76,7 @@ func (l *Log) flushLocked(closing bool) error {
 	}
 	l.mu.unflushed = nil
 	l.mu.dirDirty = false
+	msgs, first := l.mu.unflushedMsgs, l.firstUnflushed.Load()
 	l.mu.unflushedMsgs = 0
 	l.firstUnflushed.Store(0)
 	var snapshot []byte
@@ -83,24 +88,36 @@ func (l *Log) flushLocked(closing bool) error {
 	checkpoint := closing || checkpointDue(l.mu.recovery, l.mu.recoveryAt, rp, now)
 	l.mu.Unlock()
 
-	err := l.syncSegments(dirty, active, closing)
-	for _, s := range dirty {
-		s.unref()
-	}
+	done, err := l.syncSegments(dirty, active, closing)
 	if err == nil && dirSync {
 		err = l.fs.SyncDir(l.dir)
 	}
 	if err == nil && snapshot != nil && rp.Offset != prevSnapshot {
-		err = l.writeSnapshot(rp.Offset, snapshot)
+		if err = l.writeSnapshot(rp.Offset, snapshot); vfs.IsNoSpace(err) {
+			err = retryable{err}
+		}
 	}
 	if err == nil && checkpoint {
 		err = writeCheckpoint(l.fs, checkpointPath(l.dir, recoveryPointFile), magicRecoveryPoint, rp.encode())
+		if vfs.IsNoSpace(err) {
+			err = retryable{err}
+		}
 	}
 	if err != nil {
 		l.mu.Lock()
 		defer l.mu.Unlock()
+		defer unrefAll(dirty)
+		if r, ok := err.(retryable); ok {
+			// Only a file written whole or not at all is missing (an
+			// index file, the producer snapshot, the recovery point), for
+			// want of space; every data fsync done succeeded. Leave what
+			// is not done due, so the next flush writes it again.
+			l.requeueLocked(dirty[done:], dirSync, msgs, first)
+			return l.noSpace("flush", r.err)
+		}
 		return l.failLocked("flush", err)
 	}
+	unrefAll(dirty)
 	l.mu.Lock()
 	l.mu.flushed = rp
 	if checkpoint {
@@ -184,14 +201,22 @@ func (l *Log) dropFlushedCache(rp recoveryPoint) {
 
 // syncSegments fsyncs the segments' logs, writing the index files of those
 // that are no longer active (and of the active one when closing).
-func (l *Log) syncSegments(segs []*segment, active *segment, closing bool) error {
-	for _, s := range segs {
+//
+// done is how many segments were finished before an error. A failure to
+// write an index file for want of space is retryable: the segment's data
+// is fsynced and its index is still in memory, so writing the files again
+// later is safe.
+func (l *Log) syncSegments(segs []*segment, active *segment, closing bool) (done int, err error) {
+	for i, s := range segs {
 		if err := s.log.Sync(); err != nil {
-			return fmt.Errorf("sync %s: %w", s.path(logSuffix), err)
+			return i, fmt.Errorf("sync %s: %w", s.path(logSuffix), err)
 		}
 		if s != active || closing {
 			if err := s.writeIndexFiles(); err != nil {
-				return err
+				if vfs.IsNoSpace(err) {
+					return i, retryable{err}
+				}
+				return i, err
 			}
 		}
 		if s != active {
@@ -200,7 +225,45 @@ func (l *Log) syncSegments(segs []*segment, active *segment, closing bool) error
 			s.unloadIndex()
 		}
 	}
-	return nil
+	return len(segs), nil
+}
+
+// retryable marks a flush failure that left nothing half done: a file that
+// is written whole or not at all could not be written for want of space.
+type retryable struct{ err error }
+
+func (r retryable) Error() string { return r.err.Error() }
+func (r retryable) Unwrap() error { return r.err }
+
+// requeueLocked makes a flush that failed retryably due again: segs (not
+// finished) go back ahead of the segments appended to since, with the
+// directory sync, the message count and the time of the oldest unflushed
+// append the flush took over.
+func (l *Log) requeueLocked(segs []*segment, dirSync bool, msgs, first int64) {
+	if len(segs) > 0 {
+		rest := make([]*segment, 0, len(segs)+len(l.mu.unflushed))
+		rest = append(rest, segs...)
+		for _, s := range l.mu.unflushed {
+			if !slices.Contains(segs, s) {
+				rest = append(rest, s)
+			}
+		}
+		l.mu.unflushed = rest
+	}
+	l.mu.dirDirty = l.mu.dirDirty || dirSync
+	l.mu.unflushedMsgs += msgs
+	if first == 0 {
+		first = l.now().UnixNano()
+	}
+	if cur := l.firstUnflushed.Load(); cur == 0 || first < cur {
+		l.firstUnflushed.Store(first)
+	}
+}
+
+func unrefAll(segs []*segment) {
+	for _, s := range segs {
+		s.unref()
+	}
 }
 
 // writeIndexFiles writes and fsyncs the segment's .index and .timeindex

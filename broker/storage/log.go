@@ -43,6 +43,10 @@ type Log struct {
 	// firstUnflushed is the unix-nano time of the oldest append not yet
 	// fsynced, 0 when everything is flushed.
 	firstUnflushed atomic.Int64
+	// noSpaceLogged is when a refusal for want of space was last logged
+	// (unix nanoseconds), so a full disk costs a line every
+	// noSpaceLogEvery, not one per produce retry.
+	noSpaceLogged atomic.Int64
 
 	// flushMu serialises Flush, Truncate and Close. Lock order: cleanMu,
 	// flushMu, then mu.
@@ -186,6 +190,21 @@ func (l *Log) failLocked(op string, err error) error {
 			zap.String("op", op), zap.Error(err))
 	}
 	return l.mu.werr
+}
+
+// noSpaceLogEvery is how often a log says it refused work for want of
+// space.
+const noSpaceLogEvery = 10 * time.Second
+
+// noSpace returns err, a failure for want of space that left the log as it
+// was, wrapped in ErrStorage but not sticky: the log stays writable and the
+// next append or flush tries again. It logs at most every noSpaceLogEvery.
+func (l *Log) noSpace(op string, err error) error {
+	now := l.now().UnixNano()
+	if last := l.noSpaceLogged.Load(); now-last >= int64(noSpaceLogEvery) && l.noSpaceLogged.CompareAndSwap(last, now) {
+		l.logger.Warn("no space for the log; refusing appends until space is freed", zap.String("op", op), zap.Error(err))
+	}
+	return storageErr(op, l.dir, err)
 }
 
 // storageErr wraps err in ErrStorage unless it already is one.

@@ -277,8 +277,9 @@ func TestCrash(t *testing.T) {
 }
 
 // TestFullDisk fills the disk mid-append: the append fails with
-// ErrStorage, later appends fail too, reads keep working, the segment on
-// disk is cut back to the last whole batch, and a reopened log works.
+// ErrStorage carrying ENOSPC, the segment on disk is cut back to the last
+// whole batch, reads keep working, and once space is freed the log takes
+// appends again without a restart (and a reopened log has them all).
 func TestFullDisk(t *testing.T) {
 	for _, c := range fsCases {
 		t.Run(c.name, func(t *testing.T) {
@@ -290,37 +291,41 @@ func TestFullDisk(t *testing.T) {
 			fillLog(t, l, 0, 5)
 			efs.SetWriteLimit(50) // less than a batch
 			_, err := l.Append(plain(t, "x", 3), 0)
-			if !errors.Is(err, ErrStorage) {
+			if !errors.Is(err, ErrStorage) || !errors.Is(err, syscall.ENOSPC) {
 				t.Fatalf("append on full disk: %v", err)
-			}
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Logf("error does not carry ENOSPC: %v", err)
-			}
-			efs.Clear()
-			efs.SetWriteLimit(-1)
-			if _, err := l.Append(plain(t, "y", 1), 0); !errors.Is(err, ErrStorage) {
-				t.Fatalf("append after failure is not sticky: %v", err)
-			}
-			if err := l.Flush(); !errors.Is(err, ErrStorage) {
-				t.Fatalf("flush after failure: %v", err)
-			}
-			recs := readAll(t, l, 0)
-			if len(recs) != 10 {
-				t.Fatalf("read %d records after failure, want 10", len(recs))
 			}
 			seg := lastSegmentPath(t, inner, dir)
 			_, size := l.activeLocked().end()
 			if got := int64(len(fileBytes(t, inner, seg))); got != size {
 				t.Fatalf("segment is %d bytes on disk, log says %d", got, size)
 			}
+			if _, err := l.Append(plain(t, "x", 3), 0); !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("second append on full disk: %v", err)
+			}
+			if recs := readAll(t, l, 0); len(recs) != 10 {
+				t.Fatalf("read %d records on a full disk, want 10", len(recs))
+			}
+			efs.SetWriteLimit(-1)
+			res := mustAppend(t, l, plain(t, "y", 1))
+			if res.BaseOffset != 10 {
+				t.Fatalf("append after space was freed at offset %d, want 10", res.BaseOffset)
+			}
+			if err := l.Flush(); err != nil {
+				t.Fatalf("flush after space was freed: %v", err)
+			}
+			l.SetHighWatermark(l.LogEndOffset())
+			if recs := readAll(t, l, 0); len(recs) != 11 {
+				t.Fatalf("read %d records, want 11", len(recs))
+			}
 			if err := l.Close(); err != nil {
-				t.Logf("close after failure: %v", err)
+				t.Fatal(err)
 			}
 			l = openLog(t, efs, dir, Config{})
 			defer l.Close()
-			if l.LogEndOffset() != 10 {
-				t.Fatalf("LEO after reopen %d", l.LogEndOffset())
+			if l.LogEndOffset() != 11 {
+				t.Fatalf("LEO after reopen %d, want 11", l.LogEndOffset())
 			}
+			checkSequential(t, readAll(t, l, 0), 0)
 			mustAppend(t, l, plain(t, "z", 1))
 		})
 	}

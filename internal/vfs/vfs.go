@@ -8,9 +8,18 @@
 package vfs
 
 import (
+	"errors"
 	"io"
 	"os"
+	"syscall"
 )
+
+// IsNoSpace reports whether err is a file system out of space or over
+// quota (ENOSPC, EDQUOT): a failure that clears once space is freed, and
+// that leaves nothing half done once a partial write is cut back.
+func IsNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
 
 // File is an open file. Implementations must be safe for concurrent ReadAt
 // calls, and Sync may run concurrently with Write (a flusher fsyncs while

@@ -1,0 +1,125 @@
+package storage
+
+import (
+	"errors"
+	"syscall"
+	"testing"
+
+	"github.com/gregor-log/gregor/internal/vfs"
+)
+
+// TestFullDiskTruncateFailureIsSticky: when the partial write on a full
+// disk cannot even be cut back, the file's tail is unknown, so the log
+// refuses appends until it is reopened (which truncates the torn tail).
+func TestFullDiskTruncateFailureIsSticky(t *testing.T) {
+	efs := vfs.NewErrorFS(vfs.NewMem())
+	l := openLog(t, efs, "/d/t-0", Config{})
+	fillLog(t, l, 0, 3)
+	efs.SetWriteLimit(50)
+	efs.FailOn(vfs.OpTruncate, "", syscall.EIO)
+	if _, err := l.Append(plain(t, "x", 3), 0); !errors.Is(err, ErrStorage) {
+		t.Fatalf("append on full disk: %v", err)
+	}
+	efs.Clear()
+	if _, err := l.Append(plain(t, "y", 1), 0); !errors.Is(err, ErrStorage) {
+		t.Fatalf("append after a failed cut-back is not refused: %v", err)
+	}
+	l.closeFiles(false)
+	l = openLog(t, efs, "/d/t-0", Config{})
+	defer l.Close()
+	if l.LogEndOffset() != 6 {
+		t.Fatalf("LEO after reopen %d, want 6", l.LogEndOffset())
+	}
+	checkSequential(t, readAll(t, l, 0), 0)
+}
+
+// TestFullDiskAtRoll: a segment roll that cannot create its file for want
+// of space refuses that append only.
+func TestFullDiskAtRoll(t *testing.T) {
+	efs := vfs.NewErrorFS(vfs.NewMem())
+	cfg := Config{SegmentBytes: 512}
+	l := openLog(t, efs, "/d/t-0", cfg)
+	defer l.Close()
+	fillLog(t, l, 0, 3) // about 290 bytes: the next two batches roll
+	segs := len(l.segments())
+	efs.FailOn(vfs.OpOpen, ".log", syscall.ENOSPC)
+	var err error
+	for range 4 {
+		if _, err = l.Append(plain(t, "x", 4), 0); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, ErrStorage) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("append needing a roll on a full disk: %v", err)
+	}
+	efs.Clear()
+	leo := l.LogEndOffset()
+	res := mustAppend(t, l, plain(t, "y", 4))
+	if res.BaseOffset != leo || len(l.segments()) <= segs {
+		t.Fatalf("append after space was freed: base %d (want %d), %d segments (had %d)", res.BaseOffset, leo, len(l.segments()), segs)
+	}
+	l.SetHighWatermark(l.LogEndOffset())
+	checkSequential(t, readAll(t, l, 0), 0)
+}
+
+// TestFullDiskAtFlush: a flush that cannot write a closed segment's index
+// files, or the recovery point, for want of space fails with ErrStorage
+// but leaves the log writable and the flush due; the next flush writes
+// what was missing, and a reopened log trusts it.
+func TestFullDiskAtFlush(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		fail func(*vfs.ErrorFS)
+	}{
+		{"index", func(e *vfs.ErrorFS) { e.FailOn(vfs.OpWrite, indexSuffix, syscall.ENOSPC) }},
+		{"timeindex", func(e *vfs.ErrorFS) { e.FailOn(vfs.OpWrite, timeIndexSuffix, syscall.ENOSPC) }},
+		{"recovery-point", func(e *vfs.ErrorFS) { e.FailOn(vfs.OpWrite, recoveryPointFile, syscall.ENOSPC) }},
+		{"snapshot", func(e *vfs.ErrorFS) { e.FailOn(vfs.OpWrite, snapshotSuffix, syscall.ENOSPC) }},
+		{"everything", func(e *vfs.ErrorFS) { e.SetWriteLimit(0) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			fsys := vfs.NewMem()
+			efs := vfs.NewErrorFS(fsys)
+			cfg := Config{SegmentBytes: 512}
+			l := openLog(t, efs, "/d/t-0", cfg)
+			// A producer's batches, so that the flush has a snapshot to
+			// write, over several segments.
+			for i := range 8 {
+				mustAppend(t, l, makeBatch(t, batchSpec{n: 2, pid: 7, seq: int32(2 * i), tag: "p", valueSize: 40}))
+			}
+			if len(l.segments()) < 2 {
+				t.Fatalf("%d segments, want several", len(l.segments()))
+			}
+			c.fail(efs)
+			err := l.Flush()
+			if !errors.Is(err, ErrStorage) || !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("flush on a full disk: %v", err)
+			}
+			if l.firstUnflushed.Load() == 0 {
+				t.Fatal("the failed flush is no longer due")
+			}
+			efs.Clear()
+			mustAppend(t, l, makeBatch(t, batchSpec{n: 2, pid: 7, seq: 16, tag: "p", valueSize: 40}))
+			if err := l.Flush(); err != nil {
+				t.Fatalf("flush after space was freed: %v", err)
+			}
+			leo := l.LogEndOffset()
+			// Crash: only what the flush made durable counts.
+			l.closeFiles(false)
+			l = openLog(t, efs, "/d/t-0", cfg)
+			defer l.Close()
+			if l.LogEndOffset() != leo {
+				t.Fatalf("LEO after reopen %d, want %d", l.LogEndOffset(), leo)
+			}
+			l.SetHighWatermark(leo)
+			checkSequential(t, readAll(t, l, 0), 0)
+			// The producer's state came back: its next batch is in
+			// sequence, a repeat is a duplicate.
+			if res := mustAppend(t, l, makeBatch(t, batchSpec{n: 2, pid: 7, seq: 16, tag: "p", valueSize: 40})); !res.Duplicate {
+				t.Fatalf("repeated batch after reopen not a duplicate: %+v", res)
+			}
+			mustAppend(t, l, makeBatch(t, batchSpec{n: 2, pid: 7, seq: 18, tag: "p", valueSize: 40}))
+		})
+	}
+}
