@@ -89,7 +89,7 @@ func measure(f *os.File, label string, n int, overwrite bool) error {
 	}
 	gib := float64(n*len(buf)) / (1 << 30)
 	fmt.Printf("%-30s system CPU %.3f s/GiB, wall %.3f s/GiB\n", label,
-		(sysTime() - s0).Seconds()/gib, time.Since(t0).Seconds()/gib)
+		(sysTime()-s0).Seconds()/gib, time.Since(t0).Seconds()/gib)
 	return nil
 }
 
