@@ -21,12 +21,10 @@ package broker
 // read-only until restart.
 
 import (
-	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"go.uber.org/zap"
 
 	"github.com/gregor-log/gregor/broker/storage"
 	"github.com/gregor-log/gregor/broker/wire"
@@ -128,9 +126,6 @@ func (b *Broker) producePartition(topic string, acks int16, rp *kmsg.ProduceRequ
 		sp.ErrorCode = errorCode(err)
 		if sp.ErrorCode == kerr.CorruptMessage.Code || sp.ErrorCode == kerr.InvalidRecord.Code || sp.ErrorCode == kerr.MessageTooLarge.Code {
 			sp.ErrorMessage = errorMessage(err)
-		}
-		if errors.Is(err, storage.ErrStorage) {
-			b.log.Error("append failed", zap.String("topic", topic), zap.Int32("partition", rp.Partition), zap.Error(err))
 		}
 		sp.LogStartOffset = l.LogStartOffset()
 		return

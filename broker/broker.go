@@ -94,7 +94,7 @@ func New(cfg Config, opts Options) (*Broker, error) {
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.mu.conns = make(map[*conn]struct{})
 	b.defaults = topicconfig.NewDefaults(cfg.Props)
-	b.metrics = newMetrics(&b.fetchSessions)
+	b.metrics = newMetrics(&b.fetchSessions, b.writeFailures)
 	b.waiters = newWaiters()
 
 	ln, err := net.Listen("tcp", cfg.Listen)

@@ -5,7 +5,6 @@ package broker
 // broker leads, and the group.Log adapter over their partition logs.
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -121,9 +120,8 @@ func (o *offsetsLog) Append(batch []byte) error {
 		return fmt.Errorf("%s-%d is not led by this broker: %w", group.OffsetsTopic, o.partition, kerr.NotLeaderForPartition)
 	}
 	if _, err := o.l.Append(batch, st.LeaderEpoch); err != nil {
-		if errors.Is(err, storage.ErrStorage) {
-			o.b.log.Error("offsets topic append failed", zap.Int32("partition", o.partition), zap.Error(err))
-		}
+		// Storage errors are logged by the log itself (a sticky failure
+		// once, a full disk every few seconds), not once per request.
 		return fmt.Errorf("append to %s-%d: %w: %w", group.OffsetsTopic, o.partition, kerr.ErrorForCode(errorCode(err)), err)
 	}
 	o.b.advanceHighWatermark(group.OffsetsTopic, o.partition, o.l)

@@ -1,8 +1,10 @@
 package broker
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -65,8 +67,9 @@ func (m *metrics) observe(key kmsg.Key, start time.Time) {
 	m.api(int16(key)).seconds.Observe(time.Since(start).Seconds())
 }
 
-// newMetrics makes the metrics; sessions is read for the fetch-session gauge.
-func newMetrics(sessions *atomic.Int64) *metrics {
+// newMetrics makes the metrics; sessions is read for the fetch-session
+// gauge, failures for the write-failure gauge.
+func newMetrics(sessions *atomic.Int64, failures func() []string) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -96,6 +99,14 @@ func newMetrics(sessions *atomic.Int64) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "gregor_fetch_sessions", Help: "Open fetch sessions (KIP-227)."},
 			func() float64 { return float64(sessions.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "gregor_write_failures", Help: "Partition logs (and the metadata store) refusing writes until the broker restarts; /healthz lists them."},
+			func() float64 {
+				if failures == nil {
+					return 0
+				}
+				return float64(len(failures()))
+			}),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -111,7 +122,44 @@ func (b *Broker) httpHandler() http.Handler {
 			http.Error(w, "shutting down", http.StatusServiceUnavailable)
 			return
 		}
+		if problems := b.writeFailures(); len(problems) > 0 {
+			const shown = 20
+			var sb strings.Builder
+			sb.WriteString("unhealthy: writes are refused until the broker restarts\n")
+			for i, p := range problems {
+				if i == shown {
+					fmt.Fprintf(&sb, "and %d more\n", len(problems)-shown)
+					break
+				}
+				sb.WriteString(p + "\n")
+			}
+			http.Error(w, sb.String(), http.StatusServiceUnavailable)
+			return
+		}
 		w.Write([]byte("ok\n"))
 	})
 	return mux
+}
+
+// writeFailures lists what refuses writes until the broker restarts: the
+// metadata store and every partition log whose write side failed (a failed
+// fsync, a write error other than a full disk, a directory removed under
+// the broker). A full disk is not listed: it refuses writes only while it
+// lasts.
+func (b *Broker) writeFailures() []string {
+	var out []string
+	if f, ok := b.store.(interface{ Failed() error }); ok {
+		if err := f.Failed(); err != nil {
+			out = append(out, "metadata store: "+err.Error())
+		}
+	}
+	if b.logs == nil {
+		return out
+	}
+	for _, l := range b.logs.Logs() {
+		if err := l.WriteError(); err != nil {
+			out = append(out, fmt.Sprintf("%s-%d: %v", l.Topic(), l.Partition(), err))
+		}
+	}
+	return out
 }

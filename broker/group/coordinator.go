@@ -214,8 +214,16 @@ type shard struct {
 		done      chan struct{} // closed when run returns
 		builder   *record.Builder
 		buf       []byte
+		// failLogged is when a failed group-state write was last logged;
+		// failQuiet counts those not logged since (a full disk fails
+		// every rejoin, several a second).
+		failLogged time.Time
+		failQuiet  int
 	}
 }
+
+// failLogEvery is how often a shard logs failed group-state writes.
+const failLogEvery = 10 * time.Second
 
 // lock returns the group's shard, locked, if it is serving; otherwise the
 // error its requests get.
@@ -303,7 +311,13 @@ func writeError(err error, commit bool) error {
 func (s *shard) afterEventLocked(now time.Time, g *Group, replies []Reply) []Reply {
 	if g.TakeDirty() {
 		if err := s.appendLocked([]kv{{groupKey(g.ID()), groupValue(g.Snapshot())}}); err != nil {
-			s.c.logger.Warn("writing group state failed; rebalancing", zap.String("group", g.ID()), zap.Error(err))
+			if now.Sub(s.mu.failLogged) >= failLogEvery {
+				s.c.logger.Warn("writing group state failed; rebalancing", zap.String("group", g.ID()),
+					zap.Int("failures_not_logged", s.mu.failQuiet), zap.Error(err))
+				s.mu.failLogged, s.mu.failQuiet = now, 0
+			} else {
+				s.mu.failQuiet++
+			}
 			replies = g.PersistFailed(now, replies, writeError(err, false))
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gregor-log/gregor/internal/vfs"
 )
@@ -48,7 +49,8 @@ type Standalone struct {
 	dir       string
 	path      string // the snapshot
 	self      Broker
-	recovered string // what opening repaired; set before the store is shared
+	recovered string                // what opening repaired; set before the store is shared
+	failed    atomic.Pointer[error] // w.err, for readers that must not wait on w
 
 	// w serialises changes and owns the journal. It is held across journal
 	// and snapshot I/O; readers take only mu, so they never wait on an
@@ -88,9 +90,20 @@ func (s *Standalone) writableLocked() error {
 	return nil
 }
 
+// Failed returns the sticky failure after which the store refuses
+// changes until it is reopened, or nil. It does not wait for a change in
+// progress.
+func (s *Standalone) Failed() error {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 // failLocked makes err sticky and returns it.
 func (s *Standalone) failLocked(err error) error {
 	s.w.err = err
+	s.failed.Store(&err)
 	return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 }
 

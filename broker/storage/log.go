@@ -181,6 +181,14 @@ func (l *Log) writeErrLocked() error {
 	return l.mu.werr
 }
 
+// WriteError returns the sticky write error that makes the log refuse
+// appends until it is reopened, or nil.
+func (l *Log) WriteError() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.mu.werr
+}
+
 // failLocked makes err the sticky write error and returns it wrapped in
 // ErrStorage. Only the first failure is kept.
 func (l *Log) failLocked(op string, err error) error {
