@@ -232,8 +232,17 @@ func SetBaseOffset(b []byte, off int64) { binary.BigEndian.PutUint64(b[offBaseOf
 // updated to match.
 func SetLogAppendTime(b []byte, h *Header, ts int64) {
 	h.Attributes |= 0x08
-	h.MaxTimestamp = ts
 	binary.BigEndian.PutUint16(b[offAttributes:], uint16(h.Attributes))
+	SetMaxTimestamp(b, h, ts)
+}
+
+// SetMaxTimestamp overwrites the maxTimestamp of the batch at the start of
+// b and recomputes its CRC; h, b's parsed header, is updated to match. A
+// broker stores the largest record timestamp there (ValidateMaxTimestamp),
+// whatever the producer wrote: retention, the time index and lookups by
+// time read it, and some clients write -1 or a wrong value.
+func SetMaxTimestamp(b []byte, h *Header, ts int64) {
+	h.MaxTimestamp = ts
 	binary.BigEndian.PutUint64(b[offMaxTimestamp:], uint64(ts))
 	h.CRC = crc32.Checksum(b[offAttributes:h.Size()], castagnoli)
 	binary.BigEndian.PutUint32(b[offCRC:], h.CRC)

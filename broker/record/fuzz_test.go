@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -130,7 +131,7 @@ func FuzzValidate(f *testing.F) {
 			binary.BigEndian.PutUint32(data[offLength:], uint32(len(data)-LogOverhead))
 			fixCRC(data)
 		}
-		h, err := Validate(data)
+		h, maxTs, err := ValidateMaxTimestamp(data)
 		if err != nil {
 			var ce *CorruptionError
 			if !errors.As(err, &ce) {
@@ -145,7 +146,7 @@ func FuzzValidate(f *testing.F) {
 		if len(data) >= HeaderSize && (err == nil || errors.Is(err, ErrCorrupt) || errors.Is(err, ErrInvalidRecord)) {
 			if ph, perr := ParseHeader(data); perr == nil && ph.Codec() == CodecNone && CheckCRC(data, &ph) == nil &&
 				ph.NumRecords > 0 && ph.LastOffsetDelta == ph.NumRecords-1 {
-				fast := validateRecords(data[HeaderSize:], ph.NumRecords)
+				_, fast := validateRecords(data[HeaderSize:], ph.NumRecords)
 				slow := walkStrict(data[HeaderSize:], ph.NumRecords)
 				if category(fast) != category(slow) {
 					t.Fatalf("validateRecords: %v; walker: %v", fast, slow)
@@ -159,15 +160,20 @@ func FuzzValidate(f *testing.F) {
 			t.Fatalf("accepted batch of %d bytes with header %+v", len(data), h)
 		}
 		var i int32
+		walkMax := int64(math.MinInt64)
 		err = Records(h, data, func(r *Record) error {
 			if r.OffsetDelta != i {
 				return fmt.Errorf("record %d has offset delta %d", i, r.OffsetDelta)
 			}
+			walkMax = max(walkMax, h.BaseTimestamp+r.TimestampDelta)
 			i++
 			return nil
 		})
 		if err != nil || i != h.NumRecords {
 			t.Fatalf("Validate accepted, Records: %v after %d of %d records", err, i, h.NumRecords)
+		}
+		if maxTs != walkMax {
+			t.Fatalf("ValidateMaxTimestamp found max timestamp %d, Records %d", maxTs, walkMax)
 		}
 	})
 }

@@ -634,7 +634,7 @@ func TestValidateFastPathAgreesWithWalker(t *testing.T) {
 			}
 			batch := buildBatch(t, CodecNone, recs)
 			h := mustHeader(t, batch)
-			if err := validateRecords(batch[HeaderSize:], h.NumRecords); err != nil {
+			if _, err := validateRecords(batch[HeaderSize:], h.NumRecords); err != nil {
 				t.Fatalf("valid batch: %v", err)
 			}
 			data := bytes.Clone(batch[HeaderSize:])
@@ -653,7 +653,7 @@ func TestValidateFastPathAgreesWithWalker(t *testing.T) {
 						continue
 					}
 					data[pos] = v
-					fast := validateRecords(data, h.NumRecords)
+					_, fast := validateRecords(data, h.NumRecords)
 					slow := walkStrict(data, h.NumRecords)
 					if category(fast) != category(slow) {
 						t.Fatalf("byte %d = %#x: validateRecords: %v; walker: %v", pos, v, fast, slow)

@@ -3,6 +3,7 @@ package record
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 )
 
 // Validate checks one untrusted batch, as a produce request carries it: batch
@@ -24,32 +25,43 @@ import (
 // is bounded by DecompressLimit; an uncompressed batch is validated without
 // allocating.
 func Validate(batch []byte) (Header, error) {
-	h, err := ParseHeader(batch)
+	h, _, err := ValidateMaxTimestamp(batch)
+	return h, err
+}
+
+// ValidateMaxTimestamp is Validate that also returns the largest record
+// timestamp in the batch, from the records themselves (baseTimestamp plus
+// the largest timestamp delta), which a broker stores in place of the
+// maxTimestamp the producer wrote (see SetMaxTimestamp). It costs nothing
+// over Validate.
+func ValidateMaxTimestamp(batch []byte) (h Header, maxTimestamp int64, err error) {
+	h, err = ParseHeader(batch)
 	if err != nil {
-		return h, err
+		return h, 0, err
 	}
 	if int64(len(batch)) != h.Size() {
 		if int64(len(batch)) < h.Size() {
-			return h, &CorruptionError{Reason: fmt.Sprintf("have %d bytes for a batch of %d", len(batch), h.Size()), Err: ErrShort}
+			return h, 0, &CorruptionError{Reason: fmt.Sprintf("have %d bytes for a batch of %d", len(batch), h.Size()), Err: ErrShort}
 		}
-		return h, &CorruptionError{Reason: fmt.Sprintf("%d bytes after a batch of %d", int64(len(batch))-h.Size(), h.Size()), Err: ErrCorrupt}
+		return h, 0, &CorruptionError{Reason: fmt.Sprintf("%d bytes after a batch of %d", int64(len(batch))-h.Size(), h.Size()), Err: ErrCorrupt}
 	}
 	if err := CheckCRC(batch, &h); err != nil {
-		return h, err
+		return h, 0, err
 	}
 	c := h.Codec()
 	if c > CodecZstd {
-		return h, &CorruptionError{Reason: fmt.Sprintf("compression codec %d", int8(c)), Err: ErrUnsupportedCodec}
+		return h, 0, &CorruptionError{Reason: fmt.Sprintf("compression codec %d", int8(c)), Err: ErrUnsupportedCodec}
 	}
 	if h.NumRecords <= 0 {
-		return h, &CorruptionError{Reason: fmt.Sprintf("record count %d", h.NumRecords), Err: ErrInvalidRecord}
+		return h, 0, &CorruptionError{Reason: fmt.Sprintf("record count %d", h.NumRecords), Err: ErrInvalidRecord}
 	}
 	if h.LastOffsetDelta != h.NumRecords-1 {
-		return h, &CorruptionError{Reason: fmt.Sprintf("last offset delta %d for %d records", h.LastOffsetDelta, h.NumRecords), Err: ErrInvalidRecord}
+		return h, 0, &CorruptionError{Reason: fmt.Sprintf("last offset delta %d for %d records", h.LastOffsetDelta, h.NumRecords), Err: ErrInvalidRecord}
 	}
 	data := batch[HeaderSize:]
 	if c == CodecNone {
-		return h, validateRecords(data, h.NumRecords)
+		delta, err := validateRecords(data, h.NumRecords)
+		return h, h.BaseTimestamp + delta, err
 	}
 	buf := getBuf()
 	defer putBuf(buf)
@@ -58,30 +70,34 @@ func Validate(batch []byte) (Header, error) {
 		*buf = out[:0]
 	}
 	if err != nil {
-		return h, err
+		return h, 0, err
 	}
-	return h, validateRecords(out, h.NumRecords)
+	delta, err := validateRecords(out, h.NumRecords)
+	return h, h.BaseTimestamp + delta, err
 }
 
 // validateRecords checks the records section of a batch declaring n
-// records: framing, count, offset deltas 0..n-1 and no trailing bytes. It is
+// records: framing, count, offset deltas 0..n-1 and no trailing bytes, and
+// returns the largest timestamp delta (meaningless with an error). It is
 // the hot path of produce, so it is written as one loop over positions
 // without materializing records; Records' walker does the same checks
 // (fuzzing compares the two).
-func validateRecords(data []byte, n int32) error {
+func validateRecords(data []byte, n int32) (maxDelta int64, err error) {
 	// Every record takes at least minRecordSize bytes: reject absurd counts
 	// without walking.
 	if int64(n) > int64(len(data)/minRecordSize) {
-		return &CorruptionError{Reason: fmt.Sprintf("batch declares %d records in %d bytes", n, len(data)), Err: ErrInvalidRecord}
+		return 0, &CorruptionError{Reason: fmt.Sprintf("batch declares %d records in %d bytes", n, len(data)), Err: ErrInvalidRecord}
 	}
 	p := 0
+	maxDelta = math.MinInt64
 	for i := range n {
-		if q := fastRecord(data, p, i); q > 0 {
+		if q, delta := fastRecord(data, p, i); q > 0 {
 			p = q
+			maxDelta = max(maxDelta, delta)
 			continue
 		}
 		if p == len(data) {
-			return &CorruptionError{Reason: fmt.Sprintf("batch declares %d records, found %d", n, i), Err: ErrInvalidRecord}
+			return 0, &CorruptionError{Reason: fmt.Sprintf("batch declares %d records, found %d", n, i), Err: ErrInvalidRecord}
 		}
 		// Each varint is tried with the inlined one/two-byte fast path
 		// first (q == -2 when it does not apply).
@@ -90,26 +106,31 @@ func validateRecords(data []byte, n int32) error {
 			length, q = int32At(data, p)
 		}
 		if q < 0 || length < minRecordSize-1 || int(length) > len(data)-q {
-			return recordCorrupt(i, "bad length")
+			return 0, recordCorrupt(i, "bad length")
 		}
 		end := q + int(length)
 		body := data[:end]
 		p = q + 1 // attributes
-		if _, q = fast2(body, p); q == -2 {
-			_, q = uvarintAt(body, p, 10)
+		tsDelta, q := fast2(body, p)
+		delta64 := int64(tsDelta)
+		if q == -2 {
+			var u uint64
+			u, q = uvarintAt(body, p, 10)
+			delta64 = unzigzag(u)
 		}
 		if p = q; p < 0 {
-			return recordCorrupt(i, "bad timestamp delta")
+			return 0, recordCorrupt(i, "bad timestamp delta")
 		}
+		maxDelta = max(maxDelta, delta64)
 		delta, q := fast2(body, p)
 		if q == -2 {
 			delta, q = int32At(body, p)
 		}
 		if p = q; p < 0 {
-			return recordCorrupt(i, "bad offset delta")
+			return 0, recordCorrupt(i, "bad offset delta")
 		}
 		if delta != i {
-			return &CorruptionError{Reason: fmt.Sprintf("record %d has offset delta %d", i, delta), Err: ErrInvalidRecord}
+			return 0, &CorruptionError{Reason: fmt.Sprintf("record %d has offset delta %d", i, delta), Err: ErrInvalidRecord}
 		}
 		// Key, then value: a length (-1 for null) and that many bytes.
 		for kv := range 2 {
@@ -118,7 +139,7 @@ func validateRecords(data []byte, n int32) error {
 				l, q = int32At(body, p)
 			}
 			if q < 0 || l < -1 || int(l) > end-q {
-				return recordCorrupt(i, "bad "+[2]string{"key", "value"}[kv])
+				return 0, recordCorrupt(i, "bad "+[2]string{"key", "value"}[kv])
 			}
 			p = q + max(int(l), 0)
 		}
@@ -133,7 +154,7 @@ func validateRecords(data []byte, n int32) error {
 			count, q = int32At(body, p)
 		}
 		if p = q; p < 0 || count < 0 || int(count)*2 > end-p {
-			return recordCorrupt(i, "bad header count")
+			return 0, recordCorrupt(i, "bad header count")
 		}
 		for range count {
 			klen, q := fast2(body, p)
@@ -141,7 +162,7 @@ func validateRecords(data []byte, n int32) error {
 				klen, q = int32At(body, p)
 			}
 			if q < 0 || klen < 0 || int(klen) > end-q {
-				return recordCorrupt(i, "bad header key")
+				return 0, recordCorrupt(i, "bad header key")
 			}
 			p = q + int(klen)
 			vlen, q := fast2(body, p)
@@ -149,57 +170,59 @@ func validateRecords(data []byte, n int32) error {
 				vlen, q = int32At(body, p)
 			}
 			if q < 0 || vlen < -1 || int(vlen) > end-q {
-				return recordCorrupt(i, "bad header value")
+				return 0, recordCorrupt(i, "bad header value")
 			}
 			p = q + max(int(vlen), 0)
 		}
 		if p != end {
-			return recordCorrupt(i, fmt.Sprintf("%d bytes after the headers within the record's length", end-p))
+			return 0, recordCorrupt(i, fmt.Sprintf("%d bytes after the headers within the record's length", end-p))
 		}
 	}
 	if p != len(data) {
-		return &CorruptionError{Reason: fmt.Sprintf("%d bytes after the batch's %d records", len(data)-p, n), Err: ErrInvalidRecord}
+		return 0, &CorruptionError{Reason: fmt.Sprintf("%d bytes after the batch's %d records", len(data)-p, n), Err: ErrInvalidRecord}
 	}
-	return nil
+	return maxDelta, nil
 }
 
 // fastRecord validates the common shape of record i at data[p:] without
 // the general varint decoder: a length, attributes, timestamp delta, offset
 // delta and key length of one or two bytes each, read from a 16-byte
 // window with no bounds checks, a value length of one or two bytes in the
-// word after the key, and no headers. It returns the position after the record, or 0 when the
+// word after the key, and no headers. It returns the position after the
+// record and its timestamp delta, or 0 when the
 // record is not of that shape or anything about it is wrong; the careful
 // walk then decides (and explains any error). It accepts exactly what that
 // walk accepts for such records (fuzzing checks Validate against Records).
-func fastRecord(data []byte, p int, i int32) int {
+func fastRecord(data []byte, p int, i int32) (end int, tsDelta int64) {
 	if p < 0 || len(data)-p < 16 {
-		return 0 // near the end: the careful walk
+		return 0, 0 // near the end: the careful walk
 	}
 	b := (*[16]byte)(data[p:])
 	length, q := varint2(b, 0)
 	if q == 0 || length&1 != 0 { // longer, or negative
-		return 0
+		return 0, 0
 	}
-	end := p + q + int(length>>1)
+	end = p + q + int(length>>1)
 	if int(length>>1) < minRecordSize-1 || end > len(data) {
-		return 0
+		return 0, 0
 	}
 	// attributes (q), then the timestamp delta
-	if _, q = varint2(b, q+1); q == 0 {
-		return 0
+	var ts uint32
+	if ts, q = varint2(b, q+1); q == 0 {
+		return 0, 0
 	}
 	delta, q := varint2(b, q)
 	if q == 0 || int32(delta>>1)^-int32(delta&1) != i {
-		return 0
+		return 0, 0
 	}
 	k, q := varint2(b, q)
 	if q == 0 {
-		return 0
+		return 0, 0
 	}
 	keyLen := int64(k>>1) ^ -int64(k&1)
 	pos := p + q + max(int(keyLen), 0)
 	if keyLen < -1 || pos > end-2 || len(data)-pos < 8 {
-		return 0
+		return 0, 0
 	}
 	w := binary.LittleEndian.Uint64(data[pos:])
 	var valueLen int64
@@ -209,15 +232,15 @@ func fastRecord(data []byte, p int, i int32) int {
 	case w&0x8000 == 0:
 		valueLen, pos = int64(w&0x7f|(w>>1)&0x3f80), pos+2
 	default:
-		return 0
+		return 0, 0
 	}
 	valueLen = valueLen>>1 ^ -(valueLen & 1)
 	pos += max(int(valueLen), 0)
 	// No headers: a zero count as the record's last byte.
 	if valueLen < -1 || pos != end-1 || data[pos] != 0 {
-		return 0
+		return 0, 0
 	}
-	return end
+	return end, int64(ts>>1) ^ -int64(ts&1)
 }
 
 // varint2 decodes the one- or two-byte varint at b[q] (its 7-bit groups,

@@ -81,8 +81,16 @@ func validateBatches(records []byte, cfg *Config, hdrs []record.Header) ([]recor
 			return nil, fmt.Errorf("batch at byte %d: %d bytes, max.message.bytes is %d: %w", pos, size, cfg.MaxMessageBytes, ErrBatchTooLarge)
 		}
 		batch := records[pos : pos+int(size)]
-		if h, err = record.Validate(batch); err != nil {
+		var maxTs int64
+		if h, maxTs, err = record.ValidateMaxTimestamp(batch); err != nil {
 			return nil, validationError(pos, err)
+		}
+		if !h.LogAppendTime() && h.MaxTimestamp != maxTs {
+			// Store the largest record timestamp, as Kafka does, not what
+			// the producer wrote (-1 from sarama before 1.45.1, a value
+			// from some records only from kafkajs): retention, the time
+			// index and lookups by time go by it.
+			record.SetMaxTimestamp(batch, &h, maxTs)
 		}
 		switch {
 		case h.Control():

@@ -1,0 +1,76 @@
+package storage
+
+import (
+	"testing"
+	"time"
+
+	"github.com/gregor-log/gregor/broker/record"
+	"github.com/gregor-log/gregor/internal/vfs"
+)
+
+// TestStoredMaxTimestampFromRecords: the log stores a batch's largest
+// record timestamp, not the producer's header claim (-1 from old sarama,
+// 0 or a value from some records only elsewhere), so retention does not
+// delete new records, lookups by time find them, and an idempotent
+// producer's state is not expired as if it were ancient.
+func TestStoredMaxTimestampFromRecords(t *testing.T) {
+	for _, claimed := range []int64{-1, 0, 1_000} {
+		clk := newClock()
+		now := clk.Now().UnixMilli()
+		cfg := Config{SegmentBytes: 512, RetentionMs: (24 * time.Hour).Milliseconds()}
+		l := openLog(t, vfs.NewMem(), "/d/t-0", cfg, withNow(clk))
+		lie := func(b []byte) []byte {
+			h, err := record.ParseHeader(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			record.SetMaxTimestamp(b, &h, claimed)
+			return b
+		}
+		for i := range 8 {
+			mustAppend(t, l, lie(makeBatch(t, batchSpec{n: 2, ts: now - 10, pid: 9, seq: int32(2 * i), valueSize: 60})))
+		}
+		if len(l.segments()) < 3 {
+			t.Fatalf("%d segments", len(l.segments()))
+		}
+		l.SetHighWatermark(l.LogEndOffset())
+		for _, b := range storedHeaders(t, l) {
+			if b.MaxTimestamp != now-9 {
+				t.Fatalf("header max %d: stored max %d, want %d", claimed, b.MaxTimestamp, now-9)
+			}
+		}
+		if err := l.Maintain(); err != nil {
+			t.Fatal(err)
+		}
+		if start := l.LogStartOffset(); start != 0 {
+			t.Fatalf("header max %d: retention moved the log start to %d", claimed, start)
+		}
+		if off, _, err := l.OffsetForTimestamp(now - 60_000); err != nil || off != 0 {
+			t.Fatalf("header max %d: offset for a minute ago %d, %v; want 0", claimed, off, err)
+		}
+		if res := mustAppend(t, l, lie(makeBatch(t, batchSpec{n: 2, ts: now - 10, pid: 9, seq: 14, valueSize: 60}))); !res.Duplicate {
+			t.Fatalf("header max %d: a repeated batch after retention ran is not a duplicate: %+v", claimed, res)
+		}
+		l.Close()
+	}
+}
+
+// storedHeaders returns the header of every batch in l, as stored.
+func storedHeaders(t *testing.T, l *Log) []record.Header {
+	t.Helper()
+	var out []record.Header
+	for _, s := range l.segments() {
+		_, size := s.end()
+		buf := make([]byte, size)
+		if _, err := s.log.ReadAt(buf, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := record.Batches(buf, func(_ int, _ []byte, h record.Header) error {
+			out = append(out, h)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
