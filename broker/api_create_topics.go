@@ -66,7 +66,7 @@ func (b *Broker) handleCreateTopics(_ wire.RequestHeader, req *kmsg.CreateTopics
 			c.Name = d.Name
 			v := eff[d.Name]
 			c.Value = &v
-			c.Source = configSource(t.Configs, d.Name, b.cfg.Props, d.BrokerKey)
+			c.Source = configSource(t.Configs, d, b.cfg.Props)
 			st.Configs = append(st.Configs, c)
 		}
 	}
@@ -128,12 +128,28 @@ const (
 	sourceDefault      int8 = 5
 )
 
-func configSource(topicConfigs map[string]string, name string, props map[string]string, brokerKey string) int8 {
-	if _, ok := topicConfigs[name]; ok {
+func configSource(topicConfigs map[string]string, d topicconfig.Def, props map[string]string) int8 {
+	if _, ok := topicConfigs[d.Name]; ok {
 		return sourceDynamicTopic
 	}
-	if _, ok := props[brokerKey]; ok {
+	if _, _, ok := brokerSetting(props, d); ok {
 		return sourceStaticBroker
 	}
 	return sourceDefault
+}
+
+// brokerSetting returns the broker property that sets d's default, if one
+// is set: d's broker key, or for retention.ms, as Kafka reads them,
+// log.retention.minutes and then log.retention.hours.
+func brokerSetting(props map[string]string, d topicconfig.Def) (key, value string, ok bool) {
+	keys := []string{d.BrokerKey}
+	if d.Name == "retention.ms" {
+		keys = append(keys, "log.retention.minutes", "log.retention.hours")
+	}
+	for _, k := range keys {
+		if v, ok := props[k]; ok && k != "" {
+			return k, v, true
+		}
+	}
+	return "", "", false
 }

@@ -75,7 +75,7 @@ func (b *Broker) describeTopicConfigs(req *kmsg.DescribeConfigsRequest, rr *kmsg
 		c.Name = d.Name
 		v := eff[d.Name]
 		c.Value = &v
-		src := configSource(t.Configs, d.Name, b.cfg.Props, d.BrokerKey)
+		src := configSource(t.Configs, d, b.cfg.Props)
 		c.Source = kmsg.ConfigSource(src)
 		c.IsDefault = src == sourceDefault
 		c.ConfigType = kmsg.ConfigType(d.Type)
@@ -87,10 +87,12 @@ func (b *Broker) describeTopicConfigs(req *kmsg.DescribeConfigsRequest, rr *kmsg
 			if tv, ok := t.Configs[d.Name]; ok {
 				c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(d.Name, tv, sourceDynamicTopic))
 			}
-			if bv, ok := b.cfg.Props[d.BrokerKey]; ok {
-				c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(d.BrokerKey, bv, sourceStaticBroker))
+			if bk, bv, ok := brokerSetting(b.cfg.Props, d); ok {
+				c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(bk, bv, sourceStaticBroker))
 			}
-			c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(d.BrokerKey, d.Default, sourceDefault))
+			if d.BrokerKey != "" {
+				c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(d.BrokerKey, d.Default, sourceDefault))
+			}
 		}
 		sr.Configs = append(sr.Configs, c)
 	}

@@ -82,7 +82,9 @@ func KnownProps() [][2]string {
 		out = append(out, [2]string{k, v.def})
 	}
 	for _, d := range topicconfig.Defs() {
-		out = append(out, [2]string{d.BrokerKey, d.Default})
+		if d.BrokerKey != "" {
+			out = append(out, [2]string{d.BrokerKey, d.Default})
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i][0] < out[j][0] })
 	return out

@@ -41,6 +41,8 @@ func errorCode(err error) int16 {
 		return kerr.UnsupportedForMessageFormat.Code
 	case errors.Is(err, storage.ErrFencedLeaderEpoch):
 		return kerr.FencedLeaderEpoch.Code
+	case errors.Is(err, storage.ErrInvalidTimestamp):
+		return kerr.InvalidTimestamp.Code
 	case errors.Is(err, storage.ErrStorage), errors.Is(err, storage.ErrClosed):
 		return kerr.KafkaStorageError.Code
 	case errors.Is(err, meta.ErrTopicExists):

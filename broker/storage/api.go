@@ -55,6 +55,15 @@ type Config struct {
 	// record.SetLogAppendTime) instead of keeping the producer's times.
 	LogAppendTime bool
 
+	// TimestampBeforeMaxMs and TimestampAfterMaxMs are
+	// message.timestamp.before.max.ms and .after.max.ms (KIP-937): with
+	// CreateTime, a batch holding a record timestamped more than this
+	// before (after) the broker's clock is refused with
+	// ErrInvalidTimestamp. 0 means no limit; a negative value is a limit
+	// of 0 ms.
+	TimestampBeforeMaxMs int64
+	TimestampAfterMaxMs  int64
+
 	// CleanupPolicy is cleanup.policy: delete (retention by time and
 	// size), compact (the cleaner keeps the latest record per key), or
 	// both. Zero means delete.
@@ -102,6 +111,7 @@ var (
 	ErrUnknownProducerID    = errors.New("unknown producer id")        // UNKNOWN_PRODUCER_ID
 	ErrUnsupportedFeature   = errors.New("unsupported record feature") // UNSUPPORTED_FOR_MESSAGE_FORMAT (transactions)
 	ErrFencedLeaderEpoch    = errors.New("fenced leader epoch")        // FENCED_LEADER_EPOCH: Append with an epoch older than the log's latest
+	ErrInvalidTimestamp     = errors.New("invalid timestamp")          // INVALID_TIMESTAMP: a record outside message.timestamp.{before,after}.max.ms
 	ErrClosed               = errors.New("log closed")
 	// ErrCleanAborted reports a cleaner pass that stopped before
 	// finishing: the log changed under it (truncation, retention, close)

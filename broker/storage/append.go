@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/gregor-log/gregor/broker/record"
 	"github.com/gregor-log/gregor/internal/vfs"
@@ -32,7 +33,7 @@ func (l *Log) Append(records []byte, leaderEpoch int32) (AppendResult, error) {
 	// Most produce requests carry one batch per partition; keep the
 	// headers on the stack.
 	var hdrArr [4]record.Header
-	hdrs, err := validateBatches(records, cfg, hdrArr[:0])
+	hdrs, err := validateBatches(records, cfg, hdrArr[:0], l.now())
 	if err != nil {
 		return AppendResult{}, err
 	}
@@ -61,7 +62,7 @@ func (l *Log) Append(records []byte, leaderEpoch int32) (AppendResult, error) {
 
 // validateBatches splits records into batches and validates each one
 // completely (CRC, records, decompression) before the log's lock is taken.
-func validateBatches(records []byte, cfg *Config, hdrs []record.Header) ([]record.Header, error) {
+func validateBatches(records []byte, cfg *Config, hdrs []record.Header, now time.Time) ([]record.Header, error) {
 	if len(records) == 0 {
 		return nil, fmt.Errorf("no record batches: %w", ErrCorruptBatch)
 	}
@@ -92,6 +93,9 @@ func validateBatches(records []byte, cfg *Config, hdrs []record.Header) ([]recor
 			// index and lookups by time go by it.
 			record.SetMaxTimestamp(batch, &h, maxTs)
 		}
+		if err := checkTimestamps(batch, &h, maxTs, cfg, now); err != nil {
+			return nil, fmt.Errorf("batch at byte %d: %w", pos, err)
+		}
 		switch {
 		case h.Control():
 			return nil, fmt.Errorf("batch at byte %d: control batches cannot be produced: %w", pos, ErrUnsupportedFeature)
@@ -109,6 +113,35 @@ func validateBatches(records []byte, cfg *Config, hdrs []record.Header) ([]recor
 		pos += int(size)
 	}
 	return hdrs, nil
+}
+
+// checkTimestamps applies message.timestamp.{before,after}.max.ms to a
+// validated batch whose largest record timestamp is maxTs. Topics stamped
+// with LogAppendTime are not checked, as in Kafka. The smallest timestamp
+// is looked for only when a before-limit is set.
+func checkTimestamps(batch []byte, h *record.Header, maxTs int64, cfg *Config, now time.Time) error {
+	if cfg.LogAppendTime || (cfg.TimestampBeforeMaxMs == 0 && cfg.TimestampAfterMaxMs == 0) {
+		return nil
+	}
+	nowMs := now.UnixMilli()
+	if limit := max(cfg.TimestampAfterMaxMs, 0); cfg.TimestampAfterMaxMs != 0 && maxTs-nowMs > limit {
+		return fmt.Errorf("a record is timestamped %d ms after the broker's clock, message.timestamp.after.max.ms is %d: %w", maxTs-nowMs, limit, ErrInvalidTimestamp)
+	}
+	if cfg.TimestampBeforeMaxMs == 0 {
+		return nil
+	}
+	limit := max(cfg.TimestampBeforeMaxMs, 0)
+	minTs := int64(math.MaxInt64)
+	if err := record.Records(*h, batch, func(r *record.Record) error {
+		minTs = min(minTs, h.BaseTimestamp+r.TimestampDelta)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("%w: %w", ErrCorruptBatch, err)
+	}
+	if nowMs-minTs > limit {
+		return fmt.Errorf("a record is timestamped %d ms before the broker's clock, message.timestamp.before.max.ms is %d: %w", nowMs-minTs, limit, ErrInvalidTimestamp)
+	}
+	return nil
 }
 
 // recompressBatches applies compression.type: it returns records with

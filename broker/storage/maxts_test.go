@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -73,4 +74,44 @@ func storedHeaders(t *testing.T, l *Log) []record.Header {
 		}
 	}
 	return out
+}
+
+// TestTimestampLimits: message.timestamp.{before,after}.max.ms refuse a
+// batch holding any record outside the window around the broker's clock
+// (ErrInvalidTimestamp, nothing appended), and LogAppendTime topics are not
+// checked.
+func TestTimestampLimits(t *testing.T) {
+	clk := newClock()
+	now := clk.Now().UnixMilli()
+	cfg := Config{TimestampBeforeMaxMs: 60_000, TimestampAfterMaxMs: 1_000}
+	l := openLog(t, vfs.NewMem(), "/d/t-0", cfg, withNow(clk))
+	defer l.Close()
+	batch := func(tss ...int64) []byte {
+		b := record.NewBuilder()
+		for _, ts := range tss {
+			b.Add(nil, []byte("v"), nil, ts)
+		}
+		return b.Build()
+	}
+	for _, c := range []struct {
+		tss []int64
+		ok  bool
+	}{
+		{[]int64{now}, true},
+		{[]int64{now - 59_000, now + 900}, true},
+		{[]int64{now, now + 2_000}, false},       // one record too far ahead
+		{[]int64{now, now - 61_000, now}, false}, // one record too old
+		{[]int64{now - 61_000 + 100_000_000}, false},
+	} {
+		leo := l.LogEndOffset()
+		_, err := l.Append(batch(c.tss...), 0)
+		if c.ok != (err == nil) || (!c.ok && !errors.Is(err, ErrInvalidTimestamp)) {
+			t.Fatalf("timestamps %v (now %d): %v", c.tss, now, err)
+		}
+		if !c.ok && l.LogEndOffset() != leo {
+			t.Fatalf("refused batch appended: LEO %d, was %d", l.LogEndOffset(), leo)
+		}
+	}
+	l.SetConfig(Config{TimestampBeforeMaxMs: 60_000, TimestampAfterMaxMs: 1_000, LogAppendTime: true})
+	mustAppend(t, l, batch(now-1_000_000))
 }

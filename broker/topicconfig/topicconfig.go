@@ -8,6 +8,7 @@ package topicconfig
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -103,11 +104,76 @@ var defs = []Def{
 	{Name: "delete.retention.ms", BrokerKey: "log.cleaner.delete.retention.ms", Type: TypeLong, Default: strconv.Itoa(day), Doc: "how long tombstones survive compaction", validate: minInt(0)},
 	{Name: "min.compaction.lag.ms", BrokerKey: "log.cleaner.min.compaction.lag.ms", Type: TypeLong, Default: "0", Doc: "minimum age before a record may be compacted", validate: minInt(0)},
 	{Name: "max.compaction.lag.ms", BrokerKey: "log.cleaner.max.compaction.lag.ms", Type: TypeLong, Default: "9223372036854775807", Doc: "maximum time a record stays uncompacted: the active segment is rolled and the log cleaned by then, whatever its dirty ratio", validate: minInt(1)},
-	{Name: "min.cleanable.dirty.ratio", BrokerKey: "log.cleaner.min.cleanable.ratio", Type: TypeDouble, Default: "0.5", Doc: "dirty ratio that triggers cleaning"},
+	{Name: "min.cleanable.dirty.ratio", BrokerKey: "log.cleaner.min.cleanable.ratio", Type: TypeDouble, Default: "0.5", Doc: "dirty ratio that triggers cleaning", validate: ratio01},
 	{Name: "min.insync.replicas", BrokerKey: "min.insync.replicas", Type: TypeInt, Default: "1", Doc: "replicas that must acknowledge acks=all writes", validate: minInt(1)},
 	{Name: "unclean.leader.election.enable", BrokerKey: "unclean.leader.election.enable", Type: TypeBoolean, Default: "false", Doc: "allow out-of-sync replicas to become leader"},
 	{Name: "compression.type", BrokerKey: "compression.type", Type: TypeString, Default: "producer", Doc: "producer stores batches as produced; uncompressed, gzip, snappy, lz4 or zstd recompresses every batch to that codec on append", validate: oneOf("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")},
 	{Name: "message.timestamp.type", BrokerKey: "log.message.timestamp.type", Type: TypeString, Default: "CreateTime", Doc: "CreateTime (the producer's record times) or LogAppendTime (the broker's clock when the batch is appended)", validate: oneOf("CreateTime", "LogAppendTime")},
+	{Name: "message.timestamp.before.max.ms", BrokerKey: "log.message.timestamp.before.max.ms", Type: TypeLong, Default: maxLong, Doc: "with CreateTime, refuse (INVALID_TIMESTAMP) a batch holding a record timestamped more than this before the broker's clock", validate: minInt(0)},
+	{Name: "message.timestamp.after.max.ms", BrokerKey: "log.message.timestamp.after.max.ms", Type: TypeLong, Default: maxLong, Doc: "with CreateTime, refuse (INVALID_TIMESTAMP) a batch holding a record timestamped more than this after the broker's clock", validate: minInt(0)},
+	{Name: "message.timestamp.difference.max.ms", BrokerKey: "log.message.timestamp.difference.max.ms", Type: TypeLong, Default: maxLong, Doc: "deprecated in Kafka 3.6: limits both message.timestamp.before.max.ms and message.timestamp.after.max.ms", validate: minInt(0)},
+
+	// Accepted and stored so that tools which copy or template Kafka
+	// topic configs work, but with no effect in gregor, as each says.
+	{Name: "segment.index.bytes", BrokerKey: "log.index.size.max.bytes", Type: TypeInt, Default: "10485760", Doc: "no effect: gregor's offset index is written whole when a segment closes, so it has no size limit to roll at", validate: minInt(4)},
+	{Name: "segment.jitter.ms", BrokerKey: "log.roll.jitter.ms", Type: TypeLong, Default: "0", Doc: "no effect: segments roll at segment.ms exactly", validate: minInt(0)},
+	{Name: "preallocate", BrokerKey: "log.preallocate", Type: TypeBoolean, Default: "false", Doc: "no effect: segment files grow as they are written"},
+	{Name: "message.downconversion.enable", BrokerKey: "log.message.downconversion.enable", Type: TypeBoolean, Default: "true", Doc: "no effect: gregor serves Fetch v4 and later only, so it never down-converts"},
+	{Name: "message.format.version", BrokerKey: "log.message.format.version", Type: TypeString, Default: "3.0-IV1", Doc: "no effect (deprecated in Kafka 3.0): batches are stored in the v2 format they arrive in"},
+	{Name: "leader.replication.throttled.replicas", Type: TypeList, Default: "", Doc: "no effect: a standalone broker has no replication to throttle", validate: throttledReplicas},
+	{Name: "follower.replication.throttled.replicas", Type: TypeList, Default: "", Doc: "no effect: a standalone broker has no replication to throttle", validate: throttledReplicas},
+	{Name: "remote.storage.enable", Type: TypeBoolean, Default: "false", Doc: "tiered storage is not supported; only false is accepted", validate: oneOf("false")},
+	{Name: "local.retention.ms", BrokerKey: "log.local.retention.ms", Type: TypeLong, Default: "-2", Doc: "no effect without tiered storage (-2: retention.ms applies)", validate: minInt(-2)},
+	{Name: "local.retention.bytes", BrokerKey: "log.local.retention.bytes", Type: TypeLong, Default: "-2", Doc: "no effect without tiered storage (-2: retention.bytes applies)", validate: minInt(-2)},
+	{Name: "remote.log.copy.disable", Type: TypeBoolean, Default: "false", Doc: "no effect without tiered storage"},
+	{Name: "remote.log.delete.on.disable", Type: TypeBoolean, Default: "false", Doc: "no effect without tiered storage"},
+	{Name: "compression.gzip.level", BrokerKey: "compression.gzip.level", Type: TypeInt, Default: "-1", Doc: "no effect: compression.type recompresses at the codec's default level", validate: gzipLevel},
+	{Name: "compression.lz4.level", BrokerKey: "compression.lz4.level", Type: TypeInt, Default: "9", Doc: "no effect: compression.type recompresses at the codec's default level", validate: intRange(1, 17)},
+	{Name: "compression.zstd.level", BrokerKey: "compression.zstd.level", Type: TypeInt, Default: "3", Doc: "no effect: compression.type recompresses at the codec's default level", validate: intRange(-131072, 22)},
+}
+
+const maxLong = "9223372036854775807"
+
+func intRange(lo, hi int64) func(string) error {
+	return func(v string) error {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if n < lo || n > hi {
+			return fmt.Errorf("must be between %d and %d", lo, hi)
+		}
+		return nil
+	}
+}
+
+func gzipLevel(v string) error {
+	if n, _ := strconv.ParseInt(v, 10, 64); n != -1 && (n < 1 || n > 9) {
+		return errors.New("must be -1 or between 1 and 9")
+	}
+	return nil
+}
+
+// throttledReplicas checks a *.replication.throttled.replicas value: empty,
+// "*", or partition:broker pairs separated by commas.
+func throttledReplicas(v string) error {
+	if v == "" || strings.TrimSpace(v) == "*" {
+		return nil
+	}
+	for _, pair := range strings.Split(v, ",") {
+		p, b, ok := strings.Cut(strings.TrimSpace(pair), ":")
+		if _, err := strconv.ParseUint(p, 10, 31); !ok || err != nil {
+			return fmt.Errorf("%q is not partition:broker", pair)
+		}
+		if _, err := strconv.ParseUint(b, 10, 31); err != nil {
+			return fmt.Errorf("%q is not partition:broker", pair)
+		}
+	}
+	return nil
+}
+
+func ratio01(v string) error {
+	if f, _ := strconv.ParseFloat(v, 64); f < 0 || f > 1 {
+		return errors.New("must be between 0 and 1")
+	}
+	return nil
 }
 
 var byName = func() map[string]*Def {
@@ -121,7 +187,9 @@ var byName = func() map[string]*Def {
 var byBrokerKey = func() map[string]*Def {
 	m := make(map[string]*Def, len(defs))
 	for i := range defs {
-		m[defs[i].BrokerKey] = &defs[i]
+		if defs[i].BrokerKey != "" {
+			m[defs[i].BrokerKey] = &defs[i]
+		}
 	}
 	return m
 }()
@@ -157,7 +225,10 @@ func checkType(t Type, v string) error {
 	var err error
 	switch t {
 	case TypeBoolean:
-		_, err = strconv.ParseBool(v)
+		// Kafka's spelling only: not ParseBool's 1, t or TRUE-ish forms.
+		if !strings.EqualFold(v, "true") && !strings.EqualFold(v, "false") {
+			err = errors.New("not true or false")
+		}
 	case TypeInt:
 		_, err = strconv.ParseInt(v, 10, 32)
 	case TypeShort:
@@ -294,7 +365,28 @@ func StorageConfig(eff map[string]string) storage.Config {
 	if err != nil {
 		policy = storage.PolicyDelete // validated before it was stored
 	}
+	// The timestamp limits: Kafka's "no limit" (the largest long) is
+	// storage's 0, an explicit 0 its negative; the deprecated difference
+	// limit bounds both.
+	limit := func(k string) int64 {
+		if n, err := strconv.ParseInt(eff[k], 10, 64); err == nil && n >= 0 {
+			return n
+		}
+		return math.MaxInt64 // absent: no limit
+	}
+	tsLimit := func(k string) int64 {
+		switch n := min(limit(k), limit("message.timestamp.difference.max.ms")); n {
+		case math.MaxInt64:
+			return 0
+		case 0:
+			return -1
+		default:
+			return n
+		}
+	}
 	return storage.Config{
+		TimestampBeforeMaxMs:   tsLimit("message.timestamp.before.max.ms"),
+		TimestampAfterMaxMs:    tsLimit("message.timestamp.after.max.ms"),
 		SegmentBytes:           i64("segment.bytes"),
 		SegmentMs:              i64("segment.ms"),
 		RetentionMs:            i64("retention.ms"),

@@ -1,0 +1,70 @@
+package broker
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-log/gregor/broker/record"
+)
+
+// TestKafkaTopicConfigsThroughTheBroker: a topic created with the configs
+// a Kafka tool copies from a Kafka cluster is created; the timestamp
+// limits it sets are enforced with INVALID_TIMESTAMP; DescribeConfigs
+// names log.retention.hours as the source of retention.ms when that is how
+// the broker was configured.
+func TestKafkaTopicConfigsThroughTheBroker(t *testing.T) {
+	b := startBroker(t, nil, "", func(c *Config) { c.Props["log.retention.hours"] = "48" })
+	cl := newClient(t, b)
+	createTopic(t, cl, "k", 1, map[string]string{
+		"segment.index.bytes":                     "10485760",
+		"segment.jitter.ms":                       "0",
+		"preallocate":                             "false",
+		"message.downconversion.enable":           "true",
+		"leader.replication.throttled.replicas":   "",
+		"follower.replication.throttled.replicas": "",
+		"local.retention.ms":                      "-2",
+		"remote.storage.enable":                   "false",
+		"message.timestamp.after.max.ms":          "60000",
+	})
+	batch := func(ts int64) []byte {
+		rb := record.NewBuilder()
+		rb.Add(nil, []byte("v"), nil, ts)
+		return rb.Build()
+	}
+	now := time.Now().UnixMilli()
+	if p := rawProduce(t, cl, "k", 0, batch(now)); p.ErrorCode != 0 {
+		t.Fatalf("produce now: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	p := rawProduce(t, cl, "k", 0, batch(now+3_600_000))
+	if p.ErrorCode != kerr.InvalidTimestamp.Code || p.ErrorMessage == nil {
+		t.Fatalf("produce an hour ahead: %v (%v)", kerr.ErrorForCode(p.ErrorCode), p.ErrorMessage)
+	}
+
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	req.IncludeSynonyms = true
+	rr := kmsg.NewDescribeConfigsRequestResource()
+	rr.ResourceType = kmsg.ConfigResourceTypeTopic
+	rr.ResourceName = "k"
+	rr.ConfigNames = []string{"retention.ms", "remote.storage.enable"}
+	req.Resources = append(req.Resources, rr)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]kmsg.DescribeConfigsResponseResourceConfig{}
+	for _, c := range resp.Resources[0].Configs {
+		got[c.Name] = c
+	}
+	rm := got["retention.ms"]
+	if rm.Value == nil || *rm.Value != "172800000" || rm.Source != kmsg.ConfigSourceStaticBrokerConfig ||
+		len(rm.ConfigSynonyms) == 0 || rm.ConfigSynonyms[0].Name != "log.retention.hours" || *rm.ConfigSynonyms[0].Value != "48" {
+		t.Fatalf("retention.ms: %+v", rm)
+	}
+	if rs := got["remote.storage.enable"]; rs.Value == nil || *rs.Value != "false" || rs.Source != kmsg.ConfigSourceDynamicTopicConfig {
+		t.Fatalf("remote.storage.enable: %+v", rs)
+	}
+}

@@ -1,0 +1,79 @@
+package topicconfig
+
+import (
+	"errors"
+	"testing"
+)
+
+// TestKafkaTopicConfigsAccepted: the topic configs Kafka accepts that
+// gregor has no use for are accepted (tools copy them), with Kafka's
+// validation; those it cannot honour are refused.
+func TestKafkaTopicConfigsAccepted(t *testing.T) {
+	ok := map[string]string{
+		"segment.index.bytes":                     "10485760",
+		"segment.jitter.ms":                       "0",
+		"preallocate":                             "false",
+		"message.timestamp.difference.max.ms":     "9223372036854775807",
+		"message.timestamp.before.max.ms":         "86400000",
+		"message.timestamp.after.max.ms":          "3600000",
+		"message.downconversion.enable":           "true",
+		"message.format.version":                  "3.0-IV1",
+		"leader.replication.throttled.replicas":   "",
+		"follower.replication.throttled.replicas": "0:1,1:2",
+		"local.retention.ms":                      "-2",
+		"local.retention.bytes":                   "-2",
+		"remote.storage.enable":                   "false",
+		"remote.log.copy.disable":                 "false",
+		"remote.log.delete.on.disable":            "false",
+		"compression.gzip.level":                  "9",
+		"compression.lz4.level":                   "9",
+		"compression.zstd.level":                  "-5",
+		"unclean.leader.election.enable":          "TRUE",
+		"min.cleanable.dirty.ratio":               "0.9",
+	}
+	for k, v := range ok {
+		if err := Validate(k, v); err != nil {
+			t.Errorf("%s=%q refused: %v", k, v, err)
+		}
+	}
+	bad := [][2]string{
+		{"remote.storage.enable", "true"},
+		{"unclean.leader.election.enable", "1"},
+		{"preallocate", "yes"},
+		{"min.cleanable.dirty.ratio", "2"},
+		{"min.cleanable.dirty.ratio", "-3"},
+		{"segment.index.bytes", "3"},
+		{"compression.gzip.level", "0"},
+		{"compression.zstd.level", "23"},
+		{"follower.replication.throttled.replicas", "0-1"},
+		{"message.timestamp.after.max.ms", "-1"},
+		{"no.such.config", "1"},
+	}
+	for _, kv := range bad {
+		if err := Validate(kv[0], kv[1]); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s=%q: %v, want ErrInvalid", kv[0], kv[1], err)
+		}
+	}
+}
+
+// TestStorageConfigTimestampLimits: Kafka's "no limit" is storage's 0, an
+// explicit 0 storage's negative, and the deprecated difference limit bounds
+// both sides.
+func TestStorageConfigTimestampLimits(t *testing.T) {
+	d := NewDefaults(nil)
+	for _, c := range []struct {
+		set           map[string]string
+		before, after int64
+	}{
+		{nil, 0, 0},
+		{map[string]string{"message.timestamp.before.max.ms": "1000"}, 1000, 0},
+		{map[string]string{"message.timestamp.after.max.ms": "0"}, 0, -1},
+		{map[string]string{"message.timestamp.difference.max.ms": "500"}, 500, 500},
+		{map[string]string{"message.timestamp.difference.max.ms": "500", "message.timestamp.after.max.ms": "100"}, 500, 100},
+	} {
+		sc := StorageConfig(d.Effective(c.set))
+		if sc.TimestampBeforeMaxMs != c.before || sc.TimestampAfterMaxMs != c.after {
+			t.Errorf("%v: before %d after %d, want %d %d", c.set, sc.TimestampBeforeMaxMs, sc.TimestampAfterMaxMs, c.before, c.after)
+		}
+	}
+}
