@@ -126,7 +126,7 @@ func TestGroupProtocolErrors(t *testing.T) {
 	}
 	fc.CoordinatorType = 1
 	fcr = request[*kmsg.FindCoordinatorResponse](t, cl, fc)
-	wantCode(t, "transaction coordinator", fcr.Coordinators[0].ErrorCode, kerr.CoordinatorNotAvailable)
+	wantCode(t, "transaction coordinator", fcr.Coordinators[0].ErrorCode, kerr.TransactionalIDAuthorizationFailed)
 
 	// JoinGroup v4+: MEMBER_ID_REQUIRED, then join with the id.
 	jr := request[*kmsg.JoinGroupResponse](t, cl, joinReq("g", "", nil))
