@@ -23,7 +23,9 @@ import (
 //
 //   - segments before the one that was active at the last flush (named in
 //     the recovery point) were fsynced with their indexes and are trusted;
-//     their indexes are loaded on first use;
+//     their indexes are loaded on first use, checked against the log
+//     (segment.checkIndex: a few small reads), and rebuilt from the log if
+//     the check fails;
 //   - that segment, every later one, and always the active segment, are
 //     verified batch by batch (length, magic,
 //     CRC-32C, contiguous offsets, leader epochs); the log is truncated at
@@ -164,7 +166,9 @@ func (l *Log) open() error {
 			_ = f.Close()
 			return fmt.Errorf("open segment %s: %d bytes is more than a segment can hold", name, size)
 		}
-		segs = append(segs, newSegment(l.fs, l.dir, base, f, 0, uint32(size), false))
+		s := newSegment(l.fs, l.dir, base, f, 0, uint32(size), false)
+		s.logger = l.logger
+		segs = append(segs, s)
 		sizes = append(sizes, size)
 	}
 

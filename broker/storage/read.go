@@ -17,6 +17,10 @@ var errStopRecords = errors.New("stop")
 // (KIP-74); a read cut by maxBytes may end in a partial batch, which
 // clients skip. A read stays within one segment.
 //
+// A segment found damaged (see segmentDamage) is read up to its last whole
+// batch before the damage; a read of an offset after that is a
+// CorruptionError (ErrCorruptBatch).
+//
 // offset below the log start or above the log end offset is
 // ErrOffsetOutOfRange; offset at or past maxOffset returns an empty Chunk.
 // Read takes no lock and never returns bytes an append has not finished
@@ -69,8 +73,11 @@ func (l *Log) readSegments(segs []*segment, offset, maxOffset int64, maxBytes in
 			}
 			continue
 		}
-		end := size
-		if maxOffset < next {
+		end, readable := size, next
+		if d := s.damaged(); d != nil {
+			end, readable = d.cause.Pos, d.from
+		}
+		if maxOffset < readable {
 			if end, _, err = s.lookup(maxOffset, size); err != nil {
 				s.unref()
 				return Chunk{}, false, fmt.Errorf("read up to offset %d: %w", maxOffset, err)
@@ -92,7 +99,10 @@ func (l *Log) readSegments(segs []*segment, offset, maxOffset int64, maxBytes in
 // OffsetForTimestamp returns the offset and timestamp of the first record
 // (in offset order, below the high watermark and at or above the log
 // start) whose timestamp is at least ts, reading the records of the
-// candidate batch to be exact; (-1, -1, nil) if there is none.
+// candidate batch to be exact; (-1, -1, nil) if there is none. Only the
+// batches Read can serve are searched: the damaged part of a segment (see
+// segmentDamage) is passed over, so that a consumer resetting by time
+// lands where it can read.
 func (l *Log) OffsetForTimestamp(ts int64) (offset, timestamp int64, err error) {
 	segs, release := l.refSegments()
 	defer release()
@@ -117,8 +127,12 @@ func (l *Log) OffsetForTimestamp(ts int64) (offset, timestamp int64, err error) 
 		if err != nil {
 			return -1, -1, err
 		}
-		for pos < size {
-			h, err := s.readHeader(pos, size)
+		limit := size
+		if d := s.damaged(); d != nil {
+			limit = d.cause.Pos // only the readable batches are searched
+		}
+		for pos < limit {
+			h, err := s.readHeader(pos, limit)
 			if err != nil {
 				return -1, -1, err
 			}

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"go.uber.org/zap"
 
 	"github.com/gregor-log/gregor/broker/record"
 	"github.com/gregor-log/gregor/internal/vfs"
@@ -82,6 +85,12 @@ type segment struct {
 
 	idx segIndex
 
+	// logger reports index files that fail their checks and damage found
+	// in the log. Set by Open for the segments it finds, before they are
+	// published; nil (nothing logged) for segments created since, whose
+	// files this process wrote.
+	logger *zap.Logger
+
 	// Writer state, guarded by Log.mu.
 	sinceIndex int64 // bytes appended since the last offset index entry
 	rollBase   int64 // unix ms the segment's age is measured from; 0 = unknown
@@ -100,8 +109,18 @@ type segIndex struct {
 	mu       sync.RWMutex
 	loaded   bool
 	fromFile bool // entries came from index files, not from the log
-	offsets  []offsetEntry
-	times    []timeEntry
+	// maxKnown says maxTs and maxTsOffset hold even while the entries are
+	// not loaded (they were kept when the index was unloaded).
+	maxKnown bool
+	// wantEnd is set by Open for a trusted segment whose batches must run
+	// up to the next segment's base (no cleaner gap is allowed there); the
+	// first load of the index warns if they stop short.
+	wantEnd bool
+	// damage is where a rebuild from the log found the segment to stop
+	// holding whole batches; nil when it found none. Reads stop there.
+	damage  *segmentDamage
+	offsets []offsetEntry
+	times   []timeEntry
 	// maxTs is the largest batch max timestamp in the segment, and
 	// maxTsOffset the base offset of the first batch holding it; -1 when
 	// the segment is empty.
@@ -181,7 +200,8 @@ func (s *segment) readHeader(pos, limit int64) (record.Header, error) {
 }
 
 // CorruptionError says where a segment holds bytes that are not a valid
-// batch. Recovery truncates the segment at Pos.
+// batch. Recovery truncates the tail segments at Pos; a segment below the
+// recovery point is never truncated, and is served up to Pos.
 type CorruptionError struct {
 	Segment string // path of the .log file
 	Pos     int64  // byte position of the first bad batch
@@ -204,11 +224,13 @@ var errBadIndex = errors.New("index entry points at the wrong batch")
 // batch after it) and that batch's size, scanning headers from the nearest
 // index entry. limit is the segment's complete size; when no batch at or
 // after target lies below limit it returns (limit, 0). An index loaded from
-// a file that turns out wrong is rebuilt from the log and the lookup
-// retried.
+// a file that turns out wrong, or that leads to a bad batch, is rebuilt
+// from the log and the lookup retried. In a damaged segment (see
+// segmentDamage) a target that no whole batch before the damage holds is
+// a CorruptionError.
 func (s *segment) lookup(target, limit int64) (pos, size int64, err error) {
 	pos, size, err = s.lookupOnce(target, limit)
-	if errors.Is(err, errBadIndex) && s.rebuildLoadedIndex() {
+	if errors.Is(err, ErrCorruptBatch) && s.rebuildLoadedIndex(err) {
 		pos, size, err = s.lookupOnce(target, limit)
 	}
 	return pos, size, err
@@ -217,6 +239,12 @@ func (s *segment) lookup(target, limit int64) (pos, size int64, err error) {
 func (s *segment) lookupOnce(target, limit int64) (pos, size int64, err error) {
 	if err := s.ensureIndex(); err != nil {
 		return 0, 0, err
+	}
+	damage := s.damaged()
+	if damage != nil && damage.cause.Pos < limit {
+		limit = damage.cause.Pos
+	} else {
+		damage = nil
 	}
 	start, want := s.indexFloor(target)
 	pos = start
@@ -239,26 +267,59 @@ func (s *segment) lookupOnce(target, limit int64) (pos, size int64, err error) {
 		}
 		pos += h.Size()
 	}
+	if damage != nil {
+		return 0, 0, damage.errFor(target)
+	}
 	return limit, 0, nil
 }
 
-// rebuildLoadedIndex throws away an index that was read from files and
-// rebuilds it from the log. It reports whether it did; indexes built in
-// memory by appends or recovery are never replaced.
-func (s *segment) rebuildLoadedIndex() bool {
+// rebuildLoadedIndex throws away an index that was read from files, after
+// a lookup through it failed with reason, and rebuilds it from the log. It
+// reports whether it did; indexes built in memory by appends, recovery or
+// an earlier rebuild are never replaced.
+func (s *segment) rebuildLoadedIndex(reason error) bool {
 	s.idx.mu.Lock()
 	defer s.idx.mu.Unlock()
 	if !s.idx.fromFile {
 		return false
 	}
-	_, size := s.end()
-	offs, times, err := s.rebuildIndex(size)
-	if err != nil {
-		return false
+	next, size := s.end()
+	s.logw().Warn("a lookup through the segment's index files found a bad batch; rebuilding the index from the log",
+		zap.String("segment", s.path(logSuffix)), zap.Error(reason))
+	return s.rebuildLocked(next, size) == nil
+}
+
+// segmentDamage describes a segment whose log stops holding whole batches
+// at some byte: what is before it is served, offsets from the first one
+// after the last whole batch to the segment's end are not (CORRUPT_MESSAGE
+// for a fetch). Only segments below the recovery point, which are never
+// verified at open, can be found damaged: nothing there is truncated or
+// deleted automatically, so the damage stays visible to the operator.
+type segmentDamage struct {
+	cause *CorruptionError // the segment's .log and the first bad byte
+	from  int64            // first offset that cannot be served
+	to    int64            // the segment's end offset (exclusive)
+}
+
+// errFor is the error a read of offset in the damaged range returns.
+func (d *segmentDamage) errFor(offset int64) error {
+	return &CorruptionError{Segment: d.cause.Segment, Pos: d.cause.Pos,
+		Err: fmt.Errorf("offset %d is in [%d, %d], which the damaged segment cannot serve: %w", offset, d.from, d.to-1, d.cause.Err)}
+}
+
+// damaged returns the damage a rebuild found in the segment, or nil.
+func (s *segment) damaged() *segmentDamage {
+	s.idx.mu.RLock()
+	defer s.idx.mu.RUnlock()
+	return s.idx.damage
+}
+
+// logw returns the segment's logger (a no-op one when it has none).
+func (s *segment) logw() *zap.Logger {
+	if s.logger == nil {
+		return zap.NewNop()
 	}
-	s.idx.setLocked(s.base, offs, times)
-	s.idx.fromFile = false
-	return true
+	return s.logger
 }
 
 // indexFloor returns the position and base offset of the last indexed
@@ -335,8 +396,16 @@ func (s *segment) sealTimeIndex() {
 }
 
 // maxTimestamp returns the segment's largest batch timestamp and the base
-// offset of the batch holding it, loading the index if needed.
+// offset of the batch holding it, loading the index if needed (a segment
+// whose index was unloaded knows them without).
 func (s *segment) maxTimestamp() (ts, offset int64, err error) {
+	s.idx.mu.RLock()
+	if s.idx.loaded || s.idx.maxKnown {
+		ts, offset = s.idx.maxTs, s.idx.maxTsOffset
+		s.idx.mu.RUnlock()
+		return ts, offset, nil
+	}
+	s.idx.mu.RUnlock()
 	if err := s.ensureIndex(); err != nil {
 		return -1, -1, err
 	}
@@ -345,10 +414,13 @@ func (s *segment) maxTimestamp() (ts, offset int64, err error) {
 	return s.idx.maxTs, s.idx.maxTsOffset, nil
 }
 
-// ensureIndex loads a trusted segment's index files on first use. If they
-// are missing or implausible it rebuilds the index by scanning the
-// segment's batch headers (the .log is trusted; the files are rewritten at
-// the next open that finds them bad, never served from while wrong).
+// ensureIndex loads a trusted segment's index files on first use and
+// checks them: every entry (readIndexFiles), and the last entries against
+// the log (checkIndex). If they are missing or fail, it logs why and
+// rebuilds the index in memory by scanning the segment's batch headers
+// (the .log is the source of truth; the files are left as they are and
+// fail the same check after the next open, never served from while
+// wrong).
 func (s *segment) ensureIndex() error {
 	s.idx.mu.RLock()
 	loaded := s.idx.loaded
@@ -363,27 +435,68 @@ func (s *segment) ensureIndex() error {
 	}
 	nextOffset, size := s.end()
 	offs, times, err := s.readIndexFiles(nextOffset, size)
-	if err == nil && size > 0 && len(times) == 0 {
-		err = errors.New("empty time index for a non-empty segment")
+	end := int64(-1)
+	if err == nil {
+		end, err = s.checkIndex(offs, times, nextOffset, size)
 	}
-	fromFile := err == nil
-	if !fromFile {
-		if offs, times, err = s.rebuildIndex(size); err != nil {
-			return err
-		}
+	if err == nil {
+		s.idx.setLocked(s.base, offs, times)
+		s.idx.fromFile = true
+		s.idx.loaded = true
+		s.checkEndLocked(end, nextOffset)
+		return nil
+	}
+	s.logw().Warn("segment index files fail their checks; rebuilding the index from the log",
+		zap.String("segment", s.path(logSuffix)), zap.Error(err))
+	return s.rebuildLocked(nextOffset, size)
+}
+
+// checkEndLocked warns, once, if a segment that Open expected to run up
+// to the next segment's base (segIndex.wantEnd) ends at offset end before
+// it.
+func (s *segment) checkEndLocked(end, next int64) {
+	if !s.idx.wantEnd || end < 0 || end >= next {
+		return
+	}
+	s.idx.wantEnd = false
+	s.logw().Warn("offsets missing after a segment: a segment file was probably deleted; consumers skip them",
+		zap.String("segment", s.path(logSuffix)), zap.Int64("missing_base_offset", end),
+		zap.Int64("first_lost_offset", end), zap.Int64("last_lost_offset", next-1))
+}
+
+// rebuildLocked installs an index rebuilt from the segment's first size
+// bytes (ending at offset next), recording and logging any damage found.
+// On error (an I/O error) the index is left as it was.
+func (s *segment) rebuildLocked(next, size int64) error {
+	offs, times, end, damage, err := s.scanIndex(size, next)
+	if err != nil {
+		return fmt.Errorf("rebuild index: %w", err)
 	}
 	s.idx.setLocked(s.base, offs, times)
-	s.idx.fromFile = fromFile
+	s.idx.fromFile = false
 	s.idx.loaded = true
+	if damage == nil {
+		s.checkEndLocked(end, next)
+	}
+	if damage != nil && (s.idx.damage == nil || s.idx.damage.cause.Pos != damage.cause.Pos) {
+		s.logw().Error("segment is damaged: serving its batches before the damage; the rest cannot be read",
+			zap.String("segment", damage.cause.Segment), zap.Int64("position", damage.cause.Pos),
+			zap.Int64("first_unreadable_offset", damage.from), zap.Int64("last_unreadable_offset", damage.to-1),
+			zap.Error(damage.cause.Err))
+	}
+	s.idx.damage = damage
 	return nil
 }
 
 // unloadIndex forgets the in-memory index of a segment that no longer
 // takes appends and whose index files are written; it is loaded again
-// from the files on next use.
+// from the files on next use. The max timestamp stays known.
 func (s *segment) unloadIndex() {
 	s.idx.mu.Lock()
 	defer s.idx.mu.Unlock()
+	if s.idx.loaded {
+		s.idx.maxKnown = true
+	}
 	s.idx.loaded, s.idx.fromFile = false, false
 	s.idx.offsets, s.idx.times = nil, nil
 }
@@ -396,11 +509,14 @@ func (x *segIndex) setLocked(base int64, offs []offsetEntry, times []timeEntry) 
 	if n := len(times); n > 0 {
 		x.maxTs, x.maxTsOffset = times[n-1].ts, base+int64(times[n-1].rel)
 	}
+	x.maxKnown = true
 }
 
-// readIndexFiles reads and checks the .index and .timeindex files: entry
-// sizes, strictly increasing offsets, positions and timestamps, and every
-// entry inside the segment.
+// readIndexFiles reads and checks the .index and .timeindex files: whole
+// entries; offsets and positions strictly increasing, timestamps and
+// their offsets too; every entry inside the segment (offsets below
+// nextOffset, positions inside its size bytes, never position 0); a time
+// index for a non-empty segment.
 func (s *segment) readIndexFiles(nextOffset, size int64) ([]offsetEntry, []timeEntry, error) {
 	ib, err := vfs.ReadFile(s.fs, s.path(indexSuffix))
 	if err != nil {
@@ -410,18 +526,24 @@ func (s *segment) readIndexFiles(nextOffset, size int64) ([]offsetEntry, []timeE
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(ib)%offsetEntrySize != 0 || len(tb)%timeEntrySize != 0 {
-		return nil, nil, fmt.Errorf("index sizes %d and %d are not whole entries", len(ib), len(tb))
+	if len(ib)%offsetEntrySize != 0 {
+		return nil, nil, fmt.Errorf("%s: %d bytes are not whole entries", s.path(indexSuffix), len(ib))
+	}
+	if len(tb)%timeEntrySize != 0 {
+		return nil, nil, fmt.Errorf("%s: %d bytes are not whole entries", s.path(timeIndexSuffix), len(tb))
+	}
+	if size > 0 && len(tb) == 0 {
+		return nil, nil, fmt.Errorf("%s: empty for a segment of %d bytes", s.path(timeIndexSuffix), size)
 	}
 	maxRel := nextOffset - s.base
 	offs := make([]offsetEntry, 0, len(ib)/offsetEntrySize)
 	for b := ib; len(b) > 0; b = b[offsetEntrySize:] {
 		e := offsetEntry{rel: binary.BigEndian.Uint32(b), pos: binary.BigEndian.Uint32(b[4:])}
 		if int64(e.rel) >= maxRel || int64(e.pos) >= size || e.pos == 0 {
-			return nil, nil, fmt.Errorf("offset index entry %+v outside segment", e)
+			return nil, nil, fmt.Errorf("%s: entry %d (offset +%d at byte %d) outside the segment", s.path(indexSuffix), len(offs), e.rel, e.pos)
 		}
 		if n := len(offs); n > 0 && (e.rel <= offs[n-1].rel || e.pos <= offs[n-1].pos) {
-			return nil, nil, fmt.Errorf("offset index entry %+v after %+v", e, offs[n-1])
+			return nil, nil, fmt.Errorf("%s: entry %d (offset +%d at byte %d) after (offset +%d at byte %d)", s.path(indexSuffix), n, e.rel, e.pos, offs[n-1].rel, offs[n-1].pos)
 		}
 		offs = append(offs, e)
 	}
@@ -429,32 +551,62 @@ func (s *segment) readIndexFiles(nextOffset, size int64) ([]offsetEntry, []timeE
 	for b := tb; len(b) > 0; b = b[timeEntrySize:] {
 		e := timeEntry{ts: int64(binary.BigEndian.Uint64(b)), rel: binary.BigEndian.Uint32(b[8:])}
 		if int64(e.rel) >= maxRel {
-			return nil, nil, fmt.Errorf("time index entry %+v outside segment", e)
+			return nil, nil, fmt.Errorf("%s: entry %d (offset +%d) outside the segment", s.path(timeIndexSuffix), len(times), e.rel)
 		}
-		if n := len(times); n > 0 && e.ts <= times[n-1].ts {
-			return nil, nil, fmt.Errorf("time index entry %+v after %+v", e, times[n-1])
+		if n := len(times); n > 0 && (e.ts <= times[n-1].ts || e.rel <= times[n-1].rel) {
+			return nil, nil, fmt.Errorf("%s: entry %d (%d at offset +%d) after (%d at offset +%d)", s.path(timeIndexSuffix), n, e.ts, e.rel, times[n-1].ts, times[n-1].rel)
 		}
 		times = append(times, e)
 	}
 	return offs, times, nil
 }
 
-// rebuildIndex scans the batch headers of the segment's first size bytes.
+// rebuildIndex scans the batch headers of the segment's first size bytes
+// and fails if they do not all hold whole batches.
 func (s *segment) rebuildIndex(size int64) ([]offsetEntry, []timeEntry, error) {
+	offs, times, _, damage, err := s.scanIndex(size, math.MaxInt64)
+	if err == nil && damage != nil {
+		err = damage.cause
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("rebuild index: %w", err)
+	}
+	return offs, times, nil
+}
+
+// scanIndex builds the index of the segment's first size bytes, whose
+// offsets end before next, from its batch headers. It stops at the first
+// bytes that are not a whole batch with offsets above the previous
+// batch's and below next, and returns the index of the batches before it,
+// the offset after the last of them (-1 if there is none) and the damage;
+// err is an I/O error.
+func (s *segment) scanIndex(size, next int64) (offs []offsetEntry, times []timeEntry, end int64, damage *segmentDamage, err error) {
 	var (
-		offs     []offsetEntry
-		times    []timeEntry
 		since    int64
 		maxTs    int64 = -1
 		maxTsOff int64 = -1
 		interval       = int64(DefaultIndexIntervalBytes)
 		pos      int64
+		want     = s.base // offsets below it are taken
 	)
 	for pos < size {
 		h, err := s.readHeader(pos, size)
-		if err != nil {
-			return nil, nil, fmt.Errorf("rebuild index: %w", err)
+		if err == nil && (h.BaseOffset < want || h.LastOffsetDelta < 0 || h.LastOffset() >= next || h.LastOffset()-s.base > math.MaxUint32) {
+			err = &CorruptionError{Segment: s.path(logSuffix), Pos: pos,
+				Err: fmt.Errorf("batch holds offsets [%d, %d], expected within [%d, %d): %w", h.BaseOffset, h.LastOffset(), want, next, record.ErrCorrupt)}
 		}
+		var cerr *CorruptionError
+		if errors.As(err, &cerr) {
+			damage = &segmentDamage{cause: cerr, from: want, to: next}
+			if next == math.MaxInt64 {
+				damage.to, _ = s.end()
+			}
+			break
+		}
+		if err != nil {
+			return nil, nil, -1, nil, err
+		}
+		want = h.LastOffset() + 1
 		if h.MaxTimestamp > maxTs || maxTsOff < 0 {
 			maxTs, maxTsOff = h.MaxTimestamp, h.BaseOffset
 		}
@@ -471,7 +623,172 @@ func (s *segment) rebuildIndex(size int64) ([]offsetEntry, []timeEntry, error) {
 	if n := len(times); maxTsOff >= 0 && (n == 0 || maxTs > times[n-1].ts) {
 		times = append(times, timeEntry{ts: maxTs, rel: uint32(maxTsOff - s.base)})
 	}
-	return offs, times, nil
+	end = -1
+	if pos > 0 {
+		end = want
+	}
+	return offs, times, end, damage, nil
+}
+
+// checkIndex checks index entries read from a segment's files against its
+// log, cheaply: the last offset index entry must name a batch boundary
+// with the offset it gives; the batches from there to the end of the
+// segment must be whole, with ascending offsets below next; and the last
+// time index entry must give the largest timestamp of those batches and
+// exactly the max timestamp of the batch holding its offset (found from
+// the offset index entry at or below it). It reads the headers from the
+// last offset index entry to the end (index.interval.bytes and a batch or
+// two) and, when the time index names an earlier batch, from the entry
+// before that batch, checkTailWindow bytes at a time and at most
+// checkMaxReads times. It returns the offset after the segment's last
+// batch (-1 when it is empty).
+//
+// A time index cut short by whole entries, or with its last entry zeroed,
+// passes readIndexFiles; this is what catches it, before its last entry
+// (the segment's max timestamp) feeds retention.ms or ListOffsets.
+func (s *segment) checkIndex(offs []offsetEntry, times []timeEntry, next, size int64) (end int64, err error) {
+	if size == 0 {
+		return -1, nil
+	}
+	last := times[len(times)-1] // readIndexFiles: not empty for a non-empty segment
+	maxTs, maxTsOff := last.ts, s.base+int64(last.rel)
+	pos, want := int64(0), int64(-1)
+	if n := len(offs); n > 0 {
+		pos, want = int64(offs[n-1].pos), s.base+int64(offs[n-1].rel)
+	}
+	// Where to look for the batch the time index names if it is not in
+	// the tail: from the offset index entry at or below it. The first
+	// read starts there when that is close enough for one read to cover
+	// both.
+	i := sort.Search(len(offs), func(i int) bool { return offs[i].rel > last.rel })
+	from := int64(0)
+	if i > 0 {
+		from = int64(offs[i-1].pos)
+	}
+	w := headerWindow{s: s, size: size, buf: windowPool.Get().(*[checkTailWindow]byte)[:]}
+	defer windowPool.Put((*[checkTailWindow]byte)(w.buf))
+	if from < pos && size-from <= checkTailWindow {
+		if err := w.fill(from); err != nil {
+			return -1, err
+		}
+	}
+	var (
+		tailMax   int64 = -1
+		tailMaxAt int64
+		named     *record.Header // the batch holding maxTsOff
+		prevEnd   = s.base
+	)
+	for first := true; pos < size; first = false {
+		h, err := w.header(pos)
+		if err != nil && first && want >= 0 {
+			return -1, fmt.Errorf("%s: last entry (offset %d at byte %d) names no batch: %w", s.path(indexSuffix), want, pos, err)
+		}
+		if err != nil {
+			return -1, err
+		}
+		if first && want >= 0 && h.BaseOffset != want {
+			return -1, fmt.Errorf("%s: last entry names offset %d at byte %d, the batch there starts at offset %d", s.path(indexSuffix), want, pos, h.BaseOffset)
+		}
+		if h.BaseOffset < prevEnd || h.LastOffsetDelta < 0 || h.LastOffset() >= next {
+			return -1, fmt.Errorf("%s: batch at byte %d holds offsets [%d, %d], expected within [%d, %d)", s.path(logSuffix), pos, h.BaseOffset, h.LastOffset(), prevEnd, next)
+		}
+		if h.MaxTimestamp > tailMax {
+			tailMax, tailMaxAt = h.MaxTimestamp, h.BaseOffset
+		}
+		if h.BaseOffset <= maxTsOff && maxTsOff <= h.LastOffset() {
+			named = &h
+		}
+		prevEnd = h.LastOffset() + 1
+		pos += h.Size()
+	}
+	if maxTs < tailMax {
+		return -1, fmt.Errorf("%s: last entry has timestamp %d, the batch at offset %d has %d: entries are missing", s.path(timeIndexSuffix), maxTs, tailMaxAt, tailMax)
+	}
+	if named == nil {
+		// The largest timestamp is in an earlier batch.
+		if named, err = w.find(from, maxTsOff); err != nil {
+			return -1, fmt.Errorf("%s: last entry names offset %d: %w", s.path(timeIndexSuffix), maxTsOff, err)
+		}
+	}
+	if named.MaxTimestamp != maxTs {
+		return -1, fmt.Errorf("%s: last entry has timestamp %d, the batch holding offset %d has %d", s.path(timeIndexSuffix), maxTs, maxTsOff, named.MaxTimestamp)
+	}
+	return prevEnd, nil
+}
+
+// checkTailWindow is how much of the log checkIndex reads at a time;
+// checkMaxReads bounds its reads per segment, so that an offset index
+// missing most of its entries costs a rebuild rather than a long check.
+const (
+	checkTailWindow = 64 << 10
+	checkMaxReads   = 32
+)
+
+// windowPool holds headerWindow buffers.
+var windowPool = sync.Pool{New: func() any { return new([checkTailWindow]byte) }}
+
+// headerWindow reads a segment's batch headers forward, up to
+// checkTailWindow bytes at a time, at most checkMaxReads times.
+type headerWindow struct {
+	s     *segment
+	size  int64
+	buf   []byte
+	win   []byte // file bytes [start, start+len(win))
+	start int64
+	reads int
+}
+
+// header returns the header of the batch at pos, which must lie whole
+// within the segment.
+func (w *headerWindow) header(pos int64) (record.Header, error) {
+	if w.size-pos < record.HeaderSize {
+		return record.Header{}, fmt.Errorf("%s: %d bytes at byte %d, too few for a batch header", w.s.path(logSuffix), w.size-pos, pos)
+	}
+	if pos < w.start || pos+record.HeaderSize > w.start+int64(len(w.win)) {
+		if err := w.fill(pos); err != nil {
+			return record.Header{}, err
+		}
+	}
+	h, err := record.ParseHeader(w.win[pos-w.start:])
+	if err != nil {
+		return h, fmt.Errorf("%s: batch header at byte %d: %w", w.s.path(logSuffix), pos, err)
+	}
+	if pos+h.Size() > w.size {
+		return h, fmt.Errorf("%s: batch of %d bytes at byte %d runs past the end (%d bytes)", w.s.path(logSuffix), h.Size(), pos, w.size)
+	}
+	return h, nil
+}
+
+// fill reads the window from pos.
+func (w *headerWindow) fill(pos int64) error {
+	if w.reads == checkMaxReads {
+		return fmt.Errorf("%s: more than %d reads to reach byte %d from an index entry: the offset index is missing entries", w.s.path(logSuffix), checkMaxReads, pos)
+	}
+	w.reads++
+	w.win, w.start = w.buf[:min(int64(len(w.buf)), w.size-pos)], pos
+	if err := readFull(w.s.log, w.win, pos); err != nil {
+		return fmt.Errorf("read %s at %d: %w", w.s.path(logSuffix), pos, err)
+	}
+	return nil
+}
+
+// find returns the header of the batch holding offset, reading headers
+// from pos.
+func (w *headerWindow) find(pos, offset int64) (*record.Header, error) {
+	for pos < w.size {
+		h, err := w.header(pos)
+		if err != nil {
+			return nil, err
+		}
+		if h.BaseOffset > offset {
+			break
+		}
+		if h.LastOffset() >= offset {
+			return &h, nil
+		}
+		pos += h.Size()
+	}
+	return nil, fmt.Errorf("%s: no batch holds offset %d", w.s.path(logSuffix), offset)
 }
 
 // encodeIndexes returns the .index and .timeindex file contents.
