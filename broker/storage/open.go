@@ -131,17 +131,12 @@ func (l *Log) open() error {
 	if err := l.completeSwaps(&contents, &cleaner, cleanerOK); err != nil {
 		return err
 	}
-	// Index files whose segment is gone (a crash during deletion).
-	for _, name := range contents.indexes {
-		stem := strings.TrimSuffix(strings.TrimSuffix(name, indexSuffix), timeIndexSuffix)
-		if base, ok := parseFileBase(stem+logSuffix, logSuffix); !ok || !slices.Contains(contents.logs, base) {
-			if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("remove orphan index %s: %w", name, err)
-			}
-		}
+	rp, haveRP := l.readRecoveryPoint()
+	missing, err := l.removeOrphanIndexes(&contents, rp, haveRP, cleaner, cleanerOK)
+	if err != nil {
+		return err
 	}
 
-	rp, haveRP := l.readRecoveryPoint()
 	l.mu.recovery, l.mu.flushed, l.mu.recoveryAt = rp, rp, l.now()
 	logStartCkpt := l.readLogStart()
 	epochs, haveEpochs := l.readEpochs()
@@ -186,12 +181,22 @@ func (l *Log) open() error {
 	if !haveRP && len(segs) > 0 {
 		l.logger.Warn("no recovery point; verifying the whole log", zap.Int("segments", len(segs)))
 	}
+	gapBound := cleaner.gapBound
+	if !cleanerOK {
+		gapBound = math.MaxInt64 // where the cleaner left gaps is unknown
+	}
 	for i := 0; i < scanFrom; i++ {
-		rel := segs[i+1].base - segs[i].base
+		s, next := segs[i], segs[i+1].base
+		rel := next - s.base
 		if rel < 0 || rel > 0xffffffff {
-			return fmt.Errorf("segments %d and %d overlap or are too far apart", segs[i].base, segs[i+1].base)
+			return fmt.Errorf("segments %d and %d overlap or are too far apart", s.base, next)
 		}
-		segs[i].tail.Store(packTail(uint32(rel), uint32(sizes[i])))
+		s.tail.Store(packTail(uint32(rel), uint32(sizes[i])))
+		// Where the cleaner cannot have left a gap, the segment's batches
+		// must run up to the next segment; its index load checks that
+		// (unless an orphan index file already reported the gap).
+		s.idx.wantEnd = next > gapBound &&
+			!slices.ContainsFunc(missing, func(b int64) bool { return b > s.base && b < next })
 	}
 
 	// Verify the tail.
@@ -201,10 +206,7 @@ func (l *Log) open() error {
 		prevEpoch:  -1,
 		interval:   l.Config().IndexIntervalBytes,
 		now:        l.now().UnixMilli(),
-		gapBound:   cleaner.gapBound,
-	}
-	if !cleanerOK {
-		rs.gapBound = math.MaxInt64 // where the cleaner left gaps is unknown
+		gapBound:   gapBound,
 	}
 	if haveEpochs {
 		rs.epochBound = epochs.latest()
@@ -356,6 +358,57 @@ func (l *Log) open() error {
 		zap.Int64("log_start_offset", logStart), zap.Int64("log_end_offset", leo),
 		zap.Duration("took", time.Since(start)))
 	return nil
+}
+
+// removeOrphanIndexes removes the index files whose .log is missing, as
+// Kafka does, and logs each (once per base offset). Below the first
+// segment or above the last one they are what an interrupted deletion
+// leaves (retention, truncation, recovery), and so are those at or below
+// the cleaner's gap bound (a cleaner swap) or in the tail that recovery
+// verifies (whose own checks report a gap); that is logged at info. One
+// between two trusted segments means the .log was deleted behind the
+// broker's back and its offsets are lost: a warning names the segment and
+// the offsets, and the base offsets are returned so that the index check
+// of the segment before does not report the gap again.
+func (l *Log) removeOrphanIndexes(c *dirContents, rp recoveryPoint, haveRP bool, cleaner cleanerState, cleanerOK bool) (missing []int64, err error) {
+	orphans := map[int64][]string{}
+	var bases []int64
+	for _, name := range c.indexes {
+		base := baseOrMinus1(name)
+		if base >= 0 {
+			if _, found := slices.BinarySearch(c.logs, base); found {
+				continue
+			}
+		}
+		if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("remove orphan index %s: %w", name, err)
+		}
+		if _, seen := orphans[base]; !seen {
+			bases = append(bases, base)
+		}
+		orphans[base] = append(orphans[base], name)
+	}
+	slices.Sort(bases)
+	for i, base := range bases {
+		next, _ := slices.BinarySearch(c.logs, base) // first segment above base
+		trustedGap := base >= 0 && next > 0 && next < len(c.logs) &&
+			haveRP && base < rp.SegmentBase && !(cleanerOK && base <= cleaner.gapBound)
+		if !trustedGap {
+			l.logger.Info("removed index files without a segment, left by an interrupted deletion or cleaner swap",
+				zap.Strings("files", orphans[base]))
+			continue
+		}
+		end := c.logs[next]
+		if i+1 < len(bases) {
+			end = min(end, bases[i+1])
+		}
+		missing = append(missing, base)
+		l.logger.Warn("segment file missing: its offsets are lost and consumers skip them; removed its orphan index files",
+			zap.String("segment", filepath.Join(l.dir, fileBase(base)+logSuffix)),
+			zap.Int64("missing_base_offset", base), zap.Int64("first_lost_offset", base),
+			zap.Int64("last_lost_offset", end-1), zap.Strings("removed", orphans[base]))
+	}
+	return missing, nil
 }
 
 // maxSegmentFileSize is the largest segment file positions can address.
