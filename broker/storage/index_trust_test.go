@@ -281,3 +281,24 @@ func TestCleanedIndexFilesAreUsed(t *testing.T) {
 		t.Fatalf("%d warnings and errors for an undamaged compacted log: %v", n, obs.All())
 	}
 }
+
+// TestNoRecoveryPointWarning: a log that was never flushed warns that it
+// verifies everything only when there is something to verify.
+func TestNoRecoveryPointWarning(t *testing.T) {
+	for _, records := range []int{0, 3} {
+		t.Run(fmt.Sprint(records, " batches"), func(t *testing.T) {
+			fsys := vfs.NewMem()
+			dir := "/d/t-0"
+			l := openLog(t, fsys, dir, Config{})
+			fillLog(t, l, 0, records)
+			l.closeFiles(false) // as kill -9: no flush, no recovery point
+			logs, obs := observed()
+			l = openLog(t, fsys, dir, Config{}, logs)
+			defer l.Close()
+			warned := len(entriesMentioning(obs, zapcore.WarnLevel, "no recovery point")) > 0
+			if warned != (records > 0) {
+				t.Fatalf("%d batches: warned %v; logged %v", records, warned, obs.All())
+			}
+		})
+	}
+}

@@ -178,7 +178,7 @@ func (l *Log) open() error {
 	if len(segs) > 0 {
 		scanFrom = min(scanFrom, len(segs)-1)
 	}
-	if !haveRP && len(segs) > 0 {
+	if !haveRP && slices.ContainsFunc(sizes, func(n int64) bool { return n > 0 }) {
 		l.logger.Warn("no recovery point; verifying the whole log", zap.Int("segments", len(segs)))
 	}
 	gapBound := cleaner.gapBound
