@@ -422,6 +422,7 @@ func (l *Log) rollLocked(base int64) (*segment, error) {
 // createSegment creates an empty segment file at base.
 func (l *Log) createSegment(base int64) (*segment, error) {
 	s := newSegment(l.fs, l.dir, base, nil, 0, 0, true)
+	s.logger = l.logger
 	f, err := l.fs.OpenFile(s.path(logSuffix), os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create segment %s: %w", s.path(logSuffix), err)

@@ -355,6 +355,7 @@ func (c *Cleaner) cleanGroup(ctx context.Context, p *cleanPlan, ps *passState, i
 		return fmt.Errorf("create cleaned segment: %w", err)
 	}
 	out := newSegment(l.fs, l.dir, base, f, 0, 0, true)
+	out.logger = l.logger
 	swapped := false
 	defer func() {
 		if swapped {
