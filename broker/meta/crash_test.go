@@ -11,6 +11,19 @@ import (
 	"github.com/gregor-log/gregor/internal/vfs"
 )
 
+// changedStore opens a store over an error-injecting crashable FS and
+// makes the usual changes; it returns the state they leave and the
+// journal's size.
+func changedStore(t *testing.T) (mem *vfs.CrashableFS, efs *vfs.ErrorFS, s *Standalone, before string, journalSize int64) {
+	t.Helper()
+	mem = vfs.NewCrashable()
+	efs = vfs.NewErrorFS(mem)
+	s = openStore(t, efs)
+	states := makeChanges(t, s)
+	_, journalSize = journalEntries(t, mem, journal1)
+	return mem, efs, s, states[len(states)-1], journalSize
+}
+
 // TestWriteErrorIsSticky: a change whose journal write or fsync fails is
 // not applied, returns the error, and fails the store: later changes are
 // refused with ErrStoreUnavailable, reads go on, and a reopen holds
@@ -34,12 +47,7 @@ func TestWriteErrorIsSticky(t *testing.T) {
 		{"fsync fails, no power loss", func(efs *vfs.ErrorFS) { efs.FailOnce(vfs.OpSync, "meta.log", syscall.EIO) }, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			mem := vfs.NewCrashable()
-			efs := vfs.NewErrorFS(mem)
-			s := openStore(t, efs)
-			states := makeChanges(t, s)
-			before := states[len(states)-1]
-			_, sizeBefore := journalEntries(t, mem, journal1)
+			mem, efs, s, before, sizeBefore := changedStore(t)
 
 			tc.inject(efs)
 			err := s.CreateTopic(topic("failed", 1))
@@ -104,12 +112,7 @@ func TestWriteErrorIsSticky(t *testing.T) {
 // cut back to its last whole entry, and once space is freed the store takes
 // changes again without a reopen.
 func TestDiskFullIsNotSticky(t *testing.T) {
-	mem := vfs.NewCrashable()
-	efs := vfs.NewErrorFS(mem)
-	s := openStore(t, efs)
-	states := makeChanges(t, s)
-	before := states[len(states)-1]
-	_, sizeBefore := journalEntries(t, mem, journal1)
+	mem, efs, s, before, sizeBefore := changedStore(t)
 
 	efs.SetWriteLimit(10)
 	err := s.CreateTopic(topic("failed", 1))

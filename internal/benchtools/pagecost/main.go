@@ -34,38 +34,32 @@ func main() {
 
 func run(dir string, mib int, wait time.Duration) error {
 	n := mib * 16 // 64 KiB writes
-	path := func(name string) string { return filepath.Join(dir, "pagecost-"+name) }
-	f, err := os.Create(path("a"))
-	if err != nil {
+	// cases writes a new file named name, measuring each label in turn
+	// (the second and later overwrite what the first wrote), then removes
+	// it, freeing its pages.
+	cases := func(name string, labels ...string) error {
+		path := filepath.Join(dir, "pagecost-"+name)
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer os.Remove(path)
+		defer f.Close()
+		for i, label := range labels {
+			if err := measure(f, label, n, i > 0); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := cases("a", "append to a new file", "overwrite cached pages"); err != nil {
 		return err
 	}
-	defer os.Remove(path("a"))
-	if err := measure(f, "append to a new file", n, false); err != nil {
+	if err := cases("b", "append right after a free"); err != nil {
 		return err
 	}
-	if err := measure(f, "overwrite cached pages", n, true); err != nil {
-		return err
-	}
-	f.Close()
-	os.Remove(path("a"))
-	g, err := os.Create(path("b"))
-	if err != nil {
-		return err
-	}
-	defer os.Remove(path("b"))
-	if err := measure(g, "append right after a free", n, false); err != nil {
-		return err
-	}
-	g.Close()
-	os.Remove(path("b"))
 	time.Sleep(wait)
-	h, err := os.Create(path("c"))
-	if err != nil {
-		return err
-	}
-	defer os.Remove(path("c"))
-	defer h.Close()
-	return measure(h, fmt.Sprintf("append %s after a free", wait), n, false)
+	return cases("c", fmt.Sprintf("append %s after a free", wait))
 }
 
 // measure writes n 64 KiB buffers to f (at offset 0 onwards if overwrite,
