@@ -45,13 +45,16 @@ func (b *Broker) replaceTopicConfigs(rr *kmsg.AlterConfigsRequestResource, valid
 	if !ok {
 		return fmt.Errorf("topic %q: %w", rr.ResourceName, kerr.UnknownTopicOrPartition)
 	}
+	names := make([]string, len(rr.Configs))
+	for i, c := range rr.Configs {
+		names[i] = c.Name
+	}
+	if err := duplicateConfigKey(names); err != nil {
+		return err
+	}
 	next := make(map[string]string, len(rr.Configs))
 	var errs []error
 	for _, c := range rr.Configs {
-		if _, dup := next[c.Name]; dup {
-			errs = append(errs, fmt.Errorf("config %s given twice in one request", c.Name))
-			continue
-		}
 		if _, known := topicconfig.Lookup(c.Name); !known {
 			errs = append(errs, fmt.Errorf("unknown topic config %q", c.Name))
 			continue
@@ -72,4 +75,18 @@ func (b *Broker) replaceTopicConfigs(rr *kmsg.AlterConfigsRequestResource, valid
 		return nil
 	}
 	return b.setTopicConfigs(t.Name, next)
+}
+
+// duplicateConfigKey returns an INVALID_REQUEST error naming the first
+// config a request names twice for one resource, as Kafka answers (both
+// AlterConfigs and IncrementalAlterConfigs), or nil.
+func duplicateConfigKey(names []string) error {
+	seen := make(map[string]bool, len(names))
+	for _, n := range names {
+		if seen[n] {
+			return fmt.Errorf("config %s given twice for one resource: %w", n, kerr.InvalidRequest)
+		}
+		seen[n] = true
+	}
+	return nil
 }

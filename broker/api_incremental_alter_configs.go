@@ -64,15 +64,16 @@ func (b *Broker) alterTopicConfigs(rr *kmsg.IncrementalAlterConfigsRequestResour
 	for k, v := range t.Configs {
 		next[k] = v
 	}
+	names := make([]string, len(rr.Configs))
+	for i, c := range rr.Configs {
+		names[i] = c.Name
+	}
+	if err := duplicateConfigKey(names); err != nil {
+		return err
+	}
 	eff := b.defaults.Effective(t.Configs)
 	var errs []error
-	seen := make(map[string]bool)
 	for _, c := range rr.Configs {
-		if seen[c.Name] {
-			errs = append(errs, fmt.Errorf("config %s changed twice in one request", c.Name))
-			continue
-		}
-		seen[c.Name] = true
 		d, known := topicconfig.Lookup(c.Name)
 		if !known {
 			errs = append(errs, fmt.Errorf("unknown topic config %q", c.Name))

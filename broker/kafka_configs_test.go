@@ -68,3 +68,36 @@ func TestKafkaTopicConfigsThroughTheBroker(t *testing.T) {
 		t.Fatalf("remote.storage.enable: %+v", rs)
 	}
 }
+
+// TestDuplicateConfigKeys: a config named twice for one resource is
+// INVALID_REQUEST in AlterConfigs and IncrementalAlterConfigs, as Kafka
+// answers, and changes nothing.
+func TestDuplicateConfigKeys(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "d", 1, nil)
+	if code := alterConfigs(t, b, "d", false, "retention.ms", "1000", "retention.ms", "2000"); code != kerr.InvalidRequest.Code {
+		t.Fatalf("AlterConfigs with a key twice: %v", kerr.ErrorForCode(code))
+	}
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+	rr.ResourceType = kmsg.ConfigResourceTypeTopic
+	rr.ResourceName = "d"
+	for _, v := range []string{"1000", "2000"} {
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		c.Name, c.Op = "retention.ms", kmsg.IncrementalAlterConfigOpSet
+		c.Value = &v
+		rr.Configs = append(rr.Configs, c)
+	}
+	req.Resources = append(req.Resources, rr)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.Resources[0].ErrorCode; code != kerr.InvalidRequest.Code {
+		t.Fatalf("IncrementalAlterConfigs with a key twice: %v", kerr.ErrorForCode(code))
+	}
+	if tc, _ := b.store.Topic("d"); len(tc.Configs) != 0 {
+		t.Fatalf("configs changed: %v", tc.Configs)
+	}
+}
