@@ -237,6 +237,14 @@ func (l *Log) appendLocked(records []byte, hdrs []record.Header, leaderEpoch int
 	}
 	if l.mu.epochs.assign(leaderEpoch, leo) {
 		if err := l.persistEpochsLocked(); err != nil {
+			if vfs.IsNoSpace(err) {
+				// The checkpoint is replaced whole: the old one (or, past
+				// the rename, the new one, whose extra epoch starts at the
+				// log end and is trimmed at open) is on disk. Undo the
+				// assignment and refuse this append only.
+				l.mu.epochs = l.mu.epochs[:len(l.mu.epochs)-1]
+				return res, 0, false, l.noSpace("write leader-epoch checkpoint", err)
+			}
 			return res, 0, false, l.failLocked("write leader-epoch checkpoint", err)
 		}
 	}
@@ -435,6 +443,22 @@ func (l *Log) createSegment(base int64) (*segment, error) {
 		return nil, fmt.Errorf("create segment: %w", err)
 	}
 	return s, nil
+}
+
+// persistTrimmedEpochsLocked writes leader-epoch-checkpoint after the
+// cache lost epochs below a new log start. A full disk is not sticky: the
+// old file, holding those epochs too, is still right once open trims it
+// to the log start, so the failure is only logged.
+func (l *Log) persistTrimmedEpochsLocked() error {
+	err := l.persistEpochsLocked()
+	if err != nil && vfs.IsNoSpace(err) {
+		_ = l.noSpace("write leader-epoch checkpoint", err)
+		return nil
+	}
+	if err != nil {
+		return l.failLocked("write leader-epoch checkpoint", err)
+	}
+	return nil
 }
 
 // persistEpochsLocked writes leader-epoch-checkpoint.

@@ -123,3 +123,55 @@ func TestFullDiskAtFlush(t *testing.T) {
 		})
 	}
 }
+
+// TestFullDiskAtEpochChange: the first append of a new leader epoch on a
+// full disk (the leader-epoch checkpoint cannot be written) is refused
+// without fencing the log, and the epoch is recorded by the next append
+// once space is freed; a full disk while retention trims the epochs is not
+// sticky either, and the stale checkpoint is trimmed at the next open.
+func TestFullDiskAtEpochChange(t *testing.T) {
+	efs := vfs.NewErrorFS(vfs.NewMem())
+	l := openLog(t, efs, "/d/t-0", Config{SegmentBytes: 512})
+	mustAppend(t, l, plain(t, "a", 2))
+	efs.FailOn(vfs.OpWrite, epochCheckpoint, syscall.ENOSPC)
+	if _, err := l.Append(plain(t, "b", 2), 1); !errors.Is(err, ErrStorage) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("append of a new epoch on a full disk: %v", err)
+	}
+	if e := l.Epochs(); len(e) != 1 || e[0].Epoch != 0 {
+		t.Fatalf("epochs after the refused append: %+v", e)
+	}
+	efs.Clear()
+	res, err := l.Append(plain(t, "b", 2), 1)
+	if err != nil {
+		t.Fatalf("append of a new epoch after space was freed: %v", err)
+	}
+	if e := l.Epochs(); len(e) != 2 || e[1] != (EpochEntry{Epoch: 1, StartOffset: res.BaseOffset}) {
+		t.Fatalf("epochs: %+v", e)
+	}
+	for range 6 {
+		if _, err := l.Append(plain(t, "c", 4), 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.SetHighWatermark(l.LogEndOffset())
+	efs.FailOn(vfs.OpWrite, epochCheckpoint, syscall.ENOSPC)
+	if _, err := l.DeleteRecordsBefore(l.LogEndOffset() - 1); err != nil {
+		t.Fatalf("DeleteRecords on a full disk for the epoch checkpoint: %v", err)
+	}
+	if err := l.WriteError(); err != nil {
+		t.Fatalf("log fenced: %v", err)
+	}
+	efs.Clear()
+	if _, err := l.Append(plain(t, "d", 1), 2); err != nil {
+		t.Fatal(err)
+	}
+	want := l.Epochs()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openLog(t, efs, "/d/t-0", Config{SegmentBytes: 512})
+	defer l.Close()
+	if got := l.Epochs(); len(got) != len(want) || got[0] != want[0] {
+		t.Fatalf("epochs after reopen %+v, want %+v", got, want)
+	}
+}

@@ -164,8 +164,8 @@ func (l *Log) deleteOldestLocked(n int, reason string) error {
 		}
 	}
 	if l.mu.epochs.truncateFromStart(l.logStart.Load()) {
-		if perr := l.persistEpochsLocked(); perr != nil {
-			err = errors.Join(err, l.failLocked("write leader-epoch checkpoint", perr))
+		if perr := l.persistTrimmedEpochsLocked(); perr != nil {
+			err = errors.Join(err, perr)
 		}
 	}
 	l.dropSegmentsLocked(victims)
@@ -256,8 +256,8 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 	l.logStart.Store(offset)
 	var errs []error
 	if l.mu.epochs.truncateFromStart(offset) {
-		if err := l.persistEpochsLocked(); err != nil {
-			errs = append(errs, l.failLocked("write leader-epoch checkpoint", err))
+		if err := l.persistTrimmedEpochsLocked(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	n := 0
