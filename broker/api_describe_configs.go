@@ -128,6 +128,14 @@ func (b *Broker) describeBrokerConfigs(rr *kmsg.DescribeConfigsRequestResource, 
 		props[k] = v
 		explicit[k] = true
 	}
+	// log.retention.minutes or .hours set the retention when .ms is not
+	// given: show the value in effect, as set by the broker's config.
+	if d, ok := topicconfig.Lookup("retention.ms"); ok && !explicit["log.retention.ms"] {
+		if _, _, set := brokerSetting(b.cfg.Props, d); set {
+			props["log.retention.ms"] = b.defaults["retention.ms"]
+			explicit["log.retention.ms"] = true
+		}
+	}
 	names := make([]string, 0, len(props))
 	for k := range props {
 		names = append(names, k)

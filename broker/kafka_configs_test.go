@@ -67,6 +67,25 @@ func TestKafkaTopicConfigsThroughTheBroker(t *testing.T) {
 	if rs := got["remote.storage.enable"]; rs.Value == nil || *rs.Value != "false" || rs.Source != kmsg.ConfigSourceDynamicTopicConfig {
 		t.Fatalf("remote.storage.enable: %+v", rs)
 	}
+
+	// The broker resource shows the retention in effect.
+	req = kmsg.NewPtrDescribeConfigsRequest()
+	rr = kmsg.NewDescribeConfigsRequestResource()
+	rr.ResourceType = kmsg.ConfigResourceTypeBroker
+	rr.ConfigNames = []string{"log.retention.ms", "log.retention.hours"}
+	req.Resources = append(req.Resources, rr)
+	if resp, err = req.RequestWith(context.Background(), cl); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(resp.Resources[0].Configs); n != 2 {
+		t.Fatalf("broker resource: %d configs, want 2", n)
+	}
+	for _, c := range resp.Resources[0].Configs {
+		want := map[string]string{"log.retention.ms": "172800000", "log.retention.hours": "48"}[c.Name]
+		if c.Value == nil || *c.Value != want || c.Source != kmsg.ConfigSourceStaticBrokerConfig {
+			t.Fatalf("broker %s: %v source %v, want %s from the static config", c.Name, c.Value, c.Source, want)
+		}
+	}
 }
 
 // TestDuplicateConfigKeys: a config named twice for one resource is
