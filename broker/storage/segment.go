@@ -118,7 +118,8 @@ type segIndex struct {
 	wantEnd bool
 	// damage is where a rebuild from the log found the segment to stop
 	// holding whole batches; nil when it found none. Reads stop there.
-	damage  *segmentDamage
+	// Stored with mu held; read without it on the fetch path.
+	damage  atomic.Pointer[segmentDamage]
 	offsets []offsetEntry
 	times   []timeEntry
 	// maxTs is the largest batch max timestamp in the segment, and
@@ -309,9 +310,7 @@ func (d *segmentDamage) errFor(offset int64) error {
 
 // damaged returns the damage a rebuild found in the segment, or nil.
 func (s *segment) damaged() *segmentDamage {
-	s.idx.mu.RLock()
-	defer s.idx.mu.RUnlock()
-	return s.idx.damage
+	return s.idx.damage.Load()
 }
 
 // logw returns the segment's logger (a no-op one when it has none).
@@ -478,13 +477,13 @@ func (s *segment) rebuildLocked(next, size int64) error {
 	if damage == nil {
 		s.checkEndLocked(end, next)
 	}
-	if damage != nil && (s.idx.damage == nil || s.idx.damage.cause.Pos != damage.cause.Pos) {
+	if prev := s.idx.damage.Load(); damage != nil && (prev == nil || prev.cause.Pos != damage.cause.Pos) {
 		s.logw().Error("segment is damaged: serving its batches before the damage; the rest cannot be read",
 			zap.String("segment", damage.cause.Segment), zap.Int64("position", damage.cause.Pos),
 			zap.Int64("first_unreadable_offset", damage.from), zap.Int64("last_unreadable_offset", damage.to-1),
 			zap.Error(damage.cause.Err))
 	}
-	s.idx.damage = damage
+	s.idx.damage.Store(damage)
 	return nil
 }
 
