@@ -265,6 +265,7 @@ func (l *Log) appendLocked(records []byte, hdrs []record.Header, leaderEpoch int
 	}
 
 	nextRel, size := unpackTail(active.tail.Load())
+	l.preallocateLocked(active, int64(size), int64(len(records)), cfg)
 	if n, werr := active.log.Write(records); werr != nil || n != len(records) {
 		if werr == nil {
 			werr = fmt.Errorf("short write: %d of %d bytes", n, len(records))
@@ -272,6 +273,7 @@ func (l *Log) appendLocked(records []byte, hdrs []record.Header, leaderEpoch int
 		// Leave the file as it was so the log on disk stays clean; if
 		// even that fails, recovery truncates the torn tail at the next
 		// open. Readers never see past the tail either way.
+		active.prealloc = 0 // Truncate gives the reservation back
 		if terr := active.log.Truncate(int64(size)); terr != nil {
 			werr = errors.Join(werr, fmt.Errorf("truncate back to %d: %w", size, terr))
 		} else if vfs.IsNoSpace(werr) {
@@ -413,6 +415,8 @@ func (l *Log) rollLocked(base int64) (*segment, error) {
 		return nil, l.failLocked("roll segment", err)
 	}
 	old.sealTimeIndex()
+	_, oldSize := old.end()
+	l.trimPreallocated(old, oldSize)
 	segs := append(append(make([]*segment, 0, len(l.segments())+1), l.segments()...), s)
 	l.segs.Store(&segs)
 	if n := len(l.mu.unflushed); n == 0 || l.mu.unflushed[n-1] != old {

@@ -67,6 +67,9 @@ type Log struct {
 		unflushed     []*segment
 		unflushedMsgs int64
 		dirDirty      bool // directory entries created or removed since the last SyncDir
+		// noPrealloc: the file system cannot reserve blocks ahead of
+		// appends (see prealloc.go); it is not asked again.
+		noPrealloc bool
 		// recovery is the recovery point last written, at recoveryAt
 		// (see checkpointDue); flushed is the point everything is fsynced
 		// to, which it trails.
@@ -253,6 +256,13 @@ func (l *Log) Close() error {
 		} else if err := writeCheckpoint(l.fs, checkpointPath(l.dir, cleanShutdownFile), magicCleanShutdown, encodeOffset(l.leo.Load())); err != nil {
 			errs = append(errs, storageErr("write clean-shutdown marker", l.dir, err))
 		}
+		l.mu.Lock()
+		if segs := l.segments(); len(segs) > 0 {
+			active := segs[len(segs)-1]
+			_, size := active.end()
+			l.trimPreallocated(active, size)
+		}
+		l.mu.Unlock()
 	}
 	l.closeFiles(true)
 	return errors.Join(errs...)

@@ -285,6 +285,7 @@ func (l *Log) open() error {
 	// first append.
 	active := segs[len(segs)-1]
 	if _, size := active.end(); size > 0 {
+		l.trimPreallocatedAtOpen(active, size)
 		active.rollBase = min(max(rs.firstTs, 1), rs.now)
 	}
 	leo, _ := active.end()

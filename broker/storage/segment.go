@@ -94,6 +94,7 @@ type segment struct {
 	// Writer state, guarded by Log.mu.
 	sinceIndex int64 // bytes appended since the last offset index entry
 	rollBase   int64 // unix ms the segment's age is measured from; 0 = unknown
+	prealloc   int64 // file blocks are reserved up to here (prealloc.go); 0 = none
 
 	// cacheDropped is how many bytes from the start of the file have had
 	// their cached pages dropped (Config.PageCacheRetainBytes); guarded by

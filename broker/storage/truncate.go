@@ -91,6 +91,7 @@ func (l *Log) Truncate(offset int64) error {
 				return l.failLocked("truncate", err)
 			}
 		}
+		active.prealloc = 0 // Truncate gives the reservation back
 		if err := active.log.Truncate(pos); err != nil {
 			return l.failLocked("truncate", err)
 		}

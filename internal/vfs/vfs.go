@@ -95,3 +95,18 @@ type SpaceReporter interface {
 	// holding dir.
 	Space(dir string) (total, available int64, err error)
 }
+
+// Preallocator is implemented by files whose blocks can be reserved ahead
+// of the writes that fill them (the OS file system's, with fallocate(2)
+// FALLOC_FL_KEEP_SIZE). The file's size does not change; writes into the
+// reserved range skip the file system's per-block allocation, and cannot
+// fail for want of space. Truncate to the current size gives the reserved
+// blocks past the end back.
+type Preallocator interface {
+	// Preallocate reserves the blocks of the n bytes from off. An error
+	// wrapping errors.ErrUnsupported says the file system cannot.
+	Preallocate(off, n int64) error
+	// Allocated returns how many bytes of blocks the file holds, the
+	// reserved ones past its end included.
+	Allocated() (int64, error)
+}
