@@ -62,11 +62,12 @@ func (b *Broker) replaceTopicConfigs(rr *kmsg.AlterConfigsRequestResource, valid
 		if c.Value == nil {
 			continue
 		}
-		if err := topicconfig.Validate(c.Name, *c.Value); err != nil {
+		v := topicconfig.Normalize(*c.Value)
+		if err := topicconfig.Validate(c.Name, v); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		next[c.Name] = *c.Value
+		next[c.Name] = v
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%v: %w", err, kerr.InvalidConfig)

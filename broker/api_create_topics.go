@@ -109,11 +109,12 @@ func (b *Broker) topicFromRequest(rt *kmsg.CreateTopicsRequestTopic, duplicate b
 		if c.Value == nil {
 			continue // null means use the default
 		}
-		if err := topicconfig.Validate(c.Name, *c.Value); err != nil {
+		v := topicconfig.Normalize(*c.Value)
+		if err := topicconfig.Validate(c.Name, v); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		configs[c.Name] = *c.Value
+		configs[c.Name] = v
 	}
 	if err := errors.Join(errs...); err != nil {
 		return meta.Topic{}, err

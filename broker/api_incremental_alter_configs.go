@@ -81,7 +81,7 @@ func (b *Broker) alterTopicConfigs(rr *kmsg.IncrementalAlterConfigsRequestResour
 		}
 		val := ""
 		if c.Value != nil {
-			val = *c.Value
+			val = topicconfig.Normalize(*c.Value)
 		}
 		switch c.Op {
 		case kmsg.IncrementalAlterConfigOpSet:

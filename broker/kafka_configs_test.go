@@ -120,3 +120,44 @@ func TestDuplicateConfigKeys(t *testing.T) {
 		t.Fatalf("configs changed: %v", tc.Configs)
 	}
 }
+
+// TestConfigValuesTrimmed: white space around a value is dropped before it
+// is checked and stored, as Kafka's ConfigDef trims every type, by every
+// request that sets configs.
+func TestConfigValuesTrimmed(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "w", 1, map[string]string{"retention.ms": " 3600000 ", "cleanup.policy": " delete "})
+	if tc, _ := b.store.Topic("w"); tc.Configs["retention.ms"] != "3600000" || tc.Configs["cleanup.policy"] != "delete" {
+		t.Fatalf("stored after CreateTopics: %q", tc.Configs)
+	}
+	if code := alterConfigs(t, b, "w", false, "segment.ms", "\t600000\n", "preallocate", " false"); code != 0 {
+		t.Fatalf("AlterConfigs with spaces: %v", kerr.ErrorForCode(code))
+	}
+	if tc, _ := b.store.Topic("w"); tc.Configs["segment.ms"] != "600000" || tc.Configs["preallocate"] != "false" {
+		t.Fatalf("stored after AlterConfigs: %q", tc.Configs)
+	}
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+	rr.ResourceType = kmsg.ConfigResourceTypeTopic
+	rr.ResourceName = "w"
+	v := " 0.25 "
+	c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	c.Name, c.Op, c.Value = "min.cleanable.dirty.ratio", kmsg.IncrementalAlterConfigOpSet, &v
+	rr.Configs = append(rr.Configs, c)
+	req.Resources = append(req.Resources, rr)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.Resources[0].ErrorCode; code != 0 {
+		t.Fatalf("IncrementalAlterConfigs with spaces: %v", kerr.ErrorForCode(code))
+	}
+	if tc, _ := b.store.Topic("w"); tc.Configs["min.cleanable.dirty.ratio"] != "0.25" {
+		t.Fatalf("stored after IncrementalAlterConfigs: %q", tc.Configs)
+	}
+	// Inside a value, white space is still wrong.
+	if code := alterConfigs(t, b, "w", false, "retention.ms", "36 00"); code != kerr.InvalidConfig.Code {
+		t.Fatalf("AlterConfigs retention.ms=\"36 00\": %v", kerr.ErrorForCode(code))
+	}
+}

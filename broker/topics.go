@@ -79,6 +79,8 @@ func (b *Broker) newTopic(name string, partitions int32, configs map[string]stri
 	}
 	var errs []error
 	for k, v := range configs {
+		v = topicconfig.Normalize(v)
+		configs[k] = v
 		if err := topicconfig.Validate(k, v); err != nil {
 			errs = append(errs, err)
 		}

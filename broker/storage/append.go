@@ -19,7 +19,8 @@ import (
 // CRC) and keeps no reference to records after returning.
 //
 // Errors: ErrCorruptBatch, ErrInvalidRecord, ErrBatchTooLarge (a batch over
-// max.message.bytes), ErrUnsupportedFeature (transactional or control
+// max.message.bytes), ErrRecordListTooLarge (more bytes than segment.bytes),
+// ErrUnsupportedFeature (transactional or control
 // batches), ErrOutOfOrderSequence and ErrInvalidProducerEpoch (idempotent
 // producers), ErrFencedLeaderEpoch, ErrClosed, and ErrStorage after a failed
 // write. A write failure is sticky (later appends fail too; reads keep
@@ -68,6 +69,11 @@ func validateBatches(records []byte, cfg *Config, hdrs []record.Header, now time
 	}
 	if len(records) > math.MaxInt32 {
 		return nil, fmt.Errorf("%d bytes of records: %w", len(records), ErrBatchTooLarge)
+	}
+	if int64(len(records)) > cfg.SegmentBytes {
+		// As Kafka: a segment must be able to hold what one request
+		// appends to a partition.
+		return nil, fmt.Errorf("%d bytes of records, segment.bytes is %d: %w", len(records), cfg.SegmentBytes, ErrRecordListTooLarge)
 	}
 	for pos := 0; pos < len(records); {
 		h, err := record.ParseHeader(records[pos:])

@@ -192,3 +192,30 @@ func TestLogAppendTime(t *testing.T) {
 		}
 	})
 }
+
+// TestAppendLargerThanSegment: records that no segment could hold are
+// refused, as Kafka answers RECORD_LIST_TOO_LARGE, and nothing is written.
+func TestAppendLargerThanSegment(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		l := openLog(t, fsys, dir, Config{SegmentBytes: 1024})
+		defer l.Close()
+		mustAppend(t, l, plain(t, "small", 3))
+		big := makeBatch(t, batchSpec{n: 4, valueSize: 400, pid: -1})
+		if len(big) <= 1024 {
+			t.Fatalf("test batch of %d bytes fits a segment", len(big))
+		}
+		if _, err := l.Append(big, 0); !errors.Is(err, ErrRecordListTooLarge) {
+			t.Fatalf("Append of %d bytes with segment.bytes 1024: %v, want ErrRecordListTooLarge", len(big), err)
+		}
+		// Two batches that together pass segment.bytes are one list too.
+		half := makeBatch(t, batchSpec{n: 2, valueSize: 300, pid: -1})
+		if _, err := l.Append(append(append([]byte(nil), half...), half...), 0); !errors.Is(err, ErrRecordListTooLarge) {
+			t.Fatalf("Append of two batches over segment.bytes: %v, want ErrRecordListTooLarge", err)
+		}
+		if got := l.LogEndOffset(); got != 3 {
+			t.Fatalf("log end %d after refused appends, want 3", got)
+		}
+		mustAppend(t, l, half)
+		checkSequential(t, readAll(t, l, 0), 0)
+	})
+}

@@ -264,6 +264,10 @@ func (t Type) String() string {
 	return "unknown"
 }
 
+// Normalize returns a config value as it is checked and stored: without
+// surrounding white space, which Kafka's ConfigDef trims from every type.
+func Normalize(value string) string { return strings.TrimSpace(value) }
+
 // Validate checks one topic config name and value. The error wraps
 // ErrInvalid and names the config.
 func Validate(name, value string) error {
