@@ -112,6 +112,16 @@ func (b *Broker) createTopics(ts []meta.Topic, validateOnly bool) []error {
 			okIdx = append(okIdx, i)
 		}
 	}
+	var adding int64
+	for _, t := range ok {
+		adding += int64(t.Partitions)
+	}
+	if err := checkOpenFiles(adding); err != nil {
+		for _, i := range okIdx {
+			errs[i] = err
+		}
+		return errs
+	}
 	if validateOnly || len(ok) == 0 {
 		return errs
 	}
@@ -292,16 +302,30 @@ func (b *Broker) growTopic(name string, count int32, validateOnly bool) error {
 	if count > 100000 {
 		return fmt.Errorf("%d partitions requested, the limit is 100000: %w", count, kerr.InvalidPartitions)
 	}
+	if err := checkOpenFiles(int64(count - t.Partitions)); err != nil {
+		return err
+	}
 	if validateOnly {
 		return nil
 	}
-	if err := b.store.SetPartitionCount(name, count); err != nil {
-		return err
-	}
+	// The logs first, then the count: a partition that cannot be created
+	// (no file descriptors, no space) undoes the others and leaves the
+	// topic as it was. A crash in between leaves logs the metadata does
+	// not know, which the next start sets aside as strays.
 	for p := t.Partitions; p < count; p++ {
 		if _, err := b.logs.Create(name, p); err != nil {
+			b.log.Error("create partition log; rolling the addition back", zap.String("topic", name), zap.Int32("partition", p), zap.Error(err))
+			if derr := b.logs.DeletePartitions(name, t.Partitions); derr != nil {
+				b.log.Error("roll back partition logs", zap.String("topic", name), zap.Error(derr))
+			}
 			return fmt.Errorf("create log for %s-%d: %v: %w", name, p, err, kerr.KafkaStorageError)
 		}
+	}
+	if err := b.store.SetPartitionCount(name, count); err != nil {
+		if derr := b.logs.DeletePartitions(name, t.Partitions); derr != nil {
+			b.log.Error("roll back partition logs", zap.String("topic", name), zap.Error(derr))
+		}
+		return err
 	}
 	b.log.Info("added partitions", zap.String("topic", name), zap.Int32("from", t.Partitions), zap.Int32("to", count))
 	return nil

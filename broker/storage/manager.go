@@ -284,7 +284,12 @@ func (m *Manager) topicLogs(topic string) []*Log {
 // <topic>-<partition>.<random>-delete (durably) and removes them in the
 // background. Readers holding Chunks keep their files until they release
 // them.
-func (m *Manager) DeleteTopic(topic string) error {
+func (m *Manager) DeleteTopic(topic string) error { return m.DeletePartitions(topic, 0) }
+
+// DeletePartitions deletes, as DeleteTopic does, the logs of the topic's
+// partitions from the given one on: a failed partition addition is undone
+// with it.
+func (m *Manager) DeletePartitions(topic string, from int32) error {
 	m.mu.Lock()
 	if m.mu.closed {
 		m.mu.Unlock()
@@ -292,7 +297,7 @@ func (m *Manager) DeleteTopic(topic string) error {
 	}
 	var logs []*Log
 	for tp, l := range m.mu.logs {
-		if tp.topic == topic {
+		if tp.topic == topic && tp.partition >= from {
 			logs = append(logs, l)
 			delete(m.mu.logs, tp)
 		}
@@ -311,7 +316,7 @@ func (m *Manager) DeleteTopic(topic string) error {
 	}
 	if len(renamed) > 0 {
 		if err := m.o.FS.SyncDir(m.o.DataDir); err != nil {
-			errList = append(errList, fmt.Errorf("delete topic %s: %w", topic, err))
+			errList = append(errList, fmt.Errorf("delete partitions of %s: %w", topic, err))
 		}
 		m.wg.Add(1)
 		go func() {

@@ -1,0 +1,55 @@
+package broker
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// openFilesCheckFrom is the smallest number of new partitions whose
+// creation is checked against the open-file limit; fewer are not worth
+// counting the open files for (auto-creation creates a few at a time).
+const openFilesCheckFrom = 100
+
+// checkOpenFiles refuses to create adding partition logs, each holding at
+// least one open file, when that would leave the broker fewer than a
+// twentieth of its open-file limit (at least 100) for connections and
+// segment rolls. Running out part way would fail the request anyway (it is
+// rolled back), but the broker would spend its descriptors on the attempt.
+// Where the limit or the open files cannot be read, nothing is checked.
+func checkOpenFiles(adding int64) error {
+	if adding < openFilesCheckFrom {
+		return nil
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == 0 || lim.Cur > 1<<40 {
+		return nil
+	}
+	open, err := countOpenFiles()
+	if err != nil {
+		return nil
+	}
+	limit := int64(lim.Cur)
+	reserve := max(100, limit/20)
+	if open+adding+reserve > limit {
+		return fmt.Errorf("%d new partitions need as many open files; %d of the broker's limit of %d are open and %d are kept for connections (raise the broker's open-file limit, ulimit -n): %w",
+			adding, open, limit, reserve, kerr.InvalidPartitions)
+	}
+	return nil
+}
+
+// countOpenFiles counts the process's open file descriptors.
+func countOpenFiles() (int64, error) {
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return 0, err
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return 0, err
+	}
+	return int64(len(names)), nil
+}
