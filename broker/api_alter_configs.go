@@ -34,6 +34,7 @@ func (b *Broker) handleAlterConfigs(_ wire.RequestHeader, req *kmsg.AlterConfigs
 		if err != nil {
 			sr.ErrorCode = errorCode(err)
 			sr.ErrorMessage = errorMessage(err)
+			b.metrics.countError("AlterConfigs", sr.ErrorCode)
 		}
 		resp.Resources = append(resp.Resources, sr)
 	}

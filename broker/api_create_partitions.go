@@ -36,6 +36,7 @@ func (b *Broker) handleCreatePartitions(_ wire.RequestHeader, req *kmsg.CreatePa
 		if err != nil {
 			st.ErrorCode = errorCode(err)
 			st.ErrorMessage = errorMessage(err)
+			b.metrics.countError("CreatePartitions", st.ErrorCode)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}

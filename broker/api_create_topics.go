@@ -44,7 +44,7 @@ func (b *Broker) handleCreateTopics(_ wire.RequestHeader, req *kmsg.CreateTopics
 		resp.Topics = append(resp.Topics, st)
 		t, err := b.topicFromRequest(&req.Topics[i], seen[rt.Topic] > 1)
 		if err != nil {
-			setCreateTopicError(&resp.Topics[i], err)
+			b.setCreateTopicError(&resp.Topics[i], err)
 			continue
 		}
 		valid = append(valid, t)
@@ -53,7 +53,7 @@ func (b *Broker) handleCreateTopics(_ wire.RequestHeader, req *kmsg.CreateTopics
 	for j, err := range b.createTopics(valid, req.ValidateOnly) {
 		st := &resp.Topics[validIdx[j]]
 		if err != nil {
-			setCreateTopicError(st, err)
+			b.setCreateTopicError(st, err)
 			continue
 		}
 		t := valid[j]
@@ -73,8 +73,9 @@ func (b *Broker) handleCreateTopics(_ wire.RequestHeader, req *kmsg.CreateTopics
 	return resp
 }
 
-func setCreateTopicError(st *kmsg.CreateTopicsResponseTopic, err error) {
+func (b *Broker) setCreateTopicError(st *kmsg.CreateTopicsResponseTopic, err error) {
 	st.ErrorCode = errorCode(err)
+	b.metrics.countError("CreateTopics", st.ErrorCode)
 	st.ErrorMessage = errorMessage(err)
 }
 

@@ -9,7 +9,6 @@ package broker
 // COORDINATOR_LOAD_IN_PROGRESS.
 
 import (
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-log/gregor/broker/wire"
@@ -26,7 +25,7 @@ func (b *Broker) handleDeleteGroups(_ wire.RequestHeader, req *kmsg.DeleteGroups
 		sg.Group = id
 		if err := b.coord.DeleteGroup(id); err != nil {
 			sg.ErrorCode = groupErr(err)
-			b.metrics.partitionErrors.WithLabelValues("DeleteGroups", kerr.ErrorForCode(sg.ErrorCode).Error()).Inc()
+			b.metrics.countError("DeleteGroups", sg.ErrorCode)
 		}
 		resp.Groups = append(resp.Groups, sg)
 	}

@@ -52,6 +52,7 @@ func (b *Broker) handleDeleteRecords(_ wire.RequestHeader, req *kmsg.DeleteRecor
 					b.waiters.notify(rt.Topic, rp.Partition) // parked fetches below the new start must hear of it
 				}
 			}
+			b.metrics.countError("DeleteRecords", sp.ErrorCode)
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)

@@ -34,6 +34,7 @@ func (b *Broker) handleDeleteTopics(hdr wire.RequestHeader, req *kmsg.DeleteTopi
 		if err != nil {
 			st.ErrorCode = errorCode(err)
 			st.ErrorMessage = errorMessage(err)
+			b.metrics.countError("DeleteTopics", st.ErrorCode)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
@@ -70,6 +71,7 @@ func (b *Broker) handleDeleteTopics(hdr wire.RequestHeader, req *kmsg.DeleteTopi
 			st := &resp.Topics[slots[j]]
 			st.ErrorCode = errorCode(err)
 			st.ErrorMessage = errorMessage(err)
+			b.metrics.countError("DeleteTopics", st.ErrorCode)
 		}
 	}
 	return resp

@@ -43,6 +43,7 @@ func (b *Broker) handleDescribeConfigs(_ wire.RequestHeader, req *kmsg.DescribeC
 		if err != nil {
 			sr.ErrorCode = errorCode(err)
 			sr.ErrorMessage = errorMessage(err)
+			b.metrics.countError("DescribeConfigs", sr.ErrorCode)
 		}
 		resp.Resources = append(resp.Resources, sr)
 	}

@@ -12,7 +12,6 @@ package broker
 // (GROUP_ID_NOT_FOUND for unknown groups) is not offered.
 
 import (
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-log/gregor/broker/wire"
@@ -34,7 +33,7 @@ func (b *Broker) handleDescribeGroups(_ wire.RequestHeader, req *kmsg.DescribeGr
 		d, err := b.coord.DescribeGroup(id)
 		if err != nil {
 			sg.ErrorCode = groupErr(err)
-			b.metrics.partitionErrors.WithLabelValues("DescribeGroups", kerr.ErrorForCode(sg.ErrorCode).Error()).Inc()
+			b.metrics.countError("DescribeGroups", sg.ErrorCode)
 			resp.Groups = append(resp.Groups, sg)
 			continue
 		}

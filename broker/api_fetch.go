@@ -229,7 +229,7 @@ func (f *fetch) once(final bool) (resp *kmsg.FetchResponse, chunks []storage.Chu
 		if code != 0 {
 			part.ErrorCode = code
 			stop = true
-			f.b.metrics.partitionErrors.WithLabelValues("Fetch", kerr.ErrorForCode(code).Error()).Inc()
+			f.b.metrics.countError("Fetch", code)
 		}
 		if ch.Size > remaining && total > 0 {
 			// Only the first partition with data may exceed the

@@ -47,7 +47,7 @@ func (b *Broker) findCoordinator(keyType int8, key string) kmsg.FindCoordinatorR
 	fail := func(err *kerr.Error, msg string) kmsg.FindCoordinatorResponseCoordinator {
 		co.ErrorCode = err.Code
 		co.ErrorMessage = &msg
-		b.metrics.partitionErrors.WithLabelValues("FindCoordinator", err.Error()).Inc()
+		b.metrics.countError("FindCoordinator", err.Code)
 		return co
 	}
 	switch keyType {

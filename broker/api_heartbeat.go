@@ -37,7 +37,7 @@ func (b *Broker) handleHeartbeat(_ wire.RequestHeader, req *kmsg.HeartbeatReques
 	}
 	resp.ErrorCode = groupErr(err)
 	if err != nil && resp.ErrorCode != kerr.RebalanceInProgress.Code {
-		b.metrics.partitionErrors.WithLabelValues("Heartbeat", kerr.ErrorForCode(resp.ErrorCode).Error()).Inc()
+		b.metrics.countError("Heartbeat", resp.ErrorCode)
 	}
 	return resp
 }

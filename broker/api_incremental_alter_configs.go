@@ -35,6 +35,7 @@ func (b *Broker) handleIncrementalAlterConfigs(_ wire.RequestHeader, req *kmsg.I
 		if err != nil {
 			sr.ErrorCode = errorCode(err)
 			sr.ErrorMessage = errorMessage(err)
+			b.metrics.countError("IncrementalAlterConfigs", sr.ErrorCode)
 		}
 		resp.Resources = append(resp.Resources, sr)
 	}

@@ -27,12 +27,14 @@ func (b *Broker) handleInitProducerID(_ wire.RequestHeader, req *kmsg.InitProduc
 	resp.ProducerEpoch = -1
 	if req.TransactionalID != nil {
 		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		b.metrics.countError("InitProducerId", resp.ErrorCode)
 		return resp
 	}
 	id, err := b.store.NextProducerID()
 	if err != nil {
 		b.log.Error("allocate producer id", zap.Error(err))
 		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		b.metrics.countError("InitProducerId", resp.ErrorCode)
 		return resp
 	}
 	resp.ProducerID = id

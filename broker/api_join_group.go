@@ -87,7 +87,7 @@ func (b *Broker) joinGroupResponse(r group.JoinResult) *kmsg.JoinGroupResponse {
 	resp.Generation = r.Generation
 	resp.MemberID = r.MemberID
 	if r.Err != nil {
-		b.metrics.partitionErrors.WithLabelValues("JoinGroup", kerr.ErrorForCode(resp.ErrorCode).Error()).Inc()
+		b.metrics.countError("JoinGroup", resp.ErrorCode)
 		return resp
 	}
 	resp.ProtocolType = kmsg.StringPtr(r.ProtocolType)

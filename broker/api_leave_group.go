@@ -45,7 +45,7 @@ func (b *Broker) handleLeaveGroup(hdr wire.RequestHeader, req *kmsg.LeaveGroupRe
 	errs, err := b.coord.LeaveGroup(req.Group, members)
 	if err != nil {
 		resp.ErrorCode = groupErr(err)
-		b.metrics.partitionErrors.WithLabelValues("LeaveGroup", kerr.ErrorForCode(resp.ErrorCode).Error()).Inc()
+		b.metrics.countError("LeaveGroup", resp.ErrorCode)
 		return resp
 	}
 	if hdr.APIVersion < 3 {

@@ -30,6 +30,7 @@ func (b *Broker) handleListOffsets(_ wire.RequestHeader, req *kmsg.ListOffsetsRe
 			sp.Partition = rp.Partition
 			sp.Timestamp, sp.Offset = -1, -1
 			sp.ErrorCode = b.listOffset(rt.Topic, &rp, &sp)
+			b.metrics.countError("ListOffsets", sp.ErrorCode)
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)

@@ -51,24 +51,24 @@ func (b *Broker) handleMetadata(hdr wire.RequestHeader, req *kmsg.MetadataReques
 			t, ok = b.store.Topic(*rt.Topic)
 			if !ok {
 				if err := validateTopicName(*rt.Topic); err != nil {
-					resp.Topics = append(resp.Topics, metadataTopicError(*rt.Topic, rt.TopicID, kerr.InvalidTopicException.Code))
+					resp.Topics = append(resp.Topics, b.metadataTopicError(*rt.Topic, rt.TopicID, kerr.InvalidTopicException.Code))
 					continue
 				}
 				if !allowCreate {
-					resp.Topics = append(resp.Topics, metadataTopicError(*rt.Topic, rt.TopicID, kerr.UnknownTopicOrPartition.Code))
+					resp.Topics = append(resp.Topics, b.metadataTopicError(*rt.Topic, rt.TopicID, kerr.UnknownTopicOrPartition.Code))
 					continue
 				}
 				var code int16
 				t, code = b.autoCreateTopic(*rt.Topic)
 				if code != 0 {
-					resp.Topics = append(resp.Topics, metadataTopicError(*rt.Topic, rt.TopicID, code))
+					resp.Topics = append(resp.Topics, b.metadataTopicError(*rt.Topic, rt.TopicID, code))
 					continue
 				}
 			}
 		default:
 			t, ok = b.store.TopicByID(meta.TopicID(rt.TopicID))
 			if !ok {
-				resp.Topics = append(resp.Topics, metadataTopicError("", rt.TopicID, kerr.UnknownTopicID.Code))
+				resp.Topics = append(resp.Topics, b.metadataTopicError("", rt.TopicID, kerr.UnknownTopicID.Code))
 				continue
 			}
 		}
@@ -77,7 +77,8 @@ func (b *Broker) handleMetadata(hdr wire.RequestHeader, req *kmsg.MetadataReques
 	return resp
 }
 
-func metadataTopicError(name string, id [16]byte, code int16) kmsg.MetadataResponseTopic {
+func (b *Broker) metadataTopicError(name string, id [16]byte, code int16) kmsg.MetadataResponseTopic {
+	b.metrics.countError("Metadata", code)
 	mt := kmsg.NewMetadataResponseTopic()
 	if name != "" {
 		mt.Topic = &name

@@ -99,7 +99,7 @@ func (b *Broker) handleOffsetCommit(hdr wire.RequestHeader, req *kmsg.OffsetComm
 	for _, st := range resp.Topics {
 		for _, sp := range st.Partitions {
 			if sp.ErrorCode != 0 {
-				b.metrics.partitionErrors.WithLabelValues("OffsetCommit", kerr.ErrorForCode(sp.ErrorCode).Error()).Inc()
+				b.metrics.countError("OffsetCommit", sp.ErrorCode)
 			}
 		}
 	}

@@ -54,7 +54,7 @@ func (b *Broker) handleOffsetDelete(_ wire.RequestHeader, req *kmsg.OffsetDelete
 	if err != nil {
 		resp.ErrorCode = groupErr(err)
 		resp.Topics = nil
-		b.metrics.partitionErrors.WithLabelValues("OffsetDelete", kerr.ErrorForCode(resp.ErrorCode).Error()).Inc()
+		b.metrics.countError("OffsetDelete", resp.ErrorCode)
 		return resp
 	}
 	for i, s := range index {

@@ -12,7 +12,6 @@ package broker
 // member epochs, topic ids) are not offered.
 
 import (
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-log/gregor/broker/group"
@@ -39,7 +38,7 @@ func (b *Broker) handleOffsetFetch(hdr wire.RequestHeader, req *kmsg.OffsetFetch
 			parts, err := b.fetchGroupOffsets(rg.Group, topics)
 			if err != nil {
 				sg.ErrorCode = groupErr(err)
-				b.metrics.partitionErrors.WithLabelValues("OffsetFetch", kerr.ErrorForCode(sg.ErrorCode).Error()).Inc()
+				b.metrics.countError("OffsetFetch", sg.ErrorCode)
 			} else {
 				for _, t := range parts {
 					st := kmsg.NewOffsetFetchResponseGroupTopic()
@@ -63,7 +62,7 @@ func (b *Broker) handleOffsetFetch(hdr wire.RequestHeader, req *kmsg.OffsetFetch
 	parts, err := b.fetchGroupOffsets(req.Group, topics)
 	if err != nil {
 		code := groupErr(err)
-		b.metrics.partitionErrors.WithLabelValues("OffsetFetch", kerr.ErrorForCode(code).Error()).Inc()
+		b.metrics.countError("OffsetFetch", code)
 		if hdr.APIVersion >= 2 {
 			resp.ErrorCode = code
 			return resp

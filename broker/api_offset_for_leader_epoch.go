@@ -33,6 +33,7 @@ func (b *Broker) handleOffsetForLeaderEpoch(_ wire.RequestHeader, req *kmsg.Offs
 			l, code := b.partitionLog(rt.Topic, rp.Partition)
 			if code != 0 {
 				sp.ErrorCode = code
+				b.metrics.countError("OffsetForLeaderEpoch", code)
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
@@ -46,6 +47,7 @@ func (b *Broker) handleOffsetForLeaderEpoch(_ wire.RequestHeader, req *kmsg.Offs
 			if sp.ErrorCode == 0 {
 				sp.LeaderEpoch, sp.EndOffset = l.EndOffsetForEpoch(rp.LeaderEpoch)
 			}
+			b.metrics.countError("OffsetForLeaderEpoch", sp.ErrorCode)
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)

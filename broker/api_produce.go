@@ -86,7 +86,7 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) *kmsg.ProduceResponse {
 				b.producePartition(rt.Topic, req.Acks, rp, &sp)
 			}
 			if sp.ErrorCode != 0 {
-				b.metrics.partitionErrors.WithLabelValues("Produce", kerr.ErrorForCode(sp.ErrorCode).Error()).Inc()
+				b.metrics.countError("Produce", sp.ErrorCode)
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}

@@ -65,7 +65,7 @@ func (b *Broker) syncGroupResponse(r group.SyncResult) *kmsg.SyncGroupResponse {
 	resp := kmsg.NewPtrSyncGroupResponse()
 	resp.ErrorCode = groupErr(r.Err)
 	if r.Err != nil {
-		b.metrics.partitionErrors.WithLabelValues("SyncGroup", kerr.ErrorForCode(resp.ErrorCode).Error()).Inc()
+		b.metrics.countError("SyncGroup", resp.ErrorCode)
 		return resp
 	}
 	resp.ProtocolType = kmsg.StringPtr(r.ProtocolType)

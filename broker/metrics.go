@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -92,7 +94,7 @@ func newMetrics(sessions *atomic.Int64, failures func() []string) *metrics {
 		fetchedBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gregor_fetched_bytes_total", Help: "Record-batch bytes served to fetchers."}),
 		partitionErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "gregor_partition_errors_total", Help: "Per-partition error codes returned, by API and error."}, []string{"api", "error"}),
+			Name: "gregor_partition_errors_total", Help: "Error codes returned (per partition, group or resource), by API and error name."}, []string{"api", "error"}),
 	}
 	m.reg.MustRegister(m.connections, m.requests, m.requestErrors, m.requestSeconds, m.bytesIn, m.bytesOut,
 		m.producedRecords, m.producedBytes, m.fetchedBytes, m.partitionErrors,
@@ -162,4 +164,20 @@ func (b *Broker) writeFailures() []string {
 		}
 	}
 	return out
+}
+
+// countError counts an error code returned by api in
+// gregor_partition_errors_total, labelled with the code's name only
+// (GROUP_ID_NOT_FOUND), as Kafka's ErrorsPerSec is. Codes that are routine
+// steps of a protocol (MEMBER_ID_REQUIRED on a first JoinGroup,
+// REBALANCE_IN_PROGRESS on a Heartbeat) are counted too, as in Kafka.
+func (m *metrics) countError(api string, code int16) {
+	if code == 0 {
+		return
+	}
+	name := "UNKNOWN_" + strconv.Itoa(int(code))
+	if ke, ok := kerr.ErrorForCode(code).(*kerr.Error); ok {
+		name = ke.Message
+	}
+	m.partitionErrors.WithLabelValues(api, name).Inc()
 }
