@@ -6,7 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"slices"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -32,6 +36,7 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	fs.BoolVar(&follow, "f", false, "follow (shorthand)")
 	fs.StringVar(&format, "format", `%v\n`, `output template: %v value, %k key, %p partition, %o offset, %t timestamp ms, %T topic, %h headers, %%, \n, \t`)
 	fetchMaxWait := fs.Duration("fetch-max-wait", 0, "how long the broker may hold a fetch waiting for data (0: client default)")
+	timeout := fs.Duration("timeout", 2*time.Minute, "without --follow, give up when the cluster cannot be reached, or no record arrives while some are left to read, for this long")
 	group := fs.String("group", "", "consume as a member of this consumer group, committing what was printed; runs until interrupted or -n records (--from applies where the group has no committed offset)")
 	if _, err := parseFlags(fs, args, 0, 0); err != nil {
 		return err
@@ -42,6 +47,9 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	if count < 0 {
 		return usagef("-n must not be negative")
 	}
+	if *timeout <= 0 {
+		return usagef("--timeout must be positive")
+	}
 	spec, err := parseStartSpec(from)
 	if err != nil {
 		return &usageError{err: err}
@@ -50,6 +58,8 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	if err != nil {
 		return &usageError{err: err}
 	}
+	conn := newConnReporter(stderr)
+	defer conn.stop()
 	if *group != "" {
 		if *partition >= 0 {
 			return usagef("--partition cannot be used with --group: the group assigns partitions")
@@ -58,24 +68,37 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		if err != nil {
 			return &usageError{err: err}
 		}
-		opts := []kgo.Opt{kgo.ConsumerGroup(*group), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(reset), kgo.AutoCommitMarks()}
+		opts := []kgo.Opt{kgo.ConsumerGroup(*group), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(reset), kgo.AutoCommitMarks(), kgo.WithHooks(conn)}
 		if *fetchMaxWait > 0 {
 			opts = append(opts, kgo.FetchMaxWait(*fetchMaxWait))
 		}
 		return runGroupConsume(ctx, cf, opts, recFmt, count, stdout)
 	}
 
-	plan, err := planConsume(ctx, cf, topic, int32(*partition), spec)
+	planCtx := ctx
+	if !follow {
+		var cancel context.CancelFunc
+		planCtx, cancel = context.WithTimeout(ctx, *timeout)
+		defer cancel()
+	}
+	plan, err := planConsume(planCtx, cf, topic, int32(*partition), spec, kgo.WithHooks(conn))
 	if err != nil {
-		return err
+		if ctx.Err() != nil {
+			return nil // interrupted while waiting for the cluster
+		}
+		return timeoutErr(ctx, planCtx, *timeout, err)
 	}
 	c := newConsumer(plan, recFmt, follow, count, stdout)
+	if !follow {
+		c.idle = *timeout
+	}
 	if c.finished() {
 		return nil
 	}
 	opts := []kgo.Opt{
 		kgo.ConsumePartitions(plan.kgoOffsets(c.wants)),
 		kgo.KeepControlRecords(), // their offsets tell us we passed the end
+		kgo.WithHooks(conn),
 	}
 	if *fetchMaxWait > 0 {
 		opts = append(opts, kgo.FetchMaxWait(*fetchMaxWait))
@@ -157,13 +180,24 @@ type consumePlan struct {
 }
 
 // planConsume looks up the topic's partitions and their offsets and
-// resolves spec for each partition (only one if partition >= 0).
-func planConsume(ctx context.Context, cf *clientFlags, topic string, partition int32, spec startSpec) (*consumePlan, error) {
-	cl, err := cf.newClient()
+// resolves spec for each partition (only one if partition >= 0). While
+// the cluster cannot be reached it retries until ctx ends.
+func planConsume(ctx context.Context, cf *clientFlags, topic string, partition int32, spec startSpec, opts ...kgo.Opt) (*consumePlan, error) {
+	cl, err := cf.newClient(opts...)
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
+	var plan *consumePlan
+	err = untilReachable(ctx, func() error {
+		plan, err = planConsumeOnce(ctx, cl, topic, partition, spec)
+		return err
+	})
+	return plan, err
+}
+
+// planConsumeOnce is one attempt of planConsume.
+func planConsumeOnce(ctx context.Context, cl *kgo.Client, topic string, partition int32, spec startSpec) (*consumePlan, error) {
 	t, err := topicMetadata(ctx, cl, topic)
 	if err != nil {
 		return nil, err
@@ -219,6 +253,9 @@ type consumer struct {
 	follow bool
 	limit  int64 // 0: none
 	out    *bufio.Writer
+	// idle, if positive, is how long a poll may go without records
+	// before run gives up (--timeout; not with follow).
+	idle time.Duration
 
 	printed int64
 	buf     []byte
@@ -262,13 +299,24 @@ func (c *consumer) wants(partition int32) bool {
 	return c.follow || c.pending[partition]
 }
 
-// run polls until finished, ctx is cancelled (a clean stop) or a fetch
-// fails.
+// run polls until finished, ctx is cancelled (a clean stop), a fetch
+// fails or, with idle set, no record arrives for that long.
 func (c *consumer) run(ctx context.Context, cl *kgo.Client) error {
 	for !c.finished() {
-		fetches := cl.PollFetches(ctx)
+		pollCtx, cancel := ctx, context.CancelFunc(func() {})
+		if c.idle > 0 {
+			pollCtx, cancel = context.WithTimeout(ctx, c.idle)
+		}
+		fetches := cl.PollFetches(pollCtx)
+		timedOut := ctx.Err() == nil && pollCtx.Err() != nil
+		cancel()
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return c.flush()
+		}
+		if timedOut {
+			_ = c.flush()
+			return fmt.Errorf("no record arrived for %v though %d partition(s) of %s have records left to read; giving up (see --timeout)",
+				c.idle, len(c.pending), c.plan.topic)
 		}
 		if fetchErr := firstFetchError(fetches, context.Canceled); fetchErr != nil {
 			_ = c.flush()
@@ -322,4 +370,140 @@ func (c *consumer) flush() error {
 		return fmt.Errorf("write output: %w", err)
 	}
 	return nil
+}
+
+// connReporter is a kgo hook that reports on stderr when a broker cannot
+// be reached, so that a command retrying against a cluster that is down
+// says so instead of hanging silently: the first failure to connect to a
+// broker at once, then at most one line per broker every interval, and
+// one line when a reported broker is reached again. Safe for concurrent
+// use; after stop it prints nothing.
+type connReporter struct {
+	out      io.Writer
+	interval time.Duration
+	now      func() time.Time
+
+	mu      sync.Mutex
+	stopped bool
+	brokers map[string]*brokerReach
+}
+
+// brokerReach is what a connReporter knows of one broker address.
+type brokerReach struct {
+	lastReport time.Time // zero: no failure reported yet
+	failing    bool      // a failure was reported and no connect succeeded since
+}
+
+var _ kgo.HookBrokerConnect = (*connReporter)(nil)
+
+// connReportInterval is how often a connReporter repeats itself per broker.
+const connReportInterval = 5 * time.Second
+
+func newConnReporter(out io.Writer) *connReporter {
+	return &connReporter{out: out, interval: connReportInterval, now: time.Now, brokers: map[string]*brokerReach{}}
+}
+
+// OnBrokerConnect implements kgo.HookBrokerConnect.
+func (r *connReporter) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	r.connectResult(net.JoinHostPort(meta.Host, strconv.Itoa(int(meta.Port))), err)
+}
+
+// connectResult records one connection attempt to addr.
+func (r *connReporter) connectResult(addr string, err error) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
+		return // the command is stopping
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return
+	}
+	b := r.brokers[addr]
+	if b == nil {
+		b = &brokerReach{}
+		r.brokers[addr] = b
+	}
+	if err == nil {
+		if b.failing {
+			fmt.Fprintf(r.out, "gregor: reached broker %s again\n", addr)
+		}
+		b.failing = false
+		return
+	}
+	now := r.now()
+	if !b.lastReport.IsZero() && now.Sub(b.lastReport) < r.interval {
+		return
+	}
+	b.lastReport, b.failing = now, true
+	fmt.Fprintf(r.out, "gregor: cannot reach broker %s: %s; retrying\n", addr, dialFailure(err))
+}
+
+// stop ends reporting; the command's own last words follow.
+func (r *connReporter) stop() {
+	r.mu.Lock()
+	r.stopped = true
+	r.mu.Unlock()
+}
+
+// dialFailure is the short reason of a failed connection: "connection
+// refused" rather than "dial tcp 127.0.0.1:9092: connect: connection
+// refused", which would repeat the address.
+func dialFailure(err error) string {
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return se.Err.Error()
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timed out"
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return dns.Error()
+	}
+	return err.Error()
+}
+
+// unreachable reports whether err says the cluster could not be reached
+// (a failed dial or a broken connection) rather than that it answered.
+func unreachable(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		var dns *net.DNSError
+		return !errors.As(err, &dns) || !dns.IsNotFound
+	}
+	return kgo.IsRetryableBrokerErr(err)
+}
+
+// untilReachable calls f until it returns nil or an error other than the
+// cluster being unreachable, or ctx ends, waiting a second between tries.
+// It returns f's last error. The clients' connReporter tells the user
+// about the failures meanwhile.
+func untilReachable(ctx context.Context, f func() error) error {
+	var last error // the last unreachable error, which says more than ctx's
+	for {
+		err := f()
+		switch {
+		case err != nil && ctx.Err() != nil && last != nil:
+			return last
+		case err == nil || !unreachable(err) || ctx.Err() != nil:
+			return err
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// timeoutErr explains err when it ended an operation bounded by --timeout
+// (opCtx, derived from ctx): the timeout passed while the cluster could
+// not be reached or did not answer.
+func timeoutErr(ctx, opCtx context.Context, timeout time.Duration, err error) error {
+	if ctx.Err() == nil && opCtx.Err() != nil {
+		return fmt.Errorf("gave up after --timeout %v: %w", timeout, err)
+	}
+	return err
 }

@@ -70,7 +70,10 @@ func runProduce(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return usagef("--timeout must be positive")
 	}
 
+	conn := newConnReporter(stderr)
+	defer conn.stop()
 	opts := []kgo.Opt{
+		kgo.WithHooks(conn),
 		kgo.DefaultProduceTopic(topic),
 		kgo.RequiredAcks(acks),
 		kgo.ProducerBatchCompression(codec),

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func TestConnReporterRateLimit(t *testing.T) {
+	var out syncBuffer
+	r := newConnReporter(&out)
+	now := time.Unix(1000, 0)
+	r.now = func() time.Time { return now }
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	const a, b = "127.0.0.1:9092", "127.0.0.1:9093"
+
+	r.connectResult(a, refused) // the first failure: at once
+	now = now.Add(time.Second)
+	r.connectResult(a, refused) // within 5s of the last report: quiet
+	r.connectResult(b, refused) // another broker: its own limit
+	now = now.Add(3 * time.Second)
+	r.connectResult(a, refused) // 4s since the report: quiet
+	now = now.Add(time.Second)
+	r.connectResult(a, refused)                 // 5s: reported again
+	r.connectResult(a, context.Canceled)        // the client closing: never reported
+	r.connectResult(b, nil)                     // b is back
+	r.connectResult(b, nil)                     // said once only
+	r.connectResult("127.0.0.1:9094", nil)      // never failed: nothing to say
+	r.connectResult(b, errors.New("i/o error")) // 4s after b's report: quiet
+	now = now.Add(time.Second)
+	r.connectResult(b, &net.OpError{Op: "dial", Net: "tcp", Err: timeoutError{}})
+	r.stop()
+	now = now.Add(time.Minute)
+	r.connectResult(a, refused) // stopped: quiet
+
+	want := []string{
+		"gregor: cannot reach broker 127.0.0.1:9092: connection refused; retrying",
+		"gregor: cannot reach broker 127.0.0.1:9093: connection refused; retrying",
+		"gregor: cannot reach broker 127.0.0.1:9092: connection refused; retrying",
+		"gregor: reached broker 127.0.0.1:9093 again",
+		"gregor: cannot reach broker 127.0.0.1:9093: timed out; retrying",
+	}
+	if got := lines(out.String()); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("reported\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// timeoutError is a net.Error that timed out.
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "i/o timeout" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
+
+// closedPort returns a local address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// TestUnreachableBroker checks that produce and consume say at once that
+// the broker cannot be reached while they retry, and give up after
+// --timeout.
+func TestUnreachableBroker(t *testing.T) {
+	t.Parallel()
+	addr := closedPort(t)
+	msg := fmt.Sprintf("gregor: cannot reach broker %s: connection refused; retrying", addr)
+	for _, args := range [][]string{
+		{"produce", "-b", addr, "-t", "x", "--timeout", "2s"},
+		{"consume", "-b", addr, "-t", "x", "--timeout", "2s"},
+	} {
+		start := time.Now()
+		code, _, stderr := runCLI(t, "hi\n", args...)
+		if took := time.Since(start); code != 1 || !strings.Contains(stderr, msg) || took > 10*time.Second {
+			t.Errorf("%q: exit %d after %v, stderr %q; want exit 1 soon with %q", args, code, took, stderr, msg)
+		}
+	}
+
+	// With --follow, consume keeps trying, reporting it, until interrupted.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"consume", "-b", addr, "-t", "x", "-f"}, strings.NewReader(""), &out, &errOut)
+	}()
+	waitFor(t, "the report", func() bool { return strings.Contains(errOut.String(), msg) })
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("interrupted follow exited %d: %s", code, errOut.String())
+	}
+}
+
+// TestConsumeTimeout checks that consume without --follow gives up when
+// the broker stops answering fetches while records are left to read.
+func TestConsumeTimeout(t *testing.T) {
+	t.Parallel()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "stuck"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b := c.ListenAddrs()[0]
+	mustRun(t, "a\nb\n", "produce", "-b", b, "-t", "stuck")
+	c.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		return nil, errors.New("no fetching"), true // closes the connection
+	})
+	start := time.Now()
+	code, stdout, stderr := runCLI(t, "", "consume", "-b", b, "-t", "stuck", "--timeout", "1s")
+	if took := time.Since(start); code != 1 || stdout != "" || took > 10*time.Second ||
+		!strings.Contains(stderr, "no record arrived for 1s though 1 partition(s) of stuck have records left to read") {
+		t.Errorf("exit %d after %v, stdout %q, stderr %q", code, took, stdout, stderr)
+	}
+	if code, _, stderr := runCLI(t, "", "consume", "-b", b, "-t", "stuck", "--timeout", "0s"); code != 2 || !strings.Contains(stderr, "--timeout must be positive") {
+		t.Errorf("--timeout 0s: exit %d, stderr %q", code, stderr)
+	}
+}
