@@ -271,6 +271,16 @@ func unrefAll(segs []*segment) {
 // closing log), so the files are complete.
 func (s *segment) writeIndexFiles() error {
 	offs, times := s.encodeIndexes()
+	return s.writeIndexData(offs, times)
+}
+
+// writeIndexFilesLocked is writeIndexFiles with s.idx.mu held.
+func (s *segment) writeIndexFilesLocked() error {
+	offs, times := s.encodeIndexesLocked()
+	return s.writeIndexData(offs, times)
+}
+
+func (s *segment) writeIndexData(offs, times []byte) error {
 	for _, f := range []struct {
 		suffix string
 		data   []byte

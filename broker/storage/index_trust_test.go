@@ -173,8 +173,14 @@ func TestDamagedIndexFilesAreNotTrusted(t *testing.T) {
 				if len(recs) != 2*batches {
 					t.Fatalf("restart %d: read %d records", restart, len(recs))
 				}
-				if c.warn && len(entriesMentioning(obs, zapcore.WarnLevel, file)) == 0 {
+				// The first open rebuilds the index and writes the files
+				// again, so the second trusts them without a word.
+				warned := len(entriesMentioning(obs, zapcore.WarnLevel, file)) > 0
+				if c.warn && restart == 0 && !warned {
 					t.Errorf("restart %d: no warning names %s; logged: %v", restart, file, obs.All())
+				}
+				if restart == 1 && warned {
+					t.Errorf("restart %d: %s still fails its checks after the rebuild: %v", restart, file, obs.All())
 				}
 				if err := l.Close(); err != nil {
 					t.Fatal(err)

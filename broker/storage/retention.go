@@ -177,6 +177,11 @@ func (l *Log) deleteOldestLocked(n int, reason string) error {
 // renameDeleted renames a segment's files to *.deleted. Index files may be
 // missing.
 func (l *Log) renameDeleted(s *segment) error {
+	// An index rebuild writing the files again (rebuildLocked) holds the
+	// lock: it finishes first, or sees the segment gone and writes none.
+	s.idx.mu.Lock()
+	s.idx.gone = true
+	s.idx.mu.Unlock()
 	for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
 		p := s.path(suffix)
 		if err := l.fs.Rename(p, p+deletedSuffix); err != nil {

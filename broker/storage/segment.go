@@ -109,6 +109,7 @@ type segment struct {
 type segIndex struct {
 	mu       sync.RWMutex
 	loaded   bool
+	gone     bool // the segment's files are renamed for deletion: write none
 	fromFile bool // entries came from index files, not from the log
 	// maxKnown says maxTs and maxTsOffset hold even while the entries are
 	// not loaded (they were kept when the index was unloaded).
@@ -417,10 +418,9 @@ func (s *segment) maxTimestamp() (ts, offset int64, err error) {
 // ensureIndex loads a trusted segment's index files on first use and
 // checks them: every entry (readIndexFiles), and the last entries against
 // the log (checkIndex). If they are missing or fail, it logs why and
-// rebuilds the index in memory by scanning the segment's batch headers
-// (the .log is the source of truth; the files are left as they are and
-// fail the same check after the next open, never served from while
-// wrong).
+// rebuilds the index by scanning the segment's batch headers (the .log is
+// the source of truth) and, when the segment is whole, writes the files
+// again from it (rebuildLocked).
 func (s *segment) ensureIndex() error {
 	s.idx.mu.RLock()
 	loaded := s.idx.loaded
@@ -477,6 +477,18 @@ func (s *segment) rebuildLocked(next, size int64) error {
 	s.idx.loaded = true
 	if damage == nil {
 		s.checkEndLocked(end, next)
+		// Replace the files that failed, so the next open trusts them
+		// instead of rebuilding (and warning) again. Written whole and
+		// fsynced; if they cannot be written the index in memory serves
+		// and the next open rebuilds again.
+		// Not for a segment deleted or replaced by the cleaner meanwhile:
+		// its names may belong to another segment now.
+		if !s.idx.gone {
+			if err := s.writeIndexFilesLocked(); err != nil {
+				s.logw().Warn("could not write the rebuilt index files; they will be rebuilt again at the next start",
+					zap.String("segment", s.path(logSuffix)), zap.Error(err))
+			}
+		}
 	}
 	if prev := s.idx.damage.Load(); damage != nil && (prev == nil || prev.cause.Pos != damage.cause.Pos) {
 		s.logw().Error("segment is damaged: serving its batches before the damage; the rest cannot be read",
@@ -795,6 +807,11 @@ func (w *headerWindow) find(pos, offset int64) (*record.Header, error) {
 func (s *segment) encodeIndexes() (offs, times []byte) {
 	s.idx.mu.RLock()
 	defer s.idx.mu.RUnlock()
+	return s.encodeIndexesLocked()
+}
+
+// encodeIndexesLocked is encodeIndexes with s.idx.mu held.
+func (s *segment) encodeIndexesLocked() (offs, times []byte) {
 	offs = make([]byte, 0, len(s.idx.offsets)*offsetEntrySize)
 	for _, e := range s.idx.offsets {
 		offs = binary.BigEndian.AppendUint32(offs, e.rel)
