@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"errors"
+
 	"go.uber.org/zap"
 
 	"github.com/gregor-log/gregor/broker/record"
@@ -69,7 +71,11 @@ func (l *Log) recoverProducers(snapshots []int64, verifiedFrom int64, verified [
 }
 
 // replayProducers applies the producer batches in [from, to) to ps,
-// reading only batch headers.
+// reading only batch headers. A segment damaged below the recovery point
+// (ErrCorruptBatch) is replayed up to the damage, with a warning: its
+// later batches cannot be read by anyone, and the producers' state goes
+// on from the next segment (a retry of a batch lost in the damage is
+// taken as new, as it would be once the producer's entry expired).
 func (l *Log) replayProducers(ps producerStates, from, to int64) error {
 	for _, s := range l.segments() {
 		next, size := s.end()
@@ -77,19 +83,24 @@ func (l *Log) replayProducers(ps producerStates, from, to int64) error {
 			continue
 		}
 		pos, _, err := s.lookup(from, size)
-		if err != nil {
-			return err
-		}
-		for pos < size {
-			h, err := s.readHeader(pos, size)
-			if err != nil {
-				return err
+		for err == nil && pos < size {
+			var h record.Header
+			if h, err = s.readHeader(pos, size); err != nil {
+				break
 			}
 			if h.BaseOffset >= to {
 				break
 			}
 			ps.apply(&h)
 			pos += h.Size()
+		}
+		if errors.Is(err, ErrCorruptBatch) {
+			l.logger.Warn("producer state: skipping the damaged rest of a segment",
+				zap.String("segment", s.path(logSuffix)), zap.Int64("position", pos), zap.Error(err))
+			continue
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
