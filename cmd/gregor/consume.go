@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -34,7 +35,10 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	fs.Int64Var(&count, "n", 0, "stop after this many records (0: no limit)")
 	fs.BoolVar(&follow, "follow", false, "keep waiting for new records instead of stopping at the end")
 	fs.BoolVar(&follow, "f", false, "follow (shorthand)")
-	fs.StringVar(&format, "format", `%v\n`, `output template: %v value, %k key, %p partition, %o offset, %t timestamp ms, %T topic, %h headers, %%, \n, \t`)
+	fs.StringVar(&format, "format", `%v\n`, `output template: %v value, %k key, %p partition, %o offset, %t timestamp ms, %T topic, %h headers (k=v,k=v; a null value prints k=NULL), %%, \n, \t, \r, \0, \\`)
+	var printNull bool
+	fs.BoolVar(&printNull, "print-null", false, "print a null key or value as NULL (as kcat -Z does); without it, null prints as nothing, like empty")
+	fs.BoolVar(&printNull, "Z", false, "print-null (shorthand)")
 	fetchMaxWait := fs.Duration("fetch-max-wait", 0, "how long the broker may hold a fetch waiting for data (0: client default)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "without --follow, give up when the cluster cannot be reached, or no record arrives while some are left to read, for this long")
 	group := fs.String("group", "", "consume as a member of this consumer group, committing what was printed; runs until interrupted or -n records (--from applies where the group has no committed offset)")
@@ -47,6 +51,9 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	if count < 0 {
 		return usagef("-n must not be negative")
 	}
+	if *partition < -1 || *partition > 1<<31-1 {
+		return usagef("--partition %d out of range: want a partition number, or -1 for all", *partition)
+	}
 	if *timeout <= 0 {
 		return usagef("--timeout must be positive")
 	}
@@ -57,6 +64,9 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	recFmt, err := parseRecordFormat(format)
 	if err != nil {
 		return &usageError{err: err}
+	}
+	if printNull {
+		recFmt.null = []byte("NULL")
 	}
 	conn := newConnReporter(stderr)
 	defer conn.stop()
@@ -87,6 +97,9 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 			return nil // interrupted while waiting for the cluster
 		}
 		return timeoutErr(ctx, planCtx, *timeout, err)
+	}
+	for _, n := range plan.outOfRange(spec) {
+		conn.printf("gregor consume: %s\n", n)
 	}
 	c := newConsumer(plan, recFmt, follow, count, stdout)
 	if !follow {
@@ -174,9 +187,36 @@ func firstFetchError(fetches kgo.Fetches, ignore error) error {
 
 // consumePlan is where each partition starts and, without --follow, ends.
 type consumePlan struct {
-	topic string
-	start map[int32]int64
-	end   map[int32]int64 // the end offsets when the command started
+	topic    string
+	start    map[int32]int64
+	end      map[int32]int64 // the end offsets when the command started
+	earliest map[int32]int64 // the log start offsets then
+}
+
+// outOfRange returns a notice for each partition where spec, an offset,
+// was outside the partition's offsets and was moved to its start or end,
+// in partition order.
+func (p *consumePlan) outOfRange(spec startSpec) []string {
+	if spec.kind != startOffset {
+		return nil
+	}
+	var out []string
+	for _, part := range slices.Sorted(maps.Keys(p.start)) {
+		start, earliest, end := p.start[part], p.earliest[part], p.end[part]
+		if start == spec.n {
+			continue
+		}
+		held := fmt.Sprintf("which holds offsets %d to %d", earliest, end-1)
+		if earliest == end {
+			held = fmt.Sprintf("which is empty (its next offset is %d)", end)
+		}
+		where := "its end"
+		if start == earliest && start != end {
+			where = "its first record"
+		}
+		out = append(out, fmt.Sprintf("offset %d is out of range in %s[%d], %s; starting at %d, %s", spec.n, p.topic, part, held, start, where))
+	}
+	return out
 }
 
 // planConsume looks up the topic's partitions and their offsets and
@@ -223,7 +263,7 @@ func planConsumeOnce(ctx context.Context, cl *kgo.Client, topic string, partitio
 			return nil, err
 		}
 	}
-	plan := &consumePlan{topic: topic, start: map[int32]int64{}, end: latest}
+	plan := &consumePlan{topic: topic, start: map[int32]int64{}, end: latest, earliest: earliest}
 	for _, p := range ids {
 		bt := int64(-1)
 		if byTime != nil {
@@ -436,6 +476,14 @@ func (r *connReporter) connectResult(addr string, err error) {
 	}
 	b.lastReport, b.failing = now, true
 	fmt.Fprintf(r.out, "gregor: cannot reach broker %s: %s; retrying\n", addr, dialFailure(err))
+}
+
+// printf prints a line of the command's own, never in the middle of a
+// report.
+func (r *connReporter) printf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fmt.Fprintf(r.out, format, args...)
 }
 
 // stop ends reporting; the command's own last words follow.

@@ -19,9 +19,11 @@ var errBadFormat = errors.New("bad format template")
 //	%% a percent sign
 //
 // and the escapes \n, \t, \r, \0 and \\. A null key or value prints as
-// nothing.
+// null, nothing unless set (consume -Z sets NULL); a null header value
+// prints as NULL, as kcat prints it, so that "k=" is an empty one.
 type recordFormat struct {
 	parts []formatPart
+	null  []byte
 }
 
 // formatEscapes maps the letter after a backslash to the byte it stands
@@ -85,8 +87,14 @@ func (f *recordFormat) appendRecord(dst []byte, r *kgo.Record) []byte {
 		case 0:
 			dst = append(dst, p.literal...)
 		case 'v':
+			if r.Value == nil {
+				dst = append(dst, f.null...)
+			}
 			dst = append(dst, r.Value...)
 		case 'k':
+			if r.Key == nil {
+				dst = append(dst, f.null...)
+			}
 			dst = append(dst, r.Key...)
 		case 'p':
 			dst = strconv.AppendInt(dst, int64(r.Partition), 10)
@@ -103,11 +111,40 @@ func (f *recordFormat) appendRecord(dst []byte, r *kgo.Record) []byte {
 				}
 				dst = append(dst, h.Key...)
 				dst = append(dst, '=')
+				if h.Value == nil {
+					dst = append(dst, "NULL"...)
+				}
 				dst = append(dst, h.Value...)
 			}
 		}
 	}
 	return dst
+}
+
+// unescape replaces the backslash escapes of a --format template (\n, \t,
+// \r, \0 and \\) in s, for produce --key-separator, as kcat's -K takes
+// them.
+func unescape(s string) (string, error) {
+	if !strings.Contains(s, `\`) {
+		return s, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+1 == len(s) {
+			return "", fmt.Errorf("%q ends with a lone \\ (write \\\\ for a backslash)", s)
+		}
+		i++
+		esc, ok := formatEscapes[s[i]]
+		if !ok {
+			return "", fmt.Errorf("unknown escape \\%c in %q (write \\\\ for a backslash)", s[i], s)
+		}
+		b.WriteByte(esc)
+	}
+	return b.String(), nil
 }
 
 // startKind says where consume --from starts in each partition.

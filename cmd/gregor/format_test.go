@@ -117,3 +117,48 @@ func TestStartSpecResolve(t *testing.T) {
 		t.Error("timestamp spec must need a lookup")
 	}
 }
+
+func TestRecordFormatNull(t *testing.T) {
+	f, err := parseRecordFormat(`[%k][%v][%h]`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	null := &kgo.Record{Headers: []kgo.RecordHeader{{Key: "h1", Value: []byte{}}, {Key: "h2"}}}
+	empty := &kgo.Record{Key: []byte{}, Value: []byte{}}
+	// Without -Z null and empty keys and values look alike; a null header
+	// value is NULL, as kcat prints it.
+	if got := string(f.appendRecord(nil, null)); got != "[][][h1=,h2=NULL]" {
+		t.Errorf("null: %q", got)
+	}
+	if got := string(f.appendRecord(nil, empty)); got != "[][][]" {
+		t.Errorf("empty: %q", got)
+	}
+	f.null = []byte("NULL") // consume -Z
+	if got := string(f.appendRecord(nil, null)); got != "[NULL][NULL][h1=,h2=NULL]" {
+		t.Errorf("-Z null: %q", got)
+	}
+	if got := string(f.appendRecord(nil, empty)); got != "[][][]" {
+		t.Errorf("-Z empty: %q", got)
+	}
+}
+
+func TestUnescape(t *testing.T) {
+	for in, want := range map[string]string{
+		``:       ``,
+		`:`:      `:`,
+		`\t`:     "\t",
+		`a\tb`:   "a\tb",
+		`\\`:     `\`,
+		`\r\0\n`: "\r\x00\n",
+		`|\\|`:   `|\|`,
+	} {
+		if got, err := unescape(in); err != nil || got != want {
+			t.Errorf("unescape(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{`\`, `a\`, `\x`, `\|`} {
+		if _, err := unescape(bad); err == nil {
+			t.Errorf("unescape(%q) accepted", bad)
+		}
+	}
+}

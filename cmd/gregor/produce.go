@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,7 +39,7 @@ func runProduce(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	var topic, keySep string
 	fs.StringVar(&topic, "topic", "", "topic to produce to (required)")
 	fs.StringVar(&topic, "t", "", "topic to produce to (shorthand)")
-	fs.StringVar(&keySep, "key-separator", "", "split each line into key and value at the first occurrence of this string")
+	fs.StringVar(&keySep, "key-separator", "", `split each line into key and value at the first occurrence of this string; \t, \r, \0 and \\ are escapes, as in consume --format`)
 	fs.StringVar(&keySep, "k", "", "key separator (shorthand)")
 	partition := fs.Int("partition", -1, "produce every record to this partition (-1: the client's partitioner)")
 	acksFlag := fs.String("acks", "all", "acknowledgements to wait for: all, 1 or 0")
@@ -53,6 +54,13 @@ func runProduce(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	}
 	if topic == "" {
 		return usagef("--topic is required")
+	}
+	keySep, err := unescape(keySep)
+	if err != nil {
+		return usagef("--key-separator: %w", err)
+	}
+	if strings.Contains(keySep, "\n") {
+		return usagef("--key-separator cannot contain a newline: a line never does")
 	}
 	acks, err := parseAcks(*acksFlag)
 	if err != nil {
