@@ -21,7 +21,8 @@ import (
 // directly (no group). Without --follow it stops at the end offsets the
 // partitions had when it started; with -n it stops after that many records.
 // An interrupt ends it cleanly. With --group it consumes as a member of
-// that consumer group instead (see runGroupConsume).
+// that consumer group instead (see runGroupConsume), stopping the same way
+// at the end of the partitions the group assigned it.
 func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("consume", "", stderr)
 	cf := addClientFlags(fs)
@@ -41,7 +42,7 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	fs.BoolVar(&printNull, "Z", false, "print-null (shorthand)")
 	fetchMaxWait := fs.Duration("fetch-max-wait", 0, "how long the broker may hold a fetch waiting for data (0: client default)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "without --follow, give up when the cluster cannot be reached, or no record arrives while some are left to read, for this long")
-	group := fs.String("group", "", "consume as a member of this consumer group, committing what was printed; runs until interrupted or -n records (--from applies where the group has no committed offset)")
+	group := fs.String("group", "", "consume as a member of this consumer group, committing what was printed; stops, as without it, at the end of the partitions the group assigned it unless --follow (--from applies where the group has no committed offset)")
 	if _, err := parseFlags(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -82,7 +83,29 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		if *fetchMaxWait > 0 {
 			opts = append(opts, kgo.FetchMaxWait(*fetchMaxWait))
 		}
-		return runGroupConsume(ctx, cf, opts, recFmt, count, stdout)
+		if follow {
+			return runGroupConsume(ctx, cf, opts, recFmt, count, stdout, nil, 0)
+		}
+		// Without --follow a member stops where the topic ended when it
+		// started, as a direct consume does: it needs those ends and,
+		// for partitions the group has no offset for, where --from
+		// starts.
+		planCtx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		plan, err := planConsume(planCtx, cf, topic, -1, spec, kgo.WithHooks(conn))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return timeoutErr(ctx, planCtx, *timeout, err)
+		}
+		end := newGroupEnd(plan, reset)
+		opts = append(opts,
+			kgo.KeepControlRecords(), // their offsets tell us we passed the end
+			kgo.AdjustFetchOffsetsFn(end.adjust),
+			kgo.OnPartitionsRevoked(end.revoked),
+			kgo.OnPartitionsLost(end.lost))
+		return runGroupConsume(ctx, cf, opts, recFmt, count, stdout, end, *timeout)
 	}
 
 	planCtx := ctx
@@ -125,10 +148,12 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 }
 
 // runGroupConsume prints records as a group member until ctx ends (an
-// interrupt) or limit records (0: none) were printed. Only printed records
-// are committed: marked as they are printed, committed every few seconds
-// and once more, synchronously, before leaving the group.
-func runGroupConsume(ctx context.Context, cf *clientFlags, opts []kgo.Opt, format *recordFormat, limit int64, stdout io.Writer) error {
+// interrupt), limit records (0: none) were printed or, with end set, the
+// partitions assigned to it reached their ends. Only printed records are
+// committed: marked as they are printed, committed every few seconds and
+// once more, synchronously, before leaving the group. With idle set it
+// fails when no record arrives for that long before it is done.
+func runGroupConsume(ctx context.Context, cf *clientFlags, opts []kgo.Opt, format *recordFormat, limit int64, stdout io.Writer, end *groupEnd, idle time.Duration) error {
 	cl, err := cf.newClient(opts...)
 	if err != nil {
 		return err
@@ -145,23 +170,37 @@ func runGroupConsume(ctx context.Context, cf *clientFlags, opts []kgo.Opt, forma
 	}
 	var printed int64
 	var buf []byte
-	for limit == 0 || printed < limit {
-		fetches := cl.PollFetches(ctx)
+	for (limit == 0 || printed < limit) && !end.done() {
+		pollCtx, cancel := ctx, context.CancelFunc(func() {})
+		if idle > 0 {
+			pollCtx, cancel = context.WithTimeout(ctx, idle)
+		}
+		end.setWake(cancel)
+		fetches := cl.PollFetches(pollCtx)
+		timedOut := ctx.Err() == nil && errors.Is(pollCtx.Err(), context.DeadlineExceeded)
+		cancel()
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			break
+		}
+		if timedOut && !end.done() {
+			_ = out.Flush()
+			return errors.Join(fmt.Errorf("no record arrived for %v before the partitions assigned to this member reached their ends; giving up (see --timeout)", idle), commit())
 		}
 		if fetchErr := firstFetchError(fetches, context.Canceled); fetchErr != nil {
 			_ = out.Flush()
 			return errors.Join(fetchErr, commit())
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
-			if (limit > 0 && printed >= limit) || r.Attrs.IsControl() {
+			if limit > 0 && printed >= limit {
 				return
 			}
-			buf = format.appendRecord(buf[:0], r)
-			_, _ = out.Write(buf) // the error is sticky; Flush reports it
+			if !r.Attrs.IsControl() {
+				buf = format.appendRecord(buf[:0], r)
+				_, _ = out.Write(buf) // the error is sticky; Flush reports it
+				printed++
+			}
 			cl.MarkCommitRecords(r)
-			printed++
+			end.advance(r.Partition, r.Offset+1)
 		})
 		if err := out.Flush(); err != nil {
 			return fmt.Errorf("write output: %w", err)
@@ -171,6 +210,119 @@ func runGroupConsume(ctx context.Context, cf *clientFlags, opts []kgo.Opt, forma
 		return fmt.Errorf("write output: %w", err)
 	}
 	return commit()
+}
+
+// groupEnd follows, for a group member consuming without --follow, how
+// far each partition assigned to it is from the end the topic had when
+// the command started (plan.end); the member is done once it was assigned
+// its partitions and all of them are there. Its methods are kgo group
+// callbacks and the poll loop's, safe for concurrent use; a nil *groupEnd
+// is never done (--follow).
+type groupEnd struct {
+	plan  *consumePlan
+	reset kgo.Offset // the group's reset offset, marking "no committed offset"
+
+	mu       sync.Mutex
+	joined   bool
+	position map[int32]int64 // of each assigned partition
+	wake     context.CancelFunc
+}
+
+func newGroupEnd(plan *consumePlan, reset kgo.Offset) *groupEnd {
+	return &groupEnd{plan: plan, reset: reset, position: map[int32]int64{}}
+}
+
+// adjust is the kgo.AdjustFetchOffsetsFn: it learns where the newly
+// assigned partitions start. Where the group has no committed offset it
+// starts them where the plan resolved --from, so that the start is known.
+func (g *groupEnd) adjust(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.joined = true
+	for part, o := range offsets[g.plan.topic] {
+		at := o.EpochOffset().Offset
+		if o == g.reset || at < 0 {
+			start, ok := g.plan.start[part]
+			if !ok { // a partition added since the command started
+				g.position[part] = 0 // its end is taken as 0: done
+				continue
+			}
+			offsets[g.plan.topic][part] = kgo.NewOffset().At(start)
+			at = start
+		}
+		g.position[part] = at
+	}
+	g.wakeIfDone()
+	return offsets, nil
+}
+
+// revoked is the kgo.OnPartitionsRevoked callback: it commits what was
+// printed, as kgo does without a callback, and forgets the partitions.
+func (g *groupEnd) revoked(ctx context.Context, cl *kgo.Client, parts map[string][]int32) {
+	_ = cl.CommitMarkedOffsets(ctx) // a failure shows at the final commit
+	g.lost(ctx, cl, parts)
+}
+
+// lost is the kgo.OnPartitionsLost callback.
+func (g *groupEnd) lost(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, p := range parts[g.plan.topic] {
+		delete(g.position, p)
+	}
+	g.wakeIfDone()
+}
+
+// advance records that partition was read up to offset.
+func (g *groupEnd) advance(partition int32, offset int64) {
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if pos, ok := g.position[partition]; ok && offset > pos {
+		g.position[partition] = offset
+	}
+}
+
+// done reports whether every assigned partition reached its end.
+func (g *groupEnd) done() bool {
+	if g == nil {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.doneLocked()
+}
+
+func (g *groupEnd) doneLocked() bool {
+	if !g.joined {
+		return false
+	}
+	for p, pos := range g.position {
+		if pos < g.plan.end[p] {
+			return false
+		}
+	}
+	return true
+}
+
+// setWake registers the cancel func of the poll under way, called once
+// done, so that the poll does not wait for records that will not come.
+func (g *groupEnd) setWake(cancel context.CancelFunc) {
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.wake = cancel
+	g.wakeIfDone()
+}
+
+func (g *groupEnd) wakeIfDone() {
+	if g.wake != nil && g.doneLocked() {
+		g.wake()
+	}
 }
 
 // firstFetchError returns the first fetch error in fetches, with its
