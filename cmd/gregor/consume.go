@@ -102,6 +102,7 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		end := newGroupEnd(plan, reset)
 		opts = append(opts,
 			kgo.KeepControlRecords(), // their offsets tell us we passed the end
+			kgo.OnPartitionsAssigned(end.assigned),
 			kgo.AdjustFetchOffsetsFn(end.adjust),
 			kgo.OnPartitionsRevoked(end.revoked),
 			kgo.OnPartitionsLost(end.lost))
@@ -230,6 +231,21 @@ type groupEnd struct {
 
 func newGroupEnd(plan *consumePlan, reset kgo.Offset) *groupEnd {
 	return &groupEnd{plan: plan, reset: reset, position: map[int32]int64{}}
+}
+
+// assigned is the kgo.OnPartitionsAssigned callback, called after every
+// join, even one that assigned nothing: the new partitions are behind
+// until adjust, which kgo calls next, says where they start.
+func (g *groupEnd) assigned(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.joined = true
+	for _, p := range parts[g.plan.topic] {
+		if _, ok := g.position[p]; !ok {
+			g.position[p] = -1
+		}
+	}
+	g.wakeIfDone()
 }
 
 // adjust is the kgo.AdjustFetchOffsetsFn: it learns where the newly

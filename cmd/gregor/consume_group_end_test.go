@@ -72,6 +72,40 @@ func TestConsumeGroupStopsAtEnd(t *testing.T) {
 	}
 	mustRun(t, "later\n", "produce", "-b", b, "-t", "audit")
 	waitFor(t, "a new record", func() bool { return strings.Contains(out.String(), "later\n") })
+
+	// A second member of g3, without --follow, stops at the end whatever
+	// part of the three partitions the group gives it.
+	start := time.Now()
+	if code, _, stderr := runCLI(t, "", "consume", "-b", b, "--group", "g3", "-t", "audit", "--timeout", "20s"); code != 0 || time.Since(start) > 15*time.Second {
+		t.Errorf("second member: exit %d after %v: %s", code, time.Since(start), stderr)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("interrupted --follow exited %d: %s", code, errOut.String())
+	}
+}
+
+// TestConsumeGroupNothingAssigned checks that a member the group assigns
+// no partition stops at once without --follow.
+func TestConsumeGroupNothingAssigned(t *testing.T) {
+	t.Parallel()
+	b := newCluster(t, kfake.SeedTopics(1, "solo"))
+	mustRun(t, "a\n", "produce", "-b", b, "-t", "solo")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"consume", "-b", b, "--group", "g", "-t", "solo", "-f", "--fetch-max-wait", "100ms"},
+			strings.NewReader(""), &out, &errOut)
+	}()
+	waitFor(t, "the first member's record", func() bool { return out.String() == "a\n" })
+	// The first member keeps the only partition (cooperative-sticky).
+	start := time.Now()
+	code, stdout, stderr := runCLI(t, "", "consume", "-b", b, "--group", "g", "-t", "solo", "--timeout", "20s")
+	if code != 0 || stdout != "" || time.Since(start) > 15*time.Second {
+		t.Errorf("second member: exit %d after %v, stdout %q, stderr %q", code, time.Since(start), stdout, stderr)
+	}
 	cancel()
 	if code := <-done; code != 0 {
 		t.Errorf("interrupted --follow exited %d: %s", code, errOut.String())
@@ -92,6 +126,11 @@ func TestGroupEnd(t *testing.T) {
 	woken := 0
 	g.setWake(func() { woken++ })
 
+	// Assigned, the partitions are behind until their starts are known.
+	g.assigned(t.Context(), nil, map[string][]int32{"t": {0, 1, 2}})
+	if g.done() || woken != 0 {
+		t.Fatal("done before the starts are known")
+	}
 	// Partition 0 has a committed offset, 1 and 2 none: they start where
 	// the plan says.
 	got, err := g.adjust(t.Context(), map[string]map[int32]kgo.Offset{"t": {0: kgo.NewOffset().At(7), 1: reset, 2: reset}})
@@ -119,6 +158,13 @@ func TestGroupEnd(t *testing.T) {
 	if woken != 2 {
 		t.Error("setWake when done did not wake")
 	}
+	// A member the group assigned nothing is done at once.
+	g = newGroupEnd(plan, reset)
+	g.assigned(t.Context(), nil, map[string][]int32{})
+	if !g.done() {
+		t.Error("a member without partitions is not done")
+	}
+
 	var nilEnd *groupEnd
 	if nilEnd.done() {
 		t.Error("nil groupEnd (--follow) is done")
