@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 // commandFunc is the shape of every subcommand: it parses args (everything
@@ -47,14 +48,73 @@ func commands() []command {
 	}
 }
 
+// shutdownSignals stop a long-running command (broker, agent) cleanly.
+// SIGHUP is among them, as with Kafka's JVM shutdown hooks: a closed
+// terminal or a supervisor's hangup must not skip the clean shutdown.
+var shutdownSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+
+// signalGrace is how long after the first signal further ones are taken as
+// part of the same stop rather than as a request to exit at once. A Ctrl-C
+// reaches every process of the terminal's process group, so a script that
+// runs the broker and forwards the signal makes the broker see two in a
+// row; only a signal sent after this long is the user's second Ctrl-C.
+const signalGrace = 2 * time.Second
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	// The first signal cancels ctx; restoring the default handling then
-	// lets a second one kill a command that is slow to stop.
-	context.AfterFunc(ctx, stop)
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, shutdownSignals...)
+	done := make(chan struct{})
+	handled := make(chan struct{})
+	go func() {
+		defer close(handled)
+		handleSignals(sigs, done, signalGrace, time.Now, cancel,
+			func(format string, args ...any) { fmt.Fprintf(os.Stderr, "gregor: "+format+"\n", args...) },
+			func(sig os.Signal) {
+				// Exit as the shell expects of a process killed by sig.
+				code := 1
+				if s, ok := sig.(syscall.Signal); ok {
+					code = 128 + int(s)
+				}
+				os.Exit(code)
+			})
+	}()
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
+	signal.Stop(sigs)
+	close(done)
+	<-handled
+	cancel()
 	os.Exit(code)
+}
+
+// handleSignals serves sigs until done is closed. The first signal calls
+// cancel, which starts a clean shutdown. A signal within grace of the first
+// is logged and otherwise ignored: it is the same stop arriving twice (a
+// terminal's Ctrl-C and a script forwarding it). A signal after that calls
+// force, which is expected to exit the process without waiting for the
+// shutdown, as users expect of a second Ctrl-C; handleSignals returns
+// after calling force.
+func handleSignals(sigs <-chan os.Signal, done <-chan struct{}, grace time.Duration, now func() time.Time,
+	cancel func(), logf func(format string, args ...any), force func(os.Signal)) {
+	var first time.Time
+	for {
+		select {
+		case <-done:
+			return
+		case sig := <-sigs:
+			switch t := now(); {
+			case first.IsZero():
+				first = t
+				cancel()
+			case t.Sub(first) < grace:
+				logf("%v: shutdown already in progress (send it again after %v to exit at once)", sig, grace)
+			default:
+				logf("%v again: exiting without waiting for the shutdown to finish", sig)
+				force(sig)
+				return
+			}
+		}
+	}
 }
 
 // run dispatches args to a subcommand and returns the process exit code:

@@ -2,8 +2,14 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"os"
+	"slices"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -60,6 +66,88 @@ func TestRunDispatch(t *testing.T) {
 		if code != tt.wantCode || !strings.Contains(stdout, tt.wantStdout) || !strings.Contains(stderr, tt.wantStderr) {
 			t.Errorf("gregor %q: code %d, stdout %q, stderr %q; want %d, %q, %q",
 				tt.args, code, stdout, stderr, tt.wantCode, tt.wantStdout, tt.wantStderr)
+		}
+	}
+}
+
+// TestHandleSignals drives the signal handling with a channel and a fake
+// clock: the first signal cancels, a second within the grace period is
+// logged and ignored, and one after it forces an exit.
+func TestHandleSignals(t *testing.T) {
+	type step struct {
+		at   time.Duration // since the first signal
+		sig  os.Signal
+		want string // what handleSignals does: cancel, ignore or force
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"one signal", []step{{0, syscall.SIGINT, "cancel"}}},
+		{"hangup", []step{{0, syscall.SIGHUP, "cancel"}}},
+		{"terminal and script", []step{{0, syscall.SIGINT, "cancel"}, {10 * time.Millisecond, syscall.SIGTERM, "ignore"}}},
+		{"three quick ones", []step{{0, syscall.SIGINT, "cancel"}, {time.Second, syscall.SIGINT, "ignore"}, {1999 * time.Millisecond, syscall.SIGTERM, "ignore"}}},
+		{"second ctrl-c", []step{{0, syscall.SIGINT, "cancel"}, {3 * time.Second, syscall.SIGINT, "force"}}},
+		{"forwarded then second ctrl-c", []step{{0, syscall.SIGINT, "cancel"}, {5 * time.Millisecond, syscall.SIGTERM, "ignore"}, {2 * time.Second, syscall.SIGINT, "force"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Unix(1000, 0)
+			var clock atomic.Int64 // nanoseconds since start
+			sigs := make(chan os.Signal)
+			done := make(chan struct{})
+			// Every signal makes handleSignals call cancel, logf, or logf
+			// then force; each call is reported here, in order.
+			events := make(chan string, 4)
+			returned := make(chan struct{})
+			go func() {
+				defer close(returned)
+				handleSignals(sigs, done, 2*time.Second,
+					func() time.Time { return start.Add(time.Duration(clock.Load())) },
+					func() { events <- "cancel" },
+					func(format string, args ...any) { events <- "log: " + fmt.Sprintf(format, args...) },
+					func(sig os.Signal) { events <- fmt.Sprintf("force %v", sig) })
+			}()
+			for _, s := range tt.steps {
+				clock.Store(int64(s.at))
+				sigs <- s.sig
+				switch ev := <-events; s.want {
+				case "cancel":
+					if ev != "cancel" {
+						t.Fatalf("%v at %v: %q, want cancel", s.sig, s.at, ev)
+					}
+				case "ignore":
+					if !strings.Contains(ev, "shutdown already in progress") {
+						t.Fatalf("%v at %v: %q, want a log that the shutdown is in progress", s.sig, s.at, ev)
+					}
+				case "force":
+					if !strings.Contains(ev, "exiting without waiting") {
+						t.Fatalf("%v at %v: %q, want a log of the forced exit", s.sig, s.at, ev)
+					}
+					if ev := <-events; ev != fmt.Sprintf("force %v", s.sig) {
+						t.Fatalf("%v at %v: %q, want force", s.sig, s.at, ev)
+					}
+					<-returned // returns after force
+					return
+				}
+			}
+			close(done)
+			<-returned
+			select {
+			case ev := <-events:
+				t.Errorf("unexpected %q", ev)
+			default:
+			}
+		})
+	}
+}
+
+// TestShutdownSignals checks that SIGHUP stops a command as SIGTERM and
+// SIGINT do.
+func TestShutdownSignals(t *testing.T) {
+	for _, want := range []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP} {
+		if !slices.Contains(shutdownSignals, want) {
+			t.Errorf("%v is not a shutdown signal", want)
 		}
 	}
 }
