@@ -25,13 +25,51 @@ if "$BIN" topic list -b "$LISTEN" --timeout 2s >/dev/null 2>&1; then
 	exit 1
 fi
 
-"$BIN" broker --listen "$LISTEN" --http-addr "$HTTP_ADDR" --data-dir "$DATA_DIR" &
+# The broker runs in a session of its own, so that a Ctrl-C at the terminal
+# reaches this script only: stop passes it on once and waits for the clean
+# shutdown. In our process group the broker would get the terminal's SIGINT
+# and then the SIGTERM of stop as well. Without setsid (not Linux), it does,
+# and takes the second signal, so soon after the first, as the same stop.
+if command -v setsid >/dev/null 2>&1; then
+	setsid "$BIN" broker --listen "$LISTEN" --http-addr "$HTTP_ADDR" --data-dir "$DATA_DIR" &
+else
+	"$BIN" broker --listen "$LISTEN" --http-addr "$HTTP_ADDR" --data-dir "$DATA_DIR" &
+fi
 broker=$!
-stop() {
-	kill -TERM "$broker" 2>/dev/null || true
-	wait "$broker" 2>/dev/null || true
+
+# wait_broker waits for the broker to exit and returns its exit status. A
+# trapped signal interrupts wait (status > 128) while the broker still runs:
+# wait again.
+wait_broker() {
+	local status
+	while :; do
+		status=0
+		wait "$broker" || status=$?
+		if [ "$status" -gt 128 ] && kill -0 "$broker" 2>/dev/null; then
+			continue
+		fi
+		return "$status"
+	done
 }
-trap stop INT TERM
+
+# stop is the trap for INT, TERM and HUP: the first one asks the broker to
+# shut down cleanly and waits for it; another one while it does is passed
+# on, and the broker exits at once if that is more than 2 s after the first
+# (a second Ctrl-C).
+stopping=""
+stop() {
+	if [ -n "$stopping" ]; then
+		kill -TERM "$broker" 2>/dev/null || true
+		return
+	fi
+	stopping=1
+	echo "run: stopping the broker..." >&2
+	kill -TERM "$broker" 2>/dev/null || true
+	local status=0
+	wait_broker || status=$?
+	exit "$status"
+}
+trap stop INT TERM HUP
 
 # Wait (up to 30 s) until the broker answers; bail out if it died.
 ready=""
@@ -52,7 +90,8 @@ if [ -n "$ready" ] && ! kill -0 "$broker" 2>/dev/null; then
 fi
 if [ -z "$ready" ]; then
 	echo "run: the broker did not answer on $LISTEN within 30 s" >&2
-	stop
+	kill -TERM "$broker" 2>/dev/null || true
+	wait_broker || true
 	exit 1
 fi
 
@@ -73,4 +112,4 @@ Topic '$TOPIC' has $PARTITIONS partitions. In another terminal:
 Press Ctrl-C to stop.
 MSG
 
-wait "$broker"
+wait_broker
