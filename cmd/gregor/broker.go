@@ -1,13 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,36 +18,131 @@ import (
 	"github.com/gregor-log/gregor/broker"
 )
 
-// brokerFile is the YAML form of the broker flags (--config). Unknown keys
-// are errors.
-type brokerFile struct {
-	BrokerID         *int32            `yaml:"broker-id"`
-	Listen           *string           `yaml:"listen"`
-	AdvertisedAddr   *string           `yaml:"advertised-addr"`
-	DataDir          *string           `yaml:"data-dir"`
-	HTTPAddr         *string           `yaml:"http-addr"`
-	AutoCreateTopics *bool             `yaml:"auto-create-topics"`
-	NumPartitions    *int32            `yaml:"num-partitions"`
-	LogLevel         *string           `yaml:"log-level"`
-	Set              map[string]string `yaml:"set"`
+// Where a broker setting comes from, strongest first: a --set property
+// given on the command line, a named flag on the command line, a set:
+// property of the --config file, a named key of the file, the default.
+// So the command line wins over the file, and within either a property
+// under Kafka's name (num.partitions) wins over the flag of the same
+// meaning (--num-partitions).
+
+// propFlags maps the Kafka broker properties that are flags of gregor
+// broker too to those flags' names.
+var propFlags = map[string]string{
+	"broker.id":                 "broker-id",
+	"num.partitions":            "num-partitions",
+	"auto.create.topics.enable": "auto-create-topics",
 }
 
-// propFlag collects repeated --set key=value flags.
-type propFlag map[string]string
+// brokerFile is the --config file: the broker flags under their names and
+// set: for properties. A key the file does not give is nil.
+type brokerFile struct {
+	BrokerID         *int32
+	Listen           *string
+	AdvertisedAddr   *string
+	DataDir          *string
+	HTTPAddr         *string
+	AutoCreateTopics *bool
+	NumPartitions    *int32
+	LogLevel         *string
+	Set              map[string]string
+}
 
-func (p propFlag) String() string { return fmt.Sprint(map[string]string(p)) }
-func (p propFlag) Set(s string) error {
-	k, v, ok := strings.Cut(s, "=")
-	if !ok || k == "" {
-		return fmt.Errorf("want key=value, got %q", s)
+// brokerFileKeys are the keys of the --config file, in the order --help
+// lists the flags.
+const brokerFileKeys = "advertised-addr, auto-create-topics, broker-id, data-dir, http-addr, listen, log-level, num-partitions, set"
+
+// checkedFlag is a flag value whose parse errors are collected rather than
+// returned: the flag package would stop at the first bad value and print
+// the whole usage after it, burying the message. Bad values are reported
+// with every other configuration problem instead.
+type checkedFlag[T any] struct {
+	value T
+	name  string
+	parse func(string) (T, error)
+	errs  *[]error
+}
+
+func (f *checkedFlag[T]) String() string { return fmt.Sprint(f.value) }
+
+func (f *checkedFlag[T]) Set(s string) error {
+	v, err := f.parse(s)
+	if err != nil {
+		*f.errs = append(*f.errs, fmt.Errorf("--%s %q: %v", f.name, s, err))
+		return nil
 	}
-	p[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	f.value = v
 	return nil
 }
 
-func runBroker(ctx context.Context, args []string) error {
+// IsBoolFlag lets a boolean flag be given without a value, as -x.
+func (f *checkedFlag[T]) IsBoolFlag() bool {
+	_, ok := any(f.value).(bool)
+	return ok
+}
+
+func checkedVar[T any](fs *flag.FlagSet, errs *[]error, name string, def T, parse func(string) (T, error), usage string) *checkedFlag[T] {
+	f := &checkedFlag[T]{value: def, name: name, parse: parse, errs: errs}
+	fs.Var(f, name, usage)
+	return f
+}
+
+func parseInt32(s string) (int32, error) {
+	n, err := strconv.ParseInt(s, 0, 32)
+	if err != nil {
+		return 0, errors.New("not a 32-bit integer")
+	}
+	return int32(n), nil
+}
+
+func parseBool(s string) (bool, error) {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return false, errors.New("not true or false")
+	}
+	return b, nil
+}
+
+// propFlag collects repeated --set key=value flags; like checkedFlag, it
+// collects malformed ones as errors.
+type propFlag struct {
+	props map[string]string
+	errs  *[]error
+}
+
+func (p *propFlag) String() string {
+	if p == nil {
+		return ""
+	}
+	return fmt.Sprint(p.props)
+}
+
+func (p *propFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if k = strings.TrimSpace(k); !ok || k == "" {
+		*p.errs = append(*p.errs, fmt.Errorf("--set %q: want key=value", s))
+		return nil
+	}
+	p.props[k] = strings.TrimSpace(v)
+	return nil
+}
+
+// brokerSettings is what the command line and the config file make of a
+// broker's configuration.
+type brokerSettings struct {
+	cfg      broker.Config
+	logLevel zapcore.Level
+}
+
+// parseBrokerArgs turns the flags (and the --config file they name) into
+// settings. Flag syntax errors are reported by the flag package, with the
+// usage, on stderr; every other problem, from a bad value to an unknown
+// property, is reported together in one *usageError. It returns
+// flag.ErrHelp for -h.
+func parseBrokerArgs(args []string, stderr io.Writer) (brokerSettings, error) {
 	cfg := broker.DefaultConfig()
+	var errs []error
 	fs := flag.NewFlagSet("gregor broker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: gregor broker [flags]\n\nRuns a standalone broker. Flags:\n")
 		fs.PrintDefaults()
@@ -56,64 +151,154 @@ func runBroker(ctx context.Context, args []string) error {
 			fmt.Fprintf(fs.Output(), "  %s=%s\n", kv[0], kv[1])
 		}
 		fmt.Fprintf(fs.Output(), "Kafka's broker.id, num.partitions and auto.create.topics.enable are accepted too,\n"+
-			"for the flags of the same meaning; a property given this way wins over the flag.\n")
+			"for the flags of the same meaning.\n\n"+
+			"Flags and --set on the command line win over the --config file. Within either,\n"+
+			"a property under Kafka's name wins over the flag of the same meaning.\n")
 	}
-	configPath := fs.String("config", "", "YAML file with the same keys as these flags (and `set:` for properties); flags override it")
-	brokerID := fs.Int("broker-id", int(cfg.BrokerID), "broker id")
+	configPath := fs.String("config", "", "YAML `file` with the same keys as these flags, and set: for properties; the command line wins over it")
+	brokerID := checkedVar(fs, &errs, "broker-id", cfg.BrokerID, parseInt32, "broker `id`")
 	listen := fs.String("listen", cfg.Listen, "Kafka listener address")
-	advertised := fs.String("advertised-addr", "", "address clients are told to connect to (default: the listen address)")
+	advertised := fs.String("advertised-addr", "", "`host:port` clients are told to connect to (default: the listen address)")
 	dataDir := fs.String("data-dir", cfg.DataDir, "directory for partition logs and metadata")
 	httpAddr := fs.String("http-addr", cfg.HTTPAddr, "address for /metrics and /healthz (empty disables)")
-	autoCreate := fs.Bool("auto-create-topics", cfg.AutoCreateTopics, "create unknown topics on metadata requests")
-	numPartitions := fs.Int("num-partitions", int(cfg.NumPartitions), "partitions of auto-created topics")
+	autoCreate := checkedVar(fs, &errs, "auto-create-topics", cfg.AutoCreateTopics, parseBool, "create unknown topics on metadata requests")
+	numPartitions := checkedVar(fs, &errs, "num-partitions", cfg.NumPartitions, parseInt32, "`number` of partitions of auto-created topics")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	props := propFlag{}
-	fs.Var(props, "set", "broker property key=value (repeatable), e.g. log.retention.ms=3600000")
+	props := &propFlag{props: map[string]string{}, errs: &errs}
+	fs.Var(props, "set", "broker property `key=value` (repeatable), e.g. log.retention.ms=3600000")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return brokerSettings{}, err
+		}
+		return brokerSettings{}, &usageError{err: err, reported: true}
+	}
+	if fs.NArg() > 0 {
+		return brokerSettings{}, usagef("unexpected arguments: %v", fs.Args())
+	}
+	onCommandLine := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })
+	for prop, flagName := range propFlags {
+		if _, ok := props.props[prop]; ok {
+			onCommandLine[flagName] = true
+		}
+	}
+
+	level := "info"
+	if *configPath != "" {
+		f, ferrs := readBrokerFile(*configPath)
+		errs = append(errs, ferrs...)
+		applyBrokerFile(&cfg, &level, f, onCommandLine)
+	}
+	if onCommandLine["broker-id"] {
+		cfg.BrokerID = brokerID.value
+	}
+	if onCommandLine["listen"] {
+		cfg.Listen = *listen
+	}
+	if onCommandLine["advertised-addr"] {
+		cfg.AdvertisedAddr = *advertised
+	}
+	if onCommandLine["data-dir"] {
+		cfg.DataDir = *dataDir
+	}
+	if onCommandLine["http-addr"] {
+		cfg.HTTPAddr = *httpAddr
+	}
+	if onCommandLine["auto-create-topics"] {
+		cfg.AutoCreateTopics = autoCreate.value
+	}
+	if onCommandLine["num-partitions"] {
+		cfg.NumPartitions = numPartitions.value
+	}
+	if onCommandLine["log-level"] {
+		level = *logLevel
+	}
+	for k, v := range props.props {
+		cfg.Props[k] = v // broker.Config.Validate moves propFlags ones into their fields
+	}
+
+	if onCommandLine["log-level"] && !validLogLevel(level) {
+		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", level))
+	}
+	var lvl zapcore.Level
+	_ = lvl.UnmarshalText([]byte(level)) // checked above (the file's by readBrokerFile)
+	if err := cfg.Validate(); err != nil {
+		var joined interface{ Unwrap() []error }
+		if errors.As(err, &joined) {
+			errs = append(errs, joined.Unwrap()...)
+		} else {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return brokerSettings{}, &usageError{err: configError(errs)}
+	}
+	return brokerSettings{cfg: cfg, logLevel: lvl}, nil
+}
+
+// configError is every configuration problem, one a line.
+type configError []error
+
+func (e configError) Error() string {
+	var b strings.Builder
+	b.WriteString("invalid broker config:")
+	for _, err := range e {
+		b.WriteString("\n  ")
+		b.WriteString(err.Error())
+	}
+	b.WriteString("\nrun gregor broker -h for the list of flags and properties")
+	return b.String()
+}
+
+func (e configError) Unwrap() []error { return e }
+
+// applyBrokerFile applies the keys of the file to cfg and level, except for
+// set: properties whose flag is on the command line, which wins.
+func applyBrokerFile(cfg *broker.Config, level *string, f brokerFile, onCommandLine map[string]bool) {
+	if f.BrokerID != nil {
+		cfg.BrokerID = *f.BrokerID
+	}
+	if f.Listen != nil {
+		cfg.Listen = *f.Listen
+	}
+	if f.AdvertisedAddr != nil {
+		cfg.AdvertisedAddr = *f.AdvertisedAddr
+	}
+	if f.DataDir != nil {
+		cfg.DataDir = *f.DataDir
+	}
+	if f.HTTPAddr != nil {
+		cfg.HTTPAddr = *f.HTTPAddr
+	}
+	if f.AutoCreateTopics != nil {
+		cfg.AutoCreateTopics = *f.AutoCreateTopics
+	}
+	if f.NumPartitions != nil {
+		cfg.NumPartitions = *f.NumPartitions
+	}
+	if f.LogLevel != nil {
+		*level = *f.LogLevel
+	}
+	for k, v := range f.Set {
+		if flagName, ok := propFlags[k]; ok && onCommandLine[flagName] {
+			continue
+		}
+		cfg.Props[k] = v
+	}
+}
+
+func runBroker(ctx context.Context, args []string, stderr io.Writer) error {
+	s, err := parseBrokerArgs(args, stderr)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return &usageError{err: err, reported: true}
+		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected arguments: %v", fs.Args())
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-
-	if *configPath != "" {
-		if err := loadBrokerFile(*configPath, &cfg, logLevel, set); err != nil {
-			return err
-		}
-	}
-	if set["broker-id"] {
-		cfg.BrokerID = int32(*brokerID)
-	}
-	if set["listen"] {
-		cfg.Listen = *listen
-	}
-	if set["advertised-addr"] {
-		cfg.AdvertisedAddr = *advertised
-	}
-	if set["data-dir"] {
-		cfg.DataDir = *dataDir
-	}
-	if set["http-addr"] {
-		cfg.HTTPAddr = *httpAddr
-	}
-	if set["auto-create-topics"] {
-		cfg.AutoCreateTopics = *autoCreate
-	}
-	if set["num-partitions"] {
-		cfg.NumPartitions = int32(*numPartitions)
-	}
-	for k, v := range props {
-		cfg.Props[k] = v
-	}
-
-	logger, err := newLogger(*logLevel)
+	cfg := s.cfg
+	logger, err := newLoggerAt(s.logLevel)
 	if err != nil {
-		return &usageError{err: err}
+		return err
 	}
 	defer logger.Sync()
 
@@ -138,56 +323,186 @@ func runBroker(ctx context.Context, args []string) error {
 	return err
 }
 
-func loadBrokerFile(path string, cfg *broker.Config, logLevel *string, set map[string]bool) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("read broker config: %w", err)
-	}
-	var f brokerFile
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("broker config %s: %w", path, err)
-	}
-	if f.BrokerID != nil {
-		cfg.BrokerID = *f.BrokerID
-	}
-	if f.Listen != nil {
-		cfg.Listen = *f.Listen
-	}
-	if f.AdvertisedAddr != nil {
-		cfg.AdvertisedAddr = *f.AdvertisedAddr
-	}
-	if f.DataDir != nil {
-		cfg.DataDir = *f.DataDir
-	}
-	if f.HTTPAddr != nil {
-		cfg.HTTPAddr = *f.HTTPAddr
-	}
-	if f.AutoCreateTopics != nil {
-		cfg.AutoCreateTopics = *f.AutoCreateTopics
-	}
-	if f.NumPartitions != nil {
-		cfg.NumPartitions = *f.NumPartitions
-	}
-	if f.LogLevel != nil && !set["log-level"] {
-		*logLevel = *f.LogLevel
-	}
-	for k, v := range f.Set {
-		cfg.Props[k] = v
-	}
-	return nil
+func validLogLevel(level string) bool {
+	var lvl zapcore.Level
+	return lvl.UnmarshalText([]byte(level)) == nil
 }
 
+// newLogger returns the JSON logger of the long-running commands at the
+// named level.
 func newLogger(level string) (*zap.Logger, error) {
 	var lvl zapcore.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("log-level %q: %w", level, err)
 	}
+	return newLoggerAt(lvl)
+}
+
+func newLoggerAt(lvl zapcore.Level) (*zap.Logger, error) {
 	zc := zap.NewProductionConfig()
 	zc.Level = zap.NewAtomicLevelAt(lvl)
 	zc.Sampling = nil
 	zc.EncoderConfig.TimeKey = "ts"
 	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
 	return zc.Build()
+}
+
+// readBrokerFile reads the --config file. A file that cannot be read or is
+// not YAML is one error; otherwise every problem is reported, each with the
+// file, line and key.
+func readBrokerFile(path string) (brokerFile, []error) {
+	var f brokerFile
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return f, []error{fmt.Errorf("config file: %w", err)}
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		// yaml.v3 says "yaml: line N: ..." for a syntax error.
+		return f, []error{fmt.Errorf("%s: not valid YAML: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))}
+	}
+	if len(doc.Content) == 0 {
+		return f, nil // empty
+	}
+	root := resolveAlias(doc.Content[0])
+	if isNull(root) {
+		return f, nil
+	}
+	var errs []error
+	fail := func(n *yaml.Node, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s:%d: %s", path, n.Line, fmt.Sprintf(format, args...)))
+	}
+	if root.Kind != yaml.MappingNode {
+		fail(root, "want keys such as listen: and data-dir:, found %s", describeNode(root))
+		return f, errs
+	}
+	firstLine := map[string]int{}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], resolveAlias(root.Content[i+1])
+		key := k.Value
+		if line, ok := firstLine[key]; ok {
+			fail(k, "%s: given again (first on line %d)", key, line)
+			continue
+		}
+		firstLine[key] = k.Line
+		switch key {
+		case "broker-id":
+			f.BrokerID = yamlInt32(v, key, fail)
+		case "num-partitions":
+			f.NumPartitions = yamlInt32(v, key, fail)
+		case "auto-create-topics":
+			f.AutoCreateTopics = yamlBool(v, key, fail)
+		case "listen":
+			f.Listen = yamlString(v, key, fail)
+		case "advertised-addr":
+			f.AdvertisedAddr = yamlString(v, key, fail)
+		case "data-dir":
+			f.DataDir = yamlString(v, key, fail)
+		case "http-addr":
+			f.HTTPAddr = yamlString(v, key, fail)
+		case "log-level":
+			if f.LogLevel = yamlString(v, key, fail); f.LogLevel != nil && !validLogLevel(*f.LogLevel) {
+				fail(v, "log-level: %q: want debug, info, warn or error", *f.LogLevel)
+				f.LogLevel = nil
+			}
+		case "set":
+			f.Set = yamlProps(v, fail)
+		default:
+			fail(k, "unknown key %q (the keys are %s)", key, brokerFileKeys)
+		}
+	}
+	return f, errs
+}
+
+type failFunc func(n *yaml.Node, format string, args ...any)
+
+func resolveAlias(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
+
+// describeNode names what a YAML value is, for error messages.
+func describeNode(n *yaml.Node) string {
+	switch {
+	case n.Kind == yaml.SequenceNode:
+		return "a list"
+	case n.Kind == yaml.MappingNode:
+		return "keys and values"
+	case isNull(n):
+		return "nothing"
+	default:
+		return strconv.Quote(n.Value)
+	}
+}
+
+// yamlString is the text of a scalar; null is as if the key were absent.
+func yamlString(n *yaml.Node, key string, fail failFunc) *string {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.ScalarNode {
+		fail(n, "%s: want text, found %s", key, describeNode(n))
+		return nil
+	}
+	return &n.Value
+}
+
+func yamlInt32(n *yaml.Node, key string, fail failFunc) *int32 {
+	if isNull(n) {
+		return nil
+	}
+	var v int32
+	// Decoding a float into an integer truncates it: refuse anything
+	// not written as an integer.
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&v) != nil {
+		fail(n, "%s: want a 32-bit integer, found %s", key, describeNode(n))
+		return nil
+	}
+	return &v
+}
+
+func yamlBool(n *yaml.Node, key string, fail failFunc) *bool {
+	if isNull(n) {
+		return nil
+	}
+	var v bool
+	if n.Kind != yaml.ScalarNode || n.Decode(&v) != nil {
+		fail(n, "%s: want true or false, found %s", key, describeNode(n))
+		return nil
+	}
+	return &v
+}
+
+// yamlProps is the set: map of properties; values are taken as written.
+func yamlProps(n *yaml.Node, fail failFunc) map[string]string {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		fail(n, "set: want property: value lines, found %s", describeNode(n))
+		return nil
+	}
+	props := map[string]string{}
+	firstLine := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], resolveAlias(n.Content[i+1])
+		if line, ok := firstLine[k.Value]; ok {
+			fail(k, "set: %s: given again (first on line %d)", k.Value, line)
+			continue
+		}
+		firstLine[k.Value] = k.Line
+		switch {
+		case isNull(v):
+			props[k.Value] = ""
+		case v.Kind == yaml.ScalarNode:
+			props[k.Value] = strings.TrimSpace(v.Value)
+		default:
+			fail(v, "set: %s: want a value such as \"1000\", found %s", k.Value, describeNode(v))
+		}
+	}
+	return props
 }

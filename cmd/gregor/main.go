@@ -35,8 +35,8 @@ type command struct {
 // commands returns the dispatch table in the order usage lists it.
 func commands() []command {
 	return []command{
-		{"broker", "run a broker", func(ctx context.Context, args []string, _ io.Reader, _, _ io.Writer) error {
-			return runBroker(ctx, args)
+		{"broker", "run a broker", func(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) error {
+			return runBroker(ctx, args, stderr)
 		}},
 		{"topic", "create, list, describe, alter and delete topics", runTopic},
 		{"group", "list, describe, delete consumer groups and reset their offsets", runGroup},
