@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -158,7 +159,7 @@ func parseBrokerArgs(args []string, stderr io.Writer) (brokerSettings, error) {
 	configPath := fs.String("config", "", "YAML `file` with the same keys as these flags, and set: for properties; the command line wins over it")
 	brokerID := checkedVar(fs, &errs, "broker-id", cfg.BrokerID, parseInt32, "broker `id`")
 	listen := fs.String("listen", cfg.Listen, "Kafka listener address")
-	advertised := fs.String("advertised-addr", "", "`host:port` clients are told to connect to (default: the listen address)")
+	advertised := fs.String("advertised-addr", "", "`host:port` clients are told to connect to (default: the listen address; the machine's host name if the listen host is empty, 0.0.0.0 or ::)")
 	dataDir := fs.String("data-dir", cfg.DataDir, "directory for partition logs and metadata")
 	httpAddr := fs.String("http-addr", cfg.HTTPAddr, "address for /metrics and /healthz (empty disables)")
 	autoCreate := checkedVar(fs, &errs, "auto-create-topics", cfg.AutoCreateTopics, parseBool, "create unknown topics on metadata requests")
@@ -222,6 +223,10 @@ func parseBrokerArgs(args []string, stderr io.Writer) (brokerSettings, error) {
 	}
 	var lvl zapcore.Level
 	_ = lvl.UnmarshalText([]byte(level)) // checked above (the file's by readBrokerFile)
+	// broker.Config.Validate checks the rest of the address.
+	if host, _, err := net.SplitHostPort(cfg.AdvertisedAddr); err == nil && strings.ContainsAny(host, " \t") {
+		errs = append(errs, fmt.Errorf("advertised-addr: %q: the host has white space in it", cfg.AdvertisedAddr))
+	}
 	if err := cfg.Validate(); err != nil {
 		var joined interface{ Unwrap() []error }
 		if errors.As(err, &joined) {
@@ -302,6 +307,26 @@ func runBroker(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer logger.Sync()
 
+	if cfg.AdvertisedAddr == "" {
+		adv, err := defaultAdvertisedAddr(cfg.Listen, os.Hostname)
+		switch {
+		case err != nil:
+			logger.Warn("advertising 127.0.0.1 to clients, which only clients on this machine can reach",
+				zap.String("listen", cfg.Listen), zap.Error(err),
+				zap.String("hint", "set --advertised-addr to the host:port clients should connect to"))
+		case adv != "":
+			cfg.AdvertisedAddr = adv
+			logger.Info("advertising this machine's host name to clients: the listen address has no host, or a wildcard one",
+				zap.String("listen", cfg.Listen), zap.String("advertised", adv),
+				zap.String("hint", "set --advertised-addr to the host:port clients should connect to if they cannot resolve this name"))
+		}
+	}
+	// broker.New opens (or creates) the data dir and every log before it
+	// binds the HTTP listener: find a port in use before that.
+	if err := checkAddrFree(cfg.HTTPAddr); err != nil {
+		return fmt.Errorf("http-addr: %w", err)
+	}
+
 	b, err := broker.New(cfg, broker.Options{Logger: logger})
 	if err != nil {
 		return err
@@ -321,6 +346,52 @@ func runBroker(ctx context.Context, args []string, stderr io.Writer) error {
 	err = b.Close(cctx)
 	<-serveErr
 	return err
+}
+
+// defaultAdvertisedAddr is the address to advertise when --advertised-addr
+// is not given, for a listen address with no host or a wildcard one
+// (0.0.0.0, ::): as Kafka does, the machine's host name, since 127.0.0.1
+// would send clients on other machines to their own loopback. It returns
+// "" for any other listen address, which is advertised as it is, and an
+// error when the host name is unknown or the port is 0 (picked when the
+// listener binds); the broker then advertises 127.0.0.1.
+func defaultAdvertisedAddr(listen string, hostname func() (string, error)) (string, error) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", nil // Validate reports it
+	}
+	if host != "" {
+		if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+			return "", nil
+		}
+	}
+	if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
+		return "", fmt.Errorf("listen port %q is not known before the listener binds", port)
+	}
+	name, err := hostname()
+	if err != nil {
+		return "", fmt.Errorf("host name: %w", err)
+	}
+	if name == "" || strings.ContainsAny(name, " \t") {
+		return "", fmt.Errorf("host name %q cannot be advertised", name)
+	}
+	return net.JoinHostPort(name, port), nil
+}
+
+// checkAddrFree binds addr and lets it go again, so that an address in
+// use is reported before any work; port 0 and "" (disabled) are free.
+func checkAddrFree(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	if _, port, err := net.SplitHostPort(addr); err == nil && port == "0" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return ln.Close()
 }
 
 func validLogLevel(level string) bool {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,6 +105,7 @@ func TestBrokerConfigReportsEveryProblem(t *testing.T) {
 		path + `:4: log-level: "loud"`,
 		path + `:6: set: a: want a value`,
 		path + `:7: listen: want text, found a list`,
+		`advertised-addr: "my host:0": the host has white space in it`,
 		`advertised-addr: "my host:0": bad port`,
 		"no.such.property",
 		`http-addr: "nocolon"`,
@@ -133,6 +135,55 @@ func TestBrokerConfigReportsEveryProblem(t *testing.T) {
 	}
 }
 
+func TestBrokerAdvertisedAddrValidation(t *testing.T) {
+	for addr, want := range map[string]string{
+		"broker1.example.com:9092": "",
+		"10.0.0.7:1":               "",
+		"[::1]:65535":              "",
+		"broker1:0":                "bad port",
+		"broker1:65536":            "bad port",
+		"broker1:x":                "bad port",
+		"broker1":                  "missing port",
+		":9092":                    "routable host",
+		"0.0.0.0:9092":             "routable host",
+		"bro ker:9092":             "white space",
+	} {
+		_, err := parseBrokerArgs([]string{"--advertised-addr", addr}, &bytes.Buffer{})
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%q: %v", addr, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%q: %v, want an error saying %q", addr, err, want)
+		}
+	}
+}
+
+func TestDefaultAdvertisedAddr(t *testing.T) {
+	host := func() (string, error) { return "broker7.example.com", nil }
+	tests := []struct {
+		listen  string
+		want    string
+		wantErr bool
+	}{
+		{"127.0.0.1:9092", "", false},
+		{"10.1.2.3:9092", "", false},
+		{"broker7:9092", "", false},
+		{":9092", "broker7.example.com:9092", false},
+		{"0.0.0.0:9092", "broker7.example.com:9092", false},
+		{"[::]:9092", "broker7.example.com:9092", false},
+		{"0.0.0.0:0", "", true}, // the port is not known yet
+	}
+	for _, tt := range tests {
+		got, err := defaultAdvertisedAddr(tt.listen, host)
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("%q: %q, %v; want %q, error %v", tt.listen, got, err, tt.want, tt.wantErr)
+		}
+	}
+	if got, err := defaultAdvertisedAddr(":9092", func() (string, error) { return "", errors.New("no name") }); got != "" || err == nil {
+		t.Errorf("no host name: %q, %v", got, err)
+	}
+}
+
 func TestBrokerHelp(t *testing.T) {
 	var stderr bytes.Buffer
 	if _, err := parseBrokerArgs([]string{"-h"}, &stderr); !errors.Is(err, flag.ErrHelp) {
@@ -148,5 +199,24 @@ func TestBrokerHelp(t *testing.T) {
 	}
 	if strings.Contains(help, "set:\n") {
 		t.Errorf("help names a flag's value set:")
+	}
+}
+
+// TestBrokerHTTPAddrInUse: a taken --http-addr fails the start before the
+// data dir is created.
+func TestBrokerHTTPAddrInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dataDir := filepath.Join(t.TempDir(), "data")
+	err = runBroker(t.Context(), []string{"--listen", "127.0.0.1:0", "--http-addr", ln.Addr().String(),
+		"--data-dir", dataDir, "--log-level", "error"}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "http-addr") {
+		t.Fatalf("got %v, want an http-addr error", err)
+	}
+	if _, err := os.Stat(dataDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("data dir created (stat: %v)", err)
 	}
 }
