@@ -102,6 +102,16 @@ func New(cfg Config, opts Options) (*Broker, error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	b.listener = ln
+	// Both ports before the data dir: a taken one fails the start before
+	// anything is created on disk.
+	if cfg.HTTPAddr != "" {
+		hl, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("listen http on %s: %w", cfg.HTTPAddr, err)
+		}
+		b.httpLn = hl
+	}
 	adv := cfg.AdvertisedAddr
 	if adv == "" {
 		adv = ln.Addr().String()
@@ -114,24 +124,24 @@ func New(cfg Config, opts Options) (*Broker, error) {
 	b.self = meta.Broker{ID: cfg.BrokerID, Host: host, Port: int32(port)}
 
 	if err := vfs.MkdirAllDurable(opts.FS, cfg.DataDir, 0o755); err != nil {
-		ln.Close()
+		b.closeListeners()
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	lock, err := vfs.Lock(opts.FS, filepath.Join(cfg.DataDir, ".lock"))
 	if err != nil {
-		ln.Close()
+		b.closeListeners()
 		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
 	b.dirLock = lock
 	if err := checkMetadataPresent(opts.FS, cfg.DataDir); err != nil {
 		lock.Close()
-		ln.Close()
+		b.closeListeners()
 		return nil, err
 	}
 	store, err := meta.OpenStandalone(opts.FS, cfg.DataDir, b.self)
 	if err != nil {
 		lock.Close()
-		ln.Close()
+		b.closeListeners()
 		return nil, fmt.Errorf("open metadata: %w", err)
 	}
 	if repaired := store.Recovered(); repaired != "" {
@@ -151,7 +161,7 @@ func New(cfg Config, opts Options) (*Broker, error) {
 	if err != nil {
 		store.Close()
 		lock.Close()
-		ln.Close()
+		b.closeListeners()
 		return nil, fmt.Errorf("open logs in %s: %w", cfg.DataDir, err)
 	}
 	b.logs = logs
@@ -159,7 +169,7 @@ func New(cfg Config, opts Options) (*Broker, error) {
 		b.logs.Close()
 		store.Close()
 		lock.Close()
-		ln.Close()
+		b.closeListeners()
 		return nil, err
 	}
 	b.log.Info("logs loaded", zap.Int("partitions", len(logs.Logs())), zap.Duration("took", time.Since(start)))
@@ -169,21 +179,11 @@ func New(cfg Config, opts Options) (*Broker, error) {
 		b.logs.Close()
 		store.Close()
 		lock.Close()
-		ln.Close()
+		b.closeListeners()
 		return nil, fmt.Errorf("start group coordinator: %w", err)
 	}
 
-	if cfg.HTTPAddr != "" {
-		hl, err := net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			b.coord.Close()
-			b.logs.Close()
-			store.Close()
-			lock.Close()
-			ln.Close()
-			return nil, fmt.Errorf("listen http on %s: %w", cfg.HTTPAddr, err)
-		}
-		b.httpLn = hl
+	if b.httpLn != nil {
 		b.httpSrv = &http.Server{Handler: b.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 	}
 	return b, nil
@@ -275,6 +275,15 @@ func (b *Broker) storageConfigFor(topic string) storage.Config {
 
 // Addr is the address the Kafka listener is bound to.
 func (b *Broker) Addr() net.Addr { return b.listener.Addr() }
+
+// closeListeners closes the Kafka and HTTP listeners of a broker that
+// failed to start.
+func (b *Broker) closeListeners() {
+	b.listener.Close()
+	if b.httpLn != nil {
+		b.httpLn.Close()
+	}
+}
 
 // HTTPAddr is the address the HTTP listener is bound to, or nil.
 func (b *Broker) HTTPAddr() net.Addr {

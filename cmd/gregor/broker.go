@@ -321,12 +321,6 @@ func runBroker(ctx context.Context, args []string, stderr io.Writer) error {
 				zap.String("hint", "set --advertised-addr to the host:port clients should connect to if they cannot resolve this name"))
 		}
 	}
-	// broker.New opens (or creates) the data dir and every log before it
-	// binds the HTTP listener: find a port in use before that.
-	if err := checkAddrFree(cfg.HTTPAddr); err != nil {
-		return fmt.Errorf("http-addr: %w", err)
-	}
-
 	b, err := broker.New(cfg, broker.Options{Logger: logger})
 	if err != nil {
 		return err
@@ -376,22 +370,6 @@ func defaultAdvertisedAddr(listen string, hostname func() (string, error)) (stri
 		return "", fmt.Errorf("host name %q cannot be advertised", name)
 	}
 	return net.JoinHostPort(name, port), nil
-}
-
-// checkAddrFree binds addr and lets it go again, so that an address in
-// use is reported before any work; port 0 and "" (disabled) are free.
-func checkAddrFree(addr string) error {
-	if addr == "" {
-		return nil
-	}
-	if _, port, err := net.SplitHostPort(addr); err == nil && port == "0" {
-		return nil
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	return ln.Close()
 }
 
 func validLogLevel(level string) bool {

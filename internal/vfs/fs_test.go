@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -434,5 +435,26 @@ func TestOSFileDropCache(t *testing.T) {
 	buf := make([]byte, 4096)
 	if _, err := f.ReadAt(buf, 1<<19); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestErrorsNameThePathOnce: a failed mkdir or lock says the path once.
+func TestErrorsNameThePathOnce(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "afile")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := MkdirAllDurable(OS, file, 0o755)
+	if err == nil || strings.Count(err.Error(), file) != 1 {
+		t.Fatalf("mkdir over a file: %v", err)
+	}
+	locker, ok := OS.(Locker)
+	if !ok {
+		t.Skip("no Locker")
+	}
+	_, err = locker.Lock(filepath.Join(file, ".lock"))
+	if err == nil || strings.Count(err.Error(), file) != 1 {
+		t.Fatalf("lock under a file: %v", err)
 	}
 }

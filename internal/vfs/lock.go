@@ -35,7 +35,7 @@ func Lock(fs FS, name string) (io.Closer, error) {
 func (osFS) Lock(name string) (io.Closer, error) {
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("open lock file %s: %w", name, err)
+		return nil, fmt.Errorf("lock file: %w", opErr("open", name, err))
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()

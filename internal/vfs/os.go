@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -131,7 +132,7 @@ func MkdirAllDurable(fs FS, dir string, perm os.FileMode) error {
 			break
 		}
 		if !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("mkdir %s: %w", dir, err)
+			return opErr("mkdir", dir, err)
 		}
 		missing = append(missing, d)
 		parent := filepath.Dir(d)
@@ -141,7 +142,7 @@ func MkdirAllDurable(fs FS, dir string, perm os.FileMode) error {
 		d = parent
 	}
 	if err := fs.MkdirAll(dir, perm); err != nil {
-		return fmt.Errorf("mkdir %s: %w", dir, err)
+		return opErr("mkdir", dir, err)
 	}
 	for i := len(missing) - 1; i >= 0; i-- {
 		if err := fs.SyncDir(filepath.Dir(missing[i])); err != nil {
@@ -159,4 +160,15 @@ func (osFS) Space(dir string) (total, available int64, err error) {
 		return 0, 0, &os.PathError{Op: "statfs", Path: dir, Err: err}
 	}
 	return int64(st.Blocks) * st.Bsize, int64(st.Bavail) * st.Bsize, nil
+}
+
+// opErr wraps err with op and path, unless err is an *fs.PathError that
+// already says both (os.MkdirAll's and os.OpenFile's are), so messages do
+// not read "mkdir /x: mkdir /x: not a directory".
+func opErr(op, path string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Op == op && filepath.Clean(pe.Path) == filepath.Clean(path) {
+		return err
+	}
+	return fmt.Errorf("%s %s: %w", op, path, err)
 }
