@@ -63,7 +63,7 @@ const signalGrace = 2 * time.Second
 func main() {
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, shutdownSignals...)
+	signal.Notify(sigs, notifySignals(shutdownSignals, signal.Ignored)...)
 	done := make(chan struct{})
 	handled := make(chan struct{})
 	go func() {
@@ -85,6 +85,21 @@ func main() {
 	<-handled
 	cancel()
 	os.Exit(code)
+}
+
+// notifySignals is sigs without SIGHUP and SIGINT when the process was
+// started with them ignored (nohup, a background job of a script): asking
+// to be notified would stop ignoring them, and a hangup would then stop a
+// broker started with nohup.
+func notifySignals(sigs []os.Signal, ignored func(os.Signal) bool) []os.Signal {
+	var out []os.Signal
+	for _, s := range sigs {
+		if (s == syscall.SIGHUP || s == os.Interrupt) && ignored(s) {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // handleSignals serves sigs until done is closed. The first signal calls

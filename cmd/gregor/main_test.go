@@ -151,3 +151,18 @@ func TestShutdownSignals(t *testing.T) {
 		}
 	}
 }
+
+// TestNotifySignalsKeepsIgnored: a broker started with SIGHUP ignored
+// (nohup) keeps ignoring it, and likewise SIGINT for a script's background
+// job; SIGTERM always stops it.
+func TestNotifySignalsKeepsIgnored(t *testing.T) {
+	none := func(os.Signal) bool { return false }
+	if got := notifySignals(shutdownSignals, none); len(got) != len(shutdownSignals) {
+		t.Fatalf("nothing ignored: %v", got)
+	}
+	all := func(os.Signal) bool { return true }
+	got := notifySignals(shutdownSignals, all)
+	if !slices.Equal(got, []os.Signal{syscall.SIGTERM}) {
+		t.Fatalf("all ignored: %v, want only SIGTERM", got)
+	}
+}
