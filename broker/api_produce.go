@@ -124,7 +124,7 @@ func (b *Broker) producePartition(topic string, acks int16, rp *kmsg.ProduceRequ
 	res, err := l.Append(rp.Records, st.LeaderEpoch)
 	if err != nil {
 		sp.ErrorCode = errorCode(err)
-		if sp.ErrorCode == kerr.CorruptMessage.Code || sp.ErrorCode == kerr.InvalidRecord.Code || sp.ErrorCode == kerr.MessageTooLarge.Code || sp.ErrorCode == kerr.RecordListTooLarge.Code || sp.ErrorCode == kerr.InvalidTimestamp.Code {
+		if sp.ErrorCode == kerr.CorruptMessage.Code || sp.ErrorCode == kerr.InvalidRecord.Code || sp.ErrorCode == kerr.MessageTooLarge.Code || sp.ErrorCode == kerr.InvalidTimestamp.Code {
 			sp.ErrorMessage = errorMessage(err)
 		}
 		sp.LogStartOffset = l.LogStartOffset()

@@ -101,18 +101,17 @@ func (c *Config) rollMs() int64 {
 // Errors returned by Log methods. The broker maps them to Kafka error codes;
 // check them with errors.Is.
 var (
-	ErrStorage              = errors.New("storage error")                 // KAFKA_STORAGE_ERROR; sticky after a failed write or fsync
-	ErrCorruptBatch         = errors.New("corrupt record batch")          // CORRUPT_MESSAGE
-	ErrInvalidRecord        = errors.New("invalid record")                // INVALID_RECORD
-	ErrBatchTooLarge        = errors.New("record batch too large")        // MESSAGE_TOO_LARGE
-	ErrRecordListTooLarge   = errors.New("records larger than a segment") // RECORD_LIST_TOO_LARGE
-	ErrOffsetOutOfRange     = errors.New("offset out of range")           // OFFSET_OUT_OF_RANGE
-	ErrOutOfOrderSequence   = errors.New("out of order sequence")         // OUT_OF_ORDER_SEQUENCE_NUMBER
-	ErrInvalidProducerEpoch = errors.New("invalid producer epoch")        // INVALID_PRODUCER_EPOCH
-	ErrUnknownProducerID    = errors.New("unknown producer id")           // UNKNOWN_PRODUCER_ID
-	ErrUnsupportedFeature   = errors.New("unsupported record feature")    // UNSUPPORTED_FOR_MESSAGE_FORMAT (transactions)
-	ErrFencedLeaderEpoch    = errors.New("fenced leader epoch")           // FENCED_LEADER_EPOCH: Append with an epoch older than the log's latest
-	ErrInvalidTimestamp     = errors.New("invalid timestamp")             // INVALID_TIMESTAMP: a record outside message.timestamp.{before,after}.max.ms
+	ErrStorage              = errors.New("storage error")              // KAFKA_STORAGE_ERROR; sticky after a failed write or fsync
+	ErrCorruptBatch         = errors.New("corrupt record batch")       // CORRUPT_MESSAGE
+	ErrInvalidRecord        = errors.New("invalid record")             // INVALID_RECORD
+	ErrBatchTooLarge        = errors.New("record batch too large")     // MESSAGE_TOO_LARGE
+	ErrOffsetOutOfRange     = errors.New("offset out of range")        // OFFSET_OUT_OF_RANGE
+	ErrOutOfOrderSequence   = errors.New("out of order sequence")      // OUT_OF_ORDER_SEQUENCE_NUMBER
+	ErrInvalidProducerEpoch = errors.New("invalid producer epoch")     // INVALID_PRODUCER_EPOCH
+	ErrUnknownProducerID    = errors.New("unknown producer id")        // UNKNOWN_PRODUCER_ID
+	ErrUnsupportedFeature   = errors.New("unsupported record feature") // UNSUPPORTED_FOR_MESSAGE_FORMAT (transactions)
+	ErrFencedLeaderEpoch    = errors.New("fenced leader epoch")        // FENCED_LEADER_EPOCH: Append with an epoch older than the log's latest
+	ErrInvalidTimestamp     = errors.New("invalid timestamp")          // INVALID_TIMESTAMP: a record outside message.timestamp.{before,after}.max.ms
 	ErrClosed               = errors.New("log closed")
 	// ErrCleanAborted reports a cleaner pass that stopped before
 	// finishing: the log changed under it (truncation, retention, close)

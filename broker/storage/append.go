@@ -19,8 +19,7 @@ import (
 // CRC) and keeps no reference to records after returning.
 //
 // Errors: ErrCorruptBatch, ErrInvalidRecord, ErrBatchTooLarge (a batch over
-// max.message.bytes), ErrRecordListTooLarge (more bytes than segment.bytes),
-// ErrUnsupportedFeature (transactional or control
+// max.message.bytes), ErrUnsupportedFeature (transactional or control
 // batches), ErrOutOfOrderSequence and ErrInvalidProducerEpoch (idempotent
 // producers), ErrFencedLeaderEpoch, ErrClosed, and ErrStorage after a failed
 // write. A write failure is sticky (later appends fail too; reads keep
@@ -70,11 +69,13 @@ func validateBatches(records []byte, cfg *Config, hdrs []record.Header, now time
 	if len(records) > math.MaxInt32 {
 		return nil, fmt.Errorf("%d bytes of records: %w", len(records), ErrBatchTooLarge)
 	}
-	if int64(len(records)) > cfg.SegmentBytes {
-		// As Kafka: a segment must be able to hold what one request
-		// appends to a partition.
-		return nil, fmt.Errorf("%d bytes of records, segment.bytes is %d: %w", len(records), cfg.SegmentBytes, ErrRecordListTooLarge)
-	}
+	// Records larger than segment.bytes are taken, in a segment of their
+	// own (shouldRollLocked rolls before them, and after them at the next
+	// append). Kafka 3 refuses them with RECORD_LIST_TOO_LARGE, and Kafka 4
+	// does not let segment.bytes go below 1 MiB, where a default client's
+	// batches fit; here a small segment.bytes is allowed, and refusing
+	// would cost a client the records it batched up while the broker was
+	// away (franz-go does not split a refused batch).
 	for pos := 0; pos < len(records); {
 		h, err := record.ParseHeader(records[pos:])
 		if err != nil {

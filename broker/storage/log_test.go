@@ -193,8 +193,8 @@ func TestLogAppendTime(t *testing.T) {
 	})
 }
 
-// TestAppendLargerThanSegment: records that no segment could hold are
-// refused, as Kafka answers RECORD_LIST_TOO_LARGE, and nothing is written.
+// TestAppendLargerThanSegment: records larger than segment.bytes are
+// taken, in a segment of their own, and the next append rolls again.
 func TestAppendLargerThanSegment(t *testing.T) {
 	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
 		l := openLog(t, fsys, dir, Config{SegmentBytes: 1024})
@@ -204,18 +204,23 @@ func TestAppendLargerThanSegment(t *testing.T) {
 		if len(big) <= 1024 {
 			t.Fatalf("test batch of %d bytes fits a segment", len(big))
 		}
-		if _, err := l.Append(big, 0); !errors.Is(err, ErrRecordListTooLarge) {
-			t.Fatalf("Append of %d bytes with segment.bytes 1024: %v, want ErrRecordListTooLarge", len(big), err)
+		if res := mustAppend(t, l, big); res.BaseOffset != 3 {
+			t.Fatalf("big batch at %d, want 3", res.BaseOffset)
 		}
-		// Two batches that together pass segment.bytes are one list too.
-		half := makeBatch(t, batchSpec{n: 2, valueSize: 300, pid: -1})
-		if _, err := l.Append(append(append([]byte(nil), half...), half...), 0); !errors.Is(err, ErrRecordListTooLarge) {
-			t.Fatalf("Append of two batches over segment.bytes: %v, want ErrRecordListTooLarge", err)
+		mustAppend(t, l, plain(t, "after", 2))
+		l.SetHighWatermark(l.LogEndOffset())
+		segs := l.segments()
+		if len(segs) != 3 || segs[1].base != 3 || segs[2].base != 7 {
+			var bases []int64
+			for _, s := range segs {
+				bases = append(bases, s.base)
+			}
+			t.Fatalf("segment bases %v, want [0 3 7]", bases)
 		}
-		if got := l.LogEndOffset(); got != 3 {
-			t.Fatalf("log end %d after refused appends, want 3", got)
+		recs := readAll(t, l, 0)
+		checkSequential(t, recs, 0)
+		if len(recs) != 9 {
+			t.Fatalf("read %d records, want 9", len(recs))
 		}
-		mustAppend(t, l, half)
-		checkSequential(t, readAll(t, l, 0), 0)
 	})
 }
