@@ -14,8 +14,9 @@ var errStopRecords = errors.New("stop")
 // last whole batch below maxOffset (typically the high watermark; values
 // beyond the log end offset or negative mean the log end offset), limited
 // to maxBytes, but always at least one whole batch even if it is larger
-// (KIP-74); a read cut by maxBytes may end in a partial batch, which
-// clients skip. A read stays within one segment.
+// (KIP-74). A read cut by maxBytes ends at the last batch boundary the
+// offset index knows within the limit; only without one there may it end
+// in a partial batch, which clients skip. A read stays within one segment.
 //
 // A segment found damaged (see segmentDamage) is read up to its last whole
 // batch before the damage; a read of an offset after that is a
@@ -90,6 +91,14 @@ func (l *Log) readSegments(segs []*segment, offset, maxOffset int64, maxBytes in
 		n := end - pos
 		if n > int64(maxBytes) {
 			n = min(max(int64(maxBytes), first), n)
+			// End at a batch boundary the index knows, when there is one
+			// past the first batch: a partial batch at the end is bytes
+			// the client reads and throws away, and fetches again next
+			// time (~40% more bytes for a consumer of 700 KB batches
+			// with a 1 MiB partition limit).
+			if cut := s.indexedStartIn(pos+first, pos+n); cut > 0 {
+				n = cut - pos
+			}
 		}
 		return Chunk{File: s.log, Pos: pos, Size: n, release: s.release}, false, nil
 	}

@@ -73,9 +73,14 @@ func TestReadBoundaries(t *testing.T) {
 		if hs, partial := read(5, -1, 10); len(hs) != 1 || hs[0].BaseOffset != 0 || partial != 0 {
 			t.Fatalf("small maxBytes: %v partial %d", bases(hs), partial)
 		}
-		// maxBytes a bit more than one batch: a whole batch and part of the next.
-		if hs, partial := read(0, -1, int32(len(big)+10)); len(hs) != 1 || partial != 10 {
+		// maxBytes a bit more than one batch: the whole batch only, cut
+		// where the index (an entry per batch here) knows the next starts.
+		if hs, partial := read(0, -1, int32(len(big)+10)); len(hs) != 1 || partial != 0 {
 			t.Fatalf("maxBytes one batch + 10: %v partial %d", bases(hs), partial)
+		}
+		// Room for three batches and part of a fourth: three whole ones.
+		if hs, partial := read(0, -1, int32(2*len(big)+len(small)+10)); !equal(bases(hs), []int64{0, 10, 11}) || partial != 0 {
+			t.Fatalf("maxBytes three batches + 10: %v partial %d", bases(hs), partial)
 		}
 		// maxOffset inside the segment stops before the batch holding it.
 		if hs, _ := read(0, 21, 1<<20); !equal(bases(hs), []int64{0, 10, 11}) {
@@ -372,4 +377,27 @@ func TestRollBySegmentMs(t *testing.T) {
 	if n := len(l.segments()); n != 3 {
 		t.Fatalf("an empty segment was rolled: %d", n)
 	}
+}
+
+// TestReadCutWithoutIndexEntry: where the index holds no batch start within
+// the limit (batches smaller than the index interval), a read cut by
+// maxBytes ends in a partial batch, as Kafka's do, and clients skip it.
+func TestReadCutWithoutIndexEntry(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		small := plain(t, "s", 1)
+		l := openLog(t, fsys, dir, Config{IndexIntervalBytes: 1 << 20})
+		defer l.Close()
+		for range 10 {
+			mustAppend(t, l, small)
+		}
+		l.SetHighWatermark(l.LogEndOffset())
+		c, err := l.Read(0, -1, int32(2*len(small)+5))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Release()
+		if hs, partial := chunkBatches(t, c); len(hs) != 2 || partial != 5 {
+			t.Fatalf("read %d whole batches and %d partial bytes, want 2 and 5", len(hs), partial)
+		}
+	})
 }
