@@ -159,7 +159,8 @@ func (osFS) Space(dir string) (total, available int64, err error) {
 	if err := syscall.Statfs(dir, &st); err != nil {
 		return 0, 0, &os.PathError{Op: "statfs", Path: dir, Err: err}
 	}
-	return int64(st.Blocks) * st.Bsize, int64(st.Bavail) * st.Bsize, nil
+	bsize := int64(st.Bsize) // int64 on Linux, uint32 on darwin
+	return int64(st.Blocks) * bsize, int64(st.Bavail) * bsize, nil
 }
 
 // opErr wraps err with op and path, unless err is an *fs.PathError that
