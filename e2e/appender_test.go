@@ -290,6 +290,7 @@ func runOutage(t *testing.T, b *Broker, topic string, rate int, outage time.Dura
 	run.stats.baseHeap = base[0].Value.Uint64()
 
 	stop, memStop := make(chan struct{}), make(chan struct{})
+	loggerDone := make(chan struct{}) // the logger made its last call
 	var logged atomic.Int64
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -303,6 +304,7 @@ func runOutage(t *testing.T, b *Broker, topic string, rate int, outage time.Dura
 		defer wg.Done()
 		var st callStats
 		logged.Store(steadyLogger(log, rate, stop, &st))
+		close(loggerDone)
 		mu.Lock()
 		st.maxHeld, st.maxHeap, st.baseHeap = run.stats.maxHeld, run.stats.maxHeap, run.stats.baseHeap
 		run.stats = st
@@ -331,6 +333,9 @@ func runOutage(t *testing.T, b *Broker, topic string, rate int, outage time.Dura
 	sentAtRestart := during.Sent
 	waitSent(sentAtRestart+int64(rate), "records flowing after the restart")
 	close(stop)
+	// Close only once the logger has stopped: a call after Close starts
+	// is dropped (the shipper is closed), yet counted as logged.
+	<-loggerDone
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	run.close = sh.Close(ctx)
