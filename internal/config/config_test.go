@@ -117,6 +117,7 @@ agents:
     inputs: [{paths: [a], topic: t}]
 `, []string{"agents[0].rescan-interval: cannot unmarshal !!int `5` into time.Duration"}},
 		{"list expected", "brokers: a:1\n", []string{"brokers: must be a list"}},
+		{"fraction into an integer", "broker:\n  num-partitions: 1.5\n", []string{`p.yaml:2: broker.num-partitions: must be a whole number, got "1.5"`}},
 		{"bad byte size", `
 agents:
   - producer: {max-in-flight-bytes: lots}

@@ -88,11 +88,26 @@ func isLeaf(t reflect.Type) bool {
 	return false
 }
 
+// isInteger reports whether t is an integer kind (time.Duration included).
+func isInteger(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return false
+}
+
 // checkLeaf decodes n alone into a fresh value of type t and records the
 // decoder's complaint, if any.
 func checkLeaf(n *yaml.Node, t reflect.Type, path string, ps *problems) {
 	if isLeaf(t) && n.Kind != yaml.ScalarNode {
 		ps.add(path, n.Line, "must be a single value, got %s", kindName(n))
+		return
+	}
+	if isInteger(t) && n.ShortTag() == "!!float" {
+		// yaml.v3 would decode 1.5 into an integer field as 1.
+		ps.add(path, n.Line, "must be a whole number, got %s", kindName(n))
 		return
 	}
 	v := reflect.New(t)
