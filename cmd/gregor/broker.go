@@ -14,9 +14,9 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-	"gopkg.in/yaml.v3"
 
 	"github.com/gregor-log/gregor/broker"
+	"github.com/gregor-log/gregor/internal/config"
 )
 
 // Where a broker setting comes from, strongest first: a --set property
@@ -33,24 +33,6 @@ var propFlags = map[string]string{
 	"num.partitions":            "num-partitions",
 	"auto.create.topics.enable": "auto-create-topics",
 }
-
-// brokerFile is the --config file: the broker flags under their names and
-// set: for properties. A key the file does not give is nil.
-type brokerFile struct {
-	BrokerID         *int32
-	Listen           *string
-	AdvertisedAddr   *string
-	DataDir          *string
-	HTTPAddr         *string
-	AutoCreateTopics *bool
-	NumPartitions    *int32
-	LogLevel         *string
-	Set              map[string]string
-}
-
-// brokerFileKeys are the keys of the --config file, in the order --help
-// lists the flags.
-const brokerFileKeys = "advertised-addr, auto-create-topics, broker-id, data-dir, http-addr, listen, log-level, num-partitions, set"
 
 // checkedFlag is a flag value whose parse errors are collected rather than
 // returned: the flag package would stop at the first bad value and print
@@ -218,11 +200,12 @@ func parseBrokerArgs(args []string, stderr io.Writer) (brokerSettings, error) {
 		cfg.Props[k] = v // broker.Config.Validate moves propFlags ones into their fields
 	}
 
-	if onCommandLine["log-level"] && !validLogLevel(level) {
-		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", level))
-	}
 	var lvl zapcore.Level
-	_ = lvl.UnmarshalText([]byte(level)) // checked above (the file's by readBrokerFile)
+	if l, err := config.ParseLogLevel(level); err != nil {
+		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", level))
+	} else {
+		_ = lvl.UnmarshalText([]byte(l)) // one of zap's own names
+	}
 	// broker.Config.Validate checks the rest of the address.
 	if host, _, err := net.SplitHostPort(cfg.AdvertisedAddr); err == nil && strings.ContainsAny(host, " \t") {
 		errs = append(errs, fmt.Errorf("advertised-addr: %q: the host has white space in it", cfg.AdvertisedAddr))
@@ -259,7 +242,7 @@ func (e configError) Unwrap() []error { return e }
 
 // applyBrokerFile applies the keys of the file to cfg and level, except for
 // set: properties whose flag is on the command line, which wins.
-func applyBrokerFile(cfg *broker.Config, level *string, f brokerFile, onCommandLine map[string]bool) {
+func applyBrokerFile(cfg *broker.Config, level *string, f config.Broker, onCommandLine map[string]bool) {
 	if f.BrokerID != nil {
 		cfg.BrokerID = *f.BrokerID
 	}
@@ -282,13 +265,13 @@ func applyBrokerFile(cfg *broker.Config, level *string, f brokerFile, onCommandL
 		cfg.NumPartitions = *f.NumPartitions
 	}
 	if f.LogLevel != nil {
-		*level = *f.LogLevel
+		*level = string(*f.LogLevel)
 	}
 	for k, v := range f.Set {
 		if flagName, ok := propFlags[k]; ok && onCommandLine[flagName] {
 			continue
 		}
-		cfg.Props[k] = v
+		cfg.Props[k] = strings.TrimSpace(v)
 	}
 }
 
@@ -372,11 +355,6 @@ func defaultAdvertisedAddr(listen string, hostname func() (string, error)) (stri
 	return net.JoinHostPort(name, port), nil
 }
 
-func validLogLevel(level string) bool {
-	var lvl zapcore.Level
-	return lvl.UnmarshalText([]byte(level)) == nil
-}
-
 // newLogger returns the JSON logger of the long-running commands at the
 // named level.
 func newLogger(level string) (*zap.Logger, error) {
@@ -398,160 +376,19 @@ func newLoggerAt(lvl zapcore.Level) (*zap.Logger, error) {
 
 // readBrokerFile reads the --config file. A file that cannot be read or is
 // not YAML is one error; otherwise every problem is reported, each with the
-// file, line and key.
-func readBrokerFile(path string) (brokerFile, []error) {
-	var f brokerFile
+// file, line and key (internal/config decodes it, as it does pipeline.yaml).
+func readBrokerFile(path string) (config.Broker, []error) {
+	var f config.Broker
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return f, []error{fmt.Errorf("config file: %w", err)}
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		// yaml.v3 says "yaml: line N: ..." for a syntax error.
-		return f, []error{fmt.Errorf("%s: not valid YAML: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))}
-	}
-	if len(doc.Content) == 0 {
-		return f, nil // empty
-	}
-	root := resolveAlias(doc.Content[0])
-	if isNull(root) {
-		return f, nil
-	}
-	var errs []error
-	fail := func(n *yaml.Node, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s:%d: %s", path, n.Line, fmt.Sprintf(format, args...)))
-	}
-	if root.Kind != yaml.MappingNode {
-		fail(root, "want keys such as listen: and data-dir:, found %s", describeNode(root))
-		return f, errs
-	}
-	firstLine := map[string]int{}
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		k, v := root.Content[i], resolveAlias(root.Content[i+1])
-		key := k.Value
-		if line, ok := firstLine[key]; ok {
-			fail(k, "%s: given again (first on line %d)", key, line)
-			continue
+	if err := config.DecodeStrict(path, data, &f); err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			return f, ce.Errors()
 		}
-		firstLine[key] = k.Line
-		switch key {
-		case "broker-id":
-			f.BrokerID = yamlInt32(v, key, fail)
-		case "num-partitions":
-			f.NumPartitions = yamlInt32(v, key, fail)
-		case "auto-create-topics":
-			f.AutoCreateTopics = yamlBool(v, key, fail)
-		case "listen":
-			f.Listen = yamlString(v, key, fail)
-		case "advertised-addr":
-			f.AdvertisedAddr = yamlString(v, key, fail)
-		case "data-dir":
-			f.DataDir = yamlString(v, key, fail)
-		case "http-addr":
-			f.HTTPAddr = yamlString(v, key, fail)
-		case "log-level":
-			if f.LogLevel = yamlString(v, key, fail); f.LogLevel != nil && !validLogLevel(*f.LogLevel) {
-				fail(v, "log-level: %q: want debug, info, warn or error", *f.LogLevel)
-				f.LogLevel = nil
-			}
-		case "set":
-			f.Set = yamlProps(v, fail)
-		default:
-			fail(k, "unknown key %q (the keys are %s)", key, brokerFileKeys)
-		}
+		return f, []error{err}
 	}
-	return f, errs
-}
-
-type failFunc func(n *yaml.Node, format string, args ...any)
-
-func resolveAlias(n *yaml.Node) *yaml.Node {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	return n
-}
-
-func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
-
-// describeNode names what a YAML value is, for error messages.
-func describeNode(n *yaml.Node) string {
-	switch {
-	case n.Kind == yaml.SequenceNode:
-		return "a list"
-	case n.Kind == yaml.MappingNode:
-		return "keys and values"
-	case isNull(n):
-		return "nothing"
-	default:
-		return strconv.Quote(n.Value)
-	}
-}
-
-// yamlString is the text of a scalar; null is as if the key were absent.
-func yamlString(n *yaml.Node, key string, fail failFunc) *string {
-	if isNull(n) {
-		return nil
-	}
-	if n.Kind != yaml.ScalarNode {
-		fail(n, "%s: want text, found %s", key, describeNode(n))
-		return nil
-	}
-	return &n.Value
-}
-
-func yamlInt32(n *yaml.Node, key string, fail failFunc) *int32 {
-	if isNull(n) {
-		return nil
-	}
-	var v int32
-	// Decoding a float into an integer truncates it: refuse anything
-	// not written as an integer.
-	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&v) != nil {
-		fail(n, "%s: want a 32-bit integer, found %s", key, describeNode(n))
-		return nil
-	}
-	return &v
-}
-
-func yamlBool(n *yaml.Node, key string, fail failFunc) *bool {
-	if isNull(n) {
-		return nil
-	}
-	var v bool
-	if n.Kind != yaml.ScalarNode || n.Decode(&v) != nil {
-		fail(n, "%s: want true or false, found %s", key, describeNode(n))
-		return nil
-	}
-	return &v
-}
-
-// yamlProps is the set: map of properties; values are taken as written.
-func yamlProps(n *yaml.Node, fail failFunc) map[string]string {
-	if isNull(n) {
-		return nil
-	}
-	if n.Kind != yaml.MappingNode {
-		fail(n, "set: want property: value lines, found %s", describeNode(n))
-		return nil
-	}
-	props := map[string]string{}
-	firstLine := map[string]int{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], resolveAlias(n.Content[i+1])
-		if line, ok := firstLine[k.Value]; ok {
-			fail(k, "set: %s: given again (first on line %d)", k.Value, line)
-			continue
-		}
-		firstLine[k.Value] = k.Line
-		switch {
-		case isNull(v):
-			props[k.Value] = ""
-		case v.Kind == yaml.ScalarNode:
-			props[k.Value] = strings.TrimSpace(v.Value)
-		default:
-			fail(v, "set: %s: want a value such as \"1000\", found %s", k.Value, describeNode(v))
-		}
-	}
-	return props
+	return f, nil
 }

@@ -25,7 +25,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -60,19 +59,49 @@ type Pipeline struct {
 	Appender *appender.Config `yaml:"appender"`
 }
 
-// Broker mirrors the flags of `gregor broker` (and its --config file). It
-// is a placeholder for `gregor up`, which a later issue builds: the keys
-// are decoded and checked for type, not yet used.
+// Broker is the configuration file of `gregor broker --config`, and the
+// broker: section of pipeline.yaml (for `gregor up`, which a later issue
+// builds: there the keys are decoded and checked, not yet used). The keys
+// are the broker's flag names; set: holds Kafka broker properties. A key
+// the file does not give is nil, so that `http-addr: ""` (no HTTP server)
+// differs from no http-addr at all.
 type Broker struct {
 	BrokerID         *int32            `yaml:"broker-id"`
-	Listen           string            `yaml:"listen"`
-	AdvertisedAddr   string            `yaml:"advertised-addr"`
-	DataDir          string            `yaml:"data-dir"`
-	HTTPAddr         string            `yaml:"http-addr"`
+	Listen           *string           `yaml:"listen"`
+	AdvertisedAddr   *string           `yaml:"advertised-addr"`
+	DataDir          *string           `yaml:"data-dir"`
+	HTTPAddr         *string           `yaml:"http-addr"`
 	AutoCreateTopics *bool             `yaml:"auto-create-topics"`
 	NumPartitions    *int32            `yaml:"num-partitions"`
-	LogLevel         string            `yaml:"log-level"`
+	LogLevel         *LogLevel         `yaml:"log-level"`
 	Set              map[string]string `yaml:"set"`
+}
+
+// LogLevel is a log level: debug, info, warn or error, in lower case.
+type LogLevel string
+
+// ParseLogLevel accepts the four levels in any case (INFO, as log4j
+// writes it, too) and returns them in lower case.
+func ParseLogLevel(s string) (LogLevel, error) {
+	switch l := strings.ToLower(s); l {
+	case "debug", "info", "warn", "error":
+		return LogLevel(l), nil
+	}
+	return "", fmt.Errorf("%q: must be debug, info, warn or error", s)
+}
+
+// UnmarshalYAML refuses anything but the four levels.
+func (l *LogLevel) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("%q: must be debug, info, warn or error", n.Value)
+	}
+	v, err := ParseLogLevel(s)
+	if err != nil {
+		return err
+	}
+	*l = v
+	return nil
 }
 
 // Agent is one log-file tailer: a set of inputs shipped by one producer,
@@ -271,6 +300,16 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
+// Errors returns each problem as an error of its own, worded as Error
+// words it.
+func (e *Error) Errors() []error {
+	errs := make([]error, len(e.Problems))
+	for i, p := range e.Problems {
+		errs[i] = errors.New((&Error{File: e.File, Problems: []Problem{p}}).Error())
+	}
+	return errs
+}
+
 // problems accumulates Problems.
 type problems []Problem
 
@@ -291,30 +330,19 @@ func Load(path string) (*Pipeline, error) {
 // and validates the result. Any problem makes it return a nil Pipeline and
 // an *Error listing every problem found.
 func Parse(name string, data []byte) (*Pipeline, error) {
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			// An empty file is an empty pipeline.
-			p := &Pipeline{}
-			ps := p.finish()
-			if len(ps) > 0 {
-				return nil, &Error{File: name, Problems: ps}
-			}
-			return p, nil
+	root, err := parseDocument(name, data)
+	if err != nil {
+		return nil, err
+	}
+	if root == nil {
+		// An empty file is an empty pipeline.
+		p := &Pipeline{}
+		if ps := p.finish(); len(ps) > 0 {
+			return nil, &Error{File: name, Problems: ps}
 		}
-		return nil, &Error{File: name, Problems: []Problem{{Msg: fmt.Sprintf("not valid YAML: %v", err)}}}
+		return p, nil
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, &Error{File: name, Problems: []Problem{{Line: extra.Line, Msg: "more than one YAML document; pipeline.yaml holds exactly one"}}}
-	}
-
 	var ps problems
-	root := &doc
-	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
-		root = root.Content[0]
-	}
 	checkNode(root, pipelineType, "", &ps)
 
 	p := &Pipeline{}
@@ -448,8 +476,8 @@ func (p *Pipeline) Validate() []Problem {
 	var ps problems
 	validateBrokers(&ps, "brokers", p.Brokers)
 	if b := p.Broker; b != nil {
-		if b.Listen != "" {
-			validateAddr(&ps, "broker.listen", b.Listen)
+		if b.Listen != nil && *b.Listen != "" {
+			validateAddr(&ps, "broker.listen", *b.Listen)
 		}
 		if b.NumPartitions != nil && *b.NumPartitions < 1 {
 			ps.add("broker.num-partitions", 0, "must be at least 1, got %d", *b.NumPartitions)

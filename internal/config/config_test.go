@@ -115,7 +115,7 @@ agents:
 agents:
   - rescan-interval: 5
     inputs: [{paths: [a], topic: t}]
-`, []string{"agents[0].rescan-interval: cannot unmarshal !!int `5` into time.Duration"}},
+`, []string{`p.yaml:3: agents[0].rescan-interval: must be a duration such as "5s" or "1m30s", got "5"`}},
 		{"list expected", "brokers: a:1\n", []string{"brokers: must be a list"}},
 		{"fraction into an integer", "broker:\n  num-partitions: 1.5\n", []string{`p.yaml:2: broker.num-partitions: must be a whole number, got "1.5"`}},
 		{"bad byte size", `
@@ -263,5 +263,80 @@ func TestParseKey(t *testing.T) {
 	}
 	if _, _, err := ParseKey("field:"); !errors.Is(err, ErrBadKey) {
 		t.Errorf("ParseKey(field:) = %v", err)
+	}
+}
+
+// TestDecodeStrict: the broker's --config file is decoded by the same
+// checker as pipeline.yaml; every problem comes back in plain words, with
+// its line and key, and the target is left untouched.
+func TestDecodeStrict(t *testing.T) {
+	src := "broker-id: abc\nfoo: 1\nnum-partitions: 1.5\nlog-level: loud\nset:\n  a: {b: 1}\n" +
+		"listen: [x]\nauto-create-topics: maybe\nbroker-id: 2\nset2: 1\nhttp-addr: 1\n" +
+		"advertised-addr: x:1\n"
+	keep := "kept"
+	b := Broker{Listen: &keep}
+	err := DecodeStrict("b.yaml", []byte(src+"num-partitions: 99999999999\n"), &b)
+	var ce *Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("got %v, want *Error", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`b.yaml:1: broker-id: must be a whole number, got "abc"`,
+		`b.yaml:2: foo: unknown key (known: advertised-addr, auto-create-topics, broker-id, data-dir, http-addr, listen, log-level, num-partitions, set)`,
+		`b.yaml:3: num-partitions: must be a whole number, got "1.5"`,
+		`b.yaml:4: log-level: "loud": must be debug, info, warn or error`,
+		`b.yaml:6: set.a: must be a single value, got a mapping`,
+		`b.yaml:7: listen: must be a single value, got a list`,
+		`b.yaml:8: auto-create-topics: must be true or false, got "maybe"`,
+		`b.yaml:9: broker-id: given again (first on line 1)`,
+		`b.yaml:10: set2: unknown key`,
+		`b.yaml:13: num-partitions: given again (first on line 3)`,
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not say %q:\n%s", want, msg)
+		}
+	}
+	if n := len(ce.Errors()); n != len(ce.Problems) || n != 10 {
+		t.Errorf("%d errors for %d problems, want 10:\n%s", n, len(ce.Problems), msg)
+	}
+	for _, leak := range []string{"int32", "!!", "unmarshal", "config."} {
+		if strings.Contains(msg, leak) {
+			t.Errorf("error mentions %q:\n%s", leak, msg)
+		}
+	}
+	if b.Listen != &keep || b.BrokerID != nil {
+		t.Errorf("a failed decode changed the target: %+v", b)
+	}
+	err = DecodeStrict("b.yaml", []byte("num-partitions: 99999999999\n"), &b)
+	if err == nil || !strings.Contains(err.Error(), `b.yaml:1: num-partitions: must be a whole number from -2147483648 to 2147483647, got "99999999999"`) {
+		t.Errorf("out of range: %v", err)
+	}
+
+	// A good file: absent keys stay nil, an empty string is kept.
+	b = Broker{}
+	if err := DecodeStrict("b.yaml", []byte("http-addr: \"\"\nbroker-id: 7\nlog-level: WARN\nset: {log.retention.ms: 1000, x: null}\n"), &b); err != nil {
+		t.Fatal(err)
+	}
+	if b.HTTPAddr == nil || *b.HTTPAddr != "" || b.Listen != nil || *b.BrokerID != 7 || *b.LogLevel != "warn" ||
+		b.Set["log.retention.ms"] != "1000" || b.Set["x"] != "" {
+		t.Errorf("decoded %+v", b)
+	}
+	// Empty files and null documents decode to nothing; two documents,
+	// or something that is not YAML, are refused.
+	for _, src := range []string{"", "# nothing\n", "~\n"} {
+		b = Broker{}
+		if err := DecodeStrict("b.yaml", []byte(src), &b); err != nil || b.BrokerID != nil {
+			t.Errorf("%q: %v, %+v", src, err, b)
+		}
+	}
+	for src, want := range map[string]string{
+		"listen: a\n---\nlisten: b\n": "b.yaml:2: more than one YAML document",
+		"listen: \"a\n  b: : c":       "b.yaml: not valid YAML: line 2",
+		"- a\n":                       "b.yaml:1: must be a mapping, got a list",
+	} {
+		if err := DecodeStrict("b.yaml", []byte(src), &b); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", src, err, want)
+		}
 	}
 }

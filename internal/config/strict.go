@@ -1,12 +1,16 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"reflect"
 	"regexp/syntax"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -16,7 +20,62 @@ type syntaxError = syntax.Error
 var (
 	pipelineType    = reflect.TypeOf(Pipeline{})
 	unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+	durationType    = reflect.TypeOf(time.Duration(0))
 )
+
+// DecodeStrict decodes data, a file named name holding one YAML document,
+// into the struct into points to. Unknown keys, keys given twice and
+// values that do not fit their fields are refused; every problem is
+// reported, with its line and key, in one *Error, and into is then left
+// as it was. An empty file (or a null document) decodes to nothing.
+func DecodeStrict(name string, data []byte, into any) error {
+	root, err := parseDocument(name, data)
+	if err != nil || root == nil {
+		return err
+	}
+	var ps problems
+	checkNode(root, reflect.TypeOf(into), "", &ps)
+	if len(ps) == 0 {
+		fresh := reflect.New(reflect.TypeOf(into).Elem())
+		if err := root.Decode(fresh.Interface()); err != nil {
+			// checkNode found nothing, so this is something it does not
+			// model; report it as the decoder words it.
+			ps.add("", root.Line, "%s", stripLinePrefix(strings.TrimPrefix(err.Error(), "yaml: ")))
+		} else {
+			reflect.ValueOf(into).Elem().Set(fresh.Elem())
+		}
+	}
+	if len(ps) > 0 {
+		return &Error{File: name, Problems: ps}
+	}
+	return nil
+}
+
+// parseDocument parses data into its root node: nil for an empty file or
+// a null document, an *Error for what is not one YAML document.
+func parseDocument(name string, data []byte) (*yaml.Node, error) {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		// yaml.v3 says "yaml: line N: ..." for a syntax error.
+		return nil, &Error{File: name, Problems: []Problem{{Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, &Error{File: name, Problems: []Problem{{Line: extra.Line, Msg: "more than one YAML document; the file holds exactly one"}}}
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
+		return nil, nil
+	}
+	return root, nil
+}
 
 // checkNode walks the YAML tree against the Go type it decodes into and
 // records, with its path, every unknown key and every value that does not
@@ -43,8 +102,12 @@ func checkNode(n *yaml.Node, t reflect.Type, path string, ps *problems) {
 			return
 		}
 		fields := yamlFields(t)
+		seen := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			if givenAgain(seen, k, path, ps) {
+				continue
+			}
 			ft, ok := fields[k.Value]
 			if !ok {
 				ps.add(join(path, k.Value), k.Line, "unknown key (known: %s)", knownKeys(fields))
@@ -65,8 +128,12 @@ func checkNode(n *yaml.Node, t reflect.Type, path string, ps *problems) {
 			ps.add(path, n.Line, "must be a mapping, got %s", kindName(n))
 			return
 		}
+		seen := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			if givenAgain(seen, k, path, ps) {
+				continue
+			}
 			checkLeaf(k, t.Key(), join(path, k.Value), ps)
 			checkNode(v, t.Elem(), join(path, k.Value), ps)
 		}
@@ -98,10 +165,22 @@ func isInteger(t reflect.Type) bool {
 	return false
 }
 
-// checkLeaf decodes n alone into a fresh value of type t and records the
-// decoder's complaint, if any.
+// givenAgain records mapping key k in seen and reports, as a problem,
+// whether it was there already.
+func givenAgain(seen map[string]int, k *yaml.Node, path string, ps *problems) bool {
+	if line, ok := seen[k.Value]; ok {
+		ps.add(join(path, k.Value), k.Line, "given again (first on line %d)", line)
+		return true
+	}
+	seen[k.Value] = k.Line
+	return false
+}
+
+// checkLeaf decodes n alone into a fresh value of type t and records, in
+// plain words, why it does not fit, if it does not.
 func checkLeaf(n *yaml.Node, t reflect.Type, path string, ps *problems) {
-	if isLeaf(t) && n.Kind != yaml.ScalarNode {
+	custom := reflect.PointerTo(t).Implements(unmarshalerType)
+	if !custom && isLeaf(t) && n.Kind != yaml.ScalarNode {
 		ps.add(path, n.Line, "must be a single value, got %s", kindName(n))
 		return
 	}
@@ -111,14 +190,53 @@ func checkLeaf(n *yaml.Node, t reflect.Type, path string, ps *problems) {
 		return
 	}
 	v := reflect.New(t)
-	if err := n.Decode(v.Interface()); err != nil {
-		var te *yaml.TypeError
-		if errors.As(err, &te) && len(te.Errors) > 0 {
-			ps.add(path, n.Line, "%s", stripLinePrefix(te.Errors[0]))
+	err := n.Decode(v.Interface())
+	if err == nil {
+		return
+	}
+	if !custom {
+		if msg := leafMessage(n, t); msg != "" {
+			ps.add(path, n.Line, "%s", msg)
 			return
 		}
-		ps.add(path, n.Line, "%v", err)
 	}
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		ps.add(path, n.Line, "%s", stripLinePrefix(te.Errors[0]))
+		return
+	}
+	ps.add(path, n.Line, "%s", stripLinePrefix(strings.TrimPrefix(err.Error(), "yaml: ")))
+}
+
+// leafMessage says what a value of type t must be, for scalar n that does
+// not decode into it; "" for types it has no words for.
+func leafMessage(n *yaml.Node, t reflect.Type) string {
+	got := kindName(n)
+	switch {
+	case t == durationType:
+		return fmt.Sprintf("must be a duration such as \"5s\" or \"1m30s\", got %s", got)
+	case isInteger(t):
+		if n.ShortTag() == "!!int" {
+			lo, hi := intRange(t)
+			return fmt.Sprintf("must be a whole number from %d to %d, got %s", lo, hi, got)
+		}
+		return fmt.Sprintf("must be a whole number, got %s", got)
+	case t.Kind() == reflect.Bool:
+		return fmt.Sprintf("must be true or false, got %s", got)
+	case t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64:
+		return fmt.Sprintf("must be a number, got %s", got)
+	}
+	return ""
+}
+
+// intRange is the range of integer type t.
+func intRange(t reflect.Type) (lo int64, hi uint64) {
+	bits := t.Bits()
+	switch t.Kind() {
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return 0, uint64(math.MaxUint64) >> (64 - bits)
+	}
+	return -1 << (bits - 1), 1<<(bits-1) - 1
 }
 
 // stripLinePrefix drops yaml.v3's "line N: " prefix: the Problem carries
