@@ -34,7 +34,7 @@ func init() {
 	register(kmsg.Produce, 3, 9, func(b *Broker, c *conn, hdr wire.RequestHeader, req kmsg.Request, p *pending) {
 		start := time.Now()
 		r := req.(*kmsg.ProduceRequest)
-		resp := b.handleProduce(r, crcChecks{&c.scan, c.frame})
+		resp := b.handleProduce(r)
 		if r.Acks == 0 {
 			// Set before finishNone publishes p to the writer.
 			p.out.closeAfter = produceFailed(resp)
@@ -59,18 +59,7 @@ func produceFailed(resp *kmsg.ProduceResponse) bool {
 	return false
 }
 
-// crcChecks are the CRCs the connection's reader checked in the frame of
-// the request being handled; the zero value has none.
-type crcChecks struct {
-	scan  *wire.ProduceScanner
-	frame []byte
-}
-
-func (cc crcChecks) has(records []byte) bool {
-	return cc.scan != nil && cc.scan.CRCChecked(cc.frame, records)
-}
-
-func (b *Broker) handleProduce(req *kmsg.ProduceRequest, crcs crcChecks) *kmsg.ProduceResponse {
+func (b *Broker) handleProduce(req *kmsg.ProduceRequest) *kmsg.ProduceResponse {
 	resp := kmsg.NewPtrProduceResponse()
 	var reqErr int16
 	switch {
@@ -94,7 +83,7 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest, crcs crcChecks) *kmsg.P
 			if reqErr != 0 {
 				sp.ErrorCode = reqErr
 			} else {
-				b.producePartition(rt.Topic, req.Acks, rp, &sp, crcs.has(rp.Records))
+				b.producePartition(rt.Topic, req.Acks, rp, &sp)
 			}
 			if sp.ErrorCode != 0 {
 				b.metrics.countError("Produce", sp.ErrorCode)
@@ -106,7 +95,7 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest, crcs crcChecks) *kmsg.P
 	return resp
 }
 
-func (b *Broker) producePartition(topic string, acks int16, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition, crcChecked bool) {
+func (b *Broker) producePartition(topic string, acks int16, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) {
 	l, code := b.partitionLog(topic, rp.Partition)
 	if code != 0 {
 		sp.ErrorCode = code
@@ -132,11 +121,7 @@ func (b *Broker) producePartition(topic string, acks int16, rp *kmsg.ProduceRequ
 		return
 	}
 	size := len(rp.Records)
-	appendTo := l.Append
-	if crcChecked {
-		appendTo = l.AppendCRCChecked
-	}
-	res, err := appendTo(rp.Records, st.LeaderEpoch)
+	res, err := l.Append(rp.Records, st.LeaderEpoch)
 	if err != nil {
 		sp.ErrorCode = errorCode(err)
 		if sp.ErrorCode == kerr.CorruptMessage.Code || sp.ErrorCode == kerr.InvalidRecord.Code || sp.ErrorCode == kerr.MessageTooLarge.Code || sp.ErrorCode == kerr.InvalidTimestamp.Code {

@@ -61,11 +61,6 @@ type conn struct {
 
 	sessions connSessions // fetch sessions; see fetch_session.go
 
-	// scan checks produce requests' CRCs as they are read, and frame is
-	// the request being handled; both are the reader's.
-	scan  wire.ProduceScanner
-	frame []byte
-
 	// Deadlines are set again only when the last setting is an eighth of
 	// its timeout old (see arm): setting one updates a runtime timer,
 	// which is not free at thousands of requests a second. born is the
@@ -167,7 +162,7 @@ func (c *conn) readLoop() {
 		if br.Buffered() == 0 && !c.flushInline() {
 			return
 		}
-		frame, err := wire.ReadFrameScanning(br, buf, maxSize, &c.scan)
+		frame, err := wire.ReadFrame(br, buf, maxSize)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !isClosedErr(err) {
 				c.b.log.Info("closing connection", zap.String("remote", c.remote), zap.Error(err))
@@ -193,9 +188,7 @@ func (c *conn) readLoop() {
 			continue
 		}
 		p := &pending{done: make(chan struct{})}
-		c.frame = frame
 		keep := c.b.dispatch(c, hdr, req, p)
-		c.frame = nil
 		if !c.send(p) {
 			return
 		}

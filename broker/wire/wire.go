@@ -69,16 +69,6 @@ const largeFrame = 1 << 20
 // inside a frame (in the size prefix or the body) is io.ErrUnexpectedEOF,
 // wrapped. Other read errors are wrapped.
 func ReadFrame(r io.Reader, buf []byte, maxSize int32) ([]byte, error) {
-	return ReadFrameScanning(r, buf, maxSize, nil)
-}
-
-// scanChunk is the most ReadFrameScanning reads before scanning: small
-// enough that what it scans is still in the CPU's cache.
-const scanChunk = 256 << 10
-
-// ReadFrameScanning is ReadFrame, with s (unless nil) reset and advanced
-// over the frame as its bytes arrive.
-func ReadFrameScanning(r io.Reader, buf []byte, maxSize int32, s *ProduceScanner) ([]byte, error) {
 	var sizeBuf []byte
 	if cap(buf) >= 4 {
 		sizeBuf = buf[:4] // avoids allocating the prefix when buf is reused
@@ -104,27 +94,10 @@ func ReadFrameScanning(r io.Reader, buf []byte, maxSize int32, s *ProduceScanner
 			buf = make([]byte, n)
 		}
 		body := buf[:n]
-		if s == nil {
-			if _, err := io.ReadFull(r, body); err != nil {
-				return nil, bodyErr(err, n)
-			}
-			return body, nil
-		}
-		s.Reset()
-		for have := 0; have < n; {
-			m, err := r.Read(body[have:min(n, have+scanChunk)])
-			if m > 0 {
-				have += m
-				s.Advance(body[:have])
-			}
-			if err != nil && have < n {
-				return nil, bodyErr(err, n)
-			}
+		if _, err := io.ReadFull(r, body); err != nil {
+			return nil, bodyErr(err, n)
 		}
 		return body, nil
-	}
-	if s != nil {
-		s.Reset()
 	}
 	// A large frame: grow with the bytes actually received.
 	body := make([]byte, 0, largeFrame)
@@ -136,9 +109,6 @@ func ReadFrameScanning(r io.Reader, buf []byte, maxSize int32, s *ProduceScanner
 		}
 		m, err := io.ReadFull(r, body[len(body):min(cap(body), n)])
 		body = body[:len(body)+m]
-		if s != nil && m > 0 {
-			s.Advance(body)
-		}
 		if err != nil {
 			return nil, bodyErr(err, n)
 		}
