@@ -174,10 +174,24 @@ func decompressGzip(dst, src []byte, limit int) ([]byte, error) {
 	return out, err
 }
 
-var gzipWriters = sync.Pool{New: func() any {
-	w, _ := gzip.NewWriterLevel(nil, gzip.DefaultCompression)
-	return w
-}}
+// gzipWriters are pools of writers by level: [0] for the default level
+// (-1), [n] for level n (1-9).
+var gzipWriters [10]sync.Pool
+
+func gzipWriter(level int) (*gzip.Writer, *sync.Pool) {
+	i := 0
+	if level >= gzip.BestSpeed && level <= gzip.BestCompression {
+		i = level
+	} else {
+		level = gzip.DefaultCompression
+	}
+	pool := &gzipWriters[i]
+	if w, ok := pool.Get().(*gzip.Writer); ok {
+		return w, pool
+	}
+	w, _ := gzip.NewWriterLevel(nil, level) // valid by construction
+	return w, pool
+}
 
 // appendWriter is an io.Writer appending to a slice.
 type appendWriter struct{ b []byte }
@@ -269,13 +283,33 @@ func decompressLZ4(dst, src []byte, limit int) ([]byte, error) {
 	return out, err
 }
 
-var lz4Writers = sync.Pool{New: func() any {
+// lz4Writers are pools of writers by level: [0] for the fast compressor,
+// [n] for the high-compression level n (1-9).
+var lz4Writers [10]sync.Pool
+
+// lz4Writer returns a writer for Kafka's compression.lz4.level: the fast
+// compressor at the default level (9), as Kafka's Java code does, and the
+// high-compression one at any other level; pierrec/lz4 goes up to 9, so
+// levels 10-17 compress as 9 does.
+func lz4Writer(level int) (*lz4.Writer, *sync.Pool) {
+	i := 0
+	if level != DefaultLevel && level != 9 {
+		i = min(max(level, 1), 9)
+	}
+	pool := &lz4Writers[i]
+	if w, ok := pool.Get().(*lz4.Writer); ok {
+		return w, pool
+	}
 	w := lz4.NewWriter(nil)
+	lvl := lz4.Fast
+	if i > 0 {
+		lvl = lz4.Level1 << (i - 1)
+	}
 	// Kafka's Java client writes 64 KiB blocks; smaller blocks also keep the
 	// readers' buffers small. Errors only come from invalid options.
-	_ = w.Apply(lz4.BlockSizeOption(lz4.Block64Kb), lz4.ConcurrencyOption(1))
-	return w
-}}
+	_ = w.Apply(lz4.BlockSizeOption(lz4.Block64Kb), lz4.ConcurrencyOption(1), lz4.CompressionLevelOption(lvl))
+	return w, pool
+}
 
 // zstd
 
@@ -332,23 +366,48 @@ func decompressZstd(dst, src []byte, limit int) ([]byte, error) {
 	return out, err
 }
 
-// The zstd encoder is shared: EncodeAll is safe for concurrent use.
-var zstdEncoder = sync.OnceValues(func() (*zstd.Encoder, error) {
-	return zstd.NewWriter(nil, zstd.WithZeroFrames(true))
-})
+// The zstd encoders, one per klauspost/compress speed, are shared:
+// EncodeAll is safe for concurrent use.
+var zstdEncoders [zstd.SpeedBestCompression + 1]func() (*zstd.Encoder, error)
 
-// Compress appends src compressed with codec c to dst and returns the
-// result. Snappy output is a raw snappy block (readable by every Kafka
-// client); LZ4 output is an LZ4 frame with 64 KiB blocks; gzip uses the
-// default level; zstd the default level. CodecNone appends src unchanged.
-// The only error is ErrUnsupportedCodec for an unknown codec.
+func init() {
+	for l := zstd.SpeedFastest; l <= zstd.SpeedBestCompression; l++ {
+		zstdEncoders[l] = sync.OnceValues(func() (*zstd.Encoder, error) {
+			return zstd.NewWriter(nil, zstd.WithZeroFrames(true), zstd.WithEncoderLevel(l))
+		})
+	}
+}
+
+// DefaultLevel asks CompressLevel for the codec's default level (0 is no
+// codec's level in Kafka's configs but zstd's, where it means the default
+// too).
+const DefaultLevel = 0
+
+// Compress appends src compressed with codec c to dst, at the codec's
+// default level, and returns the result; see CompressLevel.
 func Compress(c Codec, dst, src []byte) ([]byte, error) {
+	return CompressLevel(c, DefaultLevel, dst, src)
+}
+
+// CompressLevel appends src compressed with codec c at level to dst and
+// returns the result. Levels are those of Kafka's
+// compression.<codec>.level topic configs (KIP-390): gzip 1-9 (-1, the
+// default, is klauspost/compress's default, its level 5, where Java's
+// zlib takes 6); lz4 1-17 (9, the default, is the fast compressor, any
+// other the high-compression one, levels above 9 as 9); zstd -131072 to 22
+// (3 is the default, as is 0), mapped to the nearest of klauspost/compress's four
+// speeds (below 3 fastest, 3-5 default, 6-9 better, 10 and up best).
+// Snappy has no levels. Snappy output is a raw snappy block (readable by
+// every Kafka client); LZ4 output is an LZ4 frame with 64 KiB blocks.
+// CodecNone appends src unchanged. The only error is ErrUnsupportedCodec
+// for an unknown codec.
+func CompressLevel(c Codec, level int, dst, src []byte) ([]byte, error) {
 	switch c {
 	case CodecNone:
 		return append(dst, src...), nil
 	case CodecGzip:
-		w := gzipWriters.Get().(*gzip.Writer)
-		defer gzipWriters.Put(w)
+		w, pool := gzipWriter(level)
+		defer pool.Put(w)
 		aw := appendWriter{b: dst}
 		w.Reset(&aw)
 		if _, err := w.Write(src); err != nil {
@@ -365,8 +424,8 @@ func Compress(c Codec, dst, src []byte) ([]byte, error) {
 		out := s2.EncodeSnappy(dst[n:], src)
 		return dst[:n+len(out)], nil
 	case CodecLZ4:
-		w := lz4Writers.Get().(*lz4.Writer)
-		defer lz4Writers.Put(w)
+		w, pool := lz4Writer(level)
+		defer pool.Put(w)
 		aw := appendWriter{b: dst}
 		w.Reset(&aw)
 		if _, err := w.Write(src); err != nil {
@@ -378,7 +437,11 @@ func Compress(c Codec, dst, src []byte) ([]byte, error) {
 		w.Reset(nil)
 		return aw.b, nil
 	case CodecZstd:
-		enc, err := zstdEncoder()
+		speed := zstd.SpeedDefault
+		if level != DefaultLevel {
+			speed = zstd.EncoderLevelFromZstd(level)
+		}
+		enc, err := zstdEncoders[speed]()
 		if err != nil {
 			return dst, fmt.Errorf("zstd compress: %w", err)
 		}
@@ -391,9 +454,10 @@ func Compress(c Codec, dst, src []byte) ([]byte, error) {
 // whose records section is compressed with codec c instead (CodecNone
 // stores it uncompressed): the header is the same but for the length, the
 // codec bits of the attributes and the CRC. It is how a topic's
-// compression.type other than "producer" is applied. The records are not
-// re-encoded; a control batch is returned as it is.
-func Recompress(batch []byte, h Header, c Codec) ([]byte, Header, error) {
+// compression.type other than "producer" is applied, at level (see
+// CompressLevel). The records are not re-encoded; a control batch is
+// returned as it is.
+func Recompress(batch []byte, h Header, c Codec, level int) ([]byte, Header, error) {
 	if h.Codec() == c || h.Control() {
 		return batch, h, nil
 	}
@@ -403,7 +467,7 @@ func Recompress(batch []byte, h Header, c Codec) ([]byte, Header, error) {
 	}
 	out := make([]byte, HeaderSize, HeaderSize+len(raw)/2)
 	copy(out, batch[:HeaderSize])
-	if out, err = Compress(c, out, raw); err != nil {
+	if out, err = CompressLevel(c, level, out, raw); err != nil {
 		return nil, h, err
 	}
 	h.Attributes = h.Attributes&^0x07 | int16(c)

@@ -683,7 +683,7 @@ func TestRecompress(t *testing.T) {
 		}
 		want := recordsOf(t, h, batch)
 		for _, to := range codecs {
-			out, nh, err := Recompress(batch, h, to)
+			out, nh, err := Recompress(batch, h, to, DefaultLevel)
 			if err != nil {
 				t.Fatalf("%v to %v: %v", from, to, err)
 			}
@@ -712,4 +712,68 @@ func recordsOf(t *testing.T, h Header, batch []byte) string {
 		t.Fatal(err)
 	}
 	return sb.String()
+}
+
+// TestCompressLevels: every level of Kafka's compression.<codec>.level
+// ranges round-trips, the default level is what Compress gives, and the
+// levels do what they say on compressible data: a higher level makes a
+// smaller (or no larger) result than the fastest one, and the extremes
+// differ.
+func TestCompressLevels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	words := []string{"GET", "POST", "/api/v1/users", "/static/app.js", "200", "404", "Mozilla/5.0", "curl/8.5"}
+	var src []byte
+	for len(src) < 256<<10 {
+		src = fmt.Appendf(src, "%d %s %s %d %s\n", rng.IntN(1_000_000), words[rng.IntN(2)], words[2+rng.IntN(2)], rng.IntN(5000), words[4+rng.IntN(4)])
+	}
+	for _, c := range []struct {
+		codec        Codec
+		levels       []int
+		fast, strong int
+	}{
+		{CodecGzip, []int{-1, 1, 2, 5, 6, 9}, 1, 9},
+		{CodecLZ4, []int{1, 2, 8, 9, 10, 17}, 9, 17},
+		{CodecZstd, []int{-131072, -5, 0, 1, 3, 6, 9, 10, 22}, 1, 22},
+	} {
+		sizes := map[int]int{}
+		for _, level := range c.levels {
+			out, err := CompressLevel(c.codec, level, []byte("prefix"), src)
+			if err != nil {
+				t.Fatalf("%v level %d: %v", c.codec, level, err)
+			}
+			if !bytes.HasPrefix(out, []byte("prefix")) {
+				t.Fatalf("%v level %d: dst not kept", c.codec, level)
+			}
+			back, err := Decompress(c.codec, out[len("prefix"):], len(src))
+			if err != nil || !bytes.Equal(back, src) {
+				t.Fatalf("%v level %d: round trip: %v", c.codec, level, err)
+			}
+			sizes[level] = len(out) - len("prefix")
+		}
+		def, err := Compress(c.codec, nil, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := sizes[c.levels[0]]; c.codec == CodecGzip && len(def) != want {
+			t.Errorf("gzip: Compress gave %d bytes, level -1 %d", len(def), want)
+		}
+		if c.codec == CodecLZ4 && len(def) != sizes[9] {
+			t.Errorf("lz4: Compress gave %d bytes, level 9 (the fast compressor) %d", len(def), sizes[9])
+		}
+		if c.codec == CodecZstd && (len(def) != sizes[3] || sizes[0] != sizes[3]) {
+			t.Errorf("zstd: Compress gave %d bytes, level 3 %d, level 0 %d", len(def), sizes[3], sizes[0])
+		}
+		if sizes[c.strong] >= sizes[c.fast] {
+			t.Errorf("%v: level %d gave %d bytes, level %d %d: want smaller", c.codec, c.strong, sizes[c.strong], c.fast, sizes[c.fast])
+		}
+		t.Logf("%v: %d bytes in, by level %v", c.codec, len(src), sizes)
+	}
+	// Snappy and none have no levels.
+	for _, codec := range []Codec{CodecNone, CodecSnappy} {
+		a, _ := CompressLevel(codec, 9, nil, src)
+		b, _ := Compress(codec, nil, src)
+		if !bytes.Equal(a, b) {
+			t.Errorf("%v: a level changed the output", codec)
+		}
+	}
 }

@@ -50,6 +50,9 @@ type Config struct {
 	// record.CodecNone stores it uncompressed), as Kafka does.
 	Recompress   bool
 	RecompressTo record.Codec
+	// RecompressLevel is RecompressTo's level (compression.<codec>.level,
+	// see record.CompressLevel); record.DefaultLevel for the default.
+	RecompressLevel int
 	// LogAppendTime is message.timestamp.type=LogAppendTime: every batch
 	// appended is stamped with the broker's clock (see
 	// record.SetLogAppendTime) instead of keeping the producer's times.

@@ -162,7 +162,7 @@ func recompressBatches(records []byte, hdrs []record.Header, cfg *Config) ([]byt
 	for i := range hdrs {
 		size := int(hdrs[i].Size())
 		batch := records[pos : pos+size]
-		nb, nh, err := record.Recompress(batch, hdrs[i], cfg.RecompressTo)
+		nb, nh, err := record.Recompress(batch, hdrs[i], cfg.RecompressTo, cfg.RecompressLevel)
 		if err != nil {
 			return nil, validationError(pos, err)
 		}

@@ -127,9 +127,9 @@ var defs = []Def{
 	{Name: "local.retention.bytes", BrokerKey: "log.local.retention.bytes", Type: TypeLong, Default: "-2", Doc: "no effect without tiered storage (-2: retention.bytes applies)", validate: minInt(-2)},
 	{Name: "remote.log.copy.disable", Type: TypeBoolean, Default: "false", Doc: "no effect without tiered storage"},
 	{Name: "remote.log.delete.on.disable", Type: TypeBoolean, Default: "false", Doc: "no effect without tiered storage"},
-	{Name: "compression.gzip.level", BrokerKey: "compression.gzip.level", Type: TypeInt, Default: "-1", Doc: "no effect: compression.type recompresses at the codec's default level", validate: gzipLevel},
-	{Name: "compression.lz4.level", BrokerKey: "compression.lz4.level", Type: TypeInt, Default: "9", Doc: "no effect: compression.type recompresses at the codec's default level", validate: intRange(1, 17)},
-	{Name: "compression.zstd.level", BrokerKey: "compression.zstd.level", Type: TypeInt, Default: "3", Doc: "no effect: compression.type recompresses at the codec's default level", validate: intRange(-131072, 22)},
+	{Name: "compression.gzip.level", BrokerKey: "compression.gzip.level", Type: TypeInt, Default: "-1", Doc: "the level used when compression.type=gzip makes the broker compress a batch itself: -1 is the library's default (its level 5)", validate: gzipLevel},
+	{Name: "compression.lz4.level", BrokerKey: "compression.lz4.level", Type: TypeInt, Default: "9", Doc: "the level used when compression.type=lz4 makes the broker compress a batch itself: 9, the default, is the fast compressor; levels above 9 compress as 9", validate: intRange(1, 17)},
+	{Name: "compression.zstd.level", BrokerKey: "compression.zstd.level", Type: TypeInt, Default: "3", Doc: "the level used when compression.type=zstd makes the broker compress a batch itself: mapped to the nearest of four speeds: below 3, 3-5, 6-9, 10 and up", validate: intRange(-131072, 22)},
 }
 
 const maxLong = "9223372036854775807"
@@ -365,6 +365,10 @@ func StorageConfig(eff map[string]string) storage.Config {
 		ratio = -1
 	}
 	codec, codecOK := compressionCodecs[eff["compression.type"]] // absent for producer
+	level := record.DefaultLevel
+	if codecOK && codec != record.CodecNone && codec != record.CodecSnappy {
+		level = int(i64("compression." + eff["compression.type"] + ".level"))
+	}
 	policy, err := storage.ParseCleanupPolicy(eff["cleanup.policy"])
 	if err != nil {
 		policy = storage.PolicyDelete // validated before it was stored
@@ -404,6 +408,7 @@ func StorageConfig(eff map[string]string) storage.Config {
 		LogAppendTime:          eff["message.timestamp.type"] == "LogAppendTime",
 		Recompress:             codecOK,
 		RecompressTo:           codec,
+		RecompressLevel:        level,
 		DeleteRetentionMs:      deleteRetention,
 		MinCompactionLagMs:     i64("min.compaction.lag.ms"),
 		MaxCompactionLagMs:     i64("max.compaction.lag.ms"),
