@@ -19,12 +19,20 @@ package broker
 // once the batch is in the log (a standalone broker is its own ISR). A
 // failed write or fsync answers KAFKA_STORAGE_ERROR and makes the partition
 // read-only until restart.
+//
+// Each partition is validated and appended as soon as its records have
+// arrived, while the rest of the request is still being read (see
+// produceStream), so a request that never arrives whole, or does not
+// decode, may have had its first partitions appended without an answer.
 
 import (
+	"bytes"
 	"time"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
 
 	"github.com/gregor-log/gregor/broker/storage"
 	"github.com/gregor-log/gregor/broker/wire"
@@ -34,7 +42,7 @@ func init() {
 	register(kmsg.Produce, 3, 9, func(b *Broker, c *conn, hdr wire.RequestHeader, req kmsg.Request, p *pending) {
 		start := time.Now()
 		r := req.(*kmsg.ProduceRequest)
-		resp := b.handleProduce(r)
+		resp := b.handleProduce(r, &c.stream)
 		if r.Acks == 0 {
 			// Set before finishNone publishes p to the writer.
 			p.out.closeAfter = produceFailed(resp)
@@ -59,15 +67,124 @@ func produceFailed(resp *kmsg.ProduceResponse) bool {
 	return false
 }
 
-func (b *Broker) handleProduce(req *kmsg.ProduceRequest) *kmsg.ProduceResponse {
-	resp := kmsg.NewPtrProduceResponse()
-	var reqErr int16
-	switch {
-	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
-		reqErr = kerr.InvalidRequiredAcks.Code
-	case req.TransactionID != nil:
-		reqErr = kerr.TransactionalIDAuthorizationFailed.Code
+// produceStream holds what a connection appended of the produce request
+// it is reading, partition by partition, before the request was whole:
+// the connection's wire.ProduceScanner hands over each partition's
+// records the moment they are in, while they are still in the CPU's
+// cache, and the partition is validated and appended at once. (Read
+// whole first, a request of 4 partitions of 1 MB is larger than a core's
+// L2 cache, and its bytes were read back from memory twice: by the
+// validation, and by the write into the page cache.) handleProduce then
+// answers those partitions with what the append returned.
+//
+// Partitions are independent in Kafka, so appending one before the next
+// has arrived changes nothing a client can see, except when a request
+// never arrives whole (the client died) or turns out malformed after
+// its first partitions: those partitions are appended although the
+// request is not answered, as when an answer is lost on the way. A
+// client retries an unanswered request; an idempotent producer's retry
+// is recognised as a duplicate.
+type produceStream struct {
+	done  []streamedPartition
+	taken int
+}
+
+// streamedPartition is one appended partition: records (a slice of the
+// request's frame) identifies it in the decoded request.
+type streamedPartition struct {
+	topic   string
+	records []byte
+	resp    kmsg.ProduceResponseTopicPartition
+	taken   bool
+}
+
+func (ps *produceStream) reset() {
+	clear(ps.done)
+	ps.done, ps.taken = ps.done[:0], 0
+}
+
+// produce appends one partition's records as they arrived, unless the
+// request as a whole is to be refused (then handleProduce answers every
+// partition with the request's error, as before).
+func (ps *produceStream) produce(b *Broker, f wire.RecordsField) {
+	if produceRequestError(f.Acks, f.Transactional) != 0 {
+		return
 	}
+	rp := kmsg.ProduceRequestTopicPartition{Partition: f.Partition, Records: f.Records}
+	sp := newProducePartitionResponse(f.Partition)
+	b.producePartition(string(f.Topic), f.Acks, &rp, &sp, f.CRCChecked)
+	b.streamedPartitions.Add(1)
+	ps.done = append(ps.done, streamedPartition{topic: string(f.Topic), records: f.Records, resp: sp})
+}
+
+// take returns the answer for the partition of topic whose records field
+// is records, if it was appended while the request was read: the one
+// handed over as that very slice of the frame or, should the frame have
+// moved, as the same bytes for the same partition (never appending the
+// same records twice matters more than anything else here).
+func (ps *produceStream) take(topic string, partition int32, records []byte) (kmsg.ProduceResponseTopicPartition, bool) {
+	if ps == nil || len(records) == 0 || ps.taken == len(ps.done) {
+		return kmsg.ProduceResponseTopicPartition{}, false
+	}
+	for pass := range 2 {
+		for i := range ps.done {
+			d := &ps.done[i]
+			if d.taken || len(d.records) != len(records) {
+				continue
+			}
+			same := unsafe.SliceData(d.records) == unsafe.SliceData(records)
+			if pass == 1 {
+				same = d.topic == topic && d.resp.Partition == partition && bytes.Equal(d.records, records)
+			}
+			if same {
+				d.taken = true
+				ps.taken++
+				return d.resp, true
+			}
+		}
+	}
+	return kmsg.ProduceResponseTopicPartition{}, false
+}
+
+// checkTaken, after a request was handled, reports appended partitions
+// no answer took: the scanner and the decoder disagreed about a request,
+// which would be a bug (the records were appended, and the client was
+// answered as the request decoded says). A request that did not decode
+// is not handled, and not answered at all.
+func (ps *produceStream) checkTaken(c *conn) {
+	if n := len(ps.done) - ps.taken; n > 0 {
+		c.b.log.Error("produce request: partitions appended as the request arrived are not in it as decoded",
+			zap.String("remote", c.remote), zap.Int("partitions", n))
+	}
+}
+
+// produceRequestError is the error of a produce request as a whole: one
+// every partition is answered with, and nothing appended.
+func produceRequestError(acks int16, transactional bool) int16 {
+	switch {
+	case acks != 0 && acks != 1 && acks != -1:
+		return kerr.InvalidRequiredAcks.Code
+	case transactional:
+		return kerr.TransactionalIDAuthorizationFailed.Code
+	}
+	return 0
+}
+
+func newProducePartitionResponse(partition int32) kmsg.ProduceResponseTopicPartition {
+	sp := kmsg.NewProduceResponseTopicPartition()
+	sp.Partition = partition
+	sp.BaseOffset = -1
+	sp.LogAppendTime = -1
+	sp.LogStartOffset = -1
+	return sp
+}
+
+// handleProduce answers a produce request. Partitions stream already
+// appended (see produceStream) are answered as their append was; stream
+// may be nil.
+func (b *Broker) handleProduce(req *kmsg.ProduceRequest, stream *produceStream) *kmsg.ProduceResponse {
+	resp := kmsg.NewPtrProduceResponse()
+	reqErr := produceRequestError(req.Acks, req.TransactionID != nil)
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		st := kmsg.NewProduceResponseTopic()
@@ -75,15 +192,15 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) *kmsg.ProduceResponse {
 		st.TopicID = rt.TopicID
 		for j := range rt.Partitions {
 			rp := &rt.Partitions[j]
-			sp := kmsg.NewProduceResponseTopicPartition()
-			sp.Partition = rp.Partition
-			sp.BaseOffset = -1
-			sp.LogAppendTime = -1
-			sp.LogStartOffset = -1
-			if reqErr != 0 {
+			sp, streamed := stream.take(rt.Topic, rp.Partition, rp.Records)
+			switch {
+			case streamed:
+			case reqErr != 0:
+				sp = newProducePartitionResponse(rp.Partition)
 				sp.ErrorCode = reqErr
-			} else {
-				b.producePartition(rt.Topic, req.Acks, rp, &sp)
+			default:
+				sp = newProducePartitionResponse(rp.Partition)
+				b.producePartition(rt.Topic, req.Acks, rp, &sp, false)
 			}
 			if sp.ErrorCode != 0 {
 				b.metrics.countError("Produce", sp.ErrorCode)
@@ -95,7 +212,7 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest) *kmsg.ProduceResponse {
 	return resp
 }
 
-func (b *Broker) producePartition(topic string, acks int16, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) {
+func (b *Broker) producePartition(topic string, acks int16, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition, crcChecked bool) {
 	l, code := b.partitionLog(topic, rp.Partition)
 	if code != 0 {
 		sp.ErrorCode = code
@@ -121,7 +238,11 @@ func (b *Broker) producePartition(topic string, acks int16, rp *kmsg.ProduceRequ
 		return
 	}
 	size := len(rp.Records)
-	res, err := l.Append(rp.Records, st.LeaderEpoch)
+	appendTo := l.Append
+	if crcChecked {
+		appendTo = l.AppendCRCChecked
+	}
+	res, err := appendTo(rp.Records, st.LeaderEpoch)
 	if err != nil {
 		sp.ErrorCode = errorCode(err)
 		if sp.ErrorCode == kerr.CorruptMessage.Code || sp.ErrorCode == kerr.InvalidRecord.Code || sp.ErrorCode == kerr.MessageTooLarge.Code || sp.ErrorCode == kerr.InvalidTimestamp.Code {

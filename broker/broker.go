@@ -43,6 +43,10 @@ type Broker struct {
 	waiters  *waiters
 	self     meta.Broker
 
+	// streamedPartitions counts partitions appended while their produce
+	// request was still arriving (see produceStream); for tests.
+	streamedPartitions atomic.Int64
+
 	// fetchSessions counts the fetch sessions of all connections (see
 	// fetch_session.go).
 	fetchSessions atomic.Int64

@@ -61,6 +61,12 @@ type conn struct {
 
 	sessions connSessions // fetch sessions; see fetch_session.go
 
+	// scan follows produce requests as they are read and appends each
+	// partition as soon as its records are in (see produceStream); the
+	// reader's.
+	scan   wire.ProduceScanner
+	stream produceStream
+
 	// Deadlines are set again only when the last setting is an eighth of
 	// its timeout old (see arm): setting one updates a runtime timer,
 	// which is not free at thousands of requests a second. born is the
@@ -109,7 +115,7 @@ type outPart struct {
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {
-	return &conn{
+	c := &conn{
 		b:       b,
 		nc:      nc,
 		remote:  nc.RemoteAddr().String(),
@@ -118,6 +124,8 @@ func newConn(b *Broker, nc net.Conn) *conn {
 		closing: make(chan struct{}),
 		born:    time.Now(),
 	}
+	c.scan.OnRecords = func(f wire.RecordsField) { c.stream.produce(b, f) }
+	return c
 }
 
 // stopReading makes the reader stop after the request it is on; queued
@@ -162,7 +170,8 @@ func (c *conn) readLoop() {
 		if br.Buffered() == 0 && !c.flushInline() {
 			return
 		}
-		frame, err := wire.ReadFrame(br, buf, maxSize)
+		c.stream.reset()
+		frame, err := wire.ReadFrameScanning(br, buf, maxSize, &c.scan)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !isClosedErr(err) {
 				c.b.log.Info("closing connection", zap.String("remote", c.remote), zap.Error(err))
@@ -189,6 +198,7 @@ func (c *conn) readLoop() {
 		}
 		p := &pending{done: make(chan struct{})}
 		keep := c.b.dispatch(c, hdr, req, p)
+		c.stream.checkTaken(c)
 		if !c.send(p) {
 			return
 		}

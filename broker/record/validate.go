@@ -35,6 +35,17 @@ func Validate(batch []byte) (Header, error) {
 // maxTimestamp the producer wrote (see SetMaxTimestamp). It costs nothing
 // over Validate.
 func ValidateMaxTimestamp(batch []byte) (h Header, maxTimestamp int64, err error) {
+	return validateMaxTimestamp(batch, true)
+}
+
+// ValidateMaxTimestampCRCChecked is ValidateMaxTimestamp for a batch whose
+// CRC the caller has checked already, over these very bytes (see
+// wire.ProduceScanner): everything but the CRC is checked.
+func ValidateMaxTimestampCRCChecked(batch []byte) (h Header, maxTimestamp int64, err error) {
+	return validateMaxTimestamp(batch, false)
+}
+
+func validateMaxTimestamp(batch []byte, checkCRC bool) (h Header, maxTimestamp int64, err error) {
 	h, err = ParseHeader(batch)
 	if err != nil {
 		return h, 0, err
@@ -45,8 +56,10 @@ func ValidateMaxTimestamp(batch []byte) (h Header, maxTimestamp int64, err error
 		}
 		return h, 0, &CorruptionError{Reason: fmt.Sprintf("%d bytes after a batch of %d", int64(len(batch))-h.Size(), h.Size()), Err: ErrCorrupt}
 	}
-	if err := CheckCRC(batch, &h); err != nil {
-		return h, 0, err
+	if checkCRC {
+		if err := CheckCRC(batch, &h); err != nil {
+			return h, 0, err
+		}
 	}
 	c := h.Codec()
 	if c > CodecZstd {

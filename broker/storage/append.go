@@ -29,11 +29,22 @@ import (
 // A batch that repeats one of its producer's last five batches appends
 // nothing and returns the original offsets with Duplicate set.
 func (l *Log) Append(records []byte, leaderEpoch int32) (AppendResult, error) {
+	return l.appendRecords(records, leaderEpoch, false)
+}
+
+// AppendCRCChecked is Append for records whose every batch's CRC the
+// caller has checked already, over these very bytes (see
+// wire.ProduceScanner); everything else is validated as Append does.
+func (l *Log) AppendCRCChecked(records []byte, leaderEpoch int32) (AppendResult, error) {
+	return l.appendRecords(records, leaderEpoch, true)
+}
+
+func (l *Log) appendRecords(records []byte, leaderEpoch int32, crcChecked bool) (AppendResult, error) {
 	cfg := l.cfg.Load()
 	// Most produce requests carry one batch per partition; keep the
 	// headers on the stack.
 	var hdrArr [4]record.Header
-	hdrs, err := validateBatches(records, cfg, hdrArr[:0], l.now())
+	hdrs, err := validateBatches(records, cfg, hdrArr[:0], l.now(), crcChecked)
 	if err != nil {
 		return AppendResult{}, err
 	}
@@ -61,8 +72,9 @@ func (l *Log) Append(records []byte, leaderEpoch int32) (AppendResult, error) {
 }
 
 // validateBatches splits records into batches and validates each one
-// completely (CRC, records, decompression) before the log's lock is taken.
-func validateBatches(records []byte, cfg *Config, hdrs []record.Header, now time.Time) ([]record.Header, error) {
+// completely (CRC, records, decompression) before the log's lock is taken;
+// the CRCs are not computed again when crcChecked says the caller did.
+func validateBatches(records []byte, cfg *Config, hdrs []record.Header, now time.Time, crcChecked bool) ([]record.Header, error) {
 	if len(records) == 0 {
 		return nil, fmt.Errorf("no record batches: %w", ErrCorruptBatch)
 	}
@@ -90,7 +102,11 @@ func validateBatches(records []byte, cfg *Config, hdrs []record.Header, now time
 		}
 		batch := records[pos : pos+int(size)]
 		var maxTs int64
-		if h, maxTs, err = record.ValidateMaxTimestamp(batch); err != nil {
+		validate := record.ValidateMaxTimestamp
+		if crcChecked {
+			validate = record.ValidateMaxTimestampCRCChecked
+		}
+		if h, maxTs, err = validate(batch); err != nil {
 			return nil, validationError(pos, err)
 		}
 		if !h.LogAppendTime() && h.MaxTimestamp != maxTs {

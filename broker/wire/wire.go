@@ -69,6 +69,19 @@ const largeFrame = 1 << 20
 // inside a frame (in the size prefix or the body) is io.ErrUnexpectedEOF,
 // wrapped. Other read errors are wrapped.
 func ReadFrame(r io.Reader, buf []byte, maxSize int32) ([]byte, error) {
+	return ReadFrameScanning(r, buf, maxSize, nil)
+}
+
+// scanChunk is the most ReadFrameScanning reads before scanning: small
+// enough that what it scans is still in the CPU's cache.
+const scanChunk = 256 << 10
+
+// ReadFrameScanning is ReadFrame, with s (unless nil) reset and advanced
+// over the frame as its bytes arrive, when the frame is read into buf (or
+// a buffer of its size): then every slice s hands over is a slice of the
+// frame returned. A frame larger than both buf and 1 MiB is read as
+// ReadFrame does, growing its buffer as bytes arrive, without s.
+func ReadFrameScanning(r io.Reader, buf []byte, maxSize int32, s *ProduceScanner) ([]byte, error) {
 	var sizeBuf []byte
 	if cap(buf) >= 4 {
 		sizeBuf = buf[:4] // avoids allocating the prefix when buf is reused
@@ -94,12 +107,28 @@ func ReadFrame(r io.Reader, buf []byte, maxSize int32) ([]byte, error) {
 			buf = make([]byte, n)
 		}
 		body := buf[:n]
-		if _, err := io.ReadFull(r, body); err != nil {
-			return nil, bodyErr(err, n)
+		if s == nil {
+			if _, err := io.ReadFull(r, body); err != nil {
+				return nil, bodyErr(err, n)
+			}
+			return body, nil
+		}
+		s.Reset()
+		for have := 0; have < n; {
+			m, err := r.Read(body[have:min(n, have+scanChunk)])
+			if m > 0 {
+				have += m
+				s.Advance(body[:have])
+			}
+			if err != nil && have < n {
+				return nil, bodyErr(err, n)
+			}
 		}
 		return body, nil
 	}
-	// A large frame: grow with the bytes actually received.
+	// A large frame: grow with the bytes actually received. It is not
+	// scanned: growing moves the bytes read so far, and the scanner hands
+	// over slices of the frame that must stay where they are.
 	body := make([]byte, 0, largeFrame)
 	for len(body) < n {
 		if len(body) == cap(body) {

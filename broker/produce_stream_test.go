@@ -1,0 +1,86 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-log/gregor/broker/record"
+)
+
+// TestProduceStreamedAsItArrives sends, over one connection, produce
+// requests of several MB whose partitions hold good batches, a batch with
+// a flipped bit, a bad batch behind a good one, and several batches. The
+// first is read into a buffer grown as it arrives and handled whole; the
+// ones after it reuse the buffer, and each partition is appended as soon
+// as its records are in (produceStream). Either way each partition is
+// answered as if it came alone, and appended once.
+func TestProduceStreamedAsItArrives(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "crc", 5, nil)
+
+	batch := func(n int, tag string) []byte {
+		rb := record.NewBuilder()
+		for i := range n {
+			rb.Add(nil, bytes.Repeat([]byte(fmt.Sprintf("%s-%d|", tag, i)), 45), nil, time.Now().UnixMilli())
+		}
+		return rb.Build()
+	}
+	request := func(round int) *kmsg.ProduceRequest {
+		tag := func(p string) string { return fmt.Sprintf("r%d%s", round, p) }
+		good0 := batch(2000, tag("p0")) // ~1 MB each
+		flipped := batch(2000, tag("p1"))
+		flipped[len(flipped)/2] ^= 0x01
+		good2a, bad2 := batch(100, tag("p2a")), batch(100, tag("p2b"))
+		bad2[record.HeaderSize+3] ^= 0x80
+		good3 := append(batch(1500, tag("p3a")), batch(1500, tag("p3b"))...)
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks = 1
+		req.TimeoutMillis = 5000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "crc"
+		for i, recs := range [][]byte{good0, flipped, append(good2a, bad2...), good3, {}} {
+			rp := kmsg.NewProduceRequestTopicPartition()
+			rp.Partition = int32(i)
+			rp.Records = recs
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+		return req
+	}
+	want := []int16{0, kerr.CorruptMessage.Code, kerr.CorruptMessage.Code, 0, kerr.CorruptMessage.Code}
+	for round := range 3 {
+		resp, err := request(round).RequestWith(context.Background(), cl.Broker(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range resp.Topics[0].Partitions {
+			if p.Partition != int32(i) || p.ErrorCode != want[i] {
+				t.Errorf("round %d: partition %d: %v, want partition %d %v", round, p.Partition, kerr.ErrorForCode(p.ErrorCode), i, kerr.ErrorForCode(want[i]))
+			}
+		}
+		if p := resp.Topics[0].Partitions[3]; p.BaseOffset != int64(3000*round) {
+			t.Errorf("round %d: partition 3 at base offset %d, want %d", round, p.BaseOffset, 3000*round)
+		}
+		for p, n := range map[int32]int64{0: 2000, 1: 0, 2: 0, 3: 3000} {
+			if end, _ := listOffset(t, cl, "crc", p, -1); end != n*int64(round+1) {
+				t.Errorf("round %d: partition %d: end offset %d, want %d", round, p, end, n*int64(round+1))
+			}
+		}
+	}
+	// Rounds 1 and 2 were read into the buffer round 0 left: their 4
+	// non-empty partitions each were handed over as they arrived.
+	if n := b.streamedPartitions.Load(); n != 8 {
+		t.Errorf("%d partitions streamed, want 8", n)
+	}
+	f := rawFetch(t, cl, "crc", 0, 2000, 0)
+	if f.ErrorCode != 0 || !bytes.Contains(f.RecordBatches, []byte("r1p0-1999|")) {
+		t.Errorf("partition 0 fetch: %v, %d bytes", kerr.ErrorForCode(f.ErrorCode), len(f.RecordBatches))
+	}
+}
