@@ -38,3 +38,6 @@ require (
 	golang.org/x/sys v0.48.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+// kmsg v1.15.0 with its tagged-field loops bounded; see third_party/kmsg.
+replace github.com/twmb/franz-go/pkg/kmsg => ./third_party/kmsg

@@ -220,6 +220,10 @@ func TestBadFramesCloseConnectionAndBrokerKeepsServing(t *testing.T) {
 		"garbage":           append([]byte{0, 0, 0, 20}, bytes.Repeat([]byte{0xab}, 20)...),
 		"unknown api key":   {0, 0, 0, 10, 0x7f, 0x00, 0, 0, 0, 0, 0, 1, 0xff, 0xff},
 		"truncated produce": {0, 0, 0, 12, 0, 0, 0, 9, 0, 0, 0, 1, 0xff, 0xff, 0, 0},
+		// ApiVersions v3 whose body (two empty compact strings) ends with
+		// a tagged-field count of 2^32-1: kmsg v1.15.0 looped for minutes.
+		"2^32-1 tagged fields": {0, 0, 0, 18, 0, 18, 0, 3, 0, 0, 0, 1, 0xff, 0xff, 0,
+			1, 1, 0xff, 0xff, 0xff, 0xff, 0x0f},
 	}
 	for name, frame := range cases {
 		t.Run(name, func(t *testing.T) {

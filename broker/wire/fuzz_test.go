@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -189,4 +190,38 @@ func hasLongUvarint(b []byte) bool {
 		}
 	}
 	return false
+}
+
+// TestTaggedFieldCountBounded: a flexible request whose last tagged-field
+// section claims 2^32-1 fields fails to decode at once. kmsg v1.15.0
+// looped that many times (157 s for a 7-byte ApiVersions body); the copy
+// in third_party/kmsg stops once the input has run out.
+func TestTaggedFieldCountBounded(t *testing.T) {
+	start := time.Now()
+	n := 0
+	for _, req := range allRequests() {
+		req.SetVersion(req.MaxVersion())
+		if !req.IsFlexible() {
+			continue
+		}
+		f := AppendRequest(nil, req, 1, nil)[4:]
+		hdr, body, err := ParseHeader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body[len(body)-1] != 0 {
+			t.Fatalf("key %d: the body does not end with an empty tag section", req.Key())
+		}
+		hostile := append(bytes.Clone(body[:len(body)-1]), 0xff, 0xff, 0xff, 0xff, 0x0f)
+		if _, err := DecodeBody(hdr, hostile); err == nil {
+			t.Errorf("key %d v%d: decoded a body claiming 2^32-1 tagged fields", req.Key(), req.GetVersion())
+		}
+		n++
+	}
+	if n < 20 {
+		t.Fatalf("only %d flexible requests tried", n)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("%d hostile bodies took %v to refuse", n, d)
+	}
 }
