@@ -253,6 +253,9 @@ func FuzzProduceScanner(f *testing.F) {
 		f.Add(frame, uint16(100))
 		f.Add(frame[:len(frame)*2/3], uint16(7))
 	}
+	// A topic whose partition array is null (a negative count): kmsg
+	// decodes it as empty and goes on to the next topic.
+	f.Add([]byte("\x00\x00\x00\x030000\x00\t000000000\xff0000000\x00\x00\x00\x02\x00\a0000000\xc4000\x00\x00\x00\x00\x00\x010000\x00\x00\x00\x010"), uint16(3))
 	f.Fuzz(func(t *testing.T, frame []byte, piece uint16) {
 		var got []RecordsField
 		s := ProduceScanner{OnRecords: func(f RecordsField) { got = append(got, f) }}
