@@ -143,13 +143,10 @@ func (s *ProduceScanner) header(b []byte) bool {
 	s.version, s.flex = version, version >= 9
 	r := reader{b: b, p: 8}
 	r.int16String() // client id, never compact
-	var txn bool
 	if s.flex {
 		r.skipTags()
-		_, txn = r.compactString() // transactional id
-	} else {
-		_, txn = r.int16String()
 	}
+	_, txn := r.str(s.flex) // transactional id
 	acks := int16(r.uint16())
 	r.skip(4) // timeout
 	n := r.arrayLen(s.flex)
@@ -175,12 +172,7 @@ func (s *ProduceScanner) nextTopic() bool {
 
 func (s *ProduceScanner) topic(b []byte) bool {
 	r := reader{b: b, p: s.pos}
-	var name span
-	if s.flex {
-		name, _ = r.compactString()
-	} else {
-		name, _ = r.int16String()
-	}
+	name, _ := r.str(s.flex)
 	n := r.arrayLen(s.flex)
 	switch {
 	case r.short:
@@ -343,13 +335,27 @@ func (r *reader) skip(n int) {
 	}
 }
 
-func (r *reader) uint32() uint32 {
-	if !r.need(4) {
-		return 0
+// fixed returns the next n bytes, or nil when they are not all in.
+func (r *reader) fixed(n int) []byte {
+	if !r.need(n) {
+		return nil
 	}
-	v := binary.BigEndian.Uint32(r.b[r.p:])
-	r.p += 4
-	return v
+	r.p += n
+	return r.b[r.p-n : r.p]
+}
+
+func (r *reader) uint32() uint32 {
+	if b := r.fixed(4); b != nil {
+		return binary.BigEndian.Uint32(b)
+	}
+	return 0
+}
+
+func (r *reader) uint16() uint16 {
+	if b := r.fixed(2); b != nil {
+		return binary.BigEndian.Uint16(b)
+	}
+	return 0
 }
 
 func (r *reader) uvarint() uint64 {
@@ -372,15 +378,6 @@ func (r *reader) uvarint() uint64 {
 	return v
 }
 
-func (r *reader) uint16() uint16 {
-	if !r.need(2) {
-		return 0
-	}
-	v := binary.BigEndian.Uint16(r.b[r.p:])
-	r.p += 2
-	return v
-}
-
 // int16String skips a (nullable) string with an int16 length and returns
 // where it is and whether it is not null.
 func (r *reader) int16String() (span, bool) {
@@ -390,6 +387,14 @@ func (r *reader) int16String() (span, bool) {
 		r.skip(n)
 	}
 	return span{start, r.p}, n >= 0
+}
+
+// str is compactString or int16String.
+func (r *reader) str(compact bool) (span, bool) {
+	if compact {
+		return r.compactString()
+	}
+	return r.int16String()
 }
 
 // compactString is int16String for a (nullable) compact string.
