@@ -777,3 +777,33 @@ func TestCompressLevels(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateMaxTimestampCRCChecked: the variant for a caller that has
+// checked the CRC itself skips only that check; everything else about the
+// batch is still validated.
+func TestValidateMaxTimestampCRCChecked(t *testing.T) {
+	b := NewBuilder()
+	for i := range 10 {
+		b.Add(nil, []byte(fmt.Sprint("v", i)), nil, 1_700_000_000_000+int64(i))
+	}
+	batch := b.Build()
+	badCRC := bytes.Clone(batch)
+	badCRC[offCRC] ^= 0xff
+	if _, _, err := ValidateMaxTimestamp(badCRC); err == nil {
+		t.Fatal("ValidateMaxTimestamp took a bad CRC")
+	}
+	h, maxTs, err := ValidateMaxTimestampCRCChecked(badCRC)
+	if err != nil || h.NumRecords != 10 || maxTs != 1_700_000_000_009 {
+		t.Fatalf("CRC-checked variant: %v, %d records, max %d", err, h.NumRecords, maxTs)
+	}
+	// A wrong record count, a short batch and a bad record are still
+	// refused.
+	wrongCount := bytes.Clone(batch)
+	wrongCount[len(wrongCount)-1] = 0x7f // the last record's header count
+	short := batch[:len(batch)-1]
+	for name, bad := range map[string][]byte{"bad record": wrongCount, "short": short} {
+		if _, _, err := ValidateMaxTimestampCRCChecked(bad); err == nil {
+			t.Errorf("%s: taken", name)
+		}
+	}
+}
