@@ -124,10 +124,20 @@ func (s *ProduceScanner) step(b []byte) bool {
 	return false
 }
 
-// fail stops following the frame; nothing more is vouched for.
+// fail stops following the frame; nothing more is handed over.
 func (s *ProduceScanner) fail() bool {
 	s.state = scanOff
 	return false
+}
+
+// settle reports whether r parsed what a step asked of it. When not, the
+// step waits for more bytes (r.short) or, when they can never parse
+// (r.bad), the scanner stops following the frame.
+func (s *ProduceScanner) settle(r *reader) bool {
+	if r.bad {
+		s.fail()
+	}
+	return !r.short && !r.bad
 }
 
 // header parses the request header and the body's fields up to the
@@ -150,11 +160,8 @@ func (s *ProduceScanner) header(b []byte) bool {
 	acks := int16(r.uint16())
 	r.skip(4) // timeout
 	n := r.arrayLen(s.flex)
-	switch {
-	case r.short:
+	if !s.settle(&r) {
 		return false
-	case r.bad:
-		return s.fail()
 	}
 	s.pos, s.topics, s.acks, s.transactional = r.p, n, acks, txn
 	return s.nextTopic()
@@ -174,11 +181,8 @@ func (s *ProduceScanner) topic(b []byte) bool {
 	r := reader{b: b, p: s.pos}
 	name, _ := r.str(s.flex)
 	n := r.arrayLen(s.flex)
-	switch {
-	case r.short:
+	if !s.settle(&r) {
 		return false
-	case r.bad:
-		return s.fail()
 	}
 	s.pos, s.partitions, s.topicName = r.p, n, name
 	return s.nextPartition()
@@ -206,11 +210,8 @@ func (s *ProduceScanner) partition(b []byte) bool {
 	} else {
 		n = int(int32(r.uint32()))
 	}
-	switch {
-	case r.short:
+	if !s.settle(&r) {
 		return false
-	case r.bad:
-		return s.fail()
 	}
 	s.pos, s.partitionID = r.p, partition
 	if n <= 0 { // null or empty records: nothing to vouch for or hand over
@@ -292,11 +293,8 @@ func (s *ProduceScanner) endRecords() bool {
 func (s *ProduceScanner) tags(b []byte, st scanState) bool {
 	r := reader{b: b, p: s.pos}
 	r.skipTags()
-	switch {
-	case r.short:
+	if !s.settle(&r) {
 		return false
-	case r.bad:
-		return s.fail()
 	}
 	s.pos = r.p
 	if st == scanPartTags {
