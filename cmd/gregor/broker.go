@@ -170,35 +170,25 @@ func parseBrokerArgs(args []string, stderr io.Writer) (brokerSettings, error) {
 	if *configPath != "" {
 		f, ferrs := readBrokerFile(*configPath)
 		errs = append(errs, ferrs...)
-		applyBrokerFile(&cfg, &level, f, onCommandLine)
+		// A set: property whose flag is on the command line loses to it.
+		applyBroker(&cfg, &level, f, func(prop string) bool {
+			flagName, ok := propFlags[prop]
+			return !ok || !onCommandLine[flagName]
+		})
 	}
-	if onCommandLine["broker-id"] {
-		cfg.BrokerID = brokerID.value
+	// The command line, as a file of the flags it names, applied after.
+	cmdline := config.Broker{
+		BrokerID:         given(onCommandLine["broker-id"], brokerID.value),
+		Listen:           given(onCommandLine["listen"], *listen),
+		AdvertisedAddr:   given(onCommandLine["advertised-addr"], *advertised),
+		DataDir:          given(onCommandLine["data-dir"], *dataDir),
+		HTTPAddr:         given(onCommandLine["http-addr"], *httpAddr),
+		AutoCreateTopics: given(onCommandLine["auto-create-topics"], autoCreate.value),
+		NumPartitions:    given(onCommandLine["num-partitions"], numPartitions.value),
+		LogLevel:         given(onCommandLine["log-level"], config.LogLevel(*logLevel)),
+		Set:              props.props, // broker.Config.Validate moves propFlags ones into their fields
 	}
-	if onCommandLine["listen"] {
-		cfg.Listen = *listen
-	}
-	if onCommandLine["advertised-addr"] {
-		cfg.AdvertisedAddr = *advertised
-	}
-	if onCommandLine["data-dir"] {
-		cfg.DataDir = *dataDir
-	}
-	if onCommandLine["http-addr"] {
-		cfg.HTTPAddr = *httpAddr
-	}
-	if onCommandLine["auto-create-topics"] {
-		cfg.AutoCreateTopics = autoCreate.value
-	}
-	if onCommandLine["num-partitions"] {
-		cfg.NumPartitions = numPartitions.value
-	}
-	if onCommandLine["log-level"] {
-		level = *logLevel
-	}
-	for k, v := range props.props {
-		cfg.Props[k] = v // broker.Config.Validate moves propFlags ones into their fields
-	}
+	applyBroker(&cfg, &level, cmdline, func(string) bool { return true })
 
 	var lvl zapcore.Level
 	if l, err := config.ParseLogLevel(level); err != nil {
@@ -240,38 +230,38 @@ func (e configError) Error() string {
 
 func (e configError) Unwrap() []error { return e }
 
-// applyBrokerFile applies the keys of the file to cfg and level, except for
-// set: properties whose flag is on the command line, which wins.
-func applyBrokerFile(cfg *broker.Config, level *string, f config.Broker, onCommandLine map[string]bool) {
-	if f.BrokerID != nil {
-		cfg.BrokerID = *f.BrokerID
+// applyBroker applies the settings b gives to cfg and level, and those of
+// its set: properties that take says to.
+func applyBroker(cfg *broker.Config, level *string, b config.Broker, take func(prop string) bool) {
+	setIf(&cfg.BrokerID, b.BrokerID)
+	setIf(&cfg.Listen, b.Listen)
+	setIf(&cfg.AdvertisedAddr, b.AdvertisedAddr)
+	setIf(&cfg.DataDir, b.DataDir)
+	setIf(&cfg.HTTPAddr, b.HTTPAddr)
+	setIf(&cfg.AutoCreateTopics, b.AutoCreateTopics)
+	setIf(&cfg.NumPartitions, b.NumPartitions)
+	if b.LogLevel != nil {
+		*level = string(*b.LogLevel)
 	}
-	if f.Listen != nil {
-		cfg.Listen = *f.Listen
-	}
-	if f.AdvertisedAddr != nil {
-		cfg.AdvertisedAddr = *f.AdvertisedAddr
-	}
-	if f.DataDir != nil {
-		cfg.DataDir = *f.DataDir
-	}
-	if f.HTTPAddr != nil {
-		cfg.HTTPAddr = *f.HTTPAddr
-	}
-	if f.AutoCreateTopics != nil {
-		cfg.AutoCreateTopics = *f.AutoCreateTopics
-	}
-	if f.NumPartitions != nil {
-		cfg.NumPartitions = *f.NumPartitions
-	}
-	if f.LogLevel != nil {
-		*level = string(*f.LogLevel)
-	}
-	for k, v := range f.Set {
-		if flagName, ok := propFlags[k]; ok && onCommandLine[flagName] {
-			continue
+	for k, v := range b.Set {
+		if take(k) {
+			cfg.Props[k] = strings.TrimSpace(v)
 		}
-		cfg.Props[k] = strings.TrimSpace(v)
+	}
+}
+
+// given is &v when a setting is given, nil when not.
+func given[T any](isGiven bool, v T) *T {
+	if !isGiven {
+		return nil
+	}
+	return &v
+}
+
+// setIf sets *dst to *v unless v is nil.
+func setIf[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
 	}
 }
 
