@@ -110,11 +110,12 @@ func (ps *produceStream) produce(b *Broker, f wire.RecordsField) {
 	if produceRequestError(f.Acks, f.Transactional) != 0 {
 		return
 	}
+	topic := string(f.Topic)
 	rp := kmsg.ProduceRequestTopicPartition{Partition: f.Partition, Records: f.Records}
 	sp := newProducePartitionResponse(f.Partition)
-	b.producePartition(string(f.Topic), f.Acks, &rp, &sp, f.CRCChecked)
+	b.producePartition(topic, f.Acks, &rp, &sp, f.CRCChecked)
 	b.streamedPartitions.Add(1)
-	ps.done = append(ps.done, streamedPartition{topic: string(f.Topic), records: f.Records, resp: sp})
+	ps.done = append(ps.done, streamedPartition{topic: topic, records: f.Records, resp: sp})
 }
 
 // take returns the answer for the partition of topic whose records field
