@@ -463,31 +463,17 @@ func lookupBatchLimitOnce(ctx context.Context, cl *kgo.Client, topic string) (ba
 // describeIntConfig returns one integer config of a resource, 0 if the
 // cluster does not list it or it is not an int32.
 func describeIntConfig(ctx context.Context, cl *kgo.Client, typ kmsg.ConfigResourceType, name, config string) (int32, error) {
-	req := kmsg.NewPtrDescribeConfigsRequest()
-	rr := kmsg.NewDescribeConfigsRequestResource()
-	rr.ResourceType = typ
-	rr.ResourceName = name
-	rr.ConfigNames = []string{config}
-	req.Resources = append(req.Resources, rr)
-	resp, err := req.RequestWith(ctx, cl)
+	configs, _, err := describeConfigs(ctx, cl, typ, name, config)
 	if err != nil {
 		return 0, err
 	}
-	for _, r := range resp.Resources {
-		if r.ResourceType != typ || r.ResourceName != name {
-			continue
-		}
-		if err := codeErr(r.ErrorCode, r.ErrorMessage); err != nil {
-			return 0, err
-		}
-		for _, c := range r.Configs {
-			if c.Name == config && c.Value != nil {
-				n, err := strconv.ParseInt(*c.Value, 10, 32)
-				if err != nil {
-					return 0, nil
-				}
-				return int32(n), nil
+	for _, c := range configs {
+		if c.Name == config && c.Value != nil {
+			n, err := strconv.ParseInt(*c.Value, 10, 32)
+			if err != nil {
+				return 0, nil
 			}
+			return int32(n), nil
 		}
 	}
 	return 0, nil

@@ -265,26 +265,41 @@ func partitionSizes(ctx context.Context, cl *kgo.Client, topic string, ids []int
 
 // describeTopicConfigs returns a topic's configs sorted by name.
 func describeTopicConfigs(ctx context.Context, cl *kgo.Client, topic string) ([]kmsg.DescribeConfigsResponseResourceConfig, error) {
+	configs, found, err := describeConfigs(ctx, cl, kmsg.ConfigResourceTypeTopic, topic)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("describe configs of %s: %w", topic, err)
+	case !found:
+		return nil, fmt.Errorf("describe configs of %s: no answer for the topic", topic)
+	}
+	sort.Slice(configs, func(i, j int) bool { return configs[i].Name < configs[j].Name })
+	return configs, nil
+}
+
+// describeConfigs asks for the configs of one resource (only those named,
+// if any), and returns them and whether the answer had the resource. A
+// resource-level error code is an error.
+func describeConfigs(ctx context.Context, cl *kgo.Client, typ kmsg.ConfigResourceType, name string, configs ...string) ([]kmsg.DescribeConfigsResponseResourceConfig, bool, error) {
 	req := kmsg.NewPtrDescribeConfigsRequest()
 	rr := kmsg.NewDescribeConfigsRequestResource()
-	rr.ResourceType = kmsg.ConfigResourceTypeTopic
-	rr.ResourceName = topic
+	rr.ResourceType = typ
+	rr.ResourceName = name
+	rr.ConfigNames = configs
 	req.Resources = append(req.Resources, rr)
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
-		return nil, fmt.Errorf("describe configs of %s: %w", topic, err)
+		return nil, false, err
 	}
 	for _, r := range resp.Resources {
-		if r.ResourceName != topic {
+		if r.ResourceType != typ || r.ResourceName != name {
 			continue
 		}
 		if err := codeErr(r.ErrorCode, r.ErrorMessage); err != nil {
-			return nil, fmt.Errorf("describe configs of %s: %w", topic, err)
+			return nil, true, err
 		}
-		sort.Slice(r.Configs, func(i, j int) bool { return r.Configs[i].Name < r.Configs[j].Name })
-		return r.Configs, nil
+		return r.Configs, true, nil
 	}
-	return nil, fmt.Errorf("describe configs of %s: no answer for the topic", topic)
+	return nil, false, nil
 }
 
 func topicDelete(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
