@@ -111,6 +111,35 @@ func BenchmarkIndexLookup(b *testing.B) {
 	}
 }
 
+// BenchmarkTailLookup finds the batch holding the newest offset of a log of
+// one-record batches of 100 B (a producer that does not linger, as in
+// perf e2e), as a consumer at the end of the log does at every fetch: a
+// step from the last sparse index entry over up to index.interval.bytes of
+// small batches.
+func BenchmarkTailLookup(b *testing.B) {
+	l := benchLog(b, Config{SegmentBytes: 1 << 30})
+	bl := record.NewBuilder()
+	bl.Add(nil, make([]byte, 100), nil, 1_700_000_000_000)
+	batch := bl.Build()
+	for range 100_000 {
+		if _, err := l.Append(batch, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s := l.segments()[0]
+	next, size := s.end()
+	start, _, _ := s.indexFloor(next - 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		// Every batch between the index entry and the end, in turn.
+		target := next - 1 - int64(i)%((size-start)/int64(len(batch)))
+		if _, _, err := s.lookup(target, size); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkOpenAfterKill opens a log whose 64 MiB active segment was never
 // flushed, as after kill -9: recovery verifies the whole active segment
 // (reported as MB/s of verified data).

@@ -180,8 +180,10 @@ func (p *cleanPlan) overdue() bool {
 			return false
 		}
 		// The index is sparse: step to the batch holding firstDirty.
+		c := s.headerCursor()
+		defer c.close()
 		for pos < size {
-			h, err := s.readHeader(pos, size)
+			h, err := c.header(pos, size)
 			if err != nil {
 				return false
 			}

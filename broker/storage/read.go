@@ -140,22 +140,36 @@ func (l *Log) OffsetForTimestamp(ts int64) (offset, timestamp int64, err error) 
 		if d := s.damaged(); d != nil {
 			limit = d.cause.Pos // only the readable batches are searched
 		}
-		for pos < limit {
-			h, err := s.readHeader(pos, limit)
-			if err != nil {
-				return -1, -1, err
-			}
-			if h.BaseOffset >= hwm {
-				return -1, -1, nil
-			}
-			if h.MaxTimestamp >= ts && h.LastOffset() >= logStart {
-				off, t, err := s.findRecord(pos, &h, func(off, t int64) bool { return off >= logStart && off < hwm && t >= ts })
-				if err != nil || off >= 0 {
-					return off, t, err
-				}
-			}
-			pos += h.Size()
+		off, t, err := s.firstAtOrAfter(pos, limit, ts, logStart, hwm)
+		if err != nil || off >= 0 {
+			return off, t, err
 		}
+	}
+	return -1, -1, nil
+}
+
+// firstAtOrAfter walks the batches from pos to limit for
+// OffsetForTimestamp: the offset and timestamp of the first record in
+// [logStart, hwm) with a timestamp of at least ts, or (-1, -1) if there is
+// none here (later segments start at or above hwm once a batch here does).
+func (s *segment) firstAtOrAfter(pos, limit, ts, logStart, hwm int64) (offset, timestamp int64, err error) {
+	c := s.headerCursor()
+	defer c.close()
+	for pos < limit {
+		h, err := c.header(pos, limit)
+		if err != nil {
+			return -1, -1, err
+		}
+		if h.BaseOffset >= hwm {
+			return -1, -1, nil
+		}
+		if h.MaxTimestamp >= ts && h.LastOffset() >= logStart {
+			off, t, err := s.findRecord(pos, &h, func(off, t int64) bool { return off >= logStart && off < hwm && t >= ts })
+			if err != nil || off >= 0 {
+				return off, t, err
+			}
+		}
+		pos += h.Size()
 	}
 	return -1, -1, nil
 }

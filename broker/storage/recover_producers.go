@@ -83,9 +83,10 @@ func (l *Log) replayProducers(ps producerStates, from, to int64) error {
 			continue
 		}
 		pos, _, err := s.lookup(from, size)
+		c := s.headerCursor()
 		for err == nil && pos < size {
 			var h record.Header
-			if h, err = s.readHeader(pos, size); err != nil {
+			if h, err = c.header(pos, size); err != nil {
 				break
 			}
 			if h.BaseOffset >= to {
@@ -94,6 +95,7 @@ func (l *Log) replayProducers(ps producerStates, from, to int64) error {
 			ps.apply(&h)
 			pos += h.Size()
 		}
+		c.close()
 		if errors.Is(err, ErrCorruptBatch) {
 			l.logger.Warn("producer state: skipping the damaged rest of a segment",
 				zap.String("segment", s.path(logSuffix)), zap.Int64("position", pos), zap.Error(err))

@@ -177,28 +177,87 @@ func (s *segment) unref() {
 	}
 }
 
-// hdrPool holds header-sized read buffers for the read path.
-var hdrPool = sync.Pool{New: func() any { return new([record.HeaderSize]byte) }}
-
 // readHeader reads and parses the batch header at pos; limit is the end of
 // complete data. It returns io.ErrUnexpectedEOF wrapped as corruption when
 // the batch does not fit below limit.
 func (s *segment) readHeader(pos, limit int64) (record.Header, error) {
+	c := s.headerCursor()
+	defer c.close()
+	return c.header(pos, limit)
+}
+
+// headerReadAhead is how much of the log a headerCursor reads at a time
+// once batches are small: twice the default index interval, so that
+// stepping from an index entry to the batch a fetch wants is one read
+// however small the batches.
+const headerReadAhead = 2 * DefaultIndexIntervalBytes
+
+// Read buffers of the header walks: one header, or a window.
+var (
+	hdrPool   = sync.Pool{New: func() any { return new([record.HeaderSize]byte) }}
+	aheadPool = sync.Pool{New: func() any { return new([headerReadAhead]byte) }}
+)
+
+// headerCursor reads a segment's batch headers walking forward. It reads
+// one header at a time until it meets a small batch (at most an eighth of
+// headerReadAhead), and from then on, while batches stay small, windows of
+// up to headerReadAhead bytes: a walk over small batches (one record each,
+// say, from a producer that does not linger) costs one read per few KiB
+// instead of one per batch, and one over large batches reads no more than
+// it needs. Not safe for concurrent use; close returns its buffers.
+type headerCursor struct {
+	s      *segment
+	hdr    *[record.HeaderSize]byte // from hdrPool, when first needed
+	window *[headerReadAhead]byte   // from aheadPool, when first needed
+	win    []byte                   // file bytes [start, start+len(win))
+	start  int64
+	ahead  bool // the last batch was small: read a window, not a header
+}
+
+func (s *segment) headerCursor() headerCursor { return headerCursor{s: s} }
+
+func (c *headerCursor) close() {
+	if c.hdr != nil {
+		hdrPool.Put(c.hdr)
+	}
+	if c.window != nil {
+		aheadPool.Put(c.window)
+	}
+	*c = headerCursor{}
+}
+
+// header reads and parses the batch header at pos; limit is the end of
+// complete data (see readHeader).
+func (c *headerCursor) header(pos, limit int64) (record.Header, error) {
 	if limit-pos < record.HeaderSize {
-		return record.Header{}, &CorruptionError{Segment: s.path(logSuffix), Pos: pos, Err: fmt.Errorf("%d bytes left for a batch header: %w", limit-pos, record.ErrShort)}
+		return record.Header{}, &CorruptionError{Segment: c.s.path(logSuffix), Pos: pos, Err: fmt.Errorf("%d bytes left for a batch header: %w", limit-pos, record.ErrShort)}
 	}
-	buf := hdrPool.Get().(*[record.HeaderSize]byte)
-	defer hdrPool.Put(buf)
-	if _, err := s.log.ReadAt(buf[:], pos); err != nil {
-		return record.Header{}, fmt.Errorf("read batch header at %s:%d: %w", s.path(logSuffix), pos, err)
+	if pos < c.start || pos+record.HeaderSize > c.start+int64(len(c.win)) {
+		if c.ahead {
+			if c.window == nil {
+				c.window = aheadPool.Get().(*[headerReadAhead]byte)
+			}
+			c.win = c.window[:min(headerReadAhead, limit-pos)]
+		} else {
+			if c.hdr == nil {
+				c.hdr = hdrPool.Get().(*[record.HeaderSize]byte)
+			}
+			c.win = c.hdr[:]
+		}
+		c.start = pos
+		if err := readFull(c.s.log, c.win, pos); err != nil {
+			c.win = nil
+			return record.Header{}, fmt.Errorf("read batch header at %s:%d: %w", c.s.path(logSuffix), pos, err)
+		}
 	}
-	h, err := record.ParseHeader(buf[:])
+	h, err := record.ParseHeader(c.win[pos-c.start:])
 	if err != nil {
-		return h, &CorruptionError{Segment: s.path(logSuffix), Pos: pos, Err: err}
+		return h, &CorruptionError{Segment: c.s.path(logSuffix), Pos: pos, Err: err}
 	}
 	if pos+h.Size() > limit {
-		return h, &CorruptionError{Segment: s.path(logSuffix), Pos: pos, Err: fmt.Errorf("batch of %d bytes with %d left: %w", h.Size(), limit-pos, record.ErrShort)}
+		return h, &CorruptionError{Segment: c.s.path(logSuffix), Pos: pos, Err: fmt.Errorf("batch of %d bytes with %d left: %w", h.Size(), limit-pos, record.ErrShort)}
 	}
+	c.ahead = h.Size() <= headerReadAhead/8
 	return h, nil
 }
 
@@ -249,10 +308,18 @@ func (s *segment) lookupOnce(target, limit int64) (pos, size int64, err error) {
 	} else {
 		damage = nil
 	}
-	start, want := s.indexFloor(target)
+	start, want, upto := s.indexFloor(target)
 	pos = start
+	c := s.headerCursor()
+	defer c.close()
+	// Where the next index entry (or the data) ends is near: the batch
+	// wanted starts within one window.
+	if upto < 0 || upto > limit {
+		upto = limit
+	}
+	c.ahead = upto-start <= headerReadAhead
 	for pos < limit {
-		h, err := s.readHeader(pos, limit)
+		h, err := c.header(pos, limit)
 		if err != nil {
 			if pos == start && want >= 0 && errors.Is(err, ErrCorruptBatch) {
 				// No batch where the index points.
@@ -324,23 +391,29 @@ func (s *segment) logw() *zap.Logger {
 }
 
 // indexFloor returns the position and base offset of the last indexed
-// batch based at or below target, or (0, -1).
-func (s *segment) indexFloor(target int64) (pos, base int64) {
+// batch based at or below target, or (0, -1), and the position of the
+// index entry after it (-1 if there is none): the batch holding target
+// starts before that.
+func (s *segment) indexFloor(target int64) (pos, base, nextPos int64) {
 	rel := target - s.base
-	if rel <= 0 {
-		return 0, -1
-	}
 	if rel > 0xffffffff {
 		rel = 0xffffffff
 	}
 	s.idx.mu.RLock()
 	defer s.idx.mu.RUnlock()
 	offs := s.idx.offsets
-	i := sort.Search(len(offs), func(i int) bool { return int64(offs[i].rel) > rel })
-	if i == 0 {
-		return 0, -1
+	i := 0
+	if rel > 0 {
+		i = sort.Search(len(offs), func(i int) bool { return int64(offs[i].rel) > rel })
 	}
-	return int64(offs[i-1].pos), s.base + int64(offs[i-1].rel)
+	nextPos = -1
+	if i < len(offs) {
+		nextPos = int64(offs[i].pos)
+	}
+	if i == 0 {
+		return 0, -1, nextPos
+	}
+	return int64(offs[i-1].pos), s.base + int64(offs[i-1].rel), nextPos
 }
 
 // indexedStartIn returns the position of the last batch start the offset
@@ -615,8 +688,10 @@ func (s *segment) scanIndex(size, next int64) (offs []offsetEntry, times []timeE
 		pos      int64
 		want     = s.base // offsets below it are taken
 	)
+	c := s.headerCursor()
+	defer c.close()
 	for pos < size {
-		h, err := s.readHeader(pos, size)
+		h, err := c.header(pos, size)
 		if err == nil && (h.BaseOffset < want || h.LastOffsetDelta < 0 || h.LastOffset() >= next || h.LastOffset()-s.base > math.MaxUint32) {
 			err = &CorruptionError{Segment: s.path(logSuffix), Pos: pos,
 				Err: fmt.Errorf("batch holds offsets [%d, %d], expected within [%d, %d): %w", h.BaseOffset, h.LastOffset(), want, next, record.ErrCorrupt)}
