@@ -379,11 +379,17 @@ func (c *conn) writeOut(bw *bufio.Writer, out *outbound) error {
 			c.b.metrics.bytesOut.Add(float64(len(part.buf)))
 			continue
 		}
-		if err := bw.Flush(); err != nil {
-			return err
-		}
-		if err := sendChunk(c.nc, part.chunk); err != nil {
-			return err
+		if part.chunk.Size <= copyChunkMax {
+			if err := copyChunk(bw, part.chunk); err != nil {
+				return err
+			}
+		} else {
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			if err := sendChunk(c.nc, part.chunk); err != nil {
+				return err
+			}
 		}
 		c.b.metrics.bytesOut.Add(float64(part.chunk.Size))
 	}
