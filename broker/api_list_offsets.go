@@ -1,14 +1,18 @@
 package broker
 
-// ListOffsets (key 2), versions 1-7.
+// ListOffsets (key 2), versions 0-7.
 //
 // Timestamp -2 is the log start offset, -1 the high watermark (the last
 // stable offset is the same: no transactions), -3 (v7) the offset and time
 // of the record with the largest timestamp; any other timestamp returns the
 // first offset whose record timestamp is at or after it, or -1 when none
-// is. v0 (a list of old-style offsets) is not offered.
+// is. v0, which Kafka 4 no longer serves but tools such as Burrow 1.2 still
+// send, answers a list of old-style offsets instead: see
+// storage.Log.OffsetsBefore.
 
 import (
+	"time"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -16,7 +20,7 @@ import (
 )
 
 func init() {
-	registerSimple(kmsg.ListOffsets, 1, 7, (*Broker).handleListOffsets)
+	registerSimple(kmsg.ListOffsets, 0, 7, (*Broker).handleListOffsets)
 	markFrameReusable(kmsg.ListOffsets)
 }
 
@@ -29,7 +33,7 @@ func (b *Broker) handleListOffsets(_ wire.RequestHeader, req *kmsg.ListOffsetsRe
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.Timestamp, sp.Offset = -1, -1
-			sp.ErrorCode = b.listOffset(rt.Topic, &rp, &sp)
+			sp.ErrorCode = b.listOffset(req.Version, rt.Topic, &rp, &sp)
 			b.metrics.countError("ListOffsets", sp.ErrorCode)
 			st.Partitions = append(st.Partitions, sp)
 		}
@@ -38,7 +42,7 @@ func (b *Broker) handleListOffsets(_ wire.RequestHeader, req *kmsg.ListOffsetsRe
 	return resp
 }
 
-func (b *Broker) listOffset(topic string, rp *kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) int16 {
+func (b *Broker) listOffset(version int16, topic string, rp *kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) int16 {
 	l, code := b.partitionLog(topic, rp.Partition)
 	if code != 0 {
 		return code
@@ -53,6 +57,17 @@ func (b *Broker) listOffset(topic string, rp *kmsg.ListOffsetsRequestTopicPartit
 		}
 	}
 	sp.LeaderEpoch = st.LeaderEpoch
+	if version == 0 {
+		if rp.Timestamp < -2 {
+			return kerr.InvalidRequest.Code
+		}
+		offsets, err := l.OffsetsBefore(rp.Timestamp, rp.MaxNumOffsets, time.Now().UnixMilli())
+		if err != nil {
+			return errorCode(err)
+		}
+		sp.OldStyleOffsets = offsets
+		return 0
+	}
 	switch rp.Timestamp {
 	case -2, -4: // earliest; -4 is the earliest local offset (no tiered storage here)
 		sp.Offset = l.LogStartOffset()

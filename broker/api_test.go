@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-log/gregor/broker/record"
+	"github.com/gregor-log/gregor/broker/wire"
 )
 
 func produceN(t *testing.T, cl *kgo.Client, topic string, partition int32, n int) {
@@ -530,6 +531,115 @@ func TestListOffsetsNotFound(t *testing.T) {
 		if p.ErrorCode != 0 || p.Offset != -1 || p.Timestamp != -1 || p.LeaderEpoch != -1 {
 			t.Errorf("partition %d at %d: error %d offset %d timestamp %d epoch %d, want 0 -1 -1 -1",
 				c.partition, c.ts, p.ErrorCode, p.Offset, p.Timestamp, p.LeaderEpoch)
+		}
+	}
+}
+
+// TestListOffsetsV0 checks the legacy offsets-before answers that old
+// tools (Burrow 1.2's sarama OffsetRequest) get from ListOffsets v0: the
+// high watermark and segment starts below it, newest first, up to
+// MaxNumOffsets; the log start for -2; for a time, the starts of the
+// segments all of whose records are at or before it.
+func TestListOffsetsV0(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "lo0", 1, map[string]string{"segment.bytes": "1000"})
+	// Six batches of ~700 bytes, one segment each, timestamped an hour
+	// apart from a day ago.
+	base := time.Now().Add(-24 * time.Hour).UnixMilli()
+	hour := time.Hour.Milliseconds()
+	for i := range 6 {
+		rb := record.NewBuilder()
+		rb.Add(nil, bytes.Repeat([]byte{'v'}, 600), nil, base+int64(i)*hour)
+		rb.Add(nil, []byte("second"), nil, base+int64(i)*hour)
+		if p := rawProduce(t, cl, "lo0", 0, rb.Build()); p.ErrorCode != 0 {
+			t.Fatalf("produce: error %d", p.ErrorCode)
+		}
+	}
+	// Offsets 0-11: segments start at 0, 2, 4, 6, 8, 10; the high
+	// watermark is 12.
+	c, err := net.DialTimeout("tcp", b.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	clientID := "v0-test"
+	listV0 := func(ts int64, maxOffsets int32) ([]int64, int16) {
+		t.Helper()
+		req := kmsg.NewPtrListOffsetsRequest()
+		req.Version = 0
+		req.ReplicaID = -1
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = "lo0"
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Timestamp, rp.MaxNumOffsets = ts, maxOffsets
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		if _, err := c.Write(wire.AppendRequest(nil, req, 1, &clientID)); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		body, err := wire.ReadFrame(c, nil, 1<<20)
+		if err != nil {
+			t.Fatalf("ListOffsets v0 (%d, %d): %v", ts, maxOffsets, err)
+		}
+		resp := kmsg.NewPtrListOffsetsResponse()
+		resp.Version = 0
+		if err := resp.ReadFrom(body[4:]); err != nil {
+			t.Fatal(err)
+		}
+		p := resp.Topics[0].Partitions[0]
+		return p.OldStyleOffsets, p.ErrorCode
+	}
+	for _, tc := range []struct {
+		ts   int64
+		max  int32
+		want []int64
+	}{
+		{-1, 1, []int64{12}},
+		{-1, 3, []int64{12, 10, 8}},
+		{-1, 100, []int64{12, 10, 8, 6, 4, 2, 0}},
+		{-2, 1, []int64{0}},
+		{-2, 5, []int64{0}},
+		{base + 2*hour, 10, []int64{4, 2, 0}},               // the first three segments are at or before it
+		{base + 2*hour - 1, 1, []int64{2}},                  // the first two
+		{base - 1, 10, []int64{}},                           // before every record
+		{time.Now().UnixMilli() + hour, 2, []int64{12, 10}}, // after everything: the high watermark first
+		{-1, 0, []int64{}},
+	} {
+		got, code := listV0(tc.ts, tc.max)
+		if code != 0 || fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("ListOffsets v0 (%d, max %d) = %v (error %d), want %v", tc.ts, tc.max, got, code, tc.want)
+		}
+	}
+	if _, code := listV0(-5, 1); code != kerr.InvalidRequest.Code {
+		t.Errorf("ListOffsets v0 at -5: error %d, want INVALID_REQUEST", code)
+	}
+
+	// After DeleteRecords, the segment holding the new log start starts
+	// there.
+	dr := kmsg.NewPtrDeleteRecordsRequest()
+	drt := kmsg.NewDeleteRecordsRequestTopic()
+	drt.Topic = "lo0"
+	drp := kmsg.NewDeleteRecordsRequestTopicPartition()
+	drp.Offset = 5
+	drt.Partitions = append(drt.Partitions, drp)
+	dr.Topics = append(dr.Topics, drt)
+	dr.TimeoutMillis = 5000
+	if resp, err := dr.RequestWith(context.Background(), cl); err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("DeleteRecords: %v %+v", err, resp)
+	}
+	for _, tc := range []struct {
+		ts   int64
+		max  int32
+		want []int64
+	}{
+		{-1, 100, []int64{12, 10, 8, 6, 5}},
+		{-2, 1, []int64{5}},
+	} {
+		got, code := listV0(tc.ts, tc.max)
+		if code != 0 || fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("after DeleteRecords: ListOffsets v0 (%d, max %d) = %v (error %d), want %v", tc.ts, tc.max, got, code, tc.want)
 		}
 	}
 }

@@ -82,10 +82,10 @@ func checkHealthy(t *testing.T, b *Broker) {
 // TestKcatOldProtocolVersions runs kcat with ApiVersions disabled. With
 // broker.version.fallback=0.10.0 librdkafka still sends ApiVersions (its
 // documentation: any fallback >= 0.10 re-enables the request), so that
-// must simply work. With 0.9.0 it speaks Produce v1, ListOffsets v0 and
+// must simply work. With 0.9.0 it speaks Produce v1, Fetch v1 and
 // message format v0/v1, which gregor does not offer (Produce >= 3, Fetch
-// >= 4, ListOffsets >= 1): kcat must fail promptly with an error, never
-// hang, nothing may be appended, and the broker must stay healthy.
+// >= 4): kcat must fail promptly with an error, never hang, nothing may be
+// appended, and the broker must stay healthy.
 func TestKcatOldProtocolVersions(t *testing.T) {
 	t.Parallel()
 	kcatPath(t)
@@ -130,7 +130,7 @@ func TestKcatOldProtocolVersions(t *testing.T) {
 			t.Fatalf("log end offset %d (code %d) after a refused old-format produce, want 0", end, code)
 		}
 
-		// ListOffsets v0 / Fetch v1: refused, promptly.
+		// ListOffsets v0 is answered; Fetch v1 is refused, promptly.
 		start = time.Now()
 		_, stderr, err = kcatRun(t, 30*time.Second, "",
 			append([]string{"-C", "-b", b.Addr, "-t", topic, "-e"}, old...)...)

@@ -260,3 +260,51 @@ func (l *Log) refSegments() (segs []*segment, release func()) {
 		}
 	}
 }
+
+// OffsetsBefore answers ListOffsets v0 (Kafka's legacy offsets-before
+// request): up to maxOffsets offsets, in descending order, of the starts of the
+// segments whose records are all timestamped at or before ts, with the high
+// watermark counted as the start of what is not yet written (timestamped
+// now). ts -1 (latest) is that high watermark and the segment starts
+// below it; -2 (earliest) is the log start offset. Kafka compares segment
+// files' modification times; this compares the largest record timestamp
+// of each segment, which a log with CreateTime records keeps close to it.
+func (l *Log) OffsetsBefore(ts int64, maxOffsets int32, nowMs int64) ([]int64, error) {
+	if maxOffsets <= 0 {
+		return []int64{}, nil
+	}
+	logStart, hwm := l.logStart.Load(), l.hwm.Load()
+	if ts == -2 {
+		return []int64{logStart}, nil
+	}
+	segs, release := l.refSegments()
+	defer release()
+	if segs == nil {
+		return nil, ErrClosed
+	}
+	type start struct{ offset, ts int64 }
+	var starts []start
+	for _, s := range segs {
+		next, _ := s.end()
+		if s.base >= hwm || next <= logStart {
+			continue
+		}
+		maxTs, _, err := s.maxTimestamp()
+		if err != nil {
+			return nil, err
+		}
+		starts = append(starts, start{max(s.base, logStart), maxTs})
+	}
+	starts = append(starts, start{hwm, nowMs}) // the segments start below it
+	i := len(starts) - 1
+	if ts != -1 {
+		for i >= 0 && starts[i].ts > ts {
+			i--
+		}
+	}
+	out := make([]int64, 0, min(int(maxOffsets), i+1))
+	for ; i >= 0 && len(out) < int(maxOffsets); i-- {
+		out = append(out, starts[i].offset)
+	}
+	return out, nil
+}
