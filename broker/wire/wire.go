@@ -315,10 +315,18 @@ func DecodeBody(h RequestHeader, body []byte) (kmsg.Request, error) {
 	}
 	req.SetVersion(h.APIVersion)
 	if err := readBody(req, body); err != nil {
+		if errors.Is(err, errShortBody) {
+			// kmsg's text speaks of a "response"; this is a request.
+			err = fmt.Errorf("the %d-byte body ends before the request does", len(body))
+		}
 		return nil, fmt.Errorf("api key %d v%d: decode body: %w: %w", h.APIKey, h.APIVersion, ErrMalformed, err)
 	}
 	return req, nil
 }
+
+// errShortBody is kmsg's error for input that ends too soon (an internal
+// package's variable, taken from a decode of nothing).
+var errShortBody = kmsg.NewPtrFindCoordinatorRequest().ReadFrom(nil)
 
 // readBody decodes the body with kmsg. kmsg's generated decoders are
 // written not to panic on short input (fuzzing agrees); the recover is a

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"runtime"
+	"strings"
 	"testing"
 	"testing/iotest"
 
@@ -281,6 +282,17 @@ func TestParseRequestErrors(t *testing.T) {
 	body := append(append(clientC, 2, 0, 1, 'x', 5, 2, 'y', 'z'), meta.AppendTo(nil)...)
 	if h, req, err = ParseRequest(mk(3, 12, 83, body...)); err != nil || req.Key() != 3 || h.CorrelationID != 83 {
 		t.Fatalf("header tags: %+v %v", h, err)
+	}
+	// A body that ends too soon says so, of a request: kmsg's own text
+	// speaks of a response (optiopay/kafka's FindCoordinator v1 without
+	// its key type, as a probe saw it).
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.CoordinatorKey = "group"
+	fc.SetVersion(0)
+	short := mk(10, 1, 87, append(clientC, fc.AppendTo(nil)...)...)
+	if _, _, err = ParseRequest(short); !errors.Is(err, ErrMalformed) ||
+		!strings.Contains(err.Error(), "body ends before the request does") || strings.Contains(err.Error(), "response") {
+		t.Fatalf("short FindCoordinator v1: %v", err)
 	}
 	// ControlledShutdown v0 has no client id in its header.
 	cs := kmsg.NewPtrControlledShutdownRequest()

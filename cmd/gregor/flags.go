@@ -116,7 +116,11 @@ func parseFlags(fs *flag.FlagSet, args []string, minPos, maxPos int) ([]string, 
 	switch {
 	case len(positional) < minPos:
 		fs.Usage()
-		return nil, &usageError{err: fmt.Errorf("expected %d argument(s), got %d", minPos, len(positional)), reported: false}
+		want := fmt.Sprintf("%d argument(s)", minPos)
+		if maxPos < 0 || maxPos > minPos {
+			want = "at least " + want
+		}
+		return nil, &usageError{err: fmt.Errorf("expected %s, got %d", want, len(positional)), reported: false}
 	case maxPos >= 0 && len(positional) > maxPos:
 		return nil, usagef("unexpected argument(s): %s", strings.Join(positional[maxPos:], " "))
 	}

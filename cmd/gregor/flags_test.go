@@ -41,8 +41,11 @@ func TestParseFlagsErrors(t *testing.T) {
 	if _, err := parseFlags(fs, []string{"--nope"}, 0, 0); !errors.As(err, &ue) || !ue.reported {
 		t.Errorf("unknown flag: %v", err)
 	}
-	if _, err := parseFlags(fs, nil, 1, 1); !errors.As(err, &ue) {
+	if _, err := parseFlags(fs, nil, 1, 1); !errors.As(err, &ue) || err.Error() != "expected 1 argument(s), got 0" {
 		t.Errorf("missing argument: %v", err)
+	}
+	if _, err := parseFlags(fs, nil, 1, -1); !errors.As(err, &ue) || err.Error() != "expected at least 1 argument(s), got 0" {
+		t.Errorf("missing argument of several: %v", err)
 	}
 	if _, err := parseFlags(fs, []string{"a", "b"}, 1, 1); !errors.As(err, &ue) {
 		t.Errorf("extra argument: %v", err)
