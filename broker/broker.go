@@ -42,6 +42,9 @@ type Broker struct {
 	metrics  *metrics
 	waiters  *waiters
 	self     meta.Broker
+	// refusals limits the logging of requests refused with the connection
+	// (see lograte.go).
+	refusals *logLimiter
 
 	// streamedPartitions counts partitions appended while their produce
 	// request was still arriving (see produceStream); for tests.
@@ -100,6 +103,7 @@ func New(cfg Config, opts Options) (*Broker, error) {
 	b.defaults = topicconfig.NewDefaults(cfg.Props)
 	b.metrics = newMetrics(&b.fetchSessions, b.writeFailures)
 	b.waiters = newWaiters()
+	b.refusals = newLogLimiter(refusalLogEvery)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

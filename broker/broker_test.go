@@ -26,6 +26,13 @@ func TestMain(m *testing.M) {
 // nil) and stops it at cleanup.
 func startBroker(t testing.TB, fs vfs.FS, dataDir string, mutate func(*Config)) *Broker {
 	t.Helper()
+	return startBrokerLogged(t, fs, dataDir, mutate, nil)
+}
+
+// startBrokerLogged is startBroker with the broker logging to log (the
+// test's log when nil).
+func startBrokerLogged(t testing.TB, fs vfs.FS, dataDir string, mutate func(*Config), log *zap.Logger) *Broker {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.HTTPAddr = "127.0.0.1:0"
@@ -36,9 +43,11 @@ func startBroker(t testing.TB, fs vfs.FS, dataDir string, mutate func(*Config)) 
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	log := zap.NewNop() // benchmarks print what tests log
-	if _, bench := t.(*testing.B); !bench {
-		log = zaptest.NewLogger(t)
+	if log == nil {
+		log = zap.NewNop() // benchmarks print what tests log
+		if _, bench := t.(*testing.B); !bench {
+			log = zaptest.NewLogger(t)
+		}
 	}
 	b, err := New(cfg, Options{FS: fs, Logger: log})
 	if err != nil {

@@ -228,8 +228,11 @@ func (c *conn) handleBadRequest(hdr wire.RequestHeader, err error) bool {
 		return c.send(p)
 	}
 	c.b.metrics.requestErrors.WithLabelValues(kmsg.NameForKey(hdr.APIKey)).Inc()
-	c.b.log.Info("bad request; closing connection", zap.String("remote", c.remote),
-		zap.Int16("api_key", hdr.APIKey), zap.Int16("api_version", hdr.APIVersion), zap.Error(err))
+	if ok, held := c.b.refusals.allow(refusalKey(c.remote, hdr.APIKey, hdr.APIVersion), time.Now()); ok {
+		c.b.log.Info("bad request; closing connection", zap.String("remote", c.remote),
+			zap.Int16("api_key", hdr.APIKey), zap.Int16("api_version", hdr.APIVersion), zap.Error(err),
+			zap.Int("same_since_last_logged", held))
+	}
 	return false
 }
 

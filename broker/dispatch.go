@@ -76,8 +76,11 @@ func (b *Broker) dispatch(c *conn, hdr wire.RequestHeader, req kmsg.Request, p *
 			return true
 		}
 		b.metrics.requestErrors.WithLabelValues(name).Inc()
-		b.log.Info("unsupported request; closing connection", zap.String("remote", c.remote),
-			zap.String("api", name), zap.Int16("api_key", hdr.APIKey), zap.Int16("api_version", hdr.APIVersion))
+		if ok, held := b.refusals.allow(refusalKey(c.remote, hdr.APIKey, hdr.APIVersion), time.Now()); ok {
+			b.log.Info("unsupported request; closing connection", zap.String("remote", c.remote),
+				zap.String("api", name), zap.Int16("api_key", hdr.APIKey), zap.Int16("api_version", hdr.APIVersion),
+				zap.Int("same_since_last_logged", held))
+		}
 		c.finishNone(p)
 		return false
 	}

@@ -1,0 +1,71 @@
+package broker
+
+import (
+	"net"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// refusalLogEvery is how often one client's refusals of one kind (a bad
+// or unsupported request of an API and version) are logged: a client that
+// reconnects and sends the same request again, as old clients refused a
+// version do several times a second, gets one line per interval, which
+// says how many it stands for.
+const refusalLogEvery = 10 * time.Second
+
+// logLimiter lets a message through at most once per interval for each
+// key, counting the ones it held back. Its map is pruned of keys idle for
+// an interval once it holds more than limiterPruneAt of them.
+type logLimiter struct {
+	interval time.Duration
+	mu       sync.Mutex
+	keys     map[string]*limiterEntry
+}
+
+type limiterEntry struct {
+	logged time.Time // when a message for the key was last let through
+	held   int       // messages held back since
+}
+
+const limiterPruneAt = 1024
+
+func newLogLimiter(interval time.Duration) *logLimiter {
+	return &logLimiter{interval: interval, keys: make(map[string]*limiterEntry)}
+}
+
+// allow reports whether to log a message for key now and, if so, how many
+// were held back since the last one.
+func (l *logLimiter) allow(key string, now time.Time) (ok bool, held int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.keys[key]
+	if e != nil && now.Sub(e.logged) < l.interval {
+		e.held++
+		return false, 0
+	}
+	if e == nil {
+		if len(l.keys) >= limiterPruneAt {
+			for k, old := range l.keys {
+				if now.Sub(old.logged) >= l.interval {
+					delete(l.keys, k)
+				}
+			}
+		}
+		e = &limiterEntry{}
+		l.keys[key] = e
+	}
+	held = e.held
+	e.logged, e.held = now, 0
+	return true, held
+}
+
+// refusalKey names a client's refusal kind: its host (not its port,
+// which changes with every reconnection), the API and the version.
+func refusalKey(remote string, apiKey, version int16) string {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	return host + "/" + strconv.Itoa(int(apiKey)) + "/" + strconv.Itoa(int(version))
+}

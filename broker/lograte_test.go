@@ -1,0 +1,87 @@
+package broker
+
+import (
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/gregor-log/gregor/broker/wire"
+)
+
+func TestLogLimiter(t *testing.T) {
+	l := newLogLimiter(10 * time.Second)
+	t0 := time.Unix(1_700_000_000, 0)
+	step := func(key string, at time.Duration, wantOK bool, wantHeld int) {
+		t.Helper()
+		if ok, held := l.allow(key, t0.Add(at)); ok != wantOK || held != wantHeld {
+			t.Fatalf("%s at %v: %v %d, want %v %d", key, at, ok, held, wantOK, wantHeld)
+		}
+	}
+	step("a", 0, true, 0)
+	for i := range 25 {
+		step("a", time.Duration(i)*400*time.Millisecond, false, 0)
+	}
+	step("b", time.Second, true, 0) // another key is not held back
+	step("a", 10*time.Second, true, 25)
+	step("a", 19*time.Second, false, 0)
+	step("a", 40*time.Second, true, 1)
+
+	// Many keys: idle ones are pruned once there are enough of them,
+	// recent ones kept.
+	for i := range limiterPruneAt {
+		l.allow(fmt.Sprint("k", i), t0.Add(45*time.Second)) // prunes b, keeps a
+	}
+	if _, ok := l.keys["b"]; ok || l.keys["a"] == nil {
+		t.Fatalf("after pruning at 45 s: b kept or a gone")
+	}
+	step("a", 46*time.Second, false, 0)
+	step("fresh", 61*time.Second, true, 0) // prunes every other key
+	if n := len(l.keys); n != 1 {
+		t.Fatalf("%d keys kept after pruning, want only fresh", n)
+	}
+	step("a", 61*time.Second, true, 0) // pruned: its held count went with it
+
+	if got := refusalKey("10.1.2.3:51234", 1, 2); got != "10.1.2.3/1/2" {
+		t.Errorf("refusalKey = %q", got)
+	}
+	if got := refusalKey("[::1]:9", 2, 0); got != "::1/2/0" {
+		t.Errorf("refusalKey = %q", got)
+	}
+}
+
+// TestRefusalsLoggedOncePerInterval: a client that reconnects again and
+// again with a request version gregor does not serve (Fetch v2, as Burrow
+// with an old kafka-version sends) is refused every time, and logged once.
+func TestRefusalsLoggedOncePerInterval(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	b := startBrokerLogged(t, nil, "", nil, zap.New(core))
+	clientID := "old"
+	req := fetchRequest("t", 0, 0, 0)
+	req.Version = 2
+	frame := wire.AppendRequest(nil, req, 1, &clientID)
+	for range 20 {
+		c, err := net.DialTimeout("tcp", b.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write(frame); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil {
+			t.Fatalf("Fetch v2 answered (%d bytes, %v), want the connection closed", n, err)
+		}
+		c.Close()
+	}
+	lines := logs.FilterMessageSnippet("closing connection").All()
+	if len(lines) != 1 {
+		t.Fatalf("%d refusal lines for 20 refusals, want 1: %v", len(lines), lines)
+	}
+	if f := lines[0].ContextMap(); f["api_key"] != int16(1) || f["api_version"] != int16(2) {
+		t.Errorf("refusal logged as %v", f)
+	}
+}
