@@ -3,14 +3,12 @@ package broker
 // ApiVersions (key 18), versions 0-3.
 //
 // Advertises exactly the APIs registered by the api_*.go files, with the
-// version ranges their handlers implement, with one exception that Kafka
-// 4.0 makes too (KAFKA-18659): Produce is advertised from v0 although only
-// v3 and later are served (an older request closes the connection, as any
-// unsupported version does). librdkafka before 2.10 decides whether the
-// broker supports gzip, snappy and lz4 by whether it speaks Produce v0,
-// and otherwise silently sends such batches uncompressed. Clients pick the
-// highest version both sides speak, so none sends v0-v2 to a broker that
-// speaks v9. A request at a version this
+// version ranges their handlers implement. (Produce must be advertised
+// from v0 in any case: librdkafka before 2.10 decides whether the broker
+// supports gzip, snappy and lz4 by whether it speaks Produce v0, and
+// otherwise silently sends such batches uncompressed; Kafka 4.0, which
+// serves v3 and later only, advertises v0 anyway, KAFKA-18659.) A request
+// at a version this
 // broker does not support is answered at version 0 with UNSUPPORTED_VERSION
 // and the full table, so the client can retry at a version we speak
 // (KIP-511).
@@ -36,9 +34,6 @@ func (b *Broker) apiVersionsResponse() *kmsg.ApiVersionsResponse {
 		k.ApiKey = int16(s.key)
 		k.MinVersion = s.min
 		k.MaxVersion = s.max
-		if s.key == kmsg.Produce {
-			k.MinVersion = 0 // see above
-		}
 		resp.ApiKeys = append(resp.ApiKeys, k)
 	}
 	return resp

@@ -1,6 +1,6 @@
 package broker
 
-// Produce (key 0), versions 3-9.
+// Produce (key 0), versions 0-9.
 //
 // acks=all produce to a partition whose ISR is smaller than the topic's
 // min.insync.replicas is refused with NOT_ENOUGH_REPLICAS before anything
@@ -8,8 +8,12 @@ package broker
 // (after the responses queued before it), as Kafka does, so the client
 // notices and refreshes its metadata.
 //
-// Only v2 record batches (magic 2) are accepted, which is why versions 0-2
-// (message sets) are not offered. Every batch of a partition is validated
+// Versions 3-9 carry v2 record batches (magic 2). Versions 0-2 carry
+// message sets (magic 0 and 1), which are converted into one v2 batch per
+// partition first, as Kafka 3 up-converts them (record.FromMessageSet):
+// Kafka 4 no longer takes them, but producers such as lua-resty-kafka and
+// sarama configured for Kafka before 0.11 still send nothing else. Every
+// batch of a partition is validated
 // (length, magic, CRC-32C, codec, record count) before any is appended;
 // compressed batches are stored as sent, never recompressed. Idempotent
 // producers (producer id >= 0) get per-partition sequence checking: a
@@ -34,12 +38,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
+	"github.com/gregor-log/gregor/broker/record"
 	"github.com/gregor-log/gregor/broker/storage"
 	"github.com/gregor-log/gregor/broker/wire"
 )
 
 func init() {
-	register(kmsg.Produce, 3, 9, func(b *Broker, c *conn, hdr wire.RequestHeader, req kmsg.Request, p *pending) {
+	register(kmsg.Produce, 0, 9, func(b *Broker, c *conn, hdr wire.RequestHeader, req kmsg.Request, p *pending) {
 		start := time.Now()
 		r := req.(*kmsg.ProduceRequest)
 		resp := b.handleProduce(r, &c.stream)
@@ -199,6 +204,9 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest, stream *produceStream) 
 			case reqErr != 0:
 				sp = newProducePartitionResponse(rp.Partition)
 				sp.ErrorCode = reqErr
+			case req.Version < 3:
+				sp = newProducePartitionResponse(rp.Partition)
+				b.produceMessageSet(rt.Topic, req.Acks, rp, &sp)
 			default:
 				sp = newProducePartitionResponse(rp.Partition)
 				b.producePartition(rt.Topic, req.Acks, rp, &sp, false)
@@ -211,6 +219,24 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest, stream *produceStream) 
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp
+}
+
+// produceMessageSet appends a Produce v0-v2 partition: its message set
+// converted into a v2 batch. A set that does not convert is
+// CORRUPT_MESSAGE, with the reason.
+func (b *Broker) produceMessageSet(topic string, acks int16, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) {
+	if len(rp.Records) > 0 {
+		batch, err := record.FromMessageSet(rp.Records)
+		if err != nil {
+			sp.ErrorCode = kerr.CorruptMessage.Code
+			sp.ErrorMessage = kmsg.StringPtr(err.Error())
+			return
+		}
+		converted := *rp
+		converted.Records = batch
+		rp = &converted
+	}
+	b.producePartition(topic, acks, rp, sp, false)
 }
 
 func (b *Broker) producePartition(topic string, acks int16, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition, crcChecked bool) {

@@ -3,7 +3,9 @@ package broker
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"testing"
@@ -640,6 +642,82 @@ func TestListOffsetsV0(t *testing.T) {
 		got, code := listV0(tc.ts, tc.max)
 		if code != 0 || fmt.Sprint(got) != fmt.Sprint(tc.want) {
 			t.Errorf("after DeleteRecords: ListOffsets v0 (%d, max %d) = %v (error %d), want %v", tc.ts, tc.max, got, code, tc.want)
+		}
+	}
+}
+
+// TestProduceMessageSets: Produce v0-v2 requests carry message sets, which
+// are converted into v2 batches (record.FromMessageSet, tested there); a
+// set that does not convert is CORRUPT_MESSAGE with the reason, and
+// nothing of it is appended, while the request's other partitions are.
+func TestProduceMessageSets(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "ms", 2, nil)
+	c, err := net.DialTimeout("tcp", b.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// One magic 1 message: value "hello", timestamp 1000.
+	msg := []byte{1, 0, 0, 0, 0, 0, 0, 0, 0x03, 0xe8, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 5, 'h', 'e', 'l', 'l', 'o'}
+	set := binary.BigEndian.AppendUint64(nil, 0)
+	set = binary.BigEndian.AppendUint32(set, uint32(4+len(msg)))
+	set = binary.BigEndian.AppendUint32(set, crc32.ChecksumIEEE(msg))
+	set = append(set, msg...)
+	bad := bytes.Clone(set)
+	bad[len(bad)-1] ^= 1
+	clientID := "v1"
+	for version := int16(0); version <= 2; version++ {
+		req := kmsg.NewPtrProduceRequest()
+		req.Version = version
+		req.Acks = -1
+		req.TimeoutMillis = 5000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "ms"
+		for p, records := range [][]byte{set, bad} {
+			rp := kmsg.NewProduceRequestTopicPartition()
+			rp.Partition, rp.Records = int32(p), records
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+		if _, err := c.Write(wire.AppendRequest(nil, req, int32(version), &clientID)); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		body, err := wire.ReadFrame(c, nil, 1<<20)
+		if err != nil {
+			t.Fatalf("Produce v%d: %v", version, err)
+		}
+		resp := kmsg.NewPtrProduceResponse()
+		resp.Version = version
+		if err := resp.ReadFrom(body[4:]); err != nil {
+			t.Fatal(err)
+		}
+		good, corrupt := resp.Topics[0].Partitions[0], resp.Topics[0].Partitions[1]
+		if good.ErrorCode != 0 || good.BaseOffset != int64(version) {
+			t.Errorf("Produce v%d: good set: error %d offset %d, want 0 and %d", version, good.ErrorCode, good.BaseOffset, version)
+		}
+		if corrupt.ErrorCode != kerr.CorruptMessage.Code {
+			t.Errorf("Produce v%d: bad CRC: error %d, want CORRUPT_MESSAGE", version, corrupt.ErrorCode)
+		}
+	}
+	if end, code := listOffset(t, cl, "ms", 1, -1); code != 0 || end != 0 {
+		t.Fatalf("partition with the bad sets: end %d (error %d), want 0", end, code)
+	}
+	consumer := newClientAt(t, cl, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"ms": {0: kgo.NewOffset().AtStart()}}))
+	var recs []*kgo.Record
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for len(recs) < 3 && ctx.Err() == nil {
+		consumer.PollFetches(ctx).EachRecord(func(r *kgo.Record) { recs = append(recs, r) })
+	}
+	if len(recs) != 3 {
+		t.Fatalf("%d records read back, want 3", len(recs))
+	}
+	for i, r := range recs {
+		if string(r.Value) != "hello" || r.Timestamp.UnixMilli() != 1000 || r.Key != nil {
+			t.Errorf("record %d: key %q value %q timestamp %d", i, r.Key, r.Value, r.Timestamp.UnixMilli())
 		}
 	}
 }

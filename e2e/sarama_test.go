@@ -120,3 +120,94 @@ func TestSaramaProduceConsume(t *testing.T) {
 		})
 	}
 }
+
+// TestSaramaOldProduceVersions produces with sarama configured for Kafka
+// 0.8.2 (Produce v0, message format v0: no timestamps) and 0.10.0 (Produce
+// v2, message format v1), plain and compressed, in batches of several
+// messages: gregor converts each message set into a v2 batch, and a
+// current client reads back every key and value, null kept apart from
+// empty, with the producer's timestamps (none, -1, for format v0).
+func TestSaramaOldProduceVersions(t *testing.T) {
+	t.Parallel()
+	b := StartBroker(t)
+	admin := b.Client()
+	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	for _, tc := range []struct {
+		version sarama.KafkaVersion
+		codec   sarama.CompressionCodec
+	}{
+		{sarama.V0_8_2_0, sarama.CompressionNone},
+		{sarama.V0_8_2_0, sarama.CompressionGZIP},
+		{sarama.V0_8_2_0, sarama.CompressionSnappy},
+		{sarama.V0_10_0_0, sarama.CompressionNone},
+		{sarama.V0_10_0_0, sarama.CompressionGZIP},
+		{sarama.V0_10_0_0, sarama.CompressionSnappy},
+		{sarama.V0_10_0_0, sarama.CompressionLZ4},
+	} {
+		name := fmt.Sprintf("%s-%s", tc.version, tc.codec)
+		t.Run(name, func(t *testing.T) {
+			topic := "sarama-old-" + name
+			createTopic(t, admin, topic, 1, nil)
+			cfg := saramaConfig(false)
+			cfg.Version = tc.version
+			cfg.Producer.Compression = tc.codec
+			cfg.Producer.Flush.Messages = 50 // several messages per set
+			cfg.Producer.Flush.Frequency = 20 * time.Millisecond
+			producer, err := sarama.NewSyncProducer([]string{b.Addr}, cfg)
+			if err != nil {
+				t.Fatalf("sarama producer: %v", err)
+			}
+			defer producer.Close()
+			var msgs []*sarama.ProducerMessage
+			for i := range 400 {
+				m := &sarama.ProducerMessage{Topic: topic, Partition: 0,
+					Value: sarama.StringEncoder(fmt.Sprintf("%s-%d", name, i)), Timestamp: base.Add(time.Duration(i) * time.Millisecond)}
+				switch i % 4 {
+				case 1:
+					m.Key = sarama.StringEncoder(fmt.Sprint("key-", i))
+				case 2:
+					m.Key = sarama.ByteEncoder{} // empty, not null
+				case 3:
+					m.Value = nil // null value
+				}
+				msgs = append(msgs, m)
+			}
+			if err := producer.SendMessages(msgs); err != nil {
+				t.Fatalf("send: %v", err)
+			}
+			recs := consumePartition(t, b.Addr, topic, 0, 0, len(msgs), 30*time.Second)
+			for i, r := range recs {
+				m := msgs[i]
+				wantKey, wantValue := encoded(m.Key), encoded(m.Value)
+				if r.Offset != int64(i) || (r.Key == nil) != (wantKey == nil) || string(r.Key) != string(wantKey) ||
+					(r.Value == nil) != (wantValue == nil) || string(r.Value) != string(wantValue) {
+					t.Fatalf("offset %d: key %q (null %v) value %q (null %v); want offset %d key %q (null %v) value %q (null %v)",
+						r.Offset, r.Key, r.Key == nil, r.Value, r.Value == nil, i, wantKey, wantKey == nil, wantValue, wantValue == nil)
+				}
+				wantTs := m.Timestamp.UnixMilli()
+				if tc.version == sarama.V0_8_2_0 {
+					wantTs = -1
+				}
+				if got := r.Timestamp.UnixMilli(); got != wantTs {
+					t.Fatalf("offset %d: timestamp %d, want %d", r.Offset, got, wantTs)
+				}
+			}
+			if n := len(rawFetch(t, admin, topic, 0, 0).Batches); n >= len(msgs) {
+				t.Errorf("%d batches for %d messages: sets of one message each", n, len(msgs))
+			}
+		})
+	}
+	checkHealthy(t, b)
+}
+
+// encoded is what sarama sends for an encoder: nil for none.
+func encoded(e sarama.Encoder) []byte {
+	if e == nil {
+		return nil
+	}
+	b, _ := e.Encode()
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}

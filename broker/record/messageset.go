@@ -1,0 +1,163 @@
+package record
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+)
+
+// Message sets are the record format of Kafka before 0.11 (magic 0 and 1),
+// which Produce v0-v2 carry. Each message is
+//
+//	offset    int64   ignored (assigned by the broker)
+//	size      int32   bytes that follow
+//	crc       uint32  CRC-32 (IEEE) of the rest of the message
+//	magic     int8    0 or 1
+//	attributes int8   bits 0-2: codec (0 none, 1 gzip, 2 snappy, 3 lz4);
+//	                  bit 3 (magic 1): LogAppendTime, which is the
+//	                  broker's to apply (a topic setting), so ignored
+//	timestamp int64   magic 1 only
+//	key       int32 length (-1 null) and bytes
+//	value     int32 length (-1 null) and bytes
+//
+// A compressed message ("wrapper") holds in its value a compressed message
+// set of uncompressed inner messages.
+
+// Message-set framing sizes.
+const (
+	msgSetLogOverhead = 12 // offset and size
+	msgHeaderV0       = 4 + 1 + 1 + 4 + 4
+	msgHeaderV1       = msgHeaderV0 + 8
+)
+
+// FromMessageSet converts a message set, as a Produce v0-v2 request
+// carries it, into one v2 record batch holding its messages in order, as
+// Kafka up-converts them: keys and values (null kept apart from empty),
+// magic 1 timestamps, and -1 (none) for magic 0 messages, as Kafka gives
+// them (retention then ages such records by the segment file's time).
+// A set with compressed messages becomes a batch compressed with the
+// codec of the first of them. Every message's CRC, magic, attributes and
+// framing are checked, nested compression is refused, and decompression is
+// bounded as for batches (DecompressLimit); errors are *CorruptionError.
+func FromMessageSet(set []byte) ([]byte, error) {
+	b := NewBuilder()
+	codec := CodecNone
+	n, err := readMessages(set, false, func(key, value []byte, ts int64, c Codec) error {
+		if c != CodecNone {
+			if codec == CodecNone {
+				codec = c
+			}
+			return nil
+		}
+		b.Add(key, value, nil, ts)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 || b.NumRecords() == 0 {
+		return nil, &CorruptionError{Reason: "message set holds no message", Err: ErrInvalidRecord}
+	}
+	if codec != CodecNone {
+		if err := b.SetCodec(codec); err != nil {
+			return nil, err
+		}
+	}
+	return b.Build(), nil
+}
+
+// readMessages walks a message set, calling fn for each message; a
+// compressed message's inner messages are passed to fn first (with
+// CodecNone), then the wrapper itself with its codec and no key or value.
+// inner says the set is a wrapper's value, where compression is refused.
+// It returns the number of messages at this level.
+func readMessages(set []byte, inner bool, fn func(key, value []byte, ts int64, c Codec) error) (int, error) {
+	n := 0
+	for p := 0; p < len(set); n++ {
+		if len(set)-p < msgSetLogOverhead {
+			return n, &CorruptionError{Reason: fmt.Sprintf("message %d: %d bytes left for its offset and size", n, len(set)-p), Err: ErrCorrupt}
+		}
+		size := int(int32(binary.BigEndian.Uint32(set[p+8:])))
+		p += msgSetLogOverhead
+		if size < msgHeaderV0 || size > len(set)-p {
+			return n, &CorruptionError{Reason: fmt.Sprintf("message %d: size %d with %d bytes left", n, size, len(set)-p), Err: ErrCorrupt}
+		}
+		msg := set[p : p+size]
+		p += size
+		if crc := binary.BigEndian.Uint32(msg); crc != crc32.ChecksumIEEE(msg[4:]) {
+			return n, &CorruptionError{Reason: fmt.Sprintf("message %d: CRC mismatch", n), Err: ErrCorrupt}
+		}
+		magic, attrs := int8(msg[4]), msg[5]
+		q := 6
+		ts := int64(-1)
+		switch magic {
+		case 0:
+		case 1:
+			if len(msg) < msgHeaderV1 {
+				return n, &CorruptionError{Reason: fmt.Sprintf("message %d: %d bytes for a magic 1 message", n, len(msg)), Err: ErrCorrupt}
+			}
+			ts = int64(binary.BigEndian.Uint64(msg[q:]))
+			q += 8
+		default:
+			return n, &CorruptionError{Reason: fmt.Sprintf("message %d: magic %d in a message set", n, magic), Err: ErrCorrupt}
+		}
+		if attrs&^0x0f != 0 {
+			return n, &CorruptionError{Reason: fmt.Sprintf("message %d: attributes %#x", n, attrs), Err: ErrCorrupt}
+		}
+		key, q, ok := messageBytes(msg, q)
+		if !ok {
+			return n, &CorruptionError{Reason: fmt.Sprintf("message %d: bad key", n), Err: ErrCorrupt}
+		}
+		value, q, ok := messageBytes(msg, q)
+		if !ok || q != len(msg) {
+			return n, &CorruptionError{Reason: fmt.Sprintf("message %d: bad value", n), Err: ErrCorrupt}
+		}
+		c := Codec(attrs & 0x07)
+		if c == CodecNone {
+			if err := fn(key, value, ts, CodecNone); err != nil {
+				return n, err
+			}
+			continue
+		}
+		if inner || c > CodecLZ4 {
+			return n, &CorruptionError{Reason: fmt.Sprintf("message %d: codec %d inside a compressed message set", n, c), Err: ErrCorrupt}
+		}
+		buf := getBuf()
+		out, err := decompressAppend(c, (*buf)[:0], value, DecompressLimit(len(value)))
+		if err == nil {
+			var m int
+			m, err = readMessages(out, true, fn)
+			if err == nil && m == 0 {
+				err = &CorruptionError{Reason: fmt.Sprintf("message %d: empty compressed message set", n), Err: ErrCorrupt}
+			}
+		}
+		if out != nil {
+			*buf = out[:0]
+		}
+		putBuf(buf)
+		if err != nil {
+			return n, err
+		}
+		if err := fn(nil, nil, ts, c); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// messageBytes reads the int32-length-prefixed bytes at msg[q:]: nil for
+// length -1.
+func messageBytes(msg []byte, q int) ([]byte, int, bool) {
+	if len(msg)-q < 4 {
+		return nil, q, false
+	}
+	l := int(int32(binary.BigEndian.Uint32(msg[q:])))
+	q += 4
+	switch {
+	case l == -1:
+		return nil, q, true
+	case l < -1 || l > len(msg)-q:
+		return nil, q, false
+	}
+	return msg[q : q+l : q+l], q + l, true
+}
