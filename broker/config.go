@@ -26,6 +26,18 @@ type Config struct {
 	// Props are Kafka broker properties (log.retention.ms, ...). Topic
 	// config defaults come from here; see KnownProps.
 	Props map[string]string
+
+	// writeTimeout overrides the const of that name (tests).
+	writeTimeout time.Duration
+}
+
+// writeTimeoutOrDefault is how long a response write may go without
+// progress: writeTimeout unless a test set another.
+func (c *Config) writeTimeoutOrDefault() time.Duration {
+	if c.writeTimeout > 0 {
+		return c.writeTimeout
+	}
+	return writeTimeout
 }
 
 // DefaultConfig returns the configuration of a broker started with no flags.

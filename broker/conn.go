@@ -26,9 +26,10 @@ var syscallEMFILE = syscall.EMFILE
 // per request.
 const maxReusedFrame = 16 << 20
 
-// writeTimeout bounds how long one response may take to write; a client
-// that stops reading is disconnected, which also releases the segments its
-// pending fetch responses hold.
+// writeTimeout bounds how long a response write may go without progress
+// (the deadline is extended after every sendPiece of a chunk sent): a
+// client that stops reading is disconnected, which also releases the
+// segments its pending fetch responses hold.
 const writeTimeout = 2 * time.Minute
 
 // conn is one client connection. Its reader goroutine reads and decodes
@@ -90,7 +91,9 @@ func (c *conn) arm(last *time.Duration, timeout time.Duration, set func(time.Tim
 }
 
 // armWrite extends the write deadline before bw's owner writes or flushes.
-func (c *conn) armWrite() { c.arm(&c.writeArmed, writeTimeout, c.nc.SetWriteDeadline) }
+func (c *conn) armWrite() {
+	c.arm(&c.writeArmed, c.b.cfg.writeTimeoutOrDefault(), c.nc.SetWriteDeadline)
+}
 
 // pending is a response slot. The handler fills out and closes done.
 type pending struct {
@@ -147,7 +150,12 @@ func (c *conn) serve() {
 		defer close(writerDone)
 		c.writeLoop()
 	}()
-	c.readLoop()
+	if c.readLoop() {
+		// The client is gone: nobody will read what is queued, so long
+		// polls must not hold the connection (and their goroutines)
+		// until their wait is up. Kafka closes at once too.
+		c.once.Do(func() { close(c.closing) })
+	}
 	close(c.queue)
 	<-writerDone
 	c.once.Do(func() { close(c.closing) })
@@ -156,7 +164,11 @@ func (c *conn) serve() {
 	c.nc.Close()
 }
 
-func (c *conn) readLoop() {
+// readLoop reads and dispatches requests until the connection is to close.
+// It reports whether it stopped because the client went away (or fell
+// silent past connections.max.idle.ms) rather than for the broker's own
+// reasons (a shutdown, a request that closes the connection).
+func (c *conn) readLoop() (clientGone bool) {
 	// A small buffer: frames larger than what it holds are read straight
 	// into their own buffer by bufio, sparing a copy of produce data.
 	br := bufio.NewReaderSize(c.nc, 8<<10)
@@ -168,15 +180,18 @@ func (c *conn) readLoop() {
 			c.arm(&c.readArmed, idle, c.nc.SetReadDeadline)
 		}
 		if br.Buffered() == 0 && !c.flushInline() {
-			return
+			return false
 		}
 		c.stream.reset()
 		frame, err := wire.ReadFrameScanning(br, buf, maxSize, &c.scan)
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !isClosedErr(err) {
+			switch {
+			case errors.Is(err, osErrDeadline) && idle > 0:
+				c.b.log.Debug("closing idle connection", zap.String("remote", c.remote), zap.Duration("connections.max.idle.ms", idle))
+			case !errors.Is(err, io.EOF) && !isClosedErr(err):
 				c.b.log.Info("closing connection", zap.String("remote", c.remote), zap.Error(err))
 			}
-			return
+			return c.b.ctx.Err() == nil // a shutdown stops readers by closing their reading side
 		}
 		c.b.metrics.bytesIn.Add(float64(len(frame) + 4))
 		hdr, body, err := wire.ParseHeader(frame)
@@ -252,7 +267,7 @@ func (c *conn) send(p *pending) bool {
 			p.out.chunks[i].Release()
 		}
 		if err != nil {
-			c.failWrite()
+			c.failWrite(err)
 			return false
 		}
 		return true
@@ -282,14 +297,20 @@ func (c *conn) flushInline() bool {
 	}
 	c.armWrite()
 	if err := c.bw.Flush(); err != nil {
-		c.failWrite()
+		c.failWrite(err)
 		return false
 	}
 	return true
 }
 
-// failWrite tears the connection down after a failed write.
-func (c *conn) failWrite() {
+// failWrite tears the connection down after a failed write (err nil: the
+// connection is closed on purpose). A client that read nothing of a
+// response for writeTimeout is logged; one that went away is not.
+func (c *conn) failWrite(err error) {
+	if errors.Is(err, osErrDeadline) {
+		c.b.log.Info("closing connection: the client read nothing of a response within the write timeout",
+			zap.String("remote", c.remote), zap.Duration("write_timeout", c.b.cfg.writeTimeoutOrDefault()))
+	}
 	c.once.Do(func() { close(c.closing) })
 	c.nc.Close()
 }
@@ -319,9 +340,9 @@ func (c *conn) finishNone(p *pending) {
 func (c *conn) writeLoop() {
 	bw := c.bw
 	failed := false
-	fail := func() {
+	fail := func(err error) {
 		failed = true
-		c.failWrite() // also unblocks the reader
+		c.failWrite(err) // also unblocks the reader
 	}
 	flush := func() {
 		if failed || bw.Buffered() == 0 {
@@ -329,7 +350,7 @@ func (c *conn) writeLoop() {
 		}
 		c.armWrite()
 		if err := bw.Flush(); err != nil {
-			fail()
+			fail(err)
 		}
 	}
 	for p := range c.queue {
@@ -350,7 +371,7 @@ func (c *conn) writeLoop() {
 		if !failed && !p.out.none {
 			c.armWrite()
 			if err := c.writeOut(bw, &p.out); err != nil {
-				fail()
+				fail(err)
 			}
 		}
 		for i := range p.out.chunks {
@@ -361,7 +382,7 @@ func (c *conn) writeLoop() {
 			// so the client notices and refreshes its metadata.
 			flush()
 			if !failed {
-				fail()
+				fail(nil)
 			}
 		}
 		if len(c.queue) == 0 {
@@ -390,7 +411,7 @@ func (c *conn) writeOut(bw *bufio.Writer, out *outbound) error {
 			if err := bw.Flush(); err != nil {
 				return err
 			}
-			if err := sendChunk(c.nc, part.chunk); err != nil {
+			if err := sendChunk(c.nc, part.chunk, c.armWrite); err != nil {
 				return err
 			}
 		}

@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"bytes"
 	"encoding/binary"
+	"io"
 	"math/rand/v2"
 	"net"
 	"testing"
@@ -158,4 +160,126 @@ func TestIdleConnectionsClosed(t *testing.T) {
 	if took < idle-idle/8 || took > idle+idle/8+time.Second {
 		t.Fatalf("idle connection closed after %v, want about %v", took, idle)
 	}
+}
+
+// TestLongPollReleasedWhenClientLeaves: a client that sends long-polling
+// fetches and goes away gets its connection, and the goroutines of its
+// polls, released at once, not when the polls' wait is up; a pipelined
+// request after a long poll is dropped with it. (Before, the connection
+// stayed in CLOSE-WAIT for up to the 5 minutes a poll may wait.)
+func TestLongPollReleasedWhenClientLeaves(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "empty", 1, nil)
+	cl.Close()
+	conns := func() int {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.mu.conns)
+	}
+	clientID := "leaver"
+	for i := range 5 {
+		c, err := net.DialTimeout("tcp", b.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := fetchRequest("empty", 0, 0, 120_000)
+		req.Version = 11
+		frames := wire.AppendRequest(nil, req, 1, &clientID)
+		if i%2 == 1 {
+			frames = wire.AppendRequest(frames, kmsg.NewPtrMetadataRequest(), 2, &clientID)
+		}
+		if _, err := c.Write(frames); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(30 * time.Millisecond) // the poll is waiting
+		c.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for conns() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := conns(); n > 0 {
+		t.Fatalf("%d connections still open 5 s after their clients left mid long poll", n)
+	}
+}
+
+// TestSlowReaderKeepsResponse: the write timeout cuts off a client that
+// reads nothing of a response, not one that reads a large response
+// slowly but steadily (the deadline is extended after every sendPiece
+// sent). Run with a 400 ms timeout over a 7.5 MB fetch response, each
+// client's receive buffer kept small so the kernel cannot hold the
+// response for it.
+func TestSlowReaderKeepsResponse(t *testing.T) {
+	const timeout = 400 * time.Millisecond
+	b := startBroker(t, nil, "", func(cfg *Config) { cfg.writeTimeout = timeout })
+	cl := newClient(t, b)
+	createTopic(t, cl, "big", 1, map[string]string{"max.message.bytes": "2000000"})
+	value := bytes.Repeat([]byte("slow reader "), 1<<17) // 1.5 MB
+	for range 5 {
+		rb := record.NewBuilder()
+		rb.Add(nil, value, nil, time.Now().UnixMilli())
+		if p := rawProduce(t, cl, "big", 0, rb.Build()); p.ErrorCode != 0 {
+			t.Fatalf("produce: error %d", p.ErrorCode)
+		}
+	}
+	clientID := "slow"
+	fetch := func(rcvbuf int) net.Conn {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", b.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.(*net.TCPConn).SetReadBuffer(rcvbuf)
+		req := fetchRequest("big", 0, 0, 0)
+		req.Version = 11
+		req.MaxBytes, req.Topics[0].Partitions[0].PartitionMaxBytes = 32<<20, 32<<20
+		if _, err := c.Write(wire.AppendRequest(nil, req, 1, &clientID)); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+
+	// Steady: 256 KiB, then a 30 ms pause (up to 8 MB/s), 7.5 MB in
+	// several times the timeout; each sendPiece goes in well under it.
+	slow := fetch(512 << 10)
+	defer slow.Close()
+	var got int
+	buf := make([]byte, 256<<10)
+	start := time.Now()
+	var want int
+	for {
+		_ = slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+		chunk := buf
+		if want > 0 {
+			chunk = buf[:min(len(buf), want-got)]
+		}
+		n, err := io.ReadFull(slow, chunk)
+		got += n
+		if want == 0 && got >= 4 {
+			want = 4 + int(binary.BigEndian.Uint32(buf))
+		}
+		if got >= want && want > 0 {
+			break
+		}
+		if err != nil {
+			t.Fatalf("steady slow reader cut off after %d of %d bytes, %v: %v", got, want, time.Since(start), err)
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	steady := time.Since(start)
+	if want < 7<<20 || steady < 2*timeout {
+		t.Fatalf("read %d bytes in %v: not a large, slow response", want, time.Since(start))
+	}
+
+	// Stalled: reads nothing; closed after the timeout.
+	stalled := fetch(64 << 10)
+	defer stalled.Close()
+	time.Sleep(2*timeout + timeout/4 + 500*time.Millisecond)
+	_ = stalled.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := io.Copy(io.Discard, stalled)
+	if err == nil && n >= int64(want) {
+		t.Fatalf("stalled reader got the whole response (%d bytes)", n)
+	}
+	t.Logf("stalled reader: %d bytes, then %v; steady read took %v", n, err, steady)
 }

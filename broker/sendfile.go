@@ -15,18 +15,33 @@ import (
 
 var osErrDeadline = os.ErrDeadlineExceeded
 
+// sendPiece is how much of a chunk sendfile sends between calls to its
+// progress function, which extends the write deadline: a client that
+// keeps reading, however slowly, is not cut off in the middle of a large
+// response, while one that stops is, after the write timeout.
+const sendPiece = 1 << 20
+
 // sendChunk writes a file region to the connection. On Linux with an OS
 // file and a TCP connection it uses sendfile(2) with an explicit offset, so
 // the bytes go from the page cache to the socket without entering user
-// space and concurrent readers of one file do not share a file position.
-// Otherwise it copies through a buffer.
-func sendChunk(nc net.Conn, ch *storage.Chunk) error {
+// space and concurrent readers of one file do not share a file position;
+// progress is called after every sendPiece bytes. Otherwise it copies
+// through a buffer.
+func sendChunk(nc net.Conn, ch *storage.Chunk, progress func()) error {
 	if ch.Size == 0 {
 		return nil
 	}
 	if fder, ok := ch.File.(vfs.Fder); ok {
 		if tc, ok := nc.(*net.TCPConn); ok {
-			return sendfile(tc, int(fder.Fd()), ch.Pos, ch.Size)
+			for pos, end := ch.Pos, ch.Pos+ch.Size; pos < end; pos += sendPiece {
+				if pos > ch.Pos {
+					progress()
+				}
+				if err := sendfile(tc, int(fder.Fd()), pos, min(sendPiece, end-pos)); err != nil {
+					return err
+				}
+			}
+			return nil
 		}
 	}
 	n, err := io.Copy(nc, io.NewSectionReader(ch.File, ch.Pos, ch.Size))
