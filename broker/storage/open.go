@@ -284,6 +284,12 @@ func (l *Log) open() error {
 	// timestamp, capped at now); an empty segment starts counting at its
 	// first append.
 	active := segs[len(segs)-1]
+	// Verified segments before the active one are closed: their time
+	// indexes get the final entry a roll gives (the recovery scan added
+	// entries as appends do), before the next flush writes their files.
+	for _, s := range segs[min(scanFrom, len(segs)-1) : len(segs)-1] {
+		s.sealTimeIndex()
+	}
 	if _, size := active.end(); size > 0 {
 		l.trimPreallocatedAtOpen(active, size)
 		active.rollBase = min(max(rs.firstTs, 1), rs.now)
