@@ -61,6 +61,27 @@ func timedBatches(t *testing.T, l *Log, t0 int64, n int) {
 	l.SetHighWatermark(l.LogEndOffset())
 }
 
+// checkTimedIndexesFromFiles checks a log of n timedBatches from
+// 1_700_000_000_000: ListOffsets by each batch's timestamp finds it, and
+// every closed segment's index was loaded from its files, not rebuilt.
+func checkTimedIndexesFromFiles(t *testing.T, l *Log, n int64) {
+	t.Helper()
+	for i := range n {
+		if off, _, err := l.OffsetForTimestamp(1_700_000_000_000 + 10*i); err != nil || off != 2*i {
+			t.Fatalf("offset for batch %d's timestamp: %d (%v)", i, off, err)
+		}
+	}
+	segs := l.segments()
+	for _, s := range segs[:len(segs)-1] {
+		s.idx.mu.RLock()
+		fromFile := s.idx.fromFile
+		s.idx.mu.RUnlock()
+		if !fromFile {
+			t.Errorf("segment %d: index rebuilt, not loaded from its files", s.base)
+		}
+	}
+}
+
 // TestDamagedIndexFilesAreNotTrusted damages the index files of a closed
 // segment below the recovery point in ways that the old load-time checks
 // let through (whole entries cut off, entries zeroed, entries naming the
@@ -227,21 +248,8 @@ func TestUndamagedIndexFilesAreUsed(t *testing.T) {
 			logs, obs := observed()
 			l = openLog(t, fsys, dir, cfg, logs)
 			defer l.Close()
-			for i := range int64(120) {
-				if off, _, err := l.OffsetForTimestamp(1_700_000_000_000 + 10*i); err != nil || off != 2*i {
-					t.Fatalf("offset for batch %d's timestamp: %d (%v)", i, off, err)
-				}
-			}
+			checkTimedIndexesFromFiles(t, l, 120)
 			checkSequential(t, readAll(t, l, 0), 0)
-			segs := l.segments()
-			for _, s := range segs[:len(segs)-1] {
-				s.idx.mu.RLock()
-				fromFile := s.idx.fromFile
-				s.idx.mu.RUnlock()
-				if !fromFile {
-					t.Errorf("segment %d: index rebuilt, not loaded from its files", s.base)
-				}
-			}
 			if n := obs.FilterLevelExact(zapcore.WarnLevel).Len() + obs.FilterLevelExact(zapcore.ErrorLevel).Len(); n != 0 {
 				t.Fatalf("%d warnings and errors for an undamaged log: %v", n, obs.All())
 			}
@@ -333,23 +341,10 @@ func TestRecoveredIndexFilesAreUsed(t *testing.T) {
 	logs, obs := observed()
 	l = openLog(t, fsys, dir, cfg, logs)
 	defer l.Close()
-	for i := range int64(120) {
-		if off, _, err := l.OffsetForTimestamp(1_700_000_000_000 + 10*i); err != nil || off != 2*i {
-			t.Fatalf("offset for batch %d's timestamp: %d (%v)", i, off, err)
-		}
+	if n := len(l.segments()); n < 5 {
+		t.Fatalf("%d segments", n)
 	}
-	segs := l.segments()
-	if len(segs) < 5 {
-		t.Fatalf("%d segments", len(segs))
-	}
-	for _, s := range segs[:len(segs)-1] {
-		s.idx.mu.RLock()
-		fromFile := s.idx.fromFile
-		s.idx.mu.RUnlock()
-		if !fromFile {
-			t.Errorf("segment %d: index rebuilt, not loaded from its files", s.base)
-		}
-	}
+	checkTimedIndexesFromFiles(t, l, 120)
 	if w := entriesMentioning(obs, zapcore.WarnLevel, "fail their checks"); len(w) != 0 {
 		t.Fatalf("%d index warnings after a crash and a flush: %v", len(w), w)
 	}
