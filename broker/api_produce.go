@@ -223,8 +223,13 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest, stream *produceStream) 
 
 // produceMessageSet appends a Produce v0-v2 partition: its message set
 // converted into a v2 batch. A set that does not convert is
-// CORRUPT_MESSAGE, with the reason.
+// CORRUPT_MESSAGE, with the reason, for a partition that exists (an
+// unknown one is answered as such first, as Kafka does).
 func (b *Broker) produceMessageSet(topic string, acks int16, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) {
+	if _, code := b.partitionLog(topic, rp.Partition); code != 0 {
+		sp.ErrorCode = code
+		return
+	}
 	if len(rp.Records) > 0 {
 		batch, err := record.FromMessageSet(rp.Records)
 		if err != nil {

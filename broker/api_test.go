@@ -702,6 +702,33 @@ func TestProduceMessageSets(t *testing.T) {
 			t.Errorf("Produce v%d: bad CRC: error %d, want CORRUPT_MESSAGE", version, corrupt.ErrorCode)
 		}
 	}
+	// A bad set for a partition that does not exist: the partition is
+	// what is wrong.
+	req := kmsg.NewPtrProduceRequest()
+	req.Version = 2
+	req.Acks = 1
+	req.TimeoutMillis = 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "ms"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Partition, rp.Records = 7, bad
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	if _, err := c.Write(wire.AppendRequest(nil, req, 9, &clientID)); err != nil {
+		t.Fatal(err)
+	}
+	body, err := wire.ReadFrame(c, nil, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := kmsg.NewPtrProduceResponse()
+	resp.Version = 2
+	if err := resp.ReadFrom(body[4:]); err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.UnknownTopicOrPartition.Code {
+		t.Errorf("bad set for partition 7 of 2: error %d, want UNKNOWN_TOPIC_OR_PARTITION", code)
+	}
 	if end, code := listOffset(t, cl, "ms", 1, -1); code != 0 || end != 0 {
 		t.Fatalf("partition with the bad sets: end %d (error %d), want 0", end, code)
 	}
