@@ -383,12 +383,16 @@ func checkCalls(t *testing.T, run *outageRun, bufferBytes int64) {
 	// program, or one the whole process stalled through says nothing about
 	// the appender. A handful of other calls can still exceed 1 ms with no
 	// sign inside the process (a kernel without steal accounting, steal
-	// that does not show in the thread's CPU time): allow one in 10,000,
-	// none over 10 ms. An appender that waited on the broker would
-	// show thousands of slow calls, or calls as long as the outage.
-	if allowed := run.logged / 10000; run.stats.ownOver1ms > allowed || run.stats.ownMax > 10*time.Millisecond {
-		t.Errorf("%d log calls took over 1 ms without the thread being preempted (allowed %d, slowest %v, limit 10ms): %s",
-			run.stats.ownOver1ms, allowed, run.stats.ownMax, &run.stats)
+	// that does not show in the thread's CPU time, a page-cache write of
+	// the spill's pending frames that the kernel makes wait): allow one in
+	// 10,000, none over 50 ms (a clean-clone make test on a busy VM saw
+	// one of 21 ms in the spill test, the rest under 4 ms). An appender
+	// that waited on the broker would show thousands of slow calls, or
+	// calls as long as the outage (seconds).
+	const ownLimit = 50 * time.Millisecond
+	if allowed := run.logged / 10000; run.stats.ownOver1ms > allowed || run.stats.ownMax > ownLimit {
+		t.Errorf("%d log calls took over 1 ms without the thread being preempted (allowed %d, slowest %v, limit %v): %s",
+			run.stats.ownOver1ms, allowed, run.stats.ownMax, ownLimit, &run.stats)
 	}
 	if run.stats.maxHeld > bufferBytes {
 		t.Errorf("shipper held %d bytes, bound %d", run.stats.maxHeld, bufferBytes)
