@@ -565,7 +565,6 @@ func TestListOffsetsV0(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	clientID := "v0-test"
 	listV0 := func(ts int64, maxOffsets int32) ([]int64, int16) {
 		t.Helper()
 		req := kmsg.NewPtrListOffsetsRequest()
@@ -577,19 +576,8 @@ func TestListOffsetsV0(t *testing.T) {
 		rp.Timestamp, rp.MaxNumOffsets = ts, maxOffsets
 		rt.Partitions = append(rt.Partitions, rp)
 		req.Topics = append(req.Topics, rt)
-		if _, err := c.Write(wire.AppendRequest(nil, req, 1, &clientID)); err != nil {
-			t.Fatal(err)
-		}
-		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		body, err := wire.ReadFrame(c, nil, 1<<20)
-		if err != nil {
-			t.Fatalf("ListOffsets v0 (%d, %d): %v", ts, maxOffsets, err)
-		}
 		resp := kmsg.NewPtrListOffsetsResponse()
-		resp.Version = 0
-		if err := resp.ReadFrom(body[4:]); err != nil {
-			t.Fatal(err)
-		}
+		rawRoundTrip(t, c, req, resp)
 		p := resp.Topics[0].Partitions[0]
 		return p.OldStyleOffsets, p.ErrorCode
 	}
@@ -667,34 +655,31 @@ func TestProduceMessageSets(t *testing.T) {
 	set = append(set, msg...)
 	bad := bytes.Clone(set)
 	bad[len(bad)-1] ^= 1
-	clientID := "v1"
-	for version := int16(0); version <= 2; version++ {
+	type partitionRecords struct {
+		partition int32
+		records   []byte
+	}
+	produce := func(version int16, parts ...partitionRecords) []kmsg.ProduceResponseTopicPartition {
+		t.Helper()
 		req := kmsg.NewPtrProduceRequest()
 		req.Version = version
 		req.Acks = -1
 		req.TimeoutMillis = 5000
 		rt := kmsg.NewProduceRequestTopic()
 		rt.Topic = "ms"
-		for p, records := range [][]byte{set, bad} {
+		for _, pr := range parts {
 			rp := kmsg.NewProduceRequestTopicPartition()
-			rp.Partition, rp.Records = int32(p), records
+			rp.Partition, rp.Records = pr.partition, pr.records
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		req.Topics = append(req.Topics, rt)
-		if _, err := c.Write(wire.AppendRequest(nil, req, int32(version), &clientID)); err != nil {
-			t.Fatal(err)
-		}
-		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		body, err := wire.ReadFrame(c, nil, 1<<20)
-		if err != nil {
-			t.Fatalf("Produce v%d: %v", version, err)
-		}
 		resp := kmsg.NewPtrProduceResponse()
-		resp.Version = version
-		if err := resp.ReadFrom(body[4:]); err != nil {
-			t.Fatal(err)
-		}
-		good, corrupt := resp.Topics[0].Partitions[0], resp.Topics[0].Partitions[1]
+		rawRoundTrip(t, c, req, resp)
+		return resp.Topics[0].Partitions
+	}
+	for version := int16(0); version <= 2; version++ {
+		got := produce(version, partitionRecords{0, set}, partitionRecords{1, bad})
+		good, corrupt := got[0], got[1]
 		if good.ErrorCode != 0 || good.BaseOffset != int64(version) {
 			t.Errorf("Produce v%d: good set: error %d offset %d, want 0 and %d", version, good.ErrorCode, good.BaseOffset, version)
 		}
@@ -704,29 +689,7 @@ func TestProduceMessageSets(t *testing.T) {
 	}
 	// A bad set for a partition that does not exist: the partition is
 	// what is wrong.
-	req := kmsg.NewPtrProduceRequest()
-	req.Version = 2
-	req.Acks = 1
-	req.TimeoutMillis = 5000
-	rt := kmsg.NewProduceRequestTopic()
-	rt.Topic = "ms"
-	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Partition, rp.Records = 7, bad
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	if _, err := c.Write(wire.AppendRequest(nil, req, 9, &clientID)); err != nil {
-		t.Fatal(err)
-	}
-	body, err := wire.ReadFrame(c, nil, 1<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp := kmsg.NewPtrProduceResponse()
-	resp.Version = 2
-	if err := resp.ReadFrom(body[4:]); err != nil {
-		t.Fatal(err)
-	}
-	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.UnknownTopicOrPartition.Code {
+	if code := produce(2, partitionRecords{7, bad})[0].ErrorCode; code != kerr.UnknownTopicOrPartition.Code {
 		t.Errorf("bad set for partition 7 of 2: error %d, want UNKNOWN_TOPIC_OR_PARTITION", code)
 	}
 	if end, code := listOffset(t, cl, "ms", 1, -1); code != 0 || end != 0 {
@@ -746,5 +709,25 @@ func TestProduceMessageSets(t *testing.T) {
 		if string(r.Value) != "hello" || r.Timestamp.UnixMilli() != 1000 || r.Key != nil {
 			t.Errorf("record %d: key %q value %q timestamp %d", i, r.Key, r.Value, r.Timestamp.UnixMilli())
 		}
+	}
+}
+
+// rawRoundTrip sends req, at the version it is set to, on c and decodes
+// the answer into resp at the same version: for versions kgo would not
+// pick.
+func rawRoundTrip(t *testing.T, c net.Conn, req kmsg.Request, resp kmsg.Response) {
+	t.Helper()
+	clientID := "raw"
+	if _, err := c.Write(wire.AppendRequest(nil, req, 1, &clientID)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	body, err := wire.ReadFrame(c, nil, 1<<20)
+	if err != nil {
+		t.Fatalf("%s v%d: %v", kmsg.NameForKey(req.Key()), req.GetVersion(), err)
+	}
+	resp.SetVersion(req.GetVersion())
+	if err := resp.ReadFrom(body[4:]); err != nil {
+		t.Fatal(err)
 	}
 }

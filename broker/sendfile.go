@@ -33,11 +33,15 @@ func sendChunk(nc net.Conn, ch *storage.Chunk, progress func()) error {
 	}
 	if fder, ok := ch.File.(vfs.Fder); ok {
 		if tc, ok := nc.(*net.TCPConn); ok {
+			rc, err := tc.SyscallConn()
+			if err != nil {
+				return fmt.Errorf("sendfile: %w", err)
+			}
 			for pos, end := ch.Pos, ch.Pos+ch.Size; pos < end; pos += sendPiece {
 				if pos > ch.Pos {
 					progress()
 				}
-				if err := sendfile(tc, int(fder.Fd()), pos, min(sendPiece, end-pos)); err != nil {
+				if err := sendfile(rc, int(fder.Fd()), pos, min(sendPiece, end-pos)); err != nil {
 					return err
 				}
 			}
@@ -81,11 +85,7 @@ func copyChunk(bw *bufio.Writer, ch *storage.Chunk) error {
 	return err
 }
 
-func sendfile(tc *net.TCPConn, infd int, pos, size int64) error {
-	rc, err := tc.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("sendfile: %w", err)
-	}
+func sendfile(rc syscall.RawConn, infd int, pos, size int64) error {
 	offset := pos
 	remaining := size
 	var opErr error
