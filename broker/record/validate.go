@@ -103,11 +103,9 @@ func validateRecords(data []byte, n int32) (maxDelta int64, err error) {
 	}
 	p := 0
 	maxDelta = math.MinInt64
-	for i := range n {
-		if q, delta := fastRecord(data, p, i); q > 0 {
-			p = q
-			maxDelta = max(maxDelta, delta)
-			continue
+	for i := int32(0); i < n; i++ {
+		if p, i, maxDelta = fastRecords(data, p, i, n, maxDelta); i == n {
+			break
 		}
 		if p == len(data) {
 			return 0, &CorruptionError{Reason: fmt.Sprintf("batch declares %d records, found %d", n, i), Err: ErrInvalidRecord}
@@ -197,63 +195,70 @@ func validateRecords(data []byte, n int32) (maxDelta int64, err error) {
 	return maxDelta, nil
 }
 
-// fastRecord validates the common shape of record i at data[p:] without
-// the general varint decoder: a length, attributes, timestamp delta, offset
-// delta and key length of one or two bytes each, read from a 16-byte
-// window with no bounds checks, a value length of one or two bytes in the
-// word after the key, and no headers. It returns the position after the
-// record and its timestamp delta, or 0 when the
-// record is not of that shape or anything about it is wrong; the careful
-// walk then decides (and explains any error). It accepts exactly what that
-// walk accepts for such records (fuzzing checks Validate against Records).
-func fastRecord(data []byte, p int, i int32) (end int, tsDelta int64) {
-	if p < 0 || len(data)-p < 16 {
-		return 0, 0 // near the end: the careful walk
+// fastRecords walks records i, i+1, ... (of n) from data[p:] while each
+// is of the common shape, checked without the general varint decoder: a
+// length, attributes, timestamp delta, offset delta and key length of one
+// or two bytes each, read from a 16-byte window with no bounds checks, a
+// value length of one or two bytes in the word after the key, and no
+// headers. It returns the position and index of the first record it did
+// not take (i == n when it took them all) and maxDelta raised to the
+// largest timestamp delta it saw. A record it does not take is not of that
+// shape or is wrong in some way; the careful walk then decides (and
+// explains any error). It accepts exactly what that walk accepts for such
+// records (fuzzing checks Validate against Records). One loop, not a call
+// per record: the call cost 15-20% of the walk.
+func fastRecords(data []byte, p int, i, n int32, maxDelta int64) (int, int32, int64) {
+	for ; i < n; i++ {
+		if p < 0 || len(data)-p < 16 {
+			break // near the end: the careful walk
+		}
+		b := (*[16]byte)(data[p:])
+		length, q := varint2(b, 0)
+		if q == 0 || length&1 != 0 { // longer, or negative
+			break
+		}
+		end := p + q + int(length>>1)
+		if int(length>>1) < minRecordSize-1 || end > len(data) {
+			break
+		}
+		// attributes (q), then the timestamp delta
+		ts, q := varint2(b, q+1)
+		if q == 0 {
+			break
+		}
+		delta, q := varint2(b, q)
+		if q == 0 || int32(delta>>1)^-int32(delta&1) != i {
+			break
+		}
+		k, q := varint2(b, q)
+		if q == 0 {
+			break
+		}
+		keyLen := int64(k>>1) ^ -int64(k&1)
+		pos := p + q + max(int(keyLen), 0)
+		if keyLen < -1 || pos > end-2 || len(data)-pos < 8 {
+			break
+		}
+		w := binary.LittleEndian.Uint64(data[pos:])
+		var valueLen int64
+		switch {
+		case w&0x80 == 0:
+			valueLen, pos = int64(w&0x7f), pos+1
+		case w&0x8000 == 0:
+			valueLen, pos = int64(w&0x7f|(w>>1)&0x3f80), pos+2
+		default:
+			return p, i, maxDelta
+		}
+		valueLen = valueLen>>1 ^ -(valueLen & 1)
+		pos += max(int(valueLen), 0)
+		// No headers: a zero count as the record's last byte.
+		if valueLen < -1 || pos != end-1 || data[pos] != 0 {
+			break
+		}
+		maxDelta = max(maxDelta, int64(ts>>1)^-int64(ts&1))
+		p = end
 	}
-	b := (*[16]byte)(data[p:])
-	length, q := varint2(b, 0)
-	if q == 0 || length&1 != 0 { // longer, or negative
-		return 0, 0
-	}
-	end = p + q + int(length>>1)
-	if int(length>>1) < minRecordSize-1 || end > len(data) {
-		return 0, 0
-	}
-	// attributes (q), then the timestamp delta
-	var ts uint32
-	if ts, q = varint2(b, q+1); q == 0 {
-		return 0, 0
-	}
-	delta, q := varint2(b, q)
-	if q == 0 || int32(delta>>1)^-int32(delta&1) != i {
-		return 0, 0
-	}
-	k, q := varint2(b, q)
-	if q == 0 {
-		return 0, 0
-	}
-	keyLen := int64(k>>1) ^ -int64(k&1)
-	pos := p + q + max(int(keyLen), 0)
-	if keyLen < -1 || pos > end-2 || len(data)-pos < 8 {
-		return 0, 0
-	}
-	w := binary.LittleEndian.Uint64(data[pos:])
-	var valueLen int64
-	switch {
-	case w&0x80 == 0:
-		valueLen, pos = int64(w&0x7f), pos+1
-	case w&0x8000 == 0:
-		valueLen, pos = int64(w&0x7f|(w>>1)&0x3f80), pos+2
-	default:
-		return 0, 0
-	}
-	valueLen = valueLen>>1 ^ -(valueLen & 1)
-	pos += max(int(valueLen), 0)
-	// No headers: a zero count as the record's last byte.
-	if valueLen < -1 || pos != end-1 || data[pos] != 0 {
-		return 0, 0
-	}
-	return end, int64(ts>>1) ^ -int64(ts&1)
+	return p, i, maxDelta
 }
 
 // varint2 decodes the one- or two-byte varint at b[q] (its 7-bit groups,
