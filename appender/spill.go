@@ -26,8 +26,9 @@ package appender
 // A log call never touches the disk: it appends the frame to its
 // segment's in-memory pending buffer (at most a quarter of
 // Config.BufferBytes, up to 16 MiB, for all segments, taken out of the
-// memory bound; beyond that the record is dropped and counted, the disk
-// being too slow), and the spill writer goroutine writes pending bytes to the
+// memory bound, plus what it can borrow of the memory buffer's free share;
+// beyond that the record is dropped and counted, the disk being too slow
+// or the writer starved of CPU), and the spill writer goroutine writes pending bytes to the
 // files, whole frames at a time. A short or failing frame can therefore
 // only come from a crash or a failed write; replay reports it as a
 // *SpillCorruptionError and skips the rest of that segment. A segment is deleted once replayed.
@@ -140,11 +141,6 @@ type spill struct {
 		err      error      // sticky write error
 		nextSeq  uint64
 	}
-
-	// io is held by whoever writes pending frames to the files: the
-	// writer goroutine, or a log call that found the pending buffer full
-	// and the writer not writing (starved of CPU by a burst).
-	io sync.Mutex
 
 	wake   chan struct{} // capacity 1: pending bytes to write
 	stop   chan struct{}
@@ -337,24 +333,18 @@ func (sp *spill) pendingSizes(held func() int64) (pending, borrowed, heldNow int
 }
 
 // append queues e as one frame for the writer. It returns errSpillFull at
-// SpillMaxBytes or when the writer is pendingMax bytes behind, or the
-// sticky write error. It never does I/O.
+// SpillMaxBytes or when the writer is pendingMax bytes behind (plus what
+// it could borrow from the memory buffer), or the sticky write error. It
+// never does I/O: even a write to the page cache can stall for as long as
+// the kernel throttles dirty pages (hundreds of milliseconds on a slow
+// disk), so a writer that is behind, whether starved of CPU or writing to
+// a slow disk, is woken and the record dropped and counted.
 func (sp *spill) append(e *entry) error {
 	err := sp.tryAppend(e)
 	if !errors.Is(err, errSpillBehind) {
 		return err
 	}
-	// The writer is behind. If it is not writing (a burst starved it of
-	// CPU), write the pending frames here, once; if it is writing (a slow
-	// disk), do not wait for it: drop.
-	if !sp.io.TryLock() {
-		return errSpillFull
-	}
-	sp.writePendingLocked()
-	sp.io.Unlock()
-	if err := sp.tryAppend(e); !errors.Is(err, errSpillBehind) {
-		return err
-	}
+	sp.wakeWriter()
 	return errSpillFull
 }
 
@@ -448,14 +438,9 @@ func (sp *spill) writeLoop() {
 
 // writePending writes every segment's pending frames. A failed write is
 // sticky: the frames are lost (reported through onLost) and the spill
-// takes no more records until it has been replayed empty.
+// takes no more records until it has been replayed empty. Only the writer
+// goroutine calls it.
 func (sp *spill) writePending() {
-	sp.io.Lock()
-	defer sp.io.Unlock()
-	sp.writePendingLocked()
-}
-
-func (sp *spill) writePendingLocked() {
 	for {
 		sp.mu.Lock()
 		var seg *segment

@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -357,16 +360,45 @@ func TestSpillDirLocked(t *testing.T) {
 	}
 }
 
+// stallSpillWrites makes every write to a spill segment wait until the
+// returned release is called, and fails t if a write comes from a log
+// call rather than the spill writer goroutine: a log call never does I/O.
+func stallSpillWrites(t *testing.T) (fs *vfs.ErrorFS, stalled func() bool, release func()) {
+	fs = vfs.NewErrorFS(vfs.OS)
+	gate := make(chan struct{})
+	var once sync.Once
+	var inWrite atomic.Bool
+	fs.SetHook(func(op vfs.Op, path string) error {
+		if op != vfs.OpWrite || filepath.Ext(path) != ".spill" {
+			return nil
+		}
+		if stack := debugStack(); strings.Contains(stack, "(*Handler).Handle") || !strings.Contains(stack, "(*spill).writeLoop") {
+			t.Errorf("spill segment written outside the writer goroutine:\n%s", stack)
+		}
+		inWrite.Store(true)
+		<-gate
+		return nil
+	})
+	return fs, inWrite.Load, func() { once.Do(func() { close(gate) }) }
+}
+
+func debugStack() string {
+	buf := make([]byte, 64<<10)
+	return string(buf[:runtime.Stack(buf, false)])
+}
+
 // TestSpillBorrowsIdleBufferWhenWriterIsBusy: with the spill active and its
-// writer stuck in a write (a stalled disk, simulated by holding its I/O
-// lock), records beyond the writer's pending share are not dropped while
-// the in-memory buffer's share has room: the spill borrows it, within the
-// overall bound. Once the writer gets going the room is given back and
-// every record arrives, in order.
+// writer stuck in a write (a stalled disk), records beyond the writer's
+// pending share are not dropped while the in-memory buffer's share has
+// room: the spill borrows it, within the overall bound. Log calls return
+// at once all along. Once the write completes the room is given back and
+// every record kept arrives, in order.
 func TestSpillBorrowsIdleBufferWhenWriterIsBusy(t *testing.T) {
+	fs, stalled, release := stallSpillWrites(t)
+	defer release()
 	g := &gateSink{}
 	const bufferBytes = 1 << 20 // pending share 256 KiB
-	h := newSpillHandler(t, g, t.TempDir(), WithBuffer(bufferBytes, 100))
+	h := newSpillHandler(t, g, t.TempDir(), WithBuffer(bufferBytes, 100), withFS(fs))
 	log := slog.New(h)
 	sp := h.s.spill
 	// Fill the in-memory queue to its record limit (100 small records,
@@ -379,10 +411,13 @@ func TestSpillBorrowsIdleBufferWhenWriterIsBusy(t *testing.T) {
 	if !sp.active.Load() {
 		t.Fatal("spill not active")
 	}
-	sp.io.Lock() // the writer is stuck
+	waitFor(t, 5*time.Second, "the spill writer to be stuck in its first write", stalled)
 	n := 101
+	var slowest time.Duration
 	for ; n < 6000; n++ {
+		t0 := time.Now()
 		log.Info("m", "i", n, "pad", string(make([]byte, 100)))
+		slowest = max(slowest, time.Since(t0))
 	}
 	st := h.Stats()
 	pending, borrowed, _ := sp.pendingSizes(func() int64 { return 0 })
@@ -395,11 +430,14 @@ func TestSpillBorrowsIdleBufferWhenWriterIsBusy(t *testing.T) {
 	if held := st.BufferedBytes + st.SpillPendingBytes; held > bufferBytes {
 		t.Fatalf("holding %d bytes, bound %d", held, bufferBytes)
 	}
-	sp.io.Unlock()
-	sp.writePending()
-	if _, borrowed, _ := sp.pendingSizes(func() int64 { return 0 }); borrowed != 0 {
-		t.Fatalf("%d bytes still borrowed after the writer caught up", borrowed)
+	if st.Dropped == 0 {
+		t.Fatalf("nothing dropped with the writer stuck and the room gone: %+v", st)
 	}
+	release()
+	waitFor(t, 5*time.Second, "the writer to catch up", func() bool {
+		pending, borrowed, _ := sp.pendingSizes(func() int64 { return 0 })
+		return pending == 0 && borrowed == 0
+	})
 	g.setUp(true)
 	if err := h.Close(closeCtx(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
@@ -410,5 +448,36 @@ func TestSpillBorrowsIdleBufferWhenWriterIsBusy(t *testing.T) {
 	if int64(len(vals))+st.Dropped != int64(n) {
 		t.Fatalf("sent %d + dropped %d != logged %d", len(vals), st.Dropped, n)
 	}
-	t.Logf("logged %d, dropped %d once the borrowed room ran out", n, st.Dropped)
+	t.Logf("logged %d, dropped %d once the borrowed room ran out; slowest call %v", n, st.Dropped, slowest)
+}
+
+// TestSpillLogCallsNeverWrite: with one P, a tight logging loop keeps the
+// spill writer goroutine off the CPU until the scheduler preempts the
+// loop, so the writer's pending share fills while it is not writing. The
+// log calls must drop and count then, not write the frames themselves (a
+// write can stall for as long as the kernel throttles dirty pages).
+// stallSpillWrites fails the test on a write from a log call.
+func TestSpillLogCallsNeverWrite(t *testing.T) {
+	fs, _, release := stallSpillWrites(t)
+	release() // writes go through; only their caller is checked
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	g := &gateSink{}
+	h := newSpillHandler(t, g, t.TempDir(), WithBuffer(1<<20, 10), withFS(fs)) // pending share 256 KiB
+	log := slog.New(h)
+	pad := string(make([]byte, 500))
+	const n = 20000
+	for i := range n {
+		log.Info("m", "i", i, "pad", pad)
+	}
+	g.setUp(true)
+	if err := h.Close(closeCtx(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	st := h.Stats()
+	vals := g.values()
+	checkIncreasing(t, vals)
+	if int64(len(vals))+st.Dropped != n || st.Spilled == 0 {
+		t.Fatalf("sent %d + dropped %d != logged %d (stats %+v)", len(vals), st.Dropped, n, st)
+	}
+	t.Logf("logged %d: spilled %d, dropped %d", n, st.Spilled, st.Dropped)
 }
