@@ -9,7 +9,9 @@ package broker
 // response. The response carries the partition's new low watermark.
 // Internal topics (__consumer_offsets) are refused with
 // INVALID_TOPIC_EXCEPTION, as in Kafka: deleting their records would lose
-// committed offsets and groups at the next load.
+// committed offsets and groups at the next load. So are topics whose
+// cleanup.policy lacks delete (compact only), with POLICY_VIOLATION, as in
+// Kafka: a compacted changelog keeps the latest record of every key.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -37,6 +39,9 @@ func (b *Broker) handleDeleteRecords(_ wire.RequestHeader, req *kmsg.DeleteRecor
 				sp.ErrorCode = code
 			case isInternalTopic(rt.Topic):
 				sp.ErrorCode = kerr.InvalidTopicException.Code
+			case !l.Config().CleanupPolicy.Delete():
+				// A compacted changelog keeps every key's latest record.
+				sp.ErrorCode = kerr.PolicyViolation.Code
 			case rp.Offset < -1:
 				sp.ErrorCode = kerr.OffsetOutOfRange.Code
 			default:

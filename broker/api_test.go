@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,6 +152,37 @@ func TestListOffsetsAndDeleteRecords(t *testing.T) {
 	}
 	if p := rawFetch(t, cl, "lo", 0, 5, 0); p.ErrorCode != 0 || len(p.RecordBatches) == 0 || p.LogStartOffset != 5 {
 		t.Fatalf("fetch at log start: %v, %d bytes, log start %d", kerr.ErrorForCode(p.ErrorCode), len(p.RecordBatches), p.LogStartOffset)
+	}
+}
+
+// TestDeleteRecordsRefusedOnCompactOnlyTopic: as in Kafka, records of a
+// topic whose cleanup.policy lacks delete cannot be deleted
+// (POLICY_VIOLATION), and the log start stays put; compact,delete allows it.
+func TestDeleteRecordsRefusedOnCompactOnlyTopic(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	for _, policy := range []string{"compact", "compact,delete"} {
+		topic := "dr-" + strings.ReplaceAll(policy, ",", "-")
+		createTopic(t, cl, topic, 1, map[string]string{"cleanup.policy": policy})
+		for i := range 3 {
+			r := &kgo.Record{Topic: topic, Key: []byte{byte('a' + i)}, Value: []byte("v")}
+			if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p := deleteRecords(t, cl, topic, 0, 2)
+		if policy == "compact" {
+			if p.ErrorCode != kerr.PolicyViolation.Code {
+				t.Fatalf("%s: delete records: low %d %v, want POLICY_VIOLATION", policy, p.LowWatermark, kerr.ErrorForCode(p.ErrorCode))
+			}
+			if off, _ := listOffset(t, cl, topic, 0, -2); off != 0 {
+				t.Fatalf("%s: earliest after a refused delete: %d", policy, off)
+			}
+			continue
+		}
+		if p.ErrorCode != 0 || p.LowWatermark != 2 {
+			t.Fatalf("%s: delete records: low %d %v", policy, p.LowWatermark, kerr.ErrorForCode(p.ErrorCode))
+		}
 	}
 }
 
