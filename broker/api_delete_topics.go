@@ -6,6 +6,10 @@ package broker
 // the metadata first, then its partition directories are renamed aside and
 // removed in the background (fetches already holding a segment finish),
 // and every group's committed offsets for it are deleted before the answer.
+// As in Kafka, an entry with both a name and an id, or neither, is
+// INVALID_REQUEST, and so is every entry of a topic the request names more
+// than once (by name twice, or by name and by id); such a topic is not
+// deleted.
 
 import (
 	"fmt"
@@ -23,48 +27,69 @@ func init() {
 
 func (b *Broker) handleDeleteTopics(hdr wire.RequestHeader, req *kmsg.DeleteTopicsRequest) kmsg.Response {
 	resp := kmsg.NewPtrDeleteTopicsResponse()
-	// Each answer is filled in order; the names to delete go through
-	// deleteTopics together (one metadata update for the request).
+	// Resolve every entry to a topic name first; a topic named more than
+	// once (by name twice, or by name and by its id) is refused in all its
+	// entries and deleted by none, as in Kafka.
+	type entry struct {
+		name *string
+		id   [16]byte
+		err  error
+	}
+	var entries []entry
+	if hdr.APIVersion < 6 {
+		for _, name := range req.TopicNames {
+			entries = append(entries, entry{name: &name})
+		}
+	} else {
+		for _, rt := range req.Topics {
+			hasName, hasID := rt.Topic != nil && *rt.Topic != "", rt.TopicID != [16]byte{}
+			switch {
+			case hasName && hasID:
+				entries = append(entries, entry{name: rt.Topic, id: rt.TopicID, err: fmt.Errorf("a topic is named by name or by id, not both: %w", kerr.InvalidRequest)})
+			case hasName:
+				entries = append(entries, entry{name: rt.Topic})
+			case !hasID:
+				entries = append(entries, entry{err: fmt.Errorf("neither a topic name nor an id: %w", kerr.InvalidRequest)})
+			default:
+				t, ok := b.store.TopicByID(meta.TopicID(rt.TopicID))
+				if !ok {
+					entries = append(entries, entry{id: rt.TopicID, err: fmt.Errorf("topic id %s: %w", meta.TopicID(rt.TopicID), kerr.UnknownTopicID)})
+					continue
+				}
+				name := t.Name
+				entries = append(entries, entry{name: &name, id: rt.TopicID})
+			}
+		}
+	}
+	named := map[string]int{}
+	for _, e := range entries {
+		if e.err == nil {
+			named[*e.name]++
+		}
+	}
+	// The names to delete go through deleteTopics together (one metadata
+	// update for the request); slots are their answers.
 	var names []string
 	var slots []int
-	answer := func(name *string, id [16]byte, err error) {
+	for _, e := range entries {
 		st := kmsg.NewDeleteTopicsResponseTopic()
-		st.Topic = name
-		st.TopicID = id
+		st.Topic, st.TopicID = e.name, e.id
+		err := e.err
+		if err == nil && named[*e.name] > 1 {
+			err = fmt.Errorf("topic %q is named more than once in the request: %w", *e.name, kerr.InvalidRequest)
+		}
 		if err != nil {
 			st.ErrorCode = errorCode(err)
 			st.ErrorMessage = errorMessage(err)
 			b.metrics.countError("DeleteTopics", st.ErrorCode)
+		} else {
+			if t, ok := b.store.Topic(*e.name); ok {
+				st.TopicID = t.ID
+			}
+			names = append(names, *e.name)
+			slots = append(slots, len(resp.Topics))
 		}
 		resp.Topics = append(resp.Topics, st)
-	}
-	byName := func(name *string) {
-		var id [16]byte
-		if t, ok := b.store.Topic(*name); ok {
-			id = t.ID
-		}
-		answer(name, id, nil)
-		names = append(names, *name)
-		slots = append(slots, len(resp.Topics)-1)
-	}
-	if hdr.APIVersion < 6 {
-		for _, name := range req.TopicNames {
-			byName(&name)
-		}
-	} else {
-		for _, rt := range req.Topics {
-			if rt.Topic != nil && *rt.Topic != "" {
-				byName(rt.Topic)
-				continue
-			}
-			t, ok := b.store.TopicByID(meta.TopicID(rt.TopicID))
-			if !ok {
-				answer(nil, rt.TopicID, fmt.Errorf("topic id %s: %w", meta.TopicID(rt.TopicID), kerr.UnknownTopicID))
-				continue
-			}
-			name := t.Name
-			byName(&name)
-		}
 	}
 	for j, err := range b.deleteTopics(names) {
 		if err != nil {

@@ -86,9 +86,59 @@ func TestCreateTopicsBatch(t *testing.T) {
 	}
 }
 
+// TestDeleteTopicsByNameAndID: DeleteTopics v6 entries naming a topic by
+// name and id at once, by neither, or one topic twice (by name and by its
+// id) are INVALID_REQUEST, as in Kafka, and delete nothing; an entry by id
+// alone deletes.
+func TestDeleteTopicsByNameAndID(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	for _, name := range []string{"d1", "d2", "d3"} {
+		createTopic(t, cl, name, 1, nil)
+	}
+	id := func(name string) [16]byte {
+		tp, ok := b.store.Topic(name)
+		if !ok {
+			t.Fatalf("no topic %s", name)
+		}
+		return tp.ID
+	}
+	del := kmsg.NewPtrDeleteTopicsRequest()
+	add := func(name *string, id [16]byte) {
+		rt := kmsg.NewDeleteTopicsRequestTopic()
+		rt.Topic, rt.TopicID = name, id
+		del.Topics = append(del.Topics, rt)
+	}
+	add(kmsg.StringPtr("d2"), id("d1")) // both: a stale id must not delete d2
+	add(nil, [16]byte{})                // neither
+	add(kmsg.StringPtr("d3"), [16]byte{})
+	add(nil, id("d3")) // d3 again, by id
+	add(nil, id("d1")) // by id alone
+	resp := request[*kmsg.DeleteTopicsResponse](t, cl, del)
+	want := []*kerr.Error{kerr.InvalidRequest, kerr.InvalidRequest, kerr.InvalidRequest, kerr.InvalidRequest, nil}
+	if len(resp.Topics) != len(want) {
+		t.Fatalf("%d answers for %d entries", len(resp.Topics), len(want))
+	}
+	for i, st := range resp.Topics {
+		var code int16
+		if want[i] != nil {
+			code = want[i].Code
+		}
+		if st.ErrorCode != code {
+			t.Errorf("entry %d: %v, want %v", i, kerr.ErrorForCode(st.ErrorCode), want[i])
+		}
+	}
+	for name, exists := range map[string]bool{"d1": false, "d2": true, "d3": true} {
+		if _, ok := b.store.Topic(name); ok != exists {
+			t.Errorf("topic %s exists %v, want %v", name, ok, exists)
+		}
+	}
+}
+
 // TestDeleteTopicsBatch: one DeleteTopics request deleting many topics
-// answers each on its own (unknown, named twice, internal) and deletes the
-// rest, in one metadata update that survives a restart.
+// answers each on its own (unknown, internal, and named twice: refused in
+// both entries and kept, as in Kafka) and deletes the rest, in one
+// metadata update that survives a restart.
 func TestDeleteTopicsBatch(t *testing.T) {
 	dir := t.TempDir()
 	b := startBroker(t, nil, dir, nil)
@@ -126,8 +176,10 @@ func TestDeleteTopicsBatch(t *testing.T) {
 	for i, st := range resp.Topics {
 		var want error
 		switch {
-		case i == many, i == many+1: // unknown; del-000 the second time
+		case i == many:
 			want = kerr.UnknownTopicOrPartition
+		case i == 0, i == many+1: // del-000, named twice
+			want = kerr.InvalidRequest
 		case i == many+2:
 			want = kerr.TopicAuthorizationFailed
 		}
@@ -138,13 +190,15 @@ func TestDeleteTopicsBatch(t *testing.T) {
 	cl.Close()
 	stopBroker(t, b)
 	b = startBroker(t, nil, dir, nil)
-	for i := range many {
+	for i := 1; i < many; i++ {
 		name := fmt.Sprintf("del-%03d", i)
 		if _, ok := b.store.Topic(name); ok || b.logs.Log(name, 0) != nil {
 			t.Fatalf("%s back after restart", name)
 		}
 	}
-	if _, ok := b.store.Topic("keep"); !ok {
-		t.Fatal("topic keep deleted")
+	for _, name := range []string{"keep", "del-000"} {
+		if _, ok := b.store.Topic(name); !ok {
+			t.Fatalf("topic %s deleted", name)
+		}
 	}
 }
