@@ -3,8 +3,10 @@ package broker
 // CreatePartitions (key 37), versions 0-3.
 //
 // Grows a topic to Count partitions (shrinking is INVALID_PARTITIONS).
-// Manual assignments may only name this broker. ValidateOnly checks and
-// changes nothing.
+// Manual assignments may only name this broker, and there must be one per
+// partition added (INVALID_REPLICA_ASSIGNMENT otherwise). A topic named
+// more than once in the request is INVALID_REQUEST in every entry and not
+// grown, as in Kafka. ValidateOnly checks and changes nothing.
 
 import (
 	"fmt"
@@ -21,17 +23,28 @@ func init() {
 
 func (b *Broker) handleCreatePartitions(_ wire.RequestHeader, req *kmsg.CreatePartitionsRequest) kmsg.Response {
 	resp := kmsg.NewPtrCreatePartitionsResponse()
+	named := map[string]int{}
+	for _, rt := range req.Topics {
+		named[rt.Topic]++
+	}
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
 		var err error
+		if named[rt.Topic] > 1 {
+			err = fmt.Errorf("topic %q is named more than once in the request: %w", rt.Topic, kerr.InvalidRequest)
+		}
 		for _, a := range rt.Assignment {
 			if len(a.Replicas) != 1 || a.Replicas[0] != b.cfg.BrokerID {
 				err = fmt.Errorf("assignment %v: only broker %d exists: %w", a.Replicas, b.cfg.BrokerID, kerr.InvalidReplicaAssignment)
 			}
 		}
 		if err == nil {
-			err = b.growTopic(rt.Topic, rt.Count, req.ValidateOnly)
+			assignments := -1 // null: the broker assigns
+			if rt.Assignment != nil {
+				assignments = len(rt.Assignment)
+			}
+			err = b.growTopic(rt.Topic, rt.Count, assignments, req.ValidateOnly)
 		}
 		if err != nil {
 			st.ErrorCode = errorCode(err)

@@ -124,3 +124,44 @@ func TestPartitionsBeyondOpenFileLimit(t *testing.T) {
 		t.Fatal("topic created")
 	}
 }
+
+// TestCreatePartitionsChecksRequest: as in Kafka, assignments must number
+// the partitions added (INVALID_REPLICA_ASSIGNMENT), and a topic named
+// twice in one request is INVALID_REQUEST in both entries; neither grows
+// the topic. With one assignment per new partition it grows.
+func TestCreatePartitionsChecksRequest(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "cp", 2, nil)
+	grow := func(count int32, assignments int, twice bool) []kmsg.CreatePartitionsResponseTopic {
+		t.Helper()
+		req := kmsg.NewPtrCreatePartitionsRequest()
+		rt := kmsg.NewCreatePartitionsRequestTopic()
+		rt.Topic, rt.Count = "cp", count
+		for range assignments {
+			a := kmsg.NewCreatePartitionsRequestTopicAssignment()
+			a.Replicas = []int32{b.cfg.BrokerID}
+			rt.Assignment = append(rt.Assignment, a)
+		}
+		req.Topics = append(req.Topics, rt)
+		if twice {
+			rt.Count++
+			req.Topics = append(req.Topics, rt)
+		}
+		return request[*kmsg.CreatePartitionsResponse](t, cl, req).Topics
+	}
+	partitions := func() int32 {
+		tp, _ := b.store.Topic("cp")
+		return tp.Partitions
+	}
+	if r := grow(4, 1, false); r[0].ErrorCode != kerr.InvalidReplicaAssignment.Code || partitions() != 2 {
+		t.Fatalf("2 partitions added with 1 assignment: %v, %d partitions", kerr.ErrorForCode(r[0].ErrorCode), partitions())
+	}
+	r := grow(6, 0, true)
+	if len(r) != 2 || r[0].ErrorCode != kerr.InvalidRequest.Code || r[1].ErrorCode != kerr.InvalidRequest.Code || partitions() != 2 {
+		t.Fatalf("topic named twice: %+v, %d partitions", r, partitions())
+	}
+	if r := grow(4, 2, false); r[0].ErrorCode != 0 || partitions() != 4 {
+		t.Fatalf("2 partitions added with 2 assignments: %v, %d partitions", kerr.ErrorForCode(r[0].ErrorCode), partitions())
+	}
+}

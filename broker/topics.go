@@ -285,7 +285,7 @@ func (b *Broker) deleteTopics(names []string) []error {
 }
 
 // growTopic adds partitions to a topic.
-func (b *Broker) growTopic(name string, count int32, validateOnly bool) error {
+func (b *Broker) growTopic(name string, count int32, assignments int, validateOnly bool) error {
 	b.topicMu.Lock()
 	defer b.topicMu.Unlock()
 	t, ok := b.store.Topic(name)
@@ -301,6 +301,9 @@ func (b *Broker) growTopic(name string, count int32, validateOnly bool) error {
 	}
 	if count > 100000 {
 		return fmt.Errorf("%d partitions requested, the limit is 100000: %w", count, kerr.InvalidPartitions)
+	}
+	if assignments >= 0 && int64(assignments) != int64(count-t.Partitions) {
+		return fmt.Errorf("topic %q: %d partitions to add, %d assignments given: %w", name, count-t.Partitions, assignments, kerr.InvalidReplicaAssignment)
 	}
 	if err := checkOpenFiles(int64(count - t.Partitions)); err != nil {
 		return err
