@@ -7,7 +7,8 @@ package broker
 // with a null value is not set. Every config is validated before any is
 // applied; a bad one fails the resource with INVALID_CONFIG and the
 // reason. Dynamic broker configs are not supported (as for
-// IncrementalAlterConfigs).
+// IncrementalAlterConfigs), and a resource named twice in one request is
+// INVALID_REQUEST and not altered.
 
 import (
 	"errors"
@@ -26,11 +27,18 @@ func init() {
 
 func (b *Broker) handleAlterConfigs(_ wire.RequestHeader, req *kmsg.AlterConfigsRequest) kmsg.Response {
 	resp := kmsg.NewPtrAlterConfigsResponse()
+	named := resourceCounts{}
+	for _, rr := range req.Resources {
+		named.add(rr.ResourceType, rr.ResourceName)
+	}
 	for _, rr := range req.Resources {
 		sr := kmsg.NewAlterConfigsResponseResource()
 		sr.ResourceType = rr.ResourceType
 		sr.ResourceName = rr.ResourceName
-		err := alterResource(rr.ResourceType, func() error { return b.replaceTopicConfigs(&rr, req.ValidateOnly) })
+		err := named.repeated(rr.ResourceType, rr.ResourceName)
+		if err == nil {
+			err = alterResource(rr.ResourceType, func() error { return b.replaceTopicConfigs(&rr, req.ValidateOnly) })
+		}
 		if err != nil {
 			sr.ErrorCode = errorCode(err)
 			sr.ErrorMessage = errorMessage(err)

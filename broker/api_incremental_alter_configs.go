@@ -5,7 +5,8 @@ package broker
 // Topic resources only: SET, DELETE (back to the default), APPEND and
 // SUBTRACT (for list configs such as cleanup.policy). Every change of a
 // resource is validated before any is applied; a bad one fails the whole
-// resource with INVALID_CONFIG and the reason. Changes apply to the
+// resource with INVALID_CONFIG and the reason. A resource named twice in
+// one request is INVALID_REQUEST and not altered. Changes apply to the
 // partitions' logs at once (retention, segment size, flush policy).
 // Dynamic broker configs are not supported.
 
@@ -27,11 +28,18 @@ func init() {
 
 func (b *Broker) handleIncrementalAlterConfigs(_ wire.RequestHeader, req *kmsg.IncrementalAlterConfigsRequest) kmsg.Response {
 	resp := kmsg.NewPtrIncrementalAlterConfigsResponse()
+	named := resourceCounts{}
+	for _, rr := range req.Resources {
+		named.add(rr.ResourceType, rr.ResourceName)
+	}
 	for _, rr := range req.Resources {
 		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		sr.ResourceType = rr.ResourceType
 		sr.ResourceName = rr.ResourceName
-		err := alterResource(rr.ResourceType, func() error { return b.alterTopicConfigs(&rr, req.ValidateOnly) })
+		err := named.repeated(rr.ResourceType, rr.ResourceName)
+		if err == nil {
+			err = alterResource(rr.ResourceType, func() error { return b.alterTopicConfigs(&rr, req.ValidateOnly) })
+		}
 		if err != nil {
 			sr.ErrorCode = errorCode(err)
 			sr.ErrorMessage = errorMessage(err)
@@ -40,6 +48,25 @@ func (b *Broker) handleIncrementalAlterConfigs(_ wire.RequestHeader, req *kmsg.I
 		resp.Resources = append(resp.Resources, sr)
 	}
 	return resp
+}
+
+// resourceCounts counts the config resources a request names. As in Kafka,
+// every entry of a resource named more than once is INVALID_REQUEST and
+// none of them is applied.
+type resourceCounts map[resourceKey]int
+
+type resourceKey struct {
+	typ  kmsg.ConfigResourceType
+	name string
+}
+
+func (c resourceCounts) add(typ kmsg.ConfigResourceType, name string) { c[resourceKey{typ, name}]++ }
+
+func (c resourceCounts) repeated(typ kmsg.ConfigResourceType, name string) error {
+	if c[resourceKey{typ, name}] > 1 {
+		return fmt.Errorf("resource %q is named more than once in the request: %w", name, kerr.InvalidRequest)
+	}
+	return nil
 }
 
 // alterResource alters a config resource of type rt with alterTopic if

@@ -121,6 +121,45 @@ func TestDuplicateConfigKeys(t *testing.T) {
 	}
 }
 
+// TestDuplicateConfigResources: a resource named twice in one
+// AlterConfigs or IncrementalAlterConfigs request is INVALID_REQUEST in
+// both entries, as Kafka answers, and neither is applied.
+func TestDuplicateConfigResources(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "d", 1, nil)
+	inc := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	legacy := kmsg.NewPtrAlterConfigsRequest()
+	for _, v := range []string{"1111", "2222"} {
+		rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, "d"
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		c.Name, c.Op, c.Value = "retention.ms", kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr(v)
+		rr.Configs = append(rr.Configs, c)
+		inc.Resources = append(inc.Resources, rr)
+
+		lr := kmsg.NewAlterConfigsRequestResource()
+		lr.ResourceType, lr.ResourceName = kmsg.ConfigResourceTypeTopic, "d"
+		lc := kmsg.NewAlterConfigsRequestResourceConfig()
+		lc.Name, lc.Value = "retention.ms", kmsg.StringPtr(v)
+		lr.Configs = append(lr.Configs, lc)
+		legacy.Resources = append(legacy.Resources, lr)
+	}
+	for i, r := range request[*kmsg.IncrementalAlterConfigsResponse](t, cl, inc).Resources {
+		if r.ErrorCode != kerr.InvalidRequest.Code {
+			t.Errorf("IncrementalAlterConfigs entry %d: %v", i, kerr.ErrorForCode(r.ErrorCode))
+		}
+	}
+	for i, r := range request[*kmsg.AlterConfigsResponse](t, cl, legacy).Resources {
+		if r.ErrorCode != kerr.InvalidRequest.Code {
+			t.Errorf("AlterConfigs entry %d: %v", i, kerr.ErrorForCode(r.ErrorCode))
+		}
+	}
+	if tc, _ := b.store.Topic("d"); len(tc.Configs) != 0 {
+		t.Fatalf("configs changed: %v", tc.Configs)
+	}
+}
+
 // TestConfigValuesTrimmed: white space around a value is dropped before it
 // is checked and stored, as Kafka's ConfigDef trims every type, by every
 // request that sets configs.
