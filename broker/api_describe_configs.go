@@ -7,7 +7,9 @@ package broker
 // STATIC_BROKER_CONFIG when a broker property supplies it, DEFAULT_CONFIG
 // otherwise (synonyms from v1, types and documentation from v3). Broker
 // resources list the broker's properties; the broker's own id or an empty
-// name select this broker.
+// name select this broker. A null or empty list of config names asks for
+// every config, as in Kafka; a topic name Kafka would refuse is
+// INVALID_TOPIC_EXCEPTION rather than UNKNOWN_TOPIC_OR_PARTITION.
 
 import (
 	"fmt"
@@ -51,7 +53,7 @@ func (b *Broker) handleDescribeConfigs(_ wire.RequestHeader, req *kmsg.DescribeC
 }
 
 func wanted(names []string) func(string) bool {
-	if names == nil {
+	if len(names) == 0 { // null or empty: every config, as in Kafka
 		return func(string) bool { return true }
 	}
 	set := make(map[string]bool, len(names))
@@ -64,6 +66,9 @@ func wanted(names []string) func(string) bool {
 func (b *Broker) describeTopicConfigs(req *kmsg.DescribeConfigsRequest, rr *kmsg.DescribeConfigsRequestResource, sr *kmsg.DescribeConfigsResponseResource) error {
 	t, ok := b.store.Topic(rr.ResourceName)
 	if !ok {
+		if err := validateTopicName(rr.ResourceName); err != nil {
+			return err
+		}
 		return fmt.Errorf("topic %q: %w", rr.ResourceName, kerr.UnknownTopicOrPartition)
 	}
 	want := wanted(rr.ConfigNames)

@@ -160,6 +160,36 @@ func TestDuplicateConfigResources(t *testing.T) {
 	}
 }
 
+// TestDescribeConfigsNamesAndTopics: an empty (not null) list of config
+// names asks for every config, as a null one does and as Kafka answers;
+// a topic name Kafka would refuse is INVALID_TOPIC_EXCEPTION, an unknown
+// valid one UNKNOWN_TOPIC_OR_PARTITION.
+func TestDescribeConfigsNamesAndTopics(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "dc", 1, nil)
+	describe := func(topic string, names []string) kmsg.DescribeConfigsResponseResource {
+		t.Helper()
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		rr := kmsg.NewDescribeConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName, rr.ConfigNames = kmsg.ConfigResourceTypeTopic, topic, names
+		req.Resources = append(req.Resources, rr)
+		return request[*kmsg.DescribeConfigsResponse](t, cl, req).Resources[0]
+	}
+	all := describe("dc", nil)
+	if all.ErrorCode != 0 || len(all.Configs) < 10 {
+		t.Fatalf("null names: %v, %d configs", kerr.ErrorForCode(all.ErrorCode), len(all.Configs))
+	}
+	if empty := describe("dc", []string{}); empty.ErrorCode != 0 || len(empty.Configs) != len(all.Configs) {
+		t.Fatalf("empty names: %v, %d configs, want %d", kerr.ErrorForCode(empty.ErrorCode), len(empty.Configs), len(all.Configs))
+	}
+	for topic, want := range map[string]*kerr.Error{"": kerr.InvalidTopicException, "bad/name": kerr.InvalidTopicException, "nosuch": kerr.UnknownTopicOrPartition} {
+		if r := describe(topic, nil); r.ErrorCode != want.Code {
+			t.Errorf("topic %q: %v, want %v", topic, kerr.ErrorForCode(r.ErrorCode), want)
+		}
+	}
+}
+
 // TestConfigValuesTrimmed: white space around a value is dropped before it
 // is checked and stored, as Kafka's ConfigDef trims every type, by every
 // request that sets configs.
