@@ -5,8 +5,9 @@ package broker
 // NumPartitions and ReplicationFactor may be -1 for the broker defaults.
 // With one broker the replication factor must be 1 (or -1), and manual
 // replica assignments may only name this broker. Configs are validated
-// against the topic configs gregor knows; an unknown or invalid one fails
-// the topic with INVALID_CONFIG. From v5 the response carries the
+// against the topic configs gregor knows; an unknown or invalid one, or a
+// null value (as in Kafka), fails the topic with INVALID_CONFIG. Manual
+// assignments may list partitions 0..n-1 in any order. From v5 the response carries the
 // partition count, replication factor and every effective config; from v7
 // the topic id. ValidateOnly checks everything and creates nothing.
 
@@ -89,10 +90,13 @@ func (b *Broker) topicFromRequest(rt *kmsg.CreateTopicsRequestTopic, duplicate b
 		if rt.NumPartitions != -1 || rt.ReplicationFactor != -1 {
 			return meta.Topic{}, fmt.Errorf("replica assignment given with partitions or replication factor: %w", kerr.InvalidRequest)
 		}
-		for i, a := range rt.ReplicaAssignment {
-			if a.Partition != int32(i) {
-				return meta.Topic{}, fmt.Errorf("replica assignment partitions must be 0..n-1: %w", kerr.InvalidReplicaAssignment)
+		seen := make([]bool, len(rt.ReplicaAssignment))
+		for _, a := range rt.ReplicaAssignment {
+			// Any order, as in Kafka, but each of 0..n-1 exactly once.
+			if a.Partition < 0 || int(a.Partition) >= len(seen) || seen[a.Partition] {
+				return meta.Topic{}, fmt.Errorf("replica assignment partitions must be 0..n-1, each once (partition %d): %w", a.Partition, kerr.InvalidReplicaAssignment)
 			}
+			seen[a.Partition] = true
 			if len(a.Replicas) != 1 || a.Replicas[0] != b.cfg.BrokerID {
 				return meta.Topic{}, fmt.Errorf("partition %d: replicas %v: only broker %d exists: %w", a.Partition, a.Replicas, b.cfg.BrokerID, kerr.InvalidReplicaAssignment)
 			}
@@ -108,7 +112,9 @@ func (b *Broker) topicFromRequest(rt *kmsg.CreateTopicsRequestTopic, duplicate b
 	var errs []error
 	for _, c := range rt.Configs {
 		if c.Value == nil {
-			continue // null means use the default
+			// As in Kafka (KRaft): a config is left out to take the default.
+			errs = append(errs, fmt.Errorf("null value for topic config %q: leave it out to use the default: %w", c.Name, topicconfig.ErrInvalid))
+			continue
 		}
 		v := topicconfig.Normalize(*c.Value)
 		if err := topicconfig.Validate(c.Name, v); err != nil {

@@ -202,3 +202,52 @@ func TestDeleteTopicsBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateTopicsAssignmentsAndNullConfigs: manual assignments may list
+// the partitions in any order, but each of 0..n-1 once; a config with a
+// null value is INVALID_CONFIG, as in Kafka (KRaft), and creates nothing.
+func TestCreateTopicsAssignmentsAndNullConfigs(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	req := kmsg.NewPtrCreateTopicsRequest()
+	assigned := func(name string, partitions ...int32) {
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, -1, -1
+		for _, p := range partitions {
+			a := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+			a.Partition, a.Replicas = p, []int32{b.cfg.BrokerID}
+			rt.ReplicaAssignment = append(rt.ReplicaAssignment, a)
+		}
+		req.Topics = append(req.Topics, rt)
+	}
+	assigned("reversed", 1, 0)
+	assigned("repeated", 0, 0)
+	assigned("gap", 0, 2)
+	for _, name := range []string{"null-known", "null-unknown"} {
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, 1, 1
+		c := kmsg.NewCreateTopicsRequestTopicConfig()
+		c.Name = map[string]string{"null-known": "retention.ms", "null-unknown": "foo.bar"}[name]
+		rt.Configs = append(rt.Configs, c) // Value nil
+		req.Topics = append(req.Topics, rt)
+	}
+	want := map[string]*kerr.Error{
+		"reversed": nil, "repeated": kerr.InvalidReplicaAssignment, "gap": kerr.InvalidReplicaAssignment,
+		"null-known": kerr.InvalidConfig, "null-unknown": kerr.InvalidConfig,
+	}
+	for _, st := range request[*kmsg.CreateTopicsResponse](t, cl, req).Topics {
+		var code int16
+		if w := want[st.Topic]; w != nil {
+			code = w.Code
+		}
+		if st.ErrorCode != code {
+			t.Errorf("%s: %v, want %v", st.Topic, kerr.ErrorForCode(st.ErrorCode), want[st.Topic])
+		}
+		if _, ok := b.store.Topic(st.Topic); ok != (code == 0) {
+			t.Errorf("%s: created %v", st.Topic, ok)
+		}
+	}
+	if tp, _ := b.store.Topic("reversed"); tp.Partitions != 2 {
+		t.Errorf("reversed: %d partitions, want 2", tp.Partitions)
+	}
+}
