@@ -163,6 +163,7 @@ func New(cfg Config, opts Options) (*Broker, error) {
 		DataDir:          cfg.DataDir,
 		Logger:           opts.Logger.Named("storage"),
 		ConfigFor:        b.storageConfigFor,
+		LeaderEpochFor:   b.store.LeaderEpoch,
 		MaintainInterval: cfg.retentionCheckInterval(),
 		Cleaner:          cfg.cleanerConfig(),
 	})

@@ -330,6 +330,15 @@ func (b *Broker) growTopic(name string, count int32, assignments int, validateOn
 		}
 		return err
 	}
+	// The logs were created before the metadata knew their partitions, so
+	// the manager could not tell them their leader epoch.
+	for p := t.Partitions; p < count; p++ {
+		if epoch, ok := b.store.LeaderEpoch(name, p); ok {
+			if err := b.logs.Log(name, p).BecomeLeader(epoch); err != nil {
+				b.log.Warn("record the leader epoch at the log end", zap.String("topic", name), zap.Int32("partition", p), zap.Error(err))
+			}
+		}
+	}
 	b.log.Info("added partitions", zap.String("topic", name), zap.Int32("from", t.Partitions), zap.Int32("to", count))
 	return nil
 }

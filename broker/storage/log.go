@@ -158,6 +158,30 @@ func (l *Log) Epochs() []EpochEntry {
 	return append([]EpochEntry(nil), l.mu.epochs...)
 }
 
+// BecomeLeader records that this broker leads the partition in epoch from
+// the log end offset on, unless the log knows that epoch or a newer one,
+// and persists the leader-epoch cache if it changed. Kafka does the same
+// when a broker becomes leader, so that OffsetForLeaderEpoch answers the
+// current epoch with the log end offset even when no record has been
+// written in it (a new partition, or one emptied by retention, whose
+// epoch entry starting at the end is dropped by recovery).
+func (l *Log) BecomeLeader(epoch int32) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.writeErrLocked(); err != nil {
+		return err
+	}
+	if !l.mu.epochs.assign(epoch, l.leo.Load()) {
+		return nil
+	}
+	if err := l.persistEpochsLocked(); err != nil {
+		// The cache holds the epoch; an append in it would persist it.
+		// Until then a restart asks again.
+		return fmt.Errorf("write leader-epoch checkpoint in %s: %w", l.dir, err)
+	}
+	return nil
+}
+
 // EndOffsetForEpoch answers OffsetForLeaderEpoch: the largest epoch <= epoch
 // that wrote to this log and the offset where the next epoch starts (the
 // log end offset for the latest epoch); (-1, -1) if unknown.

@@ -31,6 +31,10 @@ type ManagerOptions struct {
 	// OnAppend, if set, is called after every append with the new log end
 	// offset, outside the log's lock.
 	OnAppend func(topic string, partition int32, leo int64)
+	// LeaderEpochFor, if set, returns the leader epoch this broker leads a
+	// partition in (ok false if it does not lead it): every log opened or
+	// created is told with Log.BecomeLeader.
+	LeaderEpochFor func(topic string, partition int32) (epoch int32, ok bool)
 	// MaintainInterval is how often Maintain runs on every log
 	// (log.retention.check.interval.ms); default 5 minutes. Flushing by
 	// flush.ms is checked separately every FlushCheckInterval.
@@ -210,7 +214,7 @@ func (m *Manager) openLog(tp topicPartition) (*Log, error) {
 		cb := m.o.OnAppend
 		onAppend = func(leo int64) { cb(tp.topic, tp.partition, leo) }
 	}
-	return Open(Options{
+	l, err := Open(Options{
 		FS:        m.o.FS,
 		Dir:       m.dirFor(tp),
 		Topic:     tp.topic,
@@ -220,6 +224,18 @@ func (m *Manager) openLog(tp topicPartition) (*Log, error) {
 		Now:       m.o.Now,
 		OnAppend:  onAppend,
 	})
+	if err != nil || m.o.LeaderEpochFor == nil {
+		return l, err
+	}
+	if epoch, ok := m.o.LeaderEpochFor(tp.topic, tp.partition); ok {
+		if err := l.BecomeLeader(epoch); err != nil {
+			// Not fatal: only OffsetForLeaderEpoch on a log with no
+			// record in the epoch answers -1 until an append records it.
+			m.logger.Warn("record the leader epoch at the log end", zap.String("topic", tp.topic),
+				zap.Int32("partition", tp.partition), zap.Int32("epoch", epoch), zap.Error(err))
+		}
+	}
+	return l, nil
 }
 
 // Log returns the log of a partition, or nil if there is none.
