@@ -15,11 +15,14 @@ func (c epochCache) latest() int32 {
 }
 
 // assign records that epoch starts at offset, if it is newer than the
-// latest epoch. It reports whether the cache changed.
+// latest epoch. Entries starting at or after offset (epochs that began
+// leading at the log end and wrote nothing) are replaced, as Kafka's
+// cache does. It reports whether the cache changed.
 func (c *epochCache) assign(epoch int32, offset int64) bool {
 	if epoch < 0 || epoch <= c.latest() {
 		return false
 	}
+	c.truncateFromEnd(offset)
 	*c = append(*c, EpochEntry{Epoch: epoch, StartOffset: offset})
 	return true
 }

@@ -2,6 +2,9 @@ package storage
 
 import (
 	"errors"
+	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gregor-log/gregor/internal/vfs"
@@ -162,6 +165,64 @@ func TestTruncate(t *testing.T) {
 		defer l.Close()
 		if l.LogEndOffset() != 1 {
 			t.Fatalf("LEO after reopen %d", l.LogEndOffset())
+		}
+	})
+}
+
+// TestBecomeLeader: an epoch the broker leads in starts at the log end; a
+// newer one with nothing written in between replaces it (as in Kafka's
+// cache); appends in it change nothing; the entry at the log end survives
+// a reopen without the checkpoint being rewritten.
+func TestBecomeLeader(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		l := openLog(t, fsys, dir, Config{})
+		for range 4 {
+			if _, err := l.Append(plain(t, "e", 2), 0); err != nil { // 0..7
+				t.Fatal(err)
+			}
+		}
+		for _, epoch := range []int32{1, 2, 2, 0} {
+			if err := l.BecomeLeader(epoch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := []EpochEntry{{0, 0}, {2, 8}}
+		if got := l.Epochs(); !slices.Equal(got, want) {
+			t.Fatalf("epochs %v, want %v", got, want)
+		}
+		if e, end := l.EndOffsetForEpoch(1); e != 0 || end != 8 {
+			t.Fatalf("EndOffsetForEpoch(1) = %d, %d; want 0, 8", e, end)
+		}
+		if e, end := l.EndOffsetForEpoch(2); e != 2 || end != 8 {
+			t.Fatalf("EndOffsetForEpoch(2) = %d, %d; want 2, 8", e, end)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		ef := vfs.NewErrorFS(fsys)
+		var writes atomic.Int32
+		ef.SetHook(func(op vfs.Op, path string) error {
+			if op == vfs.OpOpen && strings.HasSuffix(path, epochCheckpoint+".tmp") {
+				writes.Add(1) // a checkpoint is written to a temporary file, then renamed
+			}
+			return nil
+		})
+		l = openLog(t, ef, dir, Config{})
+		defer l.Close()
+		if got := l.Epochs(); !slices.Equal(got, want) {
+			t.Fatalf("epochs after reopen %v, want %v", got, want)
+		}
+		if err := l.BecomeLeader(2); err != nil {
+			t.Fatal(err)
+		}
+		if n := writes.Load(); n != 0 {
+			t.Fatalf("leader-epoch checkpoint written %d times by a reopen that changed nothing", n)
+		}
+		if _, err := l.Append(plain(t, "e", 2), 2); err != nil {
+			t.Fatal(err)
+		}
+		if got := l.Epochs(); !slices.Equal(got, want) {
+			t.Fatalf("epochs after an append in epoch 2: %v, want %v", got, want)
 		}
 	})
 }

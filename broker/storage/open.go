@@ -301,8 +301,11 @@ func (l *Log) open() error {
 	l.hwm.Store(leo)
 	l.segs.Store(&segs)
 
-	// Leader epochs: trim to the recovered log, persist if changed.
-	epochsChanged := rs.epochs.truncateFromEnd(leo) || rs.epochsChanged
+	// Leader epochs: trim to the recovered log, persist if changed. An
+	// epoch starting at the log end itself stays: BecomeLeader put it there
+	// (the broker leads in it and has written nothing in it yet), or the
+	// records written in it were torn away; either way it began there.
+	epochsChanged := rs.epochs.truncateFromEnd(leo+1) || rs.epochsChanged
 	epochsChanged = rs.epochs.truncateFromStart(logStart) || epochsChanged
 	l.mu.epochs = rs.epochs
 	if epochsChanged {
