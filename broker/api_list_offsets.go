@@ -8,7 +8,8 @@ package broker
 // first offset whose record timestamp is at or after it, or -1 when none
 // is. v0, which Kafka 4 no longer serves but tools such as Burrow 1.2 still
 // send, answers a list of old-style offsets instead: see
-// storage.Log.OffsetsBefore.
+// storage.Log.OffsetsBefore. From v1 a partition named twice is
+// INVALID_REQUEST in both entries, as in Kafka.
 
 import (
 	"time"
@@ -26,6 +27,7 @@ func init() {
 
 func (b *Broker) handleListOffsets(_ wire.RequestHeader, req *kmsg.ListOffsetsRequest) kmsg.Response {
 	resp := kmsg.NewPtrListOffsetsResponse()
+	dup := repeatedPartitions(req)
 	for _, rt := range req.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
@@ -33,13 +35,42 @@ func (b *Broker) handleListOffsets(_ wire.RequestHeader, req *kmsg.ListOffsetsRe
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.Timestamp, sp.Offset = -1, -1
-			sp.ErrorCode = b.listOffset(req.Version, rt.Topic, &rp, &sp)
+			if dup[topicPartition{rt.Topic, rp.Partition}] {
+				sp.ErrorCode = kerr.InvalidRequest.Code
+			} else {
+				sp.ErrorCode = b.listOffset(req.Version, rt.Topic, &rp, &sp)
+			}
 			b.metrics.countError("ListOffsets", sp.ErrorCode)
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp
+}
+
+// repeatedPartitions returns the partitions a ListOffsets request (v1+)
+// names more than once, which Kafka answers with INVALID_REQUEST in every
+// entry; nil when there are none (the usual case, found without a map for
+// a request naming one partition).
+func repeatedPartitions(req *kmsg.ListOffsetsRequest) map[topicPartition]bool {
+	if req.Version == 0 || len(req.Topics) == 0 || len(req.Topics) == 1 && len(req.Topics[0].Partitions) <= 1 {
+		return nil
+	}
+	seen := map[topicPartition]bool{}
+	var dup map[topicPartition]bool
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			tp := topicPartition{rt.Topic, rp.Partition}
+			if seen[tp] {
+				if dup == nil {
+					dup = map[topicPartition]bool{}
+				}
+				dup[tp] = true
+			}
+			seen[tp] = true
+		}
+	}
+	return dup
 }
 
 func (b *Broker) listOffset(version int16, topic string, rp *kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) int16 {

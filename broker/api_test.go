@@ -763,3 +763,29 @@ func rawRoundTrip(t *testing.T, c net.Conn, req kmsg.Request, resp kmsg.Response
 		t.Fatal(err)
 	}
 }
+
+// TestListOffsetsRepeatedPartition: a partition named twice in one
+// ListOffsets request (v1+) is INVALID_REQUEST in both entries, as in
+// Kafka; the other partitions are answered.
+func TestListOffsetsRepeatedPartition(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "lr", 2, nil)
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.ReplicaID = -1
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = "lr"
+	for _, p := range []int32{0, 1, 0} {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp = p, -1
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp := request[*kmsg.ListOffsetsResponse](t, cl, req)
+	want := []int16{kerr.InvalidRequest.Code, 0, kerr.InvalidRequest.Code}
+	for i, p := range resp.Topics[0].Partitions {
+		if p.ErrorCode != want[i] {
+			t.Errorf("entry %d (partition %d): %v, want %v", i, p.Partition, kerr.ErrorForCode(p.ErrorCode), kerr.ErrorForCode(want[i]))
+		}
+	}
+}
