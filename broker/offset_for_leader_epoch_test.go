@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -13,19 +12,13 @@ import (
 // epoch 0 of a partition.
 func offsetForEpoch(t *testing.T, cl *kgo.Client, topic string, partition int32) (int32, int64) {
 	t.Helper()
-	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
-	req.ReplicaID = -1
-	rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
-	rt.Topic = topic
 	rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
 	rp.Partition, rp.CurrentLeaderEpoch, rp.LeaderEpoch = partition, 0, 0
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(context.Background(), cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := resp.Topics[0].Partitions[0]
+	rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
+	rt.Topic, rt.Partitions = topic, []kmsg.OffsetForLeaderEpochRequestTopicPartition{rp}
+	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	req.ReplicaID, req.Topics = -1, []kmsg.OffsetForLeaderEpochRequestTopic{rt}
+	p := request[*kmsg.OffsetForLeaderEpochResponse](t, cl, req).Topics[0].Partitions[0]
 	if p.ErrorCode != 0 {
 		t.Fatalf("%s-%d: %v", topic, partition, kerr.ErrorForCode(p.ErrorCode))
 	}
