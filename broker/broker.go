@@ -45,6 +45,8 @@ type Broker struct {
 	// refusals limits the logging of requests refused with the connection
 	// (see lograte.go).
 	refusals *logLimiter
+	// acceptLog limits the logging of failed accepts (out of descriptors).
+	acceptLog *logLimiter
 
 	// streamedPartitions counts partitions appended while their produce
 	// request was still arriving (see produceStream); for tests.
@@ -104,6 +106,7 @@ func New(cfg Config, opts Options) (*Broker, error) {
 	b.metrics = newMetrics(&b.fetchSessions, b.writeFailures)
 	b.waiters = newWaiters()
 	b.refusals = newLogLimiter(refusalLogEvery)
+	b.acceptLog = newLogLimiter(refusalLogEvery)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -330,18 +333,25 @@ func (b *Broker) Serve() error {
 			if b.ctx.Err() != nil {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE) {
-				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
-				b.log.Warn("accept", zap.Error(err), zap.Duration("retry_in", backoff))
-				select {
-				case <-time.After(backoff):
-				case <-b.ctx.Done():
-					return nil
-				}
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("accept: %w", err)
 			}
-			return fmt.Errorf("accept: %w", err)
+			// Anything else (out of descriptors, process- or system-wide;
+			// out of buffers or memory; a connection aborted before it
+			// was accepted) passes: keep accepting, as Kafka's acceptor
+			// does, backing off while it lasts and logging once per
+			// refusalLogEvery.
+			backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
+			if ok, held := b.acceptLog.allow("accept", time.Now()); ok {
+				b.log.Warn("accept failed; retrying", zap.Error(err), zap.Duration("retry_in", backoff),
+					zap.Int("same_since_last_logged", held))
+			}
+			select {
+			case <-time.After(backoff):
+			case <-b.ctx.Done():
+				return nil
+			}
+			continue
 		}
 		backoff = 0
 		c := newConn(b, nc)

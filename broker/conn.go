@@ -18,8 +18,6 @@ import (
 	"github.com/gregor-log/gregor/broker/wire"
 )
 
-var syscallEMFILE = syscall.EMFILE
-
 // maxReusedFrame is the largest request buffer a connection keeps between
 // requests. Producers send up to a few MiB per request; reusing the buffer
 // saves allocating and zeroing it every time. Larger frames are allocated

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"syscall"
 	"time"
 
@@ -258,14 +259,16 @@ func (l *Log) appendLocked(records []byte, hdrs []record.Header, leaderEpoch int
 			return res, 0, false, err
 		}
 	}
-	if l.mu.epochs.assign(leaderEpoch, leo) {
+	if prev := l.mu.epochs; leaderEpoch > prev.latest() {
+		prev = slices.Clone(prev) // assign may replace entries in place
+		l.mu.epochs.assign(leaderEpoch, leo)
 		if err := l.persistEpochsLocked(); err != nil {
-			if vfs.IsNoSpace(err) {
+			if vfs.IsShortage(err) {
 				// The checkpoint is replaced whole: the old one (or, past
 				// the rename, the new one, whose extra epoch starts at the
-				// log end and is trimmed at open) is on disk. Undo the
+				// log end, where it did begin) is on disk. Undo the
 				// assignment and refuse this append only.
-				l.mu.epochs = l.mu.epochs[:len(l.mu.epochs)-1]
+				l.mu.epochs = prev
 				return res, 0, false, l.noSpace("write leader-epoch checkpoint", err)
 			}
 			return res, 0, false, l.failLocked("write leader-epoch checkpoint", err)
@@ -478,7 +481,7 @@ func (l *Log) createSegment(base int64) (*segment, error) {
 // to the log start, so the failure is only logged.
 func (l *Log) persistTrimmedEpochsLocked() error {
 	err := l.persistEpochsLocked()
-	if err != nil && vfs.IsNoSpace(err) {
+	if err != nil && vfs.IsShortage(err) {
 		_ = l.noSpace("write leader-epoch checkpoint", err)
 		return nil
 	}

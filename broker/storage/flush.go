@@ -90,16 +90,18 @@ func (l *Log) flushLocked(closing bool) error {
 
 	done, err := l.syncSegments(dirty, active, closing)
 	if err == nil && dirSync {
-		err = l.fs.SyncDir(l.dir)
+		if err = l.fs.SyncDir(l.dir); vfs.IsOutOfFiles(err) {
+			err = retryable{err} // the directory could not be opened to sync it
+		}
 	}
 	if err == nil && snapshot != nil && rp.Offset != prevSnapshot {
-		if err = l.writeSnapshot(rp.Offset, snapshot); vfs.IsNoSpace(err) {
+		if err = l.writeSnapshot(rp.Offset, snapshot); vfs.IsShortage(err) {
 			err = retryable{err}
 		}
 	}
 	if err == nil && checkpoint {
 		err = writeCheckpoint(l.fs, checkpointPath(l.dir, recoveryPointFile), magicRecoveryPoint, rp.encode())
-		if vfs.IsNoSpace(err) {
+		if vfs.IsShortage(err) {
 			err = retryable{err}
 		}
 	}
@@ -110,8 +112,10 @@ func (l *Log) flushLocked(closing bool) error {
 		if r, ok := err.(retryable); ok {
 			// Only a file written whole or not at all is missing (an
 			// index file, the producer snapshot, the recovery point), for
-			// want of space; every data fsync done succeeded. Leave what
-			// is not done due, so the next flush writes it again.
+			// want of space or of file descriptors, or the directory was
+			// not synced for want of a descriptor; every data fsync done
+			// succeeded. Leave what is not done due, so the next flush
+			// writes it again.
 			l.requeueLocked(dirty[done:], dirSync, msgs, first)
 			return l.noSpace("flush", r.err)
 		}
@@ -203,9 +207,9 @@ func (l *Log) dropFlushedCache(rp recoveryPoint) {
 // that are no longer active (and of the active one when closing).
 //
 // done is how many segments were finished before an error. A failure to
-// write an index file for want of space is retryable: the segment's data
-// is fsynced and its index is still in memory, so writing the files again
-// later is safe.
+// write an index file for want of space or of file descriptors is
+// retryable: the segment's data is fsynced and its index is still in
+// memory, so writing the files again later is safe.
 func (l *Log) syncSegments(segs []*segment, active *segment, closing bool) (done int, err error) {
 	for i, s := range segs {
 		if err := s.log.Sync(); err != nil {
@@ -213,7 +217,7 @@ func (l *Log) syncSegments(segs []*segment, active *segment, closing bool) (done
 		}
 		if s != active || closing {
 			if err := s.writeIndexFiles(); err != nil {
-				if vfs.IsNoSpace(err) {
+				if vfs.IsShortage(err) {
 					return i, retryable{err}
 				}
 				return i, err
@@ -229,7 +233,8 @@ func (l *Log) syncSegments(segs []*segment, active *segment, closing bool) (done
 }
 
 // retryable marks a flush failure that left nothing half done: a file that
-// is written whole or not at all could not be written for want of space.
+// is written whole or not at all could not be written for want of space or
+// of file descriptors.
 type retryable struct{ err error }
 
 func (r retryable) Error() string { return r.err.Error() }

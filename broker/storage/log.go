@@ -231,13 +231,18 @@ func (l *Log) failLocked(op string, err error) error {
 // space.
 const noSpaceLogEvery = 10 * time.Second
 
-// noSpace returns err, a failure for want of space that left the log as it
-// was, wrapped in ErrStorage but not sticky: the log stays writable and the
-// next append or flush tries again. It logs at most every noSpaceLogEvery.
+// noSpace returns err, a failure for want of space or of file descriptors
+// (vfs.IsShortage) that left the log as it was, wrapped in ErrStorage but
+// not sticky: the log stays writable and the next append or flush tries
+// again. It logs at most every noSpaceLogEvery.
 func (l *Log) noSpace(op string, err error) error {
 	now := l.now().UnixNano()
 	if last := l.noSpaceLogged.Load(); now-last >= int64(noSpaceLogEvery) && l.noSpaceLogged.CompareAndSwap(last, now) {
-		l.logger.Warn("no space for the log; refusing appends until space is freed", zap.String("op", op), zap.Error(err))
+		msg := "no space for the log; what needs it fails until space is freed"
+		if vfs.IsOutOfFiles(err) {
+			msg = "out of file descriptors; what needs one fails until some are free (raise ulimit -n)"
+		}
+		l.logger.Warn(msg, zap.String("op", op), zap.Error(err))
 	}
 	return storageErr(op, l.dir, err)
 }

@@ -167,7 +167,12 @@ func OpenManager(o ManagerOptions) (*Manager, error) {
 		for _, l := range m.mu.logs {
 			_ = l.Close()
 		}
-		return nil, fmt.Errorf("open log manager: %d of %d logs failed: %w", len(errs), len(parts), errors.Join(errs...))
+		err := errors.Join(errs...)
+		if vfs.IsOutOfFiles(err) {
+			// Every segment keeps its log file open.
+			return nil, fmt.Errorf("open log manager: %d of %d logs failed, out of file descriptors: raise the limit (ulimit -n) above the number of segment files plus the connections expected: %w", len(errs), len(parts), err)
+		}
+		return nil, fmt.Errorf("open log manager: %d of %d logs failed: %w", len(errs), len(parts), err)
 	}
 
 	m.stopCtx, m.cancelStop = context.WithCancel(context.Background())

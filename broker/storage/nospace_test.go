@@ -63,19 +63,27 @@ func TestFullDiskAtRoll(t *testing.T) {
 }
 
 // TestFullDiskAtFlush: a flush that cannot write a closed segment's index
-// files, or the recovery point, for want of space fails with ErrStorage
-// but leaves the log writable and the flush due; the next flush writes
-// what was missing, and a reopened log trusts it.
+// files, the producer snapshot or the recovery point, or sync the
+// directory, for want of space or of file descriptors (EMFILE from a
+// burst of client connections, ENFILE), fails with ErrStorage but leaves
+// the log writable and the flush due; the next flush writes what was
+// missing, and a reopened log trusts it.
 func TestFullDiskAtFlush(t *testing.T) {
 	for _, c := range []struct {
-		name string
-		fail func(*vfs.ErrorFS)
+		name  string
+		errno syscall.Errno
+		fail  func(*vfs.ErrorFS)
 	}{
-		{"index", func(e *vfs.ErrorFS) { e.FailOn(vfs.OpWrite, indexSuffix, syscall.ENOSPC) }},
-		{"timeindex", func(e *vfs.ErrorFS) { e.FailOn(vfs.OpWrite, timeIndexSuffix, syscall.ENOSPC) }},
-		{"recovery-point", func(e *vfs.ErrorFS) { e.FailOn(vfs.OpWrite, recoveryPointFile, syscall.ENOSPC) }},
-		{"snapshot", func(e *vfs.ErrorFS) { e.FailOn(vfs.OpWrite, snapshotSuffix, syscall.ENOSPC) }},
-		{"everything", func(e *vfs.ErrorFS) { e.SetWriteLimit(0) }},
+		{"index", syscall.ENOSPC, func(e *vfs.ErrorFS) { e.FailOn(vfs.OpWrite, indexSuffix, syscall.ENOSPC) }},
+		{"timeindex", syscall.ENOSPC, func(e *vfs.ErrorFS) { e.FailOn(vfs.OpWrite, timeIndexSuffix, syscall.ENOSPC) }},
+		{"recovery-point", syscall.ENOSPC, func(e *vfs.ErrorFS) { e.FailOn(vfs.OpWrite, recoveryPointFile, syscall.ENOSPC) }},
+		{"snapshot", syscall.ENOSPC, func(e *vfs.ErrorFS) { e.FailOn(vfs.OpWrite, snapshotSuffix, syscall.ENOSPC) }},
+		{"everything", syscall.ENOSPC, func(e *vfs.ErrorFS) { e.SetWriteLimit(0) }},
+		{"index-fds", syscall.EMFILE, func(e *vfs.ErrorFS) { e.FailOn(vfs.OpOpen, indexSuffix, syscall.EMFILE) }},
+		{"recovery-point-fds", syscall.EMFILE, func(e *vfs.ErrorFS) { e.FailOn(vfs.OpOpen, recoveryPointFile, syscall.EMFILE) }},
+		{"snapshot-fds", syscall.ENFILE, func(e *vfs.ErrorFS) { e.FailOn(vfs.OpOpen, snapshotSuffix, syscall.ENFILE) }},
+		{"dir-fds", syscall.EMFILE, func(e *vfs.ErrorFS) { e.FailOn(vfs.OpSyncDir, "", syscall.EMFILE) }},
+		{"every-open-fds", syscall.EMFILE, func(e *vfs.ErrorFS) { e.FailOn(vfs.OpOpen, "", syscall.EMFILE) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -93,8 +101,11 @@ func TestFullDiskAtFlush(t *testing.T) {
 			}
 			c.fail(efs)
 			err := l.Flush()
-			if !errors.Is(err, ErrStorage) || !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("flush on a full disk: %v", err)
+			if !errors.Is(err, ErrStorage) || !errors.Is(err, c.errno) {
+				t.Fatalf("flush short of %v: %v", c.errno, err)
+			}
+			if err := l.WriteError(); err != nil {
+				t.Fatalf("log fenced: %v", err)
 			}
 			if l.firstUnflushed.Load() == 0 {
 				t.Fatal("the failed flush is no longer due")

@@ -533,8 +533,13 @@ func (s *segment) ensureIndex() error {
 		s.checkEndLocked(end, nextOffset)
 		return nil
 	}
-	s.logw().Warn("segment index files fail their checks; rebuilding the index from the log",
-		zap.String("segment", s.path(logSuffix)), zap.Error(err))
+	msg := "segment index files fail their checks; rebuilding the index from the log"
+	if vfs.IsOutOfFiles(err) {
+		// The files may be fine; the log file is open, so the index
+		// can still be rebuilt from it and reads served.
+		msg = "out of file descriptors to read the segment index files; rebuilding the index from the log (raise ulimit -n)"
+	}
+	s.logw().Warn(msg, zap.String("segment", s.path(logSuffix)), zap.Error(err))
 	return s.rebuildLocked(nextOffset, size)
 }
 

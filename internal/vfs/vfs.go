@@ -21,6 +21,19 @@ func IsNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
+// IsOutOfFiles reports whether err is the process or the system out of
+// file descriptors (EMFILE, ENFILE): nothing was opened, and the same call
+// succeeds once descriptors are free. Idle client connections alone can
+// cause it.
+func IsOutOfFiles(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+}
+
+// IsShortage reports whether err is a want of space or of file
+// descriptors (IsNoSpace or IsOutOfFiles): a failure to retry later, not
+// a broken disk.
+func IsShortage(err error) bool { return IsNoSpace(err) || IsOutOfFiles(err) }
+
 // File is an open file. Implementations must be safe for concurrent ReadAt
 // calls, and Sync may run concurrently with Write (a flusher fsyncs while
 // appends continue; the sync covers at least what was written before it
