@@ -41,7 +41,11 @@ type conn struct {
 	nc     net.Conn
 	remote string
 	queue  chan *pending
-	bw     *bufio.Writer // responses; see inflight for who may use it
+	// bw buffers responses; see inflight for who may use it. It is taken
+	// from writerPool when a response is to be written and given back
+	// once everything is flushed and nothing is in flight (see idle), so
+	// an idle connection holds no 64 KiB buffer.
+	bw *bufio.Writer
 
 	// inflight counts responses handed to the writer goroutine and not yet
 	// written. The reader increments it before sending on queue, the
@@ -121,12 +125,34 @@ func newConn(b *Broker, nc net.Conn) *conn {
 		nc:      nc,
 		remote:  nc.RemoteAddr().String(),
 		queue:   make(chan *pending, b.cfg.prop("queued.max.requests")),
-		bw:      bufio.NewWriterSize(nc, 64<<10),
 		closing: make(chan struct{}),
 		born:    time.Now(),
 	}
 	c.scan.OnRecords = func(f wire.RecordsField) { c.stream.produce(b, f) }
 	return c
+}
+
+// writerPool holds response buffers between uses (see conn.bw).
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+
+// writer returns bw, taking one from writerPool if the connection holds
+// none. Only bw's owner (see inflight) calls it.
+func (c *conn) writer() *bufio.Writer {
+	if c.bw == nil {
+		c.bw = writerPool.Get().(*bufio.Writer)
+		c.bw.Reset(c.nc)
+	}
+	return c.bw
+}
+
+// putWriter gives bw back to writerPool if it holds nothing unwritten.
+// Only bw's owner calls it.
+func (c *conn) putWriter() {
+	if c.bw != nil && c.bw.Buffered() == 0 {
+		c.bw.Reset(nil)
+		writerPool.Put(c.bw)
+		c.bw = nil
+	}
 }
 
 // stopReading makes the reader stop after the request it is on; queued
@@ -160,6 +186,11 @@ func (c *conn) serve() {
 	c.handlers.Wait()
 	c.closeSessions()
 	c.nc.Close()
+	if c.bw != nil { // reader and writer are done: unwritten bytes are moot
+		c.bw.Reset(nil)
+		writerPool.Put(c.bw)
+		c.bw = nil
+	}
 }
 
 // readLoop reads and dispatches requests until the connection is to close.
@@ -260,7 +291,7 @@ func (c *conn) send(p *pending) bool {
 			return true
 		}
 		c.armWrite()
-		err := c.writeOut(c.bw, &p.out)
+		err := c.writeOut(c.writer(), &p.out)
 		for i := range p.out.chunks {
 			p.out.chunks[i].Release()
 		}
@@ -290,14 +321,17 @@ func (c *conn) send(p *pending) bool {
 // before the reader may block waiting for input. While the writer goroutine
 // owns bw it flushes instead.
 func (c *conn) flushInline() bool {
-	if c.inflight.Load() != 0 || c.bw.Buffered() == 0 {
+	if c.inflight.Load() != 0 || c.bw == nil {
 		return true
 	}
-	c.armWrite()
-	if err := c.bw.Flush(); err != nil {
-		c.failWrite(err)
-		return false
+	if c.bw.Buffered() > 0 {
+		c.armWrite()
+		if err := c.bw.Flush(); err != nil {
+			c.failWrite(err)
+			return false
+		}
 	}
+	c.putWriter() // the reader is about to wait for the next request
 	return true
 }
 
@@ -336,18 +370,17 @@ func (c *conn) finishNone(p *pending) {
 }
 
 func (c *conn) writeLoop() {
-	bw := c.bw
 	failed := false
 	fail := func(err error) {
 		failed = true
 		c.failWrite(err) // also unblocks the reader
 	}
 	flush := func() {
-		if failed || bw.Buffered() == 0 {
+		if failed || c.bw == nil || c.bw.Buffered() == 0 {
 			return
 		}
 		c.armWrite()
-		if err := bw.Flush(); err != nil {
+		if err := c.bw.Flush(); err != nil {
 			fail(err)
 		}
 	}
@@ -368,7 +401,7 @@ func (c *conn) writeLoop() {
 		}
 		if !failed && !p.out.none {
 			c.armWrite()
-			if err := c.writeOut(bw, &p.out); err != nil {
+			if err := c.writeOut(c.writer(), &p.out); err != nil {
 				fail(err)
 			}
 		}
@@ -385,6 +418,7 @@ func (c *conn) writeLoop() {
 		}
 		if len(c.queue) == 0 {
 			flush()
+			c.putWriter() // idle, unless the reader writes next
 		}
 		// Only now may the reader write into bw again (see inflight).
 		c.inflight.Add(-1)
