@@ -83,13 +83,28 @@ func readCheckpoint(fsys vfs.FS, path string, magic [4]byte) ([]byte, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read checkpoint %s: %w", path, err)
+		return nil, &checkpointReadError{fmt.Errorf("read checkpoint %s: %w", path, err)}
 	}
 	payload, err := unframeCheckpoint(magic, b)
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoint %s: %w", path, err)
 	}
 	return payload, nil
+}
+
+// checkpointReadError is a checkpoint that could not be read at all (out
+// of file descriptors, an I/O error), as opposed to one whose content is
+// bad: nothing is known of what it holds, not even whether it exists, so
+// Open must not go on as if it were absent.
+type checkpointReadError struct{ err error }
+
+func (e *checkpointReadError) Error() string { return e.err.Error() }
+func (e *checkpointReadError) Unwrap() error { return e.err }
+
+// unreadable reports whether err is a checkpointReadError.
+func unreadable(err error) bool {
+	var re *checkpointReadError
+	return errors.As(err, &re)
 }
 
 func writeCheckpoint(fsys vfs.FS, path string, magic [4]byte, payload []byte) error {

@@ -19,7 +19,7 @@ func TestRecoveryPointCadence(t *testing.T) {
 	l := openLog(t, mem, dir, cfg, withNow(c))
 	onDisk := func() recoveryPoint {
 		t.Helper()
-		rp, _ := l.readRecoveryPoint()
+		rp, _, _ := l.readRecoveryPoint()
 		return rp
 	}
 	mustAppend(t, l, plain(t, "a", 10))

@@ -186,3 +186,41 @@ func TestFullDiskAtEpochChange(t *testing.T) {
 		t.Fatalf("epochs after reopen %+v, want %+v", got, want)
 	}
 }
+
+// TestUnreadableCheckpointFailsOpen: a checkpoint that cannot be read at
+// all (no file descriptor to open it) fails Open rather than being taken
+// as absent: an absent log-start-offset would bring records deleted by
+// DeleteRecords back, an absent clean-shutdown marker would at worst cost a
+// recovery, but one of unknown existence must not skip it. With
+// descriptors back, the log opens as it was.
+func TestUnreadableCheckpointFailsOpen(t *testing.T) {
+	for _, file := range []string{logStartOffsetFile, cleanShutdownFile, epochCheckpoint, recoveryPointFile} {
+		t.Run(file, func(t *testing.T) {
+			efs := vfs.NewErrorFS(vfs.NewMem())
+			l := openLog(t, efs, "/d/t-0", Config{})
+			for range 5 {
+				mustAppend(t, l, plain(t, "x", 2))
+			}
+			l.SetHighWatermark(l.LogEndOffset())
+			if _, err := l.DeleteRecordsBefore(4); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			efs.FailOn(vfs.OpOpen, file, syscall.EMFILE)
+			if l, err := Open(Options{FS: efs, Dir: "/d/t-0", Topic: "t", Config: Config{}}); !errors.Is(err, syscall.EMFILE) {
+				if err == nil {
+					l.Close()
+				}
+				t.Fatalf("open with %s unreadable: %v", file, err)
+			}
+			efs.Clear()
+			l = openLog(t, efs, "/d/t-0", Config{})
+			defer l.Close()
+			if start := l.LogStartOffset(); start != 4 {
+				t.Fatalf("log start %d after reopening, want 4", start)
+			}
+		})
+	}
+}

@@ -131,16 +131,31 @@ func (l *Log) open() error {
 	if err := l.completeSwaps(&contents, &cleaner, cleanerOK); err != nil {
 		return err
 	}
-	rp, haveRP := l.readRecoveryPoint()
+	rp, haveRP, err := l.readRecoveryPoint()
+	if err != nil {
+		return err
+	}
 	missing, err := l.removeOrphanIndexes(&contents, rp, haveRP, cleaner, cleanerOK)
 	if err != nil {
 		return err
 	}
 
 	l.mu.recovery, l.mu.flushed, l.mu.recoveryAt = rp, rp, l.now()
-	logStartCkpt := l.readLogStart()
-	epochs, haveEpochs := l.readEpochs()
-	clean := l.readCleanShutdown()
+	// A checkpoint that cannot be read at all fails the open: taken as
+	// absent, a lost log start would bring deleted records back, and a
+	// clean-shutdown marker of unknown existence would skip recovery.
+	logStartCkpt, err := l.readLogStart()
+	if err != nil {
+		return err
+	}
+	epochs, haveEpochs, err := l.readEpochs()
+	if err != nil {
+		return err
+	}
+	clean, err := l.readCleanShutdown()
+	if err != nil {
+		return err
+	}
 
 	// Open every segment; none is read yet.
 	segs := make([]*segment, 0, len(contents.logs)+1)
@@ -442,55 +457,71 @@ func segmentFor(segs []*segment, offset int64) int {
 	return i - 1
 }
 
-func (l *Log) readRecoveryPoint() (recoveryPoint, bool) {
+// The checkpoint readers below return an error only for a file that could
+// not be read at all (see checkpointReadError); a bad one is logged and
+// ignored, as if absent, and Open recovers what it held.
+
+func (l *Log) readRecoveryPoint() (recoveryPoint, bool, error) {
 	p, err := readCheckpoint(l.fs, checkpointPath(l.dir, recoveryPointFile), magicRecoveryPoint)
+	if unreadable(err) {
+		return recoveryPoint{}, false, err
+	}
 	if err == nil && p != nil {
 		var rp recoveryPoint
 		if rp, err = decodeRecoveryPoint(p); err == nil {
-			return rp, true
+			return rp, true, nil
 		}
 	}
 	if err != nil {
-		l.logger.Warn("ignoring unreadable recovery point", zap.Error(err))
+		l.logger.Warn("ignoring a bad recovery point", zap.Error(err))
 	}
-	return recoveryPoint{}, false
+	return recoveryPoint{}, false, nil
 }
 
-func (l *Log) readLogStart() int64 {
+func (l *Log) readLogStart() (int64, error) {
 	p, err := readCheckpoint(l.fs, checkpointPath(l.dir, logStartOffsetFile), magicLogStart)
+	if unreadable(err) {
+		return 0, err
+	}
 	if err == nil && p != nil {
 		var off int64
 		if off, err = decodeOffset(p); err == nil {
-			return off
+			return off, nil
 		}
 	}
 	if err != nil {
-		l.logger.Warn("ignoring unreadable log start offset", zap.Error(err))
+		l.logger.Warn("ignoring a bad log start offset", zap.Error(err))
 	}
-	return 0
+	return 0, nil
 }
 
-func (l *Log) readEpochs() (epochCache, bool) {
+func (l *Log) readEpochs() (epochCache, bool, error) {
 	p, err := readCheckpoint(l.fs, checkpointPath(l.dir, epochCheckpoint), magicEpochs)
+	if unreadable(err) {
+		return nil, false, err
+	}
 	if err == nil && p != nil {
 		var entries []EpochEntry
 		if entries, err = decodeEpochs(p); err == nil {
-			return entries, true
+			return entries, true, nil
 		}
 	}
 	if err != nil {
-		l.logger.Warn("ignoring unreadable leader-epoch checkpoint; rebuilding from the verified tail", zap.Error(err))
+		l.logger.Warn("ignoring a bad leader-epoch checkpoint; rebuilding from the verified tail", zap.Error(err))
 	}
-	return nil, false
+	return nil, false, nil
 }
 
-func (l *Log) readCleanShutdown() bool {
+func (l *Log) readCleanShutdown() (bool, error) {
 	p, err := readCheckpoint(l.fs, checkpointPath(l.dir, cleanShutdownFile), magicCleanShutdown)
-	if err != nil {
-		l.logger.Warn("ignoring unreadable clean-shutdown marker", zap.Error(err))
-		return true // it exists; remove it
+	if unreadable(err) {
+		return false, err
 	}
-	return p != nil
+	if err != nil {
+		l.logger.Warn("ignoring a bad clean-shutdown marker", zap.Error(err))
+		return true, nil // it exists; remove it
+	}
+	return p != nil, nil
 }
 
 // recoveryScan verifies segments batch by batch during Open.
