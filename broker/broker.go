@@ -197,6 +197,11 @@ func New(cfg Config, opts Options) (*Broker, error) {
 
 	if b.httpLn != nil {
 		b.httpSrv = &http.Server{Handler: b.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		// Its own complaints (failed accepts, TLS handshakes) go to the
+		// broker's log, structured, rather than to stderr.
+		if stdLog, err := zap.NewStdLogAt(b.log.Named("http"), zap.WarnLevel); err == nil {
+			b.httpSrv.ErrorLog = stdLog
+		}
 	}
 	return b, nil
 }
