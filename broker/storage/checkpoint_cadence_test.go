@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gregor-log/gregor/internal/vfs"
@@ -78,5 +80,57 @@ func TestRecoveryPointCadence(t *testing.T) {
 	defer l.Close()
 	if rp := onDisk(); rp.Offset != end+10 {
 		t.Fatalf("recovery point after a clean close: %+v, want offset %d", rp, end+10)
+	}
+}
+
+// TestIdleCloseKeepsRecoveryPoint: closing a log that took no appends
+// since it opened does not write the recovery point again (the file holds
+// it; a shutdown of thousands of idle logs spent its time on such
+// writes), but a log whose file was bad at open gets a good one.
+func TestIdleCloseKeepsRecoveryPoint(t *testing.T) {
+	efs := vfs.NewErrorFS(vfs.NewMem())
+	var writes atomic.Int32
+	efs.SetHook(func(op vfs.Op, path string) error {
+		if op == vfs.OpOpen && strings.HasSuffix(path, recoveryPointFile+".tmp") {
+			writes.Add(1)
+		}
+		return nil
+	})
+	const dir = "/d/t-0"
+	l := openLog(t, efs, dir, Config{})
+	mustAppend(t, l, plain(t, "x", 3))
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := writes.Swap(0); n != 1 {
+		t.Fatalf("close after an append wrote the recovery point %d times, want 1", n)
+	}
+	l = openLog(t, efs, dir, Config{})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := writes.Swap(0); n != 0 {
+		t.Fatalf("idle close wrote the recovery point %d times", n)
+	}
+	data, err := vfs.ReadFile(efs, checkpointPath(dir, recoveryPointFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[12] ^= 0xff // the payload no longer matches the CRC
+	if err := vfs.WriteFileAtomic(efs, checkpointPath(dir, recoveryPointFile), data); err != nil {
+		t.Fatal(err)
+	}
+	writes.Store(0)
+	l = openLog(t, efs, dir, Config{})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := writes.Load(); n != 1 {
+		t.Fatalf("close after a bad recovery point wrote it %d times, want 1", n)
+	}
+	l = openLog(t, efs, dir, Config{})
+	defer l.Close()
+	if rp, ok, err := l.readRecoveryPoint(); err != nil || !ok || rp.Offset != 3 {
+		t.Fatalf("recovery point after the rewrite: %+v %v %v", rp, ok, err)
 	}
 }

@@ -85,7 +85,10 @@ func (l *Log) flushLocked(closing bool) error {
 	}
 	prevSnapshot := l.mu.snapshotOffset
 	now := l.now()
-	checkpoint := closing || checkpointDue(l.mu.recovery, l.mu.recoveryAt, rp, now)
+	// The recovery point is written at close and when due, unless the
+	// file already holds it (an idle log: thousands of them made a slow
+	// shutdown).
+	checkpoint := (rp != l.mu.recovery || !l.mu.recoveryOnDisk) && (closing || checkpointDue(l.mu.recovery, l.mu.recoveryAt, rp, now))
 	l.mu.Unlock()
 
 	done, err := l.syncSegments(dirty, active, closing)
@@ -125,7 +128,7 @@ func (l *Log) flushLocked(closing bool) error {
 	l.mu.Lock()
 	l.mu.flushed = rp
 	if checkpoint {
-		l.mu.recovery, l.mu.recoveryAt = rp, now
+		l.mu.recovery, l.mu.recoveryAt, l.mu.recoveryOnDisk = rp, now, true
 	}
 	if snapshot != nil {
 		l.mu.snapshotOffset = rp.Offset

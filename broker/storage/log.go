@@ -75,7 +75,10 @@ type Log struct {
 		// to, which it trails.
 		recovery   recoveryPoint
 		recoveryAt time.Time
-		flushed    recoveryPoint
+		// recoveryOnDisk: the recovery-point file holds recovery (false
+		// when it was missing or bad at open).
+		recoveryOnDisk bool
+		flushed        recoveryPoint
 		// snapshotOffset is the offset of the newest producer snapshot
 		// file; -1 when there is none.
 		snapshotOffset int64

@@ -141,7 +141,7 @@ func (l *Log) open() error {
 		return err
 	}
 
-	l.mu.recovery, l.mu.flushed, l.mu.recoveryAt = rp, rp, l.now()
+	l.mu.recovery, l.mu.flushed, l.mu.recoveryAt, l.mu.recoveryOnDisk = rp, rp, l.now(), haveRP
 	// A checkpoint that cannot be read at all fails the open: taken as
 	// absent, a lost log start would bring deleted records back, and a
 	// clean-shutdown marker of unknown existence would skip recovery.

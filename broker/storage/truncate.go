@@ -150,7 +150,7 @@ func (l *Log) Truncate(offset int64) error {
 		if err := writeCheckpoint(l.fs, checkpointPath(l.dir, recoveryPointFile), magicRecoveryPoint, rp.encode()); err != nil {
 			return l.failLocked("truncate", err)
 		}
-		l.mu.recovery, l.mu.recoveryAt = rp, l.now()
+		l.mu.recovery, l.mu.recoveryAt, l.mu.recoveryOnDisk = rp, l.now(), true
 	}
 	if l.mu.flushed.Offset > newEnd {
 		l.mu.flushed = rp
