@@ -11,11 +11,17 @@
 // of their first 1 KiB (see fingerprint.go): an inode that now holds other
 // bytes is a new file, and a new inode whose first 1 KiB equals that of a
 // file truncated under us is the copy of a copytruncate rotation and
-// continues where that file stopped.
+// continues where that file stopped. Files that share a head (a banner
+// every log file of a service starts with) are told apart by the bytes
+// after it (up to 64 KiB); a file under two paths (a symlink) is read once;
+// a file shorter than what was read of it was truncated, whatever its head.
+// A deleted file is finished once read to its end and quiet for 2 s.
 //
 // Delivery is at least once. Each file's checkpoint (checkpoint.go) is the
 // end of the longest run of its lines that the broker acknowledged
-// (tracker.go); it is written atomically on an interval and on shutdown.
+// (tracker.go); it is written atomically on an interval, on shutdown, and
+// as soon as a scan finds a new file (so that one rotated out of the globs
+// while the agent is down is still found by the next run).
 // Lines acknowledged and checkpointed are never read again; lines in flight
 // when the agent dies are read again after a restart. When the broker is
 // down, the producer's buffer (producer.max-in-flight-bytes) fills and
@@ -282,7 +288,7 @@ func (a *Agent) requestScan() {
 // scanLoop scans at start, on every rescan interval and on request, until
 // ctx is done.
 func (a *Agent) scanLoop(ctx context.Context) {
-	a.doScan(ctx, true)
+	a.scanAndCheckpoint(ctx, true)
 	ticker := time.NewTicker(a.cfg.RescanInterval)
 	defer ticker.Stop()
 	const minGap = 50 * time.Millisecond // bounds scans caused by event storms
@@ -300,7 +306,21 @@ func (a *Agent) scanLoop(ctx context.Context) {
 			case <-t.C:
 			}
 		}
-		a.doScan(ctx, false)
+		a.scanAndCheckpoint(ctx, false)
+	}
+}
+
+// scanAndCheckpoint runs doScan and, if it found a file it did not know, writes the
+// checkpoint at once rather than at the next interval: a file that is
+// rotated out of the globs while the agent is down is found again only
+// through the checkpoint, so one first seen just before a kill -9 would
+// otherwise lose whatever of it was not read yet.
+func (a *Agent) scanAndCheckpoint(ctx context.Context, first bool) {
+	if a.doScan(ctx, first) {
+		if err := a.writeCheckpoint(); err != nil {
+			a.metrics.checkpointErrors.Inc()
+			a.log.Error("write checkpoint", zap.Error(err))
+		}
 	}
 }
 

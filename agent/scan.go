@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -138,19 +139,25 @@ func (a *Agent) clearProblem(path string) { delete(a.scan.noted, path) }
 // new inodes are matched against orphans by fingerprint or start at 0, and
 // open files whose inode was not found are marked detached (renamed away or
 // deleted: they are read to their end and then closed).
-func (a *Agent) doScan(ctx context.Context, first bool) {
+//
+// It reports whether it started tracking a file it did not know.
+func (a *Agent) doScan(ctx context.Context, first bool) (newFiles bool) {
 	cands, dirs := a.expand()
 	a.updateWatches(dirs)
 	now := time.Now()
 	r := a.reg
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer func(id uint64) { newFiles = r.mu.nextID != id }(r.mu.nextID)
 
 	found := make(map[inodeKey]bool, len(cands))
 	var fresh []candidate
 	// Known inodes first: a truncation found here orphans a state that a
 	// fresh copy below may then continue.
 	for _, c := range cands {
+		if found[c.key] {
+			continue // the same file under a second path (a symlink, a hard link): read it once
+		}
 		found[c.key] = true
 		st := r.mu.byInode[c.key]
 		if st == nil {
@@ -172,20 +179,23 @@ func (a *Agent) doScan(ctx context.Context, first bool) {
 		a.reopenLocked(ctx, st, c, now)
 	}
 	for _, c := range fresh {
-		a.openFreshLocked(ctx, c, found, now)
+		a.openFreshLocked(ctx, c, found, now, first)
 	}
 	for key, st := range r.mu.byInode {
 		if found[key] {
 			continue
 		}
 		if st.tailer != nil {
-			st.tailer.detached.Store(true)
+			if !st.tailer.detached.Swap(true) {
+				st.tailer.poke() // read to its end; finished at once if deleted
+			}
 		} else if first {
 			a.recoverRotatedLocked(ctx, st, now)
 		}
 	}
 	r.forgetLocked(now.Add(-a.cfg.ForgetAfter))
 	a.metrics.filesKnown.Set(float64(len(r.mu.states)))
+	return false // set by the deferred check
 }
 
 // openChecked opens c.path and makes sure it is still the inode the scan
@@ -242,7 +252,7 @@ func (a *Agent) reopenLocked(ctx context.Context, st *fileState, c candidate, no
 }
 
 // openFreshLocked handles an inode no state is bound to.
-func (a *Agent) openFreshLocked(ctx context.Context, c candidate, found map[inodeKey]bool, now time.Time) {
+func (a *Agent) openFreshLocked(ctx context.Context, c candidate, found map[inodeKey]bool, now time.Time, first bool) {
 	f, size, ok := a.openChecked(c)
 	if !ok {
 		return
@@ -265,26 +275,75 @@ func (a *Agent) openFreshLocked(ctx context.Context, c candidate, found map[inod
 		return
 	}
 	if b := r.findBoundByFPLocked(fp, c.key); b != nil {
-		if b.tailer != nil || found[b.key] {
-			// A copy of a file being read (copytruncate's copy seen before
-			// the truncation): once the original is truncated its state is
-			// orphaned (which asks for a scan) and that scan continues it
-			// here.
-			f.Close()
+		switch {
+		case b.tailer != nil || found[b.key]:
+			// Either a copy of a file being read (copytruncate's copy seen
+			// before the truncation: once the original is truncated its
+			// state is orphaned, which asks for a scan, and that scan
+			// continues it here), or another file that starts with the
+			// same 1 KiB (a banner every log file of a service begins
+			// with). Only a copy holds the original's bytes past the head.
+			if a.sameAsOriginal(f, size, b) {
+				f.Close()
+				return
+			}
+		case first:
+			// At start, the file we knew under that head moved to a new
+			// inode while we were down (another file system, a restore):
+			// continue it.
+			a.log.Info("file moved to a new inode; continuing it", zap.String("path", c.path), zap.String("was", b.path))
+			r.bindLocked(b, c.key, c.path)
+			b.seen = now
+			b.input = c.in
+			a.startTailerLocked(ctx, b, f, b.readOffset.Load(), false)
 			return
 		}
-		// The file we knew moved to a new inode (another file system, or a
-		// restore): continue it.
-		a.log.Info("file moved to a new inode; continuing it", zap.String("path", c.path), zap.String("was", b.path))
-		r.bindLocked(b, c.key, c.path)
-		b.seen = now
-		b.input = c.in
-		a.startTailerLocked(ctx, b, f, b.readOffset.Load(), false)
-		return
+		// Otherwise, while running, a new inode with a known head whose
+		// original is gone is as likely a new file after a rotation
+		// (with the same banner) as the old one moved: read it from the
+		// start, which at worst sends lines twice.
 	}
 	st := r.newStateLocked(c.key, true, c.path, fp, 0, now)
 	st.input = c.in
 	a.startTailerLocked(ctx, st, f, 0, false)
+}
+
+// compareBytes is how much past the fingerprint sameAsOriginal compares.
+const compareBytes = 64 << 10
+
+// sameAsOriginal reports whether f (size bytes) holds the same bytes as the
+// file of state b, which starts with the same fingerprint, as far as both
+// go within compareBytes: a copy does, another file with the same head
+// does not. When the original cannot be read it answers true (the caller
+// then waits, as before, for the next scan).
+func (a *Agent) sameAsOriginal(f *os.File, size int64, b *fileState) bool {
+	var orig *os.File
+	if b.tailer != nil {
+		orig = b.tailer.f
+	} else {
+		o, err := os.Open(b.path)
+		if err != nil {
+			return true
+		}
+		defer o.Close()
+		orig = o
+	}
+	ofi, err := orig.Stat()
+	if err != nil {
+		return true
+	}
+	n := min(size, ofi.Size(), compareBytes)
+	if n <= int64(b.fp.n) {
+		return true // nothing past the head to tell them apart yet
+	}
+	x, y := make([]byte, n), make([]byte, n)
+	if _, err := f.ReadAt(x, 0); err != nil {
+		return true
+	}
+	if _, err := orig.ReadAt(y, 0); err != nil {
+		return true
+	}
+	return bytes.Equal(x, y)
 }
 
 // recoverRotatedLocked looks, at startup, for a checkpointed file that is

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -54,6 +55,23 @@ func (a *Agent) startTailerLocked(ctx context.Context, st *fileState, f *os.File
 	a.metrics.filesOpen.Inc()
 	a.tailers.Add(1)
 	go t.run(ctx)
+}
+
+// removedGrace is how long a deleted file must stay quiet at its end before
+// it is finished, whatever close-inactive says: a writer that still holds
+// it open may add a last few lines, but nobody can open it again, and
+// waiting out close-inactive held its descriptor, and its disk space, for
+// minutes (Filebeat's close_removed finishes it at once).
+const removedGrace = 2 * time.Second
+
+// removed reports whether the file has been deleted (no name links to it).
+func (t *tailer) removed() bool {
+	fi, err := t.f.Stat()
+	if err != nil {
+		return false
+	}
+	sys, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && sys.Nlink == 0
 }
 
 // poke wakes the tailer if it is waiting.
@@ -156,7 +174,7 @@ func (t *tailer) loop(ctx context.Context) string {
 			}
 		}
 		idle := now.Sub(lastActive)
-		if idle >= a.cfg.CloseInactive {
+		if idle >= a.cfg.CloseInactive || idle >= removedGrace && t.detached.Load() && t.removed() {
 			if t.detached.Load() {
 				// Renamed away or deleted and quiet: ship what is left,
 				// including a last line without a newline, and finish.
@@ -231,7 +249,7 @@ func (t *tailer) checkIdentity(ctx context.Context, size int64) int {
 		return identitySame // try again on the next change
 	}
 	consumed := t.lr.consumed()
-	if same && (size >= consumed || fp.full()) {
+	if same && size >= consumed {
 		if now.n > fp.n {
 			a.reg.mu.Lock()
 			defer a.reg.mu.Unlock()
