@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -38,6 +40,10 @@ type shipper struct {
 	retry struct {
 		sync.Mutex
 		recs []*kgo.Record
+		// purge: topics whose records failed with UNKNOWN_TOPIC_ID (the
+		// topic was deleted and created again under a new id): the client
+		// keeps failing them until it forgets the old id.
+		purge map[string]bool
 	}
 	retryWake chan struct{} // capacity 1
 }
@@ -194,6 +200,12 @@ func (s *shipper) promise(r *kgo.Record, err error) {
 	ref.in.m.retried.Inc()
 	s.retry.Lock()
 	s.retry.recs = append(s.retry.recs, r)
+	if errors.Is(err, kerr.UnknownTopicID) {
+		if s.retry.purge == nil {
+			s.retry.purge = map[string]bool{}
+		}
+		s.retry.purge[r.Topic] = true
+	}
 	s.retry.Unlock()
 	select {
 	case s.retryWake <- struct{}{}:
@@ -237,9 +249,16 @@ func (s *shipper) retryLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		s.retry.Lock()
-		recs := s.retry.recs
-		s.retry.recs = nil
+		recs, purge := s.retry.recs, s.retry.purge
+		s.retry.recs, s.retry.purge = nil, nil
 		s.retry.Unlock()
+		if len(purge) > 0 {
+			// Records still buffered for these topics fail (and come back
+			// here); the next produce looks the topic up afresh.
+			topics := slices.Sorted(maps.Keys(purge))
+			s.a.log.Warn("topic deleted and created again; forgetting its old id", zap.Strings("topics", topics))
+			s.cl.PurgeTopicsFromProducing(topics...)
+		}
 		if len(recs) > 0 {
 			s.a.log.Warn("producing failed records again", zap.Int("records", len(recs)))
 		}
