@@ -25,10 +25,15 @@ func TestProduceStreamedAsItArrives(t *testing.T) {
 	cl := newClient(t, b)
 	createTopic(t, cl, "crc", 5, nil)
 
+	// One timestamp for every record: with the clock's, a batch built
+	// slowly (under -race on a busy machine) got two-byte timestamp
+	// deltas, so a later round's frame outgrew the buffer the first one
+	// left and was read whole, not streamed.
+	ts := time.Now().UnixMilli()
 	batch := func(n int, tag string) []byte {
 		rb := record.NewBuilder()
 		for i := range n {
-			rb.Add(nil, bytes.Repeat([]byte(fmt.Sprintf("%s-%d|", tag, i)), 45), nil, time.Now().UnixMilli())
+			rb.Add(nil, bytes.Repeat([]byte(fmt.Sprintf("%s-%d|", tag, i)), 45), nil, ts)
 		}
 		return rb.Build()
 	}
