@@ -44,6 +44,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -245,10 +246,14 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.watchLoop(runCtx, watcher)
 		}()
 	}
-	bg.Add(2)
+	bg.Add(3)
 	go func() {
 		defer bg.Done()
 		a.ship.retryLoop(runCtx)
+	}()
+	go func() {
+		defer bg.Done()
+		a.ship.stallLoop(runCtx)
 	}()
 	go func() {
 		defer bg.Done()
@@ -275,6 +280,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("agent stopped")
 	return nil
+}
+
+// topics returns the topics the inputs ship to, sorted, once each.
+func (a *Agent) topics() []string {
+	var ts []string
+	for _, in := range a.inputs {
+		if !slices.Contains(ts, in.topic) {
+			ts = append(ts, in.topic)
+		}
+	}
+	slices.Sort(ts)
+	return ts
 }
 
 // requestScan asks for a rescan soon.

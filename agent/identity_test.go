@@ -1,11 +1,16 @@
 package agent
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // writeBanner starts file with the same 1.5 KiB banner every time: a
@@ -129,4 +134,35 @@ func TestTruncatedAndRewrittenWithSameHead(t *testing.T) {
 	withoutBanners(h, 310)
 	h.appendLines("t.log", 310, 700)
 	withoutBanners(h, 700)
+}
+
+// TestStallWarned: records that no broker acknowledges (here: the topic
+// does not exist and is not created) are warned about, naming the topic,
+// rather than only falling behind in silence.
+func TestStallWarned(t *testing.T) {
+	defer func(d time.Duration) { stallAfter = d }(stallAfter)
+	stallAfter = 300 * time.Millisecond
+	h := newHarness(t)
+	h.topic = "missing"
+	core, logs := observer.New(zap.WarnLevel)
+	a, err := New(h.config("*.log"), Options{Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	h.appendLines("x.log", 0, 10)
+	eventually(t, "a stall warning", func() bool {
+		for _, e := range logs.FilterMessageSnippet("no record acknowledged").All() {
+			if strings.Contains(fmt.Sprint(e.ContextMap()["topics"]), "missing") {
+				return true
+			}
+		}
+		return false
+	})
 }

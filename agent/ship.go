@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -46,6 +47,10 @@ type shipper struct {
 		purge map[string]bool
 	}
 	retryWake chan struct{} // capacity 1
+
+	// lastAck is when a record was last acknowledged (Unix ns), for
+	// stallLoop.
+	lastAck atomic.Int64
 }
 
 // recRef is a record's link back to its file; it is the record's Context
@@ -182,6 +187,7 @@ func (s *shipper) promise(r *kgo.Record, err error) {
 	if err == nil {
 		ref.st.ack.ack(ref.seq)
 		ref.in.m.shipped.Inc()
+		s.lastAck.Store(time.Now().UnixNano())
 		return
 	}
 	switch {
@@ -227,6 +233,34 @@ func headerValue(r *kgo.Record, key string) []byte {
 		}
 	}
 	return nil
+}
+
+// stallAfter is how long records may wait without any acknowledgement
+// before stallLoop warns.
+var stallAfter = 30 * time.Second // a variable for tests
+
+// stallLoop warns, at most every stallAfter, while records wait and none
+// has been acknowledged for stallAfter: the producer retries forever
+// without a word when the broker is unreachable or the topic does not
+// exist (auto-creation off), and the files then only fall behind.
+func (s *shipper) stallLoop(ctx context.Context) {
+	s.lastAck.Store(time.Now().UnixNano())
+	t := time.NewTicker(stallAfter)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		waiting := s.cl.BufferedProduceRecords()
+		since := time.Since(time.Unix(0, s.lastAck.Load()))
+		if waiting > 0 && since >= stallAfter {
+			s.a.log.Warn("no record acknowledged; is the broker reachable, and does the topic exist (auto-creation may be off)?",
+				zap.Int64("records_waiting", waiting), zap.Duration("since_last_ack", since.Round(time.Second)),
+				zap.Strings("topics", s.a.topics()))
+		}
+	}
 }
 
 // retryLoop produces failed records again, a second after they failed,
