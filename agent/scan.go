@@ -141,14 +141,14 @@ func (a *Agent) clearProblem(path string) { delete(a.scan.noted, path) }
 // deleted: they are read to their end and then closed).
 //
 // It reports whether it started tracking a file it did not know.
-func (a *Agent) doScan(ctx context.Context, first bool) (newFiles bool) {
+func (a *Agent) doScan(ctx context.Context, first bool) bool {
 	cands, dirs := a.expand()
 	a.updateWatches(dirs)
 	now := time.Now()
 	r := a.reg
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	defer func(id uint64) { newFiles = r.mu.nextID != id }(r.mu.nextID)
+	idBefore := r.mu.nextID
 
 	found := make(map[inodeKey]bool, len(cands))
 	var fresh []candidate
@@ -195,7 +195,7 @@ func (a *Agent) doScan(ctx context.Context, first bool) (newFiles bool) {
 	}
 	r.forgetLocked(now.Add(-a.cfg.ForgetAfter))
 	a.metrics.filesKnown.Set(float64(len(r.mu.states)))
-	return false // set by the deferred check
+	return r.mu.nextID != idBefore
 }
 
 // openChecked opens c.path and makes sure it is still the inode the scan

@@ -43,10 +43,8 @@ type Broker struct {
 	waiters  *waiters
 	self     meta.Broker
 	// refusals limits the logging of requests refused with the connection
-	// (see lograte.go).
+	// and of failed accepts (see lograte.go).
 	refusals *logLimiter
-	// acceptLog limits the logging of failed accepts (out of descriptors).
-	acceptLog *logLimiter
 
 	// streamedPartitions counts partitions appended while their produce
 	// request was still arriving (see produceStream); for tests.
@@ -106,7 +104,6 @@ func New(cfg Config, opts Options) (*Broker, error) {
 	b.metrics = newMetrics(&b.fetchSessions, b.writeFailures)
 	b.waiters = newWaiters()
 	b.refusals = newLogLimiter(refusalLogEvery)
-	b.acceptLog = newLogLimiter(refusalLogEvery)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -347,7 +344,7 @@ func (b *Broker) Serve() error {
 			// does, backing off while it lasts and logging once per
 			// refusalLogEvery.
 			backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
-			if ok, held := b.acceptLog.allow("accept", time.Now()); ok {
+			if ok, held := b.refusals.allow("accept", time.Now()); ok {
 				b.log.Warn("accept failed; retrying", zap.Error(err), zap.Duration("retry_in", backoff),
 					zap.Int("same_since_last_logged", held))
 			}

@@ -43,7 +43,7 @@ type conn struct {
 	queue  chan *pending
 	// bw buffers responses; see inflight for who may use it. It is taken
 	// from writerPool when a response is to be written and given back
-	// once everything is flushed and nothing is in flight (see idle), so
+	// once everything is flushed and nothing is in flight (putWriter), so
 	// an idle connection holds no 64 KiB buffer.
 	bw *bufio.Writer
 
@@ -149,10 +149,15 @@ func (c *conn) writer() *bufio.Writer {
 // Only bw's owner calls it.
 func (c *conn) putWriter() {
 	if c.bw != nil && c.bw.Buffered() == 0 {
-		c.bw.Reset(nil)
-		writerPool.Put(c.bw)
-		c.bw = nil
+		c.releaseWriter()
 	}
+}
+
+// releaseWriter gives bw back to writerPool, dropping anything unwritten.
+func (c *conn) releaseWriter() {
+	c.bw.Reset(nil)
+	writerPool.Put(c.bw)
+	c.bw = nil
 }
 
 // stopReading makes the reader stop after the request it is on; queued
@@ -187,9 +192,7 @@ func (c *conn) serve() {
 	c.closeSessions()
 	c.nc.Close()
 	if c.bw != nil { // reader and writer are done: unwritten bytes are moot
-		c.bw.Reset(nil)
-		writerPool.Put(c.bw)
-		c.bw = nil
+		c.releaseWriter()
 	}
 }
 
