@@ -4,7 +4,8 @@ package broker
 //
 // The cluster id, the controller and the live brokers. Only the BROKERS
 // endpoint type (1) exists; a request for controller endpoints gets
-// UNSUPPORTED_ENDPOINT_TYPE.
+// UNSUPPORTED_ENDPOINT_TYPE. Authorized operations, when asked for, are
+// every cluster operation (see clusterOperations).
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -23,6 +24,9 @@ func (b *Broker) handleDescribeCluster(hdr wire.RequestHeader, req *kmsg.Describ
 	if hdr.APIVersion >= 1 && req.EndpointType != 1 {
 		resp.ErrorCode = kerr.UnsupportedEndpointType.Code
 		return resp
+	}
+	if req.IncludeClusterAuthorizedOperations {
+		resp.ClusterAuthorizedOperations = clusterOperations
 	}
 	resp.ClusterID = b.store.ClusterID()
 	resp.ControllerID = b.store.ControllerID()

@@ -21,9 +21,17 @@ func init() {
 	registerSimple(kmsg.DescribeGroups, 0, 5, (*Broker).handleDescribeGroups)
 }
 
-// groupOperations is Kafka's bitfield of the ACL operations on a group:
-// READ (3), DELETE (6), DESCRIBE (8).
-const groupOperations = 1<<3 | 1<<6 | 1<<8
+// Kafka's bitfields of the ACL operations each resource type supports
+// (AclEntry.supportedOperations), which it answers as a resource's
+// authorized operations when it has no authorizer. The bit numbers are
+// AclOperation codes: READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7,
+// DESCRIBE 8, CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11,
+// IDEMPOTENT_WRITE 12.
+const (
+	groupOperations   = 1<<3 | 1<<6 | 1<<8
+	topicOperations   = 1<<3 | 1<<4 | 1<<5 | 1<<6 | 1<<7 | 1<<8 | 1<<10 | 1<<11
+	clusterOperations = 1<<5 | 1<<7 | 1<<8 | 1<<9 | 1<<10 | 1<<11 | 1<<12
+)
 
 func (b *Broker) handleDescribeGroups(_ wire.RequestHeader, req *kmsg.DescribeGroupsRequest) kmsg.Response {
 	resp := kmsg.NewPtrDescribeGroupsResponse()

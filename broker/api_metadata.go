@@ -6,8 +6,11 @@ package broker
 // list is null, or empty at v0). Unknown topics are created when the broker
 // allows auto creation and the request does too (always at v0-3); they are
 // created synchronously, so the answer already carries the new partitions.
-// Topics can be named by id from v10 (the name is filled in). Topic ids are
-// returned from v10; leader epochs from v7.
+// Topics can be named by id from v12 (the name is filled in); at v10 and
+// v11 a topic with a null name or an id is INVALID_REQUEST for the whole
+// request, as in Kafka. Topic ids are returned from v10; leader epochs from
+// v7. Authorized operations (v8+), when asked for, are every operation the
+// resource type supports, as Kafka answers without an authorizer.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -23,6 +26,42 @@ func init() {
 }
 
 func (b *Broker) handleMetadata(hdr wire.RequestHeader, req *kmsg.MetadataRequest) kmsg.Response {
+	if hdr.APIVersion < 12 {
+		for _, rt := range req.Topics {
+			if rt.Topic == nil || rt.TopicID != [16]byte{} {
+				return b.metadataRequestError(req, kerr.InvalidRequest.Code)
+			}
+		}
+	}
+	resp := b.metadataTopics(hdr, req)
+	if req.IncludeTopicAuthorizedOperations {
+		for i := range resp.Topics {
+			resp.Topics[i].AuthorizedOperations = topicOperations
+		}
+	}
+	if req.IncludeClusterAuthorizedOperations {
+		resp.AuthorizedOperations = clusterOperations
+	}
+	return resp
+}
+
+// metadataRequestError is Kafka's answer to a Metadata request it refuses
+// whole: no brokers, and every requested topic with code.
+func (b *Broker) metadataRequestError(req *kmsg.MetadataRequest, code int16) *kmsg.MetadataResponse {
+	resp := kmsg.NewPtrMetadataResponse()
+	for _, rt := range req.Topics {
+		name := ""
+		if rt.Topic != nil {
+			name = *rt.Topic
+		}
+		mt := b.metadataTopicError(name, rt.TopicID, code)
+		mt.Topic = &name
+		resp.Topics = append(resp.Topics, mt)
+	}
+	return resp
+}
+
+func (b *Broker) metadataTopics(hdr wire.RequestHeader, req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
 	resp := kmsg.NewPtrMetadataResponse()
 	for _, br := range b.store.Brokers() {
 		rb := kmsg.NewMetadataResponseBroker()

@@ -759,7 +759,11 @@ func rawRoundTrip(t *testing.T, c net.Conn, req kmsg.Request, resp kmsg.Response
 		t.Fatalf("%s v%d: %v", kmsg.NameForKey(req.Key()), req.GetVersion(), err)
 	}
 	resp.SetVersion(req.GetVersion())
-	if err := resp.ReadFrom(body[4:]); err != nil {
+	body = body[4:] // the correlation id
+	if resp.IsFlexible() && resp.Key() != int16(kmsg.ApiVersions) {
+		body = body[1:] // the response header's (empty) tagged fields
+	}
+	if err := resp.ReadFrom(body); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -787,5 +791,75 @@ func TestListOffsetsRepeatedPartition(t *testing.T) {
 		if p.ErrorCode != want[i] {
 			t.Errorf("entry %d (partition %d): %v, want %v", i, p.Partition, kerr.ErrorForCode(p.ErrorCode), kerr.ErrorForCode(want[i]))
 		}
+	}
+}
+
+// TestMetadataAuthorizedOperationsAndTopicIDs: asked for, authorized
+// operations are every operation of the resource type (Kafka without an
+// authorizer); not asked for, INT32_MIN. At v10 and v11 a topic named by
+// id (or with a null name) makes the whole request INVALID_REQUEST, as in
+// Kafka; from v12 an id is looked up.
+func TestMetadataAuthorizedOperationsAndTopicIDs(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "ao", 1, nil)
+	c, err := net.Dial("tcp", b.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	named := func(v int16, name string, id [16]byte, ops bool) *kmsg.MetadataResponse {
+		req := kmsg.NewPtrMetadataRequest()
+		req.SetVersion(v)
+		rt := kmsg.NewMetadataRequestTopic()
+		if name != "" {
+			rt.Topic = &name
+		}
+		rt.TopicID = id
+		req.Topics = append(req.Topics, rt)
+		req.IncludeTopicAuthorizedOperations = ops
+		req.IncludeClusterAuthorizedOperations = ops
+		resp := kmsg.NewPtrMetadataResponse()
+		rawRoundTrip(t, c, req, resp)
+		return resp
+	}
+	for _, v := range []int16{8, 10, 11, 12} {
+		resp := named(v, "ao", [16]byte{}, true)
+		if len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 || resp.Topics[0].AuthorizedOperations != topicOperations {
+			t.Fatalf("v%d asked: %+v", v, resp.Topics)
+		}
+		if wantCluster := int32(clusterOperations); v > 10 {
+			if resp.AuthorizedOperations != -2147483648 { // not in v11+: the default
+				t.Errorf("v%d cluster operations %d", v, resp.AuthorizedOperations)
+			}
+		} else if resp.AuthorizedOperations != wantCluster {
+			t.Errorf("v%d cluster operations %d, want %d", v, resp.AuthorizedOperations, wantCluster)
+		}
+		resp = named(v, "ao", [16]byte{}, false)
+		if resp.Topics[0].AuthorizedOperations != -2147483648 || (v <= 10 && resp.AuthorizedOperations != -2147483648) {
+			t.Errorf("v%d not asked: topic %d cluster %d", v, resp.Topics[0].AuthorizedOperations, resp.AuthorizedOperations)
+		}
+	}
+	id := named(12, "ao", [16]byte{}, false).Topics[0].TopicID
+	for _, v := range []int16{10, 11} {
+		for _, name := range []string{"", "ao"} {
+			resp := named(v, name, id, false)
+			if len(resp.Brokers) != 0 || len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != kerr.InvalidRequest.Code {
+				t.Errorf("v%d name %q with id: %d brokers, %+v", v, name, len(resp.Brokers), resp.Topics)
+			}
+		}
+	}
+	if resp := named(12, "", id, false); resp.Topics[0].ErrorCode != 0 || resp.Topics[0].Topic == nil || *resp.Topics[0].Topic != "ao" {
+		t.Errorf("v12 by id: %+v", resp.Topics)
+	}
+	// DescribeCluster.
+	dc := kmsg.NewPtrDescribeClusterRequest()
+	dc.IncludeClusterAuthorizedOperations = true
+	if dr := request[*kmsg.DescribeClusterResponse](t, cl, dc); dr.ClusterAuthorizedOperations != clusterOperations {
+		t.Errorf("DescribeCluster operations %d", dr.ClusterAuthorizedOperations)
+	}
+	dc.IncludeClusterAuthorizedOperations = false
+	if dr := request[*kmsg.DescribeClusterResponse](t, cl, dc); dr.ClusterAuthorizedOperations != -2147483648 {
+		t.Errorf("DescribeCluster not asked: operations %d", dr.ClusterAuthorizedOperations)
 	}
 }
