@@ -78,13 +78,15 @@ func (b *Broker) handleFetch(c *conn, hdr wire.RequestHeader, req *kmsg.FetchReq
 		return
 	}
 	releaseChunks(chunks)
-	wait = min(wait, maxFetchWait)
-	c.handlers.Add(1)
-	go func() {
-		defer c.handlers.Done()
+	deadline := start.Add(min(wait, maxFetchWait))
+	// The connection's writer runs the long poll when the response is
+	// next to go out (see pending.poll): no goroutine of its own, and
+	// when an append wakes it, the writer that answers is the goroutine
+	// woken, one hand-off instead of two.
+	p.poll = func() {
 		wake := f.register()
 		defer f.unregister(wake)
-		timer := time.NewTimer(wait)
+		timer := time.NewTimer(time.Until(deadline))
 		defer timer.Stop()
 		// Re-check once: data may have arrived before we registered. An
 		// append may already have filled the channel, so never block.
@@ -117,7 +119,7 @@ func (b *Broker) handleFetch(c *conn, hdr wire.RequestHeader, req *kmsg.FetchReq
 				return
 			}
 		}
-	}()
+	}
 }
 
 func releaseChunks(chunks []storage.Chunk) {

@@ -57,7 +57,8 @@ type conn struct {
 	inflight atomic.Int32
 
 	// handlers counts goroutines handlers started for this connection
-	// (long-poll fetches); the connection is done only when they are.
+	// (group joins and syncs waiting for their round); the connection is
+	// done only when they are.
 	handlers sync.WaitGroup
 	closing  chan struct{} // closed when the connection is being torn down
 	once     sync.Once
@@ -97,10 +98,15 @@ func (c *conn) armWrite() {
 	c.arm(&c.writeArmed, c.b.cfg.writeTimeoutOrDefault(), c.nc.SetWriteDeadline)
 }
 
-// pending is a response slot. The handler fills out and closes done.
+// pending is a response slot. The handler fills out and closes done, or
+// leaves poll to do so.
 type pending struct {
 	done chan struct{}
 	out  outbound
+	// poll, if set, is a long-poll fetch's wait: the writer goroutine
+	// calls it when this response is the next to go out, and it returns
+	// with done closed (at the latest when the connection is closing).
+	poll func()
 }
 
 // outbound is an encoded response: either one buffer, or buffers
@@ -394,6 +400,9 @@ func (c *conn) writeLoop() {
 			// Responses already encoded must not wait behind one that is
 			// not ready (a long poll pipelined after them).
 			flush()
+			if p.poll != nil {
+				p.poll()
+			}
 			select {
 			case <-p.done:
 			case <-c.closing:
