@@ -3,10 +3,13 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // runGregor runs the gregor binary with args and stdin and returns stdout;
@@ -73,5 +76,68 @@ func TestCLIRoundTrip(t *testing.T) {
 	runGregor(t, "", "topic", "delete", "cli-topic", "-b", b.Addr)
 	if out := runGregor(t, "", "topic", "list", "-b", b.Addr); strings.Contains(out, "cli-topic") {
 		t.Fatalf("`topic list` still shows cli-topic after delete:\n%s", out)
+	}
+}
+
+// TestConsumeStopsAtCompactedTail: a compacted partition whose last
+// records were a tombstone, removed after delete.retention.ms, ends with
+// offsets that hold no record. `gregor consume` without --follow stops
+// there as kcat -e does, printing the live record, directly and as a group
+// member; the member commits the end, so the group has no lag left.
+func TestConsumeStopsAtCompactedTail(t *testing.T) {
+	t.Parallel()
+	const topic = "compacted-tail"
+	b := StartBroker(t, WithSet(
+		"log.cleaner.backoff.ms=50",
+		"log.retention.check.interval.ms=100", // rolls the active segment by segment.ms
+		"log.segment.delete.delay.ms=0",
+	))
+	cl := b.Client()
+	createTopic(t, cl, topic, 1, map[string]string{
+		"cleanup.policy":            "compact",
+		"segment.ms":                "300",
+		"min.cleanable.dirty.ratio": "0.01",
+		"delete.retention.ms":       "0",
+	})
+	producer := manualClient(t, b.Addr, kgo.ProducerLinger(0))
+	ctx := testCtx(t, 60*time.Second)
+	for _, r := range []*kgo.Record{
+		{Key: []byte("a"), Value: []byte("1")},
+		{Key: []byte("b"), Value: []byte("1")},
+		{Key: []byte("b")}, // the tombstone
+	} {
+		r.Topic = topic
+		if err := producer.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+	}
+	// Wait until offsets 1 and 2 hold no record, the tombstone removed
+	// too, while the partition still ends at 3.
+	eventually(t, 30*time.Second, "b and its tombstone compacted away", func() error {
+		res := rawFetch(t, cl, topic, 0, 0)
+		records := int32(0)
+		for _, bi := range res.Batches {
+			records += bi.Records
+		}
+		if records != 1 || len(res.Batches) == 0 || res.Batches[len(res.Batches)-1].LastOffset != 2 {
+			return fmt.Errorf("log holds batches %+v: %w", res.Batches, errNotYet)
+		}
+		return nil
+	})
+	if end, _ := listOffset(t, cl, topic, 0, -1); end != 3 {
+		t.Fatalf("end offset %d, want 3", end)
+	}
+	for _, args := range [][]string{nil, {"--group", "tail-group"}} {
+		start := time.Now()
+		out := runGregor(t, "", append([]string{"consume", "-b", b.Addr, "-t", topic, "--format", `%o %k=%v\n`}, args...)...)
+		if out != "0 a=1\n" {
+			t.Errorf("consume %v printed %q, want %q", args, out, "0 a=1\n")
+		}
+		if took := time.Since(start); took > 20*time.Second {
+			t.Errorf("consume %v took %v to stop", args, took)
+		}
+	}
+	if got := committedOffsets(t, cl, "tail-group", topic); got[0] != 3 {
+		t.Errorf("tail-group committed %v, want offset 3 for partition 0", got)
 	}
 }

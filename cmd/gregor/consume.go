@@ -169,10 +169,11 @@ func runGroupConsume(ctx context.Context, cf *clientFlags, opts []kgo.Opt, forma
 	}
 	var printed int64
 	var buf []byte
+	lastRecord := time.Now()
 	for (limit == 0 || printed < limit) && !end.done() {
 		pollCtx, cancel := ctx, context.CancelFunc(func() {})
 		if idle > 0 {
-			pollCtx, cancel = context.WithTimeout(ctx, idle)
+			pollCtx, cancel = context.WithTimeout(ctx, min(idle, tailCheckAfter))
 		}
 		end.setWake(cancel)
 		fetches := cl.PollFetches(pollCtx)
@@ -182,8 +183,14 @@ func runGroupConsume(ctx context.Context, cf *clientFlags, opts []kgo.Opt, forma
 			break
 		}
 		if timedOut && !end.done() {
+			if end.emptyTails(ctx, cl) || time.Since(lastRecord) < idle {
+				continue
+			}
 			_ = out.Flush()
 			return errors.Join(fmt.Errorf("no record arrived for %v before the partitions assigned to this member reached their ends; giving up (see --timeout)", idle), commit())
+		}
+		if fetches.NumRecords() > 0 {
+			lastRecord = time.Now()
 		}
 		if fetchErr := firstFetchError(fetches, context.Canceled); fetchErr != nil {
 			_ = out.Flush()
@@ -297,6 +304,38 @@ func (g *groupEnd) advance(partition int32, offset int64) {
 	if pos, ok := g.position[partition]; ok && offset > pos {
 		g.position[partition] = offset
 	}
+}
+
+// emptyTails moves each assigned partition that holds no record from its
+// position up to its end (see emptyUpTo) to its end, marking the end for
+// the group's commit as a Kafka consumer's position would, and reports
+// whether it moved any.
+func (g *groupEnd) emptyTails(ctx context.Context, cl *kgo.Client) bool {
+	g.mu.Lock()
+	behind := map[int32]int64{}
+	for p, pos := range g.position {
+		if pos >= 0 && pos < g.plan.end[p] {
+			behind[p] = pos
+		}
+	}
+	g.mu.Unlock()
+	moved := map[int32]kgo.EpochOffset{}
+	for p, pos := range behind {
+		end := g.plan.end[p]
+		if empty, epoch, _ := emptyUpTo(ctx, cl, g.plan.topic, p, pos, end); empty {
+			// The leader's epoch: kgo takes a mark only if it is after
+			// the last, by epoch first.
+			moved[p] = kgo.EpochOffset{Epoch: epoch, Offset: end}
+		}
+	}
+	if len(moved) == 0 {
+		return false
+	}
+	cl.MarkCommitOffsets(map[string]map[int32]kgo.EpochOffset{g.plan.topic: moved})
+	for p, eo := range moved {
+		g.advance(p, eo.Offset)
+	}
+	return true
 }
 
 // done reports whether every assigned partition reached its end.
@@ -468,6 +507,8 @@ type consumer struct {
 	// pending holds the partitions that have not reached their end yet
 	// (only without follow).
 	pending map[int32]bool
+	// next is where each partition that printed a record goes on.
+	next map[int32]int64
 }
 
 // newConsumer returns a consumer printing to out that stops after limit
@@ -480,6 +521,7 @@ func newConsumer(plan *consumePlan, format *recordFormat, follow bool, limit int
 		limit:   limit,
 		out:     bufio.NewWriterSize(out, 64<<10),
 		pending: map[int32]bool{},
+		next:    map[int32]int64{},
 	}
 	if !follow {
 		for p, start := range plan.start {
@@ -508,10 +550,11 @@ func (c *consumer) wants(partition int32) bool {
 // run polls until finished, ctx is cancelled (a clean stop), a fetch
 // fails or, with idle set, no record arrives for that long.
 func (c *consumer) run(ctx context.Context, cl *kgo.Client) error {
+	lastRecord := time.Now()
 	for !c.finished() {
 		pollCtx, cancel := ctx, context.CancelFunc(func() {})
 		if c.idle > 0 {
-			pollCtx, cancel = context.WithTimeout(ctx, c.idle)
+			pollCtx, cancel = context.WithTimeout(ctx, min(c.idle, tailCheckAfter))
 		}
 		fetches := cl.PollFetches(pollCtx)
 		timedOut := ctx.Err() == nil && pollCtx.Err() != nil
@@ -520,9 +563,19 @@ func (c *consumer) run(ctx context.Context, cl *kgo.Client) error {
 			return c.flush()
 		}
 		if timedOut {
+			if done := c.emptyTails(ctx, cl); len(done) > 0 {
+				cl.PauseFetchPartitions(map[string][]int32{c.plan.topic: done})
+				continue
+			}
+			if time.Since(lastRecord) < c.idle {
+				continue
+			}
 			_ = c.flush()
 			return fmt.Errorf("no record arrived for %v though %d partition(s) of %s have records left to read; giving up (see --timeout)",
 				c.idle, len(c.pending), c.plan.topic)
+		}
+		if fetches.NumRecords() > 0 {
+			lastRecord = time.Now()
 		}
 		if fetchErr := firstFetchError(fetches, context.Canceled); fetchErr != nil {
 			_ = c.flush()
@@ -547,12 +600,33 @@ func (c *consumer) run(ctx context.Context, cl *kgo.Client) error {
 	return nil
 }
 
+// emptyTails finishes the pending partitions that hold no record from
+// where they were read up to their end (see emptyUpTo) and returns them.
+func (c *consumer) emptyTails(ctx context.Context, cl *kgo.Client) []int32 {
+	var done []int32
+	for p := range c.pending {
+		from, ok := c.next[p]
+		if !ok {
+			from = c.plan.start[p]
+		}
+		if empty, _, _ := emptyUpTo(ctx, cl, c.plan.topic, p, from, c.plan.end[p]); empty {
+			// An error leaves the partition pending: the poll goes on.
+			done = append(done, p)
+		}
+	}
+	for _, p := range done {
+		delete(c.pending, p)
+	}
+	return done
+}
+
 // record prints r unless it is a control record, past the end, or past
 // the limit. It returns false once r's partition needs nothing more.
 func (c *consumer) record(r *kgo.Record) bool {
 	if c.limit > 0 && c.printed >= c.limit {
 		return false
 	}
+	c.next[r.Partition] = r.Offset + 1
 	if !c.follow {
 		end := c.plan.end[r.Partition]
 		if r.Offset >= end {
