@@ -349,3 +349,49 @@ func TestRecoveredIndexFilesAreUsed(t *testing.T) {
 		t.Fatalf("%d index warnings after a crash and a flush: %v", len(w), w)
 	}
 }
+
+// TestGoneSegmentIndexFromItsLog: a fetch may still hold a segment that
+// retention has renamed for deletion (or the cleaner replaced, its name
+// then another segment's). Its index, not loaded yet, is built from its
+// own open log file without looking for index files by name, and nothing
+// is logged as damage.
+func TestGoneSegmentIndexFromItsLog(t *testing.T) {
+	fsys := vfs.NewMem()
+	dir := "/d/t-0"
+	cfg := Config{SegmentBytes: 2048, IndexIntervalBytes: 128}
+	l := openLog(t, fsys, dir, cfg)
+	timedBatches(t, l, 1_700_000_000_000, 60)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	logs, obs := observed()
+	l = openLog(t, fsys, dir, cfg, logs)
+	defer l.Close()
+	held := l.segments()[1]
+	held.idx.mu.RLock()
+	loaded := held.idx.loaded
+	held.idx.mu.RUnlock()
+	if loaded {
+		t.Fatal("a closed segment's index is loaded at open")
+	}
+	if err := l.renameDeleted(held); err != nil {
+		t.Fatal(err)
+	}
+	if err := held.ensureIndex(); err != nil {
+		t.Fatal(err)
+	}
+	held.idx.mu.RLock()
+	loaded, fromFile := held.idx.loaded, held.idx.fromFile
+	held.idx.mu.RUnlock()
+	if !loaded || fromFile {
+		t.Fatalf("index of the gone segment: loaded %v, from files %v", loaded, fromFile)
+	}
+	if w := obs.FilterLevelExact(zapcore.WarnLevel).Len(); w != 0 {
+		t.Fatalf("%d warnings: %v", w, obs.All())
+	}
+	for _, suffix := range []string{indexSuffix, timeIndexSuffix} {
+		if _, err := fsys.Stat(held.path(suffix)); !isNotExist(err) {
+			t.Errorf("%s written for a gone segment: %v", suffix, err)
+		}
+	}
+}

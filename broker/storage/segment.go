@@ -521,6 +521,13 @@ func (s *segment) ensureIndex() error {
 		return nil
 	}
 	nextOffset, size := s.end()
+	if s.idx.gone {
+		// Renamed for deletion (retention, or replaced by the cleaner),
+		// and still read by a fetch that held it: its index files are
+		// gone, or by now another segment's under the same name. The
+		// index is built from its open log file, and no file is written.
+		return s.rebuildLocked(nextOffset, size)
+	}
 	offs, times, err := s.readIndexFiles(nextOffset, size)
 	end := int64(-1)
 	if err == nil {
