@@ -256,20 +256,25 @@ func (f *fetch) once(final bool) (resp *kmsg.FetchResponse, chunks []storage.Chu
 		resp.Topics[i].Partitions = append(resp.Topics[i].Partitions, part)
 	}
 
+	// A fetch of no partitions at all is answered at once, as Kafka's
+	// ReplicaManager does ("fetch request does not require any data").
 	f.sent = f.sent[:0]
 	if f.sess == nil {
+		none := true
 		for i := range f.req.Topics {
 			rt := &f.req.Topics[i]
 			for j := range rt.Partitions {
+				none = false
 				read(rt.Topic, &rt.Partitions[j], nil)
 			}
 		}
-		return resp, chunks, total, stop
+		return resp, chunks, total, stop || none
 	}
 	s := f.sess
 	resp.SessionID = s.id
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	stop = len(s.parts) == 0
 	for _, sp := range s.parts {
 		read(sp.tp.topic, &sp.req, sp)
 	}

@@ -270,3 +270,35 @@ func TestConsumeWithFetchSessions(t *testing.T) {
 		t.Fatal("the consumer never held a fetch session")
 	}
 }
+
+// TestEmptyFetchAnsweredAtOnce: a fetch of no partitions at all, without
+// a session, creating one, or in one whose partitions were all forgotten,
+// is answered at once however long MaxWait is, as in Kafka; a session
+// that still has partitions long-polls.
+func TestEmptyFetchAnsweredAtOnce(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "e", 1, nil)
+	quick := func(what string, f func() *kmsg.FetchResponse) *kmsg.FetchResponse {
+		t.Helper()
+		start := time.Now()
+		resp := f()
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("%s: answered after %v, MaxWait 5 s", what, took)
+		}
+		if resp.ErrorCode != 0 {
+			t.Fatalf("%s: %v", what, kerr.ErrorForCode(resp.ErrorCode))
+		}
+		return resp
+	}
+	quick("sessionless, no partitions", func() *kmsg.FetchResponse { return sessionFetch(t, cl, 0, -1, "e", nil, nil, 5000) })
+	quick("new session, no partitions", func() *kmsg.FetchResponse { return sessionFetch(t, cl, 0, 0, "e", nil, nil, 5000) })
+	resp := sessionFetch(t, cl, 0, 0, "e", map[int32]int64{0: 0}, nil, 0)
+	id := resp.SessionID
+	start := time.Now()
+	sessionFetch(t, cl, id, 1, "e", nil, nil, 1000)
+	if took := time.Since(start); took < 900*time.Millisecond {
+		t.Errorf("a session with a partition and no news answered after %v, want the 1 s MaxWait", took)
+	}
+	quick("session with every partition forgotten", func() *kmsg.FetchResponse { return sessionFetch(t, cl, id, 2, "e", nil, []int32{0}, 5000) })
+}
