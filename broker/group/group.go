@@ -716,10 +716,10 @@ func (g *Group) completeJoin(now time.Time) {
 	}
 }
 
-// selectProtocol picks the first protocol in the leader's order of
-// preference that every member supports. (Kafka counts each member's
-// preferred candidate as a vote instead; with members configured alike,
-// as they usually are, both choose the same.)
+// selectProtocol picks the group's protocol as Kafka does: among the
+// protocols every member supports, each member votes for the first in its
+// own order of preference, and the most votes win. A tie goes to the one
+// the leader prefers (Kafka breaks it by its map's order).
 func (g *Group) selectProtocol() string {
 	leader := g.byID[g.leader]
 	if leader == nil {
@@ -728,19 +728,30 @@ func (g *Group) selectProtocol() string {
 		}
 		leader = g.order[0]
 	}
-	for _, p := range leader.Protocols {
-		all := true
+	common := func(name string) bool {
 		for _, m := range g.order {
-			if !m.supports(p.Name) {
-				all = false
+			if !m.supports(name) {
+				return false
+			}
+		}
+		return true
+	}
+	votes := map[string]int{}
+	for _, m := range g.order {
+		for _, p := range m.Protocols {
+			if common(p.Name) {
+				votes[p.Name]++
 				break
 			}
 		}
-		if all {
-			return p.Name
+	}
+	best, most := "", 0
+	for _, p := range leader.Protocols {
+		if n := votes[p.Name]; n > most {
+			best, most = p.Name, n
 		}
 	}
-	return "" // unreachable: joins are checked with supportsProtocols
+	return best // "" only if no protocol is common: joins are checked with supportsProtocols
 }
 
 // removeMembers drops members, answering whatever of theirs is waiting

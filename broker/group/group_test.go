@@ -845,3 +845,30 @@ func TestPartitionFor(t *testing.T) {
 		t.Fatalf("surrogate hash %d", h)
 	}
 }
+
+// TestProtocolSelectionByVote: every member votes for the first protocol
+// in its own order that all members support, and the most votes win, as
+// in Kafka, whoever is leader; a tie goes to the leader's preference.
+func TestProtocolSelectionByVote(t *testing.T) {
+	s := newScript(t, nil)
+	a := s.newMember("a", "range", "roundrobin")
+	s.joined("a", nil)
+	if s.g.Protocol() != "range" {
+		t.Fatalf("protocol %q", s.g.Protocol())
+	}
+	s.sync("sa", SyncRequest{MemberID: a, Generation: 1})
+	// One follower prefers roundrobin: a tie, the leader's choice.
+	b := s.newMember("b", "roundrobin", "range")
+	s.join("a2", consumerJoin(a, "range", "roundrobin"))
+	if r := s.joined("a2", nil); r.Protocol != "range" {
+		t.Fatalf("tie: protocol %q, want the leader's range", r.Protocol)
+	}
+	s.joined("b", nil)
+	// Two of three prefer roundrobin: it wins over the leader's range.
+	s.newMember("c", "roundrobin", "range")
+	s.join("a3", consumerJoin(a, "range", "roundrobin"))
+	s.join("b3", consumerJoin(b, "roundrobin", "range"))
+	if r := s.joined("a3", nil); r.Protocol != "roundrobin" {
+		t.Fatalf("majority: protocol %q, want roundrobin", r.Protocol)
+	}
+}
