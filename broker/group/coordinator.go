@@ -451,7 +451,9 @@ func (s *shard) load(log Log, stop <-chan struct{}) (map[string]*Group, loadStat
 		g.TakeDirty()
 		if g.Disposable() {
 			delete(groups, id)
+			continue
 		}
+		g.Loaded(now)
 	}
 	return groups, stats, nil
 }

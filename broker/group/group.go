@@ -399,6 +399,17 @@ func (g *Group) supportsProtocols(memberID, protocolType string, protocols []Pro
 	return false
 }
 
+// awaitingJoin counts the members whose join waits for the rebalance.
+func (g *Group) awaitingJoin() int {
+	n := 0
+	for _, m := range g.order {
+		if m.joinWaiter != nil {
+			n++
+		}
+	}
+	return n
+}
+
 func (g *Group) full() bool {
 	return len(g.order)+len(g.pending) >= g.cfg.MaxGroupSize
 }
@@ -442,6 +453,14 @@ func (g *Group) joinKnown(now time.Time, req JoinRequest, w Waiter) {
 	m := g.byID[req.MemberID]
 	switch g.state {
 	case PreparingRebalance:
+		if m.joinWaiter == nil && g.awaitingJoin() >= g.cfg.MaxGroupSize {
+			// More members than group.max.size (it was lowered): as in
+			// Kafka, the last to rejoin are dropped.
+			g.removeMembers([]*Member{m}, kerr.GroupMaxSizeReached)
+			g.replyJoin(w, JoinResult{Err: fmt.Errorf("group %q has %d members: %w", g.id, g.cfg.MaxGroupSize, kerr.GroupMaxSizeReached), Generation: -1})
+			g.tryCompleteJoin(now)
+			return
+		}
 		g.updateMember(m, req, w)
 		g.tryCompleteJoin(now)
 	case CompletingRebalance:

@@ -872,3 +872,45 @@ func TestProtocolSelectionByVote(t *testing.T) {
 		t.Fatalf("majority: protocol %q, want roundrobin", r.Protocol)
 	}
 }
+
+// TestLoweredMaxSizeShrinksGroup: a group read back with more members
+// than group.max.size now allows rebalances at once, as in Kafka, and
+// only that many members are taken back: the last to rejoin gets
+// GROUP_MAX_SIZE_REACHED and is dropped.
+func TestLoweredMaxSizeShrinksGroup(t *testing.T) {
+	s := newScript(t, nil)
+	ids := s.stableWith(3)
+	snap := s.g.Snapshot()
+	small := *s.cfg
+	small.MaxGroupSize = 2
+	g := NewGroup("g", &small)
+	g.Restore(s.now, snap)
+	g.Loaded(s.now)
+	if g.State() != PreparingRebalance {
+		t.Fatalf("restored over capacity: %s, want PreparingRebalance", g.State())
+	}
+	var got []Reply
+	for _, id := range ids {
+		got = append(got, g.Join(s.now, consumerJoin(id, "range"), id)...)
+	}
+	var maxed, joined int
+	for _, r := range got {
+		if r.Join == nil {
+			continue
+		}
+		switch {
+		case errors.Is(r.Join.Err, kerr.GroupMaxSizeReached):
+			maxed++
+			if r.To != ids[2] {
+				t.Errorf("%v refused, want the last to rejoin (%s)", r.To, ids[2])
+			}
+		case r.Join.Err == nil:
+			joined++
+		default:
+			t.Errorf("join %v: %v", r.To, r.Join.Err)
+		}
+	}
+	if maxed != 1 || joined != 2 || len(g.Members()) != 2 || g.State() != CompletingRebalance {
+		t.Fatalf("%d refused, %d joined, %d members, %s", maxed, joined, len(g.Members()), g.State())
+	}
+}

@@ -172,6 +172,16 @@ func (g *Group) Restore(now time.Time, s Snapshot) {
 	}
 }
 
+// Loaded is called once a group's records are all read back: a group with
+// more members than group.max.size allows (it was lowered) rebalances at
+// once, as Kafka does with a group loaded over capacity, and only that
+// many members are taken back (see joinKnown).
+func (g *Group) Loaded(now time.Time) {
+	if g.state == Stable && len(g.order) > g.cfg.MaxGroupSize {
+		g.prepareRebalance(now)
+	}
+}
+
 // SetDead marks the group deleted. The caller has checked it is Empty.
 func (g *Group) SetDead(now time.Time) {
 	g.setState(now, Dead)
