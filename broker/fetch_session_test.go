@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -301,4 +302,74 @@ func TestEmptyFetchAnsweredAtOnce(t *testing.T) {
 		t.Errorf("a session with a partition and no news answered after %v, want the 1 s MaxWait", took)
 	}
 	quick("session with every partition forgotten", func() *kmsg.FetchResponse { return sessionFetch(t, cl, id, 2, "e", nil, []int32{0}, 5000) })
+}
+
+// TestFetchChunksOutOfTopicOrder: partitions read in an order other than
+// the one the response encodes them in, because a topic is named twice in
+// the request or a session's partitions of one topic are apart, get their
+// own records. (The splice of record chunks into the response panicked,
+// taking the broker down, when a chunk's placeholder came before the
+// previous one's.)
+func TestFetchChunksOutOfTopicOrder(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "oa", 2, nil)
+	createTopic(t, cl, "ob", 1, nil)
+	counts := map[string]int{"oa/0": 1, "ob/0": 2, "oa/1": 3}
+	for tp, n := range counts {
+		var topic string
+		var p int32
+		fmt.Sscanf(strings.Replace(tp, "/", " ", 1), "%s %d", &topic, &p)
+		produceN(t, cl, topic, p, n)
+	}
+	check := func(what string, resp *kmsg.FetchResponse) {
+		t.Helper()
+		got := map[string]int{}
+		for _, rt := range resp.Topics {
+			for _, rp := range rt.Partitions {
+				if rp.ErrorCode != 0 {
+					t.Fatalf("%s: %s/%d: %v", what, rt.Topic, rp.Partition, kerr.ErrorForCode(rp.ErrorCode))
+				}
+				fp, _ := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{Topic: rt.Topic, Partition: rp.Partition}, &rp, kgo.DefaultDecompressor(), nil)
+				if fp.Err != nil {
+					t.Fatalf("%s: %s/%d: %v", what, rt.Topic, rp.Partition, fp.Err)
+				}
+				got[fmt.Sprintf("%s/%d", rt.Topic, rp.Partition)] += len(fp.Records)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(counts) {
+			t.Fatalf("%s: records per partition %v, want %v", what, got, counts)
+		}
+	}
+	// Sessionless, topic oa named twice around ob.
+	req := kmsg.NewPtrFetchRequest()
+	req.MaxBytes = 1 << 20
+	req.SessionEpoch = -1
+	for _, tp := range []struct {
+		topic string
+		p     int32
+	}{{"oa", 0}, {"ob", 0}, {"oa", 1}} {
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = tp.topic
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.PartitionMaxBytes = tp.p, 1<<20
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+	}
+	for _, v := range []int16{4, 11, 12} {
+		r := *req
+		r.Version = v
+		raw, err := cl.Broker(0).Request(context.Background(), &r)
+		if err != nil {
+			t.Fatalf("v%d: %v (the broker died?)", v, err)
+		}
+		check(fmt.Sprintf("sessionless v%d", v), raw.(*kmsg.FetchResponse))
+	}
+	// A session whose oa partitions are apart: oa/0 returns records
+	// first and moves to the end, behind ob/0.
+	resp := sessionFetch(t, cl, 0, 0, "oa", map[int32]int64{0: 0}, nil, 0)
+	id := resp.SessionID
+	resp = sessionFetch(t, cl, id, 1, "ob", map[int32]int64{0: 0}, nil, 0)
+	resp = sessionFetch(t, cl, id, 2, "oa", map[int32]int64{1: 0, 0: 0}, nil, 0)
+	check("session", resp)
 }
