@@ -401,7 +401,7 @@ func (c *conn) writeLoop() {
 			// not ready (a long poll pipelined after them).
 			flush()
 			if p.poll != nil {
-				p.poll()
+				c.runPoll(p)
 			}
 			select {
 			case <-p.done:
@@ -436,6 +436,17 @@ func (c *conn) writeLoop() {
 		c.inflight.Add(-1)
 	}
 	flush()
+}
+
+// runPoll runs p's long poll; a panic in it costs the connection only
+// (see handlerPanicked).
+func (c *conn) runPoll(p *pending) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.b.handlerPanicked(c, "Fetch (long poll)", -1, r, p)
+		}
+	}()
+	p.poll()
 }
 
 func (c *conn) writeOut(bw *bufio.Writer, out *outbound) error {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-log/gregor/broker/record"
@@ -282,4 +284,48 @@ func TestSlowReaderKeepsResponse(t *testing.T) {
 		t.Fatalf("stalled reader got the whole response (%d bytes)", n)
 	}
 	t.Logf("stalled reader: %d bytes, then %v; steady read took %v", n, err, steady)
+}
+
+// TestHandlerPanicClosesOnlyItsConnection: a panic in a request's
+// handler (a bug) is logged and counted, and closes that connection; the
+// broker goes on serving others.
+func TestHandlerPanicClosesOnlyItsConnection(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "hp", 1, nil)
+	key := int16(kmsg.ListGroups)
+	saved := apis[key]
+	defer func() { apis[key] = saved }()
+	bad := saved
+	bad.handle = func(*Broker, *conn, wire.RequestHeader, kmsg.Request, *pending) { panic("boom") }
+	apis[key] = bad
+
+	c, err := net.Dial("tcp", b.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	clientID := "raw"
+	req := kmsg.NewPtrListGroupsRequest()
+	if _, err := c.Write(wire.AppendRequest(nil, req, 1, &clientID)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := wire.ReadFrame(c, nil, 1<<20); err == nil {
+		t.Fatal("a response to the request whose handler panicked")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the connection stayed open after its handler panicked")
+	}
+	var m dto.Metric
+	if err := b.metrics.handlerPanics.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.GetCounter().GetValue(); n != 1 {
+		t.Errorf("gregor_handler_panics_total %v, want 1", n)
+	}
+	apis[key] = saved
+	produceN(t, cl, "hp", 0, 1) // the broker still serves
+	if off, code := listOffset(t, cl, "hp", 0, -1); code != 0 || off != 1 {
+		t.Fatalf("after the panic: end offset %d, %v", off, kerr.ErrorForCode(code))
+	}
 }

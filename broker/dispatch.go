@@ -66,9 +66,15 @@ func supportedAPIs() []apiSpec {
 }
 
 // dispatch starts handling a request; false closes the connection.
-func (b *Broker) dispatch(c *conn, hdr wire.RequestHeader, req kmsg.Request, p *pending) bool {
+func (b *Broker) dispatch(c *conn, hdr wire.RequestHeader, req kmsg.Request, p *pending) (keep bool) {
 	spec, ok := apis[hdr.APIKey]
 	name := kmsg.NameForKey(hdr.APIKey)
+	defer func() {
+		if r := recover(); r != nil {
+			b.handlerPanicked(c, name, hdr.APIVersion, r, p)
+			keep = false
+		}
+	}()
 	if !ok || hdr.APIVersion < spec.min || hdr.APIVersion > spec.max {
 		if hdr.APIKey == int16(kmsg.ApiVersions) {
 			hdr.APIVersion = 0
@@ -87,4 +93,20 @@ func (b *Broker) dispatch(c *conn, hdr wire.RequestHeader, req kmsg.Request, p *
 	b.metrics.api(hdr.APIKey).requests.Inc()
 	spec.handle(b, c, hdr, req, p)
 	return true
+}
+
+// handlerPanicked is what a panic in a request's handling (a bug) costs:
+// that request and its connection, not the broker. It is logged with the
+// stack and counted (gregor_handler_panics_total); p is completed without
+// a response if the handler had not, and the connection closes once what
+// is queued before it is written. The client sees a closed connection and
+// retries, as after a network failure.
+func (b *Broker) handlerPanicked(c *conn, api string, version int16, r any, p *pending) {
+	b.metrics.handlerPanics.Inc()
+	b.log.Error("request handler panicked; closing the connection", zap.String("remote", c.remote),
+		zap.String("api", api), zap.Int16("api_version", version), zap.Any("panic", r), zap.StackSkip("stack", 1))
+	if !isDone(p) {
+		p.out = outbound{closeAfter: true}
+		c.finishNone(p)
+	}
 }

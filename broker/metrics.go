@@ -23,6 +23,7 @@ type metrics struct {
 	connections     prometheus.Gauge
 	requests        *prometheus.CounterVec
 	requestErrors   *prometheus.CounterVec
+	handlerPanics   prometheus.Counter
 	requestSeconds  *prometheus.HistogramVec
 	bytesIn         prometheus.Counter
 	bytesOut        prometheus.Counter
@@ -80,6 +81,8 @@ func newMetrics(sessions *atomic.Int64, failures func() []string) *metrics {
 			Name: "gregor_requests_total", Help: "Requests handled, by API."}, []string{"api"}),
 		requestErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gregor_request_errors_total", Help: "Requests that could not be decoded or were refused, by API."}, []string{"api"}),
+		handlerPanics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gregor_handler_panics_total", Help: "Requests whose handling panicked (a bug; logged with its stack): the connection was closed."}),
 		requestSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "gregor_request_duration_seconds", Help: "Time from decoding a request to its response being ready, by API.",
 			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5}}, []string{"api"}),
@@ -96,7 +99,7 @@ func newMetrics(sessions *atomic.Int64, failures func() []string) *metrics {
 		partitionErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gregor_partition_errors_total", Help: "Error codes returned (per partition, group or resource), by API and error name."}, []string{"api", "error"}),
 	}
-	m.reg.MustRegister(m.connections, m.requests, m.requestErrors, m.requestSeconds, m.bytesIn, m.bytesOut,
+	m.reg.MustRegister(m.connections, m.requests, m.requestErrors, m.handlerPanics, m.requestSeconds, m.bytesIn, m.bytesOut,
 		m.producedRecords, m.producedBytes, m.fetchedBytes, m.partitionErrors,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "gregor_fetch_sessions", Help: "Open fetch sessions (KIP-227)."},
