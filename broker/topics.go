@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"go.uber.org/zap"
@@ -210,7 +211,11 @@ func (b *Broker) autoCreateTopic(name string) (meta.Topic, int16) {
 		if t, ok := b.store.Topic(name); ok {
 			return t, 0
 		}
-		b.log.Warn("auto-create topic", zap.String("topic", name), zap.Error(err))
+		// Clients ask again and again (every metadata refresh): log a
+		// topic's failure once per refusalLogEvery.
+		if ok, held := b.refusals.allow("auto-create\x00"+name, time.Now()); ok {
+			b.log.Warn("auto-create topic", zap.String("topic", name), zap.Error(err), zap.Int("same_since_last_logged", held))
+		}
 		return meta.Topic{}, errorCode(err)
 	}
 	return t, 0
