@@ -138,6 +138,36 @@ func newConn(b *Broker, nc net.Conn) *conn {
 	return c
 }
 
+// idleFrameMax is the largest request buffer a connection keeps while it
+// waits longer than frameKeepIdle for its next request.
+const idleFrameMax = 64 << 10
+
+// frameKeepIdle is how long a connection waits for its next request
+// before it lets a request buffer larger than idleFrameMax go. A busy
+// producer reuses its buffer from one request to the next (no allocation,
+// and the request is scanned as it arrives); low-rate producers that once
+// sent a big batch do not each hold one.
+const frameKeepIdle = time.Second
+
+// waitKeepingFrame waits up to frameKeepIdle for the next request to
+// start and returns buf, or nil if it did not: the caller then reads it
+// into a new buffer. The read deadline is set back to the idle timeout
+// (or none). Other errors are left for the frame read to report.
+func (c *conn) waitKeepingFrame(br *bufio.Reader, buf []byte, idle time.Duration) []byte {
+	_ = c.nc.SetReadDeadline(time.Now().Add(frameKeepIdle))
+	_, err := br.Peek(1)
+	if errors.Is(err, osErrDeadline) {
+		buf = nil
+	}
+	if idle > 0 {
+		c.readArmed = 0 // set it again, whenever it was last set
+		c.arm(&c.readArmed, idle, c.nc.SetReadDeadline)
+	} else {
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
+	return buf
+}
+
 // writerPool holds response buffers between uses (see conn.bw).
 var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
 
@@ -217,8 +247,13 @@ func (c *conn) readLoop() (clientGone bool) {
 		if idle > 0 {
 			c.arm(&c.readArmed, idle, c.nc.SetReadDeadline)
 		}
-		if br.Buffered() == 0 && !c.flushInline() {
-			return false
+		if br.Buffered() == 0 {
+			if !c.flushInline() {
+				return false
+			}
+			if cap(buf) > idleFrameMax && (idle <= 0 || idle > frameKeepIdle) {
+				buf = c.waitKeepingFrame(br, buf, idle)
+			}
 		}
 		c.stream.reset()
 		frame, err := wire.ReadFrameScanning(br, buf, maxSize, &c.scan)
