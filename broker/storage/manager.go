@@ -265,6 +265,22 @@ func (m *Manager) Create(topic string, partition int32) (*Log, error) {
 		return l, nil
 	}
 	_, statErr := m.o.FS.Stat(m.dirFor(tp))
+	if statErr == nil {
+		// A directory no open log owns: left by a deletion whose rename
+		// failed. A new log starts empty, so set it aside (never
+		// deleted), as Open's caller does with logs the metadata does
+		// not know.
+		target := asidePath(m.dirFor(tp), StraySuffix)
+		if err := m.o.FS.Rename(m.dirFor(tp), target); err != nil {
+			return nil, fmt.Errorf("create log for %s-%d: set aside the directory left there: %w", topic, partition, err)
+		}
+		if err := m.o.FS.SyncDir(m.o.DataDir); err != nil {
+			return nil, fmt.Errorf("create log for %s-%d: %w", topic, partition, err)
+		}
+		m.logger.Warn("a directory was left where a new log goes; set aside, remove it once not needed",
+			zap.String("dir", target))
+		statErr = fs.ErrNotExist
+	}
 	l, err := m.openLog(tp)
 	if err != nil {
 		if errors.Is(statErr, fs.ErrNotExist) {
@@ -387,13 +403,34 @@ func (m *Manager) renameAside(l *Log, suffix string) (string, error) {
 	l.flushMu.Lock()
 	l.closeFiles(true)
 	l.flushMu.Unlock()
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	target := l.dir + "." + hex.EncodeToString(rnd[:]) + suffix
+	target := asidePath(l.dir, suffix)
 	if err := m.o.FS.Rename(l.dir, target); err != nil {
 		return "", err
 	}
 	return target, nil
+}
+
+// maxDirName is the longest file name Linux file systems take.
+const maxDirName = 255
+
+// asidePath returns the path partition directory dir (<topic>-<partition>)
+// is renamed to: <dir>.<16 random hex><suffix>, the topic cut short, as
+// Kafka does, when that name would not fit in maxDirName bytes (a topic
+// name may be 249 characters). Topic names are ASCII.
+func asidePath(dir, suffix string) string {
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	base := filepath.Base(dir)
+	tail := "." + hex.EncodeToString(rnd[:]) + suffix
+	if len(base)+len(tail) > maxDirName {
+		i := strings.LastIndexByte(base, '-') // before the partition
+		if i < 0 {
+			i = len(base)
+		}
+		keep := max(0, maxDirName-len(tail)-(len(base)-i))
+		base = base[:min(keep, i)] + base[i:]
+	}
+	return filepath.Join(filepath.Dir(dir), base+tail)
 }
 
 // Logs returns every open log, in no particular order.

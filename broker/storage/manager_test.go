@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -248,7 +249,7 @@ func TestCreateFailureLeavesNoDirectory(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "broken-0")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("directory of the failed log: %v", err)
 	}
-	// A directory that was there before the failed open stays.
+	// A directory that was there before is set aside, never removed.
 	if err := os.Mkdir(filepath.Join(dir, "broken-1"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -256,8 +257,90 @@ func TestCreateFailureLeavesNoDirectory(t *testing.T) {
 	if _, err := m.Create("broken", 1); err == nil {
 		t.Fatal("create succeeded")
 	}
-	if _, err := os.Stat(filepath.Join(dir, "broken-1")); err != nil {
-		t.Fatalf("existing directory: %v", err)
+	if strays, _ := filepath.Glob(filepath.Join(dir, "broken-1.*"+StraySuffix)); len(strays) != 1 {
+		t.Fatalf("existing directory not set aside: %v", strays)
+	}
+}
+
+// TestCreateSetsAsideLeftoverDirectory: a directory where a new log goes
+// that no open log owns (left by a deletion whose rename failed) is set
+// aside as a stray, and the new log starts empty: the deleted topic's
+// records do not come back in a topic created again under its name.
+func TestCreateSetsAsideLeftoverDirectory(t *testing.T) {
+	dir := t.TempDir()
+	open := func() *Manager {
+		m, err := OpenManager(ManagerOptions{FS: vfs.OS, DataDir: dir, Logger: zaptest.NewLogger(t),
+			ConfigFor: func(string) Config { return Config{} }, MaintainInterval: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	m := open()
+	l, err := m.Create("left", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, l, plain(t, "old", 3))
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The directory stays; a manager that does not open it (as after a
+	// failed rename) creates the log again.
+	if err := os.Rename(filepath.Join(dir, "left-0"), filepath.Join(dir, "hidden")); err != nil {
+		t.Fatal(err)
+	}
+	m = open()
+	defer m.Close()
+	if err := os.Rename(filepath.Join(dir, "hidden"), filepath.Join(dir, "left-0")); err != nil {
+		t.Fatal(err)
+	}
+	l, err = m.Create("left", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leo := l.LogEndOffset(); leo != 0 {
+		t.Fatalf("new log ends at %d: the old records came back", leo)
+	}
+	if strays, _ := filepath.Glob(filepath.Join(dir, "left-0.*"+StraySuffix)); len(strays) != 1 {
+		t.Fatalf("old directory not set aside: %v", strays)
+	}
+}
+
+// TestLongTopicNameDeleted: a topic name of 249 characters (Kafka's
+// limit) makes a partition directory name too long for a deletion or
+// stray suffix; the topic is cut short in that name, as Kafka does, and
+// deleting works on a real file system.
+func TestLongTopicNameDeleted(t *testing.T) {
+	dir := t.TempDir()
+	m, err := OpenManager(ManagerOptions{FS: vfs.OS, DataDir: dir, Logger: zaptest.NewLogger(t),
+		ConfigFor: func(string) Config { return Config{} }, MaintainInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	topic := strings.Repeat("u", 249)
+	for p := range int32(12) {
+		l, err := m.Create(topic, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustAppend(t, l, plain(t, "x", 1))
+	}
+	if _, err := m.SetAside(topic, 11); err != nil {
+		t.Fatalf("set aside: %v", err)
+	}
+	if err := m.DeleteTopic(topic); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	for _, suffix := range []string{deleteSuffix, StraySuffix} {
+		p := asidePath(filepath.Join(dir, topic+"-10"), suffix)
+		if base := filepath.Base(p); len(base) > maxDirName || !strings.HasSuffix(base, suffix) || !strings.Contains(base, "u-10.") {
+			t.Errorf("%s name %q (%d bytes)", suffix, base, len(base))
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, topic+"-0")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("partition directory after the delete: %v", err)
 	}
 }
 
