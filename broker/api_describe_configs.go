@@ -29,7 +29,11 @@ func init() {
 
 func (b *Broker) handleDescribeConfigs(_ wire.RequestHeader, req *kmsg.DescribeConfigsRequest) kmsg.Response {
 	resp := kmsg.NewPtrDescribeConfigsResponse()
+	var seen onceSet
 	for _, rr := range req.Resources {
+		if len(req.Resources) > 1 && !seen.first(fmt.Sprintf("%d\x00%s\x00%t\x00%q", rr.ResourceType, rr.ResourceName, rr.ConfigNames == nil, rr.ConfigNames)) {
+			continue // answered once (see onceSet)
+		}
 		sr := kmsg.NewDescribeConfigsResponseResource()
 		sr.ResourceType = rr.ResourceType
 		sr.ResourceName = rr.ResourceName

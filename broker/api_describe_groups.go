@@ -35,7 +35,11 @@ const (
 
 func (b *Broker) handleDescribeGroups(_ wire.RequestHeader, req *kmsg.DescribeGroupsRequest) kmsg.Response {
 	resp := kmsg.NewPtrDescribeGroupsResponse()
+	var seen onceSet
 	for _, id := range req.Groups {
+		if len(req.Groups) > 1 && !seen.first(id) {
+			continue // answered once (see onceSet)
+		}
 		sg := kmsg.NewDescribeGroupsResponseGroup()
 		sg.Group = id
 		d, err := b.coord.DescribeGroup(id)

@@ -80,7 +80,17 @@ func (b *Broker) metadataTopics(hdr wire.RequestHeader, req *kmsg.MetadataReques
 		}
 		return resp
 	}
+	var seen onceSet
 	for _, rt := range req.Topics {
+		if len(req.Topics) > 1 {
+			key := "id\x00" + string(rt.TopicID[:])
+			if rt.Topic != nil && *rt.Topic != "" {
+				key = *rt.Topic
+			}
+			if !seen.first(key) {
+				continue // a set of topics, as in Kafka (see onceSet)
+			}
+		}
 		var (
 			t  meta.Topic
 			ok bool

@@ -25,7 +25,11 @@ func init() {
 func (b *Broker) handleOffsetFetch(hdr wire.RequestHeader, req *kmsg.OffsetFetchRequest) kmsg.Response {
 	resp := kmsg.NewPtrOffsetFetchResponse()
 	if hdr.APIVersion >= 8 {
+		var seen onceSet
 		for _, rg := range req.Groups {
+			if rg.Topics == nil && len(req.Groups) > 1 && !seen.first(rg.Group) {
+				continue // all of a group's offsets, asked again: answered once (see onceSet)
+			}
 			var topics []kmsg.OffsetFetchRequestTopic
 			if rg.Topics != nil {
 				topics = make([]kmsg.OffsetFetchRequestTopic, 0, len(rg.Topics))

@@ -863,3 +863,67 @@ func TestMetadataAuthorizedOperationsAndTopicIDs(t *testing.T) {
 		t.Errorf("DescribeCluster not asked: operations %d", dr.ClusterAuthorizedOperations)
 	}
 }
+
+// TestRepeatedEntriesAnsweredOnce: a request that names the same topic,
+// config resource or group many times is answered once for it (Kafka
+// answers Metadata from a set of topics): otherwise a request of a few
+// MB naming a large resource again and again made the broker build a
+// response of gigabytes (helper-37: 3.35 GB of memory for one
+// DescribeConfigs).
+func TestRepeatedEntriesAnsweredOnce(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "rep", 3, nil)
+	const n = 1000
+	// Straight to the broker: kgo's own sharding of group requests must
+	// not merge the repeats first.
+	direct := func(req kmsg.Request) kmsg.Response {
+		t.Helper()
+		resp, err := cl.Broker(0).Request(context.Background(), req)
+		if err != nil {
+			t.Fatalf("%s: %v", kmsg.NameForKey(req.Key()), err)
+		}
+		return resp
+	}
+
+	md := kmsg.NewPtrMetadataRequest()
+	for range n {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr("rep")
+		md.Topics = append(md.Topics, rt)
+	}
+	if resp := direct(md).(*kmsg.MetadataResponse); len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 3 {
+		t.Errorf("metadata: %d topics", len(resp.Topics))
+	}
+
+	dc := kmsg.NewPtrDescribeConfigsRequest()
+	for range n {
+		r := kmsg.NewDescribeConfigsRequestResource()
+		r.ResourceType, r.ResourceName = kmsg.ConfigResourceTypeTopic, "rep"
+		dc.Resources = append(dc.Resources, r)
+	}
+	r := kmsg.NewDescribeConfigsRequestResource()
+	r.ResourceType, r.ResourceName, r.ConfigNames = kmsg.ConfigResourceTypeTopic, "rep", []string{"retention.ms"}
+	dc.Resources = append(dc.Resources, r) // another question about it: answered
+	if resp := direct(dc).(*kmsg.DescribeConfigsResponse); len(resp.Resources) != 2 || resp.Resources[0].ErrorCode != 0 {
+		t.Errorf("describe configs: %d resources", len(resp.Resources))
+	}
+
+	dg := kmsg.NewPtrDescribeGroupsRequest()
+	for range n {
+		dg.Groups = append(dg.Groups, "g-rep")
+	}
+	if resp := direct(dg).(*kmsg.DescribeGroupsResponse); len(resp.Groups) != 1 {
+		t.Errorf("describe groups: %d groups", len(resp.Groups))
+	}
+
+	of := kmsg.NewPtrOffsetFetchRequest()
+	for range n {
+		g := kmsg.NewOffsetFetchRequestGroup()
+		g.Group = "g-rep"
+		of.Groups = append(of.Groups, g)
+	}
+	if resp := direct(of).(*kmsg.OffsetFetchResponse); len(resp.Groups) != 1 {
+		t.Errorf("offset fetch: %d groups", len(resp.Groups))
+	}
+}

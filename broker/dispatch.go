@@ -110,3 +110,23 @@ func (b *Broker) handlerPanicked(c *conn, api string, version int16, r any, p *p
 		c.finishNone(p)
 	}
 }
+
+// onceSet tells a request's first mention of a key from its repeats, so
+// that a repeated entry is answered once: a request naming one large
+// resource (a topic with many partitions, a group with many offsets) many
+// times would otherwise make the broker build a response that many times
+// larger, gigabytes from a request of a few megabytes. Kafka answers
+// Metadata from a set of topics alike.
+type onceSet map[string]struct{}
+
+// first reports whether key is new to the set, adding it.
+func (s *onceSet) first(key string) bool {
+	if *s == nil {
+		*s = make(onceSet)
+	}
+	if _, ok := (*s)[key]; ok {
+		return false
+	}
+	(*s)[key] = struct{}{}
+	return true
+}
