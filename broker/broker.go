@@ -390,6 +390,10 @@ func (b *Broker) Close(ctx context.Context) error {
 	b.listener.Close()
 	for _, c := range conns {
 		c.stopReading()
+		// Writes in progress get shutdownWriteTimeout from now to make
+		// progress (see conn.writeTimeout): a client that reads nothing
+		// does not hold the shutdown.
+		_ = c.nc.SetWriteDeadline(time.Now().Add(shutdownWriteTimeout))
 	}
 	done := make(chan struct{})
 	go func() { b.connWG.Wait(); close(done) }()

@@ -95,7 +95,22 @@ func (c *conn) arm(last *time.Duration, timeout time.Duration, set func(time.Tim
 
 // armWrite extends the write deadline before bw's owner writes or flushes.
 func (c *conn) armWrite() {
-	c.arm(&c.writeArmed, c.b.cfg.writeTimeoutOrDefault(), c.nc.SetWriteDeadline)
+	c.arm(&c.writeArmed, c.writeTimeout(), c.nc.SetWriteDeadline)
+}
+
+// shutdownWriteTimeout bounds how long a response write may go without
+// progress once the broker is shutting down: a client that reads nothing
+// would otherwise hold the shutdown for the whole write timeout (or the
+// shutdown deadline, 30 s).
+const shutdownWriteTimeout = 5 * time.Second
+
+// writeTimeout is how long a response write may go without progress.
+func (c *conn) writeTimeout() time.Duration {
+	t := c.b.cfg.writeTimeoutOrDefault()
+	if c.b.ctx.Err() != nil {
+		t = min(t, shutdownWriteTimeout)
+	}
+	return t
 }
 
 // pending is a response slot. The handler fills out and closes done, or
@@ -385,7 +400,7 @@ func (c *conn) flushInline() bool {
 func (c *conn) failWrite(err error) {
 	if errors.Is(err, osErrDeadline) {
 		c.b.log.Info("closing connection: the client read nothing of a response within the write timeout",
-			zap.String("remote", c.remote), zap.Duration("write_timeout", c.b.cfg.writeTimeoutOrDefault()))
+			zap.String("remote", c.remote), zap.Duration("write_timeout", c.writeTimeout()))
 	}
 	c.once.Do(func() { close(c.closing) })
 	c.nc.Close()

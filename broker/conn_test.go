@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"io"
 	"math/rand/v2"
@@ -327,5 +328,48 @@ func TestHandlerPanicClosesOnlyItsConnection(t *testing.T) {
 	produceN(t, cl, "hp", 0, 1) // the broker still serves
 	if off, code := listOffset(t, cl, "hp", 0, -1); code != 0 || off != 1 {
 		t.Fatalf("after the panic: end offset %d, %v", off, kerr.ErrorForCode(code))
+	}
+}
+
+// TestShutdownDoesNotWaitForStalledReader: a client that reads nothing of
+// a large fetch answer holds a clean shutdown for shutdownWriteTimeout,
+// not for the write timeout or the shutdown deadline (helper-36: 31 s).
+func TestShutdownDoesNotWaitForStalledReader(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "big", 1, map[string]string{"max.message.bytes": "2000000"})
+	value := bytes.Repeat([]byte("stalled reader "), 100_000) // 1.5 MB
+	for range 8 {
+		rb := record.NewBuilder()
+		rb.Add(nil, value, nil, time.Now().UnixMilli())
+		if p := rawProduce(t, cl, "big", 0, rb.Build()); p.ErrorCode != 0 {
+			t.Fatalf("produce: error %d", p.ErrorCode)
+		}
+	}
+	cl.Close()
+	c, err := net.DialTimeout("tcp", b.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.(*net.TCPConn).SetReadBuffer(64 << 10)
+	req := fetchRequest("big", 0, 0, 0)
+	req.Version = 11
+	req.MaxBytes, req.Topics[0].Partitions[0].PartitionMaxBytes = 32<<20, 32<<20
+	clientID := "stalled"
+	if _, err := c.Write(wire.AppendRequest(nil, req, 1, &clientID)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the answer fills the socket buffers
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > shutdownWriteTimeout+3*time.Second {
+		t.Fatalf("shutdown took %v with a stalled reader", took)
+	} else {
+		t.Logf("shutdown took %v with a stalled reader", took)
 	}
 }
