@@ -520,6 +520,7 @@ func (s *shard) expireOffsets() {
 		return
 	}
 	now := s.c.now()
+	var groups, offsets, deleted int
 	for id, g := range s.mu.groups {
 		tps := g.ExpiredOffsets(now, s.c.cfg.OffsetsRetention)
 		drop := leftWithNothing(g, tps)
@@ -530,7 +531,18 @@ func (s *shard) expireOffsets() {
 			s.c.logger.Warn("expiring offsets failed", zap.String("group", id), zap.Error(err))
 			continue
 		}
-		s.c.logger.Info("expired offsets", zap.String("group", id), zap.Int("offsets", len(tps)), zap.Bool("group_deleted", drop))
+		s.c.logger.Debug("expired offsets", zap.String("group", id), zap.Int("offsets", len(tps)), zap.Bool("group_deleted", drop))
+		groups++
+		offsets += len(tps)
+		if drop {
+			deleted++
+		}
+	}
+	if groups > 0 {
+		// One line a pass, as Kafka logs its cleanup; each group's at
+		// debug level.
+		s.c.logger.Info("expired offsets", zap.Int32("partition", s.partition), zap.Int("groups", groups),
+			zap.Int("offsets", offsets), zap.Int("groups_deleted", deleted), zap.Duration("took", s.c.now().Sub(now)))
 	}
 }
 
