@@ -165,3 +165,56 @@ func TestCreatePartitionsChecksRequest(t *testing.T) {
 		t.Fatalf("2 partitions added with 2 assignments: %v, %d partitions", kerr.ErrorForCode(r[0].ErrorCode), partitions())
 	}
 }
+
+// TestPartitionsInSmallStepsBeyondOpenFileLimit: partitions added a few
+// at a time (under openFilesCheckFrom each) are checked too: helper-37
+// grew a topic by 99 partitions at a time to 16,633 partitions and 19,921
+// of 20,000 descriptors, and the broker then failed to accept
+// connections.
+func TestPartitionsInSmallStepsBeyondOpenFileLimit(t *testing.T) {
+	var saved syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &saved); err != nil {
+		t.Skip(err)
+	}
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "steps", 1, nil)
+	open, err := countOpenFiles()
+	if err != nil {
+		t.Skip(err)
+	}
+	low := syscall.Rlimit{Cur: uint64(open) + 400, Max: saved.Max}
+	if low.Cur >= saved.Cur {
+		t.Skipf("open-file limit %d already low", saved.Cur)
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Skip(err)
+	}
+	defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &saved)
+	count := int32(1)
+	for step := 0; ; step++ {
+		req := kmsg.NewPtrCreatePartitionsRequest()
+		rt := kmsg.NewCreatePartitionsRequestTopic()
+		rt.Topic, rt.Count = "steps", count+60
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(context.Background(), cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := resp.Topics[0].ErrorCode; code != 0 {
+			if code != kerr.InvalidPartitions.Code {
+				t.Fatalf("step %d: %v", step, kerr.ErrorForCode(code))
+			}
+			break
+		}
+		count += 60
+		if step > 20 {
+			t.Fatalf("%d partitions added with an open-file limit of %d", count, low.Cur)
+		}
+	}
+	n, _ := countOpenFiles()
+	if reserve := int64(100); int64(low.Cur)-n < reserve {
+		t.Fatalf("%d of %d descriptors open after the refusal; want at least %d kept", n, low.Cur, reserve)
+	}
+	t.Logf("refused at %d partitions, %d of %d descriptors open", count, n, low.Cur)
+}

@@ -3,15 +3,29 @@ package broker
 import (
 	"fmt"
 	"os"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
-// openFilesCheckFrom is the smallest number of new partitions whose
-// creation is checked against the open-file limit; fewer are not worth
-// counting the open files for (auto-creation creates a few at a time).
+// openFilesCheckFrom is the smallest number of new partitions for which
+// the open files are counted afresh; fewer (auto-creation creates a few
+// at a time) are checked against the count taken at most openFilesRecount
+// ago plus the partitions added since, so that many small steps cannot
+// creep past the limit.
 const openFilesCheckFrom = 100
+
+const openFilesRecount = time.Second
+
+// openFiles is the last count of the process's open files, and the
+// partitions created since.
+var openFiles struct {
+	mu    sync.Mutex
+	at    time.Time
+	count int64
+}
 
 // checkOpenFiles refuses to create adding partition logs, each holding at
 // least one open file, when that would leave the broker fewer than a
@@ -20,23 +34,27 @@ const openFilesCheckFrom = 100
 // rolled back), but the broker would spend its descriptors on the attempt.
 // Where the limit or the open files cannot be read, nothing is checked.
 func checkOpenFiles(adding int64) error {
-	if adding < openFilesCheckFrom {
-		return nil
-	}
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == 0 || lim.Cur > 1<<40 {
 		return nil
 	}
-	open, err := countOpenFiles()
-	if err != nil {
-		return nil
+	openFiles.mu.Lock()
+	defer openFiles.mu.Unlock()
+	if adding >= openFilesCheckFrom || time.Since(openFiles.at) > openFilesRecount {
+		n, err := countOpenFiles()
+		if err != nil {
+			return nil
+		}
+		openFiles.count, openFiles.at = n, time.Now()
 	}
+	open := openFiles.count
 	limit := int64(lim.Cur)
 	reserve := max(100, limit/20)
 	if open+adding+reserve > limit {
 		return fmt.Errorf("%d new partitions need as many open files; %d of the broker's limit of %d are open and %d are kept for connections (raise the broker's open-file limit, ulimit -n): %w",
 			adding, open, limit, reserve, kerr.InvalidPartitions)
 	}
+	openFiles.count += adding // about to be opened
 	return nil
 }
 
