@@ -42,6 +42,7 @@ func TestKafkaTopicConfigsAccepted(t *testing.T) {
 		{"preallocate", "yes"},
 		{"min.cleanable.dirty.ratio", "2"},
 		{"min.cleanable.dirty.ratio", "-3"},
+		{"min.cleanable.dirty.ratio", "NaN"},
 		{"segment.index.bytes", "3"},
 		{"compression.gzip.level", "0"},
 		{"compression.zstd.level", "23"},

@@ -170,7 +170,7 @@ func throttledReplicas(v string) error {
 }
 
 func ratio01(v string) error {
-	if f, _ := strconv.ParseFloat(v, 64); f < 0 || f > 1 {
+	if f, _ := strconv.ParseFloat(v, 64); !(f >= 0 && f <= 1) { // NaN too
 		return errors.New("must be between 0 and 1")
 	}
 	return nil
