@@ -20,13 +20,6 @@ func TestIdleConnectionsHoldNoWriteBuffer(t *testing.T) {
 		t.Skip("the race detector's shadow memory distorts heap figures")
 	}
 	b := startBroker(t, nil, "", nil)
-	heap := func() uint64 {
-		runtime.GC()
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return ms.HeapInuse
-	}
 	const n = 300
 	conns := make([]net.Conn, 0, n)
 	defer func() {
@@ -34,7 +27,7 @@ func TestIdleConnectionsHoldNoWriteBuffer(t *testing.T) {
 			c.Close()
 		}
 	}()
-	before := heap()
+	before := heapInuse()
 	for range n {
 		c, err := net.Dial("tcp", b.Addr().String())
 		if err != nil {
@@ -46,7 +39,7 @@ func TestIdleConnectionsHoldNoWriteBuffer(t *testing.T) {
 		req.ClientSoftwareName, req.ClientSoftwareVersion = "idle", "1"
 		rawRoundTrip(t, c, req, kmsg.NewPtrApiVersionsResponse())
 	}
-	perConn := (int64(heap()) - int64(before)) / n
+	perConn := (int64(heapInuse()) - int64(before)) / n
 	t.Logf("heap per idle connection: %d bytes", perConn)
 	if perConn > 40<<10 {
 		t.Fatalf("each idle connection holds %d bytes of heap, want well under the 64 KiB write buffer", perConn)
@@ -84,13 +77,6 @@ func TestIdleConnectionsHoldNoLargeRequestBuffer(t *testing.T) {
 		return req
 	}
 	large, small := produceReq(1000, 900), produceReq(100, 1)
-	heap := func() uint64 {
-		runtime.GC()
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return ms.HeapInuse
-	}
 	const n = 40
 	conns := make([]net.Conn, 0, n)
 	defer func() {
@@ -98,7 +84,7 @@ func TestIdleConnectionsHoldNoLargeRequestBuffer(t *testing.T) {
 			c.Close()
 		}
 	}()
-	before := heap()
+	before := heapInuse()
 	for i := range n {
 		c, err := net.Dial("tcp", b.Addr().String())
 		if err != nil {
@@ -111,9 +97,18 @@ func TestIdleConnectionsHoldNoLargeRequestBuffer(t *testing.T) {
 		}
 	}
 	time.Sleep(frameKeepIdle + 500*time.Millisecond) // they let go once idle that long
-	perConn := (int64(heap()) - int64(before)) / n
+	perConn := (int64(heapInuse()) - int64(before)) / n
 	t.Logf("heap per connection after a 900 KB produce: %d bytes", perConn)
 	if perConn > 100<<10 {
 		t.Fatalf("each connection holds %d bytes of heap after its large request", perConn)
 	}
+}
+
+// heapInuse is the heap in use after two collections.
+func heapInuse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
 }
