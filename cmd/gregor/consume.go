@@ -307,7 +307,7 @@ func (g *groupEnd) advance(partition int32, offset int64) {
 }
 
 // emptyTails moves each assigned partition that holds no record from its
-// position up to its end (see emptyUpTo) to its end, marking the end for
+// position up to its end (see emptyTails) to its end, marking the end for
 // the group's commit as a Kafka consumer's position would, and reports
 // whether it moved any.
 func (g *groupEnd) emptyTails(ctx context.Context, cl *kgo.Client) bool {
@@ -319,17 +319,15 @@ func (g *groupEnd) emptyTails(ctx context.Context, cl *kgo.Client) bool {
 		}
 	}
 	g.mu.Unlock()
-	moved := map[int32]kgo.EpochOffset{}
-	for p, pos := range behind {
-		end := g.plan.end[p]
-		if empty, epoch, _ := emptyUpTo(ctx, cl, g.plan.topic, p, pos, end); empty {
-			// The leader's epoch: kgo takes a mark only if it is after
-			// the last, by epoch first.
-			moved[p] = kgo.EpochOffset{Epoch: epoch, Offset: end}
-		}
-	}
-	if len(moved) == 0 {
+	empty := emptyTails(ctx, cl, g.plan.topic, behind, g.plan.end)
+	if len(empty) == 0 {
 		return false
+	}
+	moved := make(map[int32]kgo.EpochOffset, len(empty))
+	for p, epoch := range empty {
+		// At the leader's epoch: kgo takes a mark only if it is after
+		// the last, by epoch first.
+		moved[p] = kgo.EpochOffset{Epoch: epoch, Offset: g.plan.end[p]}
 	}
 	cl.MarkCommitOffsets(map[string]map[int32]kgo.EpochOffset{g.plan.topic: moved})
 	for p, eo := range moved {
@@ -601,21 +599,20 @@ func (c *consumer) run(ctx context.Context, cl *kgo.Client) error {
 }
 
 // emptyTails finishes the pending partitions that hold no record from
-// where they were read up to their end (see emptyUpTo) and returns them.
+// where they were read up to their end (see emptyTails) and returns them.
 func (c *consumer) emptyTails(ctx context.Context, cl *kgo.Client) []int32 {
-	var done []int32
+	from := make(map[int32]int64, len(c.pending))
 	for p := range c.pending {
-		from, ok := c.next[p]
+		at, ok := c.next[p]
 		if !ok {
-			from = c.plan.start[p]
+			at = c.plan.start[p]
 		}
-		if empty, _, _ := emptyUpTo(ctx, cl, c.plan.topic, p, from, c.plan.end[p]); empty {
-			// An error leaves the partition pending: the poll goes on.
-			done = append(done, p)
-		}
+		from[p] = at
 	}
-	for _, p := range done {
+	var done []int32
+	for p := range emptyTails(ctx, cl, c.plan.topic, from, c.plan.end) {
 		delete(c.pending, p)
+		done = append(done, p)
 	}
 	return done
 }

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -15,29 +13,41 @@ import (
 // record at all (see emptyUpTo).
 var tailCheckAfter = time.Second
 
-// emptyUpTo reports whether partition of topic holds no record (control
-// records included) at offsets from to end-1. Compaction leaves such
-// ranges: a tombstone removed after delete.retention.ms, say, leaves an
-// empty batch or a gap at the end of a partition. The client's fetch
-// position steps over them without returning anything, so a consume that
-// waited for a record at end-1 would wait forever (kcat and the Java
-// consumer go by their fetch position instead). It reads the range with
-// fetches of its own, from the partition's leader, and also returns the
-// leader's epoch (for a commit at end).
-func emptyUpTo(ctx context.Context, cl *kgo.Client, topic string, partition int32, from, end int64) (empty bool, epoch int32, err error) {
+// emptyTails returns, of the partitions of topic in from (each read up
+// to that offset), those that hold no record (control records included)
+// from there up to their offset in ends, with their leader's epoch (for a
+// commit at the end). Compaction leaves such ranges: a tombstone removed
+// after delete.retention.ms, say, leaves an empty batch or a gap at the
+// end of a partition. The client's fetch position steps over them without
+// returning anything, so a consume that waited for a record at end-1
+// would wait forever (kcat and the Java consumer go by their fetch
+// position instead). It looks the leaders up once and reads each range
+// with fetches of its own; a partition it cannot read is left out.
+func emptyTails(ctx context.Context, cl *kgo.Client, topic string, from, ends map[int32]int64) map[int32]int32 {
+	if len(from) == 0 {
+		return nil
+	}
 	t, err := topicMetadata(ctx, cl, topic)
 	if err != nil {
-		return false, 0, err
+		return nil
 	}
-	leader := int32(-1)
+	empty := map[int32]int32{}
 	for _, p := range t.Partitions {
-		if p.Partition == partition {
-			leader, epoch = p.Leader, p.LeaderEpoch
+		pos, ok := from[p.Partition]
+		if !ok || p.Leader < 0 {
+			continue
+		}
+		if emptyUpTo(ctx, cl.Broker(int(p.Leader)), t, p.Partition, pos, ends[p.Partition]) {
+			empty[p.Partition] = p.LeaderEpoch
 		}
 	}
-	if leader < 0 {
-		return false, 0, fmt.Errorf("%s[%d] has no leader", topic, partition)
-	}
+	return empty
+}
+
+// emptyUpTo reports whether partition of t holds no record at offsets
+// from to end-1, reading them from its leader. An error is "no".
+func emptyUpTo(ctx context.Context, leader *kgo.Broker, t *kmsg.MetadataResponseTopic, partition int32, from, end int64) bool {
+	topic := *t.Topic
 	for pos := from; pos < end; {
 		req := kmsg.NewPtrFetchRequest()
 		req.ReplicaID = -1
@@ -49,12 +59,9 @@ func emptyUpTo(ctx context.Context, cl *kgo.Client, topic string, partition int3
 		rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = partition, pos, 1<<20
 		rt.Partitions = append(rt.Partitions, rp)
 		req.Topics = append(req.Topics, rt)
-		resp, err := req.RequestWith(ctx, cl.Broker(int(leader)))
-		if err != nil {
-			return false, 0, err
-		}
-		if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-			return false, 0, err
+		resp, err := req.RequestWith(ctx, leader)
+		if err != nil || resp.ErrorCode != 0 {
+			return false
 		}
 		var got *kmsg.FetchResponseTopicPartition
 		for i := range resp.Topics {
@@ -64,11 +71,8 @@ func emptyUpTo(ctx context.Context, cl *kgo.Client, topic string, partition int3
 				}
 			}
 		}
-		if got == nil {
-			return false, 0, fmt.Errorf("fetch %s[%d]: not in the answer", topic, partition)
-		}
-		if err := kerr.ErrorForCode(got.ErrorCode); err != nil {
-			return false, 0, fmt.Errorf("fetch %s[%d]: %w", topic, partition, err)
+		if got == nil || got.ErrorCode != 0 {
+			return false
 		}
 		fp, next := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
 			KeepControlRecords: true,
@@ -77,17 +81,17 @@ func emptyUpTo(ctx context.Context, cl *kgo.Client, topic string, partition int3
 			Partition:          partition,
 		}, got, kgo.DefaultDecompressor(), nil)
 		if fp.Err != nil {
-			return false, 0, fp.Err
+			return false
 		}
 		for _, r := range fp.Records {
 			if r.Offset >= pos && r.Offset < end {
-				return false, 0, nil
+				return false
 			}
 		}
 		if next <= pos {
-			return false, 0, nil // nothing read: not known to be empty
+			return false // nothing read: not known to be empty
 		}
 		pos = next
 	}
-	return true, epoch, nil
+	return true
 }
