@@ -381,7 +381,6 @@ func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartitio
 // chunks and completes p.
 func (c *conn) finishFetch(p *pending, hdr wire.RequestHeader, resp *kmsg.FetchResponse, chunks []storage.Chunk) {
 	resp.SetVersion(hdr.APIVersion)
-	chunks = orderChunks(resp, chunks)
 	buf := wire.AppendResponse(nil, hdr, resp)
 	if len(chunks) == 0 {
 		p.out.parts = []outPart{{buf: buf}}
@@ -395,64 +394,29 @@ func (c *conn) finishFetch(p *pending, hdr wire.RequestHeader, resp *kmsg.FetchR
 	close(p.done)
 }
 
-// orderChunks puts chunks, and the numbers of their placeholders in resp,
-// in the order the response encodes them, which encodeFetch needs. They
-// are numbered as partitions are read, and a topic's partitions are
-// answered in one topic entry: a topic named twice in a request, or a
-// session whose partitions of one topic are not together (they move to
-// the end when they return records), reads them out of that order.
-func orderChunks(resp *kmsg.FetchResponse, chunks []storage.Chunk) []storage.Chunk {
-	if len(chunks) < 2 {
-		return chunks
-	}
-	next, inOrder := 0, true
-	eachMarker(resp, func(m []byte) {
-		if i := int(binary.BigEndian.Uint64(m[8:])); i != next {
-			inOrder = false
-		}
-		next++
-	})
-	if inOrder {
-		return chunks
-	}
-	ordered := make([]storage.Chunk, 0, len(chunks))
-	eachMarker(resp, func(m []byte) {
-		ordered = append(ordered, chunks[binary.BigEndian.Uint64(m[8:])])
-		binary.BigEndian.PutUint64(m[8:], uint64(len(ordered)-1))
-	})
-	return ordered
-}
-
-// eachMarker calls fn with each record placeholder of resp, in encoding
-// order.
-func eachMarker(resp *kmsg.FetchResponse, fn func(m []byte)) {
-	for ti := range resp.Topics {
-		for pi := range resp.Topics[ti].Partitions {
-			rb := resp.Topics[ti].Partitions[pi].RecordBatches
-			if len(rb) == fetchMarkerLen && bytes.Equal(rb[:8], fetchMarkerNonce[:]) {
-				fn(rb)
-			}
-		}
-	}
-}
-
 // encodeFetch splices chunks into an encoded fetch response frame in
 // place of their placeholders, fixing each records length prefix and the
-// frame's size prefix. The placeholders are found in order; each is
-// preceded by its length: an int32 16 before flexible versions, a uvarint
-// 17 (compact bytes) from v12.
+// frame's size prefix. Each placeholder names its chunk: they are numbered
+// as partitions are read, and the response may encode them in another
+// order (a topic's partitions are answered in one topic entry, so a topic
+// named twice in a request, or a session whose partitions of one topic are
+// apart, reads them out of that order). Each is preceded by its length: an
+// int32 16 before flexible versions, a uvarint 17 (compact bytes) from v12.
 func encodeFetch(buf []byte, flexible bool, chunks []storage.Chunk) ([]outPart, []storage.Chunk) {
 	parts := make([]outPart, 0, 3*len(chunks)+1)
 	prevEnd := 0
 	pos := 0
 	size := int64(0)
-	for i := range chunks {
-		m := fetchMarker(i)
-		idx := bytes.Index(buf[pos:], m)
-		if idx < 0 {
+	for range chunks {
+		idx := bytes.Index(buf[pos:], fetchMarkerNonce[:])
+		if idx < 0 || pos+idx+fetchMarkerLen > len(buf) {
 			panic("fetch response placeholder missing") // broken invariant: we put it there
 		}
 		at := pos + idx
+		i := binary.BigEndian.Uint64(buf[at+8:])
+		if i >= uint64(len(chunks)) {
+			panic("fetch response placeholder out of range")
+		}
 		lenStart := at - 4
 		var lenBuf []byte
 		if flexible {
