@@ -279,11 +279,11 @@ func (m *Manager) Create(topic string, partition int32) (*Log, error) {
 		}
 		m.logger.Warn("a directory was left where a new log goes; set aside, remove it once not needed",
 			zap.String("dir", target))
-		statErr = fs.ErrNotExist
 	}
+	made := statErr == nil || errors.Is(statErr, fs.ErrNotExist) // openLog makes the directory
 	l, err := m.openLog(tp)
 	if err != nil {
-		if errors.Is(statErr, fs.ErrNotExist) {
+		if made {
 			// Leave no directory behind for a log that never was: it
 			// would be set aside as a stray log at the next start.
 			if rerr := m.o.FS.RemoveAll(m.dirFor(tp)); rerr != nil {
