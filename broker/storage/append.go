@@ -20,8 +20,8 @@ import (
 // CRC) and keeps no reference to records after returning.
 //
 // Errors: ErrCorruptBatch, ErrInvalidRecord, ErrBatchTooLarge (a batch over
-// max.message.bytes), ErrUnsupportedFeature (transactional or control
-// batches), ErrOutOfOrderSequence and ErrInvalidProducerEpoch (idempotent
+// max.message.bytes), ErrUnsupportedFeature (control batches, which only
+// AppendMarker writes), ErrOutOfOrderSequence and ErrInvalidProducerEpoch (idempotent
 // producers), ErrFencedLeaderEpoch, ErrClosed, and ErrStorage after a failed
 // write. A write failure is sticky (later appends fail too; reads keep
 // working) except on a full disk, when the file is cut back to the last
@@ -123,8 +123,8 @@ func validateBatches(records []byte, cfg *Config, hdrs []record.Header, now time
 		switch {
 		case h.Control():
 			return nil, fmt.Errorf("batch at byte %d: control batches cannot be produced: %w", pos, ErrUnsupportedFeature)
-		case h.Transactional():
-			return nil, fmt.Errorf("batch at byte %d: transactions are not supported: %w", pos, ErrUnsupportedFeature)
+		case h.Transactional() && h.ProducerID < 0:
+			return nil, fmt.Errorf("batch at byte %d: transactional without a producer id: %w", pos, ErrInvalidRecord)
 		case h.ProducerID >= 0 && (h.ProducerEpoch < 0 || h.BaseSequence < 0):
 			return nil, fmt.Errorf("batch at byte %d: producer %d with epoch %d and sequence %d: %w", pos, h.ProducerID, h.ProducerEpoch, h.BaseSequence, ErrInvalidRecord)
 		}
@@ -313,11 +313,16 @@ func (l *Log) appendLocked(records []byte, hdrs []record.Header, leaderEpoch int
 	}
 
 	bpos := int64(size)
+	txn := false
 	for i := range hdrs {
 		h := &hdrs[i]
 		active.addBatchLocked(h, bpos, cfg.IndexIntervalBytes)
 		bpos += h.Size()
 		l.mu.producers.apply(h)
+		txn = txn || h.Transactional()
+	}
+	if txn {
+		l.publishTxnLocked(false)
 	}
 	if size == 0 {
 		active.rollBase = nowMs
@@ -353,7 +358,7 @@ func (l *Log) checkProducersLocked(hdrs []record.Header, leo int64) (res AppendR
 	everWritten := leo > 0
 	if len(hdrs) == 1 {
 		h := &hdrs[0]
-		if h.ProducerID < 0 {
+		if h.ProducerID < 0 || h.Control() {
 			return res, false, nil
 		}
 		c, err := checkProducer(l.mu.producers[h.ProducerID], h, everWritten)
@@ -367,7 +372,7 @@ func (l *Log) checkProducersLocked(hdrs []record.Header, leo int64) (res AppendR
 	var overlay producerStates
 	for i := range hdrs {
 		h := &hdrs[i]
-		if h.ProducerID < 0 {
+		if h.ProducerID < 0 || h.Control() {
 			continue
 		}
 		e := overlay[h.ProducerID]
@@ -388,7 +393,7 @@ func (l *Log) checkProducersLocked(hdrs []record.Header, leo int64) (res AppendR
 			overlay = producerStates{}
 		}
 		if e == nil {
-			e = &producerEntry{epoch: h.ProducerEpoch, lastTimestamp: -1}
+			e = newProducerEntry(h.ProducerEpoch)
 		}
 		applyProducer(e, h)
 		overlay[h.ProducerID] = e

@@ -320,8 +320,8 @@ func (c *Cleaner) buildOffsetMap(ctx context.Context, p *cleanPlan, res *CleanRe
 			if err != nil {
 				return 0, err
 			}
-			if h.LastOffset() < from {
-				continue
+			if h.LastOffset() < from || h.Control() || p.abortedBatch(&h) {
+				continue // markers have no key to keep; aborted records lose to any
 			}
 			if c.omap.size+int(h.NumRecords) > capacity {
 				if c.omap.size == 0 {
@@ -441,6 +441,20 @@ func (c *Cleaner) cleanGroup(ctx context.Context, p *cleanPlan, ps *passState, i
 func (c *Cleaner) filterBatch(p *cleanPlan, ps *passState, h record.Header, batch []byte) ([]byte, record.Header, bool, error) {
 	ps.res.RecordsRead += int64(h.NumRecords)
 	producerLast := h.ProducerID >= 0 && p.lastBatch[h.ProducerID] == h.BaseOffset
+	if h.Control() {
+		// Transaction markers stay: a read_committed reader needs the
+		// abort marker to stop dropping its producer's records.
+		return batch, h, false, nil
+	}
+	if p.abortedBatch(&h) {
+		ps.res.RecordsRemoved += int64(h.NumRecords)
+		if !producerLast {
+			return nil, h, true, nil
+		}
+		c.batchBuf = appendEmptyBatch(c.batchBuf[:0], &h)
+		nh, err := record.ParseHeader(c.batchBuf)
+		return c.batchBuf, nh, true, err
+	}
 	if h.NumRecords == 0 {
 		if producerLast {
 			return batch, h, false, nil

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"fmt"
+	"github.com/gregor-log/gregor/broker/record"
 	"time"
 )
 
@@ -24,6 +25,23 @@ type cleanPlan struct {
 	// lastBatch maps each producer id to the base offset of its last
 	// batch: that batch is kept, even empty.
 	lastBatch map[int64]int64
+	// aborted maps producer ids to their aborted transactions: their
+	// records are removed, and never shadow a committed record's key.
+	aborted map[int64][]AbortedTxn
+}
+
+// abortedBatch reports whether transactional batch h belongs to an
+// aborted transaction.
+func (p *cleanPlan) abortedBatch(h *record.Header) bool {
+	if !h.Transactional() || h.Control() {
+		return false
+	}
+	for _, a := range p.aborted[h.ProducerID] {
+		if a.FirstOffset <= h.BaseOffset && h.BaseOffset < a.LastOffset {
+			return true
+		}
+	}
+	return false
 }
 
 // planClean takes the picture a pass works from. It returns nil (and no
@@ -67,7 +85,15 @@ func (l *Log) planClean() (*cleanPlan, error) {
 			p.lastBatch[id] = e.last().firstOffset
 		}
 	}
-	hwm := l.hwm.Load()
+	for _, a := range l.mu.aborted {
+		if p.aborted == nil {
+			p.aborted = map[int64][]AbortedTxn{}
+		}
+		p.aborted[a.ProducerID] = append(p.aborted[a.ProducerID], a)
+	}
+	// Nothing at or after the last stable offset is cleaned: whether an
+	// open transaction's records count is not known yet.
+	hwm := min(l.hwm.Load(), l.unstable.Load())
 	logStart := l.logStart.Load()
 	fu := min(segs[len(segs)-1].base, l.mu.recovery.SegmentBase)
 	l.mu.Unlock()

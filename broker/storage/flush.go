@@ -81,7 +81,7 @@ func (l *Log) flushLocked(closing bool) error {
 	l.firstUnflushed.Store(0)
 	var snapshot []byte
 	if closing || l.mu.snapshotOffset < active.base {
-		snapshot = l.mu.producers.encode()
+		snapshot = encodeSnapshot(l.mu.producers, l.mu.aborted)
 	}
 	prevSnapshot := l.mu.snapshotOffset
 	now := l.now()

@@ -10,7 +10,7 @@ import (
 // bytes.
 func FuzzCheckpoint(f *testing.F) {
 	ps := producerStates{}
-	ps[5] = &producerEntry{epoch: 1, n: 2, lastTimestamp: 99, batches: [producerWindow]producerBatch{{0, 4, 10, 4}, {5, 5, 20, 0}}}
+	ps[5] = &producerEntry{epoch: 1, n: 2, lastTimestamp: 99, txnFirst: -1, batches: [producerWindow]producerBatch{{0, 4, 10, 4}, {5, 5, 20, 0}}}
 	for _, seed := range [][]byte{
 		frameCheckpoint(magicRecoveryPoint, recoveryPoint{Offset: 100, SegmentBase: 50, Position: 4096}.encode()),
 		frameCheckpoint(magicLogStart, encodeOffset(42)),

@@ -38,6 +38,11 @@ type Log struct {
 	logStart atomic.Int64
 	hwm      atomic.Int64
 	size     atomic.Int64 // total bytes in live segments
+	// unstable is the first offset of the oldest open transaction
+	// (math.MaxInt64 when none), abortedView the aborted transactions;
+	// both published under mu for the lock-free read path (txn.go).
+	unstable    atomic.Int64
+	abortedView atomic.Pointer[[]AbortedTxn]
 	// closed is set when the log is closed, for the lock-free read path.
 	closed atomic.Bool
 	// firstUnflushed is the unix-nano time of the oldest append not yet
@@ -62,6 +67,7 @@ type Log struct {
 		// truncate every later write fails with it.
 		werr      error
 		producers producerStates
+		aborted   []AbortedTxn // by marker offset
 		epochs    epochCache
 		// unflushed lists the segments appended to since the last flush.
 		unflushed     []*segment

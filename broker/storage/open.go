@@ -61,6 +61,7 @@ func Open(opts Options) (*Log, error) {
 	}
 	l.SetConfig(opts.Config)
 	l.mu.producers = producerStates{}
+	l.unstable.Store(math.MaxInt64)
 	l.mu.cleaner = newCleanerState()
 	l.mu.snapshotOffset = -1
 	if err := l.open(); err != nil {
@@ -336,7 +337,7 @@ func (l *Log) open() error {
 	if rs.started {
 		verifiedFrom = rs.firstOffset
 	}
-	if err := l.recoverProducers(contents.snapshots, verifiedFrom, rs.producerBatches); err != nil {
+	if err := l.recoverProducers(contents.snapshots, verifiedFrom, rs.producerBatches, rs.markers); err != nil {
 		return err
 	}
 
@@ -545,6 +546,9 @@ type recoveryScan struct {
 	firstOffset     int64 // first offset verified
 	firstTs         int64 // max timestamp of the active segment's first batch
 	producerBatches []record.Header
+	// markers maps the offset of each transaction marker among
+	// producerBatches to whether it commits.
+	markers map[int64]bool
 }
 
 const recoveryReadSize = 1 << 20
@@ -666,6 +670,18 @@ func (rs *recoveryScan) scan(s *segment, size int64) (end int64, corrupt, err er
 			rs.firstTs = h.MaxTimestamp
 		}
 		if h.ProducerID >= 0 {
+			if h.Control() {
+				commit, ok, err := rs.marker(s, pos, &h, win, winStart)
+				if err != nil {
+					return bad(pos, err)
+				}
+				if ok {
+					if rs.markers == nil {
+						rs.markers = map[int64]bool{}
+					}
+					rs.markers[h.BaseOffset] = commit
+				}
+			}
 			rs.producerBatches = append(rs.producerBatches, h)
 		}
 		s.addBatchLocked(&h, pos, rs.interval)
@@ -675,6 +691,15 @@ func (rs *recoveryScan) scan(s *segment, size int64) (end int64, corrupt, err er
 	}
 	s.tail.Store(packTail(uint32(rs.next-s.base), uint32(pos)))
 	return pos, nil, nil
+}
+
+// marker decodes the control batch at pos, from win when the scan holds
+// it there.
+func (rs *recoveryScan) marker(s *segment, pos int64, h *record.Header, win []byte, winStart int64) (commit, ok bool, err error) {
+	if pos >= winStart && pos+h.Size() <= winStart+int64(len(win)) {
+		return markerType(h, win[pos-winStart:pos-winStart+h.Size()])
+	}
+	return readMarker(s, pos, h)
 }
 
 // streamCRC computes the CRC-32C of the batch at pos (bytes 21..end) by

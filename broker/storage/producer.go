@@ -27,6 +27,14 @@ type producerEntry struct {
 	n             uint8 // valid entries in batches, oldest first
 	batches       [producerWindow]producerBatch
 	lastTimestamp int64
+	// txnFirst is the first offset of the producer's open transaction
+	// in this partition, -1 when none is open (see txn.go).
+	txnFirst int64
+}
+
+// newProducerEntry is the state of a producer first seen in epoch.
+func newProducerEntry(epoch int16) *producerEntry {
+	return &producerEntry{epoch: epoch, lastTimestamp: -1, txnFirst: -1}
 }
 
 func (e *producerEntry) last() *producerBatch { return &e.batches[e.n-1] }
@@ -117,29 +125,35 @@ func applyProducer(e *producerEntry, h *record.Header) {
 	if h.MaxTimestamp > e.lastTimestamp {
 		e.lastTimestamp = h.MaxTimestamp
 	}
+	if h.Transactional() && e.txnFirst < 0 {
+		e.txnFirst = h.BaseOffset
+	}
 }
 
 // producerStates maps producer ids to their state in one partition.
 type producerStates map[int64]*producerEntry
 
+// apply updates ps with a data batch h (control batches go through
+// applyMarker).
 func (ps producerStates) apply(h *record.Header) {
-	if h.ProducerID < 0 {
+	if h.ProducerID < 0 || h.Control() {
 		return
 	}
 	e := ps[h.ProducerID]
 	if e == nil {
-		e = &producerEntry{epoch: h.ProducerEpoch, lastTimestamp: -1}
+		e = newProducerEntry(h.ProducerEpoch)
 		ps[h.ProducerID] = e
 	}
 	applyProducer(e, h)
 }
 
 // expire forgets the producers whose newest batch is timestamped before
-// cutoff (ms) and reports how many it forgot.
+// cutoff (ms), except those with an open transaction, and reports how
+// many it forgot.
 func (ps producerStates) expire(cutoff int64) int {
 	n := 0
 	for id, e := range ps {
-		if e.lastTimestamp < cutoff {
+		if e.lastTimestamp < cutoff && e.txnFirst < 0 {
 			delete(ps, id)
 			n++
 		}
@@ -185,37 +199,49 @@ func (ps producerStates) encode() []byte {
 	return b
 }
 
+// decodeProducerStates decodes a snapshot without a transaction section.
 func decodeProducerStates(p []byte) (producerStates, error) {
+	ps, rest, err := decodeProducerSection(p)
+	if err == nil && len(rest) != 0 {
+		return nil, fmt.Errorf("producer snapshot: %d trailing bytes: %w", len(rest), ErrCorruptCheckpoint)
+	}
+	return ps, err
+}
+
+// decodeProducerSection decodes the producers of a snapshot and returns
+// the bytes after them.
+func decodeProducerSection(p []byte) (producerStates, []byte, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("producer snapshot: "+format+": %w", append(args, ErrCorruptCheckpoint)...)
 	}
 	if len(p) < 4 {
-		return nil, bad("%d bytes", len(p))
+		return nil, nil, bad("%d bytes", len(p))
 	}
 	count := int64(binary.BigEndian.Uint32(p))
 	p = p[4:]
 	if count*snapshotProducerSize > int64(len(p)) {
-		return nil, bad("%d producers in %d bytes", count, len(p))
+		return nil, nil, bad("%d producers in %d bytes", count, len(p))
 	}
 	ps := make(producerStates, count)
 	prev := int64(-1)
 	for range count {
 		if len(p) < snapshotProducerSize {
-			return nil, bad("truncated producer")
+			return nil, nil, bad("truncated producer")
 		}
 		id := int64(binary.BigEndian.Uint64(p))
 		e := &producerEntry{
 			epoch:         int16(binary.BigEndian.Uint16(p[8:])),
 			lastTimestamp: int64(binary.BigEndian.Uint64(p[10:])),
 			n:             p[18],
+			txnFirst:      -1,
 		}
 		p = p[snapshotProducerSize:]
 		if id <= prev || e.epoch < 0 || e.n > producerWindow {
-			return nil, bad("producer %d epoch %d with %d batches after %d", id, e.epoch, e.n, prev)
+			return nil, nil, bad("producer %d epoch %d with %d batches after %d", id, e.epoch, e.n, prev)
 		}
 		prev = id
 		if len(p) < int(e.n)*snapshotBatchSize {
-			return nil, bad("truncated batches of producer %d", id)
+			return nil, nil, bad("truncated batches of producer %d", id)
 		}
 		for i := range int(e.n) {
 			e.batches[i] = producerBatch{
@@ -225,14 +251,11 @@ func decodeProducerStates(p []byte) (producerStates, error) {
 				lastOffsetDelta: int32(binary.BigEndian.Uint32(p[16:])),
 			}
 			if e.batches[i].firstOffset < 0 || e.batches[i].lastOffsetDelta < 0 {
-				return nil, bad("producer %d batch %+v", id, e.batches[i])
+				return nil, nil, bad("producer %d batch %+v", id, e.batches[i])
 			}
 			p = p[snapshotBatchSize:]
 		}
 		ps[id] = e
 	}
-	if len(p) != 0 {
-		return nil, bad("%d trailing bytes", len(p))
-	}
-	return ps, nil
+	return ps, p, nil
 }

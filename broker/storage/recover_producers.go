@@ -14,16 +14,21 @@ import (
 // headers recovery already read); earlier ones are read from the segments.
 // Snapshots above the log end offset (a power loss cost the log their
 // offsets) are deleted.
-func (l *Log) loadProducers(snapshots []int64, verifiedFrom int64, verified []record.Header) (producerStates, int64, error) {
+//
+// markers says what each transaction marker among verified is (see
+// recoveryScan.markers). The aborted transactions come back with the
+// producers.
+func (l *Log) loadProducers(snapshots []int64, verifiedFrom int64, verified []record.Header, markers map[int64]bool) (producerStates, []AbortedTxn, int64, error) {
 	leo := l.leo.Load()
 	ps := producerStates{}
+	var aborted []AbortedTxn
 	from := l.segments()[0].base
 	snapOff := int64(-1)
 	for i := len(snapshots) - 1; i >= 0; i-- {
 		off := snapshots[i]
 		if off > leo {
 			if err := l.fs.Remove(l.snapshotPath(off)); err != nil && !isNotExist(err) {
-				return nil, 0, err
+				return nil, nil, 0, err
 			}
 			continue
 		}
@@ -31,42 +36,55 @@ func (l *Log) loadProducers(snapshots []int64, verifiedFrom int64, verified []re
 		if err == nil && payload == nil {
 			continue
 		}
-		var st producerStates
+		var (
+			st producerStates
+			ab []AbortedTxn
+		)
 		if err == nil {
-			st, err = decodeProducerStates(payload)
+			st, ab, err = decodeSnapshot(payload)
 		}
 		if err != nil {
 			l.logger.Warn("ignoring unreadable producer snapshot", zap.Int64("offset", off), zap.Error(err))
 			continue
 		}
-		ps, snapOff = st, off
+		ps, aborted, snapOff = st, ab, off
 		from = max(from, off)
 		break
 	}
 	if from < verifiedFrom {
-		if err := l.replayProducers(ps, from, verifiedFrom); err != nil {
-			return nil, 0, err
+		if err := l.replayProducers(ps, &aborted, from, verifiedFrom); err != nil {
+			return nil, nil, 0, err
 		}
 	}
 	for i := range verified {
-		if verified[i].BaseOffset >= from {
-			ps.apply(&verified[i])
+		h := &verified[i]
+		if h.BaseOffset < from {
+			continue
 		}
+		if commit, ok := markers[h.BaseOffset]; ok && h.Control() {
+			ps.applyMarker(h, commit, &aborted)
+		}
+		ps.apply(h)
 	}
-	return ps, snapOff, nil
+	logStart := l.logStart.Load()
+	for len(aborted) > 0 && aborted[0].LastOffset < logStart {
+		aborted = aborted[1:]
+	}
+	return ps, aborted, snapOff, nil
 }
 
 // recoverProducers installs the producer state rebuilt by loadProducers.
-func (l *Log) recoverProducers(snapshots []int64, verifiedFrom int64, verified []record.Header) error {
+func (l *Log) recoverProducers(snapshots []int64, verifiedFrom int64, verified []record.Header, markers map[int64]bool) error {
 	if verifiedFrom < 0 {
 		verifiedFrom = l.leo.Load()
 	}
-	ps, snapOff, err := l.loadProducers(snapshots, verifiedFrom, verified)
+	ps, aborted, snapOff, err := l.loadProducers(snapshots, verifiedFrom, verified, markers)
 	if err != nil {
 		return err
 	}
-	l.mu.producers = ps
+	l.mu.producers, l.mu.aborted = ps, aborted
 	l.mu.snapshotOffset = snapOff
+	l.publishTxnLocked(true)
 	return nil
 }
 
@@ -76,7 +94,7 @@ func (l *Log) recoverProducers(snapshots []int64, verifiedFrom int64, verified [
 // later batches cannot be read by anyone, and the producers' state goes
 // on from the next segment (a retry of a batch lost in the damage is
 // taken as new, as it would be once the producer's entry expired).
-func (l *Log) replayProducers(ps producerStates, from, to int64) error {
+func (l *Log) replayProducers(ps producerStates, aborted *[]AbortedTxn, from, to int64) error {
 	for _, s := range l.segments() {
 		next, size := s.end()
 		if next <= from || s.base >= to {
@@ -91,6 +109,15 @@ func (l *Log) replayProducers(ps producerStates, from, to int64) error {
 			}
 			if h.BaseOffset >= to {
 				break
+			}
+			if h.Control() && h.ProducerID >= 0 {
+				var commit, ok bool
+				if commit, ok, err = readMarker(s, pos, &h); err != nil {
+					break
+				}
+				if ok {
+					ps.applyMarker(&h, commit, aborted)
+				}
 			}
 			ps.apply(&h)
 			pos += h.Size()

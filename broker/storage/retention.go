@@ -54,6 +54,7 @@ func (l *Log) Maintain() error {
 			errs = append(errs, err)
 		}
 	}
+	l.pruneAbortedLocked(l.logStart.Load())
 	expired := l.expiredDeletedLocked(now, cfg)
 	l.mu.Unlock()
 

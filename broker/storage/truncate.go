@@ -172,11 +172,12 @@ func (l *Log) Truncate(offset int64) error {
 	if err != nil {
 		return l.failLocked("truncate", err)
 	}
-	ps, snapOff, err := l.loadProducers(snapshots, newEnd, nil)
+	ps, aborted, snapOff, err := l.loadProducers(snapshots, newEnd, nil, nil)
 	if err != nil {
 		return l.failLocked("truncate", err)
 	}
-	l.mu.producers, l.mu.snapshotOffset = ps, snapOff
+	l.mu.producers, l.mu.aborted, l.mu.snapshotOffset = ps, aborted, snapOff
+	l.publishTxnLocked(true)
 	l.logger.Info("truncated log", zap.Int64("requested_offset", offset), zap.Int64("log_end_offset", newEnd))
 	return nil
 }

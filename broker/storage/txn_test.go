@@ -1,0 +1,215 @@
+package storage
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gregor-log/gregor/broker/record"
+	"github.com/gregor-log/gregor/internal/vfs"
+)
+
+// txnBatch is an n-record transactional batch of producer pid.
+func txnBatch(t testing.TB, pid int64, epoch int16, seq int32, tag string, n int) []byte {
+	t.Helper()
+	b := record.NewBuilder()
+	b.SetProducer(pid, epoch, seq).SetTransactional(true)
+	for i := range n {
+		b.Add([]byte(tag), []byte(tag+"-"+string(rune('a'+i))), nil, 1_700_000_000_000)
+	}
+	return b.Build()
+}
+
+func appendHW(t testing.TB, l *Log, batch []byte) AppendResult {
+	t.Helper()
+	res := mustAppend(t, l, batch)
+	l.SetHighWatermark(l.LogEndOffset())
+	return res
+}
+
+func marker(t testing.TB, l *Log, pid int64, epoch int16, commit bool) int64 {
+	t.Helper()
+	off, err := l.AppendMarker(pid, epoch, commit, 0, 0)
+	if err != nil {
+		t.Fatalf("AppendMarker(%d, %v): %v", pid, commit, err)
+	}
+	l.SetHighWatermark(l.LogEndOffset())
+	return off
+}
+
+// TestTxnStateAndRecovery: transactional batches hold the last stable
+// offset at the first open one; markers end them, aborts are listed; the
+// state comes back after a clean close, after the snapshots are lost
+// (replayed from the segments), and after the recovery point is lost too
+// (replayed from the recovery scan).
+func TestTxnStateAndRecovery(t *testing.T) {
+	for _, lose := range []string{"nothing", "snapshots", "snapshots and recovery point"} {
+		t.Run(strings.ReplaceAll(lose, " ", "_"), func(t *testing.T) {
+			forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+				l := openLog(t, fsys, dir, Config{})
+				appendHW(t, l, plain(t, "p", 2))             // 0-1
+				appendHW(t, l, txnBatch(t, 7, 0, 0, "a", 2)) // 2-3, aborted below
+				appendHW(t, l, txnBatch(t, 8, 0, 0, "c", 1)) // 4, committed below
+				if got := l.LastStableOffset(); got != 2 {
+					t.Fatalf("LSO with two open = %d, want 2", got)
+				}
+				appendHW(t, l, plain(t, "q", 1))                // 5
+				if off := marker(t, l, 7, 0, false); off != 6 { // abort 7
+					t.Fatalf("abort marker at %d, want 6", off)
+				}
+				if got := l.LastStableOffset(); got != 4 {
+					t.Fatalf("LSO after abort = %d, want 4", got)
+				}
+				marker(t, l, 8, 0, true)                     // 7
+				appendHW(t, l, txnBatch(t, 7, 0, 2, "o", 1)) // 8, stays open
+				want := []AbortedTxn{{ProducerID: 7, FirstOffset: 2, LastOffset: 6}}
+				check := func(stage string) {
+					t.Helper()
+					if got := l.LastStableOffset(); got != 8 {
+						t.Fatalf("%s: LSO = %d, want 8", stage, got)
+					}
+					if got := l.AbortedTxns(0, 100); !slices.Equal(got, want) {
+						t.Fatalf("%s: aborted %+v, want %+v", stage, got, want)
+					}
+					if got := l.AbortedTxns(7, 100); len(got) != 0 {
+						t.Fatalf("%s: aborted from 7 = %+v, want none", stage, got)
+					}
+					if got := l.AbortedTxns(0, 2); len(got) != 0 {
+						t.Fatalf("%s: aborted below 2 = %+v, want none", stage, got)
+					}
+					if got := l.OpenTxns(); len(got) != 1 || got[0].ProducerID != 7 || got[0].FirstOffset != 8 {
+						t.Fatalf("%s: open %+v", stage, got)
+					}
+				}
+				check("live")
+				if err := l.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if lose != "nothing" {
+					entries, err := fsys.ReadDir(dir)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, e := range entries {
+						if strings.HasSuffix(e.Name(), snapshotSuffix) || (lose != "snapshots" && (e.Name() == recoveryPointFile || e.Name() == cleanShutdownFile)) {
+							if err := fsys.Remove(filepath.Join(dir, e.Name())); err != nil {
+								t.Fatal(err)
+							}
+						}
+					}
+				}
+				l = openLog(t, fsys, dir, Config{})
+				defer l.Close()
+				l.SetHighWatermark(l.LogEndOffset())
+				check("reopened")
+				// A marker from an older epoch is fenced; one from a newer
+				// epoch ends the transaction and resets the sequence.
+				if _, err := l.AppendMarker(7, -1, false, 0, 0); err == nil {
+					t.Fatal("marker with epoch -1 accepted")
+				}
+				marker(t, l, 7, 1, false) // 9
+				want = append(want, AbortedTxn{ProducerID: 7, FirstOffset: 8, LastOffset: 9})
+				if got := l.AbortedTxns(0, 100); !slices.Equal(got, want) {
+					t.Fatalf("aborted %+v, want %+v", got, want)
+				}
+				if _, err := l.Append(txnBatch(t, 7, 0, 3, "z", 1), 0); err == nil {
+					t.Fatal("batch of the fenced epoch accepted")
+				}
+				appendHW(t, l, txnBatch(t, 7, 1, 0, "n", 1)) // 10
+				if got := l.LastStableOffset(); got != 10 {
+					t.Fatalf("LSO = %d, want 10", got)
+				}
+			})
+		})
+	}
+}
+
+// TestTxnControlBatchesRefused: a produced control batch is refused;
+// markers come only from AppendMarker.
+func TestTxnControlBatchesRefused(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		l := openLog(t, fsys, dir, Config{})
+		defer l.Close()
+		if _, err := l.Append(buildMarker(1, 0, true, 0, 1_700_000_000_000), 0); err == nil {
+			t.Fatal("control batch accepted from a producer")
+		}
+	})
+}
+
+// TestTxnCleanerDropsAborted: in a compacted log, records of an aborted
+// transaction are removed and do not shadow the committed value of their
+// key; markers stay; an open transaction is not cleaned.
+func TestTxnCleanerDropsAborted(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		cfg := Config{CleanupPolicy: PolicyCompact, SegmentBytes: 1, MinCleanableDirtyRatio: -1}
+		l := openLog(t, fsys, dir, cfg)
+		defer l.Close()
+		committed := record.NewBuilder()
+		committed.SetProducer(1, 0, 0).SetTransactional(true)
+		committed.Add([]byte("k"), []byte("good"), nil, 1_700_000_000_000)
+		appendHW(t, l, committed.Build()) // 0
+		marker(t, l, 1, 0, true)          // 1
+		aborted := record.NewBuilder()
+		aborted.SetProducer(2, 0, 0).SetTransactional(true)
+		aborted.Add([]byte("k"), []byte("bad"), nil, 1_700_000_000_001)
+		appendHW(t, l, aborted.Build())  // 2
+		marker(t, l, 2, 0, false)        // 3
+		appendHW(t, l, plain(t, "x", 1)) // 4: key "k" too, but later
+		appendHW(t, l, txnBatch(t, 3, 0, 0, "open", 1))
+		appendHW(t, l, plain(t, "y", 1))
+		if err := l.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		c := NewCleaner(CleanerConfig{})
+		if _, err := c.Clean(t.Context(), l); err != nil {
+			t.Fatal(err)
+		}
+		got := dataValues(t, l)
+		// Offset 4 ("x-0", key "k") is the latest committed value of k,
+		// the open transaction (5) and what follows it are not cleaned.
+		want := []string{"x-0", "open-a", "y-0"}
+		if !slices.Equal(got, want) {
+			t.Fatalf("after cleaning: %q, want %q", got, want)
+		}
+		if got := l.AbortedTxns(0, 100); len(got) != 1 || got[0].ProducerID != 2 {
+			t.Fatalf("aborted %+v", got)
+		}
+	})
+}
+
+// dataValues reads the values of every data record up to the high
+// watermark, skipping control batches and batches left empty by the
+// cleaner.
+func dataValues(t testing.TB, l *Log) []string {
+	t.Helper()
+	var out []string
+	for next := l.LogStartOffset(); next < l.HighWatermark(); {
+		c, err := l.Read(next, l.HighWatermark(), 1<<20)
+		if err != nil || c.Size == 0 {
+			t.Fatalf("Read(%d): %d bytes, %v", next, c.Size, err)
+		}
+		buf := make([]byte, c.Size)
+		if _, err := c.File.ReadAt(buf, c.Pos); err != nil {
+			t.Fatal(err)
+		}
+		c.Release()
+		err = record.Batches(buf, func(_ int, batch []byte, h record.Header) error {
+			if h.LastOffset() < next {
+				return nil
+			}
+			next = h.LastOffset() + 1
+			if h.Control() {
+				return nil
+			}
+			return record.Records(h, batch, func(r *record.Record) error {
+				out = append(out, string(r.Value))
+				return nil
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
