@@ -14,8 +14,10 @@ package broker
 // fetch_session.go. A fetch
 // below the log start offset or beyond the log end offset gets
 // OFFSET_OUT_OF_RANGE; a stale or future CurrentLeaderEpoch gets
-// FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH. Topic ids (v13+) are not
-// offered yet.
+// FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH. read_committed fetches
+// (isolation level 1) read up to the last stable offset, with the aborted
+// transactions among the records returned, from which the client drops
+// their records. Topic ids (v13+) are not offered yet.
 
 import (
 	"bytes"
@@ -144,9 +146,9 @@ type fetch struct {
 }
 
 type sessionNews struct {
-	sp            *sessionPartition
-	hwm, logStart int64
-	records       bool
+	sp                 *sessionPartition
+	hwm, logStart, lso int64
+	records            bool
 }
 
 // register returns the channel that appends to the fetch's partitions
@@ -227,7 +229,7 @@ func (f *fetch) once(final bool) (resp *kmsg.FetchResponse, chunks []storage.Chu
 		if sp != nil {
 			cached = &sp.log
 		}
-		ch, code := f.b.fetchPartition(topic, rp, &part, remaining, cached)
+		ch, code := f.b.fetchPartition(topic, rp, &part, remaining, cached, f.req.IsolationLevel == 1)
 		if code != 0 {
 			part.ErrorCode = code
 			stop = true
@@ -241,10 +243,10 @@ func (f *fetch) once(final bool) (resp *kmsg.FetchResponse, chunks []storage.Chu
 		}
 		if sp != nil {
 			if f.incremental && ch.Size == 0 && code == 0 && sp.sent &&
-				part.HighWatermark == sp.hwm && part.LogStartOffset == sp.logStart {
+				part.HighWatermark == sp.hwm && part.LogStartOffset == sp.logStart && part.LastStableOffset == sp.lso {
 				return // no news
 			}
-			f.sent = append(f.sent, sessionNews{sp, part.HighWatermark, part.LogStartOffset, ch.Size > 0})
+			f.sent = append(f.sent, sessionNews{sp, part.HighWatermark, part.LogStartOffset, part.LastStableOffset, ch.Size > 0})
 		}
 		if ch.Size > 0 {
 			part.RecordBatches = fetchMarker(len(chunks))
@@ -305,7 +307,7 @@ func (f *fetch) commitLocked() {
 		if s.index[n.sp.tp] != n.sp {
 			continue // forgotten meanwhile
 		}
-		n.sp.hwm, n.sp.logStart, n.sp.sent = n.hwm, n.logStart, true
+		n.sp.hwm, n.sp.logStart, n.sp.lso, n.sp.sent = n.hwm, n.logStart, n.lso, true
 		if n.records {
 			moved++
 		}
@@ -333,8 +335,10 @@ func (f *fetch) commitLocked() {
 
 // fetchPartition reads one partition for a fetch. cached, if not nil, is
 // where the partition's log is kept between passes (a session's); it is
-// looked up again when missing or closed.
-func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, remaining int64, cached **storage.Log) (storage.Chunk, int16) {
+// looked up again when missing or closed. A read_committed fetch
+// (committed) reads up to the last stable offset and is told the aborted
+// transactions that may have records in what it reads.
+func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, remaining int64, cached **storage.Log, committed bool) (storage.Chunk, int16) {
 	var l *storage.Log
 	if cached != nil {
 		l = *cached
@@ -359,8 +363,9 @@ func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartitio
 		}
 	}
 	hwm := l.HighWatermark()
+	lso := l.LastStableOffset()
 	sp.HighWatermark = hwm
-	sp.LastStableOffset = hwm
+	sp.LastStableOffset = lso
 	sp.LogStartOffset = l.LogStartOffset()
 	if remaining <= 0 {
 		return storage.Chunk{}, 0
@@ -370,9 +375,20 @@ func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartitio
 		maxBytes = 1
 	}
 	maxBytes = min(maxBytes, remaining)
-	ch, err := l.Read(rp.FetchOffset, hwm, int32(min(maxBytes, 1<<31-1)))
+	end := hwm
+	if committed {
+		end = lso
+	}
+	ch, err := l.Read(rp.FetchOffset, end, int32(min(maxBytes, 1<<31-1)))
 	if err != nil {
 		return storage.Chunk{}, errorCode(err)
+	}
+	if committed && ch.Size > 0 {
+		for _, a := range l.AbortedTxns(rp.FetchOffset, end) {
+			at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+			at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+			sp.AbortedTransactions = append(sp.AbortedTransactions, at)
+		}
 	}
 	return ch, 0
 }

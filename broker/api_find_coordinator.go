@@ -5,20 +5,18 @@ package broker
 // Says which broker coordinates a group: the leader of the group's
 // partition of __consumer_offsets, abs(javaHashCode(group)) %
 // partitions as Kafka computes it (a standalone broker always names
-// itself). v4 (KIP-699) answers several keys in one request. Transactions
-// are not supported, so transaction coordinators (key type 1) get
-// TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as InitProducerId with a
-// transactional id does: a code clients treat as fatal, so a transactional
-// producer fails at once with the reason rather than retrying
-// COORDINATOR_NOT_AVAILABLE for tens of seconds (kafkajs 10 s, sarama
-// 44 s). Other key types get INVALID_REQUEST. v5-6 (transaction-abort
-// errors, share groups) are not offered.
+// itself). v4 (KIP-699) answers several keys in one request. A
+// transaction coordinator (key type 1) is the leader of
+// __transaction_state's one partition: this broker. An empty
+// transactional id is INVALID_REQUEST, as are other key types. v5-6
+// (transaction-abort errors, share groups) are not offered.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-log/gregor/broker/group"
+	"github.com/gregor-log/gregor/broker/txn"
 	"github.com/gregor-log/gregor/broker/wire"
 )
 
@@ -52,15 +50,20 @@ func (b *Broker) findCoordinator(keyType int8, key string) kmsg.FindCoordinatorR
 	}
 	switch keyType {
 	case 0: // group
-	case 1:
-		return fail(kerr.TransactionalIDAuthorizationFailed, "transactions are not supported by gregor")
+	case 1: // transactional id
+		if key == "" {
+			return fail(kerr.InvalidRequest, "empty transactional id")
+		}
 	default:
 		return fail(kerr.InvalidRequest, "unknown coordinator key type")
 	}
-	p := b.coord.PartitionFor(key)
-	st, ok := b.store.Partition(group.OffsetsTopic, p)
+	topic, p := txn.StateTopic, int32(0)
+	if keyType == 0 {
+		topic, p = group.OffsetsTopic, b.coord.PartitionFor(key)
+	}
+	st, ok := b.store.Partition(topic, p)
 	if !ok || st.Leader < 0 {
-		return fail(kerr.CoordinatorNotAvailable, "the group's offsets partition has no leader")
+		return fail(kerr.CoordinatorNotAvailable, "the coordinator's partition has no leader")
 	}
 	for _, br := range b.store.Brokers() {
 		if br.ID == st.Leader {
@@ -68,5 +71,5 @@ func (b *Broker) findCoordinator(keyType int8, key string) kmsg.FindCoordinatorR
 			return co
 		}
 	}
-	return fail(kerr.CoordinatorNotAvailable, "the leader of the group's offsets partition is not available")
+	return fail(kerr.CoordinatorNotAvailable, "the leader of the coordinator's partition is not available")
 }

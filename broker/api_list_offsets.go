@@ -3,10 +3,10 @@ package broker
 // ListOffsets (key 2), versions 0-7.
 //
 // Timestamp -2 is the log start offset, -1 the high watermark (the last
-// stable offset is the same: no transactions), -3 (v7) the offset and time
-// of the record with the largest timestamp; any other timestamp returns the
-// first offset whose record timestamp is at or after it, or -1 when none
-// is. v0, which Kafka 4 no longer serves but tools such as Burrow 1.2 still
+// stable offset for isolation level read_committed, v2+), -3 (v7) the
+// offset and time of the record with the largest timestamp; any other
+// timestamp returns the first offset whose record timestamp is at or after
+// it, or -1 when none is (or, read_committed, when it is not stable yet). v0, which Kafka 4 no longer serves but tools such as Burrow 1.2 still
 // send, answers a list of old-style offsets instead: see
 // storage.Log.OffsetsBefore. From v1 a partition named twice is
 // INVALID_REQUEST in both entries, as in Kafka.
@@ -38,7 +38,7 @@ func (b *Broker) handleListOffsets(_ wire.RequestHeader, req *kmsg.ListOffsetsRe
 			if dup[topicPartition{rt.Topic, rp.Partition}] {
 				sp.ErrorCode = kerr.InvalidRequest.Code
 			} else {
-				sp.ErrorCode = b.listOffset(req.Version, rt.Topic, &rp, &sp)
+				sp.ErrorCode = b.listOffset(req.Version, req.Version >= 2 && req.IsolationLevel == 1, rt.Topic, &rp, &sp)
 			}
 			b.metrics.countError("ListOffsets", sp.ErrorCode)
 			st.Partitions = append(st.Partitions, sp)
@@ -73,7 +73,7 @@ func repeatedPartitions(req *kmsg.ListOffsetsRequest) map[topicPartition]bool {
 	return dup
 }
 
-func (b *Broker) listOffset(version int16, topic string, rp *kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) int16 {
+func (b *Broker) listOffset(version int16, committed bool, topic string, rp *kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) int16 {
 	l, code := b.partitionLog(topic, rp.Partition)
 	if code != 0 {
 		return code
@@ -99,14 +99,18 @@ func (b *Broker) listOffset(version int16, topic string, rp *kmsg.ListOffsetsReq
 		sp.OldStyleOffsets = offsets
 		return 0
 	}
+	end := l.HighWatermark()
+	if committed {
+		end = l.LastStableOffset()
+	}
 	switch rp.Timestamp {
 	case -2, -4: // earliest; -4 is the earliest local offset (no tiered storage here)
 		sp.Offset = l.LogStartOffset()
 	case -1:
-		sp.Offset = l.HighWatermark()
+		sp.Offset = end
 	case -3:
 		sp.Offset, sp.Timestamp = l.MaxTimestamp()
-		if sp.Offset < 0 || sp.Offset >= l.HighWatermark() {
+		if sp.Offset < 0 || sp.Offset >= end {
 			sp.Offset, sp.Timestamp, sp.LeaderEpoch = -1, -1, -1 // none, as Kafka answers
 		}
 	default:
@@ -117,7 +121,7 @@ func (b *Broker) listOffset(version int16, topic string, rp *kmsg.ListOffsetsReq
 		if err != nil {
 			return errorCode(err)
 		}
-		if off < 0 || off >= l.HighWatermark() {
+		if off < 0 || off >= end {
 			off, ts, sp.LeaderEpoch = -1, -1, -1 // no such record: no epoch either, as Kafka answers
 		}
 		sp.Offset, sp.Timestamp = off, ts

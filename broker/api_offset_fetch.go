@@ -7,14 +7,17 @@ package broker
 // list asks for every committed offset of the group; v8 (KIP-709) asks for
 // several groups at once. An unknown group has no offsets (no error).
 // Group errors (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS) are the
-// top-level error from v2 and each partition's before. RequireStable (v7)
-// never waits: without transactions no offset is pending. v9+ (KIP-848
+// top-level error from v2 and each partition's before. With RequireStable
+// (v7+), a partition whose offset an open transaction has committed but
+// not yet ended is UNSTABLE_OFFSET_COMMIT (retriable), as in Kafka. v9+ (KIP-848
 // member epochs, topic ids) are not offered.
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-log/gregor/broker/group"
+	"github.com/gregor-log/gregor/broker/txn"
 	"github.com/gregor-log/gregor/broker/wire"
 )
 
@@ -39,7 +42,7 @@ func (b *Broker) handleOffsetFetch(hdr wire.RequestHeader, req *kmsg.OffsetFetch
 			}
 			sg := kmsg.NewOffsetFetchResponseGroup()
 			sg.Group = rg.Group
-			parts, err := b.fetchGroupOffsets(rg.Group, topics)
+			parts, err := b.fetchGroupOffsets(rg.Group, topics, req.RequireStable)
 			if err != nil {
 				sg.ErrorCode = groupErr(err)
 				b.metrics.countError("OffsetFetch", sg.ErrorCode)
@@ -49,7 +52,7 @@ func (b *Broker) handleOffsetFetch(hdr wire.RequestHeader, req *kmsg.OffsetFetch
 					st.Topic = t.Topic
 					for _, p := range t.Partitions {
 						sp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
-						sp.Partition, sp.Offset, sp.LeaderEpoch, sp.Metadata = p.Partition, p.Offset, p.LeaderEpoch, p.Metadata
+						sp.Partition, sp.Offset, sp.LeaderEpoch, sp.Metadata, sp.ErrorCode = p.Partition, p.Offset, p.LeaderEpoch, p.Metadata, p.ErrorCode
 						st.Partitions = append(st.Partitions, sp)
 					}
 					sg.Topics = append(sg.Topics, st)
@@ -63,7 +66,7 @@ func (b *Broker) handleOffsetFetch(hdr wire.RequestHeader, req *kmsg.OffsetFetch
 	if hdr.APIVersion < 2 && topics == nil {
 		topics = []kmsg.OffsetFetchRequestTopic{} // null means "all" only from v2
 	}
-	parts, err := b.fetchGroupOffsets(req.Group, topics)
+	parts, err := b.fetchGroupOffsets(req.Group, topics, hdr.APIVersion >= 7 && req.RequireStable)
 	if err != nil {
 		code := groupErr(err)
 		b.metrics.countError("OffsetFetch", code)
@@ -89,8 +92,9 @@ func (b *Broker) handleOffsetFetch(hdr wire.RequestHeader, req *kmsg.OffsetFetch
 }
 
 // fetchGroupOffsets answers one group's offset fetch; topics nil means all
-// committed offsets.
-func (b *Broker) fetchGroupOffsets(groupID string, topics []kmsg.OffsetFetchRequestTopic) ([]kmsg.OffsetFetchResponseTopic, error) {
+// committed offsets. requireStable refuses the offsets an open
+// transaction is changing.
+func (b *Broker) fetchGroupOffsets(groupID string, topics []kmsg.OffsetFetchRequestTopic, requireStable bool) ([]kmsg.OffsetFetchResponseTopic, error) {
 	var want []group.TopicPartition
 	if topics != nil {
 		want = []group.TopicPartition{}
@@ -115,7 +119,11 @@ func (b *Broker) fetchGroupOffsets(groupID string, topics []kmsg.OffsetFetchRequ
 		sp.Partition = f.Partition
 		sp.Offset = -1
 		sp.Metadata = kmsg.StringPtr("")
-		if f.Found {
+		switch {
+		case requireStable && b.txns.PendingOffset(groupID, txn.TopicPartition{Topic: f.Topic, Partition: f.Partition}):
+			sp.ErrorCode = kerr.UnstableOffsetCommit.Code
+			b.metrics.countError("OffsetFetch", sp.ErrorCode)
+		case f.Found:
 			sp.Offset = f.Offset.Offset
 			sp.LeaderEpoch = f.LeaderEpoch
 			sp.Metadata = kmsg.StringPtr(f.Metadata)

@@ -18,8 +18,11 @@ package broker
 // compressed batches are stored as sent, never recompressed. Idempotent
 // producers (producer id >= 0) get per-partition sequence checking: a
 // duplicate of one of the last five batches is answered with its original
-// offset, a gap with OUT_OF_ORDER_SEQUENCE_NUMBER. Transactional produce is
-// not supported. acks=0 gets no response; acks=1 and acks=all are answered
+// offset, a gap with OUT_OF_ORDER_SEQUENCE_NUMBER. Transactional batches
+// need acks=all (INVALID_REQUIRED_ACKS otherwise) and a transaction that
+// added the partition (INVALID_TXN_STATE otherwise; INVALID_PRODUCER_EPOCH
+// for a fenced producer), and hold their transaction open until it ends
+// (see txn_coordinator.go). acks=0 gets no response; acks=1 and acks=all are answered
 // once the batch is in the log (a standalone broker is its own ISR). A
 // failed write or fsync answers KAFKA_STORAGE_ERROR and makes the partition
 // read-only until restart.
@@ -40,6 +43,7 @@ import (
 
 	"github.com/gregor-log/gregor/broker/record"
 	"github.com/gregor-log/gregor/broker/storage"
+	"github.com/gregor-log/gregor/broker/txn"
 	"github.com/gregor-log/gregor/broker/wire"
 )
 
@@ -170,8 +174,8 @@ func produceRequestError(acks int16, transactional bool) int16 {
 	switch {
 	case acks != 0 && acks != 1 && acks != -1:
 		return kerr.InvalidRequiredAcks.Code
-	case transactional:
-		return kerr.TransactionalIDAuthorizationFailed.Code
+	case transactional && acks != -1:
+		return kerr.InvalidRequiredAcks.Code
 	}
 	return 0
 }
@@ -269,6 +273,15 @@ func (b *Broker) producePartition(topic string, acks int16, rp *kmsg.ProduceRequ
 		sp.LogStartOffset = l.LogStartOffset()
 		return
 	}
+	held, code := b.beginTxnWrites(topic, rp.Partition, rp.Records)
+	if code != 0 {
+		sp.ErrorCode = code
+		sp.LogStartOffset = l.LogStartOffset()
+		return
+	}
+	if held != nil {
+		defer releaseAll(held)
+	}
 	size := len(rp.Records)
 	appendTo := l.Append
 	if crcChecked {
@@ -301,4 +314,37 @@ func (b *Broker) producePartition(topic string, acks int16, rp *kmsg.ProduceRequ
 func (b *Broker) advanceHighWatermark(topic string, partition int32, l *storage.Log) {
 	l.SetHighWatermark(l.LogEndOffset())
 	b.waiters.notify(topic, partition)
+}
+
+// beginTxnWrites checks the transactional batches among records with the
+// transaction coordinator and holds their transactions open until the
+// returned releases are called (after the append). Records without
+// transactional batches cost a walk over their batch headers.
+func (b *Broker) beginTxnWrites(topic string, partition int32, records []byte) (held []func(), code int16) {
+	var lastPID int64 = -1
+	var lastEpoch int16 = -1
+	for pos := 0; len(records)-pos >= record.HeaderSize; {
+		h, err := record.ParseHeader(records[pos:])
+		if err != nil || h.Size() <= 0 {
+			break // the append reports it
+		}
+		pos += int(min(h.Size(), int64(len(records)-pos)))
+		if !h.Transactional() || h.Control() || (h.ProducerID == lastPID && h.ProducerEpoch == lastEpoch) {
+			continue
+		}
+		r, err := b.txns.BeginWrite(h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: topic, Partition: partition})
+		if err != nil {
+			releaseAll(held)
+			return nil, errorCode(err)
+		}
+		held = append(held, r)
+		lastPID, lastEpoch = h.ProducerID, h.ProducerEpoch
+	}
+	return held, 0
+}
+
+func releaseAll(fs []func()) {
+	for _, f := range fs {
+		f()
+	}
 }

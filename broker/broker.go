@@ -27,6 +27,7 @@ import (
 	"github.com/gregor-log/gregor/broker/meta"
 	"github.com/gregor-log/gregor/broker/storage"
 	"github.com/gregor-log/gregor/broker/topicconfig"
+	"github.com/gregor-log/gregor/broker/txn"
 	"github.com/gregor-log/gregor/internal/vfs"
 )
 
@@ -54,6 +55,7 @@ type Broker struct {
 	// fetch_session.go).
 	fetchSessions atomic.Int64
 	coord         *group.Coordinator // consumer groups; see group_coordinator.go
+	txns          *txn.Coordinator   // transactions; see txn_coordinator.go
 
 	dirLock  io.Closer // exclusive lock on the data dir
 	listener net.Listener
@@ -190,6 +192,14 @@ func New(cfg Config, opts Options) (*Broker, error) {
 		lock.Close()
 		b.closeListeners()
 		return nil, fmt.Errorf("start group coordinator: %w", err)
+	}
+	if err := b.startTxnCoordinator(); err != nil {
+		b.coord.Close()
+		b.logs.Close()
+		store.Close()
+		lock.Close()
+		b.closeListeners()
+		return nil, fmt.Errorf("start transaction coordinator: %w", err)
 	}
 
 	if b.httpLn != nil {
@@ -413,6 +423,7 @@ func (b *Broker) Close(ctx context.Context) error {
 		b.httpLn.Close() // in case Serve never handed it to httpSrv
 	}
 	b.bgWG.Wait()
+	b.txns.Close()  // before the groups and logs it writes to
 	b.coord.Close() // before the logs it writes to
 	var errs []error
 	if err := b.logs.Close(); err != nil {

@@ -79,6 +79,11 @@ var brokerProps = map[string]struct {
 	"offsets.retention.check.interval.ms": {"600000", 1, "how often expired committed offsets are looked for"},
 	"offset.metadata.max.bytes":           {"4096", 0, "largest metadata string of a committed offset"},
 
+	// Transactions (broker/txn).
+	"transaction.max.timeout.ms":                                  {"900000", 1, "largest transaction timeout a producer may ask for"},
+	"transaction.abort.timed.out.transaction.cleanup.interval.ms": {"10000", 1, "how often transactions open past their timeout are aborted (and their producers fenced)"},
+	"transactional.id.expiration.ms":                              {"604800000", 1, "a transactional id with no transaction open and no change for this long is forgotten"},
+
 	// Log cleaner (broker/storage).
 	"log.cleaner.backoff.ms":              {"15000", 1, "how long the log cleaner sleeps when no compacted log needs cleaning"},
 	"log.cleaner.io.max.bytes.per.second": {"0", 0, "the log cleaner's read plus write rate limit in bytes per second; 0 is unlimited"},

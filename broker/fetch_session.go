@@ -62,8 +62,8 @@ type sessionPartition struct {
 	log *storage.Log // kept between passes; see fetchPartition
 	// hwm and logStart as last sent; sent is false until a response has
 	// carried the partition, which forces it into the next one.
-	hwm, logStart int64
-	sent          bool
+	hwm, logStart, lso int64
+	sent               bool
 }
 
 // quiet reports, from the kept log alone, that the partition has no news
@@ -78,7 +78,7 @@ func (sp *sessionPartition) quiet() bool {
 		return false
 	}
 	hwm := l.HighWatermark()
-	return hwm == sp.hwm && sp.req.FetchOffset == hwm && l.LogStartOffset() == sp.logStart
+	return hwm == sp.hwm && sp.req.FetchOffset == hwm && l.LogStartOffset() == sp.logStart && l.LastStableOffset() == sp.lso
 }
 
 // connSessions is a connection's fetch sessions.

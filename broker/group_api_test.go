@@ -125,8 +125,13 @@ func TestGroupProtocolErrors(t *testing.T) {
 		t.Fatalf("batched find coordinator %+v", fcr.Coordinators)
 	}
 	fc.CoordinatorType = 1
+	fc.CoordinatorKeys = []string{"tx", ""}
 	fcr = request[*kmsg.FindCoordinatorResponse](t, cl, fc)
-	wantCode(t, "transaction coordinator", fcr.Coordinators[0].ErrorCode, kerr.TransactionalIDAuthorizationFailed)
+	wantCode(t, "transaction coordinator", fcr.Coordinators[0].ErrorCode, nil)
+	if fcr.Coordinators[0].NodeID != b.cfg.BrokerID {
+		t.Fatalf("transaction coordinator %+v", fcr.Coordinators[0])
+	}
+	wantCode(t, "transaction coordinator of an empty id", fcr.Coordinators[1].ErrorCode, kerr.InvalidRequest)
 
 	// JoinGroup v4+: MEMBER_ID_REQUIRED, then join with the id.
 	jr := request[*kmsg.JoinGroupResponse](t, cl, joinReq("g", "", nil))

@@ -65,7 +65,7 @@ func (b *Broker) startGroupCoordinator() error {
 			coord.Close()
 			return fmt.Errorf("offsets partition %d has no log", p)
 		}
-		if err := coord.LoadPartition(p, &offsetsLog{b: b, l: l, partition: p}); err != nil {
+		if err := coord.LoadPartition(p, &offsetsLog{b: b, l: l, topic: group.OffsetsTopic, partition: p}); err != nil {
 			coord.Close()
 			return fmt.Errorf("load offsets partition %d: %w", p, err)
 		}
@@ -81,33 +81,19 @@ func (b *Broker) partitionExists(tp group.TopicPartition) bool {
 }
 
 func (b *Broker) createOffsetsTopic(partitions int32) (meta.Topic, error) {
-	id, err := meta.NewTopicID()
-	if err != nil {
+	if err := b.createInternalTopic(group.OffsetsTopic, partitions, offsetsTopicConfigs); err != nil {
 		return meta.Topic{}, err
 	}
-	configs := make(map[string]string, len(offsetsTopicConfigs))
-	for k, v := range offsetsTopicConfigs {
-		configs[k] = v
-	}
-	t := meta.Topic{Name: group.OffsetsTopic, ID: id, Partitions: partitions, Configs: configs, Internal: true}
-	b.topicMu.Lock()
-	defer b.topicMu.Unlock()
-	if err := b.store.CreateTopic(t); err != nil {
-		return meta.Topic{}, fmt.Errorf("create %s: %w", group.OffsetsTopic, err)
-	}
-	for p := int32(0); p < partitions; p++ {
-		if _, err := b.logs.Create(group.OffsetsTopic, p); err != nil {
-			return meta.Topic{}, fmt.Errorf("create log %s-%d: %w", group.OffsetsTopic, p, err)
-		}
-	}
-	b.log.Info("created the offsets topic", zap.String("topic", group.OffsetsTopic), zap.Int32("partitions", partitions))
+	t, _ := b.store.Topic(group.OffsetsTopic)
 	return t, nil
 }
 
-// offsetsLog is a group.Log over one partition of __consumer_offsets.
+// offsetsLog is a group.Log (and a txn.Log) over one partition of an
+// internal topic: __consumer_offsets or __transaction_state.
 type offsetsLog struct {
 	b         *Broker
 	l         *storage.Log
+	topic     string
 	partition int32
 }
 
@@ -115,16 +101,16 @@ type offsetsLog struct {
 // advance the high watermark (a standalone broker is its own ISR). Errors
 // carry the Kafka error a produce would have got.
 func (o *offsetsLog) Append(batch []byte) error {
-	st, ok := o.b.store.Partition(group.OffsetsTopic, o.partition)
+	st, ok := o.b.store.Partition(o.topic, o.partition)
 	if !ok || st.Leader != o.b.cfg.BrokerID {
-		return fmt.Errorf("%s-%d is not led by this broker: %w", group.OffsetsTopic, o.partition, kerr.NotLeaderForPartition)
+		return fmt.Errorf("%s-%d is not led by this broker: %w", o.topic, o.partition, kerr.NotLeaderForPartition)
 	}
 	if _, err := o.l.Append(batch, st.LeaderEpoch); err != nil {
 		// Storage errors are logged by the log itself (a sticky failure
 		// once, a full disk every few seconds), not once per request.
-		return fmt.Errorf("append to %s-%d: %w: %w", group.OffsetsTopic, o.partition, kerr.ErrorForCode(errorCode(err)), err)
+		return fmt.Errorf("append to %s-%d: %w: %w", o.topic, o.partition, kerr.ErrorForCode(errorCode(err)), err)
 	}
-	o.b.advanceHighWatermark(group.OffsetsTopic, o.partition, o.l)
+	o.b.advanceHighWatermark(o.topic, o.partition, o.l)
 	return nil
 }
 
@@ -141,7 +127,7 @@ func (o *offsetsLog) Replay(fn func([]byte) error) error {
 	for off < end {
 		ch, err := o.l.Read(off, end, replayReadBytes)
 		if err != nil {
-			return fmt.Errorf("read %s-%d at %d: %w", group.OffsetsTopic, o.partition, off, err)
+			return fmt.Errorf("read %s-%d at %d: %w", o.topic, o.partition, off, err)
 		}
 		if ch.Size == 0 {
 			return nil
@@ -153,13 +139,13 @@ func (o *offsetsLog) Replay(fn func([]byte) error) error {
 		_, err = ch.File.ReadAt(buf, ch.Pos)
 		ch.Release()
 		if err != nil {
-			return fmt.Errorf("read %s-%d at %d: %w", group.OffsetsTopic, o.partition, off, err)
+			return fmt.Errorf("read %s-%d at %d: %w", o.topic, o.partition, off, err)
 		}
 		next := off
 		for pos := 0; len(buf)-pos >= record.HeaderSize; {
 			h, err := record.ParseHeader(buf[pos:])
 			if err != nil {
-				return fmt.Errorf("%s-%d at %d: %w", group.OffsetsTopic, o.partition, off, err)
+				return fmt.Errorf("%s-%d at %d: %w", o.topic, o.partition, off, err)
 			}
 			if h.Size() > int64(len(buf)-pos) {
 				break // a read cut by size ends in a partial batch
@@ -175,7 +161,7 @@ func (o *offsetsLog) Replay(fn func([]byte) error) error {
 			next = h.LastOffset() + 1
 		}
 		if next == off {
-			return fmt.Errorf("%s-%d at %d: no whole batch in a %d-byte read", group.OffsetsTopic, o.partition, off, ch.Size)
+			return fmt.Errorf("%s-%d at %d: no whole batch in a %d-byte read", o.topic, o.partition, off, ch.Size)
 		}
 		off = next
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/gregor-log/gregor/broker/meta"
 	"github.com/gregor-log/gregor/broker/storage"
 	"github.com/gregor-log/gregor/broker/topicconfig"
+	"github.com/gregor-log/gregor/broker/txn"
 )
 
 // maxTopicNameLen is Kafka's limit (249, so that <topic>-<partition>
@@ -372,7 +373,9 @@ func (b *Broker) setTopicConfigs(name string, configs map[string]string) error {
 }
 
 // isInternalTopic reports whether clients may not write to topic.
-func isInternalTopic(topic string) bool { return topic == group.OffsetsTopic }
+func isInternalTopic(topic string) bool {
+	return topic == group.OffsetsTopic || topic == txn.StateTopic
+}
 
 // minInsyncReplicas is a topic's effective min.insync.replicas, cached per
 // topic and invalidated when topic configs change.

@@ -769,6 +769,9 @@ type CommitRequest struct {
 	InstanceID string
 	Generation int32 // -1 for a commit from outside group management
 	Offsets    []CommitOffset
+	// Transactional marks the offsets of a committed transaction: their
+	// member was checked at TxnOffsetCommit, and is not again.
+	Transactional bool
 }
 
 // CommitOffset is one partition's offset to commit.
@@ -794,14 +797,16 @@ func (c *Coordinator) CommitOffsets(groupID string, req CommitRequest) ([]error,
 	g := s.mu.groups[groupID]
 	created := false
 	if g == nil {
-		if req.Generation >= 0 {
+		if req.Generation >= 0 && !req.Transactional {
 			return nil, fmt.Errorf("group %q does not exist, generation %d: %w", groupID, req.Generation, kerr.IllegalGeneration)
 		}
 		g = NewGroup(groupID, &c.cfg)
 		created = true
 	}
-	if err := g.CheckCommit(now, req.MemberID, req.InstanceID, req.Generation); err != nil {
-		return nil, err
+	if !req.Transactional {
+		if err := g.CheckCommit(now, req.MemberID, req.InstanceID, req.Generation); err != nil {
+			return nil, err
+		}
 	}
 	errs := make([]error, len(req.Offsets))
 	recs := make([]kv, 0, len(req.Offsets))
@@ -831,6 +836,25 @@ func (c *Coordinator) CommitOffsets(groupID string, req CommitRequest) ([]error,
 		s.mu.groups[groupID] = g
 	}
 	return errs, nil
+}
+
+// CheckMember checks the member of a TxnOffsetCommit as OffsetCommit
+// checks its member (a commit also counts as a heartbeat). A group that
+// does not exist accepts a commit from outside group management only.
+func (c *Coordinator) CheckMember(groupID, memberID, instanceID string, generation int32) error {
+	s, err := c.lock(groupID)
+	if err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	g := s.mu.groups[groupID]
+	if g == nil {
+		if generation >= 0 {
+			return fmt.Errorf("group %q does not exist, generation %d: %w", groupID, generation, kerr.IllegalGeneration)
+		}
+		return nil
+	}
+	return g.CheckCommit(c.now(), memberID, instanceID, generation)
 }
 
 func toOffset(o CommitOffset, now time.Time) Offset {

@@ -1,0 +1,185 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// txnProduce produces values to topic in one transaction of cl and ends
+// it with commit.
+func txnProduce(t *testing.T, cl *kgo.Client, topic string, commit bool, values ...string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range values {
+		r := &kgo.Record{Topic: topic, Key: []byte{byte(i)}, Value: []byte(v)}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatalf("produce %s: %v", v, err)
+		}
+	}
+	if err := cl.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+		t.Fatalf("end transaction (commit %v): %v", commit, err)
+	}
+}
+
+// readValues reads topic from the start with the given isolation level
+// until no record comes for a second (control records are never
+// returned, so a partition's end offset may never be reached).
+func readValues(t *testing.T, b *Broker, topic string, committed bool) []string {
+	t.Helper()
+	iso := kgo.ReadUncommitted()
+	if committed {
+		iso = kgo.ReadCommitted()
+	}
+	cl := newClient(t, b, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(iso), kgo.FetchMaxWait(200*time.Millisecond))
+	var out []string
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		n := 0
+		fs.EachRecord(func(r *kgo.Record) {
+			out = append(out, string(r.Value))
+			n++
+		})
+		if n == 0 {
+			break
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// listEnds returns the end offset of each of topic's two partitions.
+func listEnds(t *testing.T, cl *kgo.Client, topic string, committed bool) map[int32]int64 {
+	t.Helper()
+	req := kmsg.NewPtrListOffsetsRequest()
+	if committed {
+		req.IsolationLevel = 1
+	}
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	for p := range int32(2) {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp = p, -1
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends := map[int32]int64{}
+	for _, p := range resp.Topics[0].Partitions {
+		if p.ErrorCode != 0 {
+			t.Fatalf("list offsets: %v", kerr.ErrorForCode(p.ErrorCode))
+		}
+		ends[p.Partition] = p.Offset
+	}
+	return ends
+}
+
+// TestTransactionsCommitAbort: committed transactions are seen by both
+// isolation levels, aborted ones only by read_uncommitted; an open
+// transaction holds the last stable offset back; state survives a
+// restart, and a producer with the same transactional id fences the old
+// one and aborts its open transaction.
+func TestTransactionsCommitAbort(t *testing.T) {
+	dir := t.TempDir()
+	b := startBroker(t, nil, dir, nil)
+	admin := newClient(t, b)
+	createTopic(t, admin, "tx", 2, nil)
+
+	p1 := newClient(t, b, kgo.TransactionalID("tid"), kgo.DefaultProduceTopic("tx"))
+	txnProduce(t, p1, "tx", true, "c1", "c2", "c3")
+	txnProduce(t, p1, "tx", false, "a1", "a2")
+	txnProduce(t, p1, "tx", true, "c4")
+	if got, want := readValues(t, b, "tx", true), []string{"c1", "c2", "c3", "c4"}; !slices.Equal(got, want) {
+		t.Fatalf("read_committed: %q, want %q", got, want)
+	}
+	if got, want := readValues(t, b, "tx", false), []string{"a1", "a2", "c1", "c2", "c3", "c4"}; !slices.Equal(got, want) {
+		t.Fatalf("read_uncommitted: %q, want %q", got, want)
+	}
+
+	// An open transaction: the LSO stays at its first record.
+	if err := p1.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	before := listEnds(t, admin, "tx", true)
+	if err := p1.ProduceSync(context.Background(), &kgo.Record{Topic: "tx", Partition: 0, Value: []byte("open")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if got := listEnds(t, admin, "tx", true); !maps.Equal(got, before) {
+		t.Fatalf("LSO moved with a transaction open: %v -> %v", before, got)
+	}
+	if got := listEnds(t, admin, "tx", false); got[0]+got[1] != before[0]+before[1]+1 {
+		t.Fatalf("high watermarks %v, want one more than %v", got, before)
+	}
+
+	// Restart; the open transaction is still open.
+	p1.Close()
+	stopBroker(t, b)
+	b = startBroker(t, nil, dir, nil)
+	admin = newClient(t, b)
+	if got := listEnds(t, admin, "tx", true); !maps.Equal(got, before) {
+		t.Fatalf("after restart LSO %v, want %v", got, before)
+	}
+	// A new producer with the id aborts it and fences the old epoch.
+	p2 := newClient(t, b, kgo.TransactionalID("tid"), kgo.DefaultProduceTopic("tx"))
+	txnProduce(t, p2, "tx", true, "c5")
+	if got, want := readValues(t, b, "tx", true), []string{"c1", "c2", "c3", "c4", "c5"}; !slices.Equal(got, want) {
+		t.Fatalf("read_committed after restart: %q, want %q", got, want)
+	}
+	if got, want := readValues(t, b, "tx", false), []string{"a1", "a2", "c1", "c2", "c3", "c4", "c5", "open"}; !slices.Equal(got, want) {
+		t.Fatalf("read_uncommitted after restart: %q, want %q", got, want)
+	}
+}
+
+// TestTransactionTimeoutFences: a transaction left open past its timeout
+// is aborted by the broker, which fences its producer.
+func TestTransactionTimeoutFences(t *testing.T) {
+	b := startBroker(t, nil, "", func(c *Config) {
+		c.Props = map[string]string{"transaction.abort.timed.out.transaction.cleanup.interval.ms": "100"}
+	})
+	admin := newClient(t, b)
+	createTopic(t, admin, "tt", 2, nil)
+	p := newClient(t, b, kgo.TransactionalID("slow"), kgo.TransactionTimeout(time.Second), kgo.DefaultProduceTopic("tt"))
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(context.Background(), &kgo.Record{Topic: "tt", Partition: 1, Value: []byte("late")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		committed, all := listEnds(t, admin, "tt", true), listEnds(t, admin, "tt", false)
+		if maps.Equal(committed, all) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the timed-out transaction is still open: LSO %v, HW %v", committed, all)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	err := p.EndTransaction(context.Background(), kgo.TryCommit)
+	if err == nil {
+		t.Fatal("commit of a transaction aborted on timeout succeeded")
+	}
+	if !errors.Is(err, kerr.ProducerFenced) && !errors.Is(err, kerr.InvalidProducerEpoch) && !errors.Is(err, kerr.InvalidTxnState) {
+		t.Logf("commit after the timeout failed with %v", err)
+	}
+	if got := readValues(t, b, "tt", true); len(got) != 0 {
+		t.Fatalf("read_committed sees %q", got)
+	}
+}
