@@ -313,16 +313,15 @@ func (l *Log) appendLocked(records []byte, hdrs []record.Header, leaderEpoch int
 	}
 
 	bpos := int64(size)
-	txn := false
 	for i := range hdrs {
 		h := &hdrs[i]
 		active.addBatchLocked(h, bpos, cfg.IndexIntervalBytes)
 		bpos += h.Size()
 		l.mu.producers.apply(h)
-		txn = txn || h.Transactional()
-	}
-	if txn {
-		l.publishTxnLocked(false)
+		if h.Transactional() && !h.Control() && l.mu.producers[h.ProducerID].txnFirst == h.BaseOffset {
+			// This batch opened its producer's transaction.
+			l.unstable.Store(min(l.unstable.Load(), h.BaseOffset))
+		}
 	}
 	if size == 0 {
 		active.rollBase = nowMs

@@ -650,11 +650,10 @@ func (c *Coordinator) CommitOffsets(id string, pid int64, epoch int16, group, me
 			return err
 		}
 	}
-	// Offsets live in memory until the transaction is decided, when they
-	// are written with the decision: a crash before that aborts the
-	// transaction anyway.
-	c.mu.Lock()
-	pending := slices.Clone(e.st.Groups[group])
+	// The offsets are written with the transaction's state before the
+	// answer: a producer that commits after a broker restart must not
+	// lose them.
+	pending := slices.Clone(st.Groups[group])
 	for _, o := range offsets {
 		i := slices.IndexFunc(pending, func(p Offset) bool { return p.TopicPartition == o.TopicPartition })
 		if i >= 0 {
@@ -663,10 +662,12 @@ func (c *Coordinator) CommitOffsets(id string, pid int64, epoch int16, group, me
 			pending = append(pending, o)
 		}
 	}
-	groups := maps.Clone(e.st.Groups)
-	groups[group] = pending
-	e.st.Groups = groups
-	c.mu.Unlock()
+	st.Groups = maps.Clone(st.Groups)
+	st.Groups[group] = pending
+	st.Partitions = slices.Clone(st.Partitions)
+	if err := c.persist(e, st); err != nil {
+		return fmt.Errorf("%w: %w", err, kerr.CoordinatorNotAvailable)
+	}
 	return nil
 }
 
