@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -139,5 +140,52 @@ func TestConsumeStopsAtCompactedTail(t *testing.T) {
 	}
 	if got := committedOffsets(t, cl, "tail-group", topic); got[0] != 3 {
 		t.Errorf("tail-group committed %v, want offset 3 for partition 0", got)
+	}
+}
+
+// TestConsumeIsolationLevel: `gregor consume --isolation-level
+// read_committed` prints the records of committed transactions (and
+// non-transactional ones) and stops at the last stable offset while a
+// transaction is open; read_uncommitted prints everything. Both stop by
+// themselves (no --follow), direct and as a group member.
+func TestConsumeIsolationLevel(t *testing.T) {
+	t.Parallel()
+	const topic = "cli-isolation"
+	b := StartBroker(t)
+	cl := b.Client()
+	createTopic(t, cl, topic, 1, nil)
+	produceSync(t, manualClient(t, b.Addr), topic, 0, "plain")
+	tx := manualClient(t, b.Addr, kgo.TransactionalID("cli-isolation-tx"))
+	ctx := testCtx(t, 60*time.Second)
+	for _, step := range []struct {
+		value string
+		end   kgo.TransactionEndTry
+	}{{"committed", kgo.TryCommit}, {"aborted", kgo.TryAbort}, {"open", false}} {
+		if err := tx.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		produceSync(t, tx, topic, 0, step.value)
+		if step.value == "open" {
+			break // left open: it holds the last stable offset
+		}
+		if err := tx.EndTransaction(ctx, step.end); err != nil {
+			t.Fatalf("end %s: %v", step.value, err)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--isolation-level", "read_committed"}, []string{"plain", "committed"}},
+		{[]string{"--isolation-level", "read_committed", "--group", "cli-isolation-g"}, []string{"plain", "committed"}},
+		{nil, []string{"plain", "committed", "aborted", "open"}},
+	} {
+		out := runGregor(t, "", append([]string{"consume", "-b", b.Addr, "-t", topic, "--timeout", "20s"}, c.args...)...)
+		if got := nonEmptyLines(out); !slices.Equal(got, c.want) {
+			t.Errorf("consume %v: %q, want %q", c.args, got, c.want)
+		}
+	}
+	if _, errOut, err := runGregorErr("", "consume", "-b", b.Addr, "-t", topic, "--isolation-level", "committed"); err == nil || !strings.Contains(errOut, "read_committed") {
+		t.Errorf("a bad --isolation-level: %v, %s", err, errOut)
 	}
 }

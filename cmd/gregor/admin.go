@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -82,10 +83,13 @@ func partitionIDs(t *kmsg.MetadataResponseTopic) []int32 {
 	return ids
 }
 
-// ListOffsets timestamps with a special meaning.
+// ListOffsets timestamps with a special meaning. offsetStable is not
+// Kafka's: it asks for the latest offset with isolation level
+// read_committed (the last stable offset).
 const (
 	offsetLatest   int64 = -1
 	offsetEarliest int64 = -2
+	offsetStable   int64 = math.MinInt64
 )
 
 // partitionOffset is one partition's answer to ListOffsets.
@@ -106,6 +110,9 @@ func listOffsets(ctx context.Context, cl *kgo.Client, topic string, partitions [
 		rp := kmsg.NewListOffsetsRequestTopicPartition()
 		rp.Partition = p
 		rp.Timestamp = timestamp
+		if timestamp == offsetStable {
+			rp.Timestamp, req.IsolationLevel = offsetLatest, 1
+		}
 		rt.Partitions = append(rt.Partitions, rp)
 	}
 	req.Topics = append(req.Topics, rt)

@@ -40,6 +40,7 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	fs.BoolVar(&printNull, "Z", false, "print-null (shorthand)")
 	fetchMaxWait := fs.Duration("fetch-max-wait", 0, "how long the broker may hold a fetch waiting for data (0: client default)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "without --follow, give up when the cluster cannot be reached, or no record arrives while some are left to read, for this long")
+	isolation := fs.String("isolation-level", "read_uncommitted", "read_uncommitted reads every record; read_committed only those of committed transactions (and non-transactional ones), up to the last stable offset")
 	group := fs.String("group", "", "consume as a member of this consumer group, committing what was printed; stops, as without it, at the end of the partitions the group assigned it unless --follow (--from applies where the group has no committed offset)")
 	if _, err := parseFlags(fs, args, 0, 0); err != nil {
 		return err
@@ -55,6 +56,18 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	}
 	if *timeout <= 0 {
 		return usagef("--timeout must be positive")
+	}
+	var committed bool
+	switch *isolation {
+	case "read_uncommitted":
+	case "read_committed":
+		committed = true
+	default:
+		return usagef("--isolation-level %q: want read_uncommitted or read_committed", *isolation)
+	}
+	isoOpt := kgo.FetchIsolationLevel(kgo.ReadUncommitted())
+	if committed {
+		isoOpt = kgo.FetchIsolationLevel(kgo.ReadCommitted())
 	}
 	spec, err := parseStartSpec(from)
 	if err != nil {
@@ -77,7 +90,7 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		if err != nil {
 			return &usageError{err: err}
 		}
-		opts := []kgo.Opt{kgo.ConsumerGroup(*group), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(reset), kgo.AutoCommitMarks(), kgo.WithHooks(conn)}
+		opts := []kgo.Opt{kgo.ConsumerGroup(*group), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(reset), kgo.AutoCommitMarks(), kgo.WithHooks(conn), isoOpt}
 		if *fetchMaxWait > 0 {
 			opts = append(opts, kgo.FetchMaxWait(*fetchMaxWait))
 		}
@@ -90,7 +103,7 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		// starts.
 		planCtx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
-		plan, err := planConsume(planCtx, cf, topic, -1, spec, kgo.WithHooks(conn))
+		plan, err := planConsume(planCtx, cf, topic, -1, spec, committed, kgo.WithHooks(conn))
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -113,7 +126,7 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		planCtx, cancel = context.WithTimeout(ctx, *timeout)
 		defer cancel()
 	}
-	plan, err := planConsume(planCtx, cf, topic, int32(*partition), spec, kgo.WithHooks(conn))
+	plan, err := planConsume(planCtx, cf, topic, int32(*partition), spec, committed, kgo.WithHooks(conn))
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // interrupted while waiting for the cluster
@@ -134,6 +147,7 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		kgo.ConsumePartitions(plan.kgoOffsets(c.wants)),
 		kgo.KeepControlRecords(), // their offsets tell us we passed the end
 		kgo.WithHooks(conn),
+		isoOpt,
 	}
 	if *fetchMaxWait > 0 {
 		opts = append(opts, kgo.FetchMaxWait(*fetchMaxWait))
@@ -319,7 +333,7 @@ func (g *groupEnd) emptyTails(ctx context.Context, cl *kgo.Client) bool {
 		}
 	}
 	g.mu.Unlock()
-	empty := emptyTails(ctx, cl, g.plan.topic, behind, g.plan.end)
+	empty := emptyTails(ctx, cl, g.plan.topic, behind, g.plan.end, g.plan.committed)
 	if len(empty) == 0 {
 		return false
 	}
@@ -394,6 +408,8 @@ type consumePlan struct {
 	start    map[int32]int64
 	end      map[int32]int64 // the end offsets when the command started
 	earliest map[int32]int64 // the log start offsets then
+	// committed: read_committed, ends are last stable offsets.
+	committed bool
 }
 
 // outOfRange returns a notice for each partition where spec, an offset,
@@ -425,7 +441,8 @@ func (p *consumePlan) outOfRange(spec startSpec) []string {
 // planConsume looks up the topic's partitions and their offsets and
 // resolves spec for each partition (only one if partition >= 0). While
 // the cluster cannot be reached it retries until ctx ends.
-func planConsume(ctx context.Context, cf *clientFlags, topic string, partition int32, spec startSpec, opts ...kgo.Opt) (*consumePlan, error) {
+// committed ends the plan at the last stable offsets (read_committed).
+func planConsume(ctx context.Context, cf *clientFlags, topic string, partition int32, spec startSpec, committed bool, opts ...kgo.Opt) (*consumePlan, error) {
 	cl, err := cf.newClient(opts...)
 	if err != nil {
 		return nil, err
@@ -433,14 +450,14 @@ func planConsume(ctx context.Context, cf *clientFlags, topic string, partition i
 	defer cl.Close()
 	var plan *consumePlan
 	err = untilReachable(ctx, func() error {
-		plan, err = planConsumeOnce(ctx, cl, topic, partition, spec)
+		plan, err = planConsumeOnce(ctx, cl, topic, partition, spec, committed)
 		return err
 	})
 	return plan, err
 }
 
 // planConsumeOnce is one attempt of planConsume.
-func planConsumeOnce(ctx context.Context, cl *kgo.Client, topic string, partition int32, spec startSpec) (*consumePlan, error) {
+func planConsumeOnce(ctx context.Context, cl *kgo.Client, topic string, partition int32, spec startSpec, committed bool) (*consumePlan, error) {
 	t, err := topicMetadata(ctx, cl, topic)
 	if err != nil {
 		return nil, err
@@ -456,7 +473,11 @@ func planConsumeOnce(ctx context.Context, cl *kgo.Client, topic string, partitio
 	if err != nil {
 		return nil, err
 	}
-	latest, err := listOffsetsStrict(ctx, cl, topic, ids, offsetLatest)
+	latestAt := offsetLatest
+	if committed {
+		latestAt = offsetStable
+	}
+	latest, err := listOffsetsStrict(ctx, cl, topic, ids, latestAt)
 	if err != nil {
 		return nil, err
 	}
@@ -466,7 +487,7 @@ func planConsumeOnce(ctx context.Context, cl *kgo.Client, topic string, partitio
 			return nil, err
 		}
 	}
-	plan := &consumePlan{topic: topic, start: map[int32]int64{}, end: latest, earliest: earliest}
+	plan := &consumePlan{topic: topic, start: map[int32]int64{}, end: latest, earliest: earliest, committed: committed}
 	for _, p := range ids {
 		bt := int64(-1)
 		if byTime != nil {
@@ -610,7 +631,7 @@ func (c *consumer) emptyTails(ctx context.Context, cl *kgo.Client) []int32 {
 		from[p] = at
 	}
 	var done []int32
-	for p := range emptyTails(ctx, cl, c.plan.topic, from, c.plan.end) {
+	for p := range emptyTails(ctx, cl, c.plan.topic, from, c.plan.end, c.plan.committed) {
 		delete(c.pending, p)
 		done = append(done, p)
 	}

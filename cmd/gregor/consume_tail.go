@@ -23,7 +23,8 @@ var tailCheckAfter = time.Second
 // would wait forever (kcat and the Java consumer go by their fetch
 // position instead). It looks the leaders up once and reads each range
 // with fetches of its own; a partition it cannot read is left out.
-func emptyTails(ctx context.Context, cl *kgo.Client, topic string, from, ends map[int32]int64) map[int32]int32 {
+// committed reads as read_committed does: aborted records do not count.
+func emptyTails(ctx context.Context, cl *kgo.Client, topic string, from, ends map[int32]int64, committed bool) map[int32]int32 {
 	if len(from) == 0 {
 		return nil
 	}
@@ -37,7 +38,7 @@ func emptyTails(ctx context.Context, cl *kgo.Client, topic string, from, ends ma
 		if !ok || p.Leader < 0 {
 			continue
 		}
-		if emptyUpTo(ctx, cl.Broker(int(p.Leader)), t, p.Partition, pos, ends[p.Partition]) {
+		if emptyUpTo(ctx, cl.Broker(int(p.Leader)), t, p.Partition, pos, ends[p.Partition], committed) {
 			empty[p.Partition] = p.LeaderEpoch
 		}
 	}
@@ -46,13 +47,17 @@ func emptyTails(ctx context.Context, cl *kgo.Client, topic string, from, ends ma
 
 // emptyUpTo reports whether partition of t holds no record at offsets
 // from to end-1, reading them from its leader. An error is "no".
-func emptyUpTo(ctx context.Context, leader *kgo.Broker, t *kmsg.MetadataResponseTopic, partition int32, from, end int64) bool {
+func emptyUpTo(ctx context.Context, leader *kgo.Broker, t *kmsg.MetadataResponseTopic, partition int32, from, end int64, committed bool) bool {
 	topic := *t.Topic
 	for pos := from; pos < end; {
 		req := kmsg.NewPtrFetchRequest()
 		req.ReplicaID = -1
 		req.MaxBytes = 1 << 20
 		req.SessionEpoch = -1 // no fetch session
+		iso := kgo.ReadUncommitted()
+		if committed {
+			req.IsolationLevel, iso = 1, kgo.ReadCommitted()
+		}
 		rt := kmsg.NewFetchRequestTopic()
 		rt.Topic, rt.TopicID = topic, t.TopicID
 		rp := kmsg.NewFetchRequestTopicPartition()
@@ -76,6 +81,7 @@ func emptyUpTo(ctx context.Context, leader *kgo.Broker, t *kmsg.MetadataResponse
 		}
 		fp, next := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
 			KeepControlRecords: true,
+			IsolationLevel:     iso,
 			Offset:             pos,
 			Topic:              topic,
 			Partition:          partition,

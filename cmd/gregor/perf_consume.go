@@ -39,7 +39,7 @@ func runPerfConsume(ctx context.Context, args []string, _ io.Reader, stdout, std
 		return usagef("--timeout must be positive")
 	}
 
-	plan, err := planConsume(ctx, pf.clientFlags, pf.topic, -1, startSpec{kind: startBeginning})
+	plan, err := planConsume(ctx, pf.clientFlags, pf.topic, -1, startSpec{kind: startBeginning}, false)
 	if err != nil {
 		return err
 	}

@@ -63,7 +63,7 @@ func runPerfE2E(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	if _, err := prf.prepareTopic(ctx, pf.clientFlags, pf.topic); err != nil {
 		return err
 	}
-	plan, err := planConsume(ctx, pf.clientFlags, pf.topic, -1, startSpec{kind: startEnd})
+	plan, err := planConsume(ctx, pf.clientFlags, pf.topic, -1, startSpec{kind: startEnd}, false)
 	if err != nil {
 		return err
 	}
