@@ -545,3 +545,44 @@ func contains(list []string, s string) bool {
 	i := sort.SearchStrings(list, s)
 	return i < len(list) && list[i] == s
 }
+
+// TestKafkajsTransactions: kafkajs's transactional producer commits a
+// transaction with records and a group offset (sendOffsets: AddOffsetsToTxn
+// and TxnOffsetCommit) and aborts another; its read_committed consumer gets
+// exactly the committed records, and the group has the offset.
+func TestKafkajsTransactions(t *testing.T) {
+	t.Parallel()
+	dir := kafkajsDir(t)
+	const (
+		topic = "js-txn"
+		input = "js-txn-in"
+		group = "js-txn-eos"
+		count = 50
+	)
+	b := StartBroker(t, WithSet(groupBrokerSets...))
+	cl := b.Client()
+	createTopic(t, cl, topic, 2, nil)
+	createTopic(t, cl, input, 1, nil)
+	lines := runNodeStep(t, dir, b.Addr, "txn", "TOPIC="+topic, "INPUT="+input, "COUNT="+strconv.Itoa(count),
+		"ABORTED=20", "TXN_ID=js-txn-id", "GROUP="+group, "OFFSET=42", "READER=js-txn-reader")
+	var got []string
+	for _, l := range lines {
+		if l.Step == "record" && l.Value != nil {
+			got = append(got, *l.Value)
+		}
+	}
+	want := make([]string, count)
+	for i := range want {
+		want[i] = fmt.Sprintf("committed-%d", i)
+	}
+	if d := diffStrings(sortedCopy(got), sortedCopy(want)); d != "" {
+		t.Fatalf("kafkajs read_committed consumer: %s", d)
+	}
+	if off := committedOffsets(t, cl, group, input); off[0] != 42 {
+		t.Fatalf("offsets committed in the transaction: %v, want 42 on partition 0", off)
+	}
+	// read_uncommitted sees the aborted records too.
+	if recs := consumeTopic(t, b.Addr, topic, count+20, 30*time.Second); len(recs) != count+20 {
+		t.Fatalf("read_uncommitted: %d records, want %d", len(recs), count+20)
+	}
+}

@@ -215,7 +215,58 @@ async function consume() {
   }
 }
 
+// txn: a transactional producer (TXN_ID) writes COUNT records to TOPIC
+// in one transaction with the offset OFFSET of INPUT partition 0 for GROUP
+// (sendOffsets) and commits it, then writes ABORTED records in a second
+// transaction and aborts it. Then a read_committed consumer in group
+// READER prints what it reads until it has COUNT records or 20 s passed.
+async function txn() {
+  const topic = env('TOPIC')
+  const input = env('INPUT')
+  const count = parseInt(env('COUNT'), 10)
+  const aborted = parseInt(env('ABORTED'), 10)
+  const producer = kafka.producer({ transactionalId: env('TXN_ID'), idempotent: true, maxInFlightRequests: 1 })
+  await producer.connect()
+  try {
+    const t1 = await producer.transaction()
+    const messages = []
+    for (let i = 0; i < count; i++) messages.push({ key: `k${i}`, value: `committed-${i}` })
+    await t1.send({ topic, messages })
+    await t1.sendOffsets({ consumerGroupId: env('GROUP'), topics: [{ topic: input, partitions: [{ partition: 0, offset: env('OFFSET') }] }] })
+    await t1.commit()
+    out({ step: 'committed', count })
+    const t2 = await producer.transaction()
+    const bad = []
+    for (let i = 0; i < aborted; i++) bad.push({ key: `k${i}`, value: `aborted-${i}` })
+    await t2.send({ topic, messages: bad })
+    await t2.abort()
+    out({ step: 'aborted', count: aborted })
+  } finally {
+    await producer.disconnect()
+  }
+  const consumer = kafka.consumer({ groupId: env('READER'), readUncommitted: false, maxWaitTimeInMs: 200 })
+  await consumer.connect()
+  await consumer.subscribe({ topics: [topic], fromBeginning: true })
+  let n = 0
+  let done
+  const finished = new Promise(resolve => { done = resolve })
+  const timer = setTimeout(() => done('timeout'), 20000)
+  await consumer.run({
+    eachMessage: async ({ partition, message }) => {
+      out({ step: 'record', partition, offset: message.offset, value: message.value.toString() })
+      if (++n >= count) done('count reached')
+    },
+  })
+  const why = await finished
+  clearTimeout(timer)
+  // Give an aborted record, were it delivered, the time to show up.
+  await new Promise(resolve => setTimeout(resolve, 1000))
+  await consumer.disconnect()
+  out({ step: 'read', why, records: n })
+}
+
 const steps = {
+  txn,
   'admin-create': adminCreate,
   'admin-offsets': adminOffsets,
   'admin-delete': adminDelete,
