@@ -183,3 +183,60 @@ func TestTransactionTimeoutFences(t *testing.T) {
 		t.Fatalf("read_committed sees %q", got)
 	}
 }
+
+// TestTransactionAdminAPIs: ListTransactions, DescribeTransactions and
+// DescribeProducers show an open transaction.
+func TestTransactionAdminAPIs(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	admin := newClient(t, b)
+	createTopic(t, admin, "ta", 1, nil)
+	p := newClient(t, b, kgo.TransactionalID("admin-tx"), kgo.DefaultProduceTopic("ta"))
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(context.Background(), &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	lt := kmsg.NewPtrListTransactionsRequest()
+	lt.StateFilters = []string{"Ongoing", "Bogus"}
+	ltr, err := lt.RequestWith(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ltr.TransactionStates) != 1 || ltr.TransactionStates[0].TransactionalID != "admin-tx" ||
+		!slices.Equal(ltr.UnknownStateFilters, []string{"Bogus"}) {
+		t.Fatalf("list transactions %+v", ltr)
+	}
+	pid := ltr.TransactionStates[0].ProducerID
+
+	dt := kmsg.NewPtrDescribeTransactionsRequest()
+	dt.TransactionalIDs = []string{"admin-tx", "nope"}
+	dtr, err := dt.RequestWith(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := dtr.TransactionStates; len(s) != 2 || s[0].State != "Ongoing" || s[0].ProducerID != pid ||
+		len(s[0].Topics) != 1 || s[0].Topics[0].Topic != "ta" || s[0].StartTimestamp <= 0 ||
+		s[1].ErrorCode != kerr.TransactionalIDNotFound.Code {
+		t.Fatalf("describe transactions %+v", s)
+	}
+
+	dp := kmsg.NewPtrDescribeProducersRequest()
+	dpt := kmsg.NewDescribeProducersRequestTopic()
+	dpt.Topic, dpt.Partitions = "ta", []int32{0}
+	dp.Topics = append(dp.Topics, dpt)
+	dpr, err := dp.RequestWith(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := dpr.Topics[0].Partitions
+	if len(parts) != 1 || len(parts[0].ActiveProducers) != 1 || parts[0].ActiveProducers[0].ProducerID != pid ||
+		parts[0].ActiveProducers[0].CurrentTxnStartOffset != 0 {
+		t.Fatalf("describe producers %+v", parts)
+	}
+	if err := p.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -12,6 +12,7 @@ package storage
 // (docs/format.md).
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -159,7 +160,7 @@ func (l *Log) OpenTxns() []OpenTxn {
 			out = append(out, OpenTxn{ProducerID: id, Epoch: e.epoch, FirstOffset: e.txnFirst})
 		}
 	}
-	slices.SortFunc(out, func(a, b OpenTxn) int { return int(a.FirstOffset - b.FirstOffset) })
+	slices.SortFunc(out, func(a, b OpenTxn) int { return cmp.Compare(a.FirstOffset, b.FirstOffset) })
 	return out
 }
 
@@ -327,4 +328,30 @@ func decodeSnapshot(p []byte) (producerStates, []AbortedTxn, error) {
 		aborted[i] = a
 	}
 	return ps, aborted, nil
+}
+
+// ProducerInfo describes one producer's state in a partition
+// (DescribeProducers).
+type ProducerInfo struct {
+	ProducerID     int64
+	Epoch          int16
+	LastSequence   int32 // -1 when no batch of the epoch is remembered
+	LastTimestamp  int64
+	TxnStartOffset int64 // first offset of its open transaction, -1 when none
+}
+
+// Producers returns the partition's producers, by producer id.
+func (l *Log) Producers() []ProducerInfo {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]ProducerInfo, 0, len(l.mu.producers))
+	for id, e := range l.mu.producers {
+		p := ProducerInfo{ProducerID: id, Epoch: e.epoch, LastSequence: -1, LastTimestamp: e.lastTimestamp, TxnStartOffset: e.txnFirst}
+		if e.n > 0 {
+			p.LastSequence = e.last().lastSeq
+		}
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b ProducerInfo) int { return cmp.Compare(a.ProducerID, b.ProducerID) })
+	return out
 }
