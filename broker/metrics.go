@@ -31,6 +31,10 @@ type metrics struct {
 	producedBytes   prometheus.Counter
 	fetchedBytes    prometheus.Counter
 	partitionErrors *prometheus.CounterVec
+	txnEnded        *prometheus.CounterVec
+	// openTxns counts the transactions open, set by the transaction
+	// coordinator once it runs.
+	openTxns atomic.Pointer[func() int]
 
 	// byAPI caches each API's series of requests and requestSeconds, so
 	// that a request costs no label lookup; filled on first use.
@@ -98,9 +102,19 @@ func newMetrics(sessions *atomic.Int64, failures func() []string) *metrics {
 			Name: "gregor_fetched_bytes_total", Help: "Record-batch bytes served to fetchers."}),
 		partitionErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gregor_partition_errors_total", Help: "Error codes returned (per partition, group or resource), by API and error name."}, []string{"api", "error"}),
+		txnEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gregor_transactions_ended_total", Help: "Transactions ended, by outcome: commit, abort (by the producer, or by a new producer with its id) or timeout (aborted by the broker)."}, []string{"outcome"}),
 	}
 	m.reg.MustRegister(m.connections, m.requests, m.requestErrors, m.handlerPanics, m.requestSeconds, m.bytesIn, m.bytesOut,
-		m.producedRecords, m.producedBytes, m.fetchedBytes, m.partitionErrors,
+		m.producedRecords, m.producedBytes, m.fetchedBytes, m.partitionErrors, m.txnEnded,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "gregor_transactions_open", Help: "Transactions open (Ongoing, or decided with markers still to write)."},
+			func() float64 {
+				if f := m.openTxns.Load(); f != nil {
+					return float64((*f)())
+				}
+				return 0
+			}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "gregor_fetch_sessions", Help: "Open fetch sessions (KIP-227)."},
 			func() float64 { return float64(sessions.Load()) }),

@@ -44,11 +44,14 @@ func (b *Broker) startTxnCoordinator() error {
 		Offsets:        txnOffsets{b},
 		NextProducerID: b.store.NextProducerID,
 		Logger:         b.log.Named("txn"),
+		OnEnd:          func(outcome string) { b.metrics.txnEnded.WithLabelValues(outcome).Inc() },
 	})
 	if err != nil {
 		return err
 	}
 	b.txns = coord
+	open := coord.Open
+	b.metrics.openTxns.Store(&open)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -181,6 +182,13 @@ func TestTransactionTimeoutFences(t *testing.T) {
 	}
 	if got := readValues(t, b, "tt", true); len(got) != 0 {
 		t.Fatalf("read_committed sees %q", got)
+	}
+	var m dto.Metric
+	if err := b.metrics.txnEnded.WithLabelValues("timeout").Write(&m); err != nil || m.GetCounter().GetValue() != 1 {
+		t.Errorf("gregor_transactions_ended_total{outcome=timeout} %v (%v), want 1", m.GetCounter().GetValue(), err)
+	}
+	if n := (*b.metrics.openTxns.Load())(); n != 0 {
+		t.Errorf("open transactions %d, want 0", n)
 	}
 }
 

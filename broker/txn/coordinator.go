@@ -80,6 +80,9 @@ type Options struct {
 	NextProducerID func() (int64, error)
 	Logger         *zap.Logger
 	Now            func() time.Time
+	// OnEnd, if set, is told each transaction's outcome once its markers
+	// are written: "commit", "abort" or "timeout".
+	OnEnd func(outcome string)
 }
 
 // State is a transaction's state, as Kafka names them.
@@ -111,6 +114,8 @@ type txnState struct {
 	// Groups are the groups added to the transaction, with the offsets
 	// committed in it.
 	Groups map[string][]Offset `json:"groups,omitempty"`
+	// TimedOut marks an abort decided by the coordinator's timeout.
+	TimedOut bool `json:"timedOut,omitempty"`
 }
 
 // entry is one transactional id.
@@ -251,6 +256,7 @@ func (c *Coordinator) abortTimedOut(e *entry) {
 	if st.Epoch < math.MaxInt16-1 {
 		st.LastEpoch, st.Epoch = st.Epoch, st.Epoch+1
 	}
+	st.TimedOut = true
 	if err := c.decide(e, st, false); err != nil {
 		c.logger.Warn("abort a timed-out transaction", zap.String("transactional_id", e.id), zap.Error(err))
 	}
@@ -365,15 +371,37 @@ func (c *Coordinator) complete(e *entry) bool {
 		}
 	}
 	st.State = CompleteAbort
-	if commit {
-		st.State = CompleteCommit
+	outcome := "abort"
+	if st.TimedOut {
+		outcome = "timeout"
 	}
-	st.Partitions, st.Groups = nil, nil
+	if commit {
+		st.State, outcome = CompleteCommit, "commit"
+	}
+	st.Partitions, st.Groups, st.TimedOut = nil, nil, false
 	if err := c.persist(e, st); err != nil {
 		c.logger.Warn("record a transaction complete; will retry", zap.String("transactional_id", e.id), zap.Error(err))
 		return false
 	}
+	if c.opts.OnEnd != nil {
+		c.opts.OnEnd(outcome)
+	}
 	return true
+}
+
+// Open counts the transactions open: Ongoing, or decided with markers
+// still to write.
+func (c *Coordinator) Open() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, e := range c.txns {
+		switch e.st.State {
+		case Ongoing, PrepareCommit, PrepareAbort:
+			n++
+		}
+	}
+	return n
 }
 
 // lookup returns the entry of a transactional id, creating an empty one
