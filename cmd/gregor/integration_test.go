@@ -375,6 +375,15 @@ func TestPerf(t *testing.T) {
 		t.Errorf("compressed produce summary %+v", s)
 	}
 
+	decode(mustRun(t, "", "perf", "produce", "-b", b, "-t", "perf-txn", "--partitions", "2", "--records", "450",
+		"--acks", "all", "--transaction-records", "100", "--broker-pid", "-1", "--json"))
+	if s.Records != 450 || s.Transactions != 5 || s.Errors != 0 {
+		t.Errorf("transactional produce summary %+v", s)
+	}
+	if code, _, stderr := runCLI(t, "", "perf", "produce", "-b", b, "-t", "perf-txn", "--records", "1", "--acks", "1", "--transaction-records", "1"); code != 2 || !strings.Contains(stderr, "--transaction-records needs --acks all") {
+		t.Errorf("--transaction-records with --acks 1: exit %d, %q", code, stderr)
+	}
+
 	decode(mustRun(t, "", "perf", "consume", "-b", b, "-t", "perf", "--json"))
 	if s.Command != "consume" || s.Records != 3500 || s.Bytes != 3000*64+500*100 {
 		t.Errorf("consume summary %+v", s)

@@ -179,6 +179,9 @@ type perfSummary struct {
 	// ProduceRequests is how many produce requests carried the records.
 	ProduceRequests   int64   `json:"produce_requests,omitempty"`
 	RecordsPerRequest float64 `json:"records_per_request,omitempty"`
+	// Transactions is how many transactions were committed
+	// (--transaction-records).
+	Transactions int64 `json:"transactions,omitempty"`
 
 	ProduceLatency *latencySummary `json:"produce_latency_ms,omitempty"`
 	E2ELatency     *latencySummary `json:"e2e_latency_ms,omitempty"`
@@ -283,6 +286,9 @@ func (s *perfSummary) write(w io.Writer, asJSON bool) error {
 	if s.ProduceRequests > 0 {
 		fmt.Fprintf(&b, "produce requests: %d (%.1f records each)\n", s.ProduceRequests, s.RecordsPerRequest)
 	}
+	if s.Transactions > 0 {
+		fmt.Fprintf(&b, "transactions committed: %d\n", s.Transactions)
+	}
 	writeLatency("produce", s.ProduceLatency)
 	writeLatency("end-to-end", s.E2ELatency)
 	switch {
@@ -310,6 +316,7 @@ func (s *perfSummary) write(w io.Writer, asJSON bool) error {
 // safe for concurrent use.
 type perfCounters struct {
 	records, bytes, errors atomic.Int64
+	txns                   atomic.Int64 // transactions committed
 
 	mu struct {
 		sync.Mutex

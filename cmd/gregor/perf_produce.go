@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,7 @@ func runPerfProduce(ctx context.Context, args []string, _ io.Reader, stdout, std
 	recordSize := fs.Int("record-size", 100, "value size in bytes")
 	rate := fs.Float64("rate", 0, "records per second over all producers (0: as fast as possible)")
 	producers := fs.Int("producers", 1, "number of producing clients")
+	txnRecords := fs.Int64("transaction-records", 0, "produce in transactions of this many records per producer, each committed (0: no transactions; needs --acks all)")
 	if _, err := parseFlags(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -37,6 +39,10 @@ func runPerfProduce(ctx context.Context, args []string, _ io.Reader, stdout, std
 		return usagef("--rate must not be negative")
 	case *producers < 1 || *producers > 1024:
 		return usagef("--producers %d out of range", *producers)
+	case *txnRecords < 0:
+		return usagef("--transaction-records must not be negative")
+	case *txnRecords > 0 && prf.acks != "all" && prf.acks != "-1":
+		return usagef("--transaction-records needs --acks all")
 	}
 	opts, err := prf.options(fs)
 	if err != nil {
@@ -56,9 +62,13 @@ func runPerfProduce(ctx context.Context, args []string, _ io.Reader, stdout, std
 			cl.Close()
 		}
 	}()
-	for range *producers {
+	for i := range *producers {
 		h := &produceHooks{requests: &requests, base: start}
-		cl, err := pf.newClient(append(opts, kgo.WithHooks(h))...)
+		copts := append(opts, kgo.WithHooks(h))
+		if *txnRecords > 0 {
+			copts = append(copts, kgo.TransactionalID(fmt.Sprintf("gregor-perf-%d-%d-%d", os.Getpid(), start.UnixNano(), i)))
+		}
+		cl, err := pf.newClient(copts...)
 		if err != nil {
 			return err
 		}
@@ -88,6 +98,7 @@ func runPerfProduce(ctx context.Context, args []string, _ io.Reader, stdout, std
 			values:   newPayloads(*recordSize, prf.compression != "none", i*(1<<20)),
 			counters: &counters,
 			latency:  &latency,
+			txnSize:  *txnRecords,
 		}
 		wg.Go(func() { w.run(ctx) })
 	}
@@ -107,6 +118,7 @@ func runPerfProduce(ctx context.Context, args []string, _ io.Reader, stdout, std
 		Compression:    prf.compression,
 		ProduceLatency: latency.summary(),
 	}
+	s.Transactions = counters.txns.Load()
 	if n := requests.Load(); n > 0 {
 		s.ProduceRequests = n
 		s.RecordsPerRequest = float64(s.Records) / float64(n)
@@ -180,20 +192,54 @@ type perfProducer struct {
 	counters *perfCounters
 	latency  *latencyHistogram
 	ack      func(*kgo.Record, error) // onAck, made once
+	// txnSize, if positive, is how many records go in each transaction.
+	txnSize int64
 }
 
 // run produces the records and flushes; failures are counted, not
-// returned.
+// returned. With txnSize, every txnSize records (and the rest at the end)
+// are one transaction, committed once flushed.
 func (p *perfProducer) run(ctx context.Context) {
+	inTxn := int64(0)
 	for range p.n {
 		if p.pace.wait(ctx) != nil {
 			break
 		}
+		if p.txnSize > 0 && inTxn == 0 {
+			if err := p.cl.BeginTransaction(); err != nil {
+				p.counters.fail(fmt.Errorf("begin transaction: %w", err))
+				return
+			}
+		}
 		p.produce(ctx, p.values.next())
+		if inTxn++; p.txnSize > 0 && inTxn == p.txnSize {
+			if !p.commit(ctx) {
+				return
+			}
+			inTxn = 0
+		}
+	}
+	if p.txnSize > 0 && inTxn > 0 {
+		p.commit(ctx)
+		return
 	}
 	if err := p.cl.Flush(ctx); err != nil && ctx.Err() == nil {
 		p.counters.fail(fmt.Errorf("flush: %w", err))
 	}
+}
+
+// commit flushes and commits the open transaction.
+func (p *perfProducer) commit(ctx context.Context) bool {
+	if err := p.cl.Flush(ctx); err != nil {
+		p.counters.fail(fmt.Errorf("flush: %w", err))
+		return false
+	}
+	if err := p.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		p.counters.fail(fmt.Errorf("commit transaction: %w", err))
+		return false
+	}
+	p.counters.txns.Add(1)
+	return true
 }
 
 // produce hands a record of value to the client, stamped with the time it
