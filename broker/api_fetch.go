@@ -70,6 +70,9 @@ func (b *Broker) handleFetch(c *conn, hdr wire.RequestHeader, req *kmsg.FetchReq
 		b.metrics.observe(kmsg.Fetch, start)
 		return
 	}
+	if sess == nil {
+		dedupeFetch(req)
+	}
 	f := &fetch{b: b, req: req, sess: sess, incremental: incremental}
 	resp, chunks, total, stop := f.once(false)
 	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
@@ -122,6 +125,51 @@ func (b *Broker) handleFetch(c *conn, hdr wire.RequestHeader, req *kmsg.FetchReq
 			}
 		}
 	}
+}
+
+// dedupeFetch drops the repeats of a partition named more than once in a
+// sessionless fetch, keeping the first: Kafka reads a fetch's partitions
+// into a map, so a partition is answered once. (A session's partitions
+// are a map already.)
+func dedupeFetch(req *kmsg.FetchRequest) {
+	n := 0
+	for i := range req.Topics {
+		n += len(req.Topics[i].Partitions)
+	}
+	if n < 2 {
+		return
+	}
+	seen := make(map[topicPartition]struct{}, n)
+	dup := false
+	for i := range req.Topics {
+		for _, rp := range req.Topics[i].Partitions {
+			tp := topicPartition{req.Topics[i].Topic, rp.Partition}
+			if _, ok := seen[tp]; ok {
+				dup = true
+			}
+			seen[tp] = struct{}{}
+		}
+	}
+	if !dup {
+		return
+	}
+	clear(seen)
+	topics := req.Topics[:0]
+	for _, rt := range req.Topics {
+		parts := rt.Partitions[:0]
+		for _, rp := range rt.Partitions {
+			tp := topicPartition{rt.Topic, rp.Partition}
+			if _, ok := seen[tp]; !ok {
+				seen[tp] = struct{}{}
+				parts = append(parts, rp)
+			}
+		}
+		if len(parts) > 0 {
+			rt.Partitions = parts
+			topics = append(topics, rt)
+		}
+	}
+	req.Topics = topics
 }
 
 func releaseChunks(chunks []storage.Chunk) {

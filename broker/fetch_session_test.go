@@ -373,3 +373,39 @@ func TestFetchChunksOutOfTopicOrder(t *testing.T) {
 	resp = sessionFetch(t, cl, id, 2, "oa", map[int32]int64{1: 0, 0: 0}, nil, 0)
 	check("session", resp)
 }
+
+// TestFetchRepeatedPartitionAnsweredOnce: a sessionless fetch naming a
+// partition twice (in one topic entry or in two) gets one answer for it,
+// as from Kafka.
+func TestFetchRepeatedPartitionAnsweredOnce(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "rp", 2, nil)
+	produceN(t, cl, "rp", 0, 3)
+	req := kmsg.NewPtrFetchRequest()
+	req.MaxBytes = 1 << 20
+	req.SessionEpoch = -1
+	for _, parts := range [][]int32{{0, 0, 1}, {0}} {
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = "rp"
+		for _, p := range parts {
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.Partition, rp.PartitionMaxBytes = p, 1<<20
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+	}
+	raw, err := cl.Broker(0).Request(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := map[int32]int{}
+	for _, rt := range raw.(*kmsg.FetchResponse).Topics {
+		for _, rp := range rt.Partitions {
+			answered[rp.Partition]++
+		}
+	}
+	if answered[0] != 1 || answered[1] != 1 || len(answered) != 2 {
+		t.Fatalf("partitions answered %v, want each once", answered)
+	}
+}
