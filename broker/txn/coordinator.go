@@ -522,6 +522,32 @@ func (c *Coordinator) settled(e *entry) bool {
 	return c.complete(e)
 }
 
+// acquire finds id's entry, locks its operations and checks the
+// request's producer id and epoch; with settle it also completes a
+// decided transaction first (CONCURRENT_TRANSACTIONS if it cannot). On
+// success the caller unlocks e.op.
+func (c *Coordinator) acquire(id string, pid int64, epoch int16, settle bool) (*entry, txnState, error) {
+	e := c.lookup(id, false)
+	if e == nil {
+		return nil, txnState{}, fmt.Errorf("transactional id %q is unknown: %w", id, kerr.InvalidProducerIDMapping)
+	}
+	e.op.Lock()
+	st, err := c.check(id, e, pid, epoch)
+	if err == nil && settle && !c.settled(e) {
+		err = fmt.Errorf("transactional id %q is completing a transaction: %w", id, kerr.ConcurrentTransactions)
+	}
+	if err != nil {
+		e.op.Unlock()
+		return nil, st, err
+	}
+	if settle {
+		c.mu.Lock()
+		st = e.st
+		c.mu.Unlock()
+	}
+	return e, st, nil
+}
+
 // check validates a request's producer id and epoch against the
 // transactional id and returns the state; callers hold e.op.
 func (c *Coordinator) check(id string, e *entry, pid int64, epoch int16) (txnState, error) {
@@ -551,22 +577,11 @@ func (c *Coordinator) AddPartitions(id string, pid int64, epoch int16, tps []Top
 		}
 		return errs
 	}
-	e := c.lookup(id, false)
-	if e == nil {
-		return fail(fmt.Errorf("transactional id %q is unknown: %w", id, kerr.InvalidProducerIDMapping))
-	}
-	e.op.Lock()
-	defer e.op.Unlock()
-	st, err := c.check(id, e, pid, epoch)
+	e, st, err := c.acquire(id, pid, epoch, true)
 	if err != nil {
 		return fail(err)
 	}
-	if !c.settled(e) {
-		return fail(fmt.Errorf("transactional id %q is completing a transaction: %w", id, kerr.ConcurrentTransactions))
-	}
-	c.mu.Lock()
-	st = e.st
-	c.mu.Unlock()
+	defer e.op.Unlock()
 	unknown := false
 	for i, tp := range tps {
 		if !c.opts.Partitions.Exists(tp) {
@@ -625,22 +640,11 @@ func (c *Coordinator) begin(e *entry, st txnState, add func(*txnState) bool) err
 // AddOffsets handles AddOffsetsToTxn: the group's offsets may then be
 // committed in the transaction.
 func (c *Coordinator) AddOffsets(id string, pid int64, epoch int16, group string) error {
-	e := c.lookup(id, false)
-	if e == nil {
-		return fmt.Errorf("transactional id %q is unknown: %w", id, kerr.InvalidProducerIDMapping)
-	}
-	e.op.Lock()
-	defer e.op.Unlock()
-	st, err := c.check(id, e, pid, epoch)
+	e, st, err := c.acquire(id, pid, epoch, true)
 	if err != nil {
 		return err
 	}
-	if !c.settled(e) {
-		return fmt.Errorf("transactional id %q is completing a transaction: %w", id, kerr.ConcurrentTransactions)
-	}
-	c.mu.Lock()
-	st = e.st
-	c.mu.Unlock()
+	defer e.op.Unlock()
 	return c.begin(e, st, func(st *txnState) bool {
 		if _, ok := st.Groups[group]; ok {
 			return false
@@ -657,16 +661,11 @@ func (c *Coordinator) AddOffsets(id string, pid int64, epoch int16, group string
 // transaction until it commits. The transaction must have added the
 // group (AddOffsetsToTxn).
 func (c *Coordinator) CommitOffsets(id string, pid int64, epoch int16, group, member, instance string, generation int32, offsets []Offset) error {
-	e := c.lookup(id, false)
-	if e == nil {
-		return fmt.Errorf("transactional id %q is unknown: %w", id, kerr.InvalidProducerIDMapping)
-	}
-	e.op.Lock()
-	defer e.op.Unlock()
-	st, err := c.check(id, e, pid, epoch)
+	e, st, err := c.acquire(id, pid, epoch, false)
 	if err != nil {
 		return err
 	}
+	defer e.op.Unlock()
 	if st.State != Ongoing {
 		return fmt.Errorf("transactional id %q is %s: %w", id, st.State, kerr.InvalidTxnState)
 	}
@@ -720,16 +719,11 @@ func (c *Coordinator) PendingOffset(group string, tp TopicPartition) bool {
 // EndTxn handles EndTxn: commit or abort the open transaction. A retry of
 // an EndTxn already done succeeds.
 func (c *Coordinator) EndTxn(id string, pid int64, epoch int16, commit bool) error {
-	e := c.lookup(id, false)
-	if e == nil {
-		return fmt.Errorf("transactional id %q is unknown: %w", id, kerr.InvalidProducerIDMapping)
-	}
-	e.op.Lock()
-	defer e.op.Unlock()
-	st, err := c.check(id, e, pid, epoch)
+	e, st, err := c.acquire(id, pid, epoch, false)
 	if err != nil {
 		return err
 	}
+	defer e.op.Unlock()
 	want := map[bool]State{true: CompleteCommit, false: CompleteAbort}[commit]
 	decided := map[bool]State{true: PrepareCommit, false: PrepareAbort}[commit]
 	switch st.State {
