@@ -139,11 +139,24 @@ type batchInfo struct {
 // wait and returns the partition's result, decoding only batch headers.
 func rawFetch(t testing.TB, cl *kgo.Client, topic string, partition int32, offset int64) fetchResult {
 	t.Helper()
+	p := fetchOne(t, cl, topic, partition, offset, 0)
+	res := fetchResult{ErrorCode: p.ErrorCode, HighWatermark: p.HighWatermark, LogStart: p.LogStartOffset}
+	res.Batches = parseBatchHeaders(p.RecordBatches)
+	return res
+}
+
+// fetchOne sends one sessionless Fetch for a partition at offset with the
+// given isolation level (1: read_committed) and a short wait, and returns
+// the partition's answer; a failed request or a top-level error fails the
+// test.
+func fetchOne(t testing.TB, cl *kgo.Client, topic string, partition int32, offset int64, isolation int8) kmsg.FetchResponseTopicPartition {
+	t.Helper()
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = -1
 	req.MaxWaitMillis = 100
 	req.MinBytes = 1
 	req.MaxBytes = 8 << 20
+	req.IsolationLevel = isolation
 	req.SessionEpoch = -1
 	rt := kmsg.NewFetchRequestTopic()
 	rt.Topic = topic
@@ -159,18 +172,15 @@ func rawFetch(t testing.TB, cl *kgo.Client, topic string, partition int32, offse
 	defer cancel()
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
-		t.Fatalf("fetch %s/%d@%d: %v", topic, partition, offset, err)
+		t.Fatalf("fetch %s/%d@%d (isolation %d): %v", topic, partition, offset, isolation, err)
 	}
 	if resp.ErrorCode != 0 {
-		t.Fatalf("fetch %s/%d@%d: top-level error %v", topic, partition, offset, kerr.ErrorForCode(resp.ErrorCode))
+		t.Fatalf("fetch %s/%d@%d (isolation %d): top-level error %v", topic, partition, offset, isolation, kerr.ErrorForCode(resp.ErrorCode))
 	}
 	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-		t.Fatalf("fetch %s/%d@%d: malformed response", topic, partition, offset)
+		t.Fatalf("fetch %s/%d@%d (isolation %d): malformed response", topic, partition, offset, isolation)
 	}
-	p := resp.Topics[0].Partitions[0]
-	res := fetchResult{ErrorCode: p.ErrorCode, HighWatermark: p.HighWatermark, LogStart: p.LogStartOffset}
-	res.Batches = parseBatchHeaders(p.RecordBatches)
-	return res
+	return resp.Topics[0].Partitions[0]
 }
 
 // parseBatchHeaders walks v2 record batches and returns their headers. A

@@ -164,39 +164,7 @@ func readPartition(t testing.TB, addr, topic string, partition int32, from int64
 // an error code fails the test.
 func fetchIso(t testing.TB, cl *kgo.Client, topic string, partition int32, offset int64, isolation int8) kmsg.FetchResponseTopicPartition {
 	t.Helper()
-	req := kmsg.NewPtrFetchRequest()
-	req.ReplicaID = -1
-	req.MaxWaitMillis = 100
-	req.MinBytes = 1
-	req.MaxBytes = 8 << 20
-	req.IsolationLevel = isolation
-	req.SessionEpoch = -1
-	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic = topic
-	if md := metadataFor(t, cl, topic); len(md.Topics) == 1 {
-		rt.TopicID = md.Topics[0].TopicID // Fetch v13+ names topics by id
-	}
-	rp := kmsg.NewFetchRequestTopicPartition()
-	rp.Partition = partition
-	rp.FetchOffset = offset
-	rp.CurrentLeaderEpoch = -1
-	rp.LogStartOffset = -1
-	rp.PartitionMaxBytes = 4 << 20
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-	defer cancel()
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatalf("fetch %s/%d@%d (isolation %d): %v", topic, partition, offset, isolation, err)
-	}
-	if resp.ErrorCode != 0 {
-		t.Fatalf("fetch %s/%d@%d (isolation %d): %v", topic, partition, offset, isolation, kerr.ErrorForCode(resp.ErrorCode))
-	}
-	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-		t.Fatalf("fetch %s/%d@%d (isolation %d): malformed response", topic, partition, offset, isolation)
-	}
-	p := resp.Topics[0].Partitions[0]
+	p := fetchOne(t, cl, topic, partition, offset, isolation)
 	if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
 		t.Fatalf("fetch %s/%d@%d (isolation %d): %v", topic, partition, offset, isolation, err)
 	}
