@@ -432,6 +432,8 @@ func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartitio
 		return storage.Chunk{}, errorCode(err)
 	}
 	if committed && ch.Size > 0 {
+		// Loaded after the last stable offset (end): see
+		// storage.Log.publishTxnLocked.
 		for _, a := range l.AbortedTxns(rp.FetchOffset, end) {
 			at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
 			at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset

@@ -273,14 +273,14 @@ func (b *Broker) producePartition(topic string, acks int16, rp *kmsg.ProduceRequ
 		sp.LogStartOffset = l.LogStartOffset()
 		return
 	}
-	held, code := b.beginTxnWrites(topic, rp.Partition, rp.Records)
+	release, code := b.beginTxnWrites(topic, rp.Partition, rp.Records)
 	if code != 0 {
 		sp.ErrorCode = code
 		sp.LogStartOffset = l.LogStartOffset()
 		return
 	}
-	if held != nil {
-		defer releaseAll(held)
+	if release != nil {
+		defer release()
 	}
 	size := len(rp.Records)
 	appendTo := l.Append
@@ -317,34 +317,36 @@ func (b *Broker) advanceHighWatermark(topic string, partition int32, l *storage.
 }
 
 // beginTxnWrites checks the transactional batches among records with the
-// transaction coordinator and holds their transactions open until the
-// returned releases are called (after the append). Records without
-// transactional batches cost a walk over their batch headers.
-func (b *Broker) beginTxnWrites(topic string, partition int32, records []byte) (held []func(), code int16) {
-	var lastPID int64 = -1
-	var lastEpoch int16 = -1
+// transaction coordinator and holds their transaction open until release
+// is called (after the append); release is nil when there are none.
+// Records without transactional batches cost a walk over their batch
+// headers. Transactional batches of more than one producer (or epoch) in
+// one partition's records are INVALID_RECORD: Kafka takes one batch per
+// partition from v3, and holding several transactions at once could
+// deadlock against their ends.
+func (b *Broker) beginTxnWrites(topic string, partition int32, records []byte) (release func(), code int16) {
+	var pid int64 = -1
+	var epoch int16 = -1
 	for pos := 0; len(records)-pos >= record.HeaderSize; {
 		h, err := record.ParseHeader(records[pos:])
 		if err != nil || h.Size() <= 0 {
 			break // the append reports it
 		}
 		pos += int(min(h.Size(), int64(len(records)-pos)))
-		if !h.Transactional() || h.Control() || (h.ProducerID == lastPID && h.ProducerEpoch == lastEpoch) {
+		if !h.Transactional() || h.Control() {
 			continue
 		}
-		r, err := b.txns.BeginWrite(h.ProducerID, h.ProducerEpoch, txn.TopicPartition{Topic: topic, Partition: partition})
-		if err != nil {
-			releaseAll(held)
-			return nil, errorCode(err)
+		if pid >= 0 && (h.ProducerID != pid || h.ProducerEpoch != epoch) {
+			return nil, kerr.InvalidRecord.Code
 		}
-		held = append(held, r)
-		lastPID, lastEpoch = h.ProducerID, h.ProducerEpoch
+		pid, epoch = h.ProducerID, h.ProducerEpoch
 	}
-	return held, 0
-}
-
-func releaseAll(fs []func()) {
-	for _, f := range fs {
-		f()
+	if pid < 0 {
+		return nil, 0
 	}
+	r, err := b.txns.BeginWrite(pid, epoch, txn.TopicPartition{Topic: topic, Partition: partition})
+	if err != nil {
+		return nil, errorCode(err)
+	}
+	return r, 0
 }

@@ -37,6 +37,8 @@ func errorCode(err error) int16 {
 		return kerr.InvalidProducerEpoch.Code
 	case errors.Is(err, storage.ErrUnknownProducerID):
 		return kerr.UnknownProducerID.Code
+	case errors.Is(err, storage.ErrInvalidTxnState):
+		return kerr.InvalidTxnState.Code
 	case errors.Is(err, storage.ErrUnsupportedFeature):
 		return kerr.UnsupportedForMessageFormat.Code
 	case errors.Is(err, storage.ErrFencedLeaderEpoch):

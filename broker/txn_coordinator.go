@@ -6,6 +6,7 @@ package broker
 // offsets to groups.
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/gregor-log/gregor/broker/group"
 	"github.com/gregor-log/gregor/broker/meta"
+	"github.com/gregor-log/gregor/broker/storage"
 	"github.com/gregor-log/gregor/broker/txn"
 )
 
@@ -95,6 +97,9 @@ func (p txnPartitions) WriteMarker(tp txn.TopicPartition, pid int64, epoch int16
 		return nil // deleted: nothing to end
 	}
 	if _, err := l.AppendMarker(pid, epoch, commit, 0, st.LeaderEpoch); err != nil {
+		if errors.Is(err, storage.ErrInvalidProducerEpoch) {
+			return fmt.Errorf("write marker: %w: %w", txn.ErrMarkerFenced, err)
+		}
 		return fmt.Errorf("write marker: %w", err)
 	}
 	p.b.advanceHighWatermark(tp.Topic, tp.Partition, l)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/gregor-log/gregor/broker/record"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -246,5 +248,67 @@ func TestTransactionAdminAPIs(t *testing.T) {
 	}
 	if err := p.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTxnBatchesOfTwoProducersRefused: one partition's records holding
+// transactional batches of two producers (or a producer's batches around
+// another's, which once took one transaction's lock twice and deadlocked
+// against its EndTxn) is INVALID_RECORD, and nothing is appended.
+func TestTxnBatchesOfTwoProducersRefused(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	admin := newClient(t, b)
+	createTopic(t, admin, "tm", 2, nil)
+	ctx := context.Background()
+	var pids []kmsg.InitProducerIDResponse
+	for _, id := range []string{"ma", "mb"} {
+		init := kmsg.NewPtrInitProducerIDRequest()
+		init.TransactionalID = kmsg.StringPtr(id)
+		init.TransactionTimeoutMillis = 60000
+		r, err := init.RequestWith(ctx, admin)
+		if err != nil || r.ErrorCode != 0 {
+			t.Fatalf("init %s: %v %v", id, err, r)
+		}
+		add := kmsg.NewPtrAddPartitionsToTxnRequest()
+		add.TransactionalID, add.ProducerID, add.ProducerEpoch = id, r.ProducerID, r.ProducerEpoch
+		at := kmsg.NewAddPartitionsToTxnRequestTopic()
+		at.Topic, at.Partitions = "tm", []int32{0}
+		add.Topics = append(add.Topics, at)
+		if ar, err := add.RequestWith(ctx, admin); err != nil || ar.Topics[0].Partitions[0].ErrorCode != 0 {
+			t.Fatalf("add %s: %v %+v", id, err, ar)
+		}
+		pids = append(pids, *r)
+	}
+	batch := func(p kmsg.InitProducerIDResponse, seq int32) []byte {
+		rb := record.NewBuilder()
+		rb.SetProducer(p.ProducerID, p.ProducerEpoch, seq).SetTransactional(true)
+		rb.Add(nil, []byte("v"), nil, time.Now().UnixMilli())
+		return rb.Build()
+	}
+	recs := append(append(batch(pids[0], 0), batch(pids[1], 0)...), batch(pids[0], 1)...)
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks = -1
+	req.TimeoutMillis = 5000
+	req.TransactionID = kmsg.StringPtr("ma")
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "tm"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = recs
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidRecord.Code {
+		t.Fatalf("mixed producers: %v, want INVALID_RECORD", kerr.ErrorForCode(code))
+	}
+	if ends := listEnds(t, admin, "tm", false); ends[0] != 0 {
+		t.Fatalf("end offset %d after a refused produce", ends[0])
+	}
+	end := kmsg.NewPtrEndTxnRequest()
+	end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = "ma", pids[0].ProducerID, pids[0].ProducerEpoch, true
+	if er, err := end.RequestWith(ctx, admin); err != nil || er.ErrorCode != 0 {
+		t.Fatalf("end: %v %+v", err, er)
 	}
 }

@@ -112,7 +112,8 @@ var (
 	ErrOutOfOrderSequence   = errors.New("out of order sequence")      // OUT_OF_ORDER_SEQUENCE_NUMBER
 	ErrInvalidProducerEpoch = errors.New("invalid producer epoch")     // INVALID_PRODUCER_EPOCH
 	ErrUnknownProducerID    = errors.New("unknown producer id")        // UNKNOWN_PRODUCER_ID
-	ErrUnsupportedFeature   = errors.New("unsupported record feature") // UNSUPPORTED_FOR_MESSAGE_FORMAT (transactions)
+	ErrUnsupportedFeature   = errors.New("unsupported record feature") // UNSUPPORTED_FOR_MESSAGE_FORMAT
+	ErrInvalidTxnState      = errors.New("invalid transaction state")  // INVALID_TXN_STATE: a non-transactional batch from a producer with a transaction open
 	ErrFencedLeaderEpoch    = errors.New("fenced leader epoch")        // FENCED_LEADER_EPOCH: Append with an epoch older than the log's latest
 	ErrInvalidTimestamp     = errors.New("invalid timestamp")          // INVALID_TIMESTAMP: a record outside message.timestamp.{before,after}.max.ms
 	ErrClosed               = errors.New("log closed")

@@ -20,8 +20,9 @@ import (
 // CRC) and keeps no reference to records after returning.
 //
 // Errors: ErrCorruptBatch, ErrInvalidRecord, ErrBatchTooLarge (a batch over
-// max.message.bytes), ErrUnsupportedFeature (control batches, which only
-// AppendMarker writes), ErrOutOfOrderSequence and ErrInvalidProducerEpoch (idempotent
+// max.message.bytes), ErrInvalidRecord (also for a control batch: only
+// AppendMarker writes them), ErrInvalidTxnState (a non-transactional batch
+// from a producer with a transaction open here), ErrOutOfOrderSequence and ErrInvalidProducerEpoch (idempotent
 // producers), ErrFencedLeaderEpoch, ErrClosed, and ErrStorage after a failed
 // write. A write failure is sticky (later appends fail too; reads keep
 // working) except on a full disk, when the file is cut back to the last
@@ -122,7 +123,7 @@ func validateBatches(records []byte, cfg *Config, hdrs []record.Header, now time
 		}
 		switch {
 		case h.Control():
-			return nil, fmt.Errorf("batch at byte %d: control batches cannot be produced: %w", pos, ErrUnsupportedFeature)
+			return nil, fmt.Errorf("batch at byte %d: control batches cannot be produced: %w", pos, ErrInvalidRecord)
 		case h.Transactional() && h.ProducerID < 0:
 			return nil, fmt.Errorf("batch at byte %d: transactional without a producer id: %w", pos, ErrInvalidRecord)
 		case h.ProducerID >= 0 && (h.ProducerEpoch < 0 || h.BaseSequence < 0):

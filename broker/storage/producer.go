@@ -83,6 +83,11 @@ func checkProducer(e *producerEntry, h *record.Header, everWritten bool) (produc
 		return producerCheck{}, nil
 	}
 	switch {
+	case e.txnFirst >= 0 && !h.Transactional():
+		// Kafka: "Expected transactional write from producer". Taking it
+		// would let the batch bump the epoch past the transaction's,
+		// and its marker would be refused.
+		return producerCheck{}, fmt.Errorf("producer %d: a non-transactional batch while its transaction from offset %d is open: %w", h.ProducerID, e.txnFirst, ErrInvalidTxnState)
 	case h.ProducerEpoch < e.epoch:
 		return producerCheck{}, fmt.Errorf("producer %d: epoch %d is older than %d: %w", h.ProducerID, h.ProducerEpoch, e.epoch, ErrInvalidProducerEpoch)
 	case h.ProducerEpoch > e.epoch:

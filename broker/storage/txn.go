@@ -165,13 +165,16 @@ func (l *Log) OpenTxns() []OpenTxn {
 }
 
 // publishTxnLocked makes the transaction state visible to lock-free
-// readers after a change: the first unstable offset and the aborted list.
+// readers after a change: the aborted list, then the first unstable
+// offset. The order matters: a fetch that sees the last stable offset
+// moved past an aborted transaction must find it in the aborted list it
+// loads afterwards, or its client would take the aborted records.
 func (l *Log) publishTxnLocked(abortedChanged bool) {
-	l.unstable.Store(l.mu.producers.firstUnstable())
 	if abortedChanged {
 		a := slices.Clip(l.mu.aborted)
 		l.abortedView.Store(&a)
 	}
+	l.unstable.Store(l.mu.producers.firstUnstable())
 }
 
 // AppendMarker appends a transaction marker (commit or abort) for producer

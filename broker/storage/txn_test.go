@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"errors"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -125,15 +126,31 @@ func TestTxnStateAndRecovery(t *testing.T) {
 	}
 }
 
-// TestTxnControlBatchesRefused: a produced control batch is refused;
-// markers come only from AppendMarker.
+// TestTxnControlBatchesRefused: a produced control batch is refused
+// (INVALID_RECORD); markers come only from AppendMarker. A producer with
+// a transaction open cannot write outside it, in its epoch or a newer one
+// (whose marker the partition would then refuse, leaving the transaction
+// open for good).
 func TestTxnControlBatchesRefused(t *testing.T) {
 	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
 		l := openLog(t, fsys, dir, Config{})
 		defer l.Close()
-		if _, err := l.Append(buildMarker(1, 0, true, 0, 1_700_000_000_000), 0); err == nil {
-			t.Fatal("control batch accepted from a producer")
+		if _, err := l.Append(buildMarker(1, 0, true, 0, 1_700_000_000_000), 0); !errors.Is(err, ErrInvalidRecord) {
+			t.Fatalf("control batch from a producer: %v, want ErrInvalidRecord", err)
 		}
+		appendHW(t, l, txnBatch(t, 4, 0, 0, "t", 1))
+		for _, epoch := range []int16{0, 1} {
+			seq := int32(1)
+			if epoch == 1 {
+				seq = 0
+			}
+			b := makeBatch(t, batchSpec{n: 1, pid: 4, epoch: epoch, seq: seq, tag: "plain"})
+			if _, err := l.Append(b, 0); !errors.Is(err, ErrInvalidTxnState) {
+				t.Fatalf("non-transactional batch in epoch %d with a transaction open: %v, want ErrInvalidTxnState", epoch, err)
+			}
+		}
+		marker(t, l, 4, 0, true)
+		appendHW(t, l, makeBatch(t, batchSpec{n: 1, pid: 4, epoch: 0, seq: 1, tag: "plain"}))
 	})
 }
 

@@ -26,6 +26,10 @@ import (
 // StateTopic is the internal topic that keeps transaction state.
 const StateTopic = "__transaction_state"
 
+// ErrMarkerFenced is what Partitions.WriteMarker wraps when the partition
+// refuses a marker because it knows the producer in a newer epoch.
+var ErrMarkerFenced = errors.New("transaction marker fenced by a newer producer epoch")
+
 // TopicPartition names a partition.
 type TopicPartition struct {
 	Topic     string `json:"t"`
@@ -116,6 +120,10 @@ type txnState struct {
 	Groups map[string][]Offset `json:"groups,omitempty"`
 	// TimedOut marks an abort decided by the coordinator's timeout.
 	TimedOut bool `json:"timedOut,omitempty"`
+	// Rotate marks a decision taken at the last epoch: once it is
+	// complete the id moves to a new producer id, which fences the old
+	// producer as a bumped epoch would.
+	Rotate bool `json:"rotate,omitempty"`
 }
 
 // entry is one transactional id.
@@ -253,8 +261,12 @@ func (c *Coordinator) abortTimedOut(e *entry) {
 	}
 	c.logger.Info("aborting a timed-out transaction", zap.String("transactional_id", e.id),
 		zap.Int64("producer_id", st.ProducerID), zap.Int16("epoch", st.Epoch), zap.Int32("timeout_ms", st.TimeoutMs))
+	// A new epoch fences the producer; it may recover by InitProducerId
+	// naming its old epoch (KIP-588), so that is kept as LastEpoch.
 	if st.Epoch < math.MaxInt16-1 {
 		st.LastEpoch, st.Epoch = st.Epoch, st.Epoch+1
+	} else {
+		st.Rotate = true
 	}
 	st.TimedOut = true
 	if err := c.decide(e, st, false); err != nil {
@@ -352,7 +364,17 @@ func (c *Coordinator) complete(e *entry) bool {
 		if !c.opts.Partitions.Exists(tp) {
 			continue // deleted meanwhile: nothing to end
 		}
-		if err := c.opts.Partitions.WriteMarker(tp, st.ProducerID, st.Epoch, commit); err != nil {
+		err := c.opts.Partitions.WriteMarker(tp, st.ProducerID, st.Epoch, commit)
+		if errors.Is(err, ErrMarkerFenced) {
+			// The partition knows the producer in a newer epoch than the
+			// transaction's, so it has no open transaction of this one
+			// to end (Kafka's coordinator gives up on such a partition
+			// too); retrying would hold the id forever.
+			c.logger.Warn("a transaction marker was refused: the partition knows a newer epoch of the producer",
+				zap.String("transactional_id", e.id), zap.String("topic", tp.Topic), zap.Int32("partition", tp.Partition), zap.Error(err))
+			continue
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("%s-%d: %w", tp.Topic, tp.Partition, err))
 		}
 	}
@@ -379,6 +401,14 @@ func (c *Coordinator) complete(e *entry) bool {
 		st.State, outcome = CompleteCommit, "commit"
 	}
 	st.Partitions, st.Groups, st.TimedOut = nil, nil, false
+	if st.Rotate {
+		pid, err := c.opts.NextProducerID()
+		if err != nil {
+			c.logger.Warn("allocate a producer id for an id at its last epoch; will retry", zap.String("transactional_id", e.id), zap.Error(err))
+			return false
+		}
+		st.ProducerID, st.Epoch, st.LastEpoch, st.Rotate = pid, 0, -1, false
+	}
 	if err := c.persist(e, st); err != nil {
 		c.logger.Warn("record a transaction complete; will retry", zap.String("transactional_id", e.id), zap.Error(err))
 		return false
@@ -452,11 +482,19 @@ func (c *Coordinator) InitProducerID(id string, timeout time.Duration, reqPID in
 		}
 		return Result{st.ProducerID, st.Epoch}, nil
 	}
+	// An id in use. reqPID names the producer asking (v3+, KIP-360): one
+	// that was told its epoch is stale bumps its own epoch, and a retry of
+	// that bump gets the epoch it was given. Without reqPID it is a new
+	// instance, which fences every earlier one for good (LastEpoch -1).
+	retry := false
 	if reqPID >= 0 {
-		if reqPID != st.ProducerID {
+		switch {
+		case reqPID != st.ProducerID:
 			return Result{}, fmt.Errorf("transactional id %q has producer id %d, not %d: %w", id, st.ProducerID, reqPID, kerr.InvalidProducerIDMapping)
-		}
-		if reqEpoch != st.Epoch && reqEpoch != st.LastEpoch {
+		case reqEpoch == st.Epoch:
+		case st.LastEpoch >= 0 && reqEpoch == st.LastEpoch && st.State != Ongoing:
+			retry = true
+		default:
 			return Result{}, fmt.Errorf("transactional id %q is at epoch %d, not %d: %w", id, st.Epoch, reqEpoch, kerr.ProducerFenced)
 		}
 	}
@@ -466,12 +504,22 @@ func (c *Coordinator) InitProducerID(id string, timeout time.Duration, reqPID in
 	c.mu.Lock()
 	st = e.st
 	c.mu.Unlock()
+	if retry && st.State != Ongoing {
+		return Result{st.ProducerID, st.Epoch}, nil
+	}
+	last := int16(-1)
+	if reqPID >= 0 {
+		last = st.Epoch
+	}
 	if st.State == Ongoing {
-		// Abort the open transaction with a bumped epoch, which fences
-		// its producer; the new producer continues in that epoch.
-		st.LastEpoch, st.Epoch = st.Epoch, st.Epoch+1
-		if st.Epoch >= math.MaxInt16 {
-			st.Epoch = math.MaxInt16 - 1
+		// Abort the open transaction in a new epoch, which fences its
+		// producer; the producer asking continues in that epoch. At the
+		// last epoch the abort keeps it and the id moves to a new
+		// producer id instead (Rotate).
+		if st.Epoch >= math.MaxInt16-1 {
+			st.Rotate = true
+		} else {
+			st.Epoch++
 		}
 		if err := c.decide(e, st, false); err != nil {
 			return Result{}, fmt.Errorf("%w: %w", err, kerr.CoordinatorNotAvailable)
@@ -482,15 +530,19 @@ func (c *Coordinator) InitProducerID(id string, timeout time.Duration, reqPID in
 		c.mu.Lock()
 		st = e.st
 		c.mu.Unlock()
+		if st.Epoch == 0 {
+			last = -1 // a new producer id
+		}
 	} else if st.Epoch >= math.MaxInt16-1 {
 		pid, err := c.opts.NextProducerID()
 		if err != nil {
 			return Result{}, fmt.Errorf("allocate a producer id: %w", kerr.CoordinatorNotAvailable)
 		}
-		st.ProducerID, st.LastEpoch, st.Epoch = pid, -1, 0
+		st.ProducerID, st.Epoch, last = pid, 0, -1
 	} else {
-		st.LastEpoch, st.Epoch = st.Epoch, st.Epoch+1
+		st.Epoch++
 	}
+	st.LastEpoch = last
 	st.State = Empty
 	st.TimeoutMs = int32(timeout.Milliseconds())
 	st.Partitions, st.Groups = nil, nil

@@ -2,6 +2,7 @@ package txn
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -56,6 +57,7 @@ type fakeParts struct {
 	mu      sync.Mutex
 	markers []markerCall
 	fail    bool
+	fenced  map[TopicPartition]bool // refuse markers as from an older epoch
 }
 
 func (p *fakeParts) Exists(tp TopicPartition) bool { return tp.Topic == "t0" && tp.Partition < 4 }
@@ -65,6 +67,9 @@ func (p *fakeParts) WriteMarker(tp TopicPartition, pid int64, epoch int16, commi
 	defer p.mu.Unlock()
 	if p.fail {
 		return errors.New("disk full")
+	}
+	if p.fenced[tp] {
+		return fmt.Errorf("epoch %d is older: %w", epoch, ErrMarkerFenced)
 	}
 	p.markers = append(p.markers, markerCall{tp, pid, epoch, commit})
 	return nil
@@ -269,10 +274,98 @@ func TestTimeoutAbortsAndFences(t *testing.T) {
 	wantErr(t, "commit after the timeout", c.EndTxn("c", r.ProducerID, r.Epoch, true), kerr.ProducerFenced)
 	_, err := c.BeginWrite(r.ProducerID, r.Epoch, tp1)
 	wantErr(t, "write after the timeout", err, kerr.InvalidProducerEpoch)
+	// KIP-588: the producer recovers with the epoch the abort gave.
 	r2, err := c.InitProducerID("c", 10*time.Second, r.ProducerID, r.Epoch)
 	wantErr(t, "init with the old epoch", err, nil)
-	if r2.ProducerID != r.ProducerID || r2.Epoch <= r.Epoch+1 {
+	if r2.ProducerID != r.ProducerID || r2.Epoch != r.Epoch+1 {
 		t.Fatalf("recovered %+v from %+v", r2, r)
+	}
+	wantErr(t, "add after recovering", c.AddPartitions("c", r2.ProducerID, r2.Epoch, []TopicPartition{tp0})[0], nil)
+}
+
+// TestNewInstanceFencesForGood: once a new instance (InitProducerId
+// without a producer id) took the id over, the old producer cannot get
+// it back through the KIP-360 bump, whether or not a transaction is open.
+func TestNewInstanceFencesForGood(t *testing.T) {
+	for _, open := range []bool{false, true} {
+		e := newEnv()
+		c := e.open(t)
+		p, _ := c.InitProducerID("z", time.Minute, -1, -1)
+		c.AddPartitions("z", p.ProducerID, p.Epoch, []TopicPartition{tp0})
+		q, err := c.InitProducerID("z", time.Minute, -1, -1)
+		wantErr(t, "new instance", err, nil)
+		if open {
+			c.AddPartitions("z", q.ProducerID, q.Epoch, []TopicPartition{tp1})
+		}
+		_, err = c.InitProducerID("z", time.Minute, p.ProducerID, p.Epoch)
+		wantErr(t, "the old producer's KIP-360 bump", err, kerr.ProducerFenced)
+		// The new instance is untouched: its own bump works.
+		q2, err := c.InitProducerID("z", time.Minute, q.ProducerID, q.Epoch)
+		wantErr(t, "the new instance's own bump", err, nil)
+		if q2.Epoch != q.Epoch+1 {
+			t.Fatalf("bump %+v -> %+v", q, q2)
+		}
+		// A retry of that bump gets the same epoch, no further bump.
+		q3, err := c.InitProducerID("z", time.Minute, q.ProducerID, q.Epoch)
+		wantErr(t, "retry of the bump", err, nil)
+		if q3 != q2 {
+			t.Fatalf("retry gave %+v, want %+v", q3, q2)
+		}
+	}
+}
+
+// TestLastEpochMovesToNewProducerID: at the last epoch, a new instance
+// over an open transaction, or a timeout, moves the id to a new producer
+// id, so the old producer is fenced.
+func TestLastEpochMovesToNewProducerID(t *testing.T) {
+	for _, how := range []string{"init", "timeout"} {
+		e := newEnv()
+		c := e.open(t)
+		r, _ := c.InitProducerID("x", 10*time.Second, -1, -1)
+		// Fast-forward to the last epoch.
+		c.mu.Lock()
+		ent := c.txns["x"]
+		ent.st.Epoch = 32766
+		c.mu.Unlock()
+		wantErr(t, "add", c.AddPartitions("x", r.ProducerID, 32766, []TopicPartition{tp0})[0], nil)
+		var nr Result
+		if how == "init" {
+			var err error
+			nr, err = c.InitProducerID("x", 10*time.Second, -1, -1)
+			wantErr(t, "init over the open transaction", err, nil)
+		} else {
+			e.advance(11 * time.Second)
+			c.sweep()
+			d := c.Describe([]string{"x"})
+			nr = Result{d[0].ProducerID, d[0].Epoch}
+		}
+		if nr.ProducerID == r.ProducerID || nr.Epoch != 0 {
+			t.Fatalf("%s at the last epoch gave %+v (old producer id %d)", how, nr, r.ProducerID)
+		}
+		if m := e.parts.take(); len(m) != 1 || m[0].commit || m[0].pid != r.ProducerID || m[0].epoch != 32766 {
+			t.Fatalf("%s: abort markers %+v", how, m)
+		}
+		errs := c.AddPartitions("x", r.ProducerID, 32766, []TopicPartition{tp0})
+		wantErr(t, how+": the old producer adds a partition", errs[0], kerr.InvalidProducerIDMapping)
+		_, err := c.BeginWrite(r.ProducerID, 32766, tp0)
+		wantErr(t, how+": the old producer writes", err, kerr.InvalidTxnState)
+	}
+}
+
+// TestFencedMarkerGivesUp: a partition that refuses a marker because it
+// knows a newer epoch of the producer is skipped, not retried forever.
+func TestFencedMarkerGivesUp(t *testing.T) {
+	e := newEnv()
+	e.parts.fenced = map[TopicPartition]bool{tp1: true}
+	c := e.open(t)
+	r, _ := c.InitProducerID("f", time.Minute, -1, -1)
+	c.AddPartitions("f", r.ProducerID, r.Epoch, []TopicPartition{tp0, tp1})
+	wantErr(t, "commit", c.EndTxn("f", r.ProducerID, r.Epoch, true), nil)
+	if d := c.Describe([]string{"f"}); d[0].State != CompleteCommit {
+		t.Fatalf("state %s, want CompleteCommit", d[0].State)
+	}
+	if m := e.parts.take(); len(m) != 1 || m[0].tp != tp0 {
+		t.Fatalf("markers %+v", m)
 	}
 }
 
