@@ -150,6 +150,9 @@ type Coordinator struct {
 	mu    sync.Mutex
 	txns  map[string]*entry
 	byPID map[int64]*entry
+	// open holds the entries with a transaction open (Ongoing or
+	// decided and not complete), which PendingOffset and Open look at.
+	open map[*entry]struct{}
 
 	stop chan struct{}
 	done chan struct{}
@@ -169,6 +172,7 @@ func New(cfg Config, opts Options) (*Coordinator, error) {
 		now:    opts.Now,
 		txns:   map[string]*entry{},
 		byPID:  map[int64]*entry{},
+		open:   map[*entry]struct{}{},
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
@@ -325,6 +329,12 @@ func (c *Coordinator) install(e *entry, st txnState) {
 	e.st, e.parts = st, parts
 	c.byPID[st.ProducerID] = e
 	c.txns[e.id] = e
+	switch st.State {
+	case Ongoing, PrepareCommit, PrepareAbort:
+		c.open[e] = struct{}{}
+	default:
+		delete(c.open, e)
+	}
 	c.mu.Unlock()
 }
 
@@ -424,14 +434,7 @@ func (c *Coordinator) complete(e *entry) bool {
 func (c *Coordinator) Open() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := 0
-	for _, e := range c.txns {
-		switch e.st.State {
-		case Ongoing, PrepareCommit, PrepareAbort:
-			n++
-		}
-	}
-	return n
+	return len(c.open)
 }
 
 // lookup returns the entry of a transactional id, creating an empty one
@@ -755,8 +758,8 @@ func (c *Coordinator) CommitOffsets(id string, pid int64, epoch int16, group, me
 func (c *Coordinator) PendingOffset(group string, tp TopicPartition) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, e := range c.txns {
-		if e.st.State != Ongoing && e.st.State != PrepareCommit {
+	for e := range c.open {
+		if e.st.State == PrepareAbort {
 			continue
 		}
 		for _, o := range e.st.Groups[group] {
