@@ -22,8 +22,9 @@ package broker
 // need acks=all (INVALID_REQUIRED_ACKS otherwise) and a transaction that
 // added the partition (INVALID_TXN_STATE otherwise; INVALID_PRODUCER_EPOCH
 // for a fenced producer), and hold their transaction open until it ends
-// (see txn_coordinator.go). acks=0 gets no response; acks=1 and acks=all are answered
-// once the batch is in the log (a standalone broker is its own ISR). A
+// (see txn_coordinator.go). acks=0 gets no response; acks=1 and acks=all
+// are answered once the batch is in the log (a standalone broker is its
+// own ISR). A
 // failed write or fsync answers KAFKA_STORAGE_ERROR and makes the partition
 // read-only until restart.
 //

@@ -87,7 +87,7 @@ func buildMarker(pid int64, epoch int16, commit bool, coordinatorEpoch int32, no
 func (ps producerStates) applyMarker(h *record.Header, commit bool, aborted *[]AbortedTxn) {
 	e := ps[h.ProducerID]
 	if e == nil {
-		e = &producerEntry{epoch: h.ProducerEpoch, lastTimestamp: -1, txnFirst: -1}
+		e = newProducerEntry(h.ProducerEpoch)
 		ps[h.ProducerID] = e
 	}
 	if h.ProducerEpoch > e.epoch {
