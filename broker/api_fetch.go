@@ -136,24 +136,10 @@ func dedupeFetch(req *kmsg.FetchRequest) {
 	for i := range req.Topics {
 		n += len(req.Topics[i].Partitions)
 	}
-	if n < 2 {
+	if n < 2 || !hasRepeat(req, n) {
 		return
 	}
 	seen := make(map[topicPartition]struct{}, n)
-	dup := false
-	for i := range req.Topics {
-		for _, rp := range req.Topics[i].Partitions {
-			tp := topicPartition{req.Topics[i].Topic, rp.Partition}
-			if _, ok := seen[tp]; ok {
-				dup = true
-			}
-			seen[tp] = struct{}{}
-		}
-	}
-	if !dup {
-		return
-	}
-	clear(seen)
 	topics := req.Topics[:0]
 	for _, rt := range req.Topics {
 		parts := rt.Partitions[:0]
@@ -170,6 +156,43 @@ func dedupeFetch(req *kmsg.FetchRequest) {
 		}
 	}
 	req.Topics = topics
+}
+
+// hasRepeat reports whether a fetch of n partitions names one twice,
+// without allocating for the usual few partitions.
+func hasRepeat(req *kmsg.FetchRequest, n int) bool {
+	if n > 16 {
+		seen := make(map[topicPartition]struct{}, n)
+		for i := range req.Topics {
+			for _, rp := range req.Topics[i].Partitions {
+				tp := topicPartition{req.Topics[i].Topic, rp.Partition}
+				if _, ok := seen[tp]; ok {
+					return true
+				}
+				seen[tp] = struct{}{}
+			}
+		}
+		return false
+	}
+	for i := range req.Topics {
+		for j, rp := range req.Topics[i].Partitions {
+			for k := i; k < len(req.Topics); k++ {
+				if req.Topics[k].Topic != req.Topics[i].Topic {
+					continue
+				}
+				from := 0
+				if k == i {
+					from = j + 1
+				}
+				for _, other := range req.Topics[k].Partitions[from:] {
+					if other.Partition == rp.Partition {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
 }
 
 func releaseChunks(chunks []storage.Chunk) {

@@ -409,3 +409,39 @@ func TestFetchRepeatedPartitionAnsweredOnce(t *testing.T) {
 		t.Fatalf("partitions answered %v, want each once", answered)
 	}
 }
+
+// TestHasRepeat covers both ways of looking for a repeated partition.
+func TestHasRepeat(t *testing.T) {
+	build := func(n int, repeat bool) (*kmsg.FetchRequest, int) {
+		req := kmsg.NewPtrFetchRequest()
+		for _, topic := range []string{"a", "b"} {
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic = topic
+			for p := range n {
+				rp := kmsg.NewFetchRequestTopicPartition()
+				rp.Partition = int32(p)
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			req.Topics = append(req.Topics, rt)
+		}
+		if repeat {
+			last := req.Topics[0].Partitions[n-1]
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic, rt.Partitions = "a", []kmsg.FetchRequestTopicPartition{last}
+			req.Topics = append(req.Topics, rt)
+		}
+		total := 0
+		for _, rt := range req.Topics {
+			total += len(rt.Partitions)
+		}
+		return req, total
+	}
+	for _, n := range []int{3, 40} {
+		for _, repeat := range []bool{false, true} {
+			req, total := build(n, repeat)
+			if got := hasRepeat(req, total); got != repeat {
+				t.Errorf("%d partitions per topic, repeat %v: hasRepeat %v", n, repeat, got)
+			}
+		}
+	}
+}
