@@ -457,7 +457,7 @@ func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartitio
 	if committed && ch.Size > 0 {
 		// Loaded after the last stable offset (end): see
 		// storage.Log.publishTxnLocked.
-		for _, a := range l.AbortedTxns(rp.FetchOffset, end) {
+		for _, a := range l.AbortedTxns(rp.FetchOffset, min(end, ch.Below)) {
 			at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
 			at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
 			sp.AbortedTransactions = append(sp.AbortedTransactions, at)

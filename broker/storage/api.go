@@ -156,6 +156,9 @@ type Chunk struct {
 	File vfs.File // implements vfs.Fder when backed by the OS, for sendfile
 	Pos  int64
 	Size int64
+	// Below bounds the offsets of the chunk's records: all are below it
+	// (a read_committed fetch is told the aborted transactions up to it).
+	Below int64
 
 	release func()
 }

@@ -78,11 +78,13 @@ func (l *Log) readSegments(segs []*segment, offset, maxOffset int64, maxBytes in
 		if d := s.damaged(); d != nil {
 			end, readable = d.cause.Pos, d.from
 		}
+		below := readable // the chunk's records are below this offset
 		if maxOffset < readable {
 			if end, _, err = s.lookup(maxOffset, size); err != nil {
 				s.unref()
 				return Chunk{}, false, fmt.Errorf("read up to offset %d: %w", maxOffset, err)
 			}
+			below = maxOffset
 		}
 		if end <= pos {
 			s.unref()
@@ -96,11 +98,11 @@ func (l *Log) readSegments(segs []*segment, offset, maxOffset int64, maxBytes in
 			// the client reads and throws away, and fetches again next
 			// time (~40% more bytes for a consumer of 700 KB batches
 			// with a 1 MiB partition limit).
-			if cut := s.indexedStartIn(pos+first, pos+n); cut > 0 {
-				n = cut - pos
+			if cut, at := s.indexedStartIn(pos+first, pos+n); cut > 0 {
+				n, below = cut-pos, at
 			}
 		}
-		return Chunk{File: s.log, Pos: pos, Size: n, release: s.release}, false, nil
+		return Chunk{File: s.log, Pos: pos, Size: n, Below: below, release: s.release}, false, nil
 	}
 	return Chunk{}, false, nil
 }

@@ -416,18 +416,18 @@ func (s *segment) indexFloor(target int64) (pos, base, nextPos int64) {
 	return int64(offs[i-1].pos), s.base + int64(offs[i-1].rel), nextPos
 }
 
-// indexedStartIn returns the position of the last batch start the offset
+// indexedStartIn returns the position (and base offset) of the last batch start the offset
 // index holds in [from, to], or -1 if it holds none there (or is not
 // loaded).
-func (s *segment) indexedStartIn(from, to int64) int64 {
+func (s *segment) indexedStartIn(from, to int64) (pos, offset int64) {
 	s.idx.mu.RLock()
 	defer s.idx.mu.RUnlock()
 	offs := s.idx.offsets
 	i := sort.Search(len(offs), func(i int) bool { return int64(offs[i].pos) > to })
 	if i == 0 || int64(offs[i-1].pos) < from {
-		return -1
+		return -1, -1
 	}
-	return int64(offs[i-1].pos)
+	return int64(offs[i-1].pos), s.base + int64(offs[i-1].rel)
 }
 
 // timeFloor returns the base offset of the batch named by the last time

@@ -230,3 +230,40 @@ func dataValues(t testing.TB, l *Log) []string {
 	}
 	return out
 }
+
+// TestChunkBelow: a chunk bounds its records' offsets, so a
+// read_committed fetch is told only the aborted transactions that may
+// touch what it returns.
+func TestChunkBelow(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		l := openLog(t, fsys, dir, Config{IndexIntervalBytes: 1})
+		defer l.Close()
+		for i := range 4 {
+			appendHW(t, l, makeBatch(t, batchSpec{n: 10, pid: -1, valueSize: 100, tag: string(rune('a' + i))})) // 0-9, 10-19, ...
+		}
+		whole, err := l.Read(0, l.HighWatermark(), 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer whole.Release()
+		if whole.Below != 40 {
+			t.Fatalf("whole log: below %d, want 40", whole.Below)
+		}
+		capped, err := l.Read(0, 25, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer capped.Release()
+		if capped.Below != 25 {
+			t.Fatalf("read up to 25: below %d, want 25", capped.Below)
+		}
+		small, err := l.Read(0, l.HighWatermark(), int32(whole.Size/4+10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer small.Release()
+		if small.Below != 10 {
+			t.Fatalf("one batch's worth of bytes: below %d, want 10", small.Below)
+		}
+	})
+}
