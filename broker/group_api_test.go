@@ -127,11 +127,15 @@ func TestGroupProtocolErrors(t *testing.T) {
 	fc.CoordinatorType = 1
 	fc.CoordinatorKeys = []string{"tx", ""}
 	fcr = request[*kmsg.FindCoordinatorResponse](t, cl, fc)
-	wantCode(t, "transaction coordinator", fcr.Coordinators[0].ErrorCode, nil)
-	if fcr.Coordinators[0].NodeID != b.cfg.BrokerID {
-		t.Fatalf("transaction coordinator %+v", fcr.Coordinators[0])
+	byKey := map[string]kmsg.FindCoordinatorResponseCoordinator{}
+	for _, co := range fcr.Coordinators { // the client may answer keys in any order
+		byKey[co.Key] = co
 	}
-	wantCode(t, "transaction coordinator of an empty id", fcr.Coordinators[1].ErrorCode, kerr.InvalidRequest)
+	wantCode(t, "transaction coordinator", byKey["tx"].ErrorCode, nil)
+	if byKey["tx"].NodeID != b.cfg.BrokerID {
+		t.Fatalf("transaction coordinator %+v", fcr.Coordinators)
+	}
+	wantCode(t, "transaction coordinator of an empty id", byKey[""].ErrorCode, kerr.InvalidRequest)
 
 	// JoinGroup v4+: MEMBER_ID_REQUIRED, then join with the id.
 	jr := request[*kmsg.JoinGroupResponse](t, cl, joinReq("g", "", nil))
