@@ -100,6 +100,8 @@ func (l *Log) readSegments(segs []*segment, offset, maxOffset int64, maxBytes in
 			// with a 1 MiB partition limit).
 			if cut, at := s.indexedStartIn(pos+first, pos+n); cut > 0 {
 				n, below = cut-pos, at
+			} else if at := s.indexedOffsetFrom(pos + n); at >= 0 {
+				below = min(below, at)
 			}
 		}
 		return Chunk{File: s.log, Pos: pos, Size: n, Below: below, release: s.release}, false, nil

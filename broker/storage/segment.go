@@ -430,6 +430,20 @@ func (s *segment) indexedStartIn(from, to int64) (pos, offset int64) {
 	return int64(offs[i-1].pos), s.base + int64(offs[i-1].rel)
 }
 
+// indexedOffsetFrom returns the base offset of the first batch the offset
+// index knows at or after position pos, or -1: an upper bound on the
+// offsets of the records before pos (Kafka's fetchUpperBoundOffset).
+func (s *segment) indexedOffsetFrom(pos int64) int64 {
+	s.idx.mu.RLock()
+	defer s.idx.mu.RUnlock()
+	offs := s.idx.offsets
+	i := sort.Search(len(offs), func(i int) bool { return int64(offs[i].pos) >= pos })
+	if i == len(offs) {
+		return -1
+	}
+	return s.base + int64(offs[i].rel)
+}
+
 // timeFloor returns the base offset of the batch named by the last time
 // index entry with a timestamp below ts, or the segment's base.
 func (s *segment) timeFloor(ts int64) int64 {

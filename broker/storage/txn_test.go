@@ -265,5 +265,22 @@ func TestChunkBelow(t *testing.T) {
 		if small.Below != 10 {
 			t.Fatalf("one batch's worth of bytes: below %d, want 10", small.Below)
 		}
+		// A cut that ends in a partial batch, with no index entry within
+		// it: bounded by the next batch the index knows (every third
+		// batch here, so the fourth, at 30).
+		batch := whole.Size / 4
+		sparse := openLog(t, fsys, filepath.Join(filepath.Dir(dir), "topic-1"), Config{IndexIntervalBytes: int32(2*batch + 1)})
+		defer sparse.Close()
+		for i := range 4 {
+			appendHW(t, sparse, makeBatch(t, batchSpec{n: 10, pid: -1, valueSize: 100, tag: string(rune('a' + i))}))
+		}
+		partial, err := sparse.Read(0, sparse.HighWatermark(), int32(batch*3/2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer partial.Release()
+		if partial.Below != 30 {
+			t.Fatalf("a batch and a half: below %d, want 30", partial.Below)
+		}
 	})
 }
