@@ -96,8 +96,16 @@ func listOffset(t testing.TB, cl *kgo.Client, topic string, partition int32, ts 
 // listOffsetTS is listOffset that also returns the found record's timestamp.
 func listOffsetTS(t testing.TB, cl *kgo.Client, topic string, partition int32, ts int64) (offset, timestamp int64, code int16) {
 	t.Helper()
+	return listOffsetAt(t, cl, topic, partition, ts, 0)
+}
+
+// listOffsetAt sends ListOffsets for one partition at timestamp ts with
+// the given isolation level (1: read_committed) and returns the answer.
+func listOffsetAt(t testing.TB, cl *kgo.Client, topic string, partition int32, ts int64, isolation int8) (offset, timestamp int64, code int16) {
+	t.Helper()
 	req := kmsg.NewPtrListOffsetsRequest()
 	req.ReplicaID = -1
+	req.IsolationLevel = isolation
 	rt := kmsg.NewListOffsetsRequestTopic()
 	rt.Topic = topic
 	rp := kmsg.NewListOffsetsRequestTopicPartition()
@@ -110,10 +118,10 @@ func listOffsetTS(t testing.TB, cl *kgo.Client, topic string, partition int32, t
 	defer cancel()
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
-		t.Fatalf("list offsets %s/%d: %v", topic, partition, err)
+		t.Fatalf("list offsets %s/%d (isolation %d): %v", topic, partition, isolation, err)
 	}
 	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-		t.Fatalf("list offsets %s/%d: malformed response %+v", topic, partition, resp)
+		t.Fatalf("list offsets %s/%d (isolation %d): malformed response %+v", topic, partition, isolation, resp)
 	}
 	p := resp.Topics[0].Partitions[0]
 	return p.Offset, p.Timestamp, p.ErrorCode

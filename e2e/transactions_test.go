@@ -98,31 +98,11 @@ func txnEnd(t testing.TB, cl *kgo.Client, end kgo.TransactionEndTry) {
 // read_committed. An error code fails the test.
 func listOffsetIso(t testing.TB, cl *kgo.Client, topic string, partition int32, isolation int8) int64 {
 	t.Helper()
-	req := kmsg.NewPtrListOffsetsRequest()
-	req.ReplicaID = -1
-	req.IsolationLevel = isolation
-	rt := kmsg.NewListOffsetsRequestTopic()
-	rt.Topic = topic
-	rp := kmsg.NewListOffsetsRequestTopicPartition()
-	rp.Partition = partition
-	rp.Timestamp = -1
-	rp.CurrentLeaderEpoch = -1
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-	defer cancel()
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
+	off, _, code := listOffsetAt(t, cl, topic, partition, -1, isolation)
+	if err := kerr.ErrorForCode(code); err != nil {
 		t.Fatalf("list offsets %s/%d (isolation %d): %v", topic, partition, isolation, err)
 	}
-	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-		t.Fatalf("list offsets %s/%d (isolation %d): malformed response %+v", topic, partition, isolation, resp)
-	}
-	p := resp.Topics[0].Partitions[0]
-	if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-		t.Fatalf("list offsets %s/%d (isolation %d): %v", topic, partition, isolation, err)
-	}
-	return p.Offset
+	return off
 }
 
 // checkEnds asserts a partition's read_uncommitted end (high watermark)
