@@ -121,6 +121,13 @@ func (c *Config) prop(key string) int64 {
 	return n
 }
 
+// propMs returns a millisecond broker property as a duration, capped at
+// 100 years so that it fits.
+func (c *Config) propMs(key string) time.Duration {
+	const century = 100 * 365 * 24 * time.Hour
+	return time.Duration(min(c.prop(key), int64(century/time.Millisecond))) * time.Millisecond
+}
+
 // maxRequestBytes is socket.request.max.bytes.
 func (c *Config) maxRequestBytes() int32 { return int32(c.prop("socket.request.max.bytes")) }
 
@@ -148,9 +155,7 @@ func (c *Config) cleanerConfig() storage.CleanerConfig {
 // minute properties are capped at 100 years so they fit a time.Duration.
 func (c *Config) groupConfig() group.Config {
 	const century = 100 * 365 * 24 * time.Hour
-	ms := func(key string) time.Duration {
-		return time.Duration(min(c.prop(key), int64(century/time.Millisecond))) * time.Millisecond
-	}
+	ms := c.propMs
 	g := group.DefaultConfig()
 	g.NumPartitions = int32(min(c.prop("offsets.topic.num.partitions"), maxPartitions))
 	g.MinSessionTimeout = ms("group.min.session.timeout.ms")

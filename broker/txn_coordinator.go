@@ -8,7 +8,6 @@ package broker
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -140,13 +139,9 @@ func (o txnOffsets) Commit(groupID string, offsets []txn.Offset) error {
 
 // txnConfig is the transaction coordinator's configuration.
 func (c *Config) txnConfig() txn.Config {
-	const century = 100 * 365 * 24 * time.Hour
-	ms := func(key string) time.Duration {
-		return time.Duration(min(c.prop(key), int64(century/time.Millisecond))) * time.Millisecond
-	}
 	return txn.Config{
-		MaxTimeout:    ms("transaction.max.timeout.ms"),
-		AbortInterval: ms("transaction.abort.timed.out.transaction.cleanup.interval.ms"),
-		IDExpiration:  ms("transactional.id.expiration.ms"),
+		MaxTimeout:    c.propMs("transaction.max.timeout.ms"),
+		AbortInterval: c.propMs("transaction.abort.timed.out.transaction.cleanup.interval.ms"),
+		IDExpiration:  c.propMs("transactional.id.expiration.ms"),
 	}
 }

@@ -795,18 +795,15 @@ func (c *Coordinator) CommitOffsets(groupID string, req CommitRequest) ([]error,
 	defer s.mu.Unlock()
 	now := c.now()
 	g := s.mu.groups[groupID]
-	created := false
-	if g == nil {
-		if req.Generation >= 0 && !req.Transactional {
-			return nil, fmt.Errorf("group %q does not exist, generation %d: %w", groupID, req.Generation, kerr.IllegalGeneration)
-		}
-		g = NewGroup(groupID, &c.cfg)
-		created = true
-	}
 	if !req.Transactional {
-		if err := g.CheckCommit(now, req.MemberID, req.InstanceID, req.Generation); err != nil {
+		if err := checkMember(now, g, groupID, req.MemberID, req.InstanceID, req.Generation); err != nil {
 			return nil, err
 		}
+	}
+	created := false
+	if g == nil {
+		g = NewGroup(groupID, &c.cfg)
+		created = true
 	}
 	errs := make([]error, len(req.Offsets))
 	recs := make([]kv, 0, len(req.Offsets))
@@ -847,14 +844,20 @@ func (c *Coordinator) CheckMember(groupID, memberID, instanceID string, generati
 		return err
 	}
 	defer s.mu.Unlock()
-	g := s.mu.groups[groupID]
+	return checkMember(c.now(), s.mu.groups[groupID], groupID, memberID, instanceID, generation)
+}
+
+// checkMember checks a committing member against group g (nil when the
+// group does not exist, which only a commit from outside group
+// management, generation < 0, may create).
+func checkMember(now time.Time, g *Group, groupID, memberID, instanceID string, generation int32) error {
 	if g == nil {
 		if generation >= 0 {
 			return fmt.Errorf("group %q does not exist, generation %d: %w", groupID, generation, kerr.IllegalGeneration)
 		}
 		return nil
 	}
-	return g.CheckCommit(c.now(), memberID, instanceID, generation)
+	return g.CheckCommit(now, memberID, instanceID, generation)
 }
 
 func toOffset(o CommitOffset, now time.Time) Offset {

@@ -779,8 +779,10 @@ func (c *Coordinator) EndTxn(id string, pid int64, epoch int16, commit bool) err
 		return err
 	}
 	defer e.op.Unlock()
-	want := map[bool]State{true: CompleteCommit, false: CompleteAbort}[commit]
-	decided := map[bool]State{true: PrepareCommit, false: PrepareAbort}[commit]
+	want, decided, verb := CompleteAbort, PrepareAbort, "abort"
+	if commit {
+		want, decided, verb = CompleteCommit, PrepareCommit, "commit"
+	}
 	switch st.State {
 	case Ongoing:
 		if err := c.decide(e, st, commit); err != nil {
@@ -797,7 +799,7 @@ func (c *Coordinator) EndTxn(id string, pid int64, epoch int16, commit bool) err
 	case PrepareCommit, PrepareAbort:
 		return fmt.Errorf("transactional id %q is %s: %w", id, st.State, kerr.ConcurrentTransactions)
 	}
-	return fmt.Errorf("transactional id %q is %s, cannot %s: %w", id, st.State, map[bool]string{true: "commit", false: "abort"}[commit], kerr.InvalidTxnState)
+	return fmt.Errorf("transactional id %q is %s, cannot %s: %w", id, st.State, verb, kerr.InvalidTxnState)
 }
 
 // BeginWrite checks that producer pid in epoch may write transactional
