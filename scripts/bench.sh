@@ -15,6 +15,11 @@
 #   consume-1KB-4p   read the second topic back
 #   e2e-5000rps      perf e2e at $E2E_RATE records/s for $E2E_DURATION (p50/p99)
 #
+# The null broker (internal/benchtools/nullbroker) runs the produce
+# workloads only: it acknowledges every produce without checking or storing
+# anything, so its records/s is the ceiling any broker could reach with this
+# client on this machine, shown as null/kfake(DataDir).
+#
 # Everything runs $ROUNDS times (default 3), rounds outermost so that a
 # noisy neighbour hurts every target alike; the table shows medians.
 #
@@ -23,7 +28,7 @@
 #
 # Environment: SMALL_RECORDS (2000000), LARGE_RECORDS (500000),
 # E2E_RATE (5000), E2E_DURATION (20s), ROUNDS (3),
-# TARGETS ("gregor kfake-disk kfake-mem").
+# TARGETS ("gregor kfake-disk kfake-mem null").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
@@ -32,13 +37,14 @@ SMALL_RECORDS="${SMALL_RECORDS:-2000000}"
 LARGE_RECORDS="${LARGE_RECORDS:-500000}"
 E2E_RATE="${E2E_RATE:-5000}"
 E2E_DURATION="${E2E_DURATION:-20s}"
-TARGETS="${TARGETS:-gregor kfake-disk kfake-mem}"
+TARGETS="${TARGETS:-gregor kfake-disk kfake-mem null}"
 ROUNDS="${ROUNDS:-3}"
 
 mkdir -p bin bench-results
 go build -o bin/gregor ./cmd/gregor
 go build -o bin/kfakeserver ./internal/benchtools/kfakeserver
 go build -o bin/benchctl ./internal/benchtools/benchctl
+go build -o bin/nullbroker ./internal/benchtools/nullbroker
 
 stamp="$(date +%Y%m%d-%H%M%S)"
 out="bench-results/$stamp"
@@ -84,6 +90,9 @@ start_target() {
 	kfake-mem)
 		bin/kfakeserver --port "$port" >>"$out/$name-server.log" 2>&1 &
 		;;
+	null)
+		bin/nullbroker --port "$port" >>"$out/$name-server.log" 2>&1 &
+		;;
 	*)
 		echo "bench: unknown target $name" >&2
 		exit 2
@@ -124,6 +133,10 @@ for round in $(seq 1 "$ROUNDS"); do
 			--records "$SMALL_RECORDS" --record-size 100 --acks 1 --linger 0
 		run_perf "$target" produce-1KB-4p "$round" produce -t bench-large --partitions 4 \
 			--records "$LARGE_RECORDS" --record-size 1024 --acks 1
+		if [ "$target" = null ]; then # it keeps nothing to consume
+			stop_server
+			continue
+		fi
 		run_perf "$target" consume-100B-1p "$round" consume -t bench-small --records "$SMALL_RECORDS"
 		run_perf "$target" consume-1KB-4p "$round" consume -t bench-large --records "$LARGE_RECORDS"
 		run_perf "$target" e2e-5000rps "$round" e2e -t bench-e2e --partitions 1 \

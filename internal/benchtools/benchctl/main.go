@@ -19,9 +19,10 @@
 // nothing was deleted.
 //
 // table reads DIR/<target>-<workload>[.r<N>].json for the targets gregor,
-// kfake-disk and kfake-mem and prints one row per workload and metric (the
-// median over rounds) with the ratio gregor/kfake-disk and the issue's
-// target for it.
+// kfake-disk, kfake-mem and null (the null broker, a ceiling) and prints
+// one row per workload and metric (the median over rounds) with the ratios
+// gregor/kfake-disk and null/kfake-disk and the target for the
+// first.
 package main
 
 import (
@@ -241,6 +242,10 @@ var targets = []struct{ key, title string }{
 	{"gregor", "gregor"},
 	{"kfake-disk", "kfake(DataDir)"},
 	{"kfake-mem", "kfake(mem)"},
+	// nullbroker acknowledges produces without doing anything: no broker
+	// can let the client go faster, so null/kfake(DataDir) is the most
+	// gregor/kfake(DataDir) could be with this client on this machine.
+	{"null", "null broker"},
 }
 
 // workloads are the rows, in order, with the metrics shown for each.
@@ -369,7 +374,7 @@ func printTable(dir string, w io.Writer) error {
 	for _, t := range targets {
 		header = append(header, t.title)
 	}
-	header = append(header, "gregor/kfake(DataDir)", "target", "met")
+	header = append(header, "gregor/kfake(DataDir)", "null/kfake(DataDir)", "target", "met")
 	rows := [][]string{header}
 	for _, wl := range workloads {
 		for _, m := range metricsFor(wl.kind, wl.e2e) {
@@ -396,6 +401,11 @@ func printTable(dir string, w io.Writer) error {
 			if gok && kok && k > 0 {
 				ratio = g / k
 				row = append(row, fmt.Sprintf("%.2fx", ratio))
+			} else {
+				row = append(row, "-")
+			}
+			if n, ok := vals["null"]; ok && kok && k > 0 {
+				row = append(row, fmt.Sprintf("%.2fx", n/k))
 			} else {
 				row = append(row, "-")
 			}
