@@ -28,6 +28,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregor-log/gregor/broker/record"
 	"github.com/gregor-log/gregor/broker/storage"
 	"github.com/gregor-log/gregor/broker/wire"
 )
@@ -300,7 +301,7 @@ func (f *fetch) once(final bool) (resp *kmsg.FetchResponse, chunks []storage.Chu
 		if sp != nil {
 			cached = &sp.log
 		}
-		ch, code := f.b.fetchPartition(topic, rp, &part, remaining, cached, f.req.IsolationLevel == 1)
+		ch, code := f.b.fetchPartition(topic, rp, &part, remaining, cached, f.req.IsolationLevel == 1, f.req.Version < 10)
 		if code != 0 {
 			part.ErrorCode = code
 			stop = true
@@ -408,8 +409,11 @@ func (f *fetch) commitLocked() {
 // where the partition's log is kept between passes (a session's); it is
 // looked up again when missing or closed. A read_committed fetch
 // (committed) reads up to the last stable offset and is told the aborted
-// transactions that may have records in what it reads.
-func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, remaining int64, cached **storage.Log, committed bool) (storage.Chunk, int16) {
+// transactions that may have records in what it reads. A client too old
+// for zstd (noZstd: Fetch before v10) gets UNSUPPORTED_COMPRESSION_TYPE
+// from a topic whose compression.type is zstd, as from Kafka, rather than
+// batches it cannot read.
+func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, remaining int64, cached **storage.Log, committed, noZstd bool) (storage.Chunk, int16) {
 	var l *storage.Log
 	if cached != nil {
 		l = *cached
@@ -421,6 +425,11 @@ func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartitio
 		}
 		if cached != nil {
 			*cached = l
+		}
+	}
+	if noZstd {
+		if cfg := l.Config(); cfg.Recompress && cfg.RecompressTo == record.CodecZstd {
+			return storage.Chunk{}, kerr.UnsupportedCompressionType.Code
 		}
 	}
 	if rp.CurrentLeaderEpoch >= 0 {

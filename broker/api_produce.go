@@ -15,7 +15,9 @@ package broker
 // sarama configured for Kafka before 0.11 still send nothing else. Every
 // batch of a partition is validated
 // (length, magic, CRC-32C, codec, record count) before any is appended;
-// compressed batches are stored as sent, never recompressed. Idempotent
+// compressed batches are stored as sent, never recompressed. zstd batches
+// need v7 (UNSUPPORTED_COMPRESSION_TYPE before, as in Kafka), and a message
+// set in a v3+ request is INVALID_RECORD. Idempotent
 // producers (producer id >= 0) get per-partition sequence checking: a
 // duplicate of one of the last five batches is answered with its original
 // offset, a gap with OUT_OF_ORDER_SEQUENCE_NUMBER. Transactional batches
@@ -35,6 +37,8 @@ package broker
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"time"
 	"unsafe"
 
@@ -123,7 +127,7 @@ func (ps *produceStream) produce(b *Broker, f wire.RecordsField) {
 	topic := string(f.Topic)
 	rp := kmsg.ProduceRequestTopicPartition{Partition: f.Partition, Records: f.Records}
 	sp := newProducePartitionResponse(f.Partition)
-	b.producePartition(topic, f.Acks, &rp, &sp, f.CRCChecked)
+	b.producePartition(topic, f.Version, f.Acks, &rp, &sp, f.CRCChecked)
 	b.streamedPartitions.Add(1)
 	ps.done = append(ps.done, streamedPartition{topic: topic, records: f.Records, resp: sp})
 }
@@ -214,7 +218,7 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest, stream *produceStream) 
 				b.produceMessageSet(rt.Topic, req.Acks, rp, &sp)
 			default:
 				sp = newProducePartitionResponse(rp.Partition)
-				b.producePartition(rt.Topic, req.Acks, rp, &sp, false)
+				b.producePartition(rt.Topic, req.Version, req.Acks, rp, &sp, false)
 			}
 			if sp.ErrorCode != 0 {
 				b.metrics.countError("Produce", sp.ErrorCode)
@@ -246,13 +250,20 @@ func (b *Broker) produceMessageSet(topic string, acks int16, rp *kmsg.ProduceReq
 		converted.Records = batch
 		rp = &converted
 	}
-	b.producePartition(topic, acks, rp, sp, false)
+	b.producePartition(topic, 3, acks, rp, sp, false) // a v2 batch now
 }
 
-func (b *Broker) producePartition(topic string, acks int16, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition, crcChecked bool) {
+func (b *Broker) producePartition(topic string, version, acks int16, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition, crcChecked bool) {
 	l, code := b.partitionLog(topic, rp.Partition)
 	if code != 0 {
 		sp.ErrorCode = code
+		return
+	}
+	if version < 7 && hasZstdBatch(rp.Records) {
+		// zstd came with Produce v7 (KIP-110); Kafka refuses it before.
+		sp.ErrorCode = kerr.UnsupportedCompressionType.Code
+		sp.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("Produce v%d may not carry zstd-compressed batches (v7 and later may)", version))
+		sp.LogStartOffset = l.LogStartOffset()
 		return
 	}
 	if isInternalTopic(topic) {
@@ -291,6 +302,13 @@ func (b *Broker) producePartition(topic string, acks int16, rp *kmsg.ProduceRequ
 	res, err := appendTo(rp.Records, st.LeaderEpoch)
 	if err != nil {
 		sp.ErrorCode = errorCode(err)
+		if sp.ErrorCode == kerr.CorruptMessage.Code && oldMagic(rp.Records) {
+			// A message set in a request for record batches: Kafka's
+			// INVALID_RECORD, which clients do not retry, not the
+			// CORRUPT_MESSAGE of damaged bytes, which they do.
+			sp.ErrorCode = kerr.InvalidRecord.Code
+			err = fmt.Errorf("Produce v%d takes record batches of magic 2 only, not magic %d message sets", version, rp.Records[record.MagicOffset])
+		}
 		if sp.ErrorCode == kerr.CorruptMessage.Code || sp.ErrorCode == kerr.InvalidRecord.Code || sp.ErrorCode == kerr.MessageTooLarge.Code || sp.ErrorCode == kerr.InvalidTimestamp.Code {
 			sp.ErrorMessage = errorMessage(err)
 		}
@@ -305,6 +323,30 @@ func (b *Broker) producePartition(topic string, acks int16, rp *kmsg.ProduceRequ
 		b.metrics.producedRecords.Add(float64(res.LastOffset - res.BaseOffset + 1))
 		b.metrics.producedBytes.Add(float64(size))
 	}
+}
+
+// hasZstdBatch reports whether records (whole batches, as a produce
+// request carries them) hold a zstd-compressed batch; it reads only batch
+// headers, and stops at the first it cannot parse (validation reports
+// that).
+func hasZstdBatch(records []byte) bool {
+	found := false
+	record.Batches(records, func(_ int, _ []byte, h record.Header) error {
+		if h.Codec() == record.CodecZstd {
+			found = true
+			return errStopWalk
+		}
+		return nil
+	})
+	return found
+}
+
+// errStopWalk ends a walk over batches early.
+var errStopWalk = errors.New("stop")
+
+// oldMagic reports whether records start with a message of format 0 or 1.
+func oldMagic(records []byte) bool {
+	return len(records) > record.MagicOffset && records[record.MagicOffset] < 2
 }
 
 // advanceHighWatermark moves the high watermark after an append. A

@@ -38,11 +38,14 @@ const (
 	HeaderSize = 61
 	// LogOverhead is the size of the baseOffset and batchLength fields.
 	LogOverhead = 12
+	// MagicOffset is where the magic byte sits, in a v2 batch as in a
+	// format 0 or 1 message (after its offset, size and CRC).
+	MagicOffset = 16
 
 	offBaseOffset      = 0
 	offLength          = 8
 	offLeaderEpoch     = 12
-	offMagic           = 16
+	offMagic           = MagicOffset
 	offCRC             = 17
 	offAttributes      = 21
 	offLastOffsetDelta = 23

@@ -59,6 +59,7 @@ type span struct{ start, end int }
 // RecordsField is one partition's records in a produce request, as
 // ProduceScanner.OnRecords gets it.
 type RecordsField struct {
+	Version       int16 // the request's
 	Acks          int16
 	Transactional bool // the request names a transactional id
 	Topic         []byte
@@ -228,6 +229,7 @@ func (s *ProduceScanner) batchHead(b []byte) bool {
 	if s.pos == s.recEnd {
 		if s.OnRecords != nil {
 			s.OnRecords(RecordsField{
+				Version:       s.version,
 				Acks:          s.acks,
 				Transactional: s.transactional,
 				Topic:         b[s.topicName.start:s.topicName.end],
