@@ -42,7 +42,7 @@ func (b *Broker) handleDescribeConfigs(_ wire.RequestHeader, req *kmsg.DescribeC
 		case kmsg.ConfigResourceTypeTopic:
 			err = b.describeTopicConfigs(req, &rr, &sr)
 		case kmsg.ConfigResourceTypeBroker:
-			err = b.describeBrokerConfigs(&rr, &sr)
+			err = b.describeBrokerConfigs(req, &rr, &sr)
 		default:
 			err = fmt.Errorf("resource type %v: %w", rr.ResourceType, kerr.InvalidRequest)
 		}
@@ -118,8 +118,14 @@ func synonym(name, value string, src int8) kmsg.DescribeConfigsResponseResourceC
 	return s
 }
 
-func (b *Broker) describeBrokerConfigs(rr *kmsg.DescribeConfigsRequestResource, sr *kmsg.DescribeConfigsResponseResource) error {
-	if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(b.cfg.BrokerID)) {
+func (b *Broker) describeBrokerConfigs(req *kmsg.DescribeConfigsRequest, rr *kmsg.DescribeConfigsRequestResource, sr *kmsg.DescribeConfigsResponseResource) error {
+	if rr.ResourceName == "" {
+		// The cluster-wide default resource holds the dynamic defaults
+		// set for every broker (DYNAMIC_DEFAULT_BROKER_CONFIG), as in
+		// Kafka; gregor's settings are all static, so it is empty.
+		return nil
+	}
+	if rr.ResourceName != strconv.Itoa(int(b.cfg.BrokerID)) {
 		return fmt.Errorf("broker %q: this is broker %d: %w", rr.ResourceName, b.cfg.BrokerID, kerr.InvalidRequest)
 	}
 	props := map[string]string{
@@ -130,10 +136,17 @@ func (b *Broker) describeBrokerConfigs(rr *kmsg.DescribeConfigsRequestResource, 
 		"num.partitions":             strconv.Itoa(int(b.cfg.NumPartitions)),
 		"default.replication.factor": "1",
 	}
+	defaults := map[string]string{"auto.create.topics.enable": "true", "num.partitions": "1", "default.replication.factor": "1"}
 	for _, kv := range KnownProps() {
 		props[kv[0]] = kv[1]
+		defaults[kv[0]] = kv[1]
 	}
 	explicit := map[string]bool{"broker.id": true, "listeners": true, "log.dirs": true}
+	// Set by their flags (--auto-create-topics, --num-partitions) or by
+	// --set under these names: told apart from the defaults by value.
+	for _, k := range []string{"auto.create.topics.enable", "num.partitions"} {
+		explicit[k] = props[k] != defaults[k]
+	}
 	for k, v := range b.cfg.Props {
 		props[k] = v
 		explicit[k] = true
@@ -166,6 +179,14 @@ func (b *Broker) describeBrokerConfigs(rr *kmsg.DescribeConfigsRequestResource, 
 		} else {
 			c.Source = kmsg.ConfigSource(sourceDefault)
 			c.IsDefault = true
+		}
+		if req.IncludeSynonyms {
+			// In Kafka's order: the value in effect, then the default
+			// it overrides.
+			c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(n, v, int8(c.Source)))
+			if d, ok := defaults[n]; ok && explicit[n] {
+				c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(n, d, sourceDefault))
+			}
 		}
 		sr.Configs = append(sr.Configs, c)
 	}

@@ -71,7 +71,7 @@ func TestKafkaTopicConfigsThroughTheBroker(t *testing.T) {
 	// The broker resource shows the retention in effect.
 	req = kmsg.NewPtrDescribeConfigsRequest()
 	rr = kmsg.NewDescribeConfigsRequestResource()
-	rr.ResourceType = kmsg.ConfigResourceTypeBroker
+	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeBroker, "0"
 	rr.ConfigNames = []string{"log.retention.ms", "log.retention.hours"}
 	req.Resources = append(req.Resources, rr)
 	if resp, err = req.RequestWith(context.Background(), cl); err != nil {
@@ -219,5 +219,49 @@ func TestConfigValuesTrimmed(t *testing.T) {
 	// Inside a value, white space is still wrong.
 	if code := alterConfigs(t, b, "w", false, "retention.ms", "36 00"); code != kerr.InvalidConfig.Code {
 		t.Fatalf("AlterConfigs retention.ms=\"36 00\": %v", kerr.ErrorForCode(code))
+	}
+}
+
+// TestBrokerConfigSources: settings given by flags (--num-partitions,
+// --auto-create-topics) are STATIC_BROKER_CONFIG, not defaults; synonyms
+// are listed when asked for; and the cluster-wide resource (broker "")
+// holds no dynamic defaults, as in Kafka.
+func TestBrokerConfigSources(t *testing.T) {
+	b := startBroker(t, nil, "", func(c *Config) {
+		c.NumPartitions = 3
+		c.AutoCreateTopics = false
+	})
+	cl := newClient(t, b)
+	describe := func(name string, synonyms bool) kmsg.DescribeConfigsResponseResource {
+		t.Helper()
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		req.IncludeSynonyms = synonyms
+		rr := kmsg.NewDescribeConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeBroker, name
+		req.Resources = append(req.Resources, rr)
+		resp := request[*kmsg.DescribeConfigsResponse](t, cl, req)
+		if r := resp.Resources[0]; r.ErrorCode != 0 {
+			t.Fatalf("describe broker %q: %v", name, kerr.ErrorForCode(r.ErrorCode))
+		}
+		return resp.Resources[0]
+	}
+	if r := describe("", false); len(r.Configs) != 0 {
+		t.Errorf("cluster-wide resource: %d configs, want none", len(r.Configs))
+	}
+	got := map[string]kmsg.DescribeConfigsResponseResourceConfig{}
+	for _, c := range describe("0", true).Configs {
+		got[c.Name] = c
+	}
+	for name, want := range map[string]string{"num.partitions": "3", "auto.create.topics.enable": "false"} {
+		c := got[name]
+		if c.Value == nil || *c.Value != want || c.Source != kmsg.ConfigSourceStaticBrokerConfig {
+			t.Errorf("%s: %+v, want %s from the static config", name, c, want)
+		}
+		if len(c.ConfigSynonyms) != 2 || c.ConfigSynonyms[1].Source != kmsg.ConfigSourceDefaultConfig {
+			t.Errorf("%s synonyms: %+v", name, c.ConfigSynonyms)
+		}
+	}
+	if c := got["log.segment.bytes"]; c.Source != kmsg.ConfigSourceDefaultConfig || len(c.ConfigSynonyms) != 1 {
+		t.Errorf("log.segment.bytes: %+v", c)
 	}
 }
