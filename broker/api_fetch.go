@@ -1,6 +1,6 @@
 package broker
 
-// Fetch (key 1), versions 4-12.
+// Fetch (key 1), versions 0-12.
 //
 // Consumers read up to the high watermark. Record bytes go from the segment
 // files to the socket with sendfile(2): the response is encoded with kmsg
@@ -18,15 +18,25 @@ package broker
 // (isolation level 1) read up to the last stable offset, with the aborted
 // transactions among the records returned, from which the client drops
 // their records. Topic ids (v13+) are not offered yet.
+//
+// Versions 0-3 are for clients written before Kafka 0.11, which read
+// message sets (format 0 before v2, format 1 from it), not record batches:
+// as Kafka 3 does, the batches read are converted in memory (downConvert),
+// so these fetches cost a copy and a decode where newer ones cost a
+// sendfile. Kafka 4 no longer serves them (KIP-896).
 
 import (
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
 
 	"github.com/gregor-log/gregor/broker/record"
 	"github.com/gregor-log/gregor/broker/storage"
@@ -34,7 +44,7 @@ import (
 )
 
 func init() {
-	register(kmsg.Fetch, 4, 12, func(b *Broker, c *conn, hdr wire.RequestHeader, req kmsg.Request, p *pending) {
+	register(kmsg.Fetch, 0, 12, func(b *Broker, c *conn, hdr wire.RequestHeader, req kmsg.Request, p *pending) {
 		b.handleFetch(c, hdr, req.(*kmsg.FetchRequest), p)
 	})
 	markFrameReusable(kmsg.Fetch)
@@ -254,8 +264,11 @@ func (f *fetch) unregister(wake chan struct{}) {
 func (f *fetch) once(final bool) (resp *kmsg.FetchResponse, chunks []storage.Chunk, total int64, stop bool) {
 	resp = kmsg.NewPtrFetchResponse()
 	remaining := int64(f.req.MaxBytes)
-	if remaining <= 0 {
-		remaining = 1 // v0-2 had no MaxBytes; still return one batch
+	switch {
+	case f.req.Version < 3:
+		remaining = 1<<31 - 1 // no MaxBytes before v3: partition limits only
+	case remaining <= 0:
+		remaining = 1 // still return one batch
 	}
 	// topicIndex returns the index in resp.Topics of topic's answer,
 	// adding it. Partitions mostly come topic by topic, so the last
@@ -312,6 +325,22 @@ func (f *fetch) once(final bool) (resp *kmsg.FetchResponse, chunks []storage.Chu
 			// response limit (KIP-74); this one waits for the next fetch.
 			ch.Release()
 			ch = storage.Chunk{}
+		}
+		if ch.Size > 0 && f.req.Version < 4 {
+			set, err := downConvert(&ch, f.req.Version, rp.FetchOffset)
+			ch.Release()
+			ch = storage.Chunk{}
+			if err != nil {
+				part.ErrorCode = errorCode(err)
+				stop = true
+				f.b.metrics.countError("Fetch", part.ErrorCode)
+				f.b.log.Warn("fetch: converting records for an old client", zap.String("topic", topic),
+					zap.Int32("partition", rp.Partition), zap.Int64("offset", rp.FetchOffset), zap.Error(err))
+			} else if len(set) > 0 {
+				part.RecordBatches = set
+				total += int64(len(set))
+				remaining -= int64(len(set))
+			}
 		}
 		if sp != nil {
 			if f.incremental && ch.Size == 0 && code == 0 && sp.sent &&
@@ -403,6 +432,24 @@ func (f *fetch) commitLocked() {
 		s.parts = append(rest, tail...)
 	}
 	f.sent = f.sent[:0]
+}
+
+// downConvert reads ch, whole v2 batches, as the message set a Fetch v0-v3
+// client reads: format 0 before v2, format 1 from it, from the fetch
+// offset on (see record.AppendMessageSet).
+func downConvert(ch *storage.Chunk, version int16, from int64) ([]byte, error) {
+	batches := make([]byte, ch.Size)
+	if n, err := ch.File.ReadAt(batches, ch.Pos); int64(n) < ch.Size {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF // chunks only cover written bytes
+		}
+		return nil, fmt.Errorf("read records to convert: %w", err)
+	}
+	magic := int8(1)
+	if version < 2 {
+		magic = 0
+	}
+	return record.AppendMessageSet(make([]byte, 0, len(batches)+len(batches)/4), batches, magic, from)
 }
 
 // fetchPartition reads one partition for a fetch. cached, if not nil, is

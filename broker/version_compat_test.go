@@ -1,10 +1,16 @@
 package broker
 
 import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-log/gregor/broker/record"
@@ -111,5 +117,132 @@ func TestMessageSetInBatchRequestInvalid(t *testing.T) {
 		t.Fatalf("message set in Produce v%d: %+v", resp.Version, p)
 	} else {
 		t.Logf("v%d: %s", resp.Version, *p.ErrorMessage)
+	}
+}
+
+// legacyMessage is one message of a format 0 or 1 message set.
+type legacyMessage struct {
+	offset     int64
+	magic      int8
+	attrs      int8
+	ts         int64
+	key, value []byte
+}
+
+// parseMessageSet reads a message set as a pre-0.11 client does,
+// checking each message's CRC.
+func parseMessageSet(t *testing.T, set []byte) []legacyMessage {
+	t.Helper()
+	var out []legacyMessage
+	for len(set) > 0 {
+		if len(set) < 12 {
+			t.Fatalf("%d bytes left for a message's offset and size", len(set))
+		}
+		size := int(binary.BigEndian.Uint32(set[8:]))
+		msg := set[12 : 12+size]
+		if crc32.ChecksumIEEE(msg[4:]) != binary.BigEndian.Uint32(msg) {
+			t.Fatalf("message at offset %d: bad CRC", binary.BigEndian.Uint64(set))
+		}
+		m := legacyMessage{offset: int64(binary.BigEndian.Uint64(set)), magic: int8(msg[4]), attrs: int8(msg[5]), ts: -1}
+		p := 6
+		if m.magic == 1 {
+			m.ts = int64(binary.BigEndian.Uint64(msg[p:]))
+			p += 8
+		}
+		for _, dst := range []*[]byte{&m.key, &m.value} {
+			n := int32(binary.BigEndian.Uint32(msg[p:]))
+			p += 4
+			if n >= 0 {
+				*dst = msg[p : p+int(n)]
+				p += int(n)
+			}
+		}
+		out = append(out, m)
+		set = set[12+size:]
+	}
+	return out
+}
+
+// TestFetchOldVersions: Fetch v0-v3, from clients written before Kafka
+// 0.11, get message sets (format 0 before v2, format 1 from it) converted
+// from the stored batches, whatever codec the producer used, from the
+// offset asked for, without transaction markers; and a long poll at v1
+// is woken by a produce.
+func TestFetchOldVersions(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	ctx := context.Background()
+	cl := newClient(t, b, kgo.ProducerBatchCompression(kgo.GzipCompression()), kgo.ProducerLinger(0))
+	createTopic(t, cl, "old", 1, nil)
+	base := time.UnixMilli(1_700_000_000_000)
+	for i := range 10 {
+		r := &kgo.Record{Topic: "old", Value: []byte(fmt.Sprint("v", i)), Timestamp: base.Add(time.Duration(i) * time.Millisecond),
+			Headers: []kgo.RecordHeader{{Key: "h", Value: []byte("dropped")}}}
+		if i%2 == 1 {
+			r.Key = []byte(fmt.Sprint("k", i))
+		}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := net.Dial("tcp", b.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for version := range int16(4) {
+		req := fetchRequest("old", 0, 3, 0)
+		req.SetVersion(version)
+		resp := kmsg.NewPtrFetchResponse()
+		rawRoundTrip(t, c, req, resp)
+		p := resp.Topics[0].Partitions[0]
+		if p.ErrorCode != 0 || p.HighWatermark != 10 {
+			t.Fatalf("v%d: error %d, high watermark %d", version, p.ErrorCode, p.HighWatermark)
+		}
+		msgs := parseMessageSet(t, p.RecordBatches)
+		if len(msgs) != 7 {
+			t.Fatalf("v%d: %d messages from offset 3, want 7", version, len(msgs))
+		}
+		for j, m := range msgs {
+			i := j + 3
+			wantMagic, wantTs := int8(0), int64(-1)
+			if version >= 2 {
+				wantMagic, wantTs = 1, base.UnixMilli()+int64(i)
+			}
+			var wantKey []byte
+			if i%2 == 1 {
+				wantKey = []byte(fmt.Sprint("k", i))
+			}
+			if m.offset != int64(i) || m.magic != wantMagic || m.attrs != 0 || m.ts != wantTs ||
+				string(m.value) != fmt.Sprint("v", i) || (m.key == nil) != (wantKey == nil) || string(m.key) != string(wantKey) {
+				t.Fatalf("v%d message %d: %+v", version, j, m)
+			}
+		}
+	}
+
+	// A long poll at v1 waits, and is answered when a record arrives.
+	req := fetchRequest("old", 0, 10, 5000)
+	req.SetVersion(1)
+	done := make(chan []legacyMessage, 1)
+	go func() {
+		resp := kmsg.NewPtrFetchResponse()
+		rawRoundTrip(t, c, req, resp)
+		done <- parseMessageSet(t, resp.Topics[0].Partitions[0].RecordBatches)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case <-done:
+		t.Fatal("a long poll with nothing to read was answered at once")
+	default:
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "old", Value: []byte("late")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case msgs := <-done:
+		if len(msgs) != 1 || msgs[0].offset != 10 || string(msgs[0].value) != "late" {
+			t.Fatalf("long poll: %+v", msgs)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the long poll was not woken by the produce")
 	}
 }

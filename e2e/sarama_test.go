@@ -121,12 +121,44 @@ func TestSaramaProduceConsume(t *testing.T) {
 	}
 }
 
+// saramaReadPartition reads n messages of partition 0 of topic from the
+// start with a sarama consumer configured for version.
+func saramaReadPartition(t *testing.T, addr string, version sarama.KafkaVersion, topic string, n int) []*sarama.ConsumerMessage {
+	t.Helper()
+	cfg := saramaConfig(false)
+	cfg.Version = version
+	consumer, err := sarama.NewConsumer([]string{addr}, cfg)
+	if err != nil {
+		t.Fatalf("sarama %s consumer: %v", version, err)
+	}
+	defer consumer.Close()
+	pc, err := consumer.ConsumePartition(topic, 0, sarama.OffsetOldest)
+	if err != nil {
+		t.Fatalf("sarama %s: consume partition: %v", version, err)
+	}
+	defer pc.Close()
+	var out []*sarama.ConsumerMessage
+	deadline := time.After(30 * time.Second)
+	for len(out) < n {
+		select {
+		case m := <-pc.Messages():
+			out = append(out, m)
+		case err := <-pc.Errors():
+			t.Fatalf("sarama %s consumer error: %v", version, err)
+		case <-deadline:
+			t.Fatalf("sarama %s: timed out after %d of %d messages", version, len(out), n)
+		}
+	}
+	return out
+}
+
 // TestSaramaOldProduceVersions produces with sarama configured for Kafka
 // 0.8.2 (Produce v0, message format v0: no timestamps) and 0.10.0 (Produce
 // v2, message format v1), plain and compressed, in batches of several
 // messages: gregor converts each message set into a v2 batch, and a
 // current client reads back every key and value, null kept apart from
-// empty, with the producer's timestamps (none, -1, for format v0).
+// empty, with the producer's timestamps (none, -1, for format v0). sarama
+// at the same version (Fetch v0 or v2) reads them back too.
 func TestSaramaOldProduceVersions(t *testing.T) {
 	t.Parallel()
 	b := StartBroker(t)
@@ -194,6 +226,19 @@ func TestSaramaOldProduceVersions(t *testing.T) {
 			}
 			if n := len(rawFetch(t, admin, topic, 0, 0).Batches); n >= len(msgs) {
 				t.Errorf("%d batches for %d messages: sets of one message each", n, len(msgs))
+			}
+			// sarama at the same version reads them back (Fetch v0 or
+			// v2: message sets converted from the batches).
+			for i, m := range saramaReadPartition(t, b.Addr, tc.version, topic, len(msgs)) {
+				want := msgs[i]
+				wantKey, wantValue := encoded(want.Key), encoded(want.Value)
+				if m.Offset != int64(i) || string(m.Key) != string(wantKey) || (m.Value == nil) != (wantValue == nil) || string(m.Value) != string(wantValue) {
+					t.Fatalf("sarama %s read offset %d: key %q value %q (null %v), want offset %d key %q value %q (null %v)",
+						tc.version, m.Offset, m.Key, m.Value, m.Value == nil, i, wantKey, wantValue, wantValue == nil)
+				}
+				if tc.version != sarama.V0_8_2_0 && !m.Timestamp.Equal(want.Timestamp) {
+					t.Fatalf("sarama %s read offset %d: timestamp %v, want %v", tc.version, m.Offset, m.Timestamp, want.Timestamp)
+				}
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package record
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 )
@@ -160,4 +161,69 @@ func messageBytes(msg []byte, q int) ([]byte, int, bool) {
 		return nil, q, false
 	}
 	return msg[q : q+l : q+l], q + l, true
+}
+
+// AppendMessageSet appends to dst the records of batches (whole v2
+// batches, as a log holds them) as a message set of the given magic (0
+// or 1), as Kafka 3 down-converts for Fetch v0-v3: each record with an
+// offset of at least from becomes one uncompressed message at its absolute
+// offset, with its key and value (headers have no place in a message);
+// magic 1 messages carry the record's timestamp, a LogAppendTime batch's
+// with the attribute saying so. Control batches (transaction markers) are
+// left out. Compressed batches are decompressed (Kafka recompresses them
+// into a wrapper message; an uncompressed set is as valid to every client,
+// only larger). A torn batch at the end is left out, as a fetch's last
+// partial batch is.
+func AppendMessageSet(dst, batches []byte, magic int8, from int64) ([]byte, error) {
+	if magic != 0 && magic != 1 {
+		return dst, fmt.Errorf("message set magic %d: only 0 and 1 exist", magic)
+	}
+	err := Batches(batches, func(_ int, batch []byte, h Header) error {
+		if h.Control() || h.LastOffset() < from {
+			return nil
+		}
+		return Records(h, batch, func(r *Record) error {
+			off := h.BaseOffset + int64(r.OffsetDelta)
+			if off < from {
+				return nil
+			}
+			ts, attrs := h.BaseTimestamp+r.TimestampDelta, byte(0)
+			if h.LogAppendTime() {
+				ts, attrs = h.MaxTimestamp, 0x08
+			}
+			dst = appendLegacyMessage(dst, magic, attrs, off, ts, r.Key, r.Value)
+			return nil
+		})
+	})
+	if errors.Is(err, ErrShort) {
+		err = nil
+	}
+	return dst, err
+}
+
+// appendLegacyMessage appends one uncompressed message (see the layout above).
+func appendLegacyMessage(dst []byte, magic int8, attrs byte, offset, ts int64, key, value []byte) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, uint64(offset))
+	sizeAt := len(dst)
+	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0) // size, CRC
+	crcFrom := len(dst)
+	dst = append(dst, byte(magic))
+	if magic == 0 {
+		attrs = 0 // no timestamp type in format 0
+	}
+	dst = append(dst, attrs)
+	if magic == 1 {
+		dst = binary.BigEndian.AppendUint64(dst, uint64(ts))
+	}
+	for _, b := range [][]byte{key, value} {
+		if b == nil {
+			dst = binary.BigEndian.AppendUint32(dst, 0xffffffff)
+			continue
+		}
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(b)))
+		dst = append(dst, b...)
+	}
+	binary.BigEndian.PutUint32(dst[sizeAt:], uint32(len(dst)-sizeAt-4))
+	binary.BigEndian.PutUint32(dst[sizeAt+4:], crc32.ChecksumIEEE(dst[crcFrom:]))
+	return dst
 }
