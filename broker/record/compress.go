@@ -19,12 +19,15 @@ import (
 // Decompression limits. A compressed batch is untrusted input that may be a
 // decompression bomb, so every decompression is bounded. Validate and Records
 // allow DecompressRatio times the batch size, at least MinDecompressLimit and
-// at most MaxDecompressLimit (see DecompressLimit). Real producer batches
-// compress 2-10x; highly repetitive synthetic data may reach 50x. A batch
-// over the limit is rejected as corrupt with Cause ErrDecompressLimit.
+// at most MaxDecompressLimit (see DecompressLimit). Most producer batches
+// compress 2-10x, but log lines are repetitive: JSON lines padded with
+// spaces compress over 100x with zstd, so a producer's whole batch (up to
+// a few MB before compression, whatever its ratio) is always allowed. A
+// batch over the limit is rejected as corrupt with Cause
+// ErrDecompressLimit.
 const (
 	DecompressRatio    = 64
-	MinDecompressLimit = 1 << 20
+	MinDecompressLimit = 64 << 20
 	MaxDecompressLimit = 256 << 20
 )
 

@@ -186,7 +186,7 @@ func TestCompressRoundTrip(t *testing.T) {
 // limit are rejected for every codec, and that the limit scales with size.
 func TestDecompressionBomb(t *testing.T) {
 	t.Parallel()
-	zeros := make([]byte, 40<<20) // one record with a 40 MiB value of zeros
+	zeros := make([]byte, 80<<20) // one record with an 80 MiB value of zeros
 	b := NewBuilder()
 	for _, c := range allCodecs[1:] {
 		if err := b.SetCodec(c); err != nil {
@@ -201,13 +201,13 @@ func TestDecompressionBomb(t *testing.T) {
 		}
 		_, err := Validate(batch)
 		if !errors.Is(err, ErrDecompressLimit) || !errors.Is(err, ErrCorrupt) {
-			t.Fatalf("%v: %d-byte batch of 40 MiB: %v", c, len(batch), err)
+			t.Fatalf("%v: %d-byte batch of 80 MiB: %v", c, len(batch), err)
 		}
 		if err := Records(mustHeader(t, batch), batch, func(*Record) error { return nil }); !errors.Is(err, ErrDecompressLimit) {
 			t.Fatalf("%v: Records: %v", c, err)
 		}
 	}
-	if DecompressLimit(100) != MinDecompressLimit || DecompressLimit(1<<30) != MaxDecompressLimit || DecompressLimit(1<<20) != 64<<20 {
+	if DecompressLimit(100) != MinDecompressLimit || DecompressLimit(1<<30) != MaxDecompressLimit || DecompressLimit(2<<20) != 128<<20 {
 		t.Fatalf("DecompressLimit: %d %d %d", DecompressLimit(100), DecompressLimit(1<<30), DecompressLimit(1<<20))
 	}
 }
@@ -804,6 +804,30 @@ func TestValidateMaxTimestampCRCChecked(t *testing.T) {
 	for name, bad := range map[string][]byte{"bad record": wrongCount, "short": short} {
 		if _, _, err := ValidateMaxTimestampCRCChecked(bad); err == nil {
 			t.Errorf("%s: taken", name)
+		}
+	}
+}
+
+// TestRepetitiveLogsNotABomb: a producer's batch of log lines that
+// compress far beyond DecompressRatio (JSON padded with spaces, a few MB
+// before compression) is valid for every codec.
+func TestRepetitiveLogsNotABomb(t *testing.T) {
+	t.Parallel()
+	line := []byte(`{"level":"info","service":"checkout-api","host":"web-01","msg":"health check ok","path":"/healthz","status":200,"pad":"` +
+		strings.Repeat(" ", 300) + `"}`)
+	b := NewBuilder()
+	for _, c := range allCodecs[1:] {
+		if err := b.SetCodec(c); err != nil {
+			t.Fatal(err)
+		}
+		b.Reset()
+		for range 20000 {
+			b.Add(nil, line, nil, 0)
+		}
+		batch := b.Build()
+		t.Logf("%v: %d records, %d bytes compressed", c, b.NumRecords(), len(batch))
+		if _, err := Validate(batch); err != nil {
+			t.Fatalf("%v: %d-byte batch of %d log lines: %v", c, len(batch), b.NumRecords(), err)
 		}
 	}
 }
