@@ -34,15 +34,18 @@ import (
 // Broker is one running broker. Create it with New, run it with Serve, stop
 // it with Close.
 type Broker struct {
-	cfg      Config
-	log      *zap.Logger
-	fs       vfs.FS
-	store    meta.Store
-	logs     *storage.Manager
-	defaults topicconfig.Defaults
-	metrics  *metrics
-	waiters  *waiters
-	self     meta.Broker
+	cfg   Config
+	log   *zap.Logger
+	fs    vfs.FS
+	store meta.Store
+	// metaRepaired is what opening the metadata store repaired ("" if
+	// nothing), for checkJournalRepair.
+	metaRepaired string
+	logs         *storage.Manager
+	defaults     topicconfig.Defaults
+	metrics      *metrics
+	waiters      *waiters
+	self         meta.Broker
 	// refusals limits the logging of requests refused with the connection
 	// and of failed accepts (see lograte.go).
 	refusals *logLimiter
@@ -156,6 +159,7 @@ func New(cfg Config, opts Options) (*Broker, error) {
 	}
 	if repaired := store.Recovered(); repaired != "" {
 		b.log.Warn("metadata store repaired at open", zap.String("detail", repaired))
+		b.metaRepaired = repaired
 	}
 	b.store = store
 
@@ -235,6 +239,9 @@ func (b *Broker) reconcileLogs() error {
 			}
 		}
 	}
+	if err := b.checkJournalRepair(known); err != nil {
+		return err
+	}
 	for _, l := range b.logs.Logs() {
 		n, ok := known[l.Topic()]
 		if !ok || l.Partition() >= n {
@@ -247,6 +254,39 @@ func (b *Broker) reconcileLogs() error {
 		}
 	}
 	return nil
+}
+
+// checkJournalRepair refuses to start when opening the metadata cut off
+// a journal tail (a "torn last change") and logs holding records belong to
+// no topic the metadata knows. A crash can tear only the last change, and
+// the logs a torn topic creation leaves have no records (nobody could
+// produce to a topic not yet created); records in them mean the cut-off
+// bytes held acknowledged topics: the journal was damaged (zeroed by the
+// file system, overwritten, copied short), not torn. Setting those logs
+// aside and carrying on would serve clients a broker without them, and,
+// with auto-create, new empty topics under their names.
+func (b *Broker) checkJournalRepair(known map[string]int32) error {
+	repaired := b.metaRepaired
+	if repaired == "" {
+		return nil
+	}
+	var orphans []string
+	for _, l := range b.logs.Logs() {
+		if n, ok := known[l.Topic()]; ok && l.Partition() < n {
+			continue
+		}
+		if l.LogEndOffset() > 0 {
+			orphans = append(orphans, fmt.Sprintf("%s-%d (%d records)", l.Topic(), l.Partition(), l.LogEndOffset()))
+		}
+	}
+	if len(orphans) == 0 {
+		return nil
+	}
+	sort.Strings(orphans)
+	return fmt.Errorf("metadata journal damaged: opening it %s, and %d partition log(s) holding records belong to no topic it still knows (%s): "+
+		"refusing to start without their topics; restore the metadata (%s and its meta.log.* journal) from a backup, "+
+		"or move those partition directories out of %s to start without them",
+		repaired, len(orphans), strings.Join(orphans[:min(len(orphans), 5)], ", "), meta.StandaloneFile, b.cfg.DataDir)
 }
 
 // checkMetadataPresent refuses a data dir that holds partition logs but no

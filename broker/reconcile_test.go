@@ -122,3 +122,42 @@ func TestMissingLogStartsEmpty(t *testing.T) {
 		t.Fatalf("after producing into it: end offset %d %v, want 3", off, kerr.ErrorForCode(code))
 	}
 }
+
+// TestZeroedJournalRefused: a metadata journal zeroed by the disk reads
+// as one torn change, but logs holding records of topics it no longer
+// knows show acknowledged changes were lost: the broker refuses to start,
+// saying so, leaves the logs and the journal as they are, and refuses
+// again at the next start.
+func TestZeroedJournalRefused(t *testing.T) {
+	dir := filledDataDir(t)
+	journals, _ := filepath.Glob(filepath.Join(dir, "meta.log.*"))
+	if len(journals) != 1 {
+		t.Fatalf("journals: %v", journals)
+	}
+	fi, err := os.Stat(journals[0])
+	if err != nil || fi.Size() == 0 {
+		t.Fatalf("journal %s: %v, %d bytes", journals[0], err, fi.Size())
+	}
+	if err := os.WriteFile(journals[0], make([]byte, fi.Size()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Listen, cfg.HTTPAddr = "127.0.0.1:0", ""
+	cfg.DataDir = dir
+	for attempt := range 2 {
+		b, err := New(cfg, Options{FS: vfs.OS})
+		if err == nil {
+			b.Close(context.Background())
+			t.Fatalf("attempt %d: broker started with a zeroed metadata journal", attempt)
+		}
+		if !strings.Contains(err.Error(), "metadata journal damaged") || !strings.Contains(err.Error(), "keep-0 (25 records)") {
+			t.Fatalf("attempt %d: %v", attempt, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "keep-0")); err != nil {
+			t.Fatalf("attempt %d: log moved: %v", attempt, err)
+		}
+		if got, _ := os.Stat(journals[0]); got.Size() != fi.Size() {
+			t.Fatalf("attempt %d: journal cut to %d bytes", attempt, got.Size())
+		}
+	}
+}

@@ -122,7 +122,7 @@ func (s *Standalone) staleJournals(gen uint64, noSnapshot bool) ([]string, error
 }
 
 // replay applies the journal at path to the state and opens it for
-// appending, after truncating a torn tail.
+// appending; a torn tail is truncated before the first append.
 func (s *Standalone) replay(path string) error {
 	data, err := vfs.ReadFile(s.fs, path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -153,15 +153,12 @@ func (s *Standalone) replay(path string) error {
 		return fmt.Errorf("open metadata journal: %w", err)
 	}
 	if dropped := int64(len(data)) - end; dropped > 0 {
-		if err := f.Truncate(end); err != nil {
-			_ = f.Close()
-			return fmt.Errorf("truncate the torn tail of metadata journal %s: %w", path, err)
-		}
-		if err := f.Sync(); err != nil {
-			_ = f.Close()
-			return fmt.Errorf("sync metadata journal %s: %w", path, err)
-		}
-		s.recovered = fmt.Sprintf("metadata journal %s: truncated %d bytes from byte %d that hold no whole entry (%s): "+
+		// Cut away only before the next change (appendLocked): a broker
+		// that refuses to start on what it finds (see the broker's
+		// checkJournalRepair) leaves the file as it was, and says so
+		// again at the next start.
+		s.w.tornTail = true
+		s.recovered = fmt.Sprintf("metadata journal %s: dropped %d bytes from byte %d that hold no whole entry (%s): "+
 			"the last change, most likely cut short by a crash before it was acknowledged; if the broker had stopped cleanly, "+
 			"the disk damaged an acknowledged change instead", path, dropped, end, tail)
 	}

@@ -60,6 +60,7 @@ type Standalone struct {
 		journal    vfs.File // open O_APPEND
 		gen        uint64   // the journal's generation
 		size       int64    // bytes of whole entries in the journal
+		tornTail   bool     // bytes after size, found at open, to cut before appending
 		snapSize   int64    // bytes in the snapshot
 		compactMin int64    // journalCompactMin; tests lower it
 		nextPID    int64
@@ -137,6 +138,15 @@ func (s *Standalone) commitLocked(e *entry) error {
 
 // appendLocked appends one framed entry to the journal and fsyncs it.
 func (s *Standalone) appendLocked(buf []byte) error {
+	if s.w.tornTail {
+		if err := s.w.journal.Truncate(s.w.size); err != nil {
+			return s.failLocked(fmt.Errorf("truncate the torn tail of metadata journal %s: %w", s.journalPathLocked(), err))
+		}
+		if err := s.w.journal.Sync(); err != nil {
+			return s.failLocked(fmt.Errorf("sync metadata journal %s: %w", s.journalPathLocked(), err))
+		}
+		s.w.tornTail = false
+	}
 	if _, err := s.w.journal.Write(buf); err != nil {
 		werr := fmt.Errorf("append to metadata journal %s: %w", s.journalPathLocked(), err)
 		if terr := s.w.journal.Truncate(s.w.size); terr == nil && vfs.IsNoSpace(err) {
@@ -193,6 +203,7 @@ func (s *Standalone) compactLocked() error {
 	}
 	old, oldPath := s.w.journal, s.journalPathLocked()
 	s.w.journal, s.w.gen, s.w.size, s.w.snapSize = f, next, 0, int64(len(data))
+	s.w.tornTail = false // the old journal, with its tail, is superseded
 	if old != nil {
 		// Both are past the point of mattering: the journal is only read,
 		// and open removes it if it is still there.
