@@ -2,6 +2,7 @@ package storage
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"go.uber.org/zap/zapcore"
@@ -121,4 +122,52 @@ func removalLogged(obs *observer.ObservedLogs, name string) bool {
 		}
 	}
 	return false
+}
+
+// TestActiveSegmentLost: the last segment's .log deleted while the log
+// was closed, after a flush moved the recovery point into it: the log
+// opens at the previous segment's end with an error naming the flushed
+// offsets lost. A directory in its place refuses the open (a roll would
+// otherwise fail on the name at every start).
+func TestActiveSegmentLost(t *testing.T) {
+	fsys := vfs.NewMem()
+	dir := "/d/t-0"
+	cfg := Config{SegmentBytes: 2048, IndexIntervalBytes: 128}
+	l := openLog(t, fsys, dir, cfg)
+	fillLog(t, l, 0, 100)
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	segs := l.segments()
+	active, leo := segs[len(segs)-1].base, l.LogEndOffset()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if active == leo {
+		t.Fatalf("the active segment (base %d) is empty", active)
+	}
+	path := filepath.Join(dir, fileBase(active)+logSuffix)
+	if err := fsys.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	logs, obs := observed()
+	l = openLog(t, fsys, dir, cfg, logs)
+	if got := l.LogEndOffset(); got != active {
+		t.Fatalf("log end %d, want %d", got, active)
+	}
+	l.Close()
+	errs := obs.FilterLevelExact(zapcore.ErrorLevel).FilterMessageSnippet("recovery point").All()
+	if len(errs) != 1 {
+		t.Fatalf("%d errors about the recovery point: %v", len(errs), obs.All())
+	}
+	if f := errs[0].ContextMap(); f["first_lost_offset"] != active || f["last_lost_offset"] != leo-1 {
+		t.Fatalf("lost offsets reported: %v", f)
+	}
+
+	if err := fsys.MkdirAll(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(Options{FS: fsys, Dir: dir, Topic: "topic", Config: cfg}); err == nil || !strings.Contains(err.Error(), "is a directory") {
+		t.Fatalf("open with a directory in place of a segment: %v", err)
+	}
 }

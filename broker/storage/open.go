@@ -90,6 +90,14 @@ func (l *Log) listDir() (dirContents, error) {
 	for _, e := range entries {
 		name := e.Name()
 		if e.IsDir() {
+			_, isLog := parseFileBase(name, logSuffix)
+			_, isSnap := parseFileBase(name, snapshotSuffix)
+			if isLog || isSnap {
+				// Skipping it would leave the name taken: the write
+				// that needs it (a roll, a snapshot) would fail, at
+				// every start.
+				return c, fmt.Errorf("%s is a directory where a log file belongs: move it out of the partition directory", filepath.Join(l.dir, name))
+			}
 			continue
 		}
 		if strings.HasSuffix(name, swapSuffix) {
@@ -314,6 +322,18 @@ func (l *Log) open() error {
 	}
 	leo, _ := active.end()
 	l.leo.Store(leo)
+	if haveRP && leo < rp.Offset {
+		// The recovery point says these were fsynced: a segment file
+		// was deleted, replaced or cut short behind the broker's back.
+		l.logger.Error("log ends before its recovery point: records that had been flushed to disk are lost",
+			zap.Int64("log_end_offset", leo), zap.Int64("recovery_point", rp.Offset),
+			zap.Int64("first_lost_offset", leo), zap.Int64("last_lost_offset", rp.Offset-1),
+			zap.String("segment", filepath.Join(l.dir, fileBase(rp.SegmentBase)+logSuffix)))
+	}
+	if logStartCkpt > leo {
+		l.logger.Warn("log start offset checkpoint is beyond the log end: every record of the log is below the log start and unreadable",
+			zap.Int64("log_start_checkpoint", logStartCkpt), zap.Int64("log_end_offset", leo))
+	}
 	logStart := min(max(logStartCkpt, segs[0].base), leo)
 	l.logStart.Store(logStart)
 	l.hwm.Store(leo)
