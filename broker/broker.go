@@ -42,6 +42,7 @@ type Broker struct {
 	// nothing), for checkJournalRepair.
 	metaRepaired string
 	logs         *storage.Manager
+	budget       *requestBudget // queued.max.request.bytes
 	defaults     topicconfig.Defaults
 	metrics      *metrics
 	waiters      *waiters
@@ -108,6 +109,7 @@ func New(cfg Config, opts Options) (*Broker, error) {
 	b.defaults = topicconfig.NewDefaults(cfg.Props)
 	b.metrics = newMetrics(&b.fetchSessions, b.writeFailures)
 	b.waiters = newWaiters()
+	b.budget = newRequestBudget(cfg.prop("queued.max.request.bytes"))
 	b.refusals = newLogLimiter(refusalLogEvery)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -437,6 +439,7 @@ func (b *Broker) Close(ctx context.Context) error {
 	b.mu.Unlock()
 
 	b.cancel() // wakes long polls so they answer now
+	b.budget.stop()
 	b.listener.Close()
 	for _, c := range conns {
 		c.stopReading()

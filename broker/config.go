@@ -65,6 +65,7 @@ var brokerProps = map[string]struct {
 	"log.retention.minutes":                     {"10080", 1, "retention.ms default in minutes (log.retention.ms wins)"},
 	"connections.max.idle.ms":                   {"600000", 0, "close connections that send nothing for this long; 0 never"},
 	"queued.max.requests":                       {"500", 1, "requests one connection may have awaiting their responses before the broker stops reading from it"},
+	"queued.max.request.bytes":                  {"536870912", -1, "request bytes (of frames over 64 KiB) all connections together may hold while reading and handling them; past it, connections wait before reading the next large frame; -1 unbounded (Kafka's default)"},
 	"max.incremental.fetch.session.cache.slots": {"1000", 0, "most fetch sessions (KIP-227) the broker holds; past that, fetches are answered without one; 0 turns them off"},
 	"producer.id.expiration.ms":                 {"86400000", 1, "forget an idempotent producer whose newest batch in a partition is older than this (checked with retention)"},
 	"log.pagecache.retain.bytes":                {"1073741824", -1, "flushed data more than this many bytes behind a partition's end is dropped from the page cache (POSIX_FADV_DONTNEED), so that writes stay cheap once memory is full; -1 keeps everything cached, as Kafka does"},

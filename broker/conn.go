@@ -258,6 +258,14 @@ func (c *conn) readLoop() (clientGone bool) {
 	maxSize := c.b.cfg.maxRequestBytes()
 	var buf []byte
 	idle := c.b.cfg.maxIdle()
+	// reserved is what the frame being read or handled holds of the
+	// broker's request budget (queued.max.request.bytes).
+	var reserved int64
+	defer func() { c.b.budget.release(reserved) }()
+	reserve := func(n int) (err error) {
+		reserved, err = c.b.budget.reserve(n)
+		return err
+	}
 	for {
 		if idle > 0 {
 			c.arm(&c.readArmed, idle, c.nc.SetReadDeadline)
@@ -271,7 +279,9 @@ func (c *conn) readLoop() (clientGone bool) {
 			}
 		}
 		c.stream.reset()
-		frame, err := wire.ReadFrameScanning(br, buf, maxSize, &c.scan)
+		c.b.budget.release(reserved) // the previous frame's, if a path below kept it
+		reserved = 0
+		frame, err := wire.ReadFrameBudgeted(br, buf, maxSize, &c.scan, reserve)
 		if err != nil {
 			switch {
 			case errors.Is(err, osErrDeadline) && idle > 0:
@@ -301,6 +311,8 @@ func (c *conn) readLoop() (clientGone bool) {
 		}
 		p := &pending{done: make(chan struct{})}
 		keep := c.b.dispatch(c, hdr, req, p)
+		c.b.budget.release(reserved) // handled: what it holds of the frame is the response's now
+		reserved = 0
 		c.stream.checkTaken(c)
 		if !c.send(p) {
 			return

@@ -82,6 +82,13 @@ const scanChunk = 256 << 10
 // frame returned. A frame larger than both buf and 1 MiB is read as
 // ReadFrame does, growing its buffer as bytes arrive, without s.
 func ReadFrameScanning(r io.Reader, buf []byte, maxSize int32, s *ProduceScanner) ([]byte, error) {
+	return ReadFrameBudgeted(r, buf, maxSize, s, nil)
+}
+
+// ReadFrameBudgeted is ReadFrameScanning calling reserve (unless nil) with
+// the frame's size once it is known and before its body is read; an error
+// from reserve is returned, with nothing more read.
+func ReadFrameBudgeted(r io.Reader, buf []byte, maxSize int32, s *ProduceScanner, reserve func(size int) error) ([]byte, error) {
 	var sizeBuf []byte
 	if cap(buf) >= 4 {
 		sizeBuf = buf[:4] // avoids allocating the prefix when buf is reused
@@ -102,6 +109,11 @@ func ReadFrameScanning(r io.Reader, buf []byte, maxSize int32, s *ProduceScanner
 		return nil, fmt.Errorf("frame size %d over maximum %d: %w", size, maxSize, ErrFrameTooLarge)
 	}
 	n := int(size)
+	if reserve != nil {
+		if err := reserve(n); err != nil {
+			return nil, err
+		}
+	}
 	if n <= cap(buf) || n <= largeFrame {
 		if n > cap(buf) {
 			buf = make([]byte, n)

@@ -1,0 +1,98 @@
+package broker
+
+import (
+	"bytes"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-log/gregor/broker/record"
+	"github.com/gregor-log/gregor/broker/wire"
+)
+
+// TestRequestBudget: with queued.max.request.bytes at 1 MiB, a client
+// that has sent the size of a 700 KB produce request and trickles its body
+// holds the budget: another connection's 700 KB produce is not read (nor
+// answered) until the first request is whole; then both are answered and
+// appended. Small requests are never held.
+func TestRequestBudget(t *testing.T) {
+	b := startBroker(t, nil, "", func(c *Config) { c.Props["queued.max.request.bytes"] = "1048576" })
+	cl := newClient(t, b)
+	createTopic(t, cl, "rb", 1, nil)
+	frame := func(tag string) []byte {
+		rb := record.NewBuilder()
+		for i := range 7000 {
+			rb.Add(nil, bytes.Repeat([]byte{tag[0]}, 90+i%7), nil, 1000)
+		}
+		req := kmsg.NewPtrProduceRequest()
+		req.SetVersion(7)
+		req.Acks, req.TimeoutMillis = 1, 5000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "rb"
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = rb.Build()
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		id := "budget"
+		return wire.AppendRequest(nil, req, 1, &id)
+	}
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", b.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	answered := func(c net.Conn) chan error {
+		ch := make(chan error, 1)
+		go func() {
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, err := wire.ReadFrame(c, nil, 1<<20)
+			ch <- err
+		}()
+		return ch
+	}
+	fa, fb := frame("a"), frame("b")
+	if len(fa) < 600<<10 || len(fa) > 1<<20 {
+		t.Fatalf("frame of %d bytes", len(fa))
+	}
+	a, bc := dial(), dial()
+	if _, err := a.Write(fa[:100]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // a's size is read and reserved
+	if _, err := bc.Write(fb); err != nil {
+		t.Fatal(err)
+	}
+	doneB := answered(bc)
+	// Small requests go on meanwhile.
+	if _, err := kmsg.NewPtrMetadataRequest().RequestWith(t.Context(), cl); err != nil {
+		t.Fatalf("metadata while the budget is held: %v", err)
+	}
+	select {
+	case err := <-doneB:
+		t.Fatalf("the second large request was answered (%v) while the first held the budget", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if got := b.budget.inUse(); got != int64(len(fa)-4) {
+		t.Fatalf("budget in use: %d, want %d", got, len(fa)-4)
+	}
+	doneA := answered(a)
+	if _, err := a.Write(fa[100:]); err != nil {
+		t.Fatal(err)
+	}
+	for name, ch := range map[string]chan error{"first": doneA, "second": doneB} {
+		if err := <-ch; err != nil {
+			t.Fatalf("%s request: %v", name, err)
+		}
+	}
+	if off, code := listOffset(t, cl, "rb", 0, -1); code != 0 || off != 14000 {
+		t.Fatalf("log end %d (code %d), want both requests' 14000 records", off, code)
+	}
+	if got := b.budget.inUse(); got != 0 {
+		t.Fatalf("budget in use after both: %d", got)
+	}
+}
