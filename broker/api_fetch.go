@@ -326,8 +326,12 @@ func (f *fetch) once(final bool) (resp *kmsg.FetchResponse, chunks []storage.Chu
 			ch.Release()
 			ch = storage.Chunk{}
 		}
-		if ch.Size > 0 && f.req.Version < 4 {
-			set, err := downConvert(&ch, f.req.Version, rp.FetchOffset)
+		// Versions 0-3: converted into a message set. Batches that
+		// convert to nothing (transaction markers, records below the
+		// fetch offset, batches compaction emptied) are read past, or
+		// an old client would ask for the same offset forever.
+		for from := rp.FetchOffset; ch.Size > 0 && f.req.Version < 4; {
+			set, next, err := downConvert(&ch, f.req.Version, from)
 			ch.Release()
 			ch = storage.Chunk{}
 			if err != nil {
@@ -335,11 +339,21 @@ func (f *fetch) once(final bool) (resp *kmsg.FetchResponse, chunks []storage.Chu
 				stop = true
 				f.b.metrics.countError("Fetch", part.ErrorCode)
 				f.b.log.Warn("fetch: converting records for an old client", zap.String("topic", topic),
-					zap.Int32("partition", rp.Partition), zap.Int64("offset", rp.FetchOffset), zap.Error(err))
-			} else if len(set) > 0 {
+					zap.Int32("partition", rp.Partition), zap.Int64("offset", from), zap.Error(err))
+				break
+			}
+			if len(set) > 0 {
 				part.RecordBatches = set
 				total += int64(len(set))
 				remaining -= int64(len(set))
+				break
+			}
+			rest := *rp
+			rest.FetchOffset, from = next, next
+			var restCode int16
+			if ch, restCode = f.b.fetchPartition(topic, &rest, &part, remaining, cached, false, true); restCode != 0 {
+				ch.Release() // the next fetch, from where this one ends, hears of it
+				ch = storage.Chunk{}
 			}
 		}
 		if sp != nil {
@@ -435,21 +449,27 @@ func (f *fetch) commitLocked() {
 }
 
 // downConvert reads ch, whole v2 batches, as the message set a Fetch v0-v3
-// client reads: format 0 before v2, format 1 from it, from the fetch
-// offset on (see record.AppendMessageSet).
-func downConvert(ch *storage.Chunk, version int16, from int64) ([]byte, error) {
+// client reads: format 0 before v2, format 1 from it, from offset from on
+// (see record.AppendMessageSet). next is the offset after ch's last batch.
+func downConvert(ch *storage.Chunk, version int16, from int64) (set []byte, next int64, err error) {
 	batches := make([]byte, ch.Size)
 	if n, err := ch.File.ReadAt(batches, ch.Pos); int64(n) < ch.Size {
 		if err == nil || errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF // chunks only cover written bytes
 		}
-		return nil, fmt.Errorf("read records to convert: %w", err)
+		return nil, 0, fmt.Errorf("read records to convert: %w", err)
 	}
 	magic := int8(1)
 	if version < 2 {
 		magic = 0
 	}
-	return record.AppendMessageSet(make([]byte, 0, len(batches)+len(batches)/4), batches, magic, from)
+	next = from
+	_ = record.Batches(batches, func(_ int, _ []byte, h record.Header) error {
+		next = max(next, h.LastOffset()+1)
+		return nil
+	})
+	set, err = record.AppendMessageSet(make([]byte, 0, len(batches)+len(batches)/4), batches, magic, from)
+	return set, next, err
 }
 
 // fetchPartition reads one partition for a fetch. cached, if not nil, is

@@ -245,4 +245,40 @@ func TestFetchOldVersions(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Fatal("the long poll was not woken by the produce")
 	}
+
+	// A committed transaction: records 11-12, its marker at 13, then a
+	// plain record at 14. A fetch at the marker's offset, one batch at a
+	// time, reads past it to 14 (an old client would otherwise ask for
+	// offset 13 forever); one at 11 gets the transaction's records.
+	txc := newClient(t, b, kgo.TransactionalID("old-tx"), kgo.DefaultProduceTopic("old"))
+	if err := txc.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := txc.ProduceSync(ctx, &kgo.Record{Value: []byte("tx1")}, &kgo.Record{Value: []byte("tx2")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := txc.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "old", Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		from int64
+		want []string
+	}{{13, []string{"after"}}, {11, []string{"tx1", "tx2"}}} {
+		req := fetchRequest("old", 0, tc.from, 0)
+		req.SetVersion(3)
+		req.Topics[0].Partitions[0].PartitionMaxBytes = 1 // a batch at a time
+		resp := kmsg.NewPtrFetchResponse()
+		rawRoundTrip(t, c, req, resp)
+		msgs := parseMessageSet(t, resp.Topics[0].Partitions[0].RecordBatches)
+		var got []string
+		for _, m := range msgs {
+			got = append(got, string(m.value))
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Fatalf("Fetch v3 at %d, a batch at a time: %q, want %q", tc.from, got, tc.want)
+		}
+	}
 }
