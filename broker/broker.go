@@ -174,6 +174,7 @@ func New(cfg Config, opts Options) (*Broker, error) {
 		LeaderEpochFor:   b.store.LeaderEpoch,
 		MaintainInterval: cfg.retentionCheckInterval(),
 		Cleaner:          cfg.cleanerConfig(),
+		BeforeRoll:       checkRollFile,
 	})
 	if err != nil {
 		store.Close()

@@ -58,6 +58,36 @@ func checkOpenFiles(adding int64) error {
 	return nil
 }
 
+// checkRollFile refuses a segment roll (storage's BeforeRoll) when its
+// new file would leave the broker fewer descriptors than checkOpenFiles
+// keeps for connections: a partition that cannot roll refuses appends
+// (KAFKA_STORAGE_ERROR, retriable, logged), but the broker still accepts
+// connections, serves reads and answers /metrics, where running the
+// process out of descriptors made it unreachable. The error wraps EMFILE.
+func checkRollFile() error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == 0 || lim.Cur > 1<<40 {
+		return nil
+	}
+	openFiles.mu.Lock()
+	defer openFiles.mu.Unlock()
+	if time.Since(openFiles.at) > openFilesRecount {
+		n, err := countOpenFiles()
+		if err != nil {
+			return nil
+		}
+		openFiles.count, openFiles.at = n, time.Now()
+	}
+	limit := int64(lim.Cur)
+	reserve := max(100, limit/20)
+	if openFiles.count+1+reserve > limit {
+		return fmt.Errorf("a new segment file would leave fewer than the %d descriptors kept for connections: %d of the broker's open-file limit of %d are open (one per segment; raise ulimit -n, or use larger segments): %w",
+			reserve, openFiles.count, limit, syscall.EMFILE)
+	}
+	openFiles.count++ // about to be opened
+	return nil
+}
+
 // countOpenFiles counts the process's open file descriptors.
 func countOpenFiles() (int64, error) {
 	d, err := os.Open("/proc/self/fd")

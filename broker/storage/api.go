@@ -135,6 +135,11 @@ type Options struct {
 	// OnAppend, if set, is called after every successful append with the
 	// new log end offset, outside the log's lock. Used to wake long polls.
 	OnAppend func(logEndOffset int64)
+	// BeforeRoll, if set, is asked before a segment roll opens a new
+	// file; an error refuses the roll (and the append that needed it)
+	// as running out of file descriptors does, retriably. The broker uses
+	// it to keep descriptors for connections.
+	BeforeRoll func() error
 }
 
 // AppendResult describes an accepted append.

@@ -429,13 +429,19 @@ func (l *Log) shouldRollLocked(active *segment, size, lastOffset, nowMs int64, c
 // rollLocked starts a new active segment at offset base.
 func (l *Log) rollLocked(base int64) (*segment, error) {
 	old := l.activeLocked()
+	if l.beforeRoll != nil {
+		if err := l.beforeRoll(); err != nil {
+			return nil, l.noSpace("roll segment", err)
+		}
+	}
 	s, err := l.createSegment(base)
 	if err != nil {
 		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
 			// Out of file descriptors, the new file not created: the log
-			// is as it was, so refuse this append (retriably) and keep
-			// the log writable for when descriptors are free again.
-			return nil, storageErr("roll segment", l.dir, err)
+			// is as it was, so refuse this append (retriably, logged at
+			// most every noSpaceLogEvery) and keep the log writable for
+			// when descriptors are free again.
+			return nil, l.noSpace("roll segment", err)
 		}
 		if vfs.IsNoSpace(err) {
 			// Likewise for a full disk. The log is as it was; at most an

@@ -21,13 +21,14 @@ import (
 // LogStartOffset and HighWatermark take no lock, so fetches never wait for
 // an append's write to finish.
 type Log struct {
-	fs        vfs.FS
-	dir       string
-	topic     string
-	partition int32
-	logger    *zap.Logger
-	now       func() time.Time
-	onAppend  func(int64)
+	fs         vfs.FS
+	dir        string
+	topic      string
+	partition  int32
+	logger     *zap.Logger
+	now        func() time.Time
+	onAppend   func(int64)
+	beforeRoll func() error
 
 	cfg atomic.Pointer[Config]
 

@@ -45,6 +45,8 @@ type ManagerOptions struct {
 	// Cleaner configures log compaction (log.cleaner.*). The cleaner runs
 	// unless Cleaner.Disabled.
 	Cleaner CleanerConfig
+	// BeforeRoll is every log's Options.BeforeRoll.
+	BeforeRoll func() error
 }
 
 // Manager owns the logs of a data directory: it opens them at startup,
@@ -220,14 +222,15 @@ func (m *Manager) openLog(tp topicPartition) (*Log, error) {
 		onAppend = func(leo int64) { cb(tp.topic, tp.partition, leo) }
 	}
 	l, err := Open(Options{
-		FS:        m.o.FS,
-		Dir:       m.dirFor(tp),
-		Topic:     tp.topic,
-		Partition: tp.partition,
-		Config:    m.o.ConfigFor(tp.topic),
-		Logger:    m.logger,
-		Now:       m.o.Now,
-		OnAppend:  onAppend,
+		FS:         m.o.FS,
+		Dir:        m.dirFor(tp),
+		Topic:      tp.topic,
+		Partition:  tp.partition,
+		Config:     m.o.ConfigFor(tp.topic),
+		Logger:     m.logger,
+		Now:        m.o.Now,
+		OnAppend:   onAppend,
+		BeforeRoll: m.o.BeforeRoll,
 	})
 	if err != nil || m.o.LeaderEpochFor == nil {
 		return l, err

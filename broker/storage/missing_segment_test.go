@@ -1,8 +1,11 @@
 package storage
 
 import (
+	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"go.uber.org/zap/zapcore"
@@ -169,5 +172,45 @@ func TestActiveSegmentLost(t *testing.T) {
 	}
 	if _, err := Open(Options{FS: fsys, Dir: dir, Topic: "topic", Config: cfg}); err == nil || !strings.Contains(err.Error(), "is a directory") {
 		t.Fatalf("open with a directory in place of a segment: %v", err)
+	}
+}
+
+// TestBeforeRollRefuses: a BeforeRoll hook that refuses (the broker's
+// descriptor reserve) refuses the append that needed a roll with a
+// retriable storage error, logged as out of file descriptors, leaves the
+// log as it was and writable, and the append goes through once the hook
+// allows it.
+func TestBeforeRollRefuses(t *testing.T) {
+	fsys := vfs.NewMem()
+	refuse := true
+	logs, obs := observed()
+	hook := func(o *Options) {
+		o.BeforeRoll = func() error {
+			if refuse {
+				return fmt.Errorf("kept for connections: %w", syscall.EMFILE)
+			}
+			return nil
+		}
+	}
+	l := openLog(t, fsys, "/d/t-0", Config{SegmentBytes: 1024}, logs, hook)
+	defer l.Close()
+	var err error
+	for i := 0; err == nil && i < 100; i++ {
+		_, err = l.Append(makeBatch(t, batchSpec{n: 2, pid: -1, tag: fmt.Sprint("b", i), valueSize: 40}), 0)
+	}
+	if !errors.Is(err, ErrStorage) || !errors.Is(err, syscall.EMFILE) {
+		t.Fatalf("append needing a refused roll: %v", err)
+	}
+	leo, segs := l.LogEndOffset(), len(l.segments())
+	if segs != 1 {
+		t.Fatalf("%d segments after a refused roll", segs)
+	}
+	if n := len(obs.FilterMessageSnippet("out of file descriptors").All()); n != 1 {
+		t.Fatalf("%d log lines about descriptors, want 1: %v", n, obs.All())
+	}
+	refuse = false
+	res := mustAppend(t, l, makeBatch(t, batchSpec{n: 2, pid: -1, tag: "after", valueSize: 40}))
+	if res.BaseOffset != leo || len(l.segments()) != 2 {
+		t.Fatalf("append after the hook allows: base %d (want %d), %d segments", res.BaseOffset, leo, len(l.segments()))
 	}
 }

@@ -44,13 +44,14 @@ func Open(opts Options) (*Log, error) {
 		return nil, errors.New("open log: Options.FS and Options.Dir are required")
 	}
 	l := &Log{
-		fs:        opts.FS,
-		dir:       opts.Dir,
-		topic:     opts.Topic,
-		partition: opts.Partition,
-		logger:    opts.Logger,
-		now:       opts.Now,
-		onAppend:  opts.OnAppend,
+		fs:         opts.FS,
+		dir:        opts.Dir,
+		topic:      opts.Topic,
+		partition:  opts.Partition,
+		logger:     opts.Logger,
+		now:        opts.Now,
+		onAppend:   opts.OnAppend,
+		beforeRoll: opts.BeforeRoll,
 	}
 	if l.logger == nil {
 		l.logger = zap.NewNop()
