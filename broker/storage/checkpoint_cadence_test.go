@@ -9,8 +9,9 @@ import (
 )
 
 // TestRecoveryPointCadence: a flush fsyncs the data but writes the
-// recovery-point file only when the flushed point moved to another
-// segment or far enough, after checkpointInterval, or at a clean close;
+// recovery-point file only when the log has none, when the flushed point
+// moved to another segment or far enough, after checkpointInterval, or at
+// a clean close;
 // after a power loss with the file behind, every flushed record is still
 // there (verified again from the older point).
 func TestRecoveryPointCadence(t *testing.T) {
@@ -24,12 +25,21 @@ func TestRecoveryPointCadence(t *testing.T) {
 		rp, _, _ := l.readRecoveryPoint()
 		return rp
 	}
+	// The first flush of a log without the file writes it; the next
+	// small one does not.
 	mustAppend(t, l, plain(t, "a", 10))
 	if err := l.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if rp := onDisk(); rp.Offset != 0 {
-		t.Fatalf("recovery point written at the first small flush: %+v", rp)
+	if rp := onDisk(); rp.Offset != 10 {
+		t.Fatalf("recovery point after the first flush: %+v, want offset 10", rp)
+	}
+	mustAppend(t, l, plain(t, "a2", 10))
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if rp := onDisk(); rp.Offset != 10 {
+		t.Fatalf("recovery point moved at a small flush: %+v", rp)
 	}
 	// Later: the file follows.
 	c.Advance(checkpointInterval)
@@ -37,8 +47,8 @@ func TestRecoveryPointCadence(t *testing.T) {
 	if err := l.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if rp := onDisk(); rp.Offset != 20 {
-		t.Fatalf("recovery point after checkpointInterval: %+v, want offset 20", rp)
+	if rp := onDisk(); rp.Offset != 30 {
+		t.Fatalf("recovery point after checkpointInterval: %+v, want offset 30", rp)
 	}
 	// A new segment: the file follows at once.
 	for l.LogEndOffset() < 2000 {

@@ -87,8 +87,11 @@ func (l *Log) flushLocked(closing bool) error {
 	now := l.now()
 	// The recovery point is written at close and when due, unless the
 	// file already holds it (an idle log: thousands of them made a slow
-	// shutdown).
-	checkpoint := (rp != l.mu.recovery || !l.mu.recoveryOnDisk) && (closing || checkpointDue(l.mu.recovery, l.mu.recoveryAt, rp, now))
+	// shutdown), and at the first flush of a log that has none: without
+	// it a crash has the whole log verified, with a warning, which a
+	// kill -9 of a broker with 10,000 young partitions gave 6,716 times.
+	checkpoint := (rp != l.mu.recovery || !l.mu.recoveryOnDisk) &&
+		(closing || !l.mu.recoveryOnDisk || checkpointDue(l.mu.recovery, l.mu.recoveryAt, rp, now))
 	l.mu.Unlock()
 
 	done, err := l.syncSegments(dirty, active, closing)
