@@ -65,18 +65,31 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// freePort returns a loopback port that was free a moment ago. Another
-// process could take it before the broker binds it; the window is small and
-// the broker then fails loudly at startup.
+// freePort returns a loopback port that was free a moment ago and that
+// this test process has not handed out before: the kernel may give a port
+// just released again (a broker once got the same port for its listener
+// and its HTTP address). Another process could take it before the broker
+// binds it; the window is small and the broker then fails loudly at
+// startup.
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("pick free port: %v", err)
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("pick free port: %v", err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if _, given := portsGiven.LoadOrStore(port, true); !given {
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("pick free port: 100 ports in a row were handed out before")
+	return 0
 }
+
+// portsGiven holds the ports freePort returned.
+var portsGiven sync.Map
 
 // logBuffer collects a process's output; safe for concurrent use.
 type logBuffer struct {
