@@ -264,6 +264,15 @@ func (c *conn) readLoop() (clientGone bool) {
 	defer func() { c.b.budget.release(reserved) }()
 	reserve := func(n int) (err error) {
 		reserved, err = c.b.budget.reserve(n)
+		if err == nil && reserved > 0 {
+			// A frame holding budget must arrive in budgetBodyTimeout,
+			// however long it waited for the budget (the idle deadline
+			// armed before may have passed meanwhile): a client that
+			// claims a large frame and stalls holds others back only
+			// that long. The next request re-arms the idle deadline.
+			c.readArmed = 0
+			_ = c.nc.SetReadDeadline(time.Now().Add(budgetBodyTimeout))
+		}
 		return err
 	}
 	for {

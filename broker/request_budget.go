@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"sync"
+	"time"
 )
 
 // errStopping is what a wait for the request budget ends with at shutdown.
@@ -11,6 +12,10 @@ var errStopping = errors.New("broker stopping")
 // budgetFrom is the smallest frame that takes from the request budget:
 // metadata, heartbeats, offset commits and fetches never wait on it.
 const budgetFrom = 64 << 10
+
+// budgetBodyTimeout is how long a frame that holds budget may take to
+// arrive whole (100 MB at 2 MB/s); past it the connection is closed.
+var budgetBodyTimeout = 60 * time.Second // a variable for tests
 
 // requestBudget bounds the bytes of large request frames all connections
 // hold at once (queued.max.request.bytes), as Kafka's memory pool does. A

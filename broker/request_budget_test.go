@@ -96,3 +96,48 @@ func TestRequestBudget(t *testing.T) {
 		t.Fatalf("budget in use after both: %d", got)
 	}
 }
+
+// TestRequestBudgetStalledClient: a client that claims a large frame and
+// stops sending holds the budget only budgetBodyTimeout: its connection
+// is closed, the budget freed, and a waiting produce goes through.
+func TestRequestBudgetStalledClient(t *testing.T) {
+	defer func(d time.Duration) { budgetBodyTimeout = d }(budgetBodyTimeout)
+	budgetBodyTimeout = 300 * time.Millisecond
+	b := startBroker(t, nil, "", func(c *Config) { c.Props["queued.max.request.bytes"] = "1048576" })
+	cl := newClient(t, b)
+	createTopic(t, cl, "st", 1, nil)
+	stalled, err := net.Dial("tcp", b.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	// The size of a 900 KB frame and a few bytes of it, then nothing.
+	if _, err := stalled.Write([]byte{0, 0x0d, 0xbb, 0xa0, 0, 0, 0, 7}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	rb := record.NewBuilder()
+	for range 7000 {
+		rb.Add(nil, bytes.Repeat([]byte{'v'}, 100), nil, 1000)
+	}
+	start := time.Now()
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = 1, 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "st"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = rb.Build()
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp := request[*kmsg.ProduceResponse](t, cl, req)
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("produce: %d", code)
+	}
+	if took := time.Since(start); took < 200*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("the produce took %v: want it held until the stalled frame's %v ran out", took, budgetBodyTimeout)
+	}
+	_ = stalled.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := stalled.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Fatalf("stalled connection: read %d, %v; want it closed", n, err)
+	}
+}
