@@ -21,13 +21,14 @@ import (
 // allow DecompressRatio times the batch size, at least MinDecompressLimit and
 // at most MaxDecompressLimit (see DecompressLimit). Most producer batches
 // compress 2-10x, but log lines are repetitive: JSON lines padded with
-// spaces compress over 100x with zstd, so a producer's whole batch (up to
-// a few MB before compression, whatever its ratio) is always allowed. A
-// batch over the limit is rejected as corrupt with Cause
-// ErrDecompressLimit.
+// spaces compress 100-200x with zstd (a 64x ratio refused whole batches of
+// them). Kafka validates as it decompresses and needs no bound; gregor
+// holds a batch decompressed while it validates it, so the ratio bounds
+// what a small request can make the broker hold. A batch over the limit is
+// rejected as corrupt with Cause ErrDecompressLimit.
 const (
-	DecompressRatio    = 64
-	MinDecompressLimit = 64 << 20
+	DecompressRatio    = 512
+	MinDecompressLimit = 1 << 20
 	MaxDecompressLimit = 256 << 20
 )
 
