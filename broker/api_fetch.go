@@ -331,7 +331,7 @@ func (f *fetch) once(final bool) (resp *kmsg.FetchResponse, chunks []storage.Chu
 		// fetch offset, batches compaction emptied) are read past, or
 		// an old client would ask for the same offset forever.
 		for from := rp.FetchOffset; ch.Size > 0 && f.req.Version < 4; {
-			set, next, err := downConvert(&ch, f.req.Version, from)
+			set, next, err := downConvert(&ch, f.req.Version, from, int(min(int64(max(rp.PartitionMaxBytes, 1)), remaining)))
 			ch.Release()
 			ch = storage.Chunk{}
 			if err != nil {
@@ -450,8 +450,9 @@ func (f *fetch) commitLocked() {
 
 // downConvert reads ch, whole v2 batches, as the message set a Fetch v0-v3
 // client reads: format 0 before v2, format 1 from it, from offset from on
-// (see record.AppendMessageSet). next is the offset after ch's last batch.
-func downConvert(ch *storage.Chunk, version int16, from int64) (set []byte, next int64, err error) {
+// (see record.AppendMessageSet), up to limit bytes (one message at
+// least). next is the offset after ch's last batch.
+func downConvert(ch *storage.Chunk, version int16, from int64, limit int) (set []byte, next int64, err error) {
 	batches := make([]byte, ch.Size)
 	if n, err := ch.File.ReadAt(batches, ch.Pos); int64(n) < ch.Size {
 		if err == nil || errors.Is(err, io.EOF) {
@@ -468,7 +469,7 @@ func downConvert(ch *storage.Chunk, version int16, from int64) (set []byte, next
 		next = max(next, h.LastOffset()+1)
 		return nil
 	})
-	set, err = record.AppendMessageSet(make([]byte, 0, len(batches)+len(batches)/4), batches, magic, from)
+	set, err = record.AppendMessageSet(make([]byte, 0, min(len(batches)+len(batches)/4, limit)), batches, magic, from, limit)
 	return set, next, err
 }
 

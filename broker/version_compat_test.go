@@ -247,9 +247,10 @@ func TestFetchOldVersions(t *testing.T) {
 	}
 
 	// A committed transaction: records 11-12, its marker at 13, then a
-	// plain record at 14. A fetch at the marker's offset, one batch at a
-	// time, reads past it to 14 (an old client would otherwise ask for
-	// offset 13 forever); one at 11 gets the transaction's records.
+	// plain record at 14. A fetch at the marker's offset, one batch and
+	// one message at a time (partition max bytes 1), reads past it to 14
+	// (an old client would otherwise ask for offset 13 forever); ones at
+	// 11 and 12 get the transaction's records, one each.
 	txc := newClient(t, b, kgo.TransactionalID("old-tx"), kgo.DefaultProduceTopic("old"))
 	if err := txc.BeginTransaction(); err != nil {
 		t.Fatal(err)
@@ -266,10 +267,10 @@ func TestFetchOldVersions(t *testing.T) {
 	for _, tc := range []struct {
 		from int64
 		want []string
-	}{{13, []string{"after"}}, {11, []string{"tx1", "tx2"}}} {
+	}{{13, []string{"after"}}, {11, []string{"tx1"}}, {12, []string{"tx2"}}} {
 		req := fetchRequest("old", 0, tc.from, 0)
 		req.SetVersion(3)
-		req.Topics[0].Partitions[0].PartitionMaxBytes = 1 // a batch at a time
+		req.Topics[0].Partitions[0].PartitionMaxBytes = 1 // a batch, and a message, at a time
 		resp := kmsg.NewPtrFetchResponse()
 		rawRoundTrip(t, c, req, resp)
 		msgs := parseMessageSet(t, resp.Topics[0].Partitions[0].RecordBatches)
@@ -278,7 +279,7 @@ func TestFetchOldVersions(t *testing.T) {
 			got = append(got, string(m.value))
 		}
 		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
-			t.Fatalf("Fetch v3 at %d, a batch at a time: %q, want %q", tc.from, got, tc.want)
+			t.Fatalf("Fetch v3 at %d, a message at a time: %q, want %q", tc.from, got, tc.want)
 		}
 	}
 }

@@ -173,11 +173,15 @@ func messageBytes(msg []byte, q int) ([]byte, int, bool) {
 // left out. Compressed batches are decompressed (Kafka recompresses them
 // into a wrapper message; an uncompressed set is as valid to every client,
 // only larger). A torn batch at the end is left out, as a fetch's last
-// partial batch is.
-func AppendMessageSet(dst, batches []byte, magic int8, from int64) ([]byte, error) {
+// partial batch is. The set stops before the message that would take it
+// past limit bytes (at least one message is appended whatever its size),
+// as decompressing can make it far larger than the batches: the client
+// asks for the rest next.
+func AppendMessageSet(dst, batches []byte, magic int8, from int64, limit int) ([]byte, error) {
 	if magic != 0 && magic != 1 {
 		return dst, fmt.Errorf("message set magic %d: only 0 and 1 exist", magic)
 	}
+	start := len(dst)
 	err := Batches(batches, func(_ int, batch []byte, h Header) error {
 		if h.Control() || h.LastOffset() < from {
 			return nil
@@ -187,6 +191,13 @@ func AppendMessageSet(dst, batches []byte, magic int8, from int64) ([]byte, erro
 			if off < from {
 				return nil
 			}
+			size := msgSetLogOverhead + msgHeaderV0 + len(r.Key) + len(r.Value)
+			if magic == 1 {
+				size += msgHeaderV1 - msgHeaderV0
+			}
+			if len(dst) > start && len(dst)-start+size > limit {
+				return errSetFull
+			}
 			ts, attrs := h.BaseTimestamp+r.TimestampDelta, byte(0)
 			if h.LogAppendTime() {
 				ts, attrs = h.MaxTimestamp, 0x08
@@ -195,11 +206,14 @@ func AppendMessageSet(dst, batches []byte, magic int8, from int64) ([]byte, erro
 			return nil
 		})
 	})
-	if errors.Is(err, ErrShort) {
+	if errors.Is(err, ErrShort) || errors.Is(err, errSetFull) {
 		err = nil
 	}
 	return dst, err
 }
+
+// errSetFull ends AppendMessageSet's walk at its limit.
+var errSetFull = errors.New("message set full")
 
 // appendLegacyMessage appends one uncompressed message (see the layout above).
 func appendLegacyMessage(dst []byte, magic int8, attrs byte, offset, ts int64, key, value []byte) []byte {

@@ -258,7 +258,7 @@ func TestAppendMessageSet(t *testing.T) {
 			}
 			want = appendMessage(want, m.off, testMessage{magic: magic, attrs: m.attrs, ts: m.ts, key: m.key, value: m.value})
 		}
-		got, err := AppendMessageSet([]byte("prefix"), log, magic, 1)
+		got, err := AppendMessageSet([]byte("prefix"), log, magic, 1, 1<<20)
 		if err != nil {
 			t.Fatalf("magic %d: %v", magic, err)
 		}
@@ -269,13 +269,28 @@ func TestAppendMessageSet(t *testing.T) {
 		if _, err := FromMessageSet(got[len("prefix"):]); err != nil {
 			t.Errorf("magic %d: the set does not read back: %v", magic, err)
 		}
+		// A limit stops the set before the message that would pass
+		// it, and always lets one through.
+		for _, tc := range []struct{ limit, msgs int }{{1, 1}, {len(want) - 1, 4}, {len(want), 5}} {
+			part, err := AppendMessageSet(nil, log, magic, 1, tc.limit)
+			if err != nil {
+				t.Fatalf("magic %d, limit %d: %v", magic, tc.limit, err)
+			}
+			n := 0
+			for p := 0; p < len(part); n++ {
+				p += 12 + int(binary.BigEndian.Uint32(part[p+8:]))
+			}
+			if n != tc.msgs || !bytes.HasPrefix(want, part) {
+				t.Errorf("magic %d, limit %d: %d messages, want %d (a prefix of the whole set)", magic, tc.limit, n, tc.msgs)
+			}
+		}
 	}
-	if _, err := AppendMessageSet(nil, log, 2, 0); err == nil {
+	if _, err := AppendMessageSet(nil, log, 2, 0, 1<<20); err == nil {
 		t.Error("magic 2 accepted")
 	}
 	bad := bytes.Clone(log)
 	bad[HeaderSize] = 0x7e // the first record's length: 63, past its batch
-	if _, err := AppendMessageSet(nil, bad, 1, 0); !errors.Is(err, ErrCorrupt) {
+	if _, err := AppendMessageSet(nil, bad, 1, 0, 1<<20); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("a record longer than its batch: %v", err)
 	}
 }
