@@ -17,8 +17,8 @@
 #
 # The null broker (internal/benchtools/nullbroker) runs the produce
 # workloads only: it acknowledges every produce without checking or storing
-# anything, so its records/s is the ceiling any broker could reach with this
-# client on this machine, shown as null/kfake(DataDir).
+# anything, so its records/s is what this client reaches against a broker
+# that costs nothing, shown as null/kfake(DataDir).
 #
 # Everything runs $ROUNDS times (default 3), rounds outermost so that a
 # noisy neighbour hurts every target alike; the table shows medians.

@@ -242,9 +242,9 @@ var targets = []struct{ key, title string }{
 	{"gregor", "gregor"},
 	{"kfake-disk", "kfake(DataDir)"},
 	{"kfake-mem", "kfake(mem)"},
-	// nullbroker acknowledges produces without doing anything: no broker
-	// can let the client go faster, so null/kfake(DataDir) is the most
-	// gregor/kfake(DataDir) could be with this client on this machine.
+	// nullbroker acknowledges produces without doing anything:
+	// null/kfake(DataDir) is about the most gregor/kfake(DataDir) can be
+	// with this client on this machine.
 	{"null", "null broker"},
 }
 

@@ -1,10 +1,11 @@
-// Command nullbroker is a benchmark ceiling, not a broker: it speaks just
+// Command nullbroker is a benchmark reference, not a broker: it speaks just
 // enough of the Kafka protocol (ApiVersions, Metadata, CreateTopics and
 // Produce) for `gregor perf produce` and acknowledges every produce at once
-// without checking, storing or copying the records. No broker can answer a
-// produce sooner or for less CPU, so the records/s a client reaches against
-// it is the most any broker can get out of that client on this machine:
-// `scripts/bench-ceiling.sh` runs it beside gregor and kfake(DataDir).
+// without checking, storing or copying the records. The records/s a client
+// reaches against it is what that client gets from a broker that costs
+// nothing (about the most any broker can get out of it on this machine;
+// not a strict bound, since sooner answers make the client send smaller
+// requests): `make bench` runs it beside gregor and kfake(DataDir).
 //
 // Usage:
 //
