@@ -12,6 +12,24 @@ import (
 	"github.com/gregor-log/gregor/broker/wire"
 )
 
+// bigProduce is an acks=1 produce request of about 700 KB to partition 0
+// of topic: 7,000 records of 90-96 bytes of fill.
+func bigProduce(topic string, fill byte) *kmsg.ProduceRequest {
+	rb := record.NewBuilder()
+	for i := range 7000 {
+		rb.Add(nil, bytes.Repeat([]byte{fill}, 90+i%7), nil, 1000)
+	}
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = 1, 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = rb.Build()
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	return req
+}
+
 // TestRequestBudget: with queued.max.request.bytes at 1 MiB, a client
 // that has sent the size of a 700 KB produce request and trickles its body
 // holds the budget: another connection's 700 KB produce is not read (nor
@@ -22,19 +40,8 @@ func TestRequestBudget(t *testing.T) {
 	cl := newClient(t, b)
 	createTopic(t, cl, "rb", 1, nil)
 	frame := func(tag string) []byte {
-		rb := record.NewBuilder()
-		for i := range 7000 {
-			rb.Add(nil, bytes.Repeat([]byte{tag[0]}, 90+i%7), nil, 1000)
-		}
-		req := kmsg.NewPtrProduceRequest()
+		req := bigProduce("rb", tag[0])
 		req.SetVersion(7)
-		req.Acks, req.TimeoutMillis = 1, 5000
-		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = "rb"
-		rp := kmsg.NewProduceRequestTopicPartition()
-		rp.Records = rb.Build()
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
 		id := "budget"
 		return wire.AppendRequest(nil, req, 1, &id)
 	}
@@ -116,20 +123,8 @@ func TestRequestBudgetStalledClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(50 * time.Millisecond)
-	rb := record.NewBuilder()
-	for range 7000 {
-		rb.Add(nil, bytes.Repeat([]byte{'v'}, 100), nil, 1000)
-	}
 	start := time.Now()
-	req := kmsg.NewPtrProduceRequest()
-	req.Acks, req.TimeoutMillis = 1, 5000
-	rt := kmsg.NewProduceRequestTopic()
-	rt.Topic = "st"
-	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Records = rb.Build()
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp := request[*kmsg.ProduceResponse](t, cl, req)
+	resp := request[*kmsg.ProduceResponse](t, cl, bigProduce("st", 'v'))
 	if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
 		t.Fatalf("produce: %d", code)
 	}
