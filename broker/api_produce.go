@@ -215,7 +215,7 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest, stream *produceStream) 
 				sp.ErrorCode = reqErr
 			case req.Version < 3:
 				sp = newProducePartitionResponse(rp.Partition)
-				b.produceMessageSet(rt.Topic, req.Acks, rp, &sp)
+				b.produceMessageSet(rt.Topic, req.Version, req.Acks, rp, &sp)
 			default:
 				sp = newProducePartitionResponse(rp.Partition)
 				b.producePartition(rt.Topic, req.Version, req.Acks, rp, &sp, false)
@@ -233,10 +233,16 @@ func (b *Broker) handleProduce(req *kmsg.ProduceRequest, stream *produceStream) 
 // produceMessageSet appends a Produce v0-v2 partition: its message set
 // converted into a v2 batch. A set that does not convert is
 // CORRUPT_MESSAGE, with the reason, for a partition that exists (an
-// unknown one is answered as such first, as Kafka does).
-func (b *Broker) produceMessageSet(topic string, acks int16, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) {
+// unknown one is answered as such first, as Kafka does). Record batches
+// (magic 2), which Kafka also takes in these versions, are appended as
+// they are.
+func (b *Broker) produceMessageSet(topic string, version, acks int16, rp *kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) {
 	if _, code := b.partitionLog(topic, rp.Partition); code != 0 {
 		sp.ErrorCode = code
+		return
+	}
+	if len(rp.Records) > record.MagicOffset && rp.Records[record.MagicOffset] == 2 {
+		b.producePartition(topic, version, acks, rp, sp, false)
 		return
 	}
 	if len(rp.Records) > 0 {

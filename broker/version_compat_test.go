@@ -55,13 +55,21 @@ func TestZstdNeedsNewVersions(t *testing.T) {
 		rawRoundTrip(t, c, req, resp)
 		return resp.Topics[0].Partitions[0]
 	}
+	// Record batches in Produce v0-v2, as Kafka takes them: zstd is
+	// refused there too.
+	if p := produce(2, "plain", plain.Build()); p.ErrorCode != 0 || p.BaseOffset != 0 {
+		t.Fatalf("a record batch in Produce v2: %+v", p)
+	}
+	if p := produce(2, "plain", zbatch); p.ErrorCode != kerr.UnsupportedCompressionType.Code {
+		t.Fatalf("zstd in Produce v2: %+v", p)
+	}
 	if p := produce(6, "plain", zbatch); p.ErrorCode != kerr.UnsupportedCompressionType.Code { // no ErrorMessage before v8
 		t.Fatalf("zstd in Produce v6: %+v", p)
 	}
-	if p := produce(7, "plain", zbatch); p.ErrorCode != 0 || p.BaseOffset != 0 {
+	if p := produce(7, "plain", zbatch); p.ErrorCode != 0 || p.BaseOffset != 1 {
 		t.Fatalf("zstd in Produce v7: %+v", p)
 	}
-	// The v6 batch was not appended: v7's landed at offset 0. A topic
+	// The refused batches were not appended: v7's landed at offset 1. A topic
 	// recompressing to zstd takes plain batches from old producers.
 	if p := produce(5, "zstd", plain.Build()); p.ErrorCode != 0 {
 		t.Fatalf("plain batch to a zstd topic in Produce v5: %+v", p)
