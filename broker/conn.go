@@ -291,6 +291,9 @@ func (c *conn) readLoop() (clientGone bool) {
 		c.b.budget.release(reserved) // the previous frame's, if a path below kept it
 		reserved = 0
 		frame, err := wire.ReadFrameBudgeted(br, buf, maxSize, &c.scan, reserve)
+		if err == nil && reserved > 0 && idle <= 0 {
+			_ = c.nc.SetReadDeadline(time.Time{}) // the body's deadline; no idle one to re-arm
+		}
 		if err != nil {
 			switch {
 			case errors.Is(err, osErrDeadline) && idle > 0:

@@ -136,3 +136,34 @@ func TestRequestBudgetStalledClient(t *testing.T) {
 		t.Fatalf("stalled connection: read %d, %v; want it closed", n, err)
 	}
 }
+
+// TestRequestBudgetDeadlineCleared: with connections.max.idle.ms=0 (no
+// idle deadline), the deadline a large frame's body had does not outlive
+// it: the connection, quiet for longer after the frame, still serves.
+func TestRequestBudgetDeadlineCleared(t *testing.T) {
+	defer func(d time.Duration) { budgetBodyTimeout = d }(budgetBodyTimeout)
+	budgetBodyTimeout = 200 * time.Millisecond
+	b := startBroker(t, nil, "", func(c *Config) { c.Props["connections.max.idle.ms"] = "0" })
+	cl := newClient(t, b)
+	createTopic(t, cl, "dc", 1, nil)
+	c, err := net.Dial("tcp", b.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A frame over maxReusedFrame: the connection does not keep its
+	// buffer, so nothing else resets the read deadline after it (the
+	// same batch 25 times over, 175,000 records).
+	huge := bigProduce("dc", 'x')
+	huge.SetVersion(7)
+	huge.Topics[0].Partitions[0].Records = bytes.Repeat(huge.Topics[0].Partitions[0].Records, 25)
+	rawRoundTrip(t, c, huge, kmsg.NewPtrProduceResponse())
+	time.Sleep(3 * budgetBodyTimeout)
+	resp := kmsg.NewPtrProduceResponse()
+	next := bigProduce("dc", 'y')
+	next.SetVersion(7)
+	rawRoundTrip(t, c, next, resp)
+	if p := resp.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.BaseOffset != 175000 {
+		t.Fatalf("second produce on the connection: %+v", p)
+	}
+}
