@@ -296,6 +296,9 @@ func (c *conn) readLoop() (clientGone bool) {
 		}
 		if err != nil {
 			switch {
+			case errors.Is(err, osErrDeadline) && reserved > 0:
+				c.b.log.Info("closing connection: a large request did not arrive in time", zap.String("remote", c.remote),
+					zap.Duration("limit", budgetBodyTimeout), zap.Int64("frame_bytes", reserved))
 			case errors.Is(err, osErrDeadline) && idle > 0:
 				c.b.log.Debug("closing idle connection", zap.String("remote", c.remote), zap.Duration("connections.max.idle.ms", idle))
 			case !errors.Is(err, io.EOF) && !isClosedErr(err):
