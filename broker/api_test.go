@@ -754,7 +754,7 @@ func rawRoundTrip(t *testing.T, c net.Conn, req kmsg.Request, resp kmsg.Response
 		t.Fatal(err)
 	}
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	body, err := wire.ReadFrame(c, nil, 1<<20)
+	body, err := wire.ReadFrame(c, nil, 64<<20)
 	if err != nil {
 		t.Fatalf("%s v%d: %v", kmsg.NameForKey(req.Key()), req.GetVersion(), err)
 	}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -289,5 +290,35 @@ func TestFetchOldVersions(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
 			t.Fatalf("Fetch v3 at %d, a message at a time: %q, want %q", tc.from, got, tc.want)
 		}
+	}
+}
+
+// TestRecompressedPastRatioReadable: a topic that recompresses to gzip
+// turns 3 MB of one repeated byte into a batch far past the 512x bound
+// produce applies; the broker's own batch must stay readable, by an old
+// client's down-converted fetch as by a current one.
+func TestRecompressedPastRatioReadable(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b, kgo.ProducerBatchMaxBytes(8<<20), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	createTopic(t, cl, "rc", 1, map[string]string{"compression.type": "gzip", "max.message.bytes": "8388608"})
+	value := bytes.Repeat([]byte{'z'}, 3<<20)
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "rc", Value: value}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", b.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := fetchRequest("rc", 0, 0, 0)
+	req.SetVersion(2)
+	resp := kmsg.NewPtrFetchResponse()
+	rawRoundTrip(t, c, req, resp)
+	p := resp.Topics[0].Partitions[0]
+	if p.ErrorCode != 0 {
+		t.Fatalf("Fetch v2: error %d", p.ErrorCode)
+	}
+	if msgs := parseMessageSet(t, p.RecordBatches); len(msgs) != 1 || !bytes.Equal(msgs[0].value, value) {
+		t.Fatalf("Fetch v2: %d messages", len(msgs))
 	}
 }

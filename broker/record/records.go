@@ -53,6 +53,12 @@ type RecordHeader struct {
 // h.LastOffsetDelta (compacted batches have gaps, so it does not require
 // them to be consecutive; Validate does). It does not check the CRC. Errors
 // are *CorruptionError as for Validate.
+//
+// A batch may decompress to MaxDecompressLimit, not DecompressLimit's ratio:
+// Records reads batches a log holds (the cleaner, down-conversion, the
+// coordinators), which Validate passed on their way in, or which the broker
+// itself compressed (compression.type), and 3 MB of one repeated byte
+// recompressed to gzip is far past the ratio yet must stay readable.
 func Records(h Header, batch []byte, fn func(*Record) error) error {
 	if int64(len(batch)) != h.Size() {
 		return &CorruptionError{Reason: fmt.Sprintf("have %d bytes for a batch of %d", len(batch), h.Size()), Err: ErrShort}
@@ -65,7 +71,7 @@ func Records(h Header, batch []byte, fn func(*Record) error) error {
 	if c := h.Codec(); c != CodecNone {
 		buf = getBuf()
 		defer putBuf(buf)
-		out, err := decompressAppend(c, (*buf)[:0], data, DecompressLimit(len(batch)))
+		out, err := decompressAppend(c, (*buf)[:0], data, MaxDecompressLimit)
 		if out != nil {
 			*buf = out[:0]
 		}
