@@ -52,11 +52,9 @@ func listOffset(t *testing.T, cl *kgo.Client, topic string, partition int32, ts 
 	return p.Offset, p.ErrorCode
 }
 
-// rawProduce sends one acks=all produce request with records for
-// topic/partition straight to the broker and returns the partition's
-// answer.
-func rawProduce(t *testing.T, cl *kgo.Client, topic string, partition int32, records []byte) kmsg.ProduceResponseTopicPartition {
-	t.Helper()
+// produceRequest is an acks=all produce request (5 s timeout) of records
+// to one partition.
+func produceRequest(topic string, partition int32, records []byte) *kmsg.ProduceRequest {
 	req := kmsg.NewPtrProduceRequest()
 	req.Acks = -1
 	req.TimeoutMillis = 5000
@@ -67,7 +65,15 @@ func rawProduce(t *testing.T, cl *kgo.Client, topic string, partition int32, rec
 	rp.Records = records
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
-	raw, err := cl.Broker(0).Request(context.Background(), req) // unsharded
+	return req
+}
+
+// rawProduce sends one acks=all produce request with records for
+// topic/partition straight to the broker and returns the partition's
+// answer.
+func rawProduce(t *testing.T, cl *kgo.Client, topic string, partition int32, records []byte) kmsg.ProduceResponseTopicPartition {
+	t.Helper()
+	raw, err := cl.Broker(0).Request(context.Background(), produceRequest(topic, partition, records)) // unsharded
 	if err != nil {
 		t.Fatal(err)
 	}

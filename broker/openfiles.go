@@ -34,27 +34,10 @@ var openFiles struct {
 // rolled back), but the broker would spend its descriptors on the attempt.
 // Where the limit or the open files cannot be read, nothing is checked.
 func checkOpenFiles(adding int64) error {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == 0 || lim.Cur > 1<<40 {
-		return nil
-	}
-	openFiles.mu.Lock()
-	defer openFiles.mu.Unlock()
-	if adding >= openFilesCheckFrom || time.Since(openFiles.at) > openFilesRecount {
-		n, err := countOpenFiles()
-		if err != nil {
-			return nil
-		}
-		openFiles.count, openFiles.at = n, time.Now()
-	}
-	open := openFiles.count
-	limit := int64(lim.Cur)
-	reserve := max(100, limit/20)
-	if open+adding+reserve > limit {
+	if open, limit, reserve, ok := takeFiles(adding, adding >= openFilesCheckFrom); !ok {
 		return fmt.Errorf("%d new partitions need as many open files; %d of the broker's limit of %d are open and %d are kept for connections (raise the broker's open-file limit, ulimit -n): %w",
 			adding, open, limit, reserve, kerr.InvalidPartitions)
 	}
-	openFiles.count += adding // about to be opened
 	return nil
 }
 
@@ -65,27 +48,39 @@ func checkOpenFiles(adding int64) error {
 // connections, serves reads and answers /metrics, where running the
 // process out of descriptors made it unreachable. The error wraps EMFILE.
 func checkRollFile() error {
+	if open, limit, reserve, ok := takeFiles(1, false); !ok {
+		return fmt.Errorf("a new segment file would leave fewer than the %d descriptors kept for connections: %d of the broker's open-file limit of %d are open (one per segment; raise ulimit -n, or use larger segments): %w",
+			reserve, open, limit, syscall.EMFILE)
+	}
+	return nil
+}
+
+// takeFiles counts adding files as about to be opened, unless that would
+// leave fewer than the reserve (a twentieth of the limit, at least 100)
+// free: then ok is false, with the figures for the error. The open files
+// are counted afresh when recount is set or the count is openFilesRecount
+// old. Where the limit or the open files cannot be read, ok is true.
+func takeFiles(adding int64, recount bool) (open, limit, reserve int64, ok bool) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == 0 || lim.Cur > 1<<40 {
-		return nil
+		return 0, 0, 0, true
 	}
 	openFiles.mu.Lock()
 	defer openFiles.mu.Unlock()
-	if time.Since(openFiles.at) > openFilesRecount {
+	if recount || time.Since(openFiles.at) > openFilesRecount {
 		n, err := countOpenFiles()
 		if err != nil {
-			return nil
+			return 0, 0, 0, true
 		}
 		openFiles.count, openFiles.at = n, time.Now()
 	}
-	limit := int64(lim.Cur)
-	reserve := max(100, limit/20)
-	if openFiles.count+1+reserve > limit {
-		return fmt.Errorf("a new segment file would leave fewer than the %d descriptors kept for connections: %d of the broker's open-file limit of %d are open (one per segment; raise ulimit -n, or use larger segments): %w",
-			reserve, openFiles.count, limit, syscall.EMFILE)
+	open, limit = openFiles.count, int64(lim.Cur)
+	reserve = max(100, limit/20)
+	if open+adding+reserve > limit {
+		return open, limit, reserve, false
 	}
-	openFiles.count++ // about to be opened
-	return nil
+	openFiles.count += adding // about to be opened
+	return open, limit, reserve, true
 }
 
 // countOpenFiles counts the process's open file descriptors.

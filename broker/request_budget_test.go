@@ -19,14 +19,8 @@ func bigProduce(topic string, fill byte) *kmsg.ProduceRequest {
 	for i := range 7000 {
 		rb.Add(nil, bytes.Repeat([]byte{fill}, 90+i%7), nil, 1000)
 	}
-	req := kmsg.NewPtrProduceRequest()
-	req.Acks, req.TimeoutMillis = 1, 5000
-	rt := kmsg.NewProduceRequestTopic()
-	rt.Topic = topic
-	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Records = rb.Build()
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
+	req := produceRequest(topic, 0, rb.Build())
+	req.Acks = 1
 	return req
 }
 

@@ -286,16 +286,8 @@ func TestTxnBatchesOfTwoProducersRefused(t *testing.T) {
 		return rb.Build()
 	}
 	recs := append(append(batch(pids[0], 0), batch(pids[1], 0)...), batch(pids[0], 1)...)
-	req := kmsg.NewPtrProduceRequest()
-	req.Acks = -1
-	req.TimeoutMillis = 5000
+	req := produceRequest("tm", 0, recs)
 	req.TransactionID = kmsg.StringPtr("ma")
-	rt := kmsg.NewProduceRequestTopic()
-	rt.Topic = "tm"
-	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Records = recs
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(ctx, admin)
 	if err != nil {
 		t.Fatal(err)

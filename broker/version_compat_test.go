@@ -43,15 +43,9 @@ func TestZstdNeedsNewVersions(t *testing.T) {
 	plain.Add(nil, []byte("plain record"), nil, 1000)
 	produce := func(version int16, topic string, batch []byte) kmsg.ProduceResponseTopicPartition {
 		t.Helper()
-		req := kmsg.NewPtrProduceRequest()
+		req := produceRequest(topic, 0, batch)
 		req.SetVersion(version)
-		req.Acks, req.TimeoutMillis = 1, 5000
-		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = topic
-		rp := kmsg.NewProduceRequestTopicPartition()
-		rp.Records = batch
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
+		req.Acks = 1
 		resp := kmsg.NewPtrProduceResponse()
 		rawRoundTrip(t, c, req, resp)
 		return resp.Topics[0].Partitions[0]
@@ -113,14 +107,8 @@ func TestMessageSetInBatchRequestInvalid(t *testing.T) {
 	// One format 1 message: offset, size, CRC, magic 1, attributes,
 	// timestamp, key -1, value "v".
 	msg := []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 23, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 'v'}
-	req := kmsg.NewPtrProduceRequest()
-	req.Acks, req.TimeoutMillis = 1, 5000
-	rt := kmsg.NewProduceRequestTopic()
-	rt.Topic = "m1"
-	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Records = msg
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
+	req := produceRequest("m1", 0, msg)
+	req.Acks = 1
 	resp := request[*kmsg.ProduceResponse](t, cl, req)
 	if p := resp.Topics[0].Partitions[0]; p.ErrorCode != kerr.InvalidRecord.Code || p.ErrorMessage == nil {
 		t.Fatalf("message set in Produce v%d: %+v", resp.Version, p)
