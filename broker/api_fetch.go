@@ -464,13 +464,7 @@ func downConvert(ch *storage.Chunk, version int16, from int64, limit int) (set [
 	if version < 2 {
 		magic = 0
 	}
-	next = from
-	_ = record.Batches(batches, func(_ int, _ []byte, h record.Header) error {
-		next = max(next, h.LastOffset()+1)
-		return nil
-	})
-	set, err = record.AppendMessageSet(make([]byte, 0, min(len(batches)+len(batches)/4, limit)), batches, magic, from, limit)
-	return set, next, err
+	return record.AppendMessageSet(make([]byte, 0, min(len(batches)+len(batches)/4, limit)), batches, magic, from, limit)
 }
 
 // fetchPartition reads one partition for a fetch. cached, if not nil, is

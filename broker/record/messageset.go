@@ -176,13 +176,16 @@ func messageBytes(msg []byte, q int) ([]byte, int, bool) {
 // partial batch is. The set stops before the message that would take it
 // past limit bytes (at least one message is appended whatever its size),
 // as decompressing can make it far larger than the batches: the client
-// asks for the rest next.
-func AppendMessageSet(dst, batches []byte, magic int8, from int64, limit int) ([]byte, error) {
+// asks for the rest next. next is the offset after the last batch walked:
+// when nothing was appended, where the records after batches start.
+func AppendMessageSet(dst, batches []byte, magic int8, from int64, limit int) (out []byte, next int64, err error) {
 	if magic != 0 && magic != 1 {
-		return dst, fmt.Errorf("message set magic %d: only 0 and 1 exist", magic)
+		return dst, from, fmt.Errorf("message set magic %d: only 0 and 1 exist", magic)
 	}
 	start := len(dst)
-	err := Batches(batches, func(_ int, batch []byte, h Header) error {
+	next = from
+	err = Batches(batches, func(_ int, batch []byte, h Header) error {
+		next = max(next, h.LastOffset()+1)
 		if h.Control() || h.LastOffset() < from {
 			return nil
 		}
@@ -209,7 +212,7 @@ func AppendMessageSet(dst, batches []byte, magic int8, from int64, limit int) ([
 	if errors.Is(err, ErrShort) || errors.Is(err, errSetFull) {
 		err = nil
 	}
-	return dst, err
+	return dst, next, err
 }
 
 // errSetFull ends AppendMessageSet's walk at its limit.

@@ -258,7 +258,7 @@ func TestAppendMessageSet(t *testing.T) {
 			}
 			want = appendMessage(want, m.off, testMessage{magic: magic, attrs: m.attrs, ts: m.ts, key: m.key, value: m.value})
 		}
-		got, err := AppendMessageSet([]byte("prefix"), log, magic, 1, 1<<20)
+		got, _, err := AppendMessageSet([]byte("prefix"), log, magic, 1, 1<<20)
 		if err != nil {
 			t.Fatalf("magic %d: %v", magic, err)
 		}
@@ -272,7 +272,7 @@ func TestAppendMessageSet(t *testing.T) {
 		// A limit stops the set before the message that would pass
 		// it, and always lets one through.
 		for _, tc := range []struct{ limit, msgs int }{{1, 1}, {len(want) - 1, 4}, {len(want), 5}} {
-			part, err := AppendMessageSet(nil, log, magic, 1, tc.limit)
+			part, _, err := AppendMessageSet(nil, log, magic, 1, tc.limit)
 			if err != nil {
 				t.Fatalf("magic %d, limit %d: %v", magic, tc.limit, err)
 			}
@@ -285,12 +285,12 @@ func TestAppendMessageSet(t *testing.T) {
 			}
 		}
 	}
-	if _, err := AppendMessageSet(nil, log, 2, 0, 1<<20); err == nil {
+	if _, _, err := AppendMessageSet(nil, log, 2, 0, 1<<20); err == nil {
 		t.Error("magic 2 accepted")
 	}
 	bad := bytes.Clone(log)
 	bad[HeaderSize] = 0x7e // the first record's length: 63, past its batch
-	if _, err := AppendMessageSet(nil, bad, 1, 0, 1<<20); !errors.Is(err, ErrCorrupt) {
+	if _, _, err := AppendMessageSet(nil, bad, 1, 0, 1<<20); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("a record longer than its batch: %v", err)
 	}
 }
