@@ -22,10 +22,11 @@ import (
 // at most MaxDecompressLimit (see DecompressLimit). Most producer batches
 // compress 2-10x, but log lines are repetitive: JSON lines padded with
 // spaces compress 100-200x with zstd (a 64x ratio refused whole batches of
-// them). Kafka validates as it decompresses and needs no bound; gregor
-// holds a batch decompressed while it validates it, so the ratio bounds
-// what a small request can make the broker hold. A batch over the limit is
-// rejected as corrupt with Cause ErrDecompressLimit.
+// them). Kafka validates as it decompresses and has no bound. Validate
+// streams too (validateCompressed), so the ratio bounds the work a small
+// request can make rather than memory; Records, which reads batches the
+// log holds, decompresses them whole. A batch over the limit is rejected
+// as corrupt with Cause ErrDecompressLimit.
 const (
 	DecompressRatio    = 512
 	MinDecompressLimit = 1 << 20
@@ -274,10 +275,12 @@ type lz4Reader struct {
 
 var lz4Readers sync.Pool // of *lz4Reader
 
+func newLZ4Reader() *lz4Reader { return &lz4Reader{zr: lz4.NewReader(nil)} }
+
 func decompressLZ4(dst, src []byte, limit int) ([]byte, error) {
 	lr, _ := lz4Readers.Get().(*lz4Reader)
 	if lr == nil {
-		lr = &lz4Reader{zr: lz4.NewReader(nil)}
+		lr = newLZ4Reader()
 	}
 	defer lz4Readers.Put(lr)
 	lr.src.Reset(src)
@@ -335,7 +338,7 @@ var zstdDecoders sync.Pool // of *zstdDecoder
 // window of 2-8 MiB, more than the limit of a small batch, so the bound is
 // raised to the first frame's window when that is larger, up to
 // MaxDecompressLimit, and the output is checked against limit afterwards.
-func decompressZstd(dst, src []byte, limit int) ([]byte, error) {
+func decompressZstd(dst, src []byte, limit int) (out []byte, err error) {
 	bound := uint64(limit)
 	var fh zstd.Header
 	if err := fh.Decode(src); err == nil && fh.WindowSize > bound {
@@ -352,15 +355,21 @@ func decompressZstd(dst, src []byte, limit int) ([]byte, error) {
 		}
 		zd = &zstdDecoder{dec: dec, bound: bound}
 	}
-	defer zstdDecoders.Put(zd)
+	start := len(dst)
+	defer func() {
+		// A decoder keeps a reference to the output it last wrote (its
+		// history): pooled after a large one, it would pin it.
+		if len(out)-start <= maxPooledBuf {
+			zstdDecoders.Put(zd)
+		}
+	}()
 	if zd.bound != bound {
 		if err := zd.dec.ResetWithOptions(nil, zstd.WithDecoderMaxMemory(bound)); err != nil {
 			return dst, fmt.Errorf("reset zstd decoder: %w", err)
 		}
 		zd.bound = bound
 	}
-	start := len(dst)
-	out, err := zd.dec.DecodeAll(src, dst)
+	out, err = zd.dec.DecodeAll(src, dst)
 	if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
 		return out, ErrDecompressLimit
 	}

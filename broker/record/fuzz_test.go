@@ -153,6 +153,18 @@ func FuzzValidate(f *testing.F) {
 				}
 			}
 		}
+		// Streaming validation of compressed records must reach the
+		// verdict of decompressing them whole and walking them.
+		if len(data) >= HeaderSize {
+			if ph, perr := ParseHeader(data); perr == nil && ph.Codec() != CodecNone && ph.Codec() <= CodecZstd && ph.NumRecords > 0 {
+				limit := DecompressLimit(len(data))
+				sd, serr := validateCompressed(ph.Codec(), data[HeaderSize:], ph.NumRecords, limit)
+				wd, werr := validateWhole(ph.Codec(), data[HeaderSize:], ph.NumRecords, limit, false)
+				if category(serr) != category(werr) || (serr == nil && sd != wd) {
+					t.Fatalf("streaming: %v (max delta %d); whole: %v (max delta %d)", serr, sd, werr, wd)
+				}
+			}
+		}
 		if err != nil {
 			return
 		}

@@ -10,7 +10,7 @@ import (
 // must be exactly one batch (12+batchLength bytes). It checks, in order:
 // the length, magic 2, the CRC-32C, that the codec is known, that the batch
 // holds at least one record and LastOffsetDelta is NumRecords-1, and then,
-// after decompressing (bounded by DecompressLimit), every record's framing,
+// decompressing (bounded by DecompressLimit), every record's framing,
 // that the record count equals NumRecords, that offset deltas are exactly
 // 0..NumRecords-1 and that no bytes follow the last record.
 //
@@ -21,9 +21,11 @@ import (
 // deltas) or ErrUnsupportedCodec. Broker policy (control batches,
 // transactions, producer sequence rules, timestamps) is left to the caller.
 //
-// Validate is safe for concurrent use. It never panics and its memory use
-// is bounded by DecompressLimit; an uncompressed batch is validated without
-// allocating.
+// Validate is safe for concurrent use. It never panics. An uncompressed
+// batch is validated without allocating; gzip, lz4 and zstd batches are
+// walked as they decompress, holding a 64 KiB window and the codec's state
+// whatever they decompress to (see validateCompressed); snappy batches,
+// which cannot expand more than about 21 times, are decompressed whole.
 func Validate(batch []byte) (Header, error) {
 	h, _, err := ValidateMaxTimestamp(batch)
 	return h, err
@@ -76,16 +78,7 @@ func validateMaxTimestamp(batch []byte, checkCRC bool) (h Header, maxTimestamp i
 		delta, err := validateRecords(data, h.NumRecords)
 		return h, h.BaseTimestamp + delta, err
 	}
-	buf := getBuf()
-	defer putBuf(buf)
-	out, err := decompressAppend(c, (*buf)[:0], data, DecompressLimit(len(batch)))
-	if out != nil {
-		*buf = out[:0]
-	}
-	if err != nil {
-		return h, 0, err
-	}
-	delta, err := validateRecords(out, h.NumRecords)
+	delta, err := validateCompressed(c, data, h.NumRecords, DecompressLimit(len(batch)))
 	return h, h.BaseTimestamp + delta, err
 }
 
