@@ -300,7 +300,7 @@ func (c *conn) readLoop() (clientGone bool) {
 				c.b.log.Info("closing connection: a large request did not arrive in time", zap.String("remote", c.remote),
 					zap.Duration("limit", budgetBodyTimeout), zap.Int64("frame_bytes", reserved))
 			case errors.Is(err, osErrDeadline) && idle > 0:
-				c.b.log.Debug("closing idle connection", zap.String("remote", c.remote), zap.Duration("connections.max.idle.ms", idle))
+				c.b.log.Debug("closing idle connection", zap.String("remote", c.remote), zap.Int64("connections.max.idle.ms", idle.Milliseconds()))
 			case !errors.Is(err, io.EOF) && !isClosedErr(err):
 				c.b.log.Info("closing connection", zap.String("remote", c.remote), zap.Error(err))
 			}
