@@ -20,14 +20,15 @@
 # anything, so its records/s is what this client reaches against a broker
 # that costs nothing, shown as null/kfake(DataDir).
 #
-# Everything runs $ROUNDS times (default 3), rounds outermost so that a
-# noisy neighbour hurts every target alike; the table shows medians.
+# Everything runs $ROUNDS times (default 5), rounds outermost so that a
+# noisy neighbour hurts every target alike, and the targets' order rotates
+# from round to round; the table shows medians.
 #
 # Results: bench-results/<timestamp>/ (raw JSON and logs) and the table in
 # bench-results/latest.txt.
 #
 # Environment: SMALL_RECORDS (2000000), LARGE_RECORDS (500000),
-# E2E_RATE (5000), E2E_DURATION (20s), ROUNDS (3),
+# E2E_RATE (5000), E2E_DURATION (20s), ROUNDS (5),
 # TARGETS ("gregor kfake-disk kfake-mem null").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,7 +39,7 @@ LARGE_RECORDS="${LARGE_RECORDS:-500000}"
 E2E_RATE="${E2E_RATE:-5000}"
 E2E_DURATION="${E2E_DURATION:-20s}"
 TARGETS="${TARGETS:-gregor kfake-disk kfake-mem null}"
-ROUNDS="${ROUNDS:-3}"
+ROUNDS="${ROUNDS:-5}"
 
 mkdir -p bin bench-results
 go build -o bin/gregor ./cmd/gregor
@@ -124,8 +125,23 @@ run_perf() {
 	fi
 }
 
+# rotated TARGETS... by ROUND: round 1 starts with the first target, round
+# 2 with the second, and so on, so that no target always runs first (on a
+# fresh VM the first writes also pay for the guest's first touch of its
+# memory) or always after the same one.
+rotated() {
+	local round="$1"
+	shift
+	local n=$# i
+	for ((i = 0; i < n; i++)); do
+		local k=$(((round - 1 + i) % n + 1))
+		printf '%s ' "${!k}"
+	done
+}
+
 for round in $(seq 1 "$ROUNDS"); do
-	for target in $TARGETS; do
+	# shellcheck disable=SC2086 # TARGETS is a list
+	for target in $(rotated "$round" $TARGETS); do
 		start_target "$target"
 		run_perf "$target" produce-100B-1p "$round" produce -t bench-small --partitions 1 \
 			--records "$SMALL_RECORDS" --record-size 100 --acks 1
