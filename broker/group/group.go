@@ -1126,9 +1126,8 @@ func (g *Group) CheckCommit(now time.Time, memberID, instanceID string, generati
 	if generation < 0 && g.state == Empty {
 		return nil
 	}
-	if g.state == CompletingRebalance {
-		return kerr.RebalanceInProgress
-	}
+	// Member, then generation, then state, in Kafka's order: a fenced or
+	// stale consumer learns that, not to retry after a rebalance.
 	m := g.byID[memberID]
 	if m == nil {
 		if memberID == "" && generation < 0 {
@@ -1138,6 +1137,9 @@ func (g *Group) CheckCommit(now time.Time, memberID, instanceID string, generati
 	}
 	if generation != g.generation {
 		return fmt.Errorf("generation %d, the group is at %d: %w", generation, g.generation, kerr.IllegalGeneration)
+	}
+	if g.state == CompletingRebalance {
+		return kerr.RebalanceInProgress
 	}
 	if g.state == Stable {
 		m.heartbeatDeadline = now.Add(m.SessionTimeout)

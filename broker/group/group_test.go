@@ -262,6 +262,15 @@ func TestSecondMemberRebalances(t *testing.T) {
 	if err := s.g.CheckCommit(s.now, a, "", 2); !errors.Is(err, kerr.RebalanceInProgress) {
 		t.Fatalf("commit between join and sync: %v", err)
 	}
+	// Between join and sync, as at any time, an unknown member or a
+	// stale generation is told so first (Kafka's order): it must rejoin,
+	// not retry.
+	if err := s.g.CheckCommit(s.now, a, "", 1); !errors.Is(err, kerr.IllegalGeneration) {
+		t.Fatalf("stale commit between join and sync: %v", err)
+	}
+	if err := s.g.CheckCommit(s.now, "ghost", "", 2); !errors.Is(err, kerr.UnknownMemberID) {
+		t.Fatalf("unknown member's commit between join and sync: %v", err)
+	}
 	s.heartbeat(b, 2, nil)
 	// The follower syncs first and waits for the leader.
 	s.sync("sb", SyncRequest{MemberID: b, Generation: 2})
