@@ -174,6 +174,7 @@ func (b *Broker) describeBrokerConfigs(req *kmsg.DescribeConfigsRequest, rr *kms
 		v := props[n]
 		c.Value = &v
 		c.ReadOnly = true
+		c.ConfigType = kmsg.ConfigType(brokerConfigType(n))
 		if explicit[n] {
 			c.Source = kmsg.ConfigSource(sourceStaticBroker)
 		} else {

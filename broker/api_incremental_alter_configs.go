@@ -99,6 +99,14 @@ func (b *Broker) alterTopicConfigs(rr *kmsg.IncrementalAlterConfigsRequestResour
 	if err := duplicateConfigKey(names); err != nil {
 		return err
 	}
+	for _, c := range rr.Configs {
+		switch c.Op {
+		case kmsg.IncrementalAlterConfigOpSet, kmsg.IncrementalAlterConfigOpDelete,
+			kmsg.IncrementalAlterConfigOpAppend, kmsg.IncrementalAlterConfigOpSubtract:
+		default: // a malformed request, not a bad value (Kafka's ConfigAdminManager)
+			return fmt.Errorf("config %s: unknown operation %d: %w", c.Name, c.Op, kerr.InvalidRequest)
+		}
+	}
 	eff := b.defaults.Effective(t.Configs)
 	var errs []error
 	for _, c := range rr.Configs {
@@ -130,9 +138,6 @@ func (b *Broker) alterTopicConfigs(rr *kmsg.IncrementalAlterConfigsRequestResour
 				cur = splitList(v)
 			}
 			next[c.Name] = strings.Join(applyListOp(cur, splitList(val), c.Op == kmsg.IncrementalAlterConfigOpAppend), ",")
-		default:
-			errs = append(errs, fmt.Errorf("config %s: unknown operation %d", c.Name, c.Op))
-			continue
 		}
 		if v, ok := next[c.Name]; ok {
 			if err := topicconfig.Validate(c.Name, v); err != nil {

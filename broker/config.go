@@ -92,6 +92,35 @@ var brokerProps = map[string]struct {
 	"log.cleaner.dedupe.buffer.size":      {"134217728", 1048576, "memory for the log cleaner's offset map, 24 bytes a key: bounds the keys one pass deduplicates"},
 }
 
+// brokerPropType is a broker property's type as DescribeConfigs reports it
+// (Kafka's, for the properties Kafka has): INT unless listed here.
+var brokerPropType = map[string]topicconfig.Type{
+	"broker.id":                           topicconfig.TypeInt,
+	"listeners":                           topicconfig.TypeString,
+	"log.dirs":                            topicconfig.TypeString,
+	"auto.create.topics.enable":           topicconfig.TypeBoolean,
+	"log.retention.check.interval.ms":     topicconfig.TypeLong,
+	"connections.max.idle.ms":             topicconfig.TypeLong,
+	"queued.max.request.bytes":            topicconfig.TypeLong,
+	"log.pagecache.retain.bytes":          topicconfig.TypeLong,
+	"offsets.retention.check.interval.ms": topicconfig.TypeLong,
+	"log.cleaner.backoff.ms":              topicconfig.TypeLong,
+	"log.cleaner.dedupe.buffer.size":      topicconfig.TypeLong,
+	"log.cleaner.io.max.bytes.per.second": topicconfig.TypeDouble,
+}
+
+// brokerConfigType returns the type of broker property name: that of the
+// topic config it is the default of, or brokerPropType's.
+func brokerConfigType(name string) topicconfig.Type {
+	if d, ok := topicconfig.LookupBrokerKey(name); ok {
+		return d.Type
+	}
+	if t, ok := brokerPropType[name]; ok {
+		return t
+	}
+	return topicconfig.TypeInt
+}
+
 // KnownProps lists every broker property the broker understands with its
 // default, sorted by name.
 func KnownProps() [][2]string {

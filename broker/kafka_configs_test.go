@@ -117,6 +117,14 @@ func TestDuplicateConfigKeys(t *testing.T) {
 	if code := resp.Resources[0].ErrorCode; code != kerr.InvalidRequest.Code {
 		t.Fatalf("IncrementalAlterConfigs with a key twice: %v", kerr.ErrorForCode(code))
 	}
+	// An operation the protocol does not define is a malformed request,
+	// not a bad config value.
+	rr.Configs = rr.Configs[:1]
+	rr.Configs[0].Op = 7
+	req.Resources[0] = rr
+	if code := request[*kmsg.IncrementalAlterConfigsResponse](t, cl, req).Resources[0].ErrorCode; code != kerr.InvalidRequest.Code {
+		t.Fatalf("IncrementalAlterConfigs with operation 7: %v", kerr.ErrorForCode(code))
+	}
 
 	// A resource named twice: INVALID_REQUEST in both entries.
 	inc := kmsg.NewPtrIncrementalAlterConfigsRequest()
@@ -263,5 +271,20 @@ func TestBrokerConfigSources(t *testing.T) {
 	}
 	if c := got["log.segment.bytes"]; c.Source != kmsg.ConfigSourceDefaultConfig || len(c.ConfigSynonyms) != 1 {
 		t.Errorf("log.segment.bytes: %+v", c)
+	}
+	// Every config has its type (KIP-569), Kafka's where Kafka has it.
+	for name, want := range map[string]kmsg.ConfigType{
+		"num.partitions": kmsg.ConfigTypeInt, "log.retention.ms": kmsg.ConfigTypeLong, "log.cleanup.policy": kmsg.ConfigTypeList,
+		"auto.create.topics.enable": kmsg.ConfigTypeBoolean, "listeners": kmsg.ConfigTypeString,
+		"log.cleaner.io.max.bytes.per.second": kmsg.ConfigTypeDouble, "connections.max.idle.ms": kmsg.ConfigTypeLong,
+	} {
+		if c := got[name]; c.ConfigType != want {
+			t.Errorf("%s: type %v, want %v", name, c.ConfigType, want)
+		}
+	}
+	for name, c := range got {
+		if c.ConfigType == kmsg.ConfigTypeUnknown {
+			t.Errorf("%s: type UNKNOWN", name)
+		}
 	}
 }
