@@ -8,6 +8,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -115,12 +116,16 @@ func (o txnOffsets) CheckMember(groupID, member, instance string, generation int
 func (o txnOffsets) Commit(groupID string, offsets []txn.Offset) error {
 	req := group.CommitRequest{Generation: -1, Transactional: true}
 	for _, off := range offsets {
-		req.Offsets = append(req.Offsets, group.CommitOffset{
+		co := group.CommitOffset{
 			TopicPartition: group.TopicPartition{Topic: off.Topic, Partition: off.Partition},
 			Offset:         off.Offset,
 			LeaderEpoch:    off.LeaderEpoch,
 			Metadata:       off.Metadata,
-		})
+		}
+		if off.AtMs > 0 {
+			co.CommitTime = time.UnixMilli(off.AtMs)
+		}
+		req.Offsets = append(req.Offsets, co)
 	}
 	errs, err := o.b.coord.CommitOffsets(groupID, req)
 	if err != nil {

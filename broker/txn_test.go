@@ -304,3 +304,97 @@ func TestTxnBatchesOfTwoProducersRefused(t *testing.T) {
 		t.Fatalf("end: %v %+v", err, er)
 	}
 }
+
+// TestTxnOffsetsYieldToLaterCommits: a transaction's offset is applied at
+// its commit only over an offset committed before its TxnOffsetCommit, as
+// Kafka applies it only over one older in the log. A plain commit made
+// while the transaction was open wins; one made before it does not, nor
+// does another transaction's offset given earlier and committed later.
+func TestTxnOffsetsYieldToLaterCommits(t *testing.T) {
+	dir := t.TempDir()
+	b := startBroker(t, nil, dir, nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "to", 3, nil)
+	begin := func(id string) (int64, int16) {
+		ip := kmsg.NewPtrInitProducerIDRequest()
+		ip.TransactionalID, ip.TransactionTimeoutMillis = &id, 60000
+		r := request[*kmsg.InitProducerIDResponse](t, cl, ip)
+		if r.ErrorCode != 0 {
+			t.Fatalf("InitProducerId: %v", kerr.ErrorForCode(r.ErrorCode))
+		}
+		ao := kmsg.NewPtrAddOffsetsToTxnRequest()
+		ao.TransactionalID, ao.ProducerID, ao.ProducerEpoch, ao.Group = id, r.ProducerID, r.ProducerEpoch, "g"
+		if c := request[*kmsg.AddOffsetsToTxnResponse](t, cl, ao).ErrorCode; c != 0 {
+			t.Fatalf("AddOffsetsToTxn: %v", kerr.ErrorForCode(c))
+		}
+		return r.ProducerID, r.ProducerEpoch
+	}
+	txnCommit := func(id string, pid int64, epoch int16, partition int32, offset int64) {
+		req := kmsg.NewPtrTxnOffsetCommitRequest()
+		req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = id, "g", pid, epoch
+		rt := kmsg.NewTxnOffsetCommitRequestTopic()
+		rt.Topic = "to"
+		rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset = partition, offset
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		if c := request[*kmsg.TxnOffsetCommitResponse](t, cl, req).Topics[0].Partitions[0].ErrorCode; c != 0 {
+			t.Fatalf("TxnOffsetCommit: %v", kerr.ErrorForCode(c))
+		}
+		time.Sleep(5 * time.Millisecond) // commit times are in milliseconds
+	}
+	plainCommit := func(partition int32, offset int64) {
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Group, req.Generation = "g", -1
+		rt := kmsg.NewOffsetCommitRequestTopic()
+		rt.Topic = "to"
+		rp := kmsg.NewOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset = partition, offset
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		if c := request[*kmsg.OffsetCommitResponse](t, cl, req).Topics[0].Partitions[0].ErrorCode; c != 0 {
+			t.Fatalf("OffsetCommit: %v", kerr.ErrorForCode(c))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	end := func(id string, pid int64, epoch int16) {
+		req := kmsg.NewPtrEndTxnRequest()
+		req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit = id, pid, epoch, true
+		if c := request[*kmsg.EndTxnResponse](t, cl, req).ErrorCode; c != 0 {
+			t.Fatalf("EndTxn: %v", kerr.ErrorForCode(c))
+		}
+	}
+	fetch := func() map[int32]int64 {
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.Group = "g"
+		rt := kmsg.NewOffsetFetchRequestTopic()
+		rt.Topic, rt.Partitions = "to", []int32{0, 1, 2}
+		req.Topics = append(req.Topics, rt)
+		out := map[int32]int64{}
+		for _, p := range request[*kmsg.OffsetFetchResponse](t, cl, req).Topics[0].Partitions {
+			out[p.Partition] = p.Offset
+		}
+		return out
+	}
+
+	pa, ea := begin("ta")
+	plainCommit(1, 20) // before the transaction's offset: overwritten
+	txnCommit("ta", pa, ea, 0, 9)
+	txnCommit("ta", pa, ea, 1, 21)
+	txnCommit("ta", pa, ea, 2, 30)
+	plainCommit(0, 2) // after it: stays
+	pb, eb := begin("tb")
+	txnCommit("tb", pb, eb, 2, 31) // another transaction's, given later
+	end("ta", pa, ea)
+	end("tb", pb, eb)
+	want := map[int32]int64{0: 2, 1: 21, 2: 31}
+	if got := fetch(); !maps.Equal(got, want) {
+		t.Fatalf("committed offsets %v, want %v", got, want)
+	}
+	cl.Close()
+	stopBroker(t, b)
+	cl = newClient(t, startBroker(t, nil, dir, nil))
+	if got := fetch(); !maps.Equal(got, want) {
+		t.Fatalf("after a restart: committed offsets %v, want %v", got, want)
+	}
+}

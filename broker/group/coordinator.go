@@ -770,7 +770,10 @@ type CommitRequest struct {
 	Generation int32 // -1 for a commit from outside group management
 	Offsets    []CommitOffset
 	// Transactional marks the offsets of a committed transaction: their
-	// member was checked at TxnOffsetCommit, and is not again.
+	// member was checked at TxnOffsetCommit, and is not again. Their
+	// CommitTime is that of the TxnOffsetCommit, and an offset is not
+	// applied over one committed later, outside the transaction: Kafka
+	// applies a transaction's offset only over one older in the log.
 	Transactional bool
 }
 
@@ -806,6 +809,7 @@ func (c *Coordinator) CommitOffsets(groupID string, req CommitRequest) ([]error,
 		created = true
 	}
 	errs := make([]error, len(req.Offsets))
+	superseded := make([]bool, len(req.Offsets))
 	recs := make([]kv, 0, len(req.Offsets))
 	for i, o := range req.Offsets {
 		if c.partitionExists != nil && !c.partitionExists(o.TopicPartition) {
@@ -816,6 +820,12 @@ func (c *Coordinator) CommitOffsets(groupID string, req CommitRequest) ([]error,
 			errs[i] = fmt.Errorf("metadata is %d bytes, the limit is %d: %w", len(o.Metadata), c.cfg.MaxOffsetMetadataBytes, kerr.OffsetMetadataTooLarge)
 			continue
 		}
+		if req.Transactional && !o.CommitTime.IsZero() {
+			if cur, ok := g.Offset(o.TopicPartition); ok && cur.CommitTime.After(toOffset(o, now).CommitTime) {
+				superseded[i] = true // committed since the transaction's TxnOffsetCommit
+				continue
+			}
+		}
 		recs = append(recs, kv{offsetKey(groupID, o.TopicPartition), offsetValue(toOffset(o, now))})
 	}
 	if len(recs) == 0 {
@@ -825,7 +835,7 @@ func (c *Coordinator) CommitOffsets(groupID string, req CommitRequest) ([]error,
 		return nil, writeError(err, true)
 	}
 	for i, o := range req.Offsets {
-		if errs[i] == nil {
+		if errs[i] == nil && !superseded[i] {
 			g.SetOffset(o.TopicPartition, toOffset(o, now))
 		}
 	}

@@ -42,6 +42,11 @@ type Offset struct {
 	Offset      int64  `json:"o"`
 	LeaderEpoch int32  `json:"e"`
 	Metadata    string `json:"m,omitempty"`
+	// AtMs is when TxnOffsetCommit gave the offset (Unix ms; 0 in state
+	// written before gregor kept it). It is the offset's commit time once
+	// the transaction commits, and an offset committed outside the
+	// transaction after it wins (see group.CommitRequest.Transactional).
+	AtMs int64 `json:"at,omitempty"`
 }
 
 // Log is where the coordinator keeps its state.
@@ -736,7 +741,9 @@ func (c *Coordinator) CommitOffsets(id string, pid int64, epoch int16, group, me
 	// answer: a producer that commits after a broker restart must not
 	// lose them.
 	pending := slices.Clone(st.Groups[group])
+	now := c.now().UnixMilli()
 	for _, o := range offsets {
+		o.AtMs = now
 		i := slices.IndexFunc(pending, func(p Offset) bool { return p.TopicPartition == o.TopicPartition })
 		if i >= 0 {
 			pending[i] = o

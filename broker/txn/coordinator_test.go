@@ -426,3 +426,24 @@ func TestExpiredIDForgotten(t *testing.T) {
 		t.Fatalf("expired id came back as %+v", r)
 	}
 }
+
+// TestPendingOffsetsKeepTheirTime: a TxnOffsetCommit's offsets keep when
+// they were given, through a restart, and are committed with that time.
+func TestPendingOffsetsKeepTheirTime(t *testing.T) {
+	e := newEnv()
+	c := e.open(t)
+	r, err := c.InitProducerID("a", time.Minute, -1, -1)
+	wantErr(t, "init", err, nil)
+	wantErr(t, "add offsets", c.AddOffsets("a", r.ProducerID, r.Epoch, "g"), nil)
+	given := e.clock().UnixMilli()
+	wantErr(t, "txn offset commit", c.CommitOffsets("a", r.ProducerID, r.Epoch, "g", "", "", -1, []Offset{{TopicPartition: tp1, Offset: 7}}), nil)
+	e.advance(time.Second)
+	c.Close()
+	c = e.open(t)
+	defer c.Close()
+	wantErr(t, "commit", c.EndTxn("a", r.ProducerID, r.Epoch, true), nil)
+	want := []Offset{{TopicPartition: tp1, Offset: 7, AtMs: given}}
+	if got := e.offs.committed["g"]; !slices.Equal(got, want) {
+		t.Fatalf("offsets committed %+v, want %+v", got, want)
+	}
+}
