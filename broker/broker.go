@@ -252,7 +252,8 @@ func (b *Broker) reconcileLogs() error {
 			if err != nil {
 				return fmt.Errorf("set aside a log the metadata does not know: %w", err)
 			}
-			b.log.Warn("a log the metadata does not know was set aside; remove it, or restore the metadata and rename it back",
+			b.log.Warn("a log the metadata does not know was set aside: most often the log of a topic deleted just before a crash, "+
+				"which can be removed; if the topic should exist, restore the metadata and rename the directory back",
 				zap.String("topic", l.Topic()), zap.Int32("partition", l.Partition()), zap.String("dir", dir))
 		}
 	}
@@ -439,6 +440,16 @@ func (b *Broker) Close(ctx context.Context) error {
 	}
 	b.mu.Unlock()
 
+	// How long each part of the shutdown took goes in the last line, so
+	// that a slow one (a client slow to take its last responses, slow
+	// fsyncs) shows which part it was.
+	start, mark := time.Now(), time.Now()
+	var took []zap.Field
+	phase := func(name string) {
+		now := time.Now()
+		took = append(took, zap.Duration(name, now.Sub(mark)))
+		mark = now
+	}
 	b.cancel() // wakes long polls so they answer now
 	b.budget.stop()
 	b.listener.Close()
@@ -460,6 +471,7 @@ func (b *Broker) Close(ctx context.Context) error {
 		}
 		<-done
 	}
+	phase("connections")
 	if b.httpSrv != nil {
 		hctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		b.httpSrv.Shutdown(hctx)
@@ -467,17 +479,20 @@ func (b *Broker) Close(ctx context.Context) error {
 		b.httpLn.Close() // in case Serve never handed it to httpSrv
 	}
 	b.bgWG.Wait()
+	phase("http_and_background")
 	b.txns.Close()  // before the groups and logs it writes to
 	b.coord.Close() // before the logs it writes to
+	phase("coordinators")
 	var errs []error
 	if err := b.logs.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close logs: %w", err))
 	}
+	phase("flush_and_close_logs")
 	if err := b.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close metadata: %w", err))
 	}
 	b.dirLock.Close()
-	b.log.Info("stopped")
+	b.log.Info("stopped", append([]zap.Field{zap.Duration("took", time.Since(start))}, took...)...)
 	return errors.Join(errs...)
 }
 

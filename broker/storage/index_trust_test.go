@@ -296,22 +296,33 @@ func TestCleanedIndexFilesAreUsed(t *testing.T) {
 	}
 }
 
-// TestNoRecoveryPointWarning: a log that was never flushed warns that it
-// verifies everything only when there is something to verify.
+// TestNoRecoveryPointWarning: a log that was never flushed says that it
+// verifies everything only when there is something to verify: at info
+// for one segment (a crash before a new log's first flush, ordinary
+// recovery), as a warning for several (a lost recovery-point file).
 func TestNoRecoveryPointWarning(t *testing.T) {
-	for _, records := range []int{0, 3} {
-		t.Run(fmt.Sprint(records, " batches"), func(t *testing.T) {
+	for _, tc := range []struct {
+		records  int
+		segBytes int64
+		level    zapcore.Level // -1: nothing said
+	}{{0, 0, -1}, {3, 0, zapcore.InfoLevel}, {12, 200, zapcore.WarnLevel}} {
+		t.Run(fmt.Sprint(tc.records, " batches, segment.bytes ", tc.segBytes), func(t *testing.T) {
 			fsys := vfs.NewMem()
 			dir := "/d/t-0"
-			l := openLog(t, fsys, dir, Config{})
-			fillLog(t, l, 0, records)
+			cfg := Config{SegmentBytes: tc.segBytes}
+			l := openLog(t, fsys, dir, cfg)
+			fillLog(t, l, 0, tc.records)
+			segs := len(l.segments())
 			l.closeFiles(false) // as kill -9: no flush, no recovery point
 			logs, obs := observed()
-			l = openLog(t, fsys, dir, Config{}, logs)
+			l = openLog(t, fsys, dir, cfg, logs)
 			defer l.Close()
-			warned := len(entriesMentioning(obs, zapcore.WarnLevel, "no recovery point")) > 0
-			if warned != (records > 0) {
-				t.Fatalf("%d batches: warned %v; logged %v", records, warned, obs.All())
+			said := obs.FilterMessageSnippet("no recovery point").All()
+			switch {
+			case tc.level == -1 && len(said) != 0:
+				t.Fatalf("nothing to verify, logged %v", said)
+			case tc.level != -1 && (len(said) != 1 || said[0].Level != tc.level):
+				t.Fatalf("%d batches in %d segments: logged %v, want one line at %v", tc.records, segs, said, tc.level)
 			}
 		})
 	}

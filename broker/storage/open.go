@@ -205,7 +205,15 @@ func (l *Log) open() error {
 		scanFrom = min(scanFrom, len(segs)-1)
 	}
 	if !haveRP && slices.ContainsFunc(sizes, func(n int64) bool { return n > 0 }) {
-		l.logger.Warn("no recovery point; verifying the whole log", zap.Int("segments", len(segs)))
+		// A log that crashed before its first flush (written within
+		// flush.ms of its creation) is ordinary crash recovery; a log of
+		// several segments without one lost its recovery-point file, and
+		// its whole verification may slow the start.
+		lvl := zap.InfoLevel
+		if len(segs) > 1 {
+			lvl = zap.WarnLevel
+		}
+		l.logger.Log(lvl, "no recovery point; verifying the whole log", zap.Int("segments", len(segs)))
 	}
 	gapBound := cleaner.gapBound
 	if !cleanerOK {
