@@ -13,6 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -476,6 +477,60 @@ func TestMultilineAndParsersThroughAgent(t *testing.T) {
 		for _, s := range a.Status() {
 			if s.Path == h.path("app.trace") {
 				return s.Acked == int64(len(trace))
+			}
+		}
+		return false
+	})
+}
+
+// TestTopicLimitBelowBatchSize: a topic whose max.message.bytes is below
+// producer.batch-max-bytes refuses the agent's full batches of small
+// lines; those lines are produced again in batches that fit, not dropped.
+// Only a line too large for the topic alone is dropped.
+func TestTopicLimitBelowBatchSize(t *testing.T) {
+	h := newHarness(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.cluster.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, h.topic
+	c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	c.Name, c.Op, c.Value = "max.message.bytes", kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr("20000")
+	rr.Configs = append(rr.Configs, c)
+	req.Resources = append(req.Resources, rr)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil || resp.Resources[0].ErrorCode != 0 {
+		t.Fatalf("set max.message.bytes: %v %+v", err, resp)
+	}
+	h.appendLines("a.log", 0, 3000)
+	f, err := os.OpenFile(h.path("a.log"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(strings.Repeat("x", 30000) + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	h.appendLines("a.log", 3000, 4000)
+	a := h.start(h.config("*.log"))
+	recs := h.records(4000, 30*time.Second)
+	seen := map[string]int{}
+	for _, r := range recs {
+		seen[string(r.Value)]++
+	}
+	for i := range 4000 {
+		if v := fmt.Sprintf("L%06d", i); seen[v] == 0 {
+			t.Fatalf("line %s missing (%d records)", v, len(recs))
+		}
+	}
+	eventually(t, "the long line dropped", func() bool { return testutilCounter(t, a, "gregor_agent_records_dropped_total") == 1 })
+	eventually(t, "checkpoint at the end", func() bool {
+		for _, s := range a.Status() {
+			if s.Path == h.path("a.log") && s.Acked == int64(4000*8+30001) {
+				return true
 			}
 		}
 		return false

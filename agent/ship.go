@@ -37,6 +37,16 @@ var trueBytes = []byte("true")
 type shipper struct {
 	a  *Agent
 	cl *kgo.Client
+	// opts made cl; batchMax is producer.batch-max-bytes.
+	opts     []kgo.Opt
+	batchMax int32
+	// small holds the clients of topics whose max.message.bytes is below
+	// batchMax (see limits.go): limits by topic, clients by batch size.
+	small struct {
+		sync.Mutex
+		limits  map[string]int32
+		clients map[int32]*kgo.Client
+	}
 
 	retry struct {
 		sync.Mutex
@@ -45,6 +55,9 @@ type shipper struct {
 		// topic was deleted and created again under a new id): the client
 		// keeps failing them until it forgets the old id.
 		purge map[string]bool
+		// tooLarge: records the main client had refused as too large,
+		// for fitTopics.
+		tooLarge []*kgo.Record
 	}
 	retryWake chan struct{} // capacity 1
 
@@ -60,6 +73,9 @@ type recRef struct {
 	st  *fileState
 	in  *input
 	seq uint64
+	// limit is the batch size of the small-batch client the record went
+	// through, 0 for the main client.
+	limit int32
 }
 
 func newShipper(a *Agent, extra []kgo.Opt) (*shipper, error) {
@@ -100,7 +116,7 @@ func newShipper(a *Agent, extra []kgo.Opt) (*shipper, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create producer: %w", err)
 	}
-	s.cl = cl
+	s.cl, s.opts, s.batchMax = cl, opts, int32(p.BatchMaxBytes)
 	return s, nil
 }
 
@@ -136,6 +152,7 @@ func (s *shipper) produce(ctx context.Context, st *fileState, in *input, path []
 	digits := make([]byte, 0, n*20)
 	now := time.Now()
 	bg := context.Background()
+	cl, limit := s.clientFor(in.topic)
 	j := 0
 	for i, l := range lines {
 		if l.marker {
@@ -166,9 +183,9 @@ func (s *shipper) produce(ctx context.Context, st *fileState, in *input, path []
 			h = append(h, kgo.RecordHeader{Key: HeaderParseError, Value: []byte(perr.Error())})
 		}
 		r.Headers = h
-		refs[j] = recRef{Context: bg, st: st, in: in, seq: first + uint64(i)}
+		refs[j] = recRef{Context: bg, st: st, in: in, seq: first + uint64(i), limit: limit}
 		r.Context = &refs[j]
-		s.cl.Produce(ctx, r, s.promise)
+		cl.Produce(ctx, r, s.promise)
 		j++
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -195,12 +212,14 @@ func (s *shipper) promise(r *kgo.Record, err error) {
 		// Stopping: the record stays unacknowledged and is read again
 		// after the restart.
 		return
+	case ref.limit == 0 && (errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge)):
+		// Its batch may have been too large for the topic, not the
+		// record: fitTopics decides.
+		ref.in.m.retried.Inc()
+		s.retryLater([]*kgo.Record{r}, true)
+		return
 	case permanentProduceError(err):
-		ref.in.m.dropped.Inc()
-		s.a.log.Error("the broker refuses this record for good; skipping it",
-			zap.ByteString("path", headerValue(r, HeaderPath)), zap.ByteString("offset", headerValue(r, HeaderOffset)),
-			zap.String("topic", r.Topic), zap.Int("bytes", len(r.Value)), zap.Error(err))
-		ref.st.ack.ack(ref.seq)
+		s.drop(r, err)
 		return
 	}
 	ref.in.m.retried.Inc()
@@ -213,6 +232,33 @@ func (s *shipper) promise(r *kgo.Record, err error) {
 		s.retry.purge[r.Topic] = true
 	}
 	s.retry.Unlock()
+	s.wakeRetry()
+}
+
+// drop passes over a record the broker refuses for good.
+func (s *shipper) drop(r *kgo.Record, err error) {
+	ref := r.Context.(*recRef)
+	ref.in.m.dropped.Inc()
+	s.a.log.Error("the broker refuses this record for good; skipping it",
+		zap.ByteString("path", headerValue(r, HeaderPath)), zap.ByteString("offset", headerValue(r, HeaderOffset)),
+		zap.String("topic", r.Topic), zap.Int("bytes", len(r.Value)), zap.Error(err))
+	ref.st.ack.ack(ref.seq)
+}
+
+// retryLater queues records for the retry loop: tooLarge ones for
+// fitTopics, others to be produced again.
+func (s *shipper) retryLater(recs []*kgo.Record, tooLarge bool) {
+	s.retry.Lock()
+	if tooLarge {
+		s.retry.tooLarge = append(s.retry.tooLarge, recs...)
+	} else {
+		s.retry.recs = append(s.retry.recs, recs...)
+	}
+	s.retry.Unlock()
+	s.wakeRetry()
+}
+
+func (s *shipper) wakeRetry() {
 	select {
 	case s.retryWake <- struct{}{}:
 	default:
@@ -283,9 +329,12 @@ func (s *shipper) retryLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		s.retry.Lock()
-		recs, purge := s.retry.recs, s.retry.purge
-		s.retry.recs, s.retry.purge = nil, nil
+		recs, purge, tooLarge := s.retry.recs, s.retry.purge, s.retry.tooLarge
+		s.retry.recs, s.retry.purge, s.retry.tooLarge = nil, nil, nil
 		s.retry.Unlock()
+		if len(tooLarge) > 0 {
+			s.fitTopics(ctx, tooLarge)
+		}
 		if len(purge) > 0 {
 			// Records still buffered for these topics fail (and come back
 			// here); the next produce looks the topic up afresh.
@@ -297,20 +346,28 @@ func (s *shipper) retryLoop(ctx context.Context) {
 			s.a.log.Warn("producing failed records again", zap.Int("records", len(recs)))
 		}
 		for _, r := range recs {
-			s.cl.Produce(ctx, r, s.promise)
+			cl, limit := s.clientFor(r.Topic)
+			r.Context.(*recRef).limit = limit
+			cl.Produce(ctx, r, s.promise)
 		}
 	}
 }
 
 // flush waits until every produced record is acknowledged or ctx is done.
 func (s *shipper) flush(ctx context.Context) error {
-	if err := s.cl.Flush(ctx); err != nil {
-		return fmt.Errorf("flush producer: %w", err)
+	for _, cl := range s.allClients() {
+		if err := cl.Flush(ctx); err != nil {
+			return fmt.Errorf("flush producer: %w", err)
+		}
 	}
 	return nil
 }
 
-func (s *shipper) close() { s.cl.Close() }
+func (s *shipper) close() {
+	for _, cl := range s.allClients() {
+		cl.Close()
+	}
+}
 
 // kgoLogger routes franz-go's logs (warnings and errors only) to zap.
 type kgoLogger struct{ log *zap.Logger }

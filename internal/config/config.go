@@ -165,7 +165,9 @@ type Producer struct {
 	// three times this. Default 8MiB.
 	MaxInFlightBytes ByteSize `yaml:"max-in-flight-bytes"`
 	// BatchMaxBytes is the largest record batch sent (at most the broker's
-	// message.max.bytes). Default 1000000.
+	// message.max.bytes). A topic whose max.message.bytes is lower is sent
+	// batches of that size instead, once it has refused one. Default
+	// 1000000.
 	BatchMaxBytes ByteSize `yaml:"batch-max-bytes"`
 	// ClientID is the Kafka client id. Default gregor-agent.
 	ClientID string `yaml:"client-id"`
