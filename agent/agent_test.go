@@ -536,3 +536,52 @@ func TestTopicLimitBelowBatchSize(t *testing.T) {
 		return false
 	})
 }
+
+// TestRotatedWhileDownWithSharedBanner: files that all start with the same
+// banner (a longer head than the fingerprint) are rotated by rename while
+// the agent is down. The new file is not taken for the old one moved to
+// a new inode: it is read from its start, and the rotated file is
+// finished, lines written to it after the stop included.
+func TestRotatedWhileDownWithSharedBanner(t *testing.T) {
+	h := newHarness(t)
+	cfg := h.config("*.log")
+	banner := "#" + strings.Repeat("=", fingerprintBytes+100) + "\n"
+	write := func(name string, from, to int) {
+		f, err := os.OpenFile(h.path(name), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if fi, _ := f.Stat(); fi.Size() == 0 {
+			f.WriteString(banner)
+		}
+		for i := from; i < to; i++ {
+			fmt.Fprintf(f, "L%06d\n", i)
+		}
+	}
+	lines := func(n int) map[string]int {
+		seen := map[string]int{}
+		for _, r := range h.records(n, 20*time.Second) {
+			seen[string(r.Value)]++
+		}
+		return seen
+	}
+	write("app.log", 0, 100)
+	h.start(cfg)
+	if seen := lines(101); seen["L000099"] == 0 {
+		t.Fatalf("first lines not shipped: %d distinct", len(seen))
+	}
+	h.stop()
+	write("app.log", 100, 150) // written after the stop, before the rotation
+	if err := os.Rename(h.path("app.log"), h.path("app.log.1")); err != nil {
+		t.Fatal(err)
+	}
+	write("app.log", 150, 300)
+	h.start(cfg)
+	seen := lines(302)
+	for i := range 300 {
+		if v := fmt.Sprintf("L%06d", i); seen[v] == 0 {
+			t.Fatalf("line %s missing", v)
+		}
+	}
+}

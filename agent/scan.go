@@ -287,10 +287,13 @@ func (a *Agent) openFreshLocked(ctx context.Context, c candidate, found map[inod
 				f.Close()
 				return
 			}
-		case first:
+		case first && rotatedPath(b) == "":
 			// At start, the file we knew under that head moved to a new
 			// inode while we were down (another file system, a restore):
-			// continue it.
+			// continue it. (If its inode is still in its directory under
+			// another name, it was rotated away, and this is a new file
+			// with the same banner: read from the start, below, while
+			// recoverRotatedLocked finishes the rotated one.)
 			a.log.Info("file moved to a new inode; continuing it", zap.String("path", c.path), zap.String("was", b.path))
 			r.bindLocked(b, c.key, c.path)
 			b.seen = now
@@ -354,10 +357,47 @@ func (a *Agent) recoverRotatedLocked(ctx context.Context, st *fileState, now tim
 	if in == nil || st.path == "" {
 		return
 	}
-	dir := filepath.Dir(st.path)
+	p, fi := inodeInDir(filepath.Dir(st.path), st.key)
+	if p == "" {
+		return
+	}
+	c := candidate{path: p, in: in, key: st.key, size: fi.Size(), mtime: fi.ModTime()}
+	f, size, ok := a.openChecked(c)
+	if !ok {
+		return
+	}
+	same, fp, err := checkFingerprint(f, size, st.fp)
+	if err != nil || !same || size <= st.readOffset.Load() {
+		f.Close()
+		return
+	}
+	a.log.Info("finishing a file rotated while the agent was down", zap.String("path", p), zap.String("was", st.path))
+	st.fp = fp
+	st.input = in
+	st.seen = now
+	r := a.reg
+	r.setPathLocked(st, p)
+	a.startTailerLocked(ctx, st, f, st.readOffset.Load(), true)
+}
+
+// rotatedPath returns where st's inode is now in the directory it was
+// in, under another name ("" if it is not there): rotated away.
+func rotatedPath(st *fileState) string {
+	if st.path == "" {
+		return ""
+	}
+	p, _ := inodeInDir(filepath.Dir(st.path), st.key)
+	if p == st.path {
+		return ""
+	}
+	return p
+}
+
+// inodeInDir finds the regular file of inode key in dir.
+func inodeInDir(dir string, key inodeKey) (string, os.FileInfo) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return
+		return "", nil
 	}
 	for _, e := range ents {
 		if !e.Type().IsRegular() {
@@ -368,29 +408,11 @@ func (a *Agent) recoverRotatedLocked(ctx context.Context, st *fileState, now tim
 		if err != nil {
 			continue
 		}
-		sys, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok || (inodeKey{uint64(sys.Dev), sys.Ino}) != st.key {
-			continue
+		if sys, ok := fi.Sys().(*syscall.Stat_t); ok && (inodeKey{uint64(sys.Dev), sys.Ino}) == key {
+			return p, fi
 		}
-		c := candidate{path: p, in: in, key: st.key, size: fi.Size(), mtime: fi.ModTime()}
-		f, size, ok := a.openChecked(c)
-		if !ok {
-			return
-		}
-		same, fp, err := checkFingerprint(f, size, st.fp)
-		if err != nil || !same || size <= st.readOffset.Load() {
-			f.Close()
-			return
-		}
-		a.log.Info("finishing a file rotated while the agent was down", zap.String("path", p), zap.String("was", st.path))
-		st.fp = fp
-		st.input = in
-		st.seen = now
-		r := a.reg
-		r.setPathLocked(st, p)
-		a.startTailerLocked(ctx, st, f, st.readOffset.Load(), true)
-		return
 	}
+	return "", nil
 }
 
 // updateWatches makes the fsnotify watches cover exactly dirs.
