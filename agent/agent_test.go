@@ -585,3 +585,51 @@ func TestRotatedWhileDownWithSharedBanner(t *testing.T) {
 		}
 	}
 }
+
+// TestTruncatedAndRewrittenWithSharedBanner: a file truncated and written
+// again with the same banner (no copy of it is matched) is read from its
+// start: it is not taken for the copy of its own old content.
+func TestTruncatedAndRewrittenWithSharedBanner(t *testing.T) {
+	h := newHarness(t)
+	banner := "#" + strings.Repeat("=", fingerprintBytes+100) + "\n"
+	write := func(from, to int) {
+		f, err := os.OpenFile(h.path("app.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		var b strings.Builder
+		if fi, _ := f.Stat(); fi.Size() == 0 {
+			b.WriteString(banner)
+		}
+		for i := from; i < to; i++ {
+			fmt.Fprintf(&b, "L%06d\n", i)
+		}
+		f.WriteString(b.String()) // at once: the head arrives whole
+	}
+	write(0, 500)
+	a := h.start(h.config("*.log"))
+	eventually(t, "first lines read", func() bool {
+		for _, s := range a.Status() {
+			if s.Read >= int64(len(banner)+500*8) {
+				return true
+			}
+		}
+		return false
+	})
+	if err := os.Truncate(h.path("app.log"), 0); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "truncation seen", func() bool { return testutilCounter(t, a, "gregor_agent_file_truncations_total") >= 1 })
+	write(500, 1500) // past the old offset
+	seen := map[string]int{}
+	recs := h.records(1502, 20*time.Second)
+	for _, r := range recs {
+		seen[string(r.Value)]++
+	}
+	for i := range 1500 {
+		if v := fmt.Sprintf("L%06d", i); seen[v] == 0 {
+			t.Fatalf("line %s missing", v)
+		}
+	}
+}

@@ -149,13 +149,17 @@ func (r *registry) dropLocked(st *fileState) {
 	delete(r.mu.states, st.id)
 }
 
-// findOrphanLocked returns an orphan whose full fingerprint is fp.
-func (r *registry) findOrphanLocked(fp fingerprint) *fileState {
+// findOrphanLocked returns an orphan whose full fingerprint is fp, of an
+// inode other than key.
+func (r *registry) findOrphanLocked(fp fingerprint, key inodeKey) *fileState {
 	if !fp.full() {
 		return nil
 	}
 	for _, st := range r.mu.states {
-		if !st.bound && st.fp == fp {
+		// An inode is never the copy of its own truncated content: a
+		// file truncated and written again with the same head (a
+		// banner) is a new file.
+		if !st.bound && st.fp == fp && st.key != key {
 			return st
 		}
 	}

@@ -264,7 +264,7 @@ func (a *Agent) openFreshLocked(ctx context.Context, c candidate, found map[inod
 		return
 	}
 	r := a.reg
-	if o := r.findOrphanLocked(fp); o != nil {
+	if o := r.findOrphanLocked(fp, c.key); o != nil {
 		// The copy of a file truncated under us: continue where it was read.
 		a.log.Info("continuing a truncated file in its copy", zap.String("path", c.path),
 			zap.String("was", o.path), zap.Int64("offset", o.readOffset.Load()))

@@ -254,7 +254,7 @@ func (t *tailer) checkIdentity(ctx context.Context, size int64) int {
 			a.reg.mu.Lock()
 			defer a.reg.mu.Unlock()
 			if !fp.full() && now.full() && consumed == 0 && !t.lr.pending() {
-				if o := a.reg.findOrphanLocked(now); o != nil {
+				if o := a.reg.findOrphanLocked(now, t.st.key); o != nil {
 					a.log.Info("continuing a truncated file in its copy", zap.ByteString("path", t.path),
 						zap.String("was", o.path), zap.Int64("offset", o.readOffset.Load()))
 					fresh := t.st
