@@ -633,3 +633,30 @@ func TestTruncatedAndRewrittenWithSharedBanner(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyTruncateCopyNotMatched: a copytruncate rotation whose copy no
+// glob matches (app.log -> app.log.1 with the glob *.log), done while the
+// agent is behind (here: stopped): the lines it had not read are read from
+// the copy.
+func TestCopyTruncateCopyNotMatched(t *testing.T) {
+	h := newHarness(t)
+	cfg := h.config("*.log")
+	h.appendLines("app.log", 0, 300) // 2,400 bytes: a full fingerprint
+	h.start(cfg)
+	h.expectLines(0, 300, false)
+	h.stop()
+	h.appendLines("app.log", 300, 500) // not read before the rotation
+	data, err := os.ReadFile(h.path("app.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h.path("app.log.1"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(h.path("app.log"), 0); err != nil {
+		t.Fatal(err)
+	}
+	h.appendLines("app.log", 500, 600)
+	h.start(cfg)
+	h.expectLines(0, 600, false)
+}

@@ -193,6 +193,14 @@ func (a *Agent) doScan(ctx context.Context, first bool) bool {
 			a.recoverRotatedLocked(ctx, st, now)
 		}
 	}
+	// Files truncated under us (orphans) whose copy no glob matches (a
+	// copytruncate to app.log.1 with the glob *.log): look for the copy
+	// next to where the file was, while the truncation is recent.
+	for _, st := range r.mu.states {
+		if !st.bound && st.fp.full() && st.readOffset.Load() > 0 && now.Sub(st.seen) < copySearchFor {
+			a.recoverCopyLocked(ctx, st, found, now)
+		}
+	}
 	r.forgetLocked(now.Add(-a.cfg.ForgetAfter))
 	a.metrics.filesKnown.Set(float64(len(r.mu.states)))
 	return r.mu.nextID != idBefore
@@ -377,6 +385,80 @@ func (a *Agent) recoverRotatedLocked(ctx context.Context, st *fileState, now tim
 	st.seen = now
 	r := a.reg
 	r.setPathLocked(st, p)
+	a.startTailerLocked(ctx, st, f, st.readOffset.Load(), true)
+}
+
+// copySearchFor is how long after a truncation recoverCopyLocked looks
+// for the file's copy.
+const copySearchFor = time.Minute
+
+// recoverCopyLocked looks, in the directory of st (orphaned: its file was
+// truncated), for a copy of its content that no glob matches and no state
+// holds: a file starting with st's head and longer than what was read of
+// it, the most recently modified if several are (older rotations may
+// share a banner). It continues st there, to the copy's end: the lines
+// the agent had not read when the file was truncated (while the broker
+// was down, say) are in it.
+func (a *Agent) recoverCopyLocked(ctx context.Context, st *fileState, found map[inodeKey]bool, now time.Time) {
+	in := st.input
+	if in == nil {
+		in = a.inputFor(st.path)
+	}
+	if in == nil || st.path == "" {
+		return
+	}
+	dir := filepath.Dir(st.path)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	var best *candidate
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		fi, err := os.Stat(p)
+		if err != nil || fi.Size() <= st.readOffset.Load() {
+			continue
+		}
+		sys, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			continue
+		}
+		key := inodeKey{uint64(sys.Dev), sys.Ino}
+		if key == st.key || found[key] || a.reg.mu.byInode[key] != nil {
+			continue
+		}
+		if best != nil && !fi.ModTime().After(best.mtime) {
+			continue
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		same, _, err := checkFingerprint(f, fi.Size(), st.fp)
+		f.Close()
+		if err == nil && same {
+			best = &candidate{path: p, in: in, key: key, size: fi.Size(), mtime: fi.ModTime()}
+		}
+	}
+	if best == nil {
+		return
+	}
+	f, size, ok := a.openChecked(*best)
+	if !ok {
+		return
+	}
+	same, fp, err := checkFingerprint(f, size, st.fp)
+	if err != nil || !same {
+		f.Close()
+		return
+	}
+	a.log.Info("continuing a truncated file in its copy, which no glob matches", zap.String("path", best.path),
+		zap.String("was", st.path), zap.Int64("offset", st.readOffset.Load()))
+	a.reg.bindLocked(st, best.key, best.path)
+	st.fp, st.input, st.seen = fp, in, now
 	a.startTailerLocked(ctx, st, f, st.readOffset.Load(), true)
 }
 
