@@ -136,7 +136,9 @@ func TestRequestBudgetStalledClient(t *testing.T) {
 // it: the connection, quiet for longer after the frame, still serves.
 func TestRequestBudgetDeadlineCleared(t *testing.T) {
 	defer func(d time.Duration) { budgetBodyTimeout = d }(budgetBodyTimeout)
-	budgetBodyTimeout = 200 * time.Millisecond
+	// Long enough for the 17 MB frame to arrive on a loaded machine under
+	// the race detector (200 ms was not, once).
+	budgetBodyTimeout = time.Second
 	b := startBroker(t, nil, "", func(c *Config) { c.Props["connections.max.idle.ms"] = "0" })
 	cl := newClient(t, b)
 	createTopic(t, cl, "dc", 1, nil)
@@ -152,7 +154,7 @@ func TestRequestBudgetDeadlineCleared(t *testing.T) {
 	huge.SetVersion(7)
 	huge.Topics[0].Partitions[0].Records = bytes.Repeat(huge.Topics[0].Partitions[0].Records, 25)
 	rawRoundTrip(t, c, huge, kmsg.NewPtrProduceResponse())
-	time.Sleep(3 * budgetBodyTimeout)
+	time.Sleep(budgetBodyTimeout + 500*time.Millisecond)
 	resp := kmsg.NewPtrProduceResponse()
 	next := bigProduce("dc", 'y')
 	next.SetVersion(7)
