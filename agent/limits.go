@@ -2,16 +2,18 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
+
+	"github.com/gregor-log/gregor/internal/kgoopt"
 )
 
 // Topics whose max.message.bytes is below producer.batch-max-bytes. The
@@ -64,8 +66,12 @@ func (s *shipper) fitTopics(ctx context.Context, recs []*kgo.Record) {
 	for _, topic := range slices.Sorted(maps.Keys(byTopic)) {
 		trs := byTopic[topic]
 		lctx, cancel := context.WithTimeout(ctx, limitLookupTimeout)
-		lim, err := topicBatchLimit(lctx, s.cl, topic)
+		lim64, err := kgoopt.MaxMessageBytes(lctx, s.cl, topic)
 		cancel()
+		lim := int32(min(lim64, math.MaxInt32))
+		if errors.Is(err, kgoopt.ErrNoMaxMessageBytes) {
+			lim, err = 0, nil // the cluster does not tell: no smaller batch to try
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return // stopping: unacknowledged, read again after the restart
@@ -120,32 +126,4 @@ func (s *shipper) smallClient(topic string, lim int32) (*kgo.Client, error) {
 			zap.String("topic", topic), zap.Int32("max.message.bytes", lim), zap.Int32("batch-max-bytes", s.batchMax))
 	}
 	return cl, nil
-}
-
-// topicBatchLimit asks the cluster for topic's max.message.bytes; 0 when
-// it does not tell.
-func topicBatchLimit(ctx context.Context, cl *kgo.Client, topic string) (int32, error) {
-	req := kmsg.NewPtrDescribeConfigsRequest()
-	rr := kmsg.NewDescribeConfigsRequestResource()
-	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, topic
-	rr.ConfigNames = []string{"max.message.bytes"}
-	req.Resources = append(req.Resources, rr)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		return 0, err
-	}
-	for _, r := range resp.Resources {
-		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
-			return 0, err
-		}
-		for _, c := range r.Configs {
-			if c.Name != "max.message.bytes" || c.Value == nil {
-				continue
-			}
-			if n, err := strconv.ParseInt(*c.Value, 10, 32); err == nil && n > 0 {
-				return int32(n), nil
-			}
-		}
-	}
-	return 0, nil
 }

@@ -3,12 +3,11 @@ package appender
 import (
 	"context"
 	"errors"
-	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-log/gregor/internal/kgoopt"
 )
 
 // Records larger than the topic allows.
@@ -70,13 +69,13 @@ func (s *Shipper) discoverLimit(ctx context.Context) {
 	backoff := 50 * time.Millisecond
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		limit, err := describeMaxMessageBytes(rctx, s.cl, s.topic)
+		limit, err := kgoopt.MaxMessageBytes(rctx, s.cl, s.topic)
 		cancel()
 		if err == nil {
 			s.topicLimit.Store(limit)
 			return
 		}
-		if ctx.Err() != nil || errors.Is(err, errNoAnswer) || errors.Is(err, kerr.UnknownTopicOrPartition) {
+		if ctx.Err() != nil || errors.Is(err, kgoopt.ErrNoMaxMessageBytes) || errors.Is(err, kerr.UnknownTopicOrPartition) {
 			return // records for a missing topic fail in kgo, counted
 		}
 		var ke *kerr.Error
@@ -92,37 +91,4 @@ func (s *Shipper) discoverLimit(ctx context.Context) {
 		}
 		backoff = min(2*backoff, 2*time.Second)
 	}
-}
-
-// errNoAnswer means the broker answered without the config.
-var errNoAnswer = errors.New("appender: broker did not report max.message.bytes")
-
-// describeMaxMessageBytes asks for the topic's max.message.bytes.
-func describeMaxMessageBytes(ctx context.Context, cl *kgo.Client, topic string) (int64, error) {
-	req := kmsg.NewPtrDescribeConfigsRequest()
-	rr := kmsg.NewDescribeConfigsRequestResource()
-	rr.ResourceType = kmsg.ConfigResourceTypeTopic
-	rr.ResourceName = topic
-	rr.ConfigNames = []string{"max.message.bytes"}
-	req.Resources = append(req.Resources, rr)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		return 0, err
-	}
-	for _, r := range resp.Resources {
-		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
-			return 0, err
-		}
-		for _, c := range r.Configs {
-			if c.Name != "max.message.bytes" || c.Value == nil {
-				continue
-			}
-			v, err := strconv.ParseInt(*c.Value, 10, 64)
-			if err != nil || v <= 0 {
-				return 0, errNoAnswer
-			}
-			return v, nil
-		}
-	}
-	return 0, errNoAnswer
 }

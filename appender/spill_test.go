@@ -259,6 +259,17 @@ func TestSpillDiskFullIsStickyThenRecovers(t *testing.T) {
 	for i := range 200 {
 		log.Info("m", "i", i, "pad", string(make([]byte, 1000)))
 	}
+	// The spill writes in the background: once its write has failed
+	// (and been reported), records are dropped. (Checked at once, this
+	// failed when the loop outran the writer.)
+	waitFor(t, 5*time.Second, "the failed spill write reported", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(reported) > 0
+	})
+	for i := 200; i < 210; i++ {
+		log.Info("m", "i", i, "pad", string(make([]byte, 1000)))
+	}
 	st := h.Stats()
 	if st.Dropped == 0 {
 		t.Fatalf("nothing dropped with a full disk: %+v", st)
