@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/gregor-log/gregor/internal/config"
 )
@@ -35,6 +36,8 @@ type harness struct {
 
 	mu      sync.Mutex
 	running *runningAgent
+	// logger, if set, is the agents' logger (zaptest's otherwise).
+	logger *zap.Logger
 }
 
 type runningAgent struct {
@@ -87,7 +90,11 @@ func (h *harness) config(patterns ...string) config.Agent {
 
 func (h *harness) start(cfg config.Agent) *Agent {
 	h.t.Helper()
-	a, err := New(cfg, Options{Logger: zaptest.NewLogger(h.t, zaptest.Level(zap.InfoLevel))})
+	logger := h.logger
+	if logger == nil {
+		logger = zaptest.NewLogger(h.t, zaptest.Level(zap.InfoLevel))
+	}
+	a, err := New(cfg, Options{Logger: logger})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -659,4 +666,35 @@ func TestCopyTruncateCopyNotMatched(t *testing.T) {
 	h.appendLines("app.log", 500, 600)
 	h.start(cfg)
 	h.expectLines(0, 600, false)
+}
+
+// TestCopyOfFileBeingReadSaysSo: a file that holds the same bytes as one
+// being read is taken for its copy and not read, and the agent says so,
+// once.
+func TestCopyOfFileBeingReadSaysSo(t *testing.T) {
+	h := newHarness(t)
+	core, logs := observer.New(zap.InfoLevel)
+	h.logger = zap.New(core)
+	h.appendLines("app.log", 0, 300)
+	a := h.start(h.config("*.log"))
+	h.expectLines(0, 300, false)
+	data, err := os.ReadFile(h.path("app.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h.path("copy.log"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the copy noted", func() bool {
+		return logs.FilterMessageSnippet("a copy").Len() > 0
+	})
+	time.Sleep(300 * time.Millisecond) // three more scans
+	if n := logs.FilterMessageSnippet("a copy").Len(); n != 1 {
+		t.Fatalf("copy logged %d times", n)
+	}
+	for _, s := range a.Status() {
+		if s.Path == h.path("copy.log") {
+			t.Fatalf("the copy is tracked: %+v", s)
+		}
+	}
 }

@@ -20,6 +20,7 @@ type scanState struct {
 	watcher *fsnotify.Watcher
 	watched map[string]bool   // directories with an fsnotify watch
 	noted   map[string]string // path -> last problem logged, to log each once
+	copies  map[string]string // path -> the file it was last logged a copy of
 }
 
 // candidate is a regular file a glob matched.
@@ -293,6 +294,14 @@ func (a *Agent) openFreshLocked(ctx context.Context, c candidate, found map[inod
 			// with). Only a copy holds the original's bytes past the head.
 			if a.sameAsOriginal(f, size, b) {
 				f.Close()
+				if a.scan.copies[c.path] != b.path {
+					if a.scan.copies == nil {
+						a.scan.copies = map[string]string{}
+					}
+					a.scan.copies[c.path] = b.path
+					a.log.Info("not reading a file that holds the same bytes as one being read (a copy)",
+						zap.String("path", c.path), zap.String("copy_of", b.path))
+				}
 				return
 			}
 		case first && rotatedPath(b) == "":
@@ -314,6 +323,7 @@ func (a *Agent) openFreshLocked(ctx context.Context, c candidate, found map[inod
 		// (with the same banner) as the old one moved: read it from the
 		// start, which at worst sends lines twice.
 	}
+	delete(a.scan.copies, c.path)
 	st := r.newStateLocked(c.key, true, c.path, fp, 0, now)
 	st.input = c.in
 	a.startTailerLocked(ctx, st, f, 0, false)
