@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -697,4 +698,45 @@ func TestCopyOfFileBeingReadSaysSo(t *testing.T) {
 			t.Fatalf("the copy is tracked: %+v", s)
 		}
 	}
+}
+
+// TestBehindGrowsWhileBrokerStalls: while the broker does not take
+// records (the files are the buffer, and the tailer waits), the status's
+// size and behind still follow the file as it grows.
+func TestBehindGrowsWhileBrokerStalls(t *testing.T) {
+	h := newHarness(t)
+	h.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		h.cluster.KeepControl()
+		pr := req.(*kmsg.ProduceRequest)
+		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range pr.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition, sp.ErrorCode = rp.Partition, kerr.NotEnoughReplicas.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	cfg := h.config("*.log")
+	cfg.Producer.MaxInFlightBytes = 64 << 10
+	h.appendLines("app.log", 0, 20000) // 160 KB: more than may be in flight
+	a := h.start(cfg)
+	status := func() FileStatus {
+		for _, s := range a.Status() {
+			if s.Path == h.path("app.log") {
+				return s
+			}
+		}
+		return FileStatus{}
+	}
+	eventually(t, "reading stalled", func() bool { s := status(); return s.Pending > 0 && s.Acked == 0 })
+	h.appendLines("app.log", 20000, 40000)
+	eventually(t, "size and behind follow the file", func() bool {
+		s := status()
+		return s.Size == 40000*8 && s.Behind == 40000*8
+	})
 }

@@ -171,6 +171,9 @@ func (a *Agent) doScan(ctx context.Context, first bool) bool {
 			st.input = c.in
 		}
 		if st.tailer != nil {
+			// The size for status: a tailer waiting for the broker (the
+			// files are the buffer) does not look at its file.
+			st.size.Store(max(st.size.Load(), c.size))
 			st.tailer.detached.Store(false)
 			continue
 		}
