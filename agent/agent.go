@@ -11,10 +11,16 @@
 // of their first 1 KiB (see fingerprint.go): an inode that now holds other
 // bytes is a new file, and a new inode whose first 1 KiB equals that of a
 // file truncated under us is the copy of a copytruncate rotation and
-// continues where that file stopped. Files that share a head (a banner
+// continues where that file stopped; such a copy that no glob matches is
+// looked for next to the truncated file. Files that share a head (a banner
 // every log file of a service starts with) are told apart by the bytes
-// after it (up to 64 KiB); a file under two paths (a symlink) is read once;
-// a file shorter than what was read of it was truncated, whatever its head.
+// after it (up to 64 KiB) while both exist; a file is never the copy of
+// its own truncated content; a file under two paths (a symlink) is read
+// once; a file shorter than what was read of it was truncated, whatever
+// its head. One case is not told apart: with the agent down, a file
+// deleted and created again (or its inode reused) with the same first
+// 1 KiB and at least as long as what was read of the old one is continued
+// at the old offset.
 // A deleted file is finished once read to its end and quiet for 2 s.
 //
 // Delivery is at least once. Each file's checkpoint (checkpoint.go) is the
