@@ -40,7 +40,7 @@ func (osFS) Lock(name string) (io.Closer, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("lock %s: %w (is another broker using this data dir?)", name, ErrLocked)
+			return nil, fmt.Errorf("lock %s: %w (is another process, a broker or an agent, using this data dir?)", name, ErrLocked)
 		}
 		return nil, fmt.Errorf("lock %s: %w", name, err)
 	}
