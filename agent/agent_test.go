@@ -141,6 +141,54 @@ func (h *harness) appendLines(file string, from, to int) {
 	}
 }
 
+// banner is a head longer than the fingerprint that every file of
+// appendBannered starts with, as a service's log files may.
+var banner = "#" + strings.Repeat("=", fingerprintBytes+100) + "\n"
+
+// appendBannered is appendLines for a file that starts with banner
+// (written first when the file is empty), in one write: the head arrives
+// whole.
+func (h *harness) appendBannered(file string, from, to int) {
+	h.t.Helper()
+	f, err := os.OpenFile(h.path(file), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer f.Close()
+	var b strings.Builder
+	if fi, err := f.Stat(); err == nil && fi.Size() == 0 {
+		b.WriteString(banner)
+	}
+	for i := from; i < to; i++ {
+		fmt.Fprintf(&b, "L%06d\n", i)
+	}
+	if _, err := f.WriteString(b.String()); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// copyFile copies file to a file named copy.
+func (h *harness) copyFile(file, copy string) {
+	h.t.Helper()
+	data, err := os.ReadFile(h.path(file))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.WriteFile(h.path(copy), data, 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// copyTruncate rotates file as logrotate's copytruncate does: a copy
+// named copy, then file truncated.
+func (h *harness) copyTruncate(file, copy string) {
+	h.t.Helper()
+	h.copyFile(file, copy)
+	if err := os.Truncate(h.path(file), 0); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
 // records reads the topic from the start until it holds at least n
 // records, and returns all it has.
 func (h *harness) records(n int, timeout time.Duration) []*kgo.Record {
@@ -265,16 +313,7 @@ func TestCopyTruncateContinuesInTheCopy(t *testing.T) {
 	// Lines written after the agent's last read but before the truncation
 	// exist only in the copy.
 	h.appendLines("app.log", 200, 300)
-	data, err := os.ReadFile(h.path("app.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(h.path("app.log.1"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(h.path("app.log"), 0); err != nil {
-		t.Fatal(err)
-	}
+	h.copyTruncate("app.log", "app.log.1")
 	h.appendLines("app.log", 300, 320)
 	h.expectLines(0, 320, false)
 }
@@ -553,20 +592,6 @@ func TestTopicLimitBelowBatchSize(t *testing.T) {
 func TestRotatedWhileDownWithSharedBanner(t *testing.T) {
 	h := newHarness(t)
 	cfg := h.config("*.log")
-	banner := "#" + strings.Repeat("=", fingerprintBytes+100) + "\n"
-	write := func(name string, from, to int) {
-		f, err := os.OpenFile(h.path(name), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if fi, _ := f.Stat(); fi.Size() == 0 {
-			f.WriteString(banner)
-		}
-		for i := from; i < to; i++ {
-			fmt.Fprintf(f, "L%06d\n", i)
-		}
-	}
 	lines := func(n int) map[string]int {
 		seen := map[string]int{}
 		for _, r := range h.records(n, 20*time.Second) {
@@ -574,17 +599,17 @@ func TestRotatedWhileDownWithSharedBanner(t *testing.T) {
 		}
 		return seen
 	}
-	write("app.log", 0, 100)
+	h.appendBannered("app.log", 0, 100)
 	h.start(cfg)
 	if seen := lines(101); seen["L000099"] == 0 {
 		t.Fatalf("first lines not shipped: %d distinct", len(seen))
 	}
 	h.stop()
-	write("app.log", 100, 150) // written after the stop, before the rotation
+	h.appendBannered("app.log", 100, 150) // written after the stop, before the rotation
 	if err := os.Rename(h.path("app.log"), h.path("app.log.1")); err != nil {
 		t.Fatal(err)
 	}
-	write("app.log", 150, 300)
+	h.appendBannered("app.log", 150, 300)
 	h.start(cfg)
 	seen := lines(302)
 	for i := range 300 {
@@ -599,23 +624,7 @@ func TestRotatedWhileDownWithSharedBanner(t *testing.T) {
 // start: it is not taken for the copy of its own old content.
 func TestTruncatedAndRewrittenWithSharedBanner(t *testing.T) {
 	h := newHarness(t)
-	banner := "#" + strings.Repeat("=", fingerprintBytes+100) + "\n"
-	write := func(from, to int) {
-		f, err := os.OpenFile(h.path("app.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		var b strings.Builder
-		if fi, _ := f.Stat(); fi.Size() == 0 {
-			b.WriteString(banner)
-		}
-		for i := from; i < to; i++ {
-			fmt.Fprintf(&b, "L%06d\n", i)
-		}
-		f.WriteString(b.String()) // at once: the head arrives whole
-	}
-	write(0, 500)
+	h.appendBannered("app.log", 0, 500)
 	a := h.start(h.config("*.log"))
 	eventually(t, "first lines read", func() bool {
 		for _, s := range a.Status() {
@@ -629,7 +638,7 @@ func TestTruncatedAndRewrittenWithSharedBanner(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "truncation seen", func() bool { return testutilCounter(t, a, "gregor_agent_file_truncations_total") >= 1 })
-	write(500, 1500) // past the old offset
+	h.appendBannered("app.log", 500, 1500) // past the old offset
 	seen := map[string]int{}
 	recs := h.records(1502, 20*time.Second)
 	for _, r := range recs {
@@ -654,16 +663,7 @@ func TestCopyTruncateCopyNotMatched(t *testing.T) {
 	h.expectLines(0, 300, false)
 	h.stop()
 	h.appendLines("app.log", 300, 500) // not read before the rotation
-	data, err := os.ReadFile(h.path("app.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(h.path("app.log.1"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(h.path("app.log"), 0); err != nil {
-		t.Fatal(err)
-	}
+	h.copyTruncate("app.log", "app.log.1")
 	h.appendLines("app.log", 500, 600)
 	h.start(cfg)
 	h.expectLines(0, 600, false)
@@ -679,13 +679,7 @@ func TestCopyOfFileBeingReadSaysSo(t *testing.T) {
 	h.appendLines("app.log", 0, 300)
 	a := h.start(h.config("*.log"))
 	h.expectLines(0, 300, false)
-	data, err := os.ReadFile(h.path("app.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(h.path("copy.log"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	h.copyFile("app.log", "copy.log")
 	eventually(t, "the copy noted", func() bool {
 		return logs.FilterMessageSnippet("a copy").Len() > 0
 	})

@@ -89,22 +89,23 @@ func (s *shipper) fitTopics(ctx context.Context, recs []*kgo.Record) {
 			}
 			continue
 		}
-		cl, err := s.smallClient(topic, lim)
+		cl, batch, err := s.smallClient(topic, lim)
 		if err != nil {
 			s.a.log.Error("cannot make a producer for the topic's max.message.bytes; trying again", zap.String("topic", topic), zap.Error(err))
 			s.retryLater(trs, true)
 			continue
 		}
 		for _, r := range trs {
-			r.Context.(*recRef).limit = lim
+			r.Context.(*recRef).limit = batch
 			cl.Produce(ctx, r, s.promise)
 		}
 	}
 }
 
 // smallClient records topic's limit and returns the client for it,
-// making it the first time.
-func (s *shipper) smallClient(topic string, lim int32) (*kgo.Client, error) {
+// making it the first time, and the batch size it was made for (the
+// limit, or the smallest franz-go accepts).
+func (s *shipper) smallClient(topic string, lim int32) (*kgo.Client, int32, error) {
 	s.small.Lock()
 	defer s.small.Unlock()
 	batch := max(lim, minBatchBytes)
@@ -113,7 +114,7 @@ func (s *shipper) smallClient(topic string, lim int32) (*kgo.Client, error) {
 		var err error
 		cl, err = kgo.NewClient(append(slices.Clone(s.opts), kgo.ProducerBatchMaxBytes(batch))...)
 		if err != nil {
-			return nil, fmt.Errorf("create producer: %w", err)
+			return nil, 0, fmt.Errorf("create producer: %w", err)
 		}
 		if s.small.clients == nil {
 			s.small.clients, s.small.limits = map[int32]*kgo.Client{}, map[string]int32{}
@@ -125,5 +126,5 @@ func (s *shipper) smallClient(topic string, lim int32) (*kgo.Client, error) {
 		s.a.log.Warn("the topic's max.message.bytes is below producer.batch-max-bytes; producing it in smaller batches",
 			zap.String("topic", topic), zap.Int32("max.message.bytes", lim), zap.Int32("batch-max-bytes", s.batchMax))
 	}
-	return cl, nil
+	return cl, batch, nil
 }

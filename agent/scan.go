@@ -420,59 +420,45 @@ func (a *Agent) recoverCopyLocked(ctx context.Context, st *fileState, found map[
 	if in == nil || st.path == "" {
 		return
 	}
-	dir := filepath.Dir(st.path)
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	var best *candidate
-	for _, e := range ents {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		p := filepath.Join(dir, e.Name())
-		fi, err := os.Stat(p)
-		if err != nil || fi.Size() <= st.readOffset.Load() {
-			continue
-		}
-		sys, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			continue
-		}
-		key := inodeKey{uint64(sys.Dev), sys.Ino}
-		if key == st.key || found[key] || a.reg.mu.byInode[key] != nil {
-			continue
-		}
-		if best != nil && !fi.ModTime().After(best.mtime) {
-			continue
+	var (
+		best  *candidate
+		bestF *os.File
+		bestP fingerprint
+	)
+	off := st.readOffset.Load()
+	dirFiles(filepath.Dir(st.path), func(p string, fi os.FileInfo, key inodeKey) bool {
+		if fi.Size() <= off || key == st.key || found[key] || a.reg.mu.byInode[key] != nil ||
+			best != nil && !fi.ModTime().After(best.mtime) {
+			return true
 		}
 		f, err := os.Open(p)
 		if err != nil {
-			continue
+			return true
 		}
-		same, _, err := checkFingerprint(f, fi.Size(), st.fp)
-		f.Close()
-		if err == nil && same {
-			best = &candidate{path: p, in: in, key: key, size: fi.Size(), mtime: fi.ModTime()}
+		ofi, err := f.Stat()
+		if k, ok := inodeKeyOf(ofi); err != nil || !ok || k != key { // replaced since the listing
+			f.Close()
+			return true
 		}
-	}
+		same, fp, err := checkFingerprint(f, fi.Size(), st.fp)
+		if err != nil || !same {
+			f.Close()
+			return true
+		}
+		if bestF != nil {
+			bestF.Close()
+		}
+		best, bestF, bestP = &candidate{path: p, in: in, key: key, size: fi.Size(), mtime: fi.ModTime()}, f, fp
+		return true
+	})
 	if best == nil {
 		return
 	}
-	f, size, ok := a.openChecked(*best)
-	if !ok {
-		return
-	}
-	same, fp, err := checkFingerprint(f, size, st.fp)
-	if err != nil || !same {
-		f.Close()
-		return
-	}
 	a.log.Info("continuing a truncated file in its copy, which no glob matches", zap.String("path", best.path),
-		zap.String("was", st.path), zap.Int64("offset", st.readOffset.Load()))
+		zap.String("was", st.path), zap.Int64("offset", off))
 	a.reg.bindLocked(st, best.key, best.path)
-	st.fp, st.input, st.seen = fp, in, now
-	a.startTailerLocked(ctx, st, f, st.readOffset.Load(), true)
+	st.fp, st.input, st.seen = bestP, in, now
+	a.startTailerLocked(ctx, st, bestF, off, true)
 }
 
 // rotatedPath returns where st's inode is now in the directory it was
@@ -489,10 +475,23 @@ func rotatedPath(st *fileState) string {
 }
 
 // inodeInDir finds the regular file of inode key in dir.
-func inodeInDir(dir string, key inodeKey) (string, os.FileInfo) {
+func inodeInDir(dir string, key inodeKey) (path string, fi os.FileInfo) {
+	dirFiles(dir, func(p string, f os.FileInfo, k inodeKey) bool {
+		if k != key {
+			return true
+		}
+		path, fi = p, f
+		return false
+	})
+	return path, fi
+}
+
+// dirFiles calls fn with each regular file of dir, its stat and inode,
+// until fn returns false.
+func dirFiles(dir string, fn func(path string, fi os.FileInfo, key inodeKey) bool) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return "", nil
+		return
 	}
 	for _, e := range ents {
 		if !e.Type().IsRegular() {
@@ -503,11 +502,19 @@ func inodeInDir(dir string, key inodeKey) (string, os.FileInfo) {
 		if err != nil {
 			continue
 		}
-		if sys, ok := fi.Sys().(*syscall.Stat_t); ok && (inodeKey{uint64(sys.Dev), sys.Ino}) == key {
-			return p, fi
+		if key, ok := inodeKeyOf(fi); ok && !fn(p, fi, key) {
+			return
 		}
 	}
-	return "", nil
+}
+
+// inodeKeyOf returns the device and inode of fi.
+func inodeKeyOf(fi os.FileInfo) (inodeKey, bool) {
+	sys, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return inodeKey{}, false
+	}
+	return inodeKey{uint64(sys.Dev), sys.Ino}, true
 }
 
 // updateWatches makes the fsnotify watches cover exactly dirs.

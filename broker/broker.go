@@ -443,7 +443,8 @@ func (b *Broker) Close(ctx context.Context) error {
 	// How long each part of the shutdown took goes in the last line, so
 	// that a slow one (a client slow to take its last responses, slow
 	// fsyncs) shows which part it was.
-	start, mark := time.Now(), time.Now()
+	start := time.Now()
+	mark := start
 	var took []zap.Field
 	phase := func(name string) {
 		now := time.Now()

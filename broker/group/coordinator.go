@@ -820,13 +820,14 @@ func (c *Coordinator) CommitOffsets(groupID string, req CommitRequest) ([]error,
 			errs[i] = fmt.Errorf("metadata is %d bytes, the limit is %d: %w", len(o.Metadata), c.cfg.MaxOffsetMetadataBytes, kerr.OffsetMetadataTooLarge)
 			continue
 		}
+		off := toOffset(o, now)
 		if req.Transactional && !o.CommitTime.IsZero() {
-			if cur, ok := g.Offset(o.TopicPartition); ok && cur.CommitTime.After(toOffset(o, now).CommitTime) {
+			if cur, ok := g.Offset(o.TopicPartition); ok && cur.CommitTime.After(off.CommitTime) {
 				superseded[i] = true // committed since the transaction's TxnOffsetCommit
 				continue
 			}
 		}
-		recs = append(recs, kv{offsetKey(groupID, o.TopicPartition), offsetValue(toOffset(o, now))})
+		recs = append(recs, kv{offsetKey(groupID, o.TopicPartition), offsetValue(off)})
 	}
 	if len(recs) == 0 {
 		return errs, nil

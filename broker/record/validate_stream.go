@@ -288,11 +288,7 @@ func bigRecord(br *bufio.Reader, w *walker) (int64, error) {
 	corrupt := func(what string) error {
 		return &CorruptionError{Reason: fmt.Sprintf("record %d: %s", w.n, what), Err: ErrCorrupt}
 	}
-	length, err := streamVarint(br, 5)
-	if err != nil || length != int64(int32(length)) {
-		return 0, corrupt("bad length varint")
-	}
-	left := length // bytes of the record still to come
+	left := int64(math.MaxInt32) // bytes of the record still to come, once the length is read
 	take := func(n int64) bool {
 		if n < 0 || n > left {
 			return false
@@ -312,6 +308,11 @@ func bigRecord(br *bufio.Reader, w *walker) (int64, error) {
 		}
 		return v, take(int64(q))
 	}
+	length, ok := varint(5)
+	if !ok || length != int64(int32(length)) {
+		return 0, corrupt("bad length varint")
+	}
+	left = length
 	if !take(1) { // attributes
 		return 0, corrupt("bad attributes")
 	}
@@ -350,15 +351,4 @@ func bigRecord(br *bufio.Reader, w *walker) (int64, error) {
 	w.n++
 	w.prevDelta = delta
 	return tsDelta, nil
-}
-
-// streamVarint reads a zigzag varint of at most maxLen bytes from br.
-func streamVarint(br *bufio.Reader, maxLen int) (int64, error) {
-	b, _ := br.Peek(maxLen)
-	v, q := varint64(b)
-	if q <= 0 || q > maxLen {
-		return 0, ErrCorrupt
-	}
-	_, _ = br.Discard(q)
-	return v, nil
 }
