@@ -124,31 +124,19 @@ func (h *harness) stop() {
 
 func (h *harness) path(name string) string { return filepath.Join(h.dir, name) }
 
-// appendLines appends lines "name-000000".. numbered from..to-1 to file.
-func (h *harness) appendLines(file string, from, to int) {
-	h.t.Helper()
-	f, err := os.OpenFile(h.path(file), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer f.Close()
-	var b strings.Builder
-	for i := from; i < to; i++ {
-		fmt.Fprintf(&b, "L%06d\n", i)
-	}
-	if _, err := f.WriteString(b.String()); err != nil {
-		h.t.Fatal(err)
-	}
-}
+// appendLines appends lines "L000000".. numbered from..to-1 to file.
+func (h *harness) appendLines(file string, from, to int) { h.appendLinesHeaded(file, "", from, to) }
 
-// banner is a head longer than the fingerprint that every file of
-// appendBannered starts with, as a service's log files may.
+// banner is a head longer than the fingerprint, as a service's log files
+// may all start with.
 var banner = "#" + strings.Repeat("=", fingerprintBytes+100) + "\n"
 
-// appendBannered is appendLines for a file that starts with banner
-// (written first when the file is empty), in one write: the head arrives
-// whole.
-func (h *harness) appendBannered(file string, from, to int) {
+// appendBannered is appendLines for a file that starts with banner.
+func (h *harness) appendBannered(file string, from, to int) { h.appendLinesHeaded(file, banner, from, to) }
+
+// appendLinesHeaded appends lines from..to-1 to file, after head when the
+// file is empty, in one write (a head arrives whole).
+func (h *harness) appendLinesHeaded(file, head string, from, to int) {
 	h.t.Helper()
 	f, err := os.OpenFile(h.path(file), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
@@ -157,7 +145,7 @@ func (h *harness) appendBannered(file string, from, to int) {
 	defer f.Close()
 	var b strings.Builder
 	if fi, err := f.Stat(); err == nil && fi.Size() == 0 {
-		b.WriteString(banner)
+		b.WriteString(head)
 	}
 	for i := from; i < to; i++ {
 		fmt.Fprintf(&b, "L%06d\n", i)
