@@ -132,7 +132,9 @@ func (h *harness) appendLines(file string, from, to int) { h.appendLinesHeaded(f
 var banner = "#" + strings.Repeat("=", fingerprintBytes+100) + "\n"
 
 // appendBannered is appendLines for a file that starts with banner.
-func (h *harness) appendBannered(file string, from, to int) { h.appendLinesHeaded(file, banner, from, to) }
+func (h *harness) appendBannered(file string, from, to int) {
+	h.appendLinesHeaded(file, banner, from, to)
+}
 
 // appendLinesHeaded appends lines from..to-1 to file, after head when the
 // file is empty, in one write (a head arrives whole).
