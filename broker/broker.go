@@ -112,7 +112,7 @@ func New(cfg Config, opts Options) (*Broker, error) {
 	b.budget = newRequestBudget(cfg.prop("queued.max.request.bytes"))
 	b.refusals = newLogLimiter(refusalLogEvery)
 
-	ln, err := net.Listen("tcp", cfg.Listen)
+	ln, err := cfg.listen()
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
@@ -410,6 +410,11 @@ func (b *Broker) Serve() error {
 			continue
 		}
 		backoff = 0
+		if err := b.cfg.sizeSendBuffer(nc); err != nil {
+			if ok, held := b.refusals.allow("sndbuf", time.Now()); ok {
+				b.log.Warn("kept the kernel's send buffer", zap.Error(err), zap.Int("same_since_last_logged", held))
+			}
+		}
 		c := newConn(b, nc)
 		b.mu.Lock()
 		if b.mu.closed {

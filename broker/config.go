@@ -60,6 +60,8 @@ var brokerProps = map[string]struct {
 	doc string
 }{
 	"socket.request.max.bytes":                  {"104857600", 1024, "largest request frame accepted"},
+	"socket.send.buffer.bytes":                  {"524288", -1, "SO_SNDBUF of client connections (the kernel doubles it and caps it at net.core.wmem_max); -1 leaves it to the kernel's autotuning. Fixed, fetch responses reach local consumers sooner; raise it for consumers far away: one connection has at most about twice this in flight"},
+	"socket.receive.buffer.bytes":               {"-1", -1, "SO_RCVBUF of client connections (capped at net.core.rmem_max); -1 leaves it to the kernel's autotuning, which took produce requests faster than fixed buffers did"},
 	"log.retention.check.interval.ms":           {"300000", 1, "how often retention and segment rolling run"},
 	"log.retention.hours":                       {"168", 1, "retention.ms default in hours (log.retention.ms wins)"},
 	"log.retention.minutes":                     {"10080", 1, "retention.ms default in minutes (log.retention.ms wins)"},
@@ -289,6 +291,8 @@ func (c *Config) Validate() error {
 				errs = append(errs, fmt.Errorf("property %s=%q: not an integer", k, v))
 			} else if n < p.min {
 				errs = append(errs, fmt.Errorf("property %s=%q: must be at least %d", k, v, p.min))
+			} else if isSockBuf(k) && (n > 1<<30 || n >= 0 && n < sockBufMin) {
+				errs = append(errs, fmt.Errorf("property %s=%q: must be -1 (the kernel's autotuning) or from %d to %d", k, v, sockBufMin, 1<<30))
 			}
 			continue
 		}
