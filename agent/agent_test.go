@@ -506,7 +506,7 @@ func TestMultilineAndParsersThroughAgent(t *testing.T) {
 		got[string(r.Value)] = string(r.Key)
 	}
 	if got["2026-01-01 boom\n  at a\n  at b"] != h.path("app.trace") || got["2026-01-02 ok"] != h.path("app.trace") ||
-		got[`{"env":"test","msg":"hi","user":"ann"}`] != "ann" || len(recs) != 3 {
+		got[`{"user":"ann","msg":"hi","env":"test"}`] != "ann" || len(recs) != 3 {
 		t.Fatalf("records: %q", got)
 	}
 	// The last record was flushed by the timeout, and then checkpointed.

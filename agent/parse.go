@@ -32,7 +32,7 @@ type encoder struct {
 	fields     map[string]string
 	fieldKeys  []string
 	fieldVals  [][]byte // values of fieldKeys, in order
-	fieldsJSON map[string]json.RawMessage
+	fieldsJSON [][2][]byte // name and value of fieldKeys, as JSON
 }
 
 func newEncoder(in *config.Input) (*encoder, error) {
@@ -56,12 +56,49 @@ func newEncoder(in *config.Input) (*encoder, error) {
 	for _, k := range e.fieldKeys {
 		e.fieldVals = append(e.fieldVals, []byte(in.Fields[k]))
 	}
-	e.fieldsJSON = make(map[string]json.RawMessage, len(in.Fields))
-	for k, v := range in.Fields {
-		js, _ := json.Marshal(v)
-		e.fieldsJSON[k] = js
+	for _, k := range e.fieldKeys {
+		e.fieldsJSON = append(e.fieldsJSON, [2][]byte{marshalNoEscape(k), marshalNoEscape(in.Fields[k])})
 	}
 	return e, nil
+}
+
+// marshalNoEscape is v (a string or map[string]string) as JSON, with <, >
+// and & as they are.
+func marshalNoEscape[T string | map[string]string](v T) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // cannot fail for these types
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
+// addFields returns the JSON object line data (obj, parsed) with the
+// static fields it lacks added at its end, in name order. The line's own
+// bytes are kept as written: its members' order, spacing and escapes.
+func (e *encoder) addFields(data []byte, obj map[string]json.RawMessage) []byte {
+	end := bytes.LastIndexByte(data, '}') // the object's; it parsed
+	var out []byte
+	n := len(obj)
+	for i, k := range e.fieldKeys {
+		if _, ok := obj[k]; ok {
+			continue
+		}
+		if out == nil {
+			out = make([]byte, 0, len(data)+64)
+			out = append(out, data[:end]...)
+		}
+		if n > 0 {
+			out = append(out, ',')
+		}
+		n++
+		out = append(out, e.fieldsJSON[i][0]...)
+		out = append(out, ':')
+		out = append(out, e.fieldsJSON[i][1]...)
+	}
+	if out == nil {
+		return data // the line as written
+	}
+	return append(out, data[end:]...)
 }
 
 // encode returns the record key and value for data read from path. err
@@ -80,21 +117,11 @@ func (e *encoder) encode(data []byte, path []byte) (key, value []byte, err error
 		if e.keyKind == config.KeyField {
 			if raw, ok := obj[e.keyName]; ok {
 				key = jsonKey(raw)
+			} else if v, ok := e.fields[e.keyName]; ok {
+				key = []byte(v) // a static field, as the regex parser keys
 			}
 		}
-		if len(e.fieldsJSON) == 0 {
-			return key, data, nil // the line as written
-		}
-		for k, v := range e.fieldsJSON {
-			if _, ok := obj[k]; !ok {
-				obj[k] = v
-			}
-		}
-		value, merr := json.Marshal(obj)
-		if merr != nil {
-			return key, data, fmt.Errorf("%w: %v", ErrParse, merr)
-		}
-		return key, value, nil
+		return key, e.addFields(data, obj), nil
 	case config.ParserRegex:
 		m := e.re.FindSubmatch(data)
 		if m == nil {
@@ -114,8 +141,7 @@ func (e *encoder) encode(data []byte, path []byte) (key, value []byte, err error
 				key = []byte(v)
 			}
 		}
-		value, _ := json.Marshal(obj) // cannot fail for map[string]string
-		return key, value, nil
+		return key, marshalNoEscape(obj), nil
 	}
 	return key, data, nil
 }

@@ -159,10 +159,32 @@ func TestEncoder(t *testing.T) {
 		t.Fatalf("json without fields is shipped as written: %q %v", v, err)
 	}
 
+	// The line's own bytes are kept: member order, spacing, escapes; the
+	// missing static fields are added at the end in name order, without
+	// HTML escapes.
+	tags := mk(config.Input{Parser: config.Parser{Type: "json"}, Key: "field:env",
+		Fields: map[string]string{"env": "a<b>&c", "dc": "eu", "zone": "1"}})
+	for line, want := range map[string]string{
+		`{"z":1, "a":"<x>\u00e9", "zone":"9"}` + "\r": `{"z":1, "a":"<x>\u00e9", "zone":"9","dc":"eu","env":"a<b>&c"}` + "\r",
+		` { } `:                       ` { "dc":"eu","env":"a<b>&c","zone":"1"} `,
+		`{"env":"x","dc":1,"zone":2}`: `{"env":"x","dc":1,"zone":2}`,
+	} {
+		k, v, err = tags.encode([]byte(line), path)
+		if err != nil || string(v) != want || json.Unmarshal(v, &obj) != nil {
+			t.Errorf("json fields added to %q: %q %v; want %q", line, v, err, want)
+		}
+		if wantKey := map[bool]string{true: "x", false: "a<b>&c"}[strings.Contains(line, `"env"`)]; string(k) != wantKey {
+			t.Errorf("key of %q: %q, want %q (the line's field, else the static one)", line, k, wantKey)
+		}
+	}
+
 	re := mk(config.Input{Parser: config.Parser{Type: "regex", Pattern: `^(?P<level>\w+) (?P<msg>.*)$`}, Key: "field:level", Fields: map[string]string{"svc": "x"}})
 	k, v, err = re.encode([]byte("WARN disk \xff full"), path)
 	if err != nil || string(k) != "WARN" || json.Unmarshal(v, &obj) != nil || obj["msg"] != "disk \uFFFD full" || obj["svc"] != "x" {
 		t.Fatalf("regex: %q %s %v", k, v, err)
+	}
+	if _, v, err = re.encode([]byte("INFO a<b>&c"), path); err != nil || string(v) != `{"level":"INFO","msg":"a<b>&c","svc":"x"}` {
+		t.Fatalf("regex output escapes: %s %v", v, err)
 	}
 	if _, v, err = re.encode([]byte("nomatch"), path); !errors.Is(err, ErrParse) || string(v) != "nomatch" {
 		t.Fatalf("regex no match: %q %v", v, err)

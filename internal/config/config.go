@@ -192,7 +192,9 @@ type Input struct {
 	Parser Parser `yaml:"parser"`
 	// Fields are static fields added to every record: as headers with the
 	// raw parser, as JSON fields (that a field of the line overrides) with
-	// the json and regex parsers.
+	// the json and regex parsers. A JSON line keeps its own bytes; the
+	// fields it lacks are appended to it, in name order. A key of
+	// field:NAME falls back to the static field NAME.
 	Fields map[string]string `yaml:"fields"`
 	// Multiline joins several lines into one record. Absent: one line is
 	// one record.
