@@ -95,6 +95,8 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 			opts = append(opts, kgo.FetchMaxWait(*fetchMaxWait))
 		}
 		if follow {
+			low := &lowCommits{cf: cf, topic: topic, reset: reset, from: from, notify: conn.printf, opts: []kgo.Opt{kgo.WithHooks(conn)}}
+			opts = append(opts, kgo.AdjustFetchOffsetsFn(low.adjust))
 			return runGroupConsume(ctx, cf, opts, recFmt, count, stdout, nil, 0)
 		}
 		// Without --follow a member stops where the topic ended when it
@@ -111,6 +113,7 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 			return timeoutErr(ctx, planCtx, *timeout, err)
 		}
 		end := newGroupEnd(plan, reset)
+		end.from, end.notify = from, conn.printf
 		opts = append(opts,
 			kgo.KeepControlRecords(), // their offsets tell us we passed the end
 			kgo.OnPartitionsAssigned(end.assigned),
@@ -241,6 +244,10 @@ func runGroupConsume(ctx context.Context, cf *clientFlags, opts []kgo.Opt, forma
 type groupEnd struct {
 	plan  *consumePlan
 	reset kgo.Offset // the group's reset offset, marking "no committed offset"
+	// from is --from, and notify prints a notice, for a committed offset
+	// below the log start.
+	from   string
+	notify func(format string, args ...any)
 
 	mu       sync.Mutex
 	joined   bool
@@ -276,6 +283,13 @@ func (g *groupEnd) adjust(_ context.Context, offsets map[string]map[int32]kgo.Of
 	g.joined = true
 	for part, o := range offsets[g.plan.topic] {
 		at := o.EpochOffset().Offset
+		if earliest, ok := g.plan.earliest[part]; ok && o != g.reset && at >= 0 && at < earliest && g.notify != nil {
+			// Records deleted since the group committed: starting where
+			// --from says, as a group with no offset here does (and as
+			// the client would, after an out-of-range fetch).
+			g.notify("gregor consume: %s\n", belowLogStart(g.plan.topic, part, at, earliest, g.from))
+			at = -1
+		}
 		if o == g.reset || at < 0 {
 			start, ok := g.plan.start[part]
 			if !ok { // a partition added since the command started
@@ -712,4 +726,55 @@ func timeoutErr(ctx, opCtx context.Context, timeout time.Duration, err error) er
 		return fmt.Errorf("gave up after --timeout %v: %w", timeout, err)
 	}
 	return err
+}
+
+// belowLogStart is the notice for a committed offset below the log start.
+func belowLogStart(topic string, part int32, committed, earliest int64, from string) string {
+	return fmt.Sprintf("the group's committed offset %d in %s[%d] is below the partition's first offset %d (records deleted by retention or DeleteRecords); starting where --from %s puts it", committed, topic, part, earliest, from)
+}
+
+// lowCommits is the kgo.AdjustFetchOffsetsFn of a --follow group member:
+// it reports the committed offsets below their partition's log start,
+// which the client would otherwise move past silently, and starts those
+// partitions at the reset offset (where --from puts them), as the client
+// does after an out-of-range fetch.
+type lowCommits struct {
+	cf     *clientFlags
+	topic  string
+	reset  kgo.Offset
+	from   string
+	notify func(format string, args ...any)
+	opts   []kgo.Opt
+}
+
+func (l *lowCommits) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	var ids []int32
+	for part, o := range offsets[l.topic] {
+		if o != l.reset && o.EpochOffset().Offset >= 0 {
+			ids = append(ids, part)
+		}
+	}
+	if len(ids) == 0 {
+		return offsets, nil
+	}
+	slices.Sort(ids)
+	cl, err := l.cf.newClient(l.opts...)
+	if err != nil {
+		return offsets, nil // the fetch finds out, and the client resets
+	}
+	defer cl.Close()
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	earliest, err := listOffsetsStrict(lctx, cl, l.topic, ids, offsetEarliest)
+	if err != nil {
+		return offsets, nil // as above
+	}
+	for _, part := range ids {
+		at := offsets[l.topic][part].EpochOffset().Offset
+		if e, ok := earliest[part]; ok && at < e {
+			l.notify("gregor consume: %s\n", belowLogStart(l.topic, part, at, e, l.from))
+			offsets[l.topic][part] = l.reset
+		}
+	}
+	return offsets, nil
 }
