@@ -175,6 +175,7 @@ func New(cfg Config, opts Options) (*Broker, error) {
 		MaintainInterval: cfg.retentionCheckInterval(),
 		Cleaner:          cfg.cleanerConfig(),
 		BeforeRoll:       checkRollFile,
+		OnDataDirGone:    store.Fail,
 	})
 	if err != nil {
 		store.Close()

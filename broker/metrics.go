@@ -175,6 +175,9 @@ func (b *Broker) writeFailures() []string {
 	if b.logs == nil {
 		return out
 	}
+	if err := b.logs.DataDirError(); err != nil {
+		return append(out, err.Error()) // every log, for the same reason
+	}
 	for _, l := range b.logs.Logs() {
 		if err := l.WriteError(); err != nil {
 			out = append(out, fmt.Sprintf("%s-%d: %v", l.Topic(), l.Partition(), err))

@@ -101,6 +101,17 @@ func (s *Standalone) Failed() error {
 	return nil
 }
 
+// Fail makes the store refuse changes until it is reopened, as a failed
+// journal write does: for a failure found elsewhere (the data directory
+// removed under the broker). Only the first failure is kept.
+func (s *Standalone) Fail(err error) {
+	s.w.Lock()
+	defer s.w.Unlock()
+	if s.w.err == nil {
+		_ = s.failLocked(err)
+	}
+}
+
 // failLocked makes err sticky and returns it.
 func (s *Standalone) failLocked(err error) error {
 	s.w.err = err

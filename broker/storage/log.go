@@ -226,6 +226,18 @@ func (l *Log) WriteError() error {
 	return l.mu.werr
 }
 
+// Fail makes the log refuse appends until it is reopened, as a failed
+// write does: op and err say why.
+// Unlike a failed write, it is not logged: the caller says it once for
+// every log.
+func (l *Log) Fail(op string, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.werr == nil {
+		l.mu.werr = fmt.Errorf("%s: %w", op, err)
+	}
+}
+
 // failLocked makes err the sticky write error and returns it wrapped in
 // ErrStorage. Only the first failure is kept.
 func (l *Log) failLocked(op string, err error) error {

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -47,6 +48,9 @@ type ManagerOptions struct {
 	Cleaner CleanerConfig
 	// BeforeRoll is every log's Options.BeforeRoll.
 	BeforeRoll func() error
+	// OnDataDirGone, if set, is called once when the data directory is
+	// found removed or replaced (see dataDirWatch).
+	OnDataDirGone func(err error)
 }
 
 // Manager owns the logs of a data directory: it opens them at startup,
@@ -62,6 +66,9 @@ type Manager struct {
 		logs   map[topicPartition]*Log
 		closed bool
 	}
+
+	dir     dataDirWatch
+	dirGone atomic.Pointer[error] // see dataDirWatch
 
 	stop chan struct{}
 	// stopCtx is done when stop is closed; it interrupts a cleaner pass.
@@ -121,6 +128,9 @@ func OpenManager(o ManagerOptions) (*Manager, error) {
 	}
 	entries, err := o.FS.ReadDir(o.DataDir)
 	if err != nil {
+		return nil, fmt.Errorf("open log manager: %w", err)
+	}
+	if m.dir.id, err = o.FS.Stat(o.DataDir); err != nil {
 		return nil, fmt.Errorf("open log manager: %w", err)
 	}
 	var parts []topicPartition
@@ -257,6 +267,9 @@ func (m *Manager) Log(topic string, partition int32) *Log {
 func (m *Manager) Create(topic string, partition int32) (*Log, error) {
 	if topic == "" || partition < 0 || strings.ContainsAny(topic, "/\\") || topic == "." || topic == ".." {
 		return nil, fmt.Errorf("create log for %q partition %d: invalid name", topic, partition)
+	}
+	if err := m.checkDataDir(); err != nil { // before mu: it takes mu
+		return nil, fmt.Errorf("create log for %s-%d: %w", topic, partition, err)
 	}
 	tp := topicPartition{topic, partition}
 	m.mu.Lock()
@@ -516,7 +529,8 @@ func (m *Manager) flushLoop() {
 		select {
 		case <-m.stop:
 			return
-		case <-t.C:
+		case now := <-t.C:
+			m.checkDataDirIfDue(now)
 		}
 		for _, l := range m.Logs() {
 			if err := l.FlushIfDue(); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrStorage) {

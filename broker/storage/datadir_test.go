@@ -1,0 +1,87 @@
+package storage
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/gregor-log/gregor/internal/vfs"
+)
+
+// TestDataDirRemoved: a data dir removed, or replaced by another directory
+// of the same name, under a running manager makes every log refuse
+// appends with ErrStorage, refuses new logs (which would go into the new
+// directory), and calls OnDataDirGone once.
+func TestDataDirRemoved(t *testing.T) {
+	for _, replace := range []bool{false, true} {
+		dir := filepath.Join(t.TempDir(), "data")
+		var gone []error
+		m, err := OpenManager(ManagerOptions{FS: vfs.OS, DataDir: dir, Logger: zaptest.NewLogger(t),
+			MaintainInterval: time.Hour, FlushCheckInterval: time.Hour,
+			OnDataDirGone: func(err error) { gone = append(gone, err) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := m.Create("t", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustAppend(t, l, plain(t, "x", 1))
+		if err := m.checkDataDir(); err != nil {
+			t.Fatalf("data dir in place: %v", err)
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		want := "removed"
+		if replace {
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			want = "replaced"
+		}
+		if err := m.checkDataDir(); !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("replace=%v: check: %v", replace, err)
+		}
+		if _, err := l.Append(plain(t, "y", 1), 0); !errors.Is(err, ErrStorage) {
+			t.Fatalf("replace=%v: append after the data dir went: %v", replace, err)
+		}
+		if _, err := m.Create("t", 1); !errors.Is(err, ErrStorage) {
+			t.Fatalf("replace=%v: create after the data dir went: %v", replace, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "t-1")); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("replace=%v: a log directory was made in the new data dir: %v", replace, err)
+		}
+		_ = m.checkDataDir()
+		if len(gone) != 1 || m.DataDirError() == nil {
+			t.Fatalf("replace=%v: OnDataDirGone called %d times, DataDirError %v", replace, len(gone), m.DataDirError())
+		}
+		_ = m.Close() // fails to flush into the removed directory; must not hang
+	}
+}
+
+// TestDataDirCheckedByFlushLoop: the flush loop notices on its own.
+func TestDataDirCheckedByFlushLoop(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	m, err := OpenManager(ManagerOptions{FS: vfs.OS, DataDir: dir, Logger: zaptest.NewLogger(t),
+		MaintainInterval: time.Hour, FlushCheckInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for m.DataDirError() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the removed data dir was not noticed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
