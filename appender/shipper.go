@@ -204,6 +204,10 @@ func newShipper(st settings) (*Shipper, error) {
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID(cfg.ClientID),
 		kgo.DefaultProduceTopic(cfg.Topic),
+		// A broker that creates topics on first use (gregor's and
+		// Kafka's default) creates the appender's, as it does the
+		// agent's and gregor produce's.
+		kgo.AllowAutoTopicCreation(),
 		kgo.ProducerBatchMaxBytesFn(func(string) int32 { return int32(s.batchLimit()) }),
 		kgo.ProducerLinger(cfg.Linger),
 		kgo.ProducerBatchCompression(codec),

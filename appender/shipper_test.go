@@ -94,3 +94,27 @@ func TestCoreDeliversWithKeys(t *testing.T) {
 		last[k] = i
 	}
 }
+
+// TestTopicAutoCreated: with a broker that creates topics on first use, a
+// log to a topic that does not exist yet is delivered, as the agent's and
+// gregor produce's are (it failed with UNKNOWN_TOPIC_OR_PARTITION).
+func TestTopicAutoCreated(t *testing.T) {
+	tb := startBroker(t, map[string]string{"auto.create.topics.enable": "true"})
+	h, err := NewHandler(WithBrokers(tb.addr), WithTopic("fresh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(h)
+	for i := range 10 {
+		log.Info("hello", "i", i)
+	}
+	if err := h.Close(closeCtx(t, 20*time.Second)); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if st := h.Stats(); st.Sent != 10 || st.Failed != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if recs := consumeAll(t, tb.addr, "fresh", 10, 10*time.Second); len(recs) != 10 {
+		t.Fatalf("consumed %d records, want 10", len(recs))
+	}
+}

@@ -67,8 +67,8 @@ func run() error {
 		appender.WithBrokers(strings.Split(*brokers, ",")...),
 		appender.WithTopic(*topic),
 		appender.WithService(*service),
-		appender.WithKeyField("user"), // one user's requests land in one partition
-		appender.WithErrorHandler(func(err error) { fmt.Fprintln(os.Stderr, "appender:", err) }),
+		appender.WithKeyField("user"),                                               // one user's requests land in one partition
+		appender.WithErrorHandler(func(err error) { fmt.Fprintln(os.Stderr, err) }), // errors start "appender:"
 	}
 	if *spillDir != "" {
 		opts = append(opts, appender.WithSpillOnFull(*spillDir, 1<<30))
