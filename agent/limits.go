@@ -27,7 +27,8 @@ import (
 // limitLookupTimeout bounds one lookup of a topic's max.message.bytes.
 const limitLookupTimeout = 10 * time.Second
 
-// minBatchBytes is the smallest batch size franz-go accepts.
+// minBatchBytes is the smallest batch size franz-go accepts as a client's
+// default; a topic's may be smaller.
 const minBatchBytes = 512
 
 // clientFor returns the client to produce topic's records through and
@@ -104,15 +105,23 @@ func (s *shipper) fitTopics(ctx context.Context, recs []*kgo.Record) {
 
 // smallClient records topic's limit and returns the client for it,
 // making it the first time, and the batch size it was made for (the
-// limit, or the smallest franz-go accepts).
+// limit).
 func (s *shipper) smallClient(topic string, lim int32) (*kgo.Client, int32, error) {
 	s.small.Lock()
 	defer s.small.Unlock()
-	batch := max(lim, minBatchBytes)
+	batch := max(lim, 1)
 	cl := s.small.clients[batch]
 	if cl == nil {
+		// franz-go checks only the size for no topic against its
+		// smallest (minBatchBytes); a topic's may be smaller.
+		fn := func(topic string) int32 {
+			if topic == "" {
+				return max(batch, minBatchBytes)
+			}
+			return batch
+		}
 		var err error
-		cl, err = kgo.NewClient(append(slices.Clone(s.opts), kgo.ProducerBatchMaxBytes(batch))...)
+		cl, err = kgo.NewClient(append(slices.Clone(s.opts), kgo.ProducerBatchMaxBytesFn(fn))...)
 		if err != nil {
 			return nil, 0, fmt.Errorf("create producer: %w", err)
 		}
