@@ -31,7 +31,7 @@ type encoder struct {
 	// regex parsers (fieldsJSON) and as headers for the raw parser.
 	fields     map[string]string
 	fieldKeys  []string
-	fieldVals  [][]byte // values of fieldKeys, in order
+	fieldVals  [][]byte    // values of fieldKeys, in order
 	fieldsJSON [][2][]byte // name and value of fieldKeys, as JSON
 }
 
