@@ -100,10 +100,15 @@ func consumeCount(ctx context.Context, cl *kgo.Client, target int64, idle time.D
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		// Records past the target arrived in the last fetch; they are
+		// not counted, so that --records N reports N.
 		var n, bytes int64
+		want := target - c.records.Load()
 		fetches.EachRecord(func(r *kgo.Record) {
-			n++
-			bytes += int64(len(r.Key) + len(r.Value))
+			if n < want {
+				n++
+				bytes += int64(len(r.Key) + len(r.Value))
+			}
 		})
 		c.records.Add(n)
 		c.bytes.Add(bytes)
