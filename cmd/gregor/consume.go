@@ -12,7 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // runConsume prints the records of a topic, consuming its partitions
@@ -95,9 +97,9 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 			opts = append(opts, kgo.FetchMaxWait(*fetchMaxWait))
 		}
 		if follow {
-			low := &lowCommits{cf: cf, topic: topic, reset: reset, from: from, notify: conn.printf, opts: []kgo.Opt{kgo.WithHooks(conn)}}
+			low := &lowCommits{cf: cf, topic: topic, reset: reset, spec: spec, from: from, notify: conn.printf, opts: []kgo.Opt{kgo.WithHooks(conn)}, starts: newStartMarks(topic)}
 			opts = append(opts, kgo.AdjustFetchOffsetsFn(low.adjust))
-			return runGroupConsume(ctx, cf, opts, recFmt, count, stdout, nil, 0)
+			return runGroupConsume(ctx, cf, opts, recFmt, count, stdout, nil, low.starts, 0)
 		}
 		// Without --follow a member stops where the topic ended when it
 		// started, as a direct consume does: it needs those ends and,
@@ -113,14 +115,14 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 			return timeoutErr(ctx, planCtx, *timeout, err)
 		}
 		end := newGroupEnd(plan, reset)
-		end.from, end.notify = from, conn.printf
+		end.from, end.notify, end.starts = from, conn.printf, newStartMarks(topic)
 		opts = append(opts,
 			kgo.KeepControlRecords(), // their offsets tell us we passed the end
 			kgo.OnPartitionsAssigned(end.assigned),
 			kgo.AdjustFetchOffsetsFn(end.adjust),
 			kgo.OnPartitionsRevoked(end.revoked),
 			kgo.OnPartitionsLost(end.lost))
-		return runGroupConsume(ctx, cf, opts, recFmt, count, stdout, end, *timeout)
+		return runGroupConsume(ctx, cf, opts, recFmt, count, stdout, end, end.starts, *timeout)
 	}
 
 	planCtx := ctx
@@ -169,7 +171,7 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 // committed: marked as they are printed, committed every few seconds and
 // once more, synchronously, before leaving the group. With idle set it
 // fails when no record arrives for that long before it is done.
-func runGroupConsume(ctx context.Context, cf *clientFlags, opts []kgo.Opt, format *recordFormat, limit int64, stdout io.Writer, end *groupEnd, idle time.Duration) error {
+func runGroupConsume(ctx context.Context, cf *clientFlags, opts []kgo.Opt, format *recordFormat, limit int64, stdout io.Writer, end *groupEnd, starts *startMarks, idle time.Duration) error {
 	cl, err := cf.newClient(opts...)
 	if err != nil {
 		return err
@@ -179,6 +181,9 @@ func runGroupConsume(ctx context.Context, cf *clientFlags, opts []kgo.Opt, forma
 	commit := func() error {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
+		if err := commitStarts(cctx, cl, starts); err != nil { // found since the last poll
+			return err
+		}
 		if err := cl.CommitMarkedOffsets(cctx); err != nil {
 			return fmt.Errorf("commit offsets: %w", err)
 		}
@@ -208,6 +213,16 @@ func runGroupConsume(ctx context.Context, cf *clientFlags, opts []kgo.Opt, forma
 		}
 		if fetches.NumRecords() > 0 {
 			lastRecord = time.Now()
+		}
+		// Where the group had no offset, the start is committed even if
+		// nothing follows it, as a Kafka consumer commits its position:
+		// a member that started at the end and printed nothing leaves
+		// the group there, not at the reset of the next run. Marked
+		// before the partition's records, which come after the adjust
+		// that found the start.
+		if err := commitStarts(ctx, cl, starts); err != nil && ctx.Err() == nil {
+			_ = out.Flush()
+			return err
 		}
 		if fetchErr := firstFetchError(fetches, context.Canceled); fetchErr != nil {
 			_ = out.Flush()
@@ -248,6 +263,7 @@ type groupEnd struct {
 	// below the log start.
 	from   string
 	notify func(format string, args ...any)
+	starts *startMarks // where partitions without a committed offset start
 
 	mu       sync.Mutex
 	joined   bool
@@ -298,6 +314,7 @@ func (g *groupEnd) adjust(_ context.Context, offsets map[string]map[int32]kgo.Of
 			}
 			offsets[g.plan.topic][part] = kgo.NewOffset().At(start)
 			at = start
+			g.starts.add(part, start)
 		}
 		g.position[part] = at
 	}
@@ -738,43 +755,138 @@ func belowLogStart(topic string, part int32, committed, earliest int64, from str
 // which the client would otherwise move past silently, and starts those
 // partitions at the reset offset (where --from puts them), as the client
 // does after an out-of-range fetch.
+//
+// It also resolves the reset offset (--from) of partitions without a
+// committed offset, to commit where they start (see startMarks).
 type lowCommits struct {
 	cf     *clientFlags
 	topic  string
 	reset  kgo.Offset
+	spec   startSpec
 	from   string
 	notify func(format string, args ...any)
 	opts   []kgo.Opt
+	starts *startMarks
 }
 
 func (l *lowCommits) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
-	var ids []int32
-	for part, o := range offsets[l.topic] {
-		if o != l.reset && o.EpochOffset().Offset >= 0 {
-			ids = append(ids, part)
-		}
-	}
+	ids := slices.Sorted(maps.Keys(offsets[l.topic]))
 	if len(ids) == 0 {
 		return offsets, nil
 	}
-	slices.Sort(ids)
+	// Any failure below leaves the offsets to the client: its fetch
+	// finds an offset out of range, and it resets.
 	cl, err := l.cf.newClient(l.opts...)
 	if err != nil {
-		return offsets, nil // the fetch finds out, and the client resets
+		return offsets, nil
 	}
 	defer cl.Close()
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	earliest, err := listOffsetsStrict(lctx, cl, l.topic, ids, offsetEarliest)
 	if err != nil {
-		return offsets, nil // as above
+		return offsets, nil
 	}
+	var latest, byTime map[int32]int64
 	for _, part := range ids {
-		at := offsets[l.topic][part].EpochOffset().Offset
-		if e, ok := earliest[part]; ok && at < e {
-			l.notify("gregor consume: %s\n", belowLogStart(l.topic, part, at, e, l.from))
-			offsets[l.topic][part] = l.reset
+		o := offsets[l.topic][part]
+		at := o.EpochOffset().Offset
+		if o != l.reset && at >= 0 {
+			if e, ok := earliest[part]; !ok || at >= e {
+				continue
+			}
+			l.notify("gregor consume: %s\n", belowLogStart(l.topic, part, at, earliest[part], l.from))
 		}
+		if latest == nil {
+			if latest, err = listOffsetsStrict(lctx, cl, l.topic, ids, offsetLatest); err != nil {
+				offsets[l.topic][part] = l.reset
+				continue
+			}
+			if l.spec.needsTimestampLookup() {
+				if byTime, err = listOffsetsStrict(lctx, cl, l.topic, ids, l.spec.n); err != nil {
+					offsets[l.topic][part] = l.reset
+					continue
+				}
+			}
+		}
+		bt := int64(-1)
+		if byTime != nil {
+			bt = byTime[part]
+		}
+		start := l.spec.resolve(earliest[part], latest[part], bt)
+		offsets[l.topic][part] = kgo.NewOffset().At(start)
+		l.starts.add(part, start)
 	}
 	return offsets, nil
+}
+
+// commitStarts commits the starts collected since the last call. (Marking
+// them for the client's own commits does not take for a partition that
+// no record was polled from.)
+func commitStarts(ctx context.Context, cl *kgo.Client, starts *startMarks) error {
+	m := starts.take()
+	if m == nil {
+		return nil
+	}
+	var cerr error
+	cl.CommitOffsetsSync(ctx, m, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			cerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil && cerr == nil {
+					cerr = fmt.Errorf("%s[%d]: %w", t.Topic, p.Partition, err)
+				}
+			}
+		}
+	})
+	if cerr != nil {
+		return fmt.Errorf("commit where the group starts: %w", cerr)
+	}
+	return nil
+}
+
+// startMarks collects, from a group member's AdjustFetchOffsetsFn, where
+// the partitions the group has no committed offset for start, for the poll
+// loop to mark for commit. Safe for concurrent use; a nil *startMarks
+// holds nothing.
+type startMarks struct {
+	topic string
+	mu    sync.Mutex
+	m     map[int32]int64
+}
+
+func newStartMarks(topic string) *startMarks { return &startMarks{topic: topic} }
+
+func (s *startMarks) add(part int32, offset int64) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[int32]int64{}
+	}
+	s.m[part] = offset
+}
+
+// take returns the starts collected since the last take, in the form
+// kgo.Client.MarkCommitOffsets takes, or nil.
+func (s *startMarks) take() map[string]map[int32]kgo.EpochOffset {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.m) == 0 {
+		return nil
+	}
+	out := make(map[int32]kgo.EpochOffset, len(s.m))
+	for p, o := range s.m {
+		out[p] = kgo.EpochOffset{Epoch: -1, Offset: o}
+	}
+	s.m = nil
+	return map[string]map[int32]kgo.EpochOffset{s.topic: out}
 }

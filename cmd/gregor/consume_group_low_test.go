@@ -61,3 +61,37 @@ func TestConsumeGroupCommittedBelowLogStart(t *testing.T) {
 		t.Errorf("after: exit %d, printed %q, stderr %q", code, lines(stdout), stderr)
 	}
 }
+
+// TestConsumeGroupCommitsItsStart: a new group member that starts at the
+// end and prints nothing commits that position, as a Kafka consumer
+// commits its position, so the next run does not replay the topic from
+// --from's default (beginning); with and without --follow.
+func TestConsumeGroupCommitsItsStart(t *testing.T) {
+	t.Parallel()
+	b := newCluster(t, kfake.SeedTopics(2, "st"))
+	mustRun(t, "a\nb\nc\nd\n", "produce", "-b", b, "-t", "st")
+	if got := lines(mustRun(t, "", "consume", "-b", b, "--group", "g", "-t", "st", "--from", "end")); len(got) != 0 {
+		t.Fatalf("--from end printed %q", got)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"consume", "-b", b, "--group", "gf", "-t", "st", "--from", "end", "-f", "--fetch-max-wait", "100ms"},
+			strings.NewReader(""), &out, &errOut)
+	}()
+	waitFor(t, "the --follow member to start", func() bool {
+		_, stdout, _ := runCLI(t, "", "group", "describe", "gf", "-b", b)
+		return strings.Contains(stdout, "st")
+	})
+	cancel()
+	if code := <-done; code != 0 || out.String() != "" {
+		t.Fatalf("--follow member: exit %d, printed %q, stderr %q", code, out.String(), errOut.String())
+	}
+	mustRun(t, "e\n", "produce", "-b", b, "-t", "st")
+	for _, g := range []string{"g", "gf"} {
+		if got := lines(mustRun(t, "", "consume", "-b", b, "--group", g, "-t", "st")); strings.Join(got, ",") != "e" {
+			t.Errorf("group %s after starting at the end: printed %q, want only the new record", g, got)
+		}
+	}
+}
