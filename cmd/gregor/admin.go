@@ -25,10 +25,27 @@ func codeErr(code int16, msg *string) error {
 	}
 	err := kerr.ErrorForCode(code)
 	if msg != nil && *msg != "" {
-		return fmt.Errorf("%w (%s)", err, *msg)
+		return &brokerError{err: err, msg: *msg}
 	}
 	return err
 }
+
+// brokerError is an error code with the broker's own message, which says
+// more than the code's generic description: it prints the code's name
+// and the message (INVALID_PARTITIONS: topic t has 4 partitions; ...).
+type brokerError struct {
+	err error // a *kerr.Error, or kerr's unknown-code error
+	msg string
+}
+
+func (e *brokerError) Error() string {
+	if ke, ok := e.err.(*kerr.Error); ok {
+		return ke.Message + ": " + e.msg
+	}
+	return fmt.Sprintf("%v (%s)", e.err, e.msg)
+}
+
+func (e *brokerError) Unwrap() error { return e.err }
 
 // fetchMetadata requests metadata for topics (nil: all topics) without
 // asking the broker to create them.

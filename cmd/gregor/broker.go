@@ -156,7 +156,7 @@ func parseBrokerArgs(args []string, stderr io.Writer) (brokerSettings, error) {
 		return brokerSettings{}, &usageError{err: err, reported: true}
 	}
 	if fs.NArg() > 0 {
-		return brokerSettings{}, usagef("unexpected arguments: %v", fs.Args())
+		return brokerSettings{}, usagef("unexpected arguments: %v%s", fs.Args(), boolHint(fs.Args()))
 	}
 	onCommandLine := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })

@@ -8,6 +8,7 @@ import (
 	"io"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -122,9 +123,20 @@ func parseFlags(fs *flag.FlagSet, args []string, minPos, maxPos int) ([]string, 
 		}
 		return nil, &usageError{err: fmt.Errorf("expected %s, got %d", want, len(positional)), reported: false}
 	case maxPos >= 0 && len(positional) > maxPos:
-		return nil, usagef("unexpected argument(s): %s", strings.Join(positional[maxPos:], " "))
+		return nil, usagef("unexpected argument(s): %s%s", strings.Join(positional[maxPos:], " "), boolHint(positional[maxPos:]))
 	}
 	return positional, nil
+}
+
+// boolHint explains an unexpected true or false: a boolean flag's value
+// is given with =, as Go's flag package wants.
+func boolHint(unexpected []string) string {
+	if len(unexpected) > 0 {
+		if _, err := strconv.ParseBool(unexpected[0]); err == nil {
+			return fmt.Sprintf(" (a boolean flag takes its value after =, as in --flag=%s)", unexpected[0])
+		}
+	}
+	return ""
 }
 
 // stringList is a repeatable string flag.

@@ -604,7 +604,7 @@ func groupDelete(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 		case !answered:
 			failures = append(failures, fmt.Errorf("delete group %s: %w", g, errNoAnswer))
 		case errors.Is(err, kerr.NonEmptyGroup):
-			failures = append(failures, fmt.Errorf("delete group %s: %w: it has active members; stop its consumers first", g, err))
+			failures = append(failures, fmt.Errorf("delete group %s: %w (it has active members; stop its consumers first)", g, err))
 		case err != nil:
 			failures = append(failures, fmt.Errorf("delete group %s: %w", g, err))
 		default:

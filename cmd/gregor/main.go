@@ -38,7 +38,7 @@ func commands() []command {
 		{"broker", "run a broker", func(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) error {
 			return runBroker(ctx, args, stderr)
 		}},
-		{"topic", "create, list, describe, alter and delete topics", runTopic},
+		{"topic", "create, list, describe, alter, add partitions to and delete topics", runTopic},
 		{"group", "list, describe, delete consumer groups and reset their offsets", runGroup},
 		{"produce", "produce lines from stdin as records", runProduce},
 		{"consume", "print records of a topic", runConsume},
@@ -144,6 +144,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "-h", "-help", "--help", "help":
 		printUsage(stdout)
 		return 0
+	case "-version", "--version", "-V":
+		name, args = "version", append([]string{"version"}, args[1:]...)
 	}
 	for _, c := range commands() {
 		if c.name == name {
