@@ -73,7 +73,7 @@ var brokerProps = map[string]struct {
 	"log.pagecache.retain.bytes":                {"1073741824", -1, "flushed data more than this many bytes behind a partition's end is dropped from the page cache (POSIX_FADV_DONTNEED), so that writes stay cheap once memory is full; -1 keeps everything cached, as Kafka does"},
 
 	// Consumer groups (broker/group).
-	"group.initial.rebalance.delay.ms":    {"0", 0, "how long the first rebalance of an empty group waits for more members; 0 completes it as soon as every known member joined"},
+	"group.initial.rebalance.delay.ms":    {"0", 0, "how long the first rebalance of an empty group waits for more members; 0 (Kafka's default is 3000) completes it as soon as every known member joined, so members started together may see a second rebalance"},
 	"group.min.session.timeout.ms":        {"6000", 1, "smallest session timeout a group member may ask for"},
 	"group.max.session.timeout.ms":        {"1800000", 1, "largest session timeout a group member may ask for"},
 	"group.max.size":                      {"2147483647", 1, "most members (including ones given an id but not yet joined) a group may have"},

@@ -96,11 +96,14 @@ if [ -z "$ready" ]; then
 fi
 
 "$BIN" topic create "$TOPIC" -b "$LISTEN" --partitions "$PARTITIONS" --if-not-exists >/dev/null
+# An existing topic keeps its count: say what it has, not what was asked.
+have="$("$BIN" topic describe "$TOPIC" -b "$LISTEN" 2>/dev/null | sed -n 's/.*Partitions: \([0-9]*\).*/\1/p' | head -n 1)"
+have="${have:-$PARTITIONS}"
 
 cat <<MSG
 
 gregor is running: Kafka on $LISTEN, metrics on http://$HTTP_ADDR/metrics, data in $DATA_DIR
-Topic '$TOPIC' has $PARTITIONS partitions. In another terminal:
+Topic '$TOPIC' has $have partitions. In another terminal:
 
   produce lines:   printf 'hello\nworld\n' | bin/gregor produce -b $LISTEN -t $TOPIC
   consume:         bin/gregor consume -b $LISTEN -t $TOPIC --from beginning --follow
