@@ -1,6 +1,6 @@
 package broker
 
-// Fetch (key 1), versions 0-12.
+// Fetch (key 1), versions 0-13.
 //
 // Consumers read up to the high watermark. Record bytes go from the segment
 // files to the socket with sendfile(2): the response is encoded with kmsg
@@ -17,7 +17,7 @@ package broker
 // FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH. read_committed fetches
 // (isolation level 1) read up to the last stable offset, with the aborted
 // transactions among the records returned, from which the client drops
-// their records. Topic ids (v13+) are not offered yet.
+// their records. From v13 topics are named by id: see fetch_topic_ids.go.
 //
 // Versions 0-3 are for clients written before Kafka 0.11, which read
 // message sets (format 0 before v2, format 1 from it), not record batches:
@@ -44,7 +44,7 @@ import (
 )
 
 func init() {
-	register(kmsg.Fetch, 0, 12, func(b *Broker, c *conn, hdr wire.RequestHeader, req kmsg.Request, p *pending) {
+	register(kmsg.Fetch, 0, 13, func(b *Broker, c *conn, hdr wire.RequestHeader, req kmsg.Request, p *pending) {
 		b.handleFetch(c, hdr, req.(*kmsg.FetchRequest), p)
 	})
 	markFrameReusable(kmsg.Fetch)
@@ -73,6 +73,7 @@ const maxFetchWait = 5 * time.Minute
 
 func (b *Broker) handleFetch(c *conn, hdr wire.RequestHeader, req *kmsg.FetchRequest, p *pending) {
 	start := time.Now()
+	b.resolveFetchIDs(req)
 	sess, incremental, code := c.sessionFor(req)
 	if code != 0 {
 		resp := kmsg.NewPtrFetchResponse()
@@ -275,7 +276,7 @@ func (f *fetch) once(final bool) (resp *kmsg.FetchResponse, chunks []storage.Chu
 	// answer is tried first and a map is built only when a topic comes
 	// back after another.
 	var topicAt map[string]int
-	topicIndex := func(topic string) int {
+	topicIndex := func(topic string, id [16]byte) int {
 		n := len(resp.Topics)
 		if n > 0 && resp.Topics[n-1].Topic == topic {
 			return n - 1
@@ -294,13 +295,22 @@ func (f *fetch) once(final bool) (resp *kmsg.FetchResponse, chunks []storage.Chu
 		}
 		rt := kmsg.NewFetchResponseTopic()
 		rt.Topic = topic
+		if f.req.Version >= 13 {
+			// The id the client named the topic by, which is how
+			// it finds its answer (the topic may have been created
+			// again under the name since).
+			rt.TopicID = id
+			if id == ([16]byte{}) {
+				rt.TopicID = f.b.fetchTopicID(topic)
+			}
+		}
 		resp.Topics = append(resp.Topics, rt)
 		return n
 	}
 	// read fetches one partition and adds its answer to the response,
 	// unless the fetch is incremental and nothing changed since the
 	// client last heard of it (sp).
-	read := func(topic string, rp *kmsg.FetchRequestTopicPartition, sp *sessionPartition) {
+	read := func(topic string, id [16]byte, rp *kmsg.FetchRequestTopicPartition, sp *sessionPartition) {
 		if f.incremental && sp.quiet() {
 			return // no news, found without looking anything up
 		}
@@ -314,7 +324,14 @@ func (f *fetch) once(final bool) (resp *kmsg.FetchResponse, chunks []storage.Chu
 		if sp != nil {
 			cached = &sp.log
 		}
-		ch, code := f.b.fetchPartition(topic, rp, &part, remaining, cached, f.req.IsolationLevel == 1, f.req.Version < 10)
+		var ch storage.Chunk
+		var code int16
+		if f.req.Version >= 13 {
+			code = f.b.topicIDCode(topic, sp)
+		}
+		if code == 0 {
+			ch, code = f.b.fetchPartition(topic, rp, &part, remaining, cached, f.req.IsolationLevel == 1, f.req.Version < 10)
+		}
 		if code != 0 {
 			part.ErrorCode = code
 			stop = true
@@ -369,7 +386,7 @@ func (f *fetch) once(final bool) (resp *kmsg.FetchResponse, chunks []storage.Chu
 			total += ch.Size
 			remaining -= ch.Size
 		}
-		i := topicIndex(topic)
+		i := topicIndex(topic, id)
 		resp.Topics[i].Partitions = append(resp.Topics[i].Partitions, part)
 	}
 
@@ -382,7 +399,7 @@ func (f *fetch) once(final bool) (resp *kmsg.FetchResponse, chunks []storage.Chu
 			rt := &f.req.Topics[i]
 			for j := range rt.Partitions {
 				none = false
-				read(rt.Topic, &rt.Partitions[j], nil)
+				read(rt.Topic, rt.TopicID, &rt.Partitions[j], nil)
 			}
 		}
 		return resp, chunks, total, stop || none
@@ -393,7 +410,7 @@ func (f *fetch) once(final bool) (resp *kmsg.FetchResponse, chunks []storage.Chu
 	defer s.mu.Unlock()
 	stop = len(s.parts) == 0
 	for _, sp := range s.parts {
-		read(sp.tp.topic, &sp.req, sp)
+		read(sp.tp.topic, sp.id, &sp.req, sp)
 	}
 	if final {
 		f.commitLocked()

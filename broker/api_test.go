@@ -100,7 +100,7 @@ func fetchRequest(topic string, partition int32, offset int64, maxWait int32) *k
 
 func rawFetch(t *testing.T, cl *kgo.Client, topic string, partition int32, offset int64, maxWait int32) *kmsg.FetchResponseTopicPartition {
 	t.Helper()
-	resp, err := fetchRequest(topic, partition, offset, maxWait).RequestWith(context.Background(), cl)
+	resp, err := withTopicIDs(t, cl, fetchRequest(topic, partition, offset, maxWait)).RequestWith(context.Background(), cl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -932,4 +932,33 @@ func TestRepeatedEntriesAnsweredOnce(t *testing.T) {
 	if resp := direct(of).(*kmsg.OffsetFetchResponse); len(resp.Groups) != 1 {
 		t.Errorf("offset fetch: %d groups", len(resp.Groups))
 	}
+}
+
+// withTopicIDs fills in the topic ids of a fetch, which kgo sends at v13+
+// where topics are named by id: looked up by name with Metadata.
+func withTopicIDs(t testing.TB, cl *kgo.Client, req *kmsg.FetchRequest) *kmsg.FetchRequest {
+	t.Helper()
+	ids := map[string][16]byte{}
+	lookup := func(name string) [16]byte {
+		if id, ok := ids[name]; ok {
+			return id
+		}
+		mreq := kmsg.NewPtrMetadataRequest()
+		mt := kmsg.NewMetadataRequestTopic()
+		mt.Topic = kmsg.StringPtr(name)
+		mreq.Topics = append(mreq.Topics, mt)
+		resp, err := mreq.RequestWith(context.Background(), cl)
+		if err != nil || len(resp.Topics) != 1 {
+			t.Fatalf("metadata of %s: %v", name, err)
+		}
+		ids[name] = resp.Topics[0].TopicID
+		return ids[name]
+	}
+	for i := range req.Topics {
+		req.Topics[i].TopicID = lookup(req.Topics[i].Topic)
+	}
+	for i := range req.ForgottenTopics {
+		req.ForgottenTopics[i].TopicID = lookup(req.ForgottenTopics[i].Topic)
+	}
+	return req
 }

@@ -58,6 +58,7 @@ type fetchSession struct {
 // fetch parameters, and what the client last heard of the partition.
 type sessionPartition struct {
 	tp  topicPartition
+	id  [16]byte // the topic's id when it joined (v13+; else zero)
 	req kmsg.FetchRequestTopicPartition
 	log *storage.Log // kept between passes; see fetchPartition
 	// hwm and logStart as last sent; sent is false until a response has
@@ -128,7 +129,7 @@ func (c *conn) sessionFor(req *kmsg.FetchRequest) (s *fetchSession, incremental 
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		for j := range rt.Partitions {
-			s.put(rt.Topic, &rt.Partitions[j])
+			s.put(rt.Topic, rt.TopicID, &rt.Partitions[j])
 		}
 	}
 	for _, ft := range req.ForgottenTopics {
@@ -184,7 +185,7 @@ func (c *conn) newSession(req *kmsg.FetchRequest) *fetchSession {
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		for j := range rt.Partitions {
-			s.put(rt.Topic, &rt.Partitions[j])
+			s.put(rt.Topic, rt.TopicID, &rt.Partitions[j])
 		}
 	}
 	cs.mu.uses++
@@ -221,13 +222,13 @@ func (c *conn) closeSessions() {
 
 // put adds a partition to the session or updates its fetch parameters.
 // s.mu is held (or s is not yet shared).
-func (s *fetchSession) put(topic string, rp *kmsg.FetchRequestTopicPartition) {
+func (s *fetchSession) put(topic string, id [16]byte, rp *kmsg.FetchRequestTopicPartition) {
 	tp := topicPartition{topic, rp.Partition}
 	if sp := s.index[tp]; sp != nil {
 		sp.req = *rp
 		return
 	}
-	sp := &sessionPartition{tp: tp, req: *rp}
+	sp := &sessionPartition{tp: tp, id: id, req: *rp}
 	s.index[tp] = sp
 	s.parts = append(s.parts, sp)
 	s.waiters.add([]topicPartition{tp}, s.wake)

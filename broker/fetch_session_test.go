@@ -47,7 +47,7 @@ func sessionFetch(t *testing.T, cl *kgo.Client, id, epoch int32, topic string, p
 		ft.Partitions = forget
 		req.ForgottenTopics = append(req.ForgottenTopics, ft)
 	}
-	raw, err := cl.Broker(0).Request(context.Background(), req)
+	raw, err := cl.Broker(0).Request(context.Background(), withTopicIDs(t, cl, req))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,10 +322,18 @@ func TestFetchChunksOutOfTopicOrder(t *testing.T) {
 		fmt.Sscanf(strings.Replace(tp, "/", " ", 1), "%s %d", &topic, &p)
 		produceN(t, cl, topic, p, n)
 	}
+	names := map[[16]byte]string{} // v13+ answers name topics by id
+	for _, topic := range []string{"oa", "ob"} {
+		r := withTopicIDs(t, cl, &kmsg.FetchRequest{Topics: []kmsg.FetchRequestTopic{{Topic: topic}}})
+		names[r.Topics[0].TopicID] = topic
+	}
 	check := func(what string, resp *kmsg.FetchResponse) {
 		t.Helper()
 		got := map[string]int{}
 		for _, rt := range resp.Topics {
+			if rt.Topic == "" {
+				rt.Topic = names[rt.TopicID]
+			}
 			for _, rp := range rt.Partitions {
 				if rp.ErrorCode != 0 {
 					t.Fatalf("%s: %s/%d: %v", what, rt.Topic, rp.Partition, kerr.ErrorForCode(rp.ErrorCode))
@@ -356,7 +364,8 @@ func TestFetchChunksOutOfTopicOrder(t *testing.T) {
 		rt.Partitions = append(rt.Partitions, rp)
 		req.Topics = append(req.Topics, rt)
 	}
-	for _, v := range []int16{4, 11, 12} {
+	withTopicIDs(t, cl, req)
+	for _, v := range []int16{4, 11, 12, 13} {
 		r := *req
 		r.Version = v
 		raw, err := cl.Broker(0).Request(context.Background(), &r)
@@ -395,7 +404,7 @@ func TestFetchRepeatedPartitionAnsweredOnce(t *testing.T) {
 		}
 		req.Topics = append(req.Topics, rt)
 	}
-	raw, err := cl.Broker(0).Request(context.Background(), req)
+	raw, err := cl.Broker(0).Request(context.Background(), withTopicIDs(t, cl, req))
 	if err != nil {
 		t.Fatal(err)
 	}

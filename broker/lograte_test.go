@@ -54,14 +54,14 @@ func TestLogLimiter(t *testing.T) {
 }
 
 // TestRefusalsLoggedOncePerInterval: a client that reconnects again and
-// again with a request version gregor does not serve (Fetch v13, topic
-// ids) is refused every time, and logged once.
+// again with a request version gregor does not serve (Fetch v14) is
+// refused every time, and logged once.
 func TestRefusalsLoggedOncePerInterval(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
 	b := startBrokerLogged(t, nil, "", nil, zap.New(core))
 	clientID := "old"
 	req := fetchRequest("t", 0, 0, 0)
-	req.Version = 13
+	req.Version = 14
 	frame := wire.AppendRequest(nil, req, 1, &clientID)
 	for range 20 {
 		c, err := net.DialTimeout("tcp", b.Addr().String(), 5*time.Second)
@@ -73,7 +73,7 @@ func TestRefusalsLoggedOncePerInterval(t *testing.T) {
 		}
 		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil {
-			t.Fatalf("Fetch v13 answered (%d bytes, %v), want the connection closed", n, err)
+			t.Fatalf("Fetch v14 answered (%d bytes, %v), want the connection closed", n, err)
 		}
 		c.Close()
 	}
@@ -81,7 +81,7 @@ func TestRefusalsLoggedOncePerInterval(t *testing.T) {
 	if len(lines) != 1 {
 		t.Fatalf("%d refusal lines for 20 refusals, want 1: %v", len(lines), lines)
 	}
-	if f := lines[0].ContextMap(); f["api_key"] != int16(1) || f["api_version"] != int16(13) {
+	if f := lines[0].ContextMap(); f["api_key"] != int16(1) || f["api_version"] != int16(14) {
 		t.Errorf("refusal logged as %v", f)
 	}
 }

@@ -86,6 +86,11 @@ type Store interface {
 	Topic(name string) (Topic, bool)
 	// TopicByID looks one topic up by id.
 	TopicByID(id TopicID) (Topic, bool)
+	// TopicName is the name of the topic with id, without copying the
+	// topic (Fetch v13+ names topics by id).
+	TopicName(id TopicID) (string, bool)
+	// TopicIDOf is the id of the topic named name.
+	TopicIDOf(name string) (TopicID, bool)
 	// CreateTopic adds a topic; ErrTopicExists if the name is taken.
 	CreateTopic(t Topic) error
 	// CreateTopics adds several topics in one durable update, all or

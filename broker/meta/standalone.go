@@ -302,12 +302,28 @@ func (s *Standalone) Topic(name string) (Topic, bool) {
 func (s *Standalone) TopicByID(id TopicID) (Topic, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, name := range s.mu.st.names {
-		if t := s.mu.st.topics[name]; t.ID == id {
-			return copyTopic(t), true
-		}
+	if name, ok := s.mu.st.byID[id]; ok {
+		return copyTopic(s.mu.st.topics[name]), true
 	}
 	return Topic{}, false
+}
+
+// TopicName implements Store.
+func (s *Standalone) TopicName(id TopicID) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name, ok := s.mu.st.byID[id]
+	return name, ok
+}
+
+// TopicIDOf implements Store.
+func (s *Standalone) TopicIDOf(name string) (TopicID, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.mu.st.topics[name]; ok {
+		return t.ID, true
+	}
+	return TopicID{}, false
 }
 
 // CreateTopic implements Store.

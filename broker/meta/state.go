@@ -15,6 +15,9 @@ type state struct {
 	// topics never has a *Topic changed in place: a change replaces it.
 	topics map[string]*Topic
 	names  []string // the keys of topics, sorted
+	// byID maps each topic's id to its name; kept by apply (nil until
+	// the first topic).
+	byID map[TopicID]string
 }
 
 // Journal operations (the "op" of an entry; see docs/format.md).
@@ -89,14 +92,21 @@ func (st *state) check(e *entry) error {
 func (st *state) apply(e *entry) {
 	switch e.Op {
 	case opCreateTopics:
+		if st.byID == nil {
+			st.byID = make(map[TopicID]string, len(e.Topics))
+		}
 		for i := range e.Topics {
 			t := e.Topics[i]
 			st.topics[t.Name] = &t
+			st.byID[t.ID] = t.Name
 		}
 		st.addNames(e.Topics)
 	case opDeleteTopics:
 		gone := make(map[string]bool, len(e.Names))
 		for _, name := range e.Names {
+			if t := st.topics[name]; t != nil && st.byID[t.ID] == name {
+				delete(st.byID, t.ID)
+			}
 			delete(st.topics, name)
 			gone[name] = true
 		}
