@@ -426,7 +426,11 @@ func (g *groupEnd) wakeIfDone() {
 func firstFetchError(fetches kgo.Fetches, ignore error) error {
 	var first error
 	fetches.EachError(func(topic string, partition int32, err error) {
-		if first == nil && !errors.Is(err, ignore) {
+		switch {
+		case first != nil || errors.Is(err, ignore):
+		case errors.Is(err, kerr.UnknownTopicID), errors.Is(err, kerr.InconsistentTopicID):
+			first = fmt.Errorf("fetch %s[%d]: the topic was deleted while it was read (and perhaps created again: read the new one with --from beginning): %w", topic, partition, err)
+		default:
 			first = fmt.Errorf("fetch %s[%d]: %w", topic, partition, err)
 		}
 	})
