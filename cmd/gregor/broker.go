@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"gopkg.in/yaml.v3"
 
 	"github.com/gregor-log/gregor/broker"
 	"github.com/gregor-log/gregor/internal/config"
@@ -373,12 +374,65 @@ func readBrokerFile(path string) (config.Broker, []error) {
 	if err != nil {
 		return f, []error{fmt.Errorf("config file: %w", err)}
 	}
+	var errs []error
 	if err := config.DecodeStrict(path, data, &f); err != nil {
 		var ce *config.Error
-		if errors.As(err, &ce) {
-			return f, ce.Errors()
+		if !errors.As(err, &ce) {
+			return f, []error{err} // not YAML: nothing else to say
 		}
-		return f, []error{err}
+		errs = ce.Errors()
 	}
-	return f, nil
+	// The set: properties, one by one and with their lines, also when
+	// the rest of the file failed to decode (f is then empty). Those
+	// with a problem are left out, so it is not reported again without
+	// its line.
+	perrs, bad := checkFileProps(path, data)
+	for k := range bad {
+		delete(f.Set, k)
+	}
+	return f, append(errs, perrs...)
+}
+
+// checkFileProps validates each scalar property of a broker config file's
+// set: map on its own, each problem prefixed with the file and the line
+// of its key, and returns the problems and the properties that had one.
+func checkFileProps(path string, data []byte) ([]error, map[string]bool) {
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, nil
+	}
+	var set *yaml.Node
+	root := doc.Content[0]
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == "set" && root.Content[i+1].Kind == yaml.MappingNode {
+			set = root.Content[i+1]
+		}
+	}
+	if set == nil {
+		return nil, nil
+	}
+	var errs []error
+	bad := map[string]bool{}
+	for i := 0; i+1 < len(set.Content); i += 2 {
+		k, v := set.Content[i], set.Content[i+1]
+		if v.Kind != yaml.ScalarNode {
+			continue // DecodeStrict said so
+		}
+		cfg := broker.DefaultConfig()
+		cfg.Props = map[string]string{k.Value: v.Value}
+		err := cfg.Validate()
+		if err == nil {
+			continue
+		}
+		bad[k.Value] = true
+		var joined interface{ Unwrap() []error }
+		if !errors.As(err, &joined) {
+			errs = append(errs, fmt.Errorf("%s:%d: %w", path, k.Line, err))
+			continue
+		}
+		for _, e := range joined.Unwrap() {
+			errs = append(errs, fmt.Errorf("%s:%d: %w", path, k.Line, e))
+		}
+	}
+	return errs, bad
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -132,6 +133,35 @@ func TestBrokerConfigReportsEveryProblem(t *testing.T) {
 	_, err = parseBrokerArgs([]string{"--no-such-flag"}, &stderr)
 	if !errors.As(err, &ue) || !ue.reported || !strings.Contains(stderr.String(), "usage: gregor broker") {
 		t.Errorf("unknown flag: %v, stderr %q", err, stderr.String())
+	}
+}
+
+// TestBrokerFilePropertiesReportedWithLines: a set: property's problem
+// names its file and line, also when another part of the file failed to
+// decode (it was hidden until that was fixed), and only once.
+func TestBrokerFilePropertiesReportedWithLines(t *testing.T) {
+	for _, head := range []string{"", "listen: [x]\n"} {
+		path := writeBrokerFile(t, head+"set:\n  log.segment.bytes: abc\n  bogus.property: \"1\"\n  log.retention.ms: \"60000\"\n")
+		_, err := parseBrokerArgs([]string{"--config", path}, &bytes.Buffer{})
+		if err == nil {
+			t.Fatalf("%q: accepted", head)
+		}
+		msg := err.Error()
+		line := 2
+		if head != "" {
+			line = 3
+		}
+		for _, want := range []string{
+			fmt.Sprintf("%s:%d: broker property log.segment.bytes", path, line),
+			fmt.Sprintf("%s:%d: property bogus.property: unknown broker property", path, line+1),
+		} {
+			if strings.Count(msg, want) != 1 {
+				t.Errorf("%q: error does not say %q once:\n%s", head, want, msg)
+			}
+		}
+		if strings.Count(msg, "bogus.property") != 1 || strings.Contains(msg, "retention") {
+			t.Errorf("%q: a property reported twice, or a good one reported:\n%s", head, msg)
+		}
 	}
 }
 
