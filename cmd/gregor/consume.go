@@ -42,6 +42,7 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	fs.BoolVar(&printNull, "Z", false, "print-null (shorthand)")
 	fetchMaxWait := fs.Duration("fetch-max-wait", 0, "how long the broker may hold a fetch waiting for data (0: client default)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "without --follow, give up when the cluster cannot be reached, or no record arrives while some are left to read, for this long")
+	cf.timeout = timeout
 	isolation := fs.String("isolation-level", "read_uncommitted", "read_uncommitted reads every record; read_committed only those of committed transactions (and non-transactional ones), up to the last stable offset")
 	group := fs.String("group", "", "consume as a member of this consumer group, committing what was printed; stops, as without it, at the end of the partitions the group assigned it unless --follow (--from applies where the group has no committed offset)")
 	if _, err := parseFlags(fs, args, 0, 0); err != nil {

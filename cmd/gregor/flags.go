@@ -161,6 +161,21 @@ func parseKeyValue(s string) (key, value string, err error) {
 // clientFlags are the flags every command that talks to a cluster has.
 type clientFlags struct {
 	bootstrap string
+	// timeout, if set, is the command's --timeout: a connection attempt
+	// (dial, and the version handshake that a port that accepts but does
+	// not answer as Kafka does never completes) gets at most half of it,
+	// so that the command gives up in time.
+	timeout *time.Duration
+}
+
+// dialTimeout is how long one connection attempt may take: 5 s, less
+// for a short --timeout.
+func (cf *clientFlags) dialTimeout() time.Duration {
+	d := 5 * time.Second
+	if cf.timeout != nil && *cf.timeout > 0 {
+		d = min(d, max(*cf.timeout/2, 500*time.Millisecond))
+	}
+	return d
 }
 
 // addClientFlags registers --bootstrap-server and its short form -b.
@@ -189,7 +204,14 @@ func (cf *clientFlags) newClient(opts ...kgo.Opt) (*kgo.Client, error) {
 	if len(seeds) == 0 {
 		return nil, usagef("--bootstrap-server is empty")
 	}
-	all := append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.DialTimeout(5 * time.Second)}, opts...)
+	all := []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.DialTimeout(cf.dialTimeout())}
+	if cf.timeout != nil && *cf.timeout > 0 && *cf.timeout < 20*time.Second {
+		// The client waits this long (10 s by default) beyond a
+		// request's own timeout for an answer, the version handshake of
+		// a new connection included.
+		all = append(all, kgo.RequestTimeoutOverhead(max(*cf.timeout/2, time.Second)))
+	}
+	all = append(all, opts...)
 	cl, err := kgo.NewClient(all...)
 	if err != nil {
 		return nil, fmt.Errorf("create client: %w", err)

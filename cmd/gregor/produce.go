@@ -49,6 +49,7 @@ func runProduce(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	maxLine := fs.Int("max-line-bytes", 0, "longest accepted input line (0: as long as fits in a record batch)")
 	maxMessage := fs.Int("max-message-bytes", 0, "largest record batch to send (0: the topic's max.message.bytes, asked from the cluster)")
 	deliveryTimeout := fs.Duration("timeout", 2*time.Minute, "fail a record the cluster has not acknowledged this long after it was read; give up as soon on a cluster that cannot be reached at the start")
+	cf.timeout = deliveryTimeout
 	if _, err := parseFlags(fs, args, 0, 0); err != nil {
 		return err
 	}

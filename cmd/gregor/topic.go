@@ -44,6 +44,7 @@ type adminFlags struct {
 func addAdminFlags(fs *flag.FlagSet) *adminFlags {
 	af := &adminFlags{clientFlags: addClientFlags(fs)}
 	fs.DurationVar(&af.timeout, "timeout", 30*time.Second, "give up after this long")
+	af.clientFlags.timeout = &af.timeout
 	return af
 }
 
