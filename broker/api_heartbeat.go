@@ -36,7 +36,7 @@ func (b *Broker) handleHeartbeat(_ wire.RequestHeader, req *kmsg.HeartbeatReques
 		err = b.coord.Heartbeat(req.Group, req.MemberID, instance, req.Generation)
 	}
 	resp.ErrorCode = groupErr(err)
-	if err != nil && resp.ErrorCode != kerr.RebalanceInProgress.Code {
+	if err != nil { // REBALANCE_IN_PROGRESS too, as Kafka counts it
 		b.metrics.countError("Heartbeat", resp.ErrorCode)
 	}
 	return resp
