@@ -331,6 +331,11 @@ func (f *fetch) once(final bool) (resp *kmsg.FetchResponse, chunks []storage.Chu
 		}
 		if code == 0 {
 			ch, code = f.b.fetchPartition(topic, rp, &part, remaining, cached, f.req.IsolationLevel == 1, f.req.Version < 10)
+			if code == kerr.UnknownTopicOrPartition.Code && f.req.Version >= 13 {
+				if _, ok := f.b.store.TopicIDOf(topic); !ok {
+					code = kerr.UnknownTopicID.Code // deleted since it was named
+				}
+			}
 		}
 		if code != 0 {
 			part.ErrorCode = code

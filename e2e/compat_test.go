@@ -567,6 +567,7 @@ func TestDeleteTopicUnderConsumer(t *testing.T) {
 		rp.PartitionMaxBytes = 1 << 20
 		rt.Partitions = append(rt.Partitions, rp)
 		req.Topics = append(req.Topics, rt)
+		withTopicIDs(t, cl, req)
 		fctx, fcancel := context.WithTimeout(context.Background(), maxWait+15*time.Second)
 		defer fcancel()
 		start := time.Now()
@@ -607,8 +608,10 @@ func TestDeleteTopicUnderConsumer(t *testing.T) {
 	if o.err != nil {
 		t.Fatalf("parked long poll: %v", o.err)
 	}
-	if o.code != kerr.UnknownTopicOrPartition.Code {
-		t.Fatalf("parked long poll answered with %v, want UNKNOWN_TOPIC_OR_PARTITION", kerr.ErrorForCode(o.code))
+	// By id (Fetch v13+, as kgo sends it) a topic deleted under the
+	// fetch is UNKNOWN_TOPIC_ID, as in Kafka.
+	if o.code != kerr.UnknownTopicID.Code {
+		t.Fatalf("parked long poll answered with %v, want UNKNOWN_TOPIC_ID", kerr.ErrorForCode(o.code))
 	}
 	t.Logf("parked long poll answered %v after the delete (MaxWait %v)", time.Since(deleted).Round(time.Millisecond), maxWait)
 
@@ -791,7 +794,7 @@ func TestFetchMaxBytesAcrossPartitions(t *testing.T) {
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		req.Topics = append(req.Topics, rt)
-		resp, err := req.RequestWith(testCtx(t, requestTimeout), cl)
+		resp, err := withTopicIDs(t, cl, req).RequestWith(testCtx(t, requestTimeout), cl)
 		if err != nil {
 			t.Fatalf("fetch: %v", err)
 		}

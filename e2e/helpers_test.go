@@ -176,6 +176,7 @@ func fetchOne(t testing.TB, cl *kgo.Client, topic string, partition int32, offse
 	rp.PartitionMaxBytes = 4 << 20
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
+	withTopicIDs(t, cl, req)
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	resp, err := req.RequestWith(ctx, cl)
@@ -359,4 +360,35 @@ func nonEmptyLines(s string) []string {
 		}
 	}
 	return out
+}
+
+// withTopicIDs fills in the topic ids of a fetch, which kgo sends at v13+
+// where topics are named by id: looked up by name with Metadata.
+func withTopicIDs(t testing.TB, cl *kgo.Client, req *kmsg.FetchRequest) *kmsg.FetchRequest {
+	t.Helper()
+	ids := map[string][16]byte{}
+	lookup := func(name string) [16]byte {
+		if id, ok := ids[name]; ok {
+			return id
+		}
+		mreq := kmsg.NewPtrMetadataRequest()
+		mt := kmsg.NewMetadataRequestTopic()
+		mt.Topic = kmsg.StringPtr(name)
+		mreq.Topics = append(mreq.Topics, mt)
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		defer cancel()
+		resp, err := mreq.RequestWith(ctx, cl)
+		if err != nil || len(resp.Topics) != 1 {
+			t.Fatalf("metadata of %s: %v", name, err)
+		}
+		ids[name] = resp.Topics[0].TopicID
+		return ids[name]
+	}
+	for i := range req.Topics {
+		req.Topics[i].TopicID = lookup(req.Topics[i].Topic)
+	}
+	for i := range req.ForgottenTopics {
+		req.ForgottenTopics[i].TopicID = lookup(req.ForgottenTopics[i].Topic)
+	}
+	return req
 }
