@@ -18,6 +18,7 @@ import (
 
 	"github.com/gregor-log/gregor/broker/record"
 	"github.com/gregor-log/gregor/broker/wire"
+	"github.com/gregor-log/gregor/internal/kafkatest"
 )
 
 func produceN(t *testing.T, cl *kgo.Client, topic string, partition int32, n int) {
@@ -934,31 +935,12 @@ func TestRepeatedEntriesAnsweredOnce(t *testing.T) {
 	}
 }
 
-// withTopicIDs fills in the topic ids of a fetch, which kgo sends at v13+
-// where topics are named by id: looked up by name with Metadata.
+// withTopicIDs fills in the topic ids of a fetch (see
+// kafkatest.FillFetchTopicIDs), failing the test when it cannot.
 func withTopicIDs(t testing.TB, cl *kgo.Client, req *kmsg.FetchRequest) *kmsg.FetchRequest {
 	t.Helper()
-	ids := map[string][16]byte{}
-	lookup := func(name string) [16]byte {
-		if id, ok := ids[name]; ok {
-			return id
-		}
-		mreq := kmsg.NewPtrMetadataRequest()
-		mt := kmsg.NewMetadataRequestTopic()
-		mt.Topic = kmsg.StringPtr(name)
-		mreq.Topics = append(mreq.Topics, mt)
-		resp, err := mreq.RequestWith(context.Background(), cl)
-		if err != nil || len(resp.Topics) != 1 {
-			t.Fatalf("metadata of %s: %v", name, err)
-		}
-		ids[name] = resp.Topics[0].TopicID
-		return ids[name]
-	}
-	for i := range req.Topics {
-		req.Topics[i].TopicID = lookup(req.Topics[i].Topic)
-	}
-	for i := range req.ForgottenTopics {
-		req.ForgottenTopics[i].TopicID = lookup(req.ForgottenTopics[i].Topic)
+	if err := kafkatest.FillFetchTopicIDs(context.Background(), cl, req); err != nil {
+		t.Fatal(err)
 	}
 	return req
 }

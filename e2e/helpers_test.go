@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregor-log/gregor/internal/kafkatest"
 )
 
 // requestTimeout bounds every single admin request in these tests.
@@ -362,33 +364,14 @@ func nonEmptyLines(s string) []string {
 	return out
 }
 
-// withTopicIDs fills in the topic ids of a fetch, which kgo sends at v13+
-// where topics are named by id: looked up by name with Metadata.
+// withTopicIDs fills in the topic ids of a fetch (see
+// kafkatest.FillFetchTopicIDs), failing the test when it cannot.
 func withTopicIDs(t testing.TB, cl *kgo.Client, req *kmsg.FetchRequest) *kmsg.FetchRequest {
 	t.Helper()
-	ids := map[string][16]byte{}
-	lookup := func(name string) [16]byte {
-		if id, ok := ids[name]; ok {
-			return id
-		}
-		mreq := kmsg.NewPtrMetadataRequest()
-		mt := kmsg.NewMetadataRequestTopic()
-		mt.Topic = kmsg.StringPtr(name)
-		mreq.Topics = append(mreq.Topics, mt)
-		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-		defer cancel()
-		resp, err := mreq.RequestWith(ctx, cl)
-		if err != nil || len(resp.Topics) != 1 {
-			t.Fatalf("metadata of %s: %v", name, err)
-		}
-		ids[name] = resp.Topics[0].TopicID
-		return ids[name]
-	}
-	for i := range req.Topics {
-		req.Topics[i].TopicID = lookup(req.Topics[i].Topic)
-	}
-	for i := range req.ForgottenTopics {
-		req.ForgottenTopics[i].TopicID = lookup(req.ForgottenTopics[i].Topic)
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	if err := kafkatest.FillFetchTopicIDs(ctx, cl, req); err != nil {
+		t.Fatal(err)
 	}
 	return req
 }
