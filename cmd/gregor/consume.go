@@ -218,9 +218,9 @@ func runGroupConsume(ctx context.Context, cf *clientFlags, opts []kgo.Opt, forma
 		// Where the group had no offset, the start is committed even if
 		// nothing follows it, as a Kafka consumer commits its position:
 		// a member that started at the end and printed nothing leaves
-		// the group there, not at the reset of the next run. Marked
-		// before the partition's records, which come after the adjust
-		// that found the start.
+		// the group there, not at the reset of the next run. Committed
+		// before the partition's records are marked (they come after
+		// the adjust that found the start), so it never goes back.
 		if err := commitStarts(ctx, cl, starts); err != nil && ctx.Err() == nil {
 			_ = out.Flush()
 			return err
