@@ -165,12 +165,12 @@ func (c *Config) maxRequestBytes() int32 { return int32(c.prop("socket.request.m
 
 // maxIdle is connections.max.idle.ms.
 func (c *Config) maxIdle() time.Duration {
-	return time.Duration(c.prop("connections.max.idle.ms")) * time.Millisecond
+	return c.propMs("connections.max.idle.ms")
 }
 
 // retentionCheckInterval is log.retention.check.interval.ms.
 func (c *Config) retentionCheckInterval() time.Duration {
-	return time.Duration(c.prop("log.retention.check.interval.ms")) * time.Millisecond
+	return c.propMs("log.retention.check.interval.ms")
 }
 
 // cleanerConfig is the log cleaner's configuration (log.cleaner.*).

@@ -3,6 +3,7 @@ package broker
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestKafkaNamedPropertiesSetFields(t *testing.T) {
@@ -34,5 +35,25 @@ func TestKafkaNamedPropertiesSetFields(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not report %s", err, want)
 		}
+	}
+}
+
+// Millisecond properties as large as Long.MAX_VALUE (which Kafka configs
+// use for "never") are capped, not overflowed into negative durations: a
+// negative retention check interval fell back to the 5 minute default.
+func TestLongMaxMillisecondProperties(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.Props["log.retention.check.interval.ms"] = "9223372036854775807"
+	cfg.Props["connections.max.idle.ms"] = "9223372036854775807"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	const year = 365 * 24 * time.Hour
+	if got := cfg.retentionCheckInterval(); got < 50*year {
+		t.Errorf("log.retention.check.interval.ms=Long.MAX_VALUE is %v", got)
+	}
+	if got := cfg.maxIdle(); got < 50*year {
+		t.Errorf("connections.max.idle.ms=Long.MAX_VALUE is %v", got)
 	}
 }

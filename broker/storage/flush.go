@@ -42,10 +42,18 @@ func (l *Log) FlushIfDue() error {
 	if first == 0 {
 		return nil
 	}
-	if l.now().UnixNano()-first < l.cfg.Load().FlushMs*int64(time.Millisecond) {
+	if !flushDue(first, l.now(), l.cfg.Load()) {
 		return nil
 	}
 	return l.Flush()
+}
+
+// flushDue reports whether unflushed data first appended at first (Unix
+// nanoseconds) is due for an fsync at now under cfg's flush.ms. It
+// compares milliseconds: flush.ms may be as large as Kafka's default,
+// Long.MAX_VALUE, which overflows when turned into nanoseconds.
+func flushDue(first int64, now time.Time, cfg *Config) bool {
+	return (now.UnixNano()-first)/int64(time.Millisecond) >= cfg.FlushMs
 }
 
 // flushLocked is Flush with flushMu held. With closing it also writes the

@@ -61,7 +61,7 @@ func (l *Log) Maintain() error {
 	for _, s := range expired {
 		l.removeDeletedFiles(s)
 	}
-	if first := l.firstUnflushed.Load(); first != 0 && now.UnixNano()-first >= cfg.FlushMs*int64(time.Millisecond) {
+	if first := l.firstUnflushed.Load(); first != 0 && flushDue(first, now, cfg) {
 		if err := l.flushLocked(false); err != nil {
 			errs = append(errs, err)
 		}
@@ -217,7 +217,7 @@ func (l *Log) expiredDeletedLocked(now time.Time, cfg *Config) []*segment {
 	var expired []*segment
 	keep := l.mu.deleted[:0]
 	for _, d := range l.mu.deleted {
-		if now.Sub(d.at) >= time.Duration(cfg.FileDeleteDelayMs)*time.Millisecond {
+		if now.Sub(d.at).Milliseconds() >= cfg.FileDeleteDelayMs { // in ms: the delay may be Long.MAX_VALUE
 			expired = append(expired, d.seg)
 		} else {
 			keep = append(keep, d)
