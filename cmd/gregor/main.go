@@ -61,6 +61,9 @@ var shutdownSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
 const signalGrace = 2 * time.Second
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "broker" {
+		execQuietSysmon() // see quietSysmon; returns if nothing to do
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, notifySignals(shutdownSignals, signal.Ignored)...)
