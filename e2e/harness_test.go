@@ -114,6 +114,7 @@ type brokerOptions struct {
 	sets    []string // --set key=value
 	args    []string // other flags
 	dataDir string   // "" for a fresh temp dir
+	env     []string // added to the test's environment
 }
 
 // BrokerOption changes how StartBroker runs the broker.
@@ -122,6 +123,11 @@ type BrokerOption func(*brokerOptions)
 // WithSet passes "--set key=value" for each pair (Kafka broker properties).
 func WithSet(kv ...string) BrokerOption {
 	return func(o *brokerOptions) { o.sets = append(o.sets, kv...) }
+}
+
+// WithEnv adds KEY=value pairs to the broker's environment.
+func WithEnv(kv ...string) BrokerOption {
+	return func(o *brokerOptions) { o.env = append(o.env, kv...) }
 }
 
 // WithDataDir runs the broker on dir instead of a fresh temp dir.
@@ -231,6 +237,9 @@ func (b *Broker) Start() {
 	b.runs++
 	fmt.Fprintf(b.logs, "=== run %d: %s %s\n", b.runs, gregorBin, strings.Join(b.Args(), " "))
 	cmd := exec.Command(gregorBin, b.Args()...)
+	if len(b.opts.env) > 0 {
+		cmd.Env = append(os.Environ(), b.opts.env...)
+	}
 	cmd.Stdout = b.logs
 	cmd.Stderr = b.logs
 	// Kill the broker if the test binary dies without running cleanups
