@@ -111,7 +111,12 @@ func validateBatches(records []byte, cfg *Config, hdrs []record.Header, now time
 		if h, maxTs, err = validate(batch); err != nil {
 			return nil, validationError(pos, err)
 		}
-		if !h.LogAppendTime() && h.MaxTimestamp != maxTs {
+		if h.LogAppendTime() {
+			// Only a broker stamps LogAppendTime; Kafka refuses it from a
+			// producer, whatever the topic's timestamp type.
+			return nil, fmt.Errorf("batch at byte %d: the producer set the LogAppendTime timestamp type, which only the broker sets: %w", pos, ErrInvalidTimestamp)
+		}
+		if h.MaxTimestamp != maxTs {
 			// Store the largest record timestamp, as Kafka does, not what
 			// the producer wrote (-1 from sarama before 1.45.1, a value
 			// from some records only from kafkajs): retention, the time
@@ -158,12 +163,16 @@ func checkTimestamps(batch []byte, h *record.Header, maxTs int64, cfg *Config, n
 	limit := max(cfg.TimestampBeforeMaxMs, 0)
 	minTs := int64(math.MaxInt64)
 	if err := record.Records(*h, batch, func(r *record.Record) error {
-		minTs = min(minTs, h.BaseTimestamp+r.TimestampDelta)
+		// -1 is "no timestamp" (pre-0.10 producers, up-converted message
+		// sets): Kafka checks no limit against it.
+		if ts := h.BaseTimestamp + r.TimestampDelta; ts != -1 {
+			minTs = min(minTs, ts)
+		}
 		return nil
 	}); err != nil {
 		return fmt.Errorf("%w: %w", ErrCorruptBatch, err)
 	}
-	if nowMs-minTs > limit {
+	if minTs != math.MaxInt64 && nowMs-minTs > limit {
 		return fmt.Errorf("a record is timestamped %d ms before the broker's clock, message.timestamp.before.max.ms is %d: %w", nowMs-minTs, limit, ErrInvalidTimestamp)
 	}
 	return nil

@@ -102,6 +102,12 @@ func TestTimestampLimits(t *testing.T) {
 		{[]int64{now, now + 2_000}, false},       // one record too far ahead
 		{[]int64{now, now - 61_000, now}, false}, // one record too old
 		{[]int64{now - 61_000 + 100_000_000}, false},
+		// -1 is "no timestamp": no limit applies to it (Kafka), but the
+		// other records of its batch are still checked.
+		{[]int64{-1, -1}, true},
+		{[]int64{-1, now}, true},
+		{[]int64{-1, now - 61_000}, false},
+		{[]int64{-2}, false},
 	} {
 		leo := l.LogEndOffset()
 		_, err := l.Append(batch(c.tss...), 0)
@@ -114,4 +120,28 @@ func TestTimestampLimits(t *testing.T) {
 	}
 	l.SetConfig(Config{TimestampBeforeMaxMs: 60_000, TimestampAfterMaxMs: 1_000, LogAppendTime: true})
 	mustAppend(t, l, batch(now-1_000_000))
+}
+
+// TestProducerLogAppendTimeRefused: a batch whose producer set the
+// LogAppendTime timestamp type is refused with ErrInvalidTimestamp on
+// CreateTime and LogAppendTime topics alike, as Kafka refuses it; stored,
+// it made consumers of a CreateTime topic see every record at the batch's
+// largest timestamp.
+func TestProducerLogAppendTimeRefused(t *testing.T) {
+	clk := newClock()
+	now := clk.Now().UnixMilli()
+	for _, cfg := range []Config{{}, {LogAppendTime: true}} {
+		l := openLog(t, vfs.NewMem(), "/d/t-0", cfg, withNow(clk))
+		b := record.NewBuilder()
+		b.SetLogAppendTime(true)
+		b.Add(nil, []byte("v"), nil, now-3_000)
+		b.Add(nil, []byte("v"), nil, now-1_000)
+		if _, err := l.Append(b.Build(), 0); !errors.Is(err, ErrInvalidTimestamp) {
+			t.Errorf("LogAppendTime %v: producer's LogAppendTime batch: %v", cfg.LogAppendTime, err)
+		}
+		if l.LogEndOffset() != 0 {
+			t.Errorf("LogAppendTime %v: refused batch appended", cfg.LogAppendTime)
+		}
+		l.Close()
+	}
 }

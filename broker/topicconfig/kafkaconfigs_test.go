@@ -58,8 +58,9 @@ func TestKafkaTopicConfigsAccepted(t *testing.T) {
 }
 
 // TestStorageConfigTimestampLimits: Kafka's "no limit" is storage's 0, an
-// explicit 0 storage's negative, and the deprecated difference limit bounds
-// both sides.
+// explicit 0 storage's negative, and the deprecated difference limit
+// stands in for a side left at no limit, without overriding a side that
+// is set (Kafka's LogConfig), larger or smaller.
 func TestStorageConfigTimestampLimits(t *testing.T) {
 	d := NewDefaults(nil)
 	for _, c := range []struct {
@@ -71,6 +72,9 @@ func TestStorageConfigTimestampLimits(t *testing.T) {
 		{map[string]string{"message.timestamp.after.max.ms": "0"}, 0, -1},
 		{map[string]string{"message.timestamp.difference.max.ms": "500"}, 500, 500},
 		{map[string]string{"message.timestamp.difference.max.ms": "500", "message.timestamp.after.max.ms": "100"}, 500, 100},
+		{map[string]string{"message.timestamp.difference.max.ms": "10000", "message.timestamp.after.max.ms": "20000"}, 10000, 20000},
+		{map[string]string{"message.timestamp.difference.max.ms": "10000", "message.timestamp.before.max.ms": "0"}, -1, 10000},
+		{map[string]string{"message.timestamp.difference.max.ms": "1000", "message.timestamp.after.max.ms": "9223372036854775807"}, 1000, 1000},
 	} {
 		sc := StorageConfig(d.Effective(c.set))
 		if sc.TimestampBeforeMaxMs != c.before || sc.TimestampAfterMaxMs != c.after {

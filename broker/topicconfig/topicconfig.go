@@ -374,8 +374,9 @@ func StorageConfig(eff map[string]string) storage.Config {
 		policy = storage.PolicyDelete // validated before it was stored
 	}
 	// The timestamp limits: Kafka's "no limit" (the largest long) is
-	// storage's 0, an explicit 0 its negative; the deprecated difference
-	// limit bounds both.
+	// storage's 0, an explicit 0 its negative. The deprecated difference
+	// limit stands in for a before or after limit left at no limit, as in
+	// Kafka (LogConfig), and does not override one that is set.
 	limit := func(k string) int64 {
 		if n, err := strconv.ParseInt(eff[k], 10, 64); err == nil && n >= 0 {
 			return n
@@ -383,7 +384,11 @@ func StorageConfig(eff map[string]string) storage.Config {
 		return math.MaxInt64 // absent: no limit
 	}
 	tsLimit := func(k string) int64 {
-		switch n := min(limit(k), limit("message.timestamp.difference.max.ms")); n {
+		n := limit(k)
+		if n == math.MaxInt64 {
+			n = limit("message.timestamp.difference.max.ms")
+		}
+		switch n {
 		case math.MaxInt64:
 			return 0
 		case 0:
