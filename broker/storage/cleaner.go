@@ -520,7 +520,7 @@ func (c *Cleaner) retain(p *cleanPlan, ps *passState, off int64, r *record.Recor
 	}
 	if r.Value == nil {
 		cleanedAt, known := p.state.cleanedAt(off)
-		if known && off < p.state.firstDirty && cleanedAt+p.cfg.deleteRetention() <= p.nowMs {
+		if known && off < p.state.firstDirty && tombstoneExpiry(cleanedAt, p.cfg.deleteRetention()) <= p.nowMs {
 			ps.res.TombstonesRemoved++
 			return false
 		}

@@ -142,7 +142,7 @@ func (st *cleanerState) cleanedAt(offset int64) (int64, bool) {
 func (st *cleanerState) tombstoneDeadline(retentionMs int64) int64 {
 	d := int64(math.MaxInt64)
 	for _, r := range st.tombstones {
-		d = min(d, r.cleanedAtMs+retentionMs)
+		d = min(d, tombstoneExpiry(r.cleanedAtMs, retentionMs))
 	}
 	return d
 }

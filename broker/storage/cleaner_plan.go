@@ -153,7 +153,7 @@ func (p *cleanPlan) dirtiness() (clean, dirty int64) {
 func (p *cleanPlan) tombstonesDue() bool {
 	retention := p.cfg.deleteRetention()
 	for _, r := range p.state.tombstones {
-		if r.start < p.firstDirty && r.start < p.firstUncleanable && r.cleanedAtMs+retention <= p.nowMs {
+		if r.start < p.firstDirty && r.start < p.firstUncleanable && tombstoneExpiry(r.cleanedAtMs, retention) <= p.nowMs {
 			return true
 		}
 	}

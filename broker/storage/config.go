@@ -146,6 +146,16 @@ func (c Config) WithDefaults() Config {
 // deleteRetention is delete.retention.ms as a duration (0 for no delay).
 func (c *Config) deleteRetention() int64 { return max(c.DeleteRetentionMs, 0) }
 
+// tombstoneExpiry is when a tombstone cleaned at cleanedAtMs (unix ms) has
+// outlived delete.retention.ms of retentionMs: saturated, since Kafka's
+// "keep forever", Long.MAX_VALUE, wrapped into "at once" when added.
+func tombstoneExpiry(cleanedAtMs, retentionMs int64) int64 {
+	if retentionMs > math.MaxInt64-cleanedAtMs {
+		return math.MaxInt64
+	}
+	return cleanedAtMs + retentionMs
+}
+
 // minCleanableRatio is min.cleanable.dirty.ratio in [0, 1].
 func (c *Config) minCleanableRatio() float64 { return max(c.MinCleanableDirtyRatio, 0) }
 

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"fmt"
 	"math"
 	"path/filepath"
 	"strings"
@@ -72,5 +73,33 @@ func TestLongMaxMillisecondConfigs(t *testing.T) {
 	}
 	if l.firstUnflushed.Load() != 0 {
 		t.Fatal("flush.ms=1000 did not flush data appended a century ago")
+	}
+}
+
+// delete.retention.ms=Long.MAX_VALUE keeps tombstones for good: the sum
+// with the time they were cleaned wrapped, and they went at the first pass.
+func TestTombstonesKeptForLongMax(t *testing.T) {
+	clk := newClock()
+	cfg := compactConfig()
+	cfg.DeleteRetentionMs = math.MaxInt64
+	l := openLog(t, vfs.NewMem(), "/d/t-0", cfg, withNow(clk))
+	defer func() { _ = l.Close() }()
+	m := newModel()
+	for k := range 10 {
+		m.appendKeyed(t, l, keyedSpec{recs: []kv{{key: fmt.Sprintf("k%d", k), value: "v"}}, pid: -1})
+	}
+	m.appendKeyed(t, l, keyedSpec{recs: []kv{{key: "k0", tomb: true}}, pid: -1})
+	roll(t, l, m)
+	c := NewCleaner(CleanerConfig{})
+	for range 3 {
+		res := clean(t, c, l)
+		recs := checkLog(t, l, m, res.EndOffset)
+		if got := tombstonesIn(recs, res.EndOffset); len(got) != 1 || res.TombstonesRemoved != 0 {
+			t.Fatalf("tombstones %v left, %d removed; want k0's kept", got, res.TombstonesRemoved)
+		}
+		if _, due := l.cleanability(clk.Now()); due {
+			t.Fatal("log due for a tombstone that is kept for good")
+		}
+		clk.Advance(100 * 365 * 24 * time.Hour)
 	}
 }
