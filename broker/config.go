@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"sort"
 	"strconv"
@@ -63,10 +64,10 @@ var brokerProps = map[string]struct {
 	"socket.send.buffer.bytes":                  {"524288", -1, "SO_SNDBUF of client connections (the kernel doubles it and caps it at net.core.wmem_max); -1 leaves it to the kernel's autotuning. Fixed, fetch responses reach local consumers sooner; raise it for consumers far away: one connection has at most about twice this in flight"},
 	"socket.receive.buffer.bytes":               {"-1", -1, "SO_RCVBUF of client connections (capped at net.core.rmem_max); -1 leaves it to the kernel's autotuning, which took produce requests faster than fixed buffers did"},
 	"log.retention.check.interval.ms":           {"300000", 1, "how often retention and segment rolling run"},
-	"log.retention.hours":                       {"168", 1, "retention.ms default in hours (log.retention.ms wins)"},
-	"log.retention.minutes":                     {"10080", 1, "retention.ms default in minutes (log.retention.ms wins)"},
+	"log.retention.hours":                       {"168", math.MinInt32, "retention.ms default in hours (log.retention.ms wins); negative: no limit"},
+	"log.retention.minutes":                     {"10080", math.MinInt32, "retention.ms default in minutes (log.retention.ms wins); negative: no limit"},
 	"connections.max.idle.ms":                   {"600000", 0, "close connections that send nothing for this long; 0 never"},
-	"queued.max.requests":                       {"500", 1, "requests one connection may have awaiting their responses before the broker stops reading from it"},
+	"queued.max.requests":                       {"500", 1, "requests one connection may have awaiting their responses before the broker stops reading from it (at most 65536 whatever the setting)"},
 	"queued.max.request.bytes":                  {"536870912", -1, "request bytes (of frames over 64 KiB) all connections together may hold while reading and handling them; past it, connections wait before reading the next large frame; -1 unbounded (Kafka's default)"},
 	"max.incremental.fetch.session.cache.slots": {"1000", 0, "most fetch sessions (KIP-227) the broker holds; past that, fetches are answered without one; 0 turns them off"},
 	"producer.id.expiration.ms":                 {"86400000", 1, "forget an idempotent producer whose newest batch in a partition is older than this (checked with retention)"},
@@ -275,8 +276,8 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data-dir: must be set"))
 	}
-	if c.NumPartitions < 1 {
-		errs = append(errs, fmt.Errorf("num-partitions: %d, must be at least 1", c.NumPartitions))
+	if c.NumPartitions < 1 || c.NumPartitions > maxPartitions {
+		errs = append(errs, fmt.Errorf("num-partitions: %d, must be from 1 to %d", c.NumPartitions, maxPartitions))
 	}
 	keys := make([]string, 0, len(c.Props))
 	for k := range c.Props {
@@ -291,6 +292,8 @@ func (c *Config) Validate() error {
 				errs = append(errs, fmt.Errorf("property %s=%q: not an integer", k, v))
 			} else if n < p.min {
 				errs = append(errs, fmt.Errorf("property %s=%q: must be at least %d", k, v, p.min))
+			} else if brokerConfigType(k) == topicconfig.TypeInt && n > math.MaxInt32 {
+				errs = append(errs, fmt.Errorf("property %s=%q: must be at most %d (an int, as in Kafka)", k, v, math.MaxInt32))
 			} else if isSockBuf(k) && (n > 1<<30 || n >= 0 && n < sockBufMin) {
 				errs = append(errs, fmt.Errorf("property %s=%q: must be -1 (the kernel's autotuning) or from %d to %d", k, v, sockBufMin, 1<<30))
 			}

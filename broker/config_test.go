@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gregor-log/gregor/broker/topicconfig"
 )
 
 func TestKafkaNamedPropertiesSetFields(t *testing.T) {
@@ -55,5 +57,39 @@ func TestLongMaxMillisecondProperties(t *testing.T) {
 	}
 	if got := cfg.maxIdle(); got < 50*year {
 		t.Errorf("connections.max.idle.ms=Long.MAX_VALUE is %v", got)
+	}
+}
+
+// Properties that are ints in Kafka are refused above Int.MAX (config
+// checks found socket.request.max.bytes=Long.MAX cut to -1, refusing every
+// request, and queued.max.requests=Long.MAX panicking at the first
+// connection); negative log.retention.hours/minutes mean no limit.
+func TestIntPropertyRange(t *testing.T) {
+	for _, k := range []string{"socket.request.max.bytes", "queued.max.requests", "log.retention.hours", "log.retention.minutes", "offsets.retention.minutes"} {
+		cfg := DefaultConfig()
+		cfg.DataDir = t.TempDir()
+		cfg.Props[k] = "2147483648"
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), k+`="2147483648": must be at most 2147483647`) {
+			t.Errorf("%s=2147483648: %v", k, err)
+		}
+		cfg.Props[k] = "2147483647"
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("%s=2147483647: %v", k, err)
+		}
+	}
+	for _, k := range []string{"log.retention.hours", "log.retention.minutes"} {
+		cfg := DefaultConfig()
+		cfg.DataDir = t.TempDir()
+		cfg.Props[k] = "-1"
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("%s=-1: %v", k, err)
+		}
+		if got := topicconfig.NewDefaults(cfg.Props)["retention.ms"]; got != "-1" {
+			t.Errorf("%s=-1: retention.ms default %s, want -1", k, got)
+		}
+		cfg.Props[k] = "2147483647"
+		if got := topicconfig.NewDefaults(cfg.Props)["retention.ms"]; strings.HasPrefix(got, "-") {
+			t.Errorf("%s=2147483647: retention.ms default %s", k, got)
+		}
 	}
 }

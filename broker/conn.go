@@ -18,6 +18,12 @@ import (
 	"github.com/gregor-log/gregor/broker/wire"
 )
 
+// maxQueuedRequests bounds the response queue of one connection whatever
+// queued.max.requests says: the queue is allocated whole per connection,
+// and Kafka's Int.MAX would be 16 GiB each. Past this many a pipelining
+// client waits, as it does past queued.max.requests.
+const maxQueuedRequests = 1 << 16
+
 // maxReusedFrame is the largest request buffer a connection keeps between
 // requests. Producers send up to a few MiB per request; reusing the buffer
 // saves allocating and zeroing it every time. Larger frames are allocated
@@ -145,7 +151,7 @@ func newConn(b *Broker, nc net.Conn) *conn {
 		b:       b,
 		nc:      nc,
 		remote:  nc.RemoteAddr().String(),
-		queue:   make(chan *pending, b.cfg.prop("queued.max.requests")),
+		queue:   make(chan *pending, min(b.cfg.prop("queued.max.requests"), maxQueuedRequests)),
 		closing: make(chan struct{}),
 		born:    time.Now(),
 	}

@@ -323,14 +323,17 @@ func NewDefaults(brokerProps map[string]string) Defaults {
 	// Kafka also accepts log.retention.hours/minutes; honour them when the
 	// ms form was not given.
 	if _, ok := brokerProps["log.retention.ms"]; !ok {
+		// Both are ints (validated as such), so the product fits; a
+		// negative one means no limit, as in Kafka.
+		retention := func(v string, unit int64) {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= math.MinInt32 && n <= math.MaxInt32 {
+				d["retention.ms"] = strconv.FormatInt(max(n*unit, -1), 10)
+			}
+		}
 		if v, ok := brokerProps["log.retention.minutes"]; ok {
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-				d["retention.ms"] = strconv.FormatInt(n*60*1000, 10)
-			}
+			retention(v, 60*1000)
 		} else if v, ok := brokerProps["log.retention.hours"]; ok {
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-				d["retention.ms"] = strconv.FormatInt(n*60*60*1000, 10)
-			}
+			retention(v, 60*60*1000)
 		}
 	}
 	return d
