@@ -100,7 +100,7 @@ func validateBatches(records []byte, cfg *Config, hdrs []record.Header, now time
 			return nil, fmt.Errorf("batch at byte %d: %d bytes declared, %d present: %w", pos, size, len(records)-pos, ErrCorruptBatch)
 		}
 		if size > int64(cfg.MaxMessageBytes) {
-			return nil, fmt.Errorf("batch at byte %d: %d bytes, max.message.bytes is %d: %w", pos, size, cfg.MaxMessageBytes, ErrBatchTooLarge)
+			return nil, fmt.Errorf("batch at byte %d: %d bytes, max.message.bytes is %d: %w", pos, size, max(cfg.MaxMessageBytes, 0), ErrBatchTooLarge)
 		}
 		batch := records[pos : pos+int(size)]
 		var maxTs int64
@@ -194,7 +194,7 @@ func recompressBatches(records []byte, hdrs []record.Header, cfg *Config) ([]byt
 			return nil, validationError(pos, err)
 		}
 		if nh.Size() > int64(cfg.MaxMessageBytes) {
-			return nil, fmt.Errorf("batch at byte %d: %d bytes once compressed with %v, max.message.bytes is %d: %w", pos, nh.Size(), cfg.RecompressTo, cfg.MaxMessageBytes, ErrBatchTooLarge)
+			return nil, fmt.Errorf("batch at byte %d: %d bytes once compressed with %v, max.message.bytes is %d: %w", pos, nh.Size(), cfg.RecompressTo, max(cfg.MaxMessageBytes, 0), ErrBatchTooLarge)
 		}
 		if changed := &nb[0] != &batch[0]; changed && out == nil {
 			out = append(make([]byte, 0, len(records)), records[:pos]...)

@@ -96,31 +96,41 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.RetentionMs == 0 {
 		c.RetentionMs = DefaultRetentionMs
-	} else if c.RetentionMs < 0 {
+	} else if c.RetentionMs < 0 && c.RetentionMs != ExplicitZero {
 		c.RetentionMs = -1
 	}
 	if c.RetentionBytes == 0 {
 		c.RetentionBytes = DefaultRetentionBytes
-	} else if c.RetentionBytes < 0 {
+	} else if c.RetentionBytes < 0 && c.RetentionBytes != ExplicitZero {
 		c.RetentionBytes = -1
 	}
 	if c.FlushMessages < 0 {
 		c.FlushMessages = 0
 	}
-	if c.FlushMs <= 0 {
+	// For these a negative value is an explicit 0 (see ExplicitZero),
+	// kept as -1: every comparison treats it as 0 would be treated.
+	if c.FlushMs == 0 {
 		c.FlushMs = DefaultFlushMs
+	} else if c.FlushMs < 0 {
+		c.FlushMs = -1 // fsync at every flush check
 	}
-	if c.IndexIntervalBytes <= 0 {
+	if c.IndexIntervalBytes == 0 {
 		c.IndexIntervalBytes = DefaultIndexIntervalBytes
+	} else if c.IndexIntervalBytes < 0 {
+		c.IndexIntervalBytes = -1 // an index entry for every batch
 	}
 	if c.ProducerIDExpirationMs == 0 {
 		c.ProducerIDExpirationMs = DefaultProducerIDExpirationMs
 	}
-	if c.MaxMessageBytes <= 0 {
+	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = DefaultMaxMessageBytes
+	} else if c.MaxMessageBytes < 0 {
+		c.MaxMessageBytes = -1 // every batch is too large
 	}
-	if c.FileDeleteDelayMs <= 0 {
+	if c.FileDeleteDelayMs == 0 {
 		c.FileDeleteDelayMs = DefaultFileDeleteDelayMs
+	} else if c.FileDeleteDelayMs < 0 {
+		c.FileDeleteDelayMs = -1 // removed at the next maintenance
 	}
 	if c.CleanupPolicy == 0 {
 		c.CleanupPolicy = PolicyDelete
@@ -145,6 +155,29 @@ func (c Config) WithDefaults() Config {
 
 // deleteRetention is delete.retention.ms as a duration (0 for no delay).
 func (c *Config) deleteRetention() int64 { return max(c.DeleteRetentionMs, 0) }
+
+// ExplicitZero, in RetentionMs or RetentionBytes, is a topic's explicit 0
+// (Kafka: delete every closed segment), where 0 means the default and a
+// negative value no limit. In FlushMs, IndexIntervalBytes, MaxMessageBytes
+// and FileDeleteDelayMs, whose 0 is the default too, any negative value is
+// an explicit 0.
+const ExplicitZero = math.MinInt64
+
+// retentionMs is retention.ms and whether it limits anything.
+func (c *Config) retentionMs() (int64, bool) {
+	if c.RetentionMs == ExplicitZero {
+		return 0, true
+	}
+	return c.RetentionMs, c.RetentionMs >= 0
+}
+
+// retentionBytes is retention.bytes and whether it limits anything.
+func (c *Config) retentionBytes() (int64, bool) {
+	if c.RetentionBytes == ExplicitZero {
+		return 0, true
+	}
+	return c.RetentionBytes, c.RetentionBytes >= 0
+}
 
 // tombstoneExpiry is when a tombstone cleaned at cleanedAtMs (unix ms) has
 // outlived delete.retention.ms of retentionMs: saturated, since Kafka's

@@ -98,7 +98,7 @@ func (l *Log) retentionCountLocked(cfg *Config, now time.Time) (int, error) {
 			// A segment the cleaner emptied: nothing to keep, and its
 			// file time must not hold up the segments after it.
 			del = true
-		} else if !del && cfg.RetentionMs >= 0 {
+		} else if retentionMs, limited := cfg.retentionMs(); !del && limited {
 			ts, _, err := s.maxTimestamp()
 			if err != nil {
 				return n, fmt.Errorf("retention: %w", err)
@@ -109,10 +109,10 @@ func (l *Log) retentionCountLocked(cfg *Config, now time.Time) (int, error) {
 					ts = fi.ModTime().UnixMilli()
 				}
 			}
-			del = nowMs-ts > cfg.RetentionMs
+			del = nowMs-ts > retentionMs
 		}
-		if !del && cfg.RetentionBytes >= 0 && cfg.CleanupPolicy.Delete() {
-			del = total-size >= cfg.RetentionBytes
+		if retentionBytes, limited := cfg.retentionBytes(); !del && limited && cfg.CleanupPolicy.Delete() {
+			del = total-size >= retentionBytes
 		}
 		if !del {
 			break

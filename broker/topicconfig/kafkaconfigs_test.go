@@ -3,6 +3,8 @@ package topicconfig
 import (
 	"errors"
 	"testing"
+
+	"github.com/gregor-log/gregor/broker/storage"
 )
 
 // TestKafkaTopicConfigsAccepted: the topic configs Kafka accepts that
@@ -80,5 +82,26 @@ func TestStorageConfigTimestampLimits(t *testing.T) {
 		if sc.TimestampBeforeMaxMs != c.before || sc.TimestampAfterMaxMs != c.after {
 			t.Errorf("%v: before %d after %d, want %d %d", c.set, sc.TimestampBeforeMaxMs, sc.TimestampAfterMaxMs, c.before, c.after)
 		}
+	}
+}
+
+// TestStorageConfigExplicitZero: a topic's 0 reaches storage as its
+// explicit zero, which WithDefaults keeps (twice over), where 0 itself
+// would be the default.
+func TestStorageConfigExplicitZero(t *testing.T) {
+	d := NewDefaults(nil)
+	zero := map[string]string{}
+	for _, k := range []string{"retention.ms", "retention.bytes", "flush.ms", "index.interval.bytes", "max.message.bytes", "file.delete.delay.ms"} {
+		zero[k] = "0"
+	}
+	sc := StorageConfig(d.Effective(zero)).WithDefaults().WithDefaults()
+	if sc.RetentionMs != storage.ExplicitZero || sc.RetentionBytes != storage.ExplicitZero ||
+		sc.FlushMs != -1 || sc.IndexIntervalBytes != -1 || sc.MaxMessageBytes != -1 || sc.FileDeleteDelayMs != -1 {
+		t.Fatalf("explicit zeros reach storage as %+v", sc)
+	}
+	def := StorageConfig(d.Effective(nil)).WithDefaults()
+	if def.RetentionMs != storage.DefaultRetentionMs || def.RetentionBytes != -1 || def.FlushMs != 1000 ||
+		def.IndexIntervalBytes != 4096 || def.MaxMessageBytes != 1048588 || def.FileDeleteDelayMs != 60000 {
+		t.Fatalf("defaults reach storage as %+v", def)
 	}
 }

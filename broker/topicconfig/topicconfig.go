@@ -400,18 +400,27 @@ func StorageConfig(eff map[string]string) storage.Config {
 			return n
 		}
 	}
+	// storage.Config reads 0 as the default for these too; an explicit 0
+	// goes as storage.ExplicitZero (retention, whose negative values mean
+	// no limit) or -1 (the others).
+	zeroAs := func(k string, zero int64) int64 {
+		if n, err := strconv.ParseInt(eff[k], 10, 64); err != nil || n != 0 {
+			return n // 0 when unparsable: the default
+		}
+		return zero
+	}
 	return storage.Config{
 		TimestampBeforeMaxMs:   tsLimit("message.timestamp.before.max.ms"),
 		TimestampAfterMaxMs:    tsLimit("message.timestamp.after.max.ms"),
 		SegmentBytes:           i64("segment.bytes"),
 		SegmentMs:              i64("segment.ms"),
-		RetentionMs:            i64("retention.ms"),
-		RetentionBytes:         i64("retention.bytes"),
+		RetentionMs:            zeroAs("retention.ms", storage.ExplicitZero),
+		RetentionBytes:         zeroAs("retention.bytes", storage.ExplicitZero),
 		FlushMessages:          i64("flush.messages"),
-		FlushMs:                i64("flush.ms"),
-		IndexIntervalBytes:     int32(i64("index.interval.bytes")),
-		MaxMessageBytes:        int32(i64("max.message.bytes")),
-		FileDeleteDelayMs:      i64("file.delete.delay.ms"),
+		FlushMs:                zeroAs("flush.ms", -1),
+		IndexIntervalBytes:     int32(zeroAs("index.interval.bytes", -1)),
+		MaxMessageBytes:        int32(zeroAs("max.message.bytes", -1)),
+		FileDeleteDelayMs:      zeroAs("file.delete.delay.ms", -1),
 		CleanupPolicy:          policy,
 		LogAppendTime:          eff["message.timestamp.type"] == "LogAppendTime",
 		Recompress:             codecOK,
