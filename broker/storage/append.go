@@ -411,13 +411,44 @@ func (l *Log) checkProducersLocked(hdrs []record.Header, leo int64) (res AppendR
 }
 
 func (l *Log) duplicateResult(b producerBatch) AppendResult {
-	return AppendResult{
+	res := AppendResult{
 		BaseOffset:     b.firstOffset,
 		LastOffset:     b.firstOffset + int64(b.lastOffsetDelta),
 		LogStartOffset: l.logStart.Load(),
 		Duplicate:      true,
 		LogAppendTime:  -1,
 	}
+	if l.cfg.Load().LogAppendTime {
+		// The retry gets the time the original was stamped with, as in
+		// Kafka, read back from the batch in the log (rare: only
+		// retried batches come here).
+		res.LogAppendTime = l.stampedTimeLocked(b.firstOffset)
+	}
+	return res
+}
+
+// stampedTimeLocked returns the LogAppendTime stamp (the max timestamp) of
+// the batch holding offset, or -1 when it is not a LogAppendTime batch or
+// cannot be read. l.mu is held.
+func (l *Log) stampedTimeLocked(offset int64) int64 {
+	segs := l.segments()
+	for i := len(segs) - 1; i >= 0; i-- {
+		s := segs[i]
+		if s.base > offset {
+			continue
+		}
+		_, limit := s.end()
+		pos, size, err := s.lookup(offset, limit)
+		if err != nil || size == 0 {
+			return -1
+		}
+		h, err := s.readHeader(pos, limit)
+		if err != nil || !h.LogAppendTime() {
+			return -1
+		}
+		return h.MaxTimestamp
+	}
+	return -1
 }
 
 // shouldRollLocked decides whether an append of size bytes ending at

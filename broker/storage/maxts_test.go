@@ -145,3 +145,38 @@ func TestProducerLogAppendTimeRefused(t *testing.T) {
 		l.Close()
 	}
 }
+
+// TestDuplicateKeepsLogAppendTime: an idempotent producer's retry of a
+// batch on a LogAppendTime log is answered with the time the original was
+// stamped with (Kafka's behaviour), not -1, also after a restart.
+func TestDuplicateKeepsLogAppendTime(t *testing.T) {
+	clk := newClock()
+	fsys := vfs.NewMem()
+	cfg := Config{LogAppendTime: true, SegmentBytes: 1024}
+	l := openLog(t, fsys, "/d/t-0", cfg, withNow(clk))
+	var stamped []int64
+	var batches [][]byte
+	for i := range 6 {
+		b := makeBatch(t, batchSpec{n: 4, valueSize: 100, pid: 7, seq: int32(4 * i), ts: 1_600_000_000_000})
+		batches = append(batches, b)
+		res := mustAppend(t, l, append([]byte(nil), b...))
+		stamped = append(stamped, res.LogAppendTime)
+		clk.Advance(time.Second)
+	}
+	retry := func(l *Log) {
+		t.Helper()
+		for i := 1; i < 6; i++ { // the last five are remembered
+			res, err := l.Append(append([]byte(nil), batches[i]...), 0)
+			if err != nil || !res.Duplicate || res.LogAppendTime != stamped[i] {
+				t.Fatalf("retry of batch %d: %+v, %v; want duplicate stamped %d", i, res, err, stamped[i])
+			}
+		}
+	}
+	retry(l)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openLog(t, fsys, "/d/t-0", cfg, withNow(clk))
+	defer l.Close()
+	retry(l)
+}
