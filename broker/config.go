@@ -66,7 +66,7 @@ var brokerProps = map[string]struct {
 	"log.retention.check.interval.ms":           {"300000", 1, "how often retention and segment rolling run"},
 	"log.retention.hours":                       {"168", math.MinInt32, "retention.ms default in hours (log.retention.ms wins); negative: no limit"},
 	"log.retention.minutes":                     {"10080", math.MinInt32, "retention.ms default in minutes (log.retention.ms wins); negative: no limit"},
-	"connections.max.idle.ms":                   {"600000", 0, "close connections that send nothing for this long; 0 never"},
+	"connections.max.idle.ms":                   {"600000", -1, "close connections that send nothing for this long; 0 or -1 never"},
 	"queued.max.requests":                       {"500", 1, "requests one connection may have awaiting their responses before the broker stops reading from it (at most 65536 whatever the setting)"},
 	"queued.max.request.bytes":                  {"536870912", -1, "request bytes (of frames over 64 KiB) all connections together may hold while reading and handling them; past it, connections wait before reading the next large frame; -1 unbounded (Kafka's default)"},
 	"max.incremental.fetch.session.cache.slots": {"1000", 0, "most fetch sessions (KIP-227) the broker holds; past that, fetches are answered without one; 0 turns them off"},
@@ -288,6 +288,18 @@ func (c *Config) Validate() error {
 		v := c.Props[k]
 		if p, ok := brokerProps[k]; ok {
 			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil && brokerConfigType(k) == topicconfig.TypeDouble {
+				// A double in Kafka, whose default (and "unlimited") is
+				// Double.MAX_VALUE, 1.7976931348623157E308: whole bytes
+				// here, anything from 2^63 on unlimited (0).
+				if f, ferr := strconv.ParseFloat(v, 64); ferr == nil && f >= 0 {
+					n, err = int64(f), nil
+					if f >= math.MaxInt64 {
+						n = 0
+					}
+					c.Props[k] = strconv.FormatInt(n, 10)
+				}
+			}
 			if err != nil {
 				errs = append(errs, fmt.Errorf("property %s=%q: not an integer", k, v))
 			} else if n < p.min {

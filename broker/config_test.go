@@ -93,3 +93,30 @@ func TestIntPropertyRange(t *testing.T) {
 		}
 	}
 }
+
+// Values a Kafka config dump holds: log.cleaner.io.max.bytes.per.second
+// is a double whose default is Double.MAX_VALUE (unlimited, 0 here), and
+// connections.max.idle.ms=-1 means never.
+func TestKafkaDumpValues(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.Props["log.cleaner.io.max.bytes.per.second"] = "1.7976931348623157E308"
+	cfg.Props["connections.max.idle.ms"] = "-1"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.cleanerConfig().IOMaxBytesPerSecond; got != 0 {
+		t.Errorf("Double.MAX_VALUE cleaner rate: %d, want 0 (unlimited)", got)
+	}
+	if cfg.maxIdle() > 0 {
+		t.Errorf("connections.max.idle.ms=-1: idle timeout %v", cfg.maxIdle())
+	}
+	cfg.Props["log.cleaner.io.max.bytes.per.second"] = "1048576.5"
+	if err := cfg.Validate(); err != nil || cfg.cleanerConfig().IOMaxBytesPerSecond != 1048576 {
+		t.Errorf("1048576.5: %v, %d", err, cfg.cleanerConfig().IOMaxBytesPerSecond)
+	}
+	cfg.Props["log.cleaner.io.max.bytes.per.second"] = "-1.5"
+	if err := cfg.Validate(); err == nil {
+		t.Error("a negative rate accepted")
+	}
+}
