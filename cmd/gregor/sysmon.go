@@ -15,7 +15,7 @@ import (
 // between requests and busy in system calls (reads, page-cache writes,
 // sendfile) during them, so sysmon polled at 20 µs through most of every
 // request: about 3,000 wake-ups a second under a produce load, at some
-// 25 µs of CPU each on a virtual machine, 15-20% of the broker's CPU. With
+// 30 µs of CPU each on a virtual machine, 13-18% of the broker's CPU. With
 // schedtrace set, sysmon never sleeps deeply and backs off to one wake-up
 // every 10 ms (about 0.25% of a core while idle). The cost: schedtrace
 // prints one scheduler line to stderr each time it comes due, once every
