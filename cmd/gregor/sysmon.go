@@ -17,7 +17,7 @@ import (
 // request: about 3,000 wake-ups a second under a produce load, at some
 // 30 µs of CPU each on a virtual machine, 13-18% of the broker's CPU. With
 // schedtrace set, sysmon never sleeps deeply and backs off to one wake-up
-// every 10 ms (about 0.25% of a core while idle). The cost: schedtrace
+// every 10 ms. The cost: 0.4% of a core more while idle, and schedtrace
 // prints one scheduler line to stderr each time it comes due, once every
 // 24.8 days of the machine's uptime.
 //
