@@ -19,7 +19,8 @@ import (
 
 // Config is the per-partition log configuration (Kafka topic configs with
 // broker defaults already applied). Zero fields are replaced by defaults by
-// WithDefaults.
+// WithDefaults; a topic's explicit 0 comes as ExplicitZero or -1 (see
+// ExplicitZero).
 type Config struct {
 	SegmentBytes       int64 // segment.bytes: roll when the active segment would exceed this (default 1 GiB)
 	SegmentMs          int64 // segment.ms: roll when the active segment's first batch is older (default 7 days)

@@ -443,8 +443,8 @@ func (l *Log) stampedTimeLocked(offset int64) int64 {
 			return -1
 		}
 		h, err := s.readHeader(pos, limit)
-		if err != nil || !h.LogAppendTime() {
-			return -1
+		if err != nil || !h.LogAppendTime() || h.BaseOffset > offset || h.LastOffset() < offset {
+			return -1 // not there (deleted, or the next batch was found)
 		}
 		return h.MaxTimestamp
 	}
