@@ -115,6 +115,7 @@ func (p *propFlag) Set(s string) error {
 type brokerSettings struct {
 	cfg      broker.Config
 	logLevel zapcore.Level
+	ignored  []string // Kafka properties of a .properties file that mean nothing here
 }
 
 // parseBrokerArgs turns the flags (and the --config file they name) into
@@ -139,7 +140,7 @@ func parseBrokerArgs(args []string, stderr io.Writer) (brokerSettings, error) {
 			"Flags and --set on the command line win over the --config file. Within either,\n"+
 			"a property under Kafka's name wins over the flag of the same meaning.\n")
 	}
-	configPath := fs.String("config", "", "YAML `file` with the same keys as these flags, and set: for properties; the command line wins over it")
+	configPath := fs.String("config", "", "YAML `file` with the same keys as these flags, and set: for properties; or a Kafka server.properties (a name ending in .properties); the command line wins over it")
 	brokerID := checkedVar(fs, &errs, "broker-id", cfg.BrokerID, parseInt32, "broker `id`")
 	listen := fs.String("listen", cfg.Listen, "Kafka listener address")
 	advertised := fs.String("advertised-addr", "", "`host:port` clients are told to connect to (default: the listen address; the machine's host name if the listen host is empty, 0.0.0.0 or ::)")
@@ -168,8 +169,15 @@ func parseBrokerArgs(args []string, stderr io.Writer) (brokerSettings, error) {
 	}
 
 	level := "info"
+	var ignored []string
 	if *configPath != "" {
-		f, ferrs := readBrokerFile(*configPath)
+		var f config.Broker
+		var ferrs []error
+		if isPropertiesFile(*configPath) {
+			f, ignored, ferrs = readKafkaProperties(*configPath)
+		} else {
+			f, ferrs = readBrokerFile(*configPath)
+		}
 		errs = append(errs, ferrs...)
 		// A set: property whose flag is on the command line loses to it.
 		applyBroker(&cfg, &level, f, func(prop string) bool {
@@ -212,7 +220,7 @@ func parseBrokerArgs(args []string, stderr io.Writer) (brokerSettings, error) {
 	if len(errs) > 0 {
 		return brokerSettings{}, &usageError{err: configError(errs)}
 	}
-	return brokerSettings{cfg: cfg, logLevel: lvl}, nil
+	return brokerSettings{cfg: cfg, logLevel: lvl, ignored: ignored}, nil
 }
 
 // configError is every configuration problem, one a line.
@@ -280,6 +288,10 @@ func runBroker(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer logger.Sync()
+	if len(s.ignored) > 0 {
+		logger.Warn("the config file's Kafka properties that have no effect on a gregor broker are ignored",
+			zap.Strings("properties", s.ignored))
+	}
 
 	if cfg.AdvertisedAddr == "" {
 		adv, err := defaultAdvertisedAddr(cfg.Listen, os.Hostname)
