@@ -7,6 +7,7 @@ import (
 	"net"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gregor-log/gregor/broker/group"
@@ -224,12 +225,13 @@ func (c *Config) resolveAliases() []error {
 		delete(c.Props, key)
 		switch key {
 		case "auto.create.topics.enable":
-			b, err := strconv.ParseBool(v)
-			if err != nil {
+			// Kafka's spelling, in any case; not ParseBool's 1 or t.
+			t, f := strings.EqualFold(v, "true"), strings.EqualFold(v, "false")
+			if !t && !f {
 				errs = append(errs, fmt.Errorf("property %s=%q: not true or false", key, v))
 				continue
 			}
-			c.AutoCreateTopics = b
+			c.AutoCreateTopics = t
 		default:
 			n, err := strconv.ParseInt(v, 10, 32)
 			if err != nil {

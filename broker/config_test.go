@@ -120,3 +120,24 @@ func TestKafkaDumpValues(t *testing.T) {
 		t.Error("a negative rate accepted")
 	}
 }
+
+// auto.create.topics.enable takes Kafka's spellings, in any case, and not
+// Go's 1 or t.
+func TestAutoCreateTopicsSpelling(t *testing.T) {
+	for v, want := range map[string]bool{"TRUE": true, "False": false, "true": true} {
+		cfg := DefaultConfig()
+		cfg.DataDir = t.TempDir()
+		cfg.Props["auto.create.topics.enable"] = v
+		if err := cfg.Validate(); err != nil || cfg.AutoCreateTopics != want {
+			t.Errorf("%q: %v, %v", v, err, cfg.AutoCreateTopics)
+		}
+	}
+	for _, v := range []string{"1", "t", "yes"} {
+		cfg := DefaultConfig()
+		cfg.DataDir = t.TempDir()
+		cfg.Props["auto.create.topics.enable"] = v
+		if err := cfg.Validate(); err == nil {
+			t.Errorf("%q accepted", v)
+		}
+	}
+}

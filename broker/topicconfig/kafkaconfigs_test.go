@@ -38,6 +38,12 @@ func TestKafkaTopicConfigsAccepted(t *testing.T) {
 			t.Errorf("%s=%q refused: %v", k, v, err)
 		}
 	}
+	// Booleans in any case, as Kafka reads them.
+	for _, v := range []string{"FALSE", "False"} {
+		if err := Validate("remote.storage.enable", v); err != nil {
+			t.Errorf("remote.storage.enable=%q refused: %v", v, err)
+		}
+	}
 	bad := [][2]string{
 		{"remote.storage.enable", "true"},
 		{"unclean.leader.election.enable", "1"},

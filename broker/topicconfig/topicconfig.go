@@ -67,6 +67,14 @@ func oneOf(allowed ...string) func(string) error {
 	}
 }
 
+// falseOnly accepts false, in any case, as Kafka spells booleans.
+func falseOnly(v string) error {
+	if strings.EqualFold(v, "false") {
+		return nil
+	}
+	return errors.New("must be false: there is no tiered storage")
+}
+
 func cleanupPolicy(v string) error {
 	if v == "" {
 		return errors.New("must not be empty")
@@ -122,7 +130,7 @@ var defs = []Def{
 	{Name: "message.format.version", BrokerKey: "log.message.format.version", Type: TypeString, Default: "3.0-IV1", Doc: "no effect (deprecated in Kafka 3.0): batches are stored in the v2 format they arrive in"},
 	{Name: "leader.replication.throttled.replicas", Type: TypeList, Default: "", Doc: "no effect: a standalone broker has no replication to throttle", validate: throttledReplicas},
 	{Name: "follower.replication.throttled.replicas", Type: TypeList, Default: "", Doc: "no effect: a standalone broker has no replication to throttle", validate: throttledReplicas},
-	{Name: "remote.storage.enable", Type: TypeBoolean, Default: "false", Doc: "tiered storage is not supported; only false is accepted", validate: oneOf("false")},
+	{Name: "remote.storage.enable", Type: TypeBoolean, Default: "false", Doc: "tiered storage is not supported; only false is accepted", validate: falseOnly},
 	{Name: "local.retention.ms", BrokerKey: "log.local.retention.ms", Type: TypeLong, Default: "-2", Doc: "no effect without tiered storage (-2: retention.ms applies)", validate: minInt(-2)},
 	{Name: "local.retention.bytes", BrokerKey: "log.local.retention.bytes", Type: TypeLong, Default: "-2", Doc: "no effect without tiered storage (-2: retention.bytes applies)", validate: minInt(-2)},
 	{Name: "remote.log.copy.disable", Type: TypeBoolean, Default: "false", Doc: "no effect without tiered storage"},
