@@ -155,7 +155,7 @@ func checkTimestamps(batch []byte, h *record.Header, maxTs int64, cfg *Config, n
 	}
 	nowMs := now.UnixMilli()
 	if limit := max(cfg.TimestampAfterMaxMs, 0); cfg.TimestampAfterMaxMs != 0 && maxTs-nowMs > limit {
-		return fmt.Errorf("a record is timestamped %d ms after the broker's clock, message.timestamp.after.max.ms is %d: %w", maxTs-nowMs, limit, ErrInvalidTimestamp)
+		return fmt.Errorf("a record is timestamped %d ms after the broker's clock, the limit is %d ms (message.timestamp.after.max.ms, or difference.max.ms when that is not set): %w", maxTs-nowMs, limit, ErrInvalidTimestamp)
 	}
 	if cfg.TimestampBeforeMaxMs == 0 {
 		return nil
@@ -173,7 +173,7 @@ func checkTimestamps(batch []byte, h *record.Header, maxTs int64, cfg *Config, n
 		return fmt.Errorf("%w: %w", ErrCorruptBatch, err)
 	}
 	if minTs != math.MaxInt64 && nowMs-minTs > limit {
-		return fmt.Errorf("a record is timestamped %d ms before the broker's clock, message.timestamp.before.max.ms is %d: %w", nowMs-minTs, limit, ErrInvalidTimestamp)
+		return fmt.Errorf("a record is timestamped %d ms before the broker's clock, the limit is %d ms (message.timestamp.before.max.ms, or difference.max.ms when that is not set): %w", nowMs-minTs, limit, ErrInvalidTimestamp)
 	}
 	return nil
 }

@@ -744,7 +744,7 @@ func untilReachable(ctx context.Context, f func() error) error {
 // (opCtx, derived from ctx): the timeout passed while the cluster could
 // not be reached or did not answer.
 func timeoutErr(ctx, opCtx context.Context, timeout time.Duration, err error) error {
-	if ctx.Err() == nil && opCtx.Err() != nil {
+	if ctx.Err() == nil && errors.Is(opCtx.Err(), context.DeadlineExceeded) { // not a cancel after the fact
 		return fmt.Errorf("gave up after --timeout %v: %w", timeout, err)
 	}
 	return err

@@ -424,6 +424,8 @@ func lookupBatchLimitOnce(ctx context.Context, cl *kgo.Client, topic string) (ba
 		raise:  "pass --max-message-bytes, up to the topic's max.message.bytes"}
 	n, err := describeIntConfig(ctx, cl, kmsg.ConfigResourceTypeTopic, topic, "max.message.bytes")
 	switch {
+	case err == nil && n == 0:
+		return batchLimit{}, fmt.Errorf("topic %s has max.message.bytes=0, so it refuses every batch; raise it with: gregor topic alter-config %s --set max.message.bytes=N", topic, topic)
 	case err == nil && n > 0:
 		return batchLimit{bytes: n, source: "the max.message.bytes of topic " + topic,
 			raise: fmt.Sprintf("raise it with: gregor topic alter-config %s --set max.message.bytes=N", topic)}, nil
@@ -452,6 +454,8 @@ func lookupBatchLimitOnce(ctx context.Context, cl *kgo.Client, topic string) (ba
 	id := md.Brokers[0].NodeID
 	n, err = describeIntConfig(ctx, cl, kmsg.ConfigResourceTypeBroker, strconv.Itoa(int(id)), "message.max.bytes")
 	switch {
+	case err == nil && n == 0:
+		return batchLimit{}, fmt.Errorf("the broker's message.max.bytes is 0, so topic %s would refuse every batch; create it first with: gregor topic create %s --config max.message.bytes=N", topic, topic)
 	case err == nil && n > 0:
 		return batchLimit{bytes: n, source: fmt.Sprintf("the broker's message.max.bytes, which topic %s gets when produce creates it", topic),
 			raise: fmt.Sprintf("create the topic first with: gregor topic create %s --config max.message.bytes=N", topic)}, nil
@@ -461,7 +465,7 @@ func lookupBatchLimitOnce(ctx context.Context, cl *kgo.Client, topic string) (ba
 	return fallback, nil
 }
 
-// describeIntConfig returns one integer config of a resource, 0 if the
+// describeIntConfig returns one integer config of a resource, -1 if the
 // cluster does not list it or it is not an int32.
 func describeIntConfig(ctx context.Context, cl *kgo.Client, typ kmsg.ConfigResourceType, name, config string) (int32, error) {
 	configs, _, err := describeConfigs(ctx, cl, typ, name, config)
@@ -472,12 +476,12 @@ func describeIntConfig(ctx context.Context, cl *kgo.Client, typ kmsg.ConfigResou
 		if c.Name == config && c.Value != nil {
 			n, err := strconv.ParseInt(*c.Value, 10, 32)
 			if err != nil {
-				return 0, nil
+				return -1, nil
 			}
 			return int32(n), nil
 		}
 	}
-	return 0, nil
+	return -1, nil
 }
 
 // recordBatchBytes is the size franz-go counts for a batch holding only r

@@ -44,6 +44,13 @@ func TestProduceLargeRecords(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, want) || !strings.Contains(stdout, "produced 2 record(s)") {
 		t.Errorf("default topic: exit %d, stdout %q, stderr %q; want %q", code, stdout, stderr, want)
 	}
+	// A topic whose max.message.bytes is 0 refuses every batch: said at
+	// once, not as franz-go's default limit nor as a timeout.
+	mustRun(t, "", "topic", "create", "zero", "-b", b, "--config", "max.message.bytes=0")
+	code, _, stderr = runCLI(t, "x\n", "produce", "-b", b, "-t", "zero")
+	if want := "topic zero has max.message.bytes=0, so it refuses every batch"; code != 1 || !strings.Contains(stderr, want) || strings.Contains(stderr, "gave up") {
+		t.Errorf("max.message.bytes=0: exit %d, stderr %q; want %q", code, stderr, want)
+	}
 	// A line that fits while its record and batch headers do not.
 	code, _, stderr = runCLI(t, strings.Repeat("x", 1048580)+"\n", "produce", "-b", b, "-t", "small")
 	if want := "line 1 is 1048580 bytes, 1048658 as a record batch, more than the 1048588 allowed by"; code != 1 || !strings.Contains(stderr, want) {

@@ -18,8 +18,9 @@ import (
 // 30 µs of CPU each on a virtual machine, 13-18% of the broker's CPU. With
 // schedtrace set, sysmon never sleeps deeply and backs off to one wake-up
 // every 10 ms. The cost: 0.4% of a core more while idle, and schedtrace
-// prints one scheduler line to stderr each time it comes due, once every
-// 24.8 days of the machine's uptime.
+// prints one scheduler line to stderr each time it comes due, every 24.8
+// days counted from the machine's boot (so at every start on a machine up
+// longer than that).
 //
 // Whoever sets schedtrace in GODEBUG themselves (schedtrace=0 turns it
 // off) is left alone.
