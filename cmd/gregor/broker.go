@@ -430,21 +430,31 @@ func checkFileProps(path string, data []byte) ([]error, map[string]bool) {
 		if v.Kind != yaml.ScalarNode {
 			continue // DecodeStrict said so
 		}
-		cfg := broker.DefaultConfig()
-		cfg.Props = map[string]string{k.Value: v.Value}
-		err := cfg.Validate()
-		if err == nil {
-			continue
-		}
-		bad[k.Value] = true
-		var joined interface{ Unwrap() []error }
-		if !errors.As(err, &joined) {
-			errs = append(errs, fmt.Errorf("%s:%d: %w", path, k.Line, err))
-			continue
-		}
-		for _, e := range joined.Unwrap() {
-			errs = append(errs, fmt.Errorf("%s:%d: %w", path, k.Line, e))
+		if perrs := filePropErrors(path, k.Line, k.Value, v.Value); len(perrs) > 0 {
+			bad[k.Value] = true
+			errs = append(errs, perrs...)
 		}
 	}
 	return errs, bad
+}
+
+// filePropErrors validates one property of a config file on its own and
+// returns its problems, each prefixed with the file and line.
+func filePropErrors(path string, line int, key, value string) []error {
+	cfg := broker.DefaultConfig()
+	cfg.Props = map[string]string{key: value}
+	err := cfg.Validate()
+	if err == nil {
+		return nil
+	}
+	all := []error{err}
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) {
+		all = joined.Unwrap()
+	}
+	out := make([]error, 0, len(all))
+	for _, e := range all {
+		out = append(out, fmt.Errorf("%s:%d: %w", path, line, e))
+	}
+	return out
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/gregor-log/gregor/broker"
 	"github.com/gregor-log/gregor/internal/config"
 )
 
@@ -157,25 +156,13 @@ func readKafkaProperties(path string) (f config.Broker, ignored []string, errs [
 			ignored = append(ignored, p.key)
 			continue
 		}
-		cfg := broker.DefaultConfig()
-		cfg.Props = map[string]string{p.key: p.value}
-		if err := cfg.Validate(); err != nil {
-			for _, e := range unjoin(err) {
-				errs = append(errs, fmt.Errorf("%s:%d: %w", path, p.line, e))
-			}
+		if perrs := filePropErrors(path, p.line, p.key, p.value); len(perrs) > 0 {
+			errs = append(errs, perrs...)
 			continue
 		}
 		f.Set[p.key] = p.value
 	}
 	return f, ignored, errs
-}
-
-// unjoin returns the errors errors.Join joined into err, or err alone.
-func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }
 
 // plaintextListener picks the address of the listener a gregor broker
