@@ -230,9 +230,12 @@ func decompressAndWalk(c Codec, data []byte, n int32, limit int) (delta int64, s
 func walkStream(br *bufio.Reader, n int32) (int64, error) {
 	maxDelta := int64(math.MinInt64)
 	w := walker{want: n, lastOffsetDelta: n - 1, prevDelta: -1, strict: true}
-	var r Record
+	var (
+		r     Record
+		ended error // what stopped br's fills, once it has
+	)
 	for w.n < n {
-		window, rerr := peekWindow(br)
+		window, rerr := peekWindow(br, &ended)
 		if len(window) == 0 {
 			return 0, &CorruptionError{Reason: fmt.Sprintf("batch declares %d records, found %d", n, w.n), Err: ErrInvalidRecord}
 		}
@@ -245,7 +248,9 @@ func walkStream(br *bufio.Reader, n int32) (int64, error) {
 		length, q := varint32(window)
 		if q > 0 && length >= minRecordSize-1 && q+int(length) > len(window) && rerr == nil && len(window) < streamBufSize {
 			// The record goes past what is buffered: fill the buffer.
-			if window, rerr = br.Peek(streamBufSize); len(window) == 0 {
+			window, rerr = br.Peek(streamBufSize)
+			ended = rerr
+			if len(window) == 0 {
 				continue
 			}
 		}
@@ -272,13 +277,20 @@ func walkStream(br *bufio.Reader, n int32) (int64, error) {
 }
 
 // peekWindow returns br's buffered bytes, filling the buffer first when
-// fewer than a quarter of it remain. The error is the one that stopped the
-// fill (io.EOF at the end of the stream).
-func peekWindow(br *bufio.Reader) ([]byte, error) {
-	if b := br.Buffered(); b >= streamBufSize/4 {
-		return br.Peek(b)
+// fewer than a quarter of it remain and the stream has not ended. The error
+// is the one that stopped a fill (io.EOF at the end of the stream), now or
+// earlier: *ended records it, since bufio hands an error out only once.
+// Without it every record of a stream's last 16 KiB refilled, sliding the
+// rest of the buffer each time (for records the fast path does not take,
+// such as ones with headers, that was most of a small batch's validation).
+func peekWindow(br *bufio.Reader, ended *error) ([]byte, error) {
+	if b := br.Buffered(); b >= streamBufSize/4 || *ended != nil {
+		w, _ := br.Peek(b)
+		return w, *ended
 	}
-	return br.Peek(streamBufSize)
+	w, err := br.Peek(streamBufSize)
+	*ended = err
+	return w, err
 }
 
 // bigRecord checks the record at the front of br, longer than br's buffer,
