@@ -315,6 +315,19 @@ func (b *Broker) producePartition(topic string, version, acks int16, rp *kmsg.Pr
 			sp.ErrorCode = kerr.InvalidRecord.Code
 			err = fmt.Errorf("Produce v%d takes record batches of magic 2 only, not magic %d message sets", version, rp.Records[record.MagicOffset])
 		}
+		if errors.Is(err, record.ErrDecompressLimit) {
+			// Not damaged bytes but a batch past gregor's decompression
+			// bound (Kafka has none): clients retry CORRUPT_MESSAGE until
+			// their delivery timeout and then report only that, so say
+			// INVALID_RECORD, which they do not retry, and log why.
+			sp.ErrorCode = kerr.InvalidRecord.Code
+			err = fmt.Errorf("%w (the broker refuses a batch that decompresses to more than %d times its size, at least %d MiB and at most %d MiB)",
+				err, record.DecompressRatio, record.MinDecompressLimit>>20, record.MaxDecompressLimit>>20)
+			if ok, held := b.refusals.allow("decompress-limit", time.Now()); ok {
+				b.log.Warn("produce refused: a batch decompresses past the bound", zap.String("topic", topic), zap.Int32("partition", rp.Partition),
+					zap.Int("batch_bytes", size), zap.Error(err), zap.Int("same_since_last_logged", held))
+			}
+		}
 		if sp.ErrorCode == kerr.CorruptMessage.Code || sp.ErrorCode == kerr.InvalidRecord.Code || sp.ErrorCode == kerr.MessageTooLarge.Code || sp.ErrorCode == kerr.InvalidTimestamp.Code {
 			sp.ErrorMessage = errorMessage(err)
 		}
