@@ -223,6 +223,23 @@ func TestGroupProtocolErrors(t *testing.T) {
 	if lgr := request[*kmsg.ListGroupsResponse](t, cl, lg); len(lgr.Groups) != 0 {
 		t.Fatalf("listed empty groups %+v", lgr.Groups)
 	}
+	// v5 (KIP-848): every group here is classic; a types filter naming
+	// classic in any case lists it, one naming other types lists none.
+	lg.StatesFilter = nil
+	lg.SetVersion(5)
+	for _, tc := range []struct {
+		types []string
+		want  int
+	}{{nil, 1}, {[]string{"CLASSIC"}, 1}, {[]string{"consumer", "Classic"}, 1}, {[]string{"consumer"}, 0}, {[]string{"share", "no-such-type"}, 0}} {
+		lg.TypesFilter = tc.types
+		lgr := request[*kmsg.ListGroupsResponse](t, cl, lg)
+		if len(lgr.Groups) != tc.want {
+			t.Fatalf("types filter %q listed %+v, want %d groups", tc.types, lgr.Groups, tc.want)
+		}
+		if tc.want == 1 && lgr.Groups[0].GroupType != "classic" {
+			t.Fatalf("group type %q, want classic", lgr.Groups[0].GroupType)
+		}
+	}
 
 	// Deleting a group with members, deleting subscribed offsets: refused.
 	dg := kmsg.NewPtrDeleteGroupsRequest()
