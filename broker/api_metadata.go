@@ -96,7 +96,10 @@ func (b *Broker) metadataTopics(hdr wire.RequestHeader, req *kmsg.MetadataReques
 			ok bool
 		)
 		switch {
-		case rt.Topic != nil && *rt.Topic != "":
+		case rt.Topic != nil && (*rt.Topic != "" || rt.TopicID == [16]byte{}):
+			// By name: "" with no id too, which is an invalid name
+			// (INVALID_TOPIC_EXCEPTION, as from Kafka), not a lookup by
+			// the zero id.
 			t, ok = b.store.Topic(*rt.Topic)
 			if !ok {
 				if err := validateTopicName(*rt.Topic); err != nil {
@@ -129,8 +132,8 @@ func (b *Broker) metadataTopics(hdr wire.RequestHeader, req *kmsg.MetadataReques
 func (b *Broker) metadataTopicError(name string, id [16]byte, code int16) kmsg.MetadataResponseTopic {
 	b.metrics.countError("Metadata", code)
 	mt := kmsg.NewMetadataResponseTopic()
-	if name != "" {
-		mt.Topic = &name
+	if name != "" || id == [16]byte{} {
+		mt.Topic = &name // null only for a topic asked for by id
 	}
 	mt.TopicID = id
 	mt.ErrorCode = code

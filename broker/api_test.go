@@ -319,6 +319,23 @@ func TestMetadataAutoCreateAndTopicErrors(t *testing.T) {
 	if tp := resp.Topics[1]; tp.ErrorCode != kerr.InvalidTopicException.Code {
 		t.Fatalf("bad/name: %v", kerr.ErrorForCode(tp.ErrorCode))
 	}
+	// An empty name (and no topic id) is an invalid name, named "" in
+	// the answer, at v12 (where a null name with an id looks a topic up
+	// by id) as at v1: not UNKNOWN_TOPIC_ID, which v1 does not know.
+	for _, v := range []int16{1, 12} {
+		req := kmsg.NewPtrMetadataRequest()
+		req.SetVersion(v)
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr("")
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(context.Background(), cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tp := resp.Topics[0]; tp.ErrorCode != kerr.InvalidTopicException.Code || tp.Topic == nil || *tp.Topic != "" {
+			t.Fatalf("v%d, empty name: %v, name %v", v, kerr.ErrorForCode(tp.ErrorCode), tp.Topic)
+		}
+	}
 	// CreateTopics with a bad config is refused with INVALID_CONFIG.
 	ct := kmsg.NewPtrCreateTopicsRequest()
 	rt := kmsg.NewCreateTopicsRequestTopic()
