@@ -329,7 +329,9 @@ func DecodeBody(h RequestHeader, body []byte) (kmsg.Request, error) {
 	if err := readBody(req, body); err != nil {
 		if errors.Is(err, errShortBody) {
 			// kmsg's text speaks of a "response"; this is a request.
-			err = fmt.Errorf("the %d-byte body ends before the request does", len(body))
+			// kmsg fails the same way on a length that cannot be, such
+			// as -1 (null) for a string that may not be null.
+			err = fmt.Errorf("the %d-byte body ends before the request does, or holds a length that cannot be (a null where the field may not be null)", len(body))
 		}
 		return nil, fmt.Errorf("api key %d v%d: decode body: %w: %w", h.APIKey, h.APIVersion, ErrMalformed, err)
 	}

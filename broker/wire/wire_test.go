@@ -294,6 +294,22 @@ func TestParseRequestErrors(t *testing.T) {
 		!strings.Contains(err.Error(), "body ends before the request does") || strings.Contains(err.Error(), "response") {
 		t.Fatalf("short FindCoordinator v1: %v", err)
 	}
+	// kmsg fails a null in a string that may not be null the same way;
+	// the message names that too (@platformatic/kafka's OffsetCommit v8
+	// outside a group sent a null member id).
+	oc := kmsg.NewPtrOffsetCommitRequest()
+	oc.SetVersion(8)
+	oc.Group, oc.Generation, oc.MemberID = "g", -1, "m"
+	ocBody := oc.AppendTo(nil)
+	if _, req, err := ParseRequest(mk(8, 8, 88, append(clientC, append([]byte{0}, ocBody...)...)...)); err != nil || req.(*kmsg.OffsetCommitRequest).MemberID != "m" {
+		t.Fatalf("OffsetCommit v8: %v", err)
+	}
+	at := bytes.Index(ocBody, []byte{2, 'm'})
+	nullMember := append(append(bytes.Clone(ocBody[:at]), 0), ocBody[at+2:]...)
+	if _, _, err = ParseRequest(mk(8, 8, 88, append(clientC, append([]byte{0}, nullMember...)...)...)); !errors.Is(err, ErrMalformed) ||
+		!strings.Contains(err.Error(), "a null where the field may not be null") {
+		t.Fatalf("OffsetCommit v8 with a null member id: %v", err)
+	}
 	// ControlledShutdown v0 has no client id in its header.
 	cs := kmsg.NewPtrControlledShutdownRequest()
 	cs.BrokerID = 5
