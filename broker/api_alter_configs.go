@@ -52,7 +52,7 @@ func (b *Broker) handleAlterConfigs(_ wire.RequestHeader, req *kmsg.AlterConfigs
 func (b *Broker) replaceTopicConfigs(rr *kmsg.AlterConfigsRequestResource, validateOnly bool) error {
 	t, ok := b.store.Topic(rr.ResourceName)
 	if !ok {
-		return fmt.Errorf("topic %q: %w", rr.ResourceName, kerr.UnknownTopicOrPartition)
+		return fmt.Errorf("topic %q does not exist: %w", rr.ResourceName, kerr.UnknownTopicOrPartition)
 	}
 	names := make([]string, len(rr.Configs))
 	for i, c := range rr.Configs {

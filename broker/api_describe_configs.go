@@ -73,7 +73,7 @@ func (b *Broker) describeTopicConfigs(req *kmsg.DescribeConfigsRequest, rr *kmsg
 		if err := validateTopicName(rr.ResourceName); err != nil {
 			return err
 		}
-		return fmt.Errorf("topic %q: %w", rr.ResourceName, kerr.UnknownTopicOrPartition)
+		return fmt.Errorf("topic %q does not exist: %w", rr.ResourceName, kerr.UnknownTopicOrPartition)
 	}
 	want := wanted(rr.ConfigNames)
 	eff := b.defaults.Effective(t.Configs)

@@ -86,7 +86,7 @@ func alterResource(rt kmsg.ConfigResourceType, alterTopic func() error) error {
 func (b *Broker) alterTopicConfigs(rr *kmsg.IncrementalAlterConfigsRequestResource, validateOnly bool) error {
 	t, ok := b.store.Topic(rr.ResourceName)
 	if !ok {
-		return fmt.Errorf("topic %q: %w", rr.ResourceName, kerr.UnknownTopicOrPartition)
+		return fmt.Errorf("topic %q does not exist: %w", rr.ResourceName, kerr.UnknownTopicOrPartition)
 	}
 	next := make(map[string]string, len(t.Configs))
 	for k, v := range t.Configs {

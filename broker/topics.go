@@ -247,7 +247,7 @@ func (b *Broker) deleteTopics(names []string) []error {
 		case exists && t.Internal:
 			errs[i] = fmt.Errorf("topic %q is internal and cannot be deleted: %w", name, kerr.TopicAuthorizationFailed)
 		case !exists || taken[name]:
-			errs[i] = fmt.Errorf("topic %q: %w", name, kerr.UnknownTopicOrPartition)
+			errs[i] = fmt.Errorf("topic %q does not exist: %w", name, kerr.UnknownTopicOrPartition)
 		default:
 			taken[name] = true
 			ok = append(ok, t)
@@ -296,7 +296,7 @@ func (b *Broker) growTopic(name string, count int32, assignments int, validateOn
 	defer b.topicMu.Unlock()
 	t, ok := b.store.Topic(name)
 	if !ok {
-		return fmt.Errorf("topic %q: %w", name, kerr.UnknownTopicOrPartition)
+		return fmt.Errorf("topic %q does not exist: %w", name, kerr.UnknownTopicOrPartition)
 	}
 	if t.Internal {
 		// Groups map to offsets partitions by hash modulo the count.
@@ -356,7 +356,7 @@ func (b *Broker) setTopicConfigs(name string, configs map[string]string) error {
 	defer b.topicMu.Unlock()
 	t, ok := b.store.Topic(name)
 	if !ok {
-		return fmt.Errorf("topic %q: %w", name, kerr.UnknownTopicOrPartition)
+		return fmt.Errorf("topic %q does not exist: %w", name, kerr.UnknownTopicOrPartition)
 	}
 	if err := b.store.SetTopicConfigs(name, configs); err != nil {
 		return err

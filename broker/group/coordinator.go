@@ -990,7 +990,7 @@ func (c *Coordinator) DeleteGroup(groupID string) error {
 	defer s.mu.Unlock()
 	g := s.mu.groups[groupID]
 	if g == nil || g.State() == Dead {
-		return fmt.Errorf("group %q: %w", groupID, kerr.GroupIDNotFound)
+		return fmt.Errorf("group %q does not exist: %w", groupID, kerr.GroupIDNotFound)
 	}
 	if g.State() != Empty {
 		return fmt.Errorf("group %q is %s with %d members: %w", groupID, g.State(), len(g.Members()), kerr.NonEmptyGroup)
@@ -1013,7 +1013,7 @@ func (c *Coordinator) DeleteOffsets(groupID string, parts []TopicPartition) ([]e
 	defer s.mu.Unlock()
 	g := s.mu.groups[groupID]
 	if g == nil || g.State() == Dead {
-		return nil, fmt.Errorf("group %q: %w", groupID, kerr.GroupIDNotFound)
+		return nil, fmt.Errorf("group %q does not exist: %w", groupID, kerr.GroupIDNotFound)
 	}
 	errs := make([]error, len(parts))
 	if g.State() != Empty {
