@@ -1,10 +1,14 @@
 package broker
 
-// ListOffsets (key 2), versions 0-7.
+// ListOffsets (key 2), versions 0-10.
 //
 // Timestamp -2 is the log start offset, -1 the high watermark (the last
 // stable offset for isolation level read_committed, v2+), -3 (v7) the
-// offset and time of the record with the largest timestamp; any other
+// offset and time of the record with the largest timestamp. There is no
+// tiered storage: -4 (v8, the earliest local offset) is the log start
+// offset, and -5 (v9, KIP-1005, the latest offset in remote storage) is
+// -1, as Kafka answers with remote storage off; v10's timeout (for remote
+// lookups, KIP-1075) has nothing to bound. Any other
 // timestamp returns the first offset whose record timestamp is at or after
 // it, or -1 when none is (or, read_committed, when it is not stable yet). v0, which Kafka 4 no longer serves but tools such as Burrow 1.2 still
 // send, answers a list of old-style offsets instead: see
@@ -21,7 +25,7 @@ import (
 )
 
 func init() {
-	registerSimple(kmsg.ListOffsets, 0, 7, (*Broker).handleListOffsets)
+	registerSimple(kmsg.ListOffsets, 0, 10, (*Broker).handleListOffsets)
 	markFrameReusable(kmsg.ListOffsets)
 }
 
@@ -108,6 +112,8 @@ func (b *Broker) listOffset(version int16, committed bool, topic string, rp *kms
 		sp.Offset = l.LogStartOffset()
 	case -1:
 		sp.Offset = end
+	case -5: // the latest tiered offset: none without tiered storage
+		sp.LeaderEpoch = -1
 	case -3:
 		sp.Offset, sp.Timestamp = l.MaxTimestamp()
 		if sp.Offset < 0 || sp.Offset >= end {

@@ -144,6 +144,27 @@ func TestListOffsetsAndDeleteRecords(t *testing.T) {
 	if off, code := listOffset(t, cl, "lo", 0, 0); code != 0 || off != 0 {
 		t.Fatalf("timestamp 0: %d %v", off, kerr.ErrorForCode(code))
 	}
+	// No tiered storage: -4 (v8) is the log start, -5 (v9, the latest
+	// tiered offset) none; v10 carries a timeout for remote lookups. (The
+	// client asks at the highest version both sides know: 10.)
+	for ts, want := range map[int64]int64{-4: 0, -5: -1} {
+		req := kmsg.NewPtrListOffsetsRequest()
+		req.TimeoutMillis = 1000
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = "lo"
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Timestamp = ts
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(context.Background(), cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := resp.Topics[0].Partitions[0]
+		if resp.Version != 10 || p.ErrorCode != 0 || p.Offset != want || ts == -5 && (p.Timestamp != -1 || p.LeaderEpoch != -1) {
+			t.Fatalf("v%d, timestamp %d: offset %d, time %d, epoch %d, %v; want offset %d", resp.Version, ts, p.Offset, p.Timestamp, p.LeaderEpoch, kerr.ErrorForCode(p.ErrorCode), want)
+		}
+	}
 
 	if p := deleteRecords(t, cl, "lo", 0, 5); p.ErrorCode != 0 || p.LowWatermark != 5 {
 		t.Fatalf("delete records: low %d %v", p.LowWatermark, kerr.ErrorForCode(p.ErrorCode))
