@@ -34,6 +34,8 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	fs.StringVar(&from, "from", "beginning", "where to start in each partition: beginning, end, OFFSET, @TIMESTAMP_MS or -N (the last N records)")
 	partition := fs.Int("partition", -1, "consume only this partition (-1: all)")
 	fs.Int64Var(&count, "n", 0, "stop after this many records (0: no limit)")
+	fs.Int64Var(&count, "max-messages", 0, "-n, by the name kafka-console-consumer gives it")
+	fromBeginning := fs.Bool("from-beginning", false, "--from beginning (the default), by the name kafka-console-consumer gives it")
 	fs.BoolVar(&follow, "follow", false, "keep waiting for new records instead of stopping at the end")
 	fs.BoolVar(&follow, "f", false, "follow (shorthand)")
 	fs.StringVar(&format, "format", `%v\n`, `output template: %v value, %k key, %p partition, %o offset, %t timestamp ms, %T topic, %h headers (k=v,k=v; a null value prints k=NULL), %%, \n, \t, \r, \0, \\`)
@@ -50,6 +52,11 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	}
 	if topic == "" {
 		return usagef("--topic is required")
+	}
+	if *fromBeginning {
+		if from != "beginning" {
+			return usagef("--from-beginning and --from %s name different starts", from)
+		}
 	}
 	if count < 0 {
 		return usagef("-n must not be negative")

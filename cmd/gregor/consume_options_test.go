@@ -19,6 +19,7 @@ func TestConsumeOptionChecks(t *testing.T) {
 		{[]string{"consume", "-t", "x", "--partition", "-5"}, "--partition -5 out of range"},
 		{[]string{"consume", "-t", "x", "--partition", "-2"}, "--partition -2 out of range"},
 		{[]string{"consume", "-t", "x", "--partition", "4294967296"}, "out of range"},
+		{[]string{"consume", "-t", "x", "--from-beginning", "--from", "end"}, "--from-beginning and --from end name different starts"},
 		{[]string{"produce", "-t", "x", "-k", `\`}, "lone"},
 		{[]string{"produce", "-t", "x", "-k", `\q`}, `unknown escape \q`},
 		{[]string{"produce", "-t", "x", "-k", `\n`}, "cannot contain a newline"},
@@ -38,6 +39,18 @@ func TestProduceKeySeparatorEscapes(t *testing.T) {
 	got := lines(mustRun(t, "", "consume", "-b", b, "-t", "tabs", "-Z", "--format", `%k|%v\n`))
 	want := []string{"k1|v1", "NULL|nokey", "k3|v\t3", "k4|v4"}
 	if !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestConsumeConsoleConsumerFlags: kafka-console-consumer's names work,
+// --from-beginning (the default start) and --max-messages (-n).
+func TestConsumeConsoleConsumerFlags(t *testing.T) {
+	t.Parallel()
+	b := newCluster(t, kfake.SeedTopics(1, "cc"))
+	mustRun(t, "a\nb\nc\n", "produce", "-b", b, "-t", "cc")
+	got := lines(mustRun(t, "", "consume", "-b", b, "-t", "cc", "--from-beginning", "--max-messages", "2"))
+	if want := []string{"a", "b"}; !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
