@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -70,5 +71,51 @@ func TestElectLeaders(t *testing.T) {
 
 	if resp := elect(2, 5, map[string][]int32{"el": {0}}); resp.ErrorCode != kerr.InvalidRequest.Code || len(resp.Topics) != 0 {
 		t.Fatalf("v2 election type 5: %+v, want INVALID_REQUEST", resp)
+	}
+}
+
+// TestDescribeClientQuotas: no quotas exist, so a valid filter lists
+// none; a bad one is INVALID_REQUEST with the reason.
+func TestDescribeClientQuotas(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	comp := func(typ string, match int8, name *string) kmsg.DescribeClientQuotasRequestComponent {
+		c := kmsg.NewDescribeClientQuotasRequestComponent()
+		c.EntityType, c.MatchType, c.Match = typ, kmsg.QuotasMatchType(match), name
+		return c
+	}
+	alice := kmsg.StringPtr("alice")
+	for _, tc := range []struct {
+		comps []kmsg.DescribeClientQuotasRequestComponent
+		bad   string
+	}{
+		{nil, ""},
+		{[]kmsg.DescribeClientQuotasRequestComponent{comp("user", 0, alice), comp("client-id", 2, nil)}, ""},
+		{[]kmsg.DescribeClientQuotasRequestComponent{comp("ip", 1, nil)}, ""},
+		{[]kmsg.DescribeClientQuotasRequestComponent{comp("group", 2, nil)}, "custom entity type"},
+		{[]kmsg.DescribeClientQuotasRequestComponent{comp("user", 2, nil), comp("user", 1, nil)}, "duplicate"},
+		{[]kmsg.DescribeClientQuotasRequestComponent{comp("ip", 2, nil), comp("user", 2, nil)}, "cannot be combined"},
+		{[]kmsg.DescribeClientQuotasRequestComponent{comp("user", 0, nil)}, "needs a name"},
+		{[]kmsg.DescribeClientQuotasRequestComponent{comp("user", 2, alice)}, "takes no name"},
+		{[]kmsg.DescribeClientQuotasRequestComponent{comp("user", 7, nil)}, "unknown match type"},
+	} {
+		req := kmsg.NewPtrDescribeClientQuotasRequest()
+		req.Components = tc.comps
+		resp, err := req.RequestWith(t.Context(), cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Entries) != 0 {
+			t.Fatalf("%+v: entries %+v, want none", tc.comps, resp.Entries)
+		}
+		if tc.bad == "" {
+			if resp.ErrorCode != 0 {
+				t.Fatalf("%+v: error %d %v", tc.comps, resp.ErrorCode, resp.ErrorMessage)
+			}
+			continue
+		}
+		if resp.ErrorCode != kerr.InvalidRequest.Code || resp.ErrorMessage == nil || !strings.Contains(*resp.ErrorMessage, tc.bad) {
+			t.Fatalf("%+v: error %d %v, want INVALID_REQUEST naming %q", tc.comps, resp.ErrorCode, resp.ErrorMessage, tc.bad)
+		}
 	}
 }
