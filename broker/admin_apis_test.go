@@ -119,3 +119,47 @@ func TestDescribeClientQuotas(t *testing.T) {
 		}
 	}
 }
+
+// TestBrokerLoggerConfigs: DescribeConfigs on a BROKER_LOGGER resource
+// (kafka-configs --entity-type broker-loggers) lists the root logger at
+// the broker's level, read-only; altering it, or asking for a resource
+// type gregor does not have, is INVALID_REQUEST saying so.
+func TestBrokerLoggerConfigs(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	describe := func(typ kmsg.ConfigResourceType, name string) kmsg.DescribeConfigsResponseResource {
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		r := kmsg.NewDescribeConfigsRequestResource()
+		r.ResourceType, r.ResourceName = typ, name
+		req.Resources = append(req.Resources, r)
+		resp, err := req.RequestWith(t.Context(), cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Resources[0]
+	}
+	r := describe(kmsg.ConfigResourceTypeBrokerLogger, "0")
+	if r.ErrorCode != 0 || len(r.Configs) != 1 {
+		t.Fatalf("broker logger: %+v", r)
+	}
+	if c := r.Configs[0]; c.Name != "root" || c.Value == nil || *c.Value != log4jLevel(b.log.Level()) || *c.Value == "OFF" || !c.ReadOnly {
+		t.Fatalf("root logger: %+v (value %v)", c, c.Value)
+	}
+	if r := describe(kmsg.ConfigResourceType(16), "cm"); r.ErrorCode != kerr.InvalidRequest.Code || r.ErrorMessage == nil || !strings.Contains(*r.ErrorMessage, "not supported by gregor") {
+		t.Fatalf("client metrics resource: %+v", r)
+	}
+	ia := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	ir := kmsg.NewIncrementalAlterConfigsRequestResource()
+	ir.ResourceType, ir.ResourceName = kmsg.ConfigResourceTypeBrokerLogger, "0"
+	ic := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	ic.Name, ic.Value = "root", kmsg.StringPtr("DEBUG")
+	ir.Configs = append(ir.Configs, ic)
+	ia.Resources = append(ia.Resources, ir)
+	iar, err := ia.RequestWith(t.Context(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := iar.Resources[0]; r.ErrorCode != kerr.InvalidRequest.Code || r.ErrorMessage == nil || !strings.Contains(*r.ErrorMessage, "--log-level") {
+		t.Fatalf("altering the root logger: %+v", r)
+	}
+}

@@ -9,15 +9,21 @@ package broker
 // resources list the broker's properties; the broker's own id or an empty
 // name select this broker. A null or empty list of config names asks for
 // every config, as in Kafka; a topic name Kafka would refuse is
-// INVALID_TOPIC_EXCEPTION rather than UNKNOWN_TOPIC_OR_PARTITION.
+// INVALID_TOPIC_EXCEPTION rather than UNKNOWN_TOPIC_OR_PARTITION. Broker
+// logger resources (kafka-configs --entity-type broker-loggers) list the
+// one logger gregor has, "root", at the broker's --log-level in log4j's
+// spelling (INFO, WARN, ...), read-only: levels are set at startup. Other
+// resource types (client metrics, groups) are INVALID_REQUEST, saying so.
 
 import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/gregor-log/gregor/broker/topicconfig"
 	"github.com/gregor-log/gregor/broker/wire"
@@ -43,8 +49,10 @@ func (b *Broker) handleDescribeConfigs(_ wire.RequestHeader, req *kmsg.DescribeC
 			err = b.describeTopicConfigs(req, &rr, &sr)
 		case kmsg.ConfigResourceTypeBroker:
 			err = b.describeBrokerConfigs(req, &rr, &sr)
+		case kmsg.ConfigResourceTypeBrokerLogger:
+			err = b.describeBrokerLoggers(&rr, &sr)
 		default:
-			err = fmt.Errorf("resource type %v: %w", rr.ResourceType, kerr.InvalidRequest)
+			err = fmt.Errorf("resource type %v is not supported by gregor (topic, broker and broker logger are): %w", rr.ResourceType, kerr.InvalidRequest)
 		}
 		if err != nil {
 			sr.ErrorCode = errorCode(err)
@@ -192,4 +200,36 @@ func (b *Broker) describeBrokerConfigs(req *kmsg.DescribeConfigsRequest, rr *kms
 		sr.Configs = append(sr.Configs, c)
 	}
 	return nil
+}
+
+// describeBrokerLoggers answers a BROKER_LOGGER resource: this broker's
+// one logger, "root", at its level.
+func (b *Broker) describeBrokerLoggers(rr *kmsg.DescribeConfigsRequestResource, sr *kmsg.DescribeConfigsResponseResource) error {
+	if rr.ResourceName != strconv.Itoa(int(b.cfg.BrokerID)) {
+		return fmt.Errorf("broker %q: this is broker %d: %w", rr.ResourceName, b.cfg.BrokerID, kerr.InvalidRequest)
+	}
+	if !wanted(rr.ConfigNames)("root") {
+		return nil
+	}
+	c := kmsg.NewDescribeConfigsResponseResourceConfig()
+	c.Name = "root"
+	level := log4jLevel(b.log.Level())
+	c.Value = &level
+	c.ReadOnly = true
+	c.Source = kmsg.ConfigSource(sourceStaticBroker)
+	c.ConfigType = kmsg.ConfigTypeString
+	sr.Configs = append(sr.Configs, c)
+	return nil
+}
+
+// log4jLevel spells a zap level as log4j does; OFF for a logger that logs
+// nothing.
+func log4jLevel(l zapcore.Level) string {
+	switch l {
+	case zapcore.DebugLevel, zapcore.InfoLevel, zapcore.WarnLevel, zapcore.ErrorLevel:
+		return strings.ToUpper(l.String())
+	case zapcore.DPanicLevel, zapcore.PanicLevel, zapcore.FatalLevel:
+		return "FATAL"
+	}
+	return "OFF"
 }

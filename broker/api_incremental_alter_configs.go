@@ -79,7 +79,10 @@ func alterResource(rt kmsg.ConfigResourceType, alterTopic func() error) error {
 	case kmsg.ConfigResourceTypeBroker:
 		return fmt.Errorf("dynamic broker configs are not supported; set them with --set at startup: %w", kerr.InvalidRequest)
 	default:
-		return fmt.Errorf("resource type %v: %w", rt, kerr.InvalidRequest)
+		if rt == kmsg.ConfigResourceTypeBrokerLogger {
+			return fmt.Errorf("log levels cannot be changed at runtime; restart the broker with --log-level: %w", kerr.InvalidRequest)
+		}
+		return fmt.Errorf("resource type %v is not supported by gregor (topic, broker and, to describe, broker logger are): %w", rt, kerr.InvalidRequest)
 	}
 }
 
