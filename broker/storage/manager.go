@@ -63,8 +63,12 @@ type Manager struct {
 
 	mu struct {
 		sync.RWMutex
-		logs   map[topicPartition]*Log
-		closed bool
+		logs map[topicPartition]*Log
+		// creating holds the partitions whose logs Create is making,
+		// outside the lock (see Create); each channel is closed when
+		// that Create is done.
+		creating map[topicPartition]chan struct{}
+		closed   bool
 	}
 
 	dir     dataDirWatch
@@ -122,6 +126,7 @@ func OpenManager(o ManagerOptions) (*Manager, error) {
 	o.Cleaner = o.Cleaner.WithDefaults()
 	m := &Manager{o: o, logger: o.Logger, stop: make(chan struct{})}
 	m.mu.logs = map[topicPartition]*Log{}
+	m.mu.creating = map[topicPartition]chan struct{}{}
 
 	if err := vfs.MkdirAllDurable(o.FS, o.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("open log manager: %w", err)
@@ -263,7 +268,11 @@ func (m *Manager) Log(topic string, partition int32) *Log {
 	return m.mu.logs[topicPartition{topic, partition}]
 }
 
-// Create returns the log of a partition, creating it if needed.
+// Create returns the log of a partition, creating it if needed. The files
+// are made (about nine fsyncs) without holding mu, which every produce and
+// fetch takes to find its log: held, creating a topic of 1,000 partitions
+// stalled all traffic for a second and more. A second Create of the same
+// partition waits for the first.
 func (m *Manager) Create(topic string, partition int32) (*Log, error) {
 	if topic == "" || partition < 0 || strings.ContainsAny(topic, "/\\") || topic == "." || topic == ".." {
 		return nil, fmt.Errorf("create log for %q partition %d: invalid name", topic, partition)
@@ -272,14 +281,50 @@ func (m *Manager) Create(topic string, partition int32) (*Log, error) {
 		return nil, fmt.Errorf("create log for %s-%d: %w", topic, partition, err)
 	}
 	tp := topicPartition{topic, partition}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.mu.closed {
-		return nil, ErrClosed
+	for {
+		m.mu.Lock()
+		if m.mu.closed {
+			m.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if l := m.mu.logs[tp]; l != nil {
+			m.mu.Unlock()
+			return l, nil
+		}
+		if busy, ok := m.mu.creating[tp]; ok {
+			m.mu.Unlock()
+			<-busy
+			continue
+		}
+		done := make(chan struct{})
+		m.mu.creating[tp] = done
+		m.mu.Unlock()
+
+		l, err := m.createLog(tp)
+
+		m.mu.Lock()
+		delete(m.mu.creating, tp)
+		close(done)
+		closed := m.mu.closed
+		if err == nil && !closed {
+			m.mu.logs[tp] = l
+		}
+		m.mu.Unlock()
+		if err == nil && closed {
+			// Close began meanwhile and waited for this: close the new
+			// log as it closed the others.
+			if cerr := l.Close(); cerr != nil {
+				m.logger.Warn("close a log created while closing", zap.String("dir", m.dirFor(tp)), zap.Error(cerr))
+			}
+			return nil, ErrClosed
+		}
+		return l, err
 	}
-	if l := m.mu.logs[tp]; l != nil {
-		return l, nil
-	}
+}
+
+// createLog makes the files of tp's new log and opens it; Create has
+// marked tp as being created.
+func (m *Manager) createLog(tp topicPartition) (*Log, error) {
 	_, statErr := m.o.FS.Stat(m.dirFor(tp))
 	if statErr == nil {
 		// A directory no open log owns: left by a deletion whose rename
@@ -288,10 +333,10 @@ func (m *Manager) Create(topic string, partition int32) (*Log, error) {
 		// not know.
 		target := asidePath(m.dirFor(tp), StraySuffix)
 		if err := m.o.FS.Rename(m.dirFor(tp), target); err != nil {
-			return nil, fmt.Errorf("create log for %s-%d: set aside the directory left there: %w", topic, partition, err)
+			return nil, fmt.Errorf("create log for %s-%d: set aside the directory left there: %w", tp.topic, tp.partition, err)
 		}
 		if err := m.o.FS.SyncDir(m.o.DataDir); err != nil {
-			return nil, fmt.Errorf("create log for %s-%d: %w", topic, partition, err)
+			return nil, fmt.Errorf("create log for %s-%d: %w", tp.topic, tp.partition, err)
 		}
 		m.logger.Warn("a directory was left where a new log goes; set aside, remove it once not needed",
 			zap.String("dir", target))
@@ -308,7 +353,6 @@ func (m *Manager) Create(topic string, partition int32) (*Log, error) {
 		}
 		return nil, err
 	}
-	m.mu.logs[tp] = l
 	return l, nil
 }
 
@@ -473,7 +517,14 @@ func (m *Manager) Close() error {
 	for _, l := range m.mu.logs {
 		logs = append(logs, l)
 	}
+	var creating []chan struct{}
+	for _, done := range m.mu.creating {
+		creating = append(creating, done)
+	}
 	m.mu.Unlock()
+	for _, done := range creating {
+		<-done // its Create closes the log it made
+	}
 	close(m.stop)
 	m.cancelStop()
 	m.wg.Wait()

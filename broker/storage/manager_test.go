@@ -377,3 +377,81 @@ func TestRollOutOfDescriptors(t *testing.T) {
 		checkSequential(t, recs, 0)
 	}
 }
+
+// TestCreateDoesNotBlockLookups: while a log's files are being made
+// (here held at its directory's creation), other partitions' logs are
+// found at once: every produce and fetch looks its log up, and a create
+// of 1,000 partitions, ~9 fsyncs each, had held the lookup lock for over a
+// second (helper-56). A second Create of the same partition waits for the
+// first and returns its log; Close waits for a Create in flight, whose
+// log it then closes.
+func TestCreateDoesNotBlockLookups(t *testing.T) {
+	dir := t.TempDir()
+	efs := vfs.NewErrorFS(vfs.OS)
+	m, err := OpenManager(ManagerOptions{FS: efs, DataDir: dir, Logger: zaptest.NewLogger(t),
+		ConfigFor: func(string) Config { return Config{} }, MaintainInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := m.Create("a", 0); err != nil {
+		t.Fatal(err)
+	}
+	hold := func(partition string) (entered, release chan struct{}) {
+		entered, release = make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		efs.SetHook(func(op vfs.Op, path string) error {
+			if op == vfs.OpMkdir && strings.Contains(path, partition) {
+				once.Do(func() { close(entered); <-release })
+			}
+			return nil
+		})
+		return entered, release
+	}
+	entered, release := hold("b-0")
+	type result struct {
+		l   *Log
+		err error
+	}
+	first, second := make(chan result, 1), make(chan result, 1)
+	go func() { l, err := m.Create("b", 0); first <- result{l, err} }()
+	<-entered
+	go func() { l, err := m.Create("b", 0); second <- result{l, err} }()
+	found := make(chan *Log, 1)
+	go func() { found <- m.Log("a", 0) }()
+	select {
+	case l := <-found:
+		if l == nil {
+			t.Fatal("a-0 not found")
+		}
+	case <-time.After(5 * time.Second):
+		close(release) // let the test end
+		t.Fatal("looking up a-0 waited for b-0's creation")
+	}
+	if m.Log("b", 0) != nil {
+		t.Fatal("b-0 found before its files are made")
+	}
+	close(release)
+	r1, r2 := <-first, <-second
+	if r1.err != nil || r2.err != nil || r1.l == nil || r1.l != r2.l || m.Log("b", 0) != r1.l {
+		t.Fatalf("creates of b-0: %v %v, logs %p %p", r1.err, r2.err, r1.l, r2.l)
+	}
+
+	entered, release = hold("c-0")
+	go func() { l, err := m.Create("c", 0); first <- result{l, err} }()
+	<-entered
+	closed := make(chan error, 1)
+	go func() { closed <- m.Close() }()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) with a Create in flight", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if r := <-first; !errors.Is(r.err, ErrClosed) {
+		t.Fatalf("create during Close: %v, want ErrClosed", r.err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+}
