@@ -388,6 +388,11 @@ func (m *Manager) DeleteTopic(topic string) error { return m.DeletePartitions(to
 // with it.
 func (m *Manager) DeletePartitions(topic string, from int32) error {
 	m.mu.Lock()
+	for busy := m.creatingLocked(topic, from); busy != nil; busy = m.creatingLocked(topic, from) {
+		m.mu.Unlock()
+		<-busy // a log being created would outlive the deletion
+		m.mu.Lock()
+	}
 	if m.mu.closed {
 		m.mu.Unlock()
 		return ErrClosed
@@ -428,6 +433,17 @@ func (m *Manager) DeletePartitions(topic string, from int32) error {
 	return errors.Join(errList...)
 }
 
+// creatingLocked returns the done channel of a Create in flight for one of
+// topic's partitions from from on, nil if there is none. mu held.
+func (m *Manager) creatingLocked(topic string, from int32) chan struct{} {
+	for tp, done := range m.mu.creating {
+		if tp.topic == topic && tp.partition >= from {
+			return done
+		}
+	}
+	return nil
+}
+
 // SetAside closes the log of topic/partition and renames its directory to
 // <topic>-<partition>.<random>-stray (durably), where the broker neither
 // serves nor removes it, and returns the new path. It is for logs the
@@ -436,6 +452,11 @@ func (m *Manager) DeletePartitions(topic string, from int32) error {
 func (m *Manager) SetAside(topic string, partition int32) (string, error) {
 	tp := topicPartition{topic, partition}
 	m.mu.Lock()
+	for busy := m.mu.creating[tp]; busy != nil; busy = m.mu.creating[tp] {
+		m.mu.Unlock()
+		<-busy
+		m.mu.Lock()
+	}
 	if m.mu.closed {
 		m.mu.Unlock()
 		return "", ErrClosed

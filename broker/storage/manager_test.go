@@ -437,6 +437,26 @@ func TestCreateDoesNotBlockLookups(t *testing.T) {
 		t.Fatalf("creates of b-0: %v %v, logs %p %p", r1.err, r2.err, r1.l, r2.l)
 	}
 
+	// A deletion of the topic waits for the create, then deletes its log.
+	entered, release = hold("d-0")
+	go func() { l, err := m.Create("d", 0); first <- result{l, err} }()
+	<-entered
+	deleted := make(chan error, 1)
+	go func() { deleted <- m.DeleteTopic("d") }()
+	select {
+	case err := <-deleted:
+		close(release)
+		t.Fatalf("DeleteTopic returned (%v) with a Create of its partition in flight", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if r := <-first; r.err != nil {
+		t.Fatalf("create of d-0: %v", r.err)
+	}
+	if err := <-deleted; err != nil || m.Log("d", 0) != nil {
+		t.Fatalf("delete of d after its create: %v, log %p", err, m.Log("d", 0))
+	}
+
 	entered, release = hold("c-0")
 	go func() { l, err := m.Create("c", 0); first <- result{l, err} }()
 	<-entered
