@@ -37,6 +37,15 @@ func produceN(t *testing.T, cl *kgo.Client, topic string, partition int32, n int
 
 func listOffset(t *testing.T, cl *kgo.Client, topic string, partition int32, ts int64) (int64, int16) {
 	t.Helper()
+	resp := listOffsetResponse(t, cl, topic, partition, ts)
+	p := resp.Topics[0].Partitions[0]
+	return p.Offset, p.ErrorCode
+}
+
+// listOffsetResponse sends a one-partition ListOffsets for timestamp ts
+// and returns the whole answer.
+func listOffsetResponse(t *testing.T, cl *kgo.Client, topic string, partition int32, ts int64) *kmsg.ListOffsetsResponse {
+	t.Helper()
 	req := kmsg.NewPtrListOffsetsRequest()
 	rt := kmsg.NewListOffsetsRequestTopic()
 	rt.Topic = topic
@@ -49,8 +58,7 @@ func listOffset(t *testing.T, cl *kgo.Client, topic string, partition int32, ts 
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := resp.Topics[0].Partitions[0]
-	return p.Offset, p.ErrorCode
+	return resp
 }
 
 // produceRequest is an acks=all produce request (5 s timeout) of records
@@ -148,18 +156,7 @@ func TestListOffsetsAndDeleteRecords(t *testing.T) {
 	// tiered offset) none; v10 carries a timeout for remote lookups. (The
 	// client asks at the highest version both sides know: 10.)
 	for ts, want := range map[int64]int64{-4: 0, -5: -1} {
-		req := kmsg.NewPtrListOffsetsRequest()
-		req.TimeoutMillis = 1000
-		rt := kmsg.NewListOffsetsRequestTopic()
-		rt.Topic = "lo"
-		rp := kmsg.NewListOffsetsRequestTopicPartition()
-		rp.Timestamp = ts
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
-		resp, err := req.RequestWith(context.Background(), cl)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := listOffsetResponse(t, cl, "lo", 0, ts)
 		p := resp.Topics[0].Partitions[0]
 		if resp.Version != 10 || p.ErrorCode != 0 || p.Offset != want || ts == -5 && (p.Timestamp != -1 || p.LeaderEpoch != -1) {
 			t.Fatalf("v%d, timestamp %d: offset %d, time %d, epoch %d, %v; want offset %d", resp.Version, ts, p.Offset, p.Timestamp, p.LeaderEpoch, kerr.ErrorForCode(p.ErrorCode), want)

@@ -230,10 +230,10 @@ func TestConcurrentAppendReadMaintain(t *testing.T) {
 	})
 }
 
-// TestCreateFailureLeavesNoDirectory: a log that fails to open (here, out
-// of file descriptors) leaves no directory behind, which the next start
-// would set aside as a stray log; an existing directory is never removed.
-func TestCreateFailureLeavesNoDirectory(t *testing.T) {
+// openErrorFSManager opens a manager on a new directory through an
+// ErrorFS over the OS, with no maintenance passes to speak of.
+func openErrorFSManager(t *testing.T) (*Manager, *vfs.ErrorFS, string) {
+	t.Helper()
 	dir := t.TempDir()
 	efs := vfs.NewErrorFS(vfs.OS)
 	m, err := OpenManager(ManagerOptions{FS: efs, DataDir: dir, Logger: zaptest.NewLogger(t),
@@ -241,6 +241,14 @@ func TestCreateFailureLeavesNoDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m, efs, dir
+}
+
+// TestCreateFailureLeavesNoDirectory: a log that fails to open (here, out
+// of file descriptors) leaves no directory behind, which the next start
+// would set aside as a stray log; an existing directory is never removed.
+func TestCreateFailureLeavesNoDirectory(t *testing.T) {
+	m, efs, dir := openErrorFSManager(t)
 	defer m.Close()
 	efs.FailOn(vfs.OpOpen, "broken-0", syscall.EMFILE)
 	if _, err := m.Create("broken", 0); !errors.Is(err, syscall.EMFILE) {
@@ -386,13 +394,7 @@ func TestRollOutOfDescriptors(t *testing.T) {
 // first and returns its log; Close waits for a Create in flight, whose
 // log it then closes.
 func TestCreateDoesNotBlockLookups(t *testing.T) {
-	dir := t.TempDir()
-	efs := vfs.NewErrorFS(vfs.OS)
-	m, err := OpenManager(ManagerOptions{FS: efs, DataDir: dir, Logger: zaptest.NewLogger(t),
-		ConfigFor: func(string) Config { return Config{} }, MaintainInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, efs, _ := openErrorFSManager(t)
 	defer m.Close()
 	if _, err := m.Create("a", 0); err != nil {
 		t.Fatal(err)
