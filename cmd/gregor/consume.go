@@ -53,10 +53,8 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	if topic == "" {
 		return usagef("--topic is required")
 	}
-	if *fromBeginning {
-		if from != "beginning" {
-			return usagef("--from-beginning and --from %s name different starts", from)
-		}
+	if *fromBeginning && from != "beginning" {
+		return usagef("--from-beginning and --from %s name different starts", from)
 	}
 	if count < 0 {
 		return usagef("-n must not be negative")
