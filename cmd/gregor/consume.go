@@ -168,6 +168,16 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		return err
 	}
 	defer cl.Close()
+	if follow && *partition < 0 {
+		watchCtx, stopWatch := context.WithCancel(ctx)
+		var watching sync.WaitGroup
+		watching.Add(1)
+		go func() {
+			defer watching.Done()
+			followNewPartitions(watchCtx, cl, topic, plan.start, partitionCheckEvery, conn.printf)
+		}()
+		defer func() { stopWatch(); watching.Wait() }() // before cl.Close
+	}
 	return c.run(ctx, cl)
 }
 
