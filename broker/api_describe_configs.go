@@ -133,8 +133,8 @@ func (b *Broker) describeBrokerConfigs(req *kmsg.DescribeConfigsRequest, rr *kms
 		// Kafka; gregor's settings are all static, so it is empty.
 		return nil
 	}
-	if rr.ResourceName != strconv.Itoa(int(b.cfg.BrokerID)) {
-		return fmt.Errorf("broker %q: this is broker %d: %w", rr.ResourceName, b.cfg.BrokerID, kerr.InvalidRequest)
+	if err := b.thisBroker(rr.ResourceName); err != nil {
+		return err
 	}
 	props := map[string]string{
 		"broker.id":                  strconv.Itoa(int(b.cfg.BrokerID)),
@@ -205,8 +205,8 @@ func (b *Broker) describeBrokerConfigs(req *kmsg.DescribeConfigsRequest, rr *kms
 // describeBrokerLoggers answers a BROKER_LOGGER resource: this broker's
 // one logger, "root", at its level.
 func (b *Broker) describeBrokerLoggers(rr *kmsg.DescribeConfigsRequestResource, sr *kmsg.DescribeConfigsResponseResource) error {
-	if rr.ResourceName != strconv.Itoa(int(b.cfg.BrokerID)) {
-		return fmt.Errorf("broker %q: this is broker %d: %w", rr.ResourceName, b.cfg.BrokerID, kerr.InvalidRequest)
+	if err := b.thisBroker(rr.ResourceName); err != nil {
+		return err
 	}
 	if !wanted(rr.ConfigNames)("root") {
 		return nil
@@ -232,4 +232,13 @@ func log4jLevel(l zapcore.Level) string {
 		return "FATAL"
 	}
 	return "OFF"
+}
+
+// thisBroker checks that a broker (or broker logger) resource names this
+// broker.
+func (b *Broker) thisBroker(name string) error {
+	if name != strconv.Itoa(int(b.cfg.BrokerID)) {
+		return fmt.Errorf("broker %q: this is broker %d: %w", name, b.cfg.BrokerID, kerr.InvalidRequest)
+	}
+	return nil
 }

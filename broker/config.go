@@ -7,7 +7,6 @@ import (
 	"net"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gregor-log/gregor/broker/group"
@@ -225,13 +224,12 @@ func (c *Config) resolveAliases() []error {
 		delete(c.Props, key)
 		switch key {
 		case "auto.create.topics.enable":
-			// Kafka's spelling, in any case; not ParseBool's 1 or t.
-			t, f := strings.EqualFold(v, "true"), strings.EqualFold(v, "false")
-			if !t && !f {
+			b, ok := topicconfig.ParseBool(v)
+			if !ok {
 				errs = append(errs, fmt.Errorf("property %s=%q: not true or false", key, v))
 				continue
 			}
-			c.AutoCreateTopics = t
+			c.AutoCreateTopics = b
 		default:
 			n, err := strconv.ParseInt(v, 10, 32)
 			if err != nil {

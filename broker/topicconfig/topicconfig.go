@@ -67,9 +67,16 @@ func oneOf(allowed ...string) func(string) error {
 	}
 }
 
+// ParseBool reads a boolean as Kafka spells it: true or false, in any
+// case (not strconv.ParseBool's 1, t or F); ok is false for anything else.
+func ParseBool(v string) (b, ok bool) {
+	t, f := strings.EqualFold(v, "true"), strings.EqualFold(v, "false")
+	return t, t || f
+}
+
 // falseOnly accepts false, in any case, as Kafka spells booleans.
 func falseOnly(v string) error {
-	if strings.EqualFold(v, "false") {
+	if b, ok := ParseBool(v); ok && !b {
 		return nil
 	}
 	return errors.New("must be false: there is no tiered storage")
@@ -233,8 +240,7 @@ func checkType(t Type, v string) error {
 	var err error
 	switch t {
 	case TypeBoolean:
-		// Kafka's spelling only: not ParseBool's 1, t or TRUE-ish forms.
-		if !strings.EqualFold(v, "true") && !strings.EqualFold(v, "false") {
+		if _, ok := ParseBool(v); !ok {
 			err = errors.New("not true or false")
 		}
 	case TypeInt:
