@@ -61,14 +61,14 @@ type Manager struct {
 	logger  *zap.Logger
 	cleaner *Cleaner // nil when disabled; used only by cleanerLoop
 
-	mu struct {
+	// createMu is held by Create while it makes a log's files, outside
+	// mu (see Create), and taken by what must not run meanwhile:
+	// deleting or setting logs aside, and Close. It is taken before mu.
+	createMu sync.Mutex
+	mu       struct {
 		sync.RWMutex
-		logs map[topicPartition]*Log
-		// creating holds the partitions whose logs Create is making,
-		// outside the lock (see Create); each channel is closed when
-		// that Create is done.
-		creating map[topicPartition]chan struct{}
-		closed   bool
+		logs   map[topicPartition]*Log
+		closed bool
 	}
 
 	dir     dataDirWatch
@@ -126,7 +126,6 @@ func OpenManager(o ManagerOptions) (*Manager, error) {
 	o.Cleaner = o.Cleaner.WithDefaults()
 	m := &Manager{o: o, logger: o.Logger, stop: make(chan struct{})}
 	m.mu.logs = map[topicPartition]*Log{}
-	m.mu.creating = map[topicPartition]chan struct{}{}
 
 	if err := vfs.MkdirAllDurable(o.FS, o.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("open log manager: %w", err)
@@ -271,8 +270,8 @@ func (m *Manager) Log(topic string, partition int32) *Log {
 // Create returns the log of a partition, creating it if needed. The files
 // are made (about nine fsyncs) without holding mu, which every produce and
 // fetch takes to find its log: held, creating a topic of 1,000 partitions
-// stalled all traffic for a second and more. A second Create of the same
-// partition waits for the first.
+// stalled all traffic for a second and more. Creates run one at a time
+// (createMu), so a second Create of a partition finds the first's log.
 func (m *Manager) Create(topic string, partition int32) (*Log, error) {
 	if topic == "" || partition < 0 || strings.ContainsAny(topic, "/\\") || topic == "." || topic == ".." {
 		return nil, fmt.Errorf("create log for %q partition %d: invalid name", topic, partition)
@@ -281,49 +280,41 @@ func (m *Manager) Create(topic string, partition int32) (*Log, error) {
 		return nil, fmt.Errorf("create log for %s-%d: %w", topic, partition, err)
 	}
 	tp := topicPartition{topic, partition}
-	for {
-		m.mu.Lock()
-		if m.mu.closed {
-			m.mu.Unlock()
-			return nil, ErrClosed
-		}
-		if l := m.mu.logs[tp]; l != nil {
-			m.mu.Unlock()
-			return l, nil
-		}
-		if busy, ok := m.mu.creating[tp]; ok {
-			m.mu.Unlock()
-			<-busy
-			continue
-		}
-		done := make(chan struct{})
-		m.mu.creating[tp] = done
-		m.mu.Unlock()
-
-		l, err := m.createLog(tp)
-
-		m.mu.Lock()
-		delete(m.mu.creating, tp)
-		close(done)
-		closed := m.mu.closed
-		if err == nil && !closed {
-			m.mu.logs[tp] = l
-		}
-		m.mu.Unlock()
-		if err == nil && closed {
-			// Close began meanwhile and waited for this: close the new
-			// log as it closed the others.
-			if cerr := l.Close(); cerr != nil {
-				m.logger.Warn("close a log created while closing", zap.String("dir", m.dirFor(tp)), zap.Error(cerr))
-			}
-			return nil, ErrClosed
-		}
-		return l, err
+	m.createMu.Lock()
+	defer m.createMu.Unlock()
+	m.mu.RLock()
+	l, closed := m.mu.logs[tp], m.mu.closed
+	m.mu.RUnlock()
+	if closed {
+		return nil, ErrClosed
 	}
+	if l != nil {
+		return l, nil
+	}
+
+	l, err := m.createLog(tp)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	closed = m.mu.closed
+	if !closed {
+		m.mu.logs[tp] = l
+	}
+	m.mu.Unlock()
+	if closed {
+		// Close began meanwhile and waited for this: close the new log
+		// as it closed the others.
+		if cerr := l.Close(); cerr != nil {
+			m.logger.Warn("close a log created while closing", zap.String("dir", m.dirFor(tp)), zap.Error(cerr))
+		}
+		return nil, ErrClosed
+	}
+	return l, nil
 }
 
-// createLog makes the files of tp's new log and opens it; Create has
-// marked tp as being created.
+// createLog makes the files of tp's new log and opens it; createMu is
+// held.
 func (m *Manager) createLog(tp topicPartition) (*Log, error) {
 	_, statErr := m.o.FS.Stat(m.dirFor(tp))
 	if statErr == nil {
@@ -387,12 +378,9 @@ func (m *Manager) DeleteTopic(topic string) error { return m.DeletePartitions(to
 // partitions from the given one on: a failed partition addition is undone
 // with it.
 func (m *Manager) DeletePartitions(topic string, from int32) error {
+	m.createMu.Lock() // a log being created would outlive the deletion
+	defer m.createMu.Unlock()
 	m.mu.Lock()
-	for busy := m.creatingLocked(topic, from); busy != nil; busy = m.creatingLocked(topic, from) {
-		m.mu.Unlock()
-		<-busy // a log being created would outlive the deletion
-		m.mu.Lock()
-	}
 	if m.mu.closed {
 		m.mu.Unlock()
 		return ErrClosed
@@ -433,17 +421,6 @@ func (m *Manager) DeletePartitions(topic string, from int32) error {
 	return errors.Join(errList...)
 }
 
-// creatingLocked returns the done channel of a Create in flight for one of
-// topic's partitions from from on, nil if there is none. mu held.
-func (m *Manager) creatingLocked(topic string, from int32) chan struct{} {
-	for tp, done := range m.mu.creating {
-		if tp.topic == topic && tp.partition >= from {
-			return done
-		}
-	}
-	return nil
-}
-
 // SetAside closes the log of topic/partition and renames its directory to
 // <topic>-<partition>.<random>-stray (durably), where the broker neither
 // serves nor removes it, and returns the new path. It is for logs the
@@ -451,12 +428,9 @@ func (m *Manager) creatingLocked(topic string, from int32) chan struct{} {
 // the operator, as Kafka does with stray logs.
 func (m *Manager) SetAside(topic string, partition int32) (string, error) {
 	tp := topicPartition{topic, partition}
+	m.createMu.Lock()
+	defer m.createMu.Unlock()
 	m.mu.Lock()
-	for busy := m.mu.creating[tp]; busy != nil; busy = m.mu.creating[tp] {
-		m.mu.Unlock()
-		<-busy
-		m.mu.Lock()
-	}
 	if m.mu.closed {
 		m.mu.Unlock()
 		return "", ErrClosed
@@ -538,14 +512,11 @@ func (m *Manager) Close() error {
 	for _, l := range m.mu.logs {
 		logs = append(logs, l)
 	}
-	var creating []chan struct{}
-	for _, done := range m.mu.creating {
-		creating = append(creating, done)
-	}
 	m.mu.Unlock()
-	for _, done := range creating {
-		<-done // its Create closes the log it made
-	}
+	// A Create in flight finishes (and, seeing closed, closes the log it
+	// made) before this goes on.
+	m.createMu.Lock()
+	m.createMu.Unlock() // a barrier: nothing to do under it
 	close(m.stop)
 	m.cancelStop()
 	m.wg.Wait()
