@@ -331,6 +331,15 @@ func (b *Broker) producePartition(topic string, version, acks int16, rp *kmsg.Pr
 		if sp.ErrorCode == kerr.CorruptMessage.Code || sp.ErrorCode == kerr.InvalidRecord.Code || sp.ErrorCode == kerr.MessageTooLarge.Code || sp.ErrorCode == kerr.InvalidTimestamp.Code {
 			sp.ErrorMessage = errorMessage(err)
 		}
+		var re *storage.RecordErrors
+		if version >= 8 && errors.As(err, &re) {
+			// KIP-467: the records at fault, each with its reason.
+			sp.ErrorRecords = make([]kmsg.ProduceResponseTopicPartitionErrorRecord, len(re.Records))
+			for i, r := range re.Records {
+				sp.ErrorRecords[i].RelativeOffset = r.Index
+				sp.ErrorRecords[i].ErrorMessage = kmsg.StringPtr(r.Message)
+			}
+		}
 		sp.LogStartOffset = l.LogStartOffset()
 		return
 	}

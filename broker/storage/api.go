@@ -124,6 +124,24 @@ var (
 	ErrCleanAborted = errors.New("log cleaning aborted")
 )
 
+// RecordError names one record of a refused append: its index among the
+// records the append carried (counting across its batches from 0), and
+// why. Produce v8+ answers with them (KIP-467's RecordErrors).
+type RecordError struct {
+	Index   int32
+	Message string
+}
+
+// RecordErrors is a refusal (ErrInvalidRecord, ErrInvalidTimestamp) that
+// names the records at fault; errors.As finds it in an Append error.
+type RecordErrors struct {
+	Records []RecordError
+	Err     error
+}
+
+func (e *RecordErrors) Error() string { return e.Err.Error() }
+func (e *RecordErrors) Unwrap() error { return e.Err }
+
 // Options open one partition log.
 type Options struct {
 	FS        vfs.FS

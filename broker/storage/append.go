@@ -90,6 +90,7 @@ func validateBatches(records []byte, cfg *Config, hdrs []record.Header, now time
 	// batches fit; here a small segment.bytes is allowed, and refusing
 	// would cost a client the records it batched up while the broker was
 	// away (franz-go does not split a refused batch).
+	var first int32 // index of the batch's first record among all of them
 	for pos := 0; pos < len(records); {
 		h, err := record.ParseHeader(records[pos:])
 		if err != nil {
@@ -123,7 +124,7 @@ func validateBatches(records []byte, cfg *Config, hdrs []record.Header, now time
 			// index and lookups by time go by it.
 			record.SetMaxTimestamp(batch, &h, maxTs)
 		}
-		if err := checkTimestamps(batch, &h, maxTs, cfg, now); err != nil {
+		if err := checkTimestamps(batch, &h, maxTs, cfg, now, first); err != nil {
 			return nil, fmt.Errorf("batch at byte %d: %w", pos, err)
 		}
 		switch {
@@ -135,47 +136,69 @@ func validateBatches(records []byte, cfg *Config, hdrs []record.Header, now time
 			return nil, fmt.Errorf("batch at byte %d: producer %d with epoch %d and sequence %d: %w", pos, h.ProducerID, h.ProducerEpoch, h.BaseSequence, ErrInvalidRecord)
 		}
 		if cfg.CleanupPolicy.Compact() {
-			if err := checkKeys(h, batch); err != nil {
+			if err := checkKeys(h, batch, first); err != nil {
 				return nil, fmt.Errorf("batch at byte %d: %w", pos, err)
 			}
 		}
 		hdrs = append(hdrs, h)
 		pos += int(size)
+		first += h.NumRecords
 	}
 	return hdrs, nil
 }
 
 // checkTimestamps applies message.timestamp.{before,after}.max.ms to a
-// validated batch whose largest record timestamp is maxTs. Topics stamped
-// with LogAppendTime are not checked, as in Kafka. The smallest timestamp
-// is looked for only when a before-limit is set.
-func checkTimestamps(batch []byte, h *record.Header, maxTs int64, cfg *Config, now time.Time) error {
+// validated batch whose largest record timestamp is maxTs; first is the
+// index of the batch's first record among the append's. Topics stamped
+// with LogAppendTime are not checked, as in Kafka. The records are read
+// only when a before-limit is set or the after-limit is broken, to name
+// every record out of range, as Kafka does.
+func checkTimestamps(batch []byte, h *record.Header, maxTs int64, cfg *Config, now time.Time, first int32) error {
 	if cfg.LogAppendTime || (cfg.TimestampBeforeMaxMs == 0 && cfg.TimestampAfterMaxMs == 0) {
 		return nil
 	}
 	nowMs := now.UnixMilli()
-	if limit := max(cfg.TimestampAfterMaxMs, 0); cfg.TimestampAfterMaxMs != 0 && maxTs-nowMs > limit {
-		return fmt.Errorf("a record is timestamped %d ms after the broker's clock, the limit is %d ms (message.timestamp.after.max.ms, or difference.max.ms when that is not set): %w", maxTs-nowMs, limit, ErrInvalidTimestamp)
-	}
-	if cfg.TimestampBeforeMaxMs == 0 {
+	afterLimit, beforeLimit := max(cfg.TimestampAfterMaxMs, 0), max(cfg.TimestampBeforeMaxMs, 0)
+	after := cfg.TimestampAfterMaxMs != 0 && maxTs-nowMs > afterLimit
+	if !after && cfg.TimestampBeforeMaxMs == 0 {
 		return nil
 	}
-	limit := max(cfg.TimestampBeforeMaxMs, 0)
-	minTs := int64(math.MaxInt64)
+	var bad []RecordError
+	var worst int64 // the largest distance past a limit, the first record found at it
+	var worstMsg string
+	i := first
 	if err := record.Records(*h, batch, func(r *record.Record) error {
+		defer func() { i++ }()
 		// -1 is "no timestamp" (pre-0.10 producers, up-converted message
 		// sets): Kafka checks no limit against it.
-		if ts := h.BaseTimestamp + r.TimestampDelta; ts != -1 {
-			minTs = min(minTs, ts)
+		ts := h.BaseTimestamp + r.TimestampDelta
+		if ts == -1 {
+			return nil
+		}
+		var msg string
+		var past int64
+		switch {
+		case cfg.TimestampAfterMaxMs != 0 && ts-nowMs > afterLimit:
+			past = ts - nowMs - afterLimit
+			msg = fmt.Sprintf("a record is timestamped %d ms after the broker's clock, the limit is %d ms (message.timestamp.after.max.ms, or difference.max.ms when that is not set)", ts-nowMs, afterLimit)
+		case cfg.TimestampBeforeMaxMs != 0 && nowMs-ts > beforeLimit:
+			past = nowMs - ts - beforeLimit
+			msg = fmt.Sprintf("a record is timestamped %d ms before the broker's clock, the limit is %d ms (message.timestamp.before.max.ms, or difference.max.ms when that is not set)", nowMs-ts, beforeLimit)
+		default:
+			return nil
+		}
+		bad = append(bad, RecordError{Index: i, Message: fmt.Sprintf("Timestamp %d of the record at index %d is out of range (%s)", ts, i, msg)})
+		if past > worst {
+			worst, worstMsg = past, msg
 		}
 		return nil
 	}); err != nil {
 		return fmt.Errorf("%w: %w", ErrCorruptBatch, err)
 	}
-	if minTs != math.MaxInt64 && nowMs-minTs > limit {
-		return fmt.Errorf("a record is timestamped %d ms before the broker's clock, the limit is %d ms (message.timestamp.before.max.ms, or difference.max.ms when that is not set): %w", nowMs-minTs, limit, ErrInvalidTimestamp)
+	if len(bad) == 0 {
+		return nil
 	}
-	return nil
+	return &RecordErrors{Records: bad, Err: fmt.Errorf("%s: %w", worstMsg, ErrInvalidTimestamp)}
 }
 
 // recompressBatches applies compression.type: it returns records with
@@ -211,26 +234,27 @@ func recompressBatches(records []byte, hdrs []record.Header, cfg *Config) ([]byt
 	return out, nil
 }
 
-// errNoKey ends the key check at the first record without a key.
-var errNoKey = errors.New("compacted topic cannot accept a record without a key")
-
-// checkKeys refuses a batch holding a record with a null key, as Kafka
+// checkKeys refuses a batch holding records with a null key, as Kafka
 // does for compacted topics (INVALID_RECORD): the cleaner could not keep
-// it.
-func checkKeys(h record.Header, batch []byte) error {
+// them. first is the index of the batch's first record among the
+// append's; the error names every record without a key.
+func checkKeys(h record.Header, batch []byte, first int32) error {
+	var bad []RecordError
+	i := first
 	err := record.Records(h, batch, func(r *record.Record) error {
 		if r.Key == nil {
-			return fmt.Errorf("record at offset delta %d: %w", r.OffsetDelta, errNoKey)
+			bad = append(bad, RecordError{Index: i, Message: fmt.Sprintf("the record at index %d has no key, which a compacted topic cannot accept", i)})
 		}
+		i++
 		return nil
 	})
-	if errors.Is(err, errNoKey) {
-		return fmt.Errorf("%w: %w", ErrInvalidRecord, err)
-	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrCorruptBatch, err)
 	}
-	return nil
+	if len(bad) == 0 {
+		return nil
+	}
+	return &RecordErrors{Records: bad, Err: fmt.Errorf("%d record(s) without a key, the first at index %d: a compacted topic cannot accept a record without a key: %w", len(bad), bad[0].Index, ErrInvalidRecord)}
 }
 
 func validationError(pos int, err error) error {
