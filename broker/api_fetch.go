@@ -90,11 +90,11 @@ func (b *Broker) handleFetch(c *conn, hdr wire.RequestHeader, req *kmsg.FetchReq
 	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
 	if stop || total >= int64(req.MinBytes) || wait <= 0 || b.ctx.Err() != nil {
 		f.commit()
-		c.finishFetch(p, hdr, resp, chunks)
+		f.finish(c, p, hdr, resp, chunks)
 		b.metrics.observe(kmsg.Fetch, start)
 		return
 	}
-	releaseChunks(chunks)
+	f.discard(chunks)
 	deadline := start.Add(min(wait, maxFetchWait))
 	// The connection's writer runs the long poll when the response is
 	// next to go out (see pending.poll): no goroutine of its own, and
@@ -117,19 +117,19 @@ func (b *Broker) handleFetch(c *conn, hdr wire.RequestHeader, req *kmsg.FetchReq
 				resp, chunks, total, stop := f.once(false)
 				if stop || total >= int64(req.MinBytes) {
 					f.commit()
-					c.finishFetch(p, hdr, resp, chunks)
+					f.finish(c, p, hdr, resp, chunks)
 					b.metrics.observe(kmsg.Fetch, start)
 					return
 				}
-				releaseChunks(chunks)
+				f.discard(chunks)
 			case <-timer.C:
 				resp, chunks, _, _ := f.once(true)
-				c.finishFetch(p, hdr, resp, chunks)
+				f.finish(c, p, hdr, resp, chunks)
 				b.metrics.observe(kmsg.Fetch, start)
 				return
 			case <-b.ctx.Done():
 				resp, chunks, _, _ := f.once(true)
-				c.finishFetch(p, hdr, resp, chunks)
+				f.finish(c, p, hdr, resp, chunks)
 				return
 			case <-c.closing:
 				c.finishNone(p)
@@ -226,6 +226,35 @@ type fetch struct {
 	sent []sessionNews
 	// tps are a sessionless long poll's registered partitions.
 	tps []topicPartition
+	// held is what the latest pass's converted records hold of the
+	// conversion budget: handed to the response that carries them (finish)
+	// or given back with a pass that is not sent (discard).
+	held int64
+}
+
+// reserveConversion takes n bytes of the conversion budget to convert
+// records with. ok is false when the broker is stopping, or when this pass
+// holds some already and no more is free: waiting would be waiting for
+// itself, so that partition's records come with a later fetch.
+func (f *fetch) reserveConversion(n int) (held int64, ok bool) {
+	if f.held == 0 {
+		held, err := f.b.convBudget.reserve(n)
+		return held, err == nil
+	}
+	return f.b.convBudget.tryReserve(n)
+}
+
+// finish completes p with a pass's answer.
+func (f *fetch) finish(c *conn, p *pending, hdr wire.RequestHeader, resp *kmsg.FetchResponse, chunks []storage.Chunk) {
+	p.out.reserved, f.held = f.held, 0
+	c.finishFetch(p, hdr, resp, chunks)
+}
+
+// discard drops a pass's answer that is not sent.
+func (f *fetch) discard(chunks []storage.Chunk) {
+	releaseChunks(chunks)
+	f.b.convBudget.release(f.held)
+	f.held = 0
 }
 
 type sessionNews struct {
@@ -271,6 +300,7 @@ func (f *fetch) once(final bool) (resp *kmsg.FetchResponse, chunks []storage.Chu
 	case remaining <= 0:
 		remaining = 1 // still return one batch
 	}
+	remaining = min(remaining, f.b.cfg.prop("fetch.max.bytes"))
 	// topicIndex returns the index in resp.Topics of topic's answer,
 	// adding it. Partitions mostly come topic by topic, so the last
 	// answer is tried first and a map is built only when a topic comes
@@ -330,7 +360,7 @@ func (f *fetch) once(final bool) (resp *kmsg.FetchResponse, chunks []storage.Chu
 			code = f.b.topicIDCode(topic, sp)
 		}
 		if code == 0 {
-			ch, code = f.b.fetchPartition(topic, rp, &part, remaining, cached, f.req.IsolationLevel == 1, f.req.Version < 10)
+			ch, code = f.b.fetchPartition(topic, rp, &part, remaining, cached, f.req.IsolationLevel == 1, f.req.Version)
 			if code == kerr.UnknownTopicOrPartition.Code && f.req.Version >= 13 {
 				if _, ok := f.b.store.TopicIDOf(topic); !ok {
 					code = kerr.UnknownTopicID.Code // deleted since it was named
@@ -353,9 +383,29 @@ func (f *fetch) once(final bool) (resp *kmsg.FetchResponse, chunks []storage.Chu
 		// fetch offset, batches compaction emptied) are read past, or
 		// an old client would ask for the same offset forever.
 		for from := rp.FetchOffset; ch.Size > 0 && f.req.Version < 4; {
-			set, next, err := downConvert(&ch, f.req.Version, from, int(min(int64(max(rp.PartitionMaxBytes, 1)), remaining)))
+			limit := int(min(int64(max(rp.PartitionMaxBytes, 1)), remaining))
+			// What the conversion holds comes out of a budget of its
+			// own, as large as the request budget
+			// (queued.max.request.bytes): the records read and
+			// the message set they become, which stays until the
+			// response is written. Old clients each asking for a
+			// large partition limit could otherwise have the broker
+			// hold gigabytes.
+			held, ok := f.reserveConversion(int(ch.Size + min(ch.Size+ch.Size/4, int64(limit))))
+			if !ok {
+				ch.Release()
+				ch = storage.Chunk{}
+				break
+			}
+			set, next, err := downConvert(&ch, f.req.Version, from, limit)
 			ch.Release()
 			ch = storage.Chunk{}
+			keep := int64(0) // what the set kept in the response holds
+			if err == nil && len(set) > 0 {
+				keep = min(int64(cap(set)), held)
+			}
+			f.b.convBudget.release(held - keep)
+			f.held += keep
 			if err != nil {
 				part.ErrorCode = errorCode(err)
 				stop = true
@@ -373,7 +423,7 @@ func (f *fetch) once(final bool) (resp *kmsg.FetchResponse, chunks []storage.Chu
 			rest := *rp
 			rest.FetchOffset, from = next, next
 			var restCode int16
-			if ch, restCode = f.b.fetchPartition(topic, &rest, &part, remaining, cached, false, true); restCode != 0 {
+			if ch, restCode = f.b.fetchPartition(topic, &rest, &part, remaining, cached, false, f.req.Version); restCode != 0 {
 				ch.Release() // the next fetch, from where this one ends, hears of it
 				ch = storage.Chunk{}
 			}
@@ -494,10 +544,12 @@ func downConvert(ch *storage.Chunk, version int16, from int64, limit int) (set [
 // looked up again when missing or closed. A read_committed fetch
 // (committed) reads up to the last stable offset and is told the aborted
 // transactions that may have records in what it reads. A client too old
-// for zstd (noZstd: Fetch before v10) gets UNSUPPORTED_COMPRESSION_TYPE
-// from a topic whose compression.type is zstd, as from Kafka, rather than
-// batches it cannot read.
-func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, remaining int64, cached **storage.Log, committed, noZstd bool) (storage.Chunk, int16) {
+// for zstd (Fetch before v10) gets UNSUPPORTED_COMPRESSION_TYPE from a
+// topic whose compression.type is zstd, as from Kafka, rather than batches
+// it cannot read; one too old for record batches (before v4) gets
+// UNSUPPORTED_VERSION where message.downconversion.enable is false and
+// there are records to convert.
+func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, remaining int64, cached **storage.Log, committed bool, version int16) (storage.Chunk, int16) {
 	var l *storage.Log
 	if cached != nil {
 		l = *cached
@@ -511,7 +563,7 @@ func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartitio
 			*cached = l
 		}
 	}
-	if noZstd {
+	if version < 10 {
 		if cfg := l.Config(); cfg.Recompress && cfg.RecompressTo == record.CodecZstd {
 			return storage.Chunk{}, kerr.UnsupportedCompressionType.Code
 		}
@@ -546,6 +598,10 @@ func (b *Broker) fetchPartition(topic string, rp *kmsg.FetchRequestTopicPartitio
 	ch, err := l.Read(rp.FetchOffset, end, int32(min(maxBytes, 1<<31-1)))
 	if err != nil {
 		return storage.Chunk{}, errorCode(err)
+	}
+	if version < 4 && ch.Size > 0 && l.Config().NoDownConversion {
+		ch.Release()
+		return storage.Chunk{}, kerr.UnsupportedVersion.Code
 	}
 	if committed && ch.Size > 0 {
 		// Loaded after the last stable offset (end): see

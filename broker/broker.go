@@ -42,7 +42,8 @@ type Broker struct {
 	// nothing), for checkJournalRepair.
 	metaRepaired string
 	logs         *storage.Manager
-	budget       *requestBudget // queued.max.request.bytes
+	budget       *requestBudget // queued.max.request.bytes: request frames
+	convBudget   *requestBudget // queued.max.request.bytes again: records converted for Fetch v0-v3
 	defaults     topicconfig.Defaults
 	metrics      *metrics
 	waiters      *waiters
@@ -110,6 +111,7 @@ func New(cfg Config, opts Options) (*Broker, error) {
 	b.metrics = newMetrics(&b.fetchSessions, b.writeFailures)
 	b.waiters = newWaiters()
 	b.budget = newRequestBudget(cfg.prop("queued.max.request.bytes"))
+	b.convBudget = newRequestBudget(cfg.prop("queued.max.request.bytes"))
 	b.refusals = newLogLimiter(refusalLogEvery)
 
 	ln, err := cfg.listen()
@@ -459,6 +461,7 @@ func (b *Broker) Close(ctx context.Context) error {
 	}
 	b.cancel() // wakes long polls so they answer now
 	b.budget.stop()
+	b.convBudget.stop()
 	b.listener.Close()
 	for _, c := range conns {
 		c.stopReading()

@@ -61,6 +61,7 @@ var brokerProps = map[string]struct {
 	doc string
 }{
 	"socket.request.max.bytes":                  {"104857600", 1024, "largest request frame accepted"},
+	"fetch.max.bytes":                           {"57671680", 1024, "most record bytes one fetch response carries, whatever the client asks (at least one batch); a client's smaller MaxBytes wins"},
 	"socket.send.buffer.bytes":                  {"524288", -1, "SO_SNDBUF of client connections (the kernel doubles it and caps it at net.core.wmem_max); -1 leaves it to the kernel's autotuning. Fixed, fetch responses reach local consumers sooner; raise it for consumers far away: one connection has at most about twice this in flight"},
 	"socket.receive.buffer.bytes":               {"-1", -1, "SO_RCVBUF of client connections (capped at net.core.rmem_max); -1 leaves it to the kernel's autotuning, which took produce requests faster than fixed buffers did"},
 	"log.retention.check.interval.ms":           {"300000", 1, "how often retention and segment rolling run"},

@@ -30,10 +30,20 @@ const maxQueuedRequests = 1 << 16
 // per request.
 const maxReusedFrame = 16 << 20
 
+// maxUnsentBytes bounds the encoded responses (in memory, not the file
+// chunks sent with sendfile) one connection may have waiting to be
+// written: past it the reader reads no further request until the writer
+// catches up. Without it a client that pipelines requests behind a long
+// poll (or reads nothing) had the broker hold up to queued.max.requests
+// answers each, hundreds of MB of metadata responses per connection; Kafka
+// reads nothing more from a connection until its response is sent.
+const maxUnsentBytes = 1 << 20
+
 // writeTimeout bounds how long a response write may go without progress
-// (the deadline is extended after every sendPiece of a chunk sent): a
-// client that stops reading is disconnected, which also releases the
-// segments its pending fetch responses hold.
+// (the deadline is extended after every sendPiece of a chunk sent, and
+// whenever it passes with bytes written since it was set): a client that
+// stops reading is disconnected, which also releases the segments its
+// pending fetch responses hold.
 const writeTimeout = 2 * time.Minute
 
 // conn is one client connection. Its reader goroutine reads and decodes
@@ -62,6 +72,12 @@ type conn struct {
 	// metadata requests, which are answered before the handler returns.
 	inflight atomic.Int32
 
+	// unsent is the bytes of complete responses queued for the writer
+	// and not yet written (see maxUnsentBytes); the writer signals
+	// drained after writing each.
+	unsent  atomic.Int64
+	drained chan struct{}
+
 	// handlers counts goroutines handlers started for this connection
 	// (group joins and syncs waiting for their round); the connection is
 	// done only when they are.
@@ -84,6 +100,7 @@ type conn struct {
 	born       time.Time
 	readArmed  time.Duration // the reader's
 	writeArmed time.Duration // bw's owner's (see inflight)
+	lastWrite  atomic.Int64  // when bytes of a response last went out (see progressed)
 }
 
 // arm sets a deadline timeout from now (plus an eighth, the most it may
@@ -136,6 +153,12 @@ type outbound struct {
 	parts  []outPart
 	chunks []storage.Chunk // released after writing
 	none   bool            // no response at all (acks=0 produce)
+	// reserved is what the response holds of the broker's conversion
+	// budget (records converted for an old fetch), given back once it
+	// is written.
+	reserved int64
+	// counted is what the response adds to its connection's unsent.
+	counted int64
 	// closeAfter closes the connection once everything before it is
 	// written (an acks=0 produce that failed).
 	closeAfter bool
@@ -153,6 +176,7 @@ func newConn(b *Broker, nc net.Conn) *conn {
 		remote:  nc.RemoteAddr().String(),
 		queue:   make(chan *pending, min(b.cfg.prop("queued.max.requests"), maxQueuedRequests)),
 		closing: make(chan struct{}),
+		drained: make(chan struct{}, 1),
 		born:    time.Now(),
 	}
 	c.scan.OnRecords = func(f wire.RecordsField) { c.stream.produce(b, f) }
@@ -197,9 +221,47 @@ var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<
 func (c *conn) writer() *bufio.Writer {
 	if c.bw == nil {
 		c.bw = writerPool.Get().(*bufio.Writer)
-		c.bw.Reset(c.nc)
+		c.bw.Reset(connWriter{c})
 	}
 	return c.bw
+}
+
+// connWriter writes to the connection in pieces of at most writePiece
+// bytes, noting each that goes out, and extends the write deadline when
+// it passes while the client is still reading: a client reading a large
+// response slowly is not cut off; one reading nothing is, after the write
+// timeout. Only bw's owner uses it.
+type connWriter struct{ c *conn }
+
+// writePiece is the most connWriter hands the kernel in one write.
+const writePiece = 64 << 10
+
+func (w connWriter) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := w.c.nc.Write(p[n:min(len(p), n+writePiece)])
+		n += m
+		if m > 0 {
+			w.c.progressed()
+			w.c.armWrite()
+		}
+		if err != nil {
+			if !errors.Is(err, osErrDeadline) || !w.c.stillReading() {
+				return n, err
+			}
+			w.c.armWrite() // slow, not stalled
+		}
+	}
+	return n, nil
+}
+
+// progressed notes that bytes of a response went out.
+func (c *conn) progressed() { c.lastWrite.Store(int64(time.Since(c.born))) }
+
+// stillReading reports whether the client took bytes of a response
+// within the write timeout; a write whose deadline passed then goes on.
+func (c *conn) stillReading() bool {
+	return time.Since(c.born)-time.Duration(c.lastWrite.Load()) < c.writeTimeout()
 }
 
 // putWriter gives bw back to writerPool if it holds nothing unwritten.
@@ -282,6 +344,9 @@ func (c *conn) readLoop() (clientGone bool) {
 		return err
 	}
 	for {
+		if !c.waitUnsent() {
+			return false
+		}
 		if idle > 0 {
 			c.arm(&c.readArmed, idle, c.nc.SetReadDeadline)
 		}
@@ -351,6 +416,45 @@ func (c *conn) readLoop() (clientGone bool) {
 	}
 }
 
+// waitUnsent waits while the responses waiting for the writer hold more
+// than maxUnsentBytes; false means the connection is closing.
+func (c *conn) waitUnsent() bool {
+	for c.unsent.Load() > maxUnsentBytes {
+		select {
+		case <-c.drained:
+		case <-c.closing:
+			return false
+		}
+	}
+	return true
+}
+
+// settle gives back what a response held once it is written or dropped.
+func (c *conn) settle(out *outbound) {
+	for i := range out.chunks {
+		out.chunks[i].Release()
+	}
+	c.b.convBudget.release(out.reserved)
+	out.reserved = 0
+	if out.counted != 0 {
+		c.unsent.Add(-out.counted)
+		out.counted = 0
+		select {
+		case c.drained <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// heapBytes is what out's encoded parts hold in memory.
+func (out *outbound) heapBytes() int64 {
+	var n int64
+	for _, part := range out.parts {
+		n += int64(len(part.buf))
+	}
+	return n
+}
+
 // handleBadRequest answers what can be answered (ApiVersions at an
 // unsupported version) and reports whether to keep the connection.
 func (c *conn) handleBadRequest(hdr wire.RequestHeader, err error) bool {
@@ -384,9 +488,7 @@ func (c *conn) send(p *pending) bool {
 		}
 		c.armWrite()
 		err := c.writeOut(c.writer(), &p.out)
-		for i := range p.out.chunks {
-			p.out.chunks[i].Release()
-		}
+		c.settle(&p.out)
 		if err != nil {
 			c.failWrite(err)
 			return false
@@ -394,6 +496,11 @@ func (c *conn) send(p *pending) bool {
 		return true
 	}
 	c.inflight.Add(1)
+	if isDone(p) {
+		// Complete while others are ahead of it: it waits in memory.
+		p.out.counted = p.out.heapBytes()
+		c.unsent.Add(p.out.counted)
+	}
 	select {
 	case c.queue <- p:
 		return true
@@ -402,9 +509,7 @@ func (c *conn) send(p *pending) bool {
 		// Nobody will write p. Its handler finishes promptly once
 		// closing is closed (long polls watch it); release what it holds.
 		<-p.done
-		for i := range p.out.chunks {
-			p.out.chunks[i].Release()
-		}
+		c.settle(&p.out)
 		return false
 	}
 }
@@ -500,9 +605,7 @@ func (c *conn) writeLoop() {
 				fail(err)
 			}
 		}
-		for i := range p.out.chunks {
-			p.out.chunks[i].Release()
-		}
+		c.settle(&p.out)
 		if p.out.closeAfter && !failed {
 			// Kafka closes the connection after an acks=0 produce fails
 			// so the client notices and refreshes its metadata.
@@ -549,7 +652,7 @@ func (c *conn) writeOut(bw *bufio.Writer, out *outbound) error {
 			if err := bw.Flush(); err != nil {
 				return err
 			}
-			if err := sendChunk(c.nc, part.chunk, c.armWrite); err != nil {
+			if err := c.sendChunk(part.chunk); err != nil {
 				return err
 			}
 		}

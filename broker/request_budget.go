@@ -66,6 +66,23 @@ func (rb *requestBudget) reserve(n int) (int64, error) {
 	return want, nil
 }
 
+// tryReserve is reserve without the wait: ok is false, and nothing is
+// taken, when others hold too much. A holder of budget adding to it uses
+// this, since waiting for what it holds itself would never end.
+func (rb *requestBudget) tryReserve(n int) (taken int64, ok bool) {
+	if rb.limit <= 0 || n < budgetFrom {
+		return 0, true
+	}
+	want := int64(n)
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	if rb.done || (rb.used > 0 && rb.used+want > rb.limit) {
+		return 0, false
+	}
+	rb.used += want
+	return want, true
+}
+
 func (rb *requestBudget) release(n int64) {
 	if n == 0 {
 		return

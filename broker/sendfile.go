@@ -15,40 +15,41 @@ import (
 
 var osErrDeadline = os.ErrDeadlineExceeded
 
-// sendPiece is how much of a chunk sendfile sends between calls to its
-// progress function, which extends the write deadline: a client that
-// keeps reading, however slowly, is not cut off in the middle of a large
-// response, while one that stops is, after the write timeout.
+// sendPiece is how much of a chunk sendfile sends between extensions of
+// the write deadline. When the deadline passes, a client that took bytes
+// within the write timeout gets more time (see conn.stillReading): a
+// client that keeps reading, however slowly, is not cut off in the middle
+// of a large response, while one that stops is, after the write timeout.
 const sendPiece = 1 << 20
 
 // sendChunk writes a file region to the connection. On Linux with an OS
 // file and a TCP connection it uses sendfile(2) with an explicit offset, so
 // the bytes go from the page cache to the socket without entering user
 // space and concurrent readers of one file do not share a file position;
-// progress is called after every sendPiece bytes. Otherwise it copies
-// through a buffer.
-func sendChunk(nc net.Conn, ch *storage.Chunk, progress func()) error {
+// the write deadline is extended after every sendPiece bytes. Otherwise it
+// copies through a buffer. Only bw's owner (see conn.inflight) calls it.
+func (c *conn) sendChunk(ch *storage.Chunk) error {
 	if ch.Size == 0 {
 		return nil
 	}
 	if fder, ok := ch.File.(vfs.Fder); ok {
-		if tc, ok := nc.(*net.TCPConn); ok {
+		if tc, ok := c.nc.(*net.TCPConn); ok {
 			rc, err := tc.SyscallConn()
 			if err != nil {
 				return fmt.Errorf("sendfile: %w", err)
 			}
 			for pos, end := ch.Pos, ch.Pos+ch.Size; pos < end; pos += sendPiece {
 				if pos > ch.Pos {
-					progress()
+					c.armWrite()
 				}
-				if err := sendfile(rc, int(fder.Fd()), pos, min(sendPiece, end-pos)); err != nil {
+				if err := c.sendfile(rc, int(fder.Fd()), pos, min(sendPiece, end-pos)); err != nil {
 					return err
 				}
 			}
 			return nil
 		}
 	}
-	n, err := io.Copy(nc, io.NewSectionReader(ch.File, ch.Pos, ch.Size))
+	n, err := io.Copy(connWriter{c}, io.NewSectionReader(ch.File, ch.Pos, ch.Size))
 	if err != nil {
 		return fmt.Errorf("copy chunk: %w", err)
 	}
@@ -85,7 +86,9 @@ func copyChunk(bw *bufio.Writer, ch *storage.Chunk) error {
 	return err
 }
 
-func sendfile(rc syscall.RawConn, infd int, pos, size int64) error {
+// sendfile sends size bytes of infd from pos. When the write deadline
+// passes while the client is still reading, it sets it again and goes on.
+func (c *conn) sendfile(rc syscall.RawConn, infd int, pos, size int64) error {
 	offset := pos
 	remaining := size
 	var opErr error
@@ -95,6 +98,7 @@ func sendfile(rc syscall.RawConn, infd int, pos, size int64) error {
 				n, err := syscall.Sendfile(int(outfd), infd, &offset, int(min(remaining, 1<<30)))
 				if n > 0 {
 					remaining -= int64(n)
+					c.progressed()
 				}
 				switch {
 				case err == syscall.EAGAIN:
@@ -114,6 +118,10 @@ func sendfile(rc syscall.RawConn, infd int, pos, size int64) error {
 			return true
 		})
 		if werr != nil {
+			if errors.Is(werr, osErrDeadline) && opErr == nil && c.stillReading() {
+				c.armWrite() // slow, not stalled
+				continue
+			}
 			return fmt.Errorf("sendfile: %w", werr)
 		}
 	}

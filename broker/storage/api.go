@@ -90,6 +90,10 @@ type Config struct {
 	// cleanable bytes (default 0.5). Zero means the default; a negative
 	// value means 0 (clean whenever anything is dirty).
 	MinCleanableDirtyRatio float64
+	// NoDownConversion is message.downconversion.enable=false: the broker
+	// refuses Fetch v0-v3, which need the records converted, for this
+	// log. Storage does not use it.
+	NoDownConversion bool
 }
 
 // rollMs is how old the active segment's first batch may get before it is

@@ -133,7 +133,7 @@ var defs = []Def{
 	{Name: "segment.index.bytes", BrokerKey: "log.index.size.max.bytes", Type: TypeInt, Default: "10485760", Doc: "no effect: gregor's offset index is written whole when a segment closes, so it has no size limit to roll at", validate: minInt(4)},
 	{Name: "segment.jitter.ms", BrokerKey: "log.roll.jitter.ms", Type: TypeLong, Default: "0", Doc: "no effect: segments roll at segment.ms exactly", validate: minInt(0)},
 	{Name: "preallocate", BrokerKey: "log.preallocate", Type: TypeBoolean, Default: "false", Doc: "no effect: segment files grow as they are written"},
-	{Name: "message.downconversion.enable", BrokerKey: "log.message.downconversion.enable", Type: TypeBoolean, Default: "true", Doc: "no effect: gregor serves Fetch v4 and later only, so it never down-converts"},
+	{Name: "message.downconversion.enable", BrokerKey: "log.message.downconversion.enable", Type: TypeBoolean, Default: "true", Doc: "false refuses (UNSUPPORTED_VERSION) fetches older than v4, which need the records converted to message sets (format 0 or 1) in memory; true converts them"},
 	{Name: "message.format.version", BrokerKey: "log.message.format.version", Type: TypeString, Default: "3.0-IV1", Doc: "no effect (deprecated in Kafka 3.0): batches are stored in the v2 format they arrive in"},
 	{Name: "leader.replication.throttled.replicas", Type: TypeList, Default: "", Doc: "no effect: a standalone broker has no replication to throttle", validate: throttledReplicas},
 	{Name: "follower.replication.throttled.replicas", Type: TypeList, Default: "", Doc: "no effect: a standalone broker has no replication to throttle", validate: throttledReplicas},
@@ -444,5 +444,6 @@ func StorageConfig(eff map[string]string) storage.Config {
 		MinCompactionLagMs:     i64("min.compaction.lag.ms"),
 		MaxCompactionLagMs:     i64("max.compaction.lag.ms"),
 		MinCleanableDirtyRatio: ratio,
+		NoDownConversion:       strings.EqualFold(eff["message.downconversion.enable"], "false"),
 	}
 }
