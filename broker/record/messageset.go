@@ -123,6 +123,9 @@ func readMessages(set []byte, inner bool, fn func(key, value []byte, ts int64, c
 		if inner || c > CodecLZ4 {
 			return n, &CorruptionError{Reason: fmt.Sprintf("message %d: codec %d inside a compressed message set", n, c), Err: ErrCorrupt}
 		}
+		if c == CodecLZ4 && magic == 0 {
+			fixLZ4HeaderChecksum(value) // see lz4_legacy.go
+		}
 		buf := getBuf()
 		out, err := decompressAppend(c, (*buf)[:0], value, DecompressLimit(len(value)))
 		if err == nil {
