@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -80,10 +81,12 @@ type Broker struct {
 	mu struct {
 		sync.Mutex
 		conns  map[*conn]struct{}
+		perIP  map[string]int // connections by client host
 		closed bool
 	}
-	connWG sync.WaitGroup // one per live connection
-	bgWG   sync.WaitGroup // accept loop, http server
+	connFreed chan struct{}  // cap 1: a connection ended (see waitConnSlot)
+	connWG    sync.WaitGroup // one per live connection
+	bgWG      sync.WaitGroup // accept loop, http server
 }
 
 // Options are the dependencies of a broker that tests may replace.
@@ -107,6 +110,8 @@ func New(cfg Config, opts Options) (*Broker, error) {
 	b := &Broker{cfg: cfg, log: opts.Logger, fs: opts.FS}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.mu.conns = make(map[*conn]struct{})
+	b.mu.perIP = make(map[string]int)
+	b.connFreed = make(chan struct{}, 1)
 	b.defaults = topicconfig.NewDefaults(cfg.Props)
 	b.metrics = newMetrics(&b.fetchSessions, b.writeFailures)
 	b.waiters = newWaiters()
@@ -387,6 +392,9 @@ func (b *Broker) Serve() error {
 		zap.String("advertised", net.JoinHostPort(b.self.Host, strconv.Itoa(int(b.self.Port)))))
 	var backoff time.Duration
 	for {
+		if !b.waitConnSlot() {
+			return nil
+		}
 		nc, err := b.listener.Accept()
 		if err != nil {
 			if b.ctx.Err() != nil {
@@ -418,6 +426,9 @@ func (b *Broker) Serve() error {
 				b.log.Warn("kept the kernel's send buffer", zap.Error(err), zap.Int("same_since_last_logged", held))
 			}
 		}
+		if !b.admitConn(nc) {
+			continue
+		}
 		c := newConn(b, nc)
 		b.mu.Lock()
 		if b.mu.closed {
@@ -426,6 +437,7 @@ func (b *Broker) Serve() error {
 			return nil
 		}
 		b.mu.conns[c] = struct{}{}
+		b.mu.perIP[c.host]++
 		b.connWG.Add(1)
 		b.mu.Unlock()
 		go c.serve()
@@ -509,6 +521,71 @@ func (b *Broker) Close(ctx context.Context) error {
 func (b *Broker) removeConn(c *conn) {
 	b.mu.Lock()
 	delete(b.mu.conns, c)
+	if b.mu.perIP[c.host]--; b.mu.perIP[c.host] <= 0 {
+		delete(b.mu.perIP, c.host)
+	}
 	b.mu.Unlock()
+	select {
+	case b.connFreed <- struct{}{}:
+	default:
+	}
 	b.connWG.Done()
+}
+
+// waitConnSlot waits, before accepting, while max.connections are open,
+// as Kafka's acceptor does (new clients wait in the listen backlog); false
+// means the broker is stopping.
+func (b *Broker) waitConnSlot() bool {
+	limit := int(min(b.cfg.prop("max.connections"), math.MaxInt32))
+	for {
+		b.mu.Lock()
+		n := len(b.mu.conns)
+		b.mu.Unlock()
+		if n < limit {
+			return true
+		}
+		select {
+		case <-b.connFreed:
+		case <-time.After(time.Second): // a freed slot signalled before this wait
+		case <-b.ctx.Done():
+			return false
+		}
+	}
+}
+
+// admitConn decides whether a connection just accepted may stay: its
+// client host must have fewer than max.connections.per.ip, and it must
+// leave the broker's segment rolls and checkpoints their descriptors (see
+// roomForConnection). A refused one is closed at once, and logged at most
+// once per refusalLogEvery per reason and host.
+func (b *Broker) admitConn(nc net.Conn) bool {
+	host := hostOf(nc.RemoteAddr().String())
+	refuse := func(reason string, fields ...zap.Field) bool {
+		nc.Close()
+		b.metrics.connectionsRefused.WithLabelValues(reason).Inc()
+		if ok, held := b.refusals.allow("conn-"+reason+"/"+host, time.Now()); ok {
+			b.log.Warn("connection refused", append(fields, zap.String("remote", nc.RemoteAddr().String()),
+				zap.String("reason", reason), zap.Int("same_since_last_logged", held))...)
+		}
+		return false
+	}
+	if open, limit, ok := roomForConnection(); !ok {
+		return refuse("open_files", zap.Int64("open_files", open), zap.Int64("open_file_limit", limit))
+	}
+	perIP := b.cfg.prop("max.connections.per.ip")
+	b.mu.Lock()
+	n := b.mu.perIP[host]
+	b.mu.Unlock()
+	if int64(n) >= perIP {
+		return refuse("per_ip_limit", zap.Int("connections", n), zap.Int64("max.connections.per.ip", perIP))
+	}
+	return true
+}
+
+// hostOf is the host part of a host:port address.
+func hostOf(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
 }

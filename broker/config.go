@@ -68,6 +68,8 @@ var brokerProps = map[string]struct {
 	"log.retention.hours":                       {"168", math.MinInt32, "retention.ms default in hours (log.retention.ms wins); negative: no limit"},
 	"log.retention.minutes":                     {"10080", math.MinInt32, "retention.ms default in minutes (log.retention.ms wins); negative: no limit"},
 	"connections.max.idle.ms":                   {"600000", -1, "close connections that send nothing for this long; 0 or -1 never"},
+	"max.connections":                           {"2147483647", 1, "most client connections open at once; past it the broker accepts no more until one closes (new clients wait in the listen backlog)"},
+	"max.connections.per.ip":                    {"2147483647", 1, "most connections open at once from one client host; past it new ones from that host are closed at once"},
 	"queued.max.requests":                       {"500", 1, "requests one connection may have awaiting their responses before the broker stops reading from it (at most 65536 whatever the setting)"},
 	"queued.max.request.bytes":                  {"536870912", -1, "request bytes (of frames over 64 KiB) all connections together may hold while reading and handling them; past it, connections wait before reading the next large frame; -1 unbounded (Kafka's default)"},
 	"max.incremental.fetch.session.cache.slots": {"1000", 0, "most fetch sessions (KIP-227) the broker holds; past that, fetches are answered without one; 0 turns them off"},

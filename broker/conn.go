@@ -56,6 +56,7 @@ type conn struct {
 	b      *Broker
 	nc     net.Conn
 	remote string
+	host   string // remote's host, for max.connections.per.ip
 	queue  chan *pending
 	// bw buffers responses; see inflight for who may use it. It is taken
 	// from writerPool when a response is to be written and given back
@@ -174,6 +175,7 @@ func newConn(b *Broker, nc net.Conn) *conn {
 		b:       b,
 		nc:      nc,
 		remote:  nc.RemoteAddr().String(),
+		host:    hostOf(nc.RemoteAddr().String()),
 		queue:   make(chan *pending, min(b.cfg.prop("queued.max.requests"), maxQueuedRequests)),
 		closing: make(chan struct{}),
 		drained: make(chan struct{}, 1),
@@ -373,7 +375,13 @@ func (c *conn) readLoop() (clientGone bool) {
 			case errors.Is(err, osErrDeadline) && idle > 0:
 				c.b.log.Debug("closing idle connection", zap.String("remote", c.remote), zap.Int64("connections.max.idle.ms", idle.Milliseconds()))
 			case !errors.Is(err, io.EOF) && !isClosedErr(err):
-				c.b.log.Info("closing connection", zap.String("remote", c.remote), zap.Error(err))
+				// A frame over socket.request.max.bytes, mostly: once per
+				// refusalLogEvery per client host, as clients that send
+				// one reconnect and send it again.
+				if ok, held := c.b.refusals.allow(refusalKey(c.remote, -1, -1), time.Now()); ok {
+					c.b.log.Info("closing connection", zap.String("remote", c.remote), zap.Error(err),
+						zap.Int("same_since_last_logged", held))
+				}
 			}
 			return c.b.ctx.Err() == nil // a shutdown stops readers by closing their reading side
 		}

@@ -85,3 +85,28 @@ func TestRefusalsLoggedOncePerInterval(t *testing.T) {
 		t.Errorf("refusal logged as %v", f)
 	}
 }
+
+// TestOversizeFramesLoggedOncePerInterval: a client that keeps
+// reconnecting with a frame over socket.request.max.bytes is closed every
+// time and logged once (helper-62: 60,958 lines in 15 s).
+func TestOversizeFramesLoggedOncePerInterval(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	b := startBrokerLogged(t, nil, "", nil, zap.New(core))
+	for range 20 {
+		c, err := net.DialTimeout("tcp", b.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write([]byte{0x7f, 0xff, 0xff, 0x00}); err != nil { // 2 GiB
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil {
+			t.Fatalf("a 2 GiB frame answered (%d bytes, %v), want the connection closed", n, err)
+		}
+		c.Close()
+	}
+	if lines := logs.FilterMessage("closing connection").All(); len(lines) != 1 {
+		t.Fatalf("%d lines for 20 oversize frames, want 1: %v", len(lines), lines)
+	}
+}

@@ -19,19 +19,22 @@ import (
 // metrics are the broker's Prometheus metrics, on a registry of its own so
 // several brokers can live in one test process.
 type metrics struct {
-	reg             *prometheus.Registry
-	connections     prometheus.Gauge
-	requests        *prometheus.CounterVec
-	requestErrors   *prometheus.CounterVec
-	handlerPanics   prometheus.Counter
-	requestSeconds  *prometheus.HistogramVec
-	bytesIn         prometheus.Counter
-	bytesOut        prometheus.Counter
-	producedRecords prometheus.Counter
-	producedBytes   prometheus.Counter
-	fetchedBytes    prometheus.Counter
-	partitionErrors *prometheus.CounterVec
-	txnEnded        *prometheus.CounterVec
+	reg           *prometheus.Registry
+	connections   prometheus.Gauge
+	requests      *prometheus.CounterVec
+	requestErrors *prometheus.CounterVec
+	// connectionsRefused counts connections closed as soon as they were
+	// accepted, by reason (per_ip_limit, open_files).
+	connectionsRefused *prometheus.CounterVec
+	handlerPanics      prometheus.Counter
+	requestSeconds     *prometheus.HistogramVec
+	bytesIn            prometheus.Counter
+	bytesOut           prometheus.Counter
+	producedRecords    prometheus.Counter
+	producedBytes      prometheus.Counter
+	fetchedBytes       prometheus.Counter
+	partitionErrors    *prometheus.CounterVec
+	txnEnded           *prometheus.CounterVec
 	// openTxns counts the transactions open, set by the transaction
 	// coordinator once it runs.
 	openTxns atomic.Pointer[func() int]
@@ -83,6 +86,8 @@ func newMetrics(sessions *atomic.Int64, failures func() []string) *metrics {
 			Name: "gregor_connections", Help: "Open client connections."}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gregor_requests_total", Help: "Requests handled, by API."}, []string{"api"}),
+		connectionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gregor_connections_refused_total", Help: "Connections closed as soon as accepted, by reason: per_ip_limit (max.connections.per.ip), open_files (too close to the open-file limit)."}, []string{"reason"}),
 		requestErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gregor_request_errors_total", Help: "Requests that could not be decoded or were refused, by API."}, []string{"api"}),
 		handlerPanics: prometheus.NewCounter(prometheus.CounterOpts{
@@ -105,7 +110,7 @@ func newMetrics(sessions *atomic.Int64, failures func() []string) *metrics {
 		txnEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gregor_transactions_ended_total", Help: "Transactions ended, by outcome: commit, abort (by the producer, or by a new producer with its id) or timeout (aborted by the broker)."}, []string{"outcome"}),
 	}
-	m.reg.MustRegister(m.connections, m.requests, m.requestErrors, m.handlerPanics, m.requestSeconds, m.bytesIn, m.bytesOut,
+	m.reg.MustRegister(m.connections, m.connectionsRefused, m.requests, m.requestErrors, m.handlerPanics, m.requestSeconds, m.bytesIn, m.bytesOut,
 		m.producedRecords, m.producedBytes, m.fetchedBytes, m.partitionErrors, m.txnEnded,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "gregor_transactions_open", Help: "Transactions open (Ongoing, or decided with markers still to write)."},

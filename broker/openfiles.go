@@ -19,6 +19,10 @@ const openFilesCheckFrom = 100
 
 const openFilesRecount = time.Second
 
+// openFilesRecountNear is how old the count may be when it is within
+// twice the reserve of the limit.
+const openFilesRecountNear = 10 * time.Millisecond
+
 // openFiles is the last count of the process's open files, and the
 // partitions created since.
 var openFiles struct {
@@ -27,6 +31,22 @@ var openFiles struct {
 	count int64
 }
 
+// The broker's open-file limit is shared by partition logs (a file each
+// segment, for as long as it exists), client connections (a socket each,
+// while connected) and segment rolls and checkpoints (a file each, briefly
+// or for the new segment's life). Each kind stops short of the limit by
+// its own reserve, largest for the least urgent, so that running short
+// refuses new partitions first, then new connections, and appends last:
+// running the process out of descriptors made it unreachable, failed its
+// flushes and refused appends (helper-62: 20,000 idle connections).
+const (
+	partitionReserveFrac = 20 // new partitions leave a twentieth free (at least 100)
+	connReserveFrac      = 40 // new connections a fortieth (at least 50)
+	rollReserveFrac      = 80 // segment rolls an eightieth (at least 25)
+)
+
+func reserveOf(limit, frac, least int64) int64 { return max(least, limit/frac) }
+
 // checkOpenFiles refuses to create adding partition logs, each holding at
 // least one open file, when that would leave the broker fewer than a
 // twentieth of its open-file limit (at least 100) for connections and
@@ -34,7 +54,7 @@ var openFiles struct {
 // rolled back), but the broker would spend its descriptors on the attempt.
 // Where the limit or the open files cannot be read, nothing is checked.
 func checkOpenFiles(adding int64) error {
-	if open, limit, reserve, ok := takeFiles(adding, adding >= openFilesCheckFrom); !ok {
+	if open, limit, reserve, ok := takeFiles(adding, adding >= openFilesCheckFrom, partitionReserveFrac, 100); !ok {
 		return fmt.Errorf("%d new partitions need as many open files; %d of the broker's limit of %d are open and %d are kept for connections (raise the broker's open-file limit, ulimit -n): %w",
 			adding, open, limit, reserve, kerr.InvalidPartitions)
 	}
@@ -42,40 +62,55 @@ func checkOpenFiles(adding int64) error {
 }
 
 // checkRollFile refuses a segment roll (storage's BeforeRoll) when its
-// new file would leave the broker fewer descriptors than checkOpenFiles
-// keeps for connections: a partition that cannot roll refuses appends
-// (KAFKA_STORAGE_ERROR, retriable, logged), but the broker still accepts
-// connections, serves reads and answers /metrics, where running the
-// process out of descriptors made it unreachable. The error wraps EMFILE.
+// new file would leave the broker fewer than an eightieth of its limit
+// (at least 25) for checkpoints: a partition that cannot roll refuses
+// appends (KAFKA_STORAGE_ERROR, retriable, logged), but the broker can
+// still write its checkpoints, serve reads and answer /metrics. The error
+// wraps EMFILE.
 func checkRollFile() error {
-	if open, limit, reserve, ok := takeFiles(1, false); !ok {
-		return fmt.Errorf("a new segment file would leave fewer than the %d descriptors kept for connections: %d of the broker's open-file limit of %d are open (one per segment; raise ulimit -n, or use larger segments): %w",
+	if open, limit, reserve, ok := takeFiles(1, false, rollReserveFrac, 25); !ok {
+		return fmt.Errorf("a new segment file would leave fewer than the %d descriptors kept for checkpoints: %d of the broker's open-file limit of %d are open (one per segment; raise ulimit -n, or use larger segments): %w",
 			reserve, open, limit, syscall.EMFILE)
 	}
 	return nil
 }
 
+// roomForConnection reports whether a connection just accepted may stay:
+// it must leave a fortieth of the open-file limit (at least 50) for
+// segment rolls and checkpoints. The figures are for the refusal's log.
+func roomForConnection() (open, limit int64, ok bool) {
+	open, limit, _, ok = takeFiles(1, false, connReserveFrac, 50)
+	return open, limit, ok
+}
+
 // takeFiles counts adding files as about to be opened, unless that would
-// leave fewer than the reserve (a twentieth of the limit, at least 100)
-// free: then ok is false, with the figures for the error. The open files
-// are counted afresh when recount is set or the count is openFilesRecount
-// old. Where the limit or the open files cannot be read, ok is true.
-func takeFiles(adding int64, recount bool) (open, limit, reserve int64, ok bool) {
+// leave fewer than the reserve (limit/frac, at least least) free: then ok
+// is false, with the figures for the error. The open files are counted
+// afresh when recount is set or the count is openFilesRecount old (files
+// closed since are seen then). Where the limit or the open files cannot be
+// read, ok is true.
+func takeFiles(adding int64, recount bool, frac, least int64) (open, limit, reserve int64, ok bool) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == 0 || lim.Cur > 1<<40 {
 		return 0, 0, 0, true
 	}
 	openFiles.mu.Lock()
 	defer openFiles.mu.Unlock()
-	if recount || time.Since(openFiles.at) > openFilesRecount {
+	limit = int64(lim.Cur)
+	reserve = reserveOf(limit, frac, least)
+	// Near the limit the count is taken afresh more often: it does not
+	// see files closed since, and the guess of one file a connection
+	// can be short.
+	age := time.Since(openFiles.at)
+	near := openFiles.count+adding+2*reserve > limit
+	if recount || age > openFilesRecount || (near && age > openFilesRecountNear) {
 		n, err := countOpenFiles()
 		if err != nil {
 			return 0, 0, 0, true
 		}
 		openFiles.count, openFiles.at = n, time.Now()
 	}
-	open, limit = openFiles.count, int64(lim.Cur)
-	reserve = max(100, limit/20)
+	open = openFiles.count
 	if open+adding+reserve > limit {
 		return open, limit, reserve, false
 	}

@@ -183,7 +183,13 @@ func OpenManager(o ManagerOptions) (*Manager, error) {
 		for _, l := range m.mu.logs {
 			_ = l.Close()
 		}
-		err := errors.Join(errs...)
+		// Name the first few: thousands of partitions failing alike
+		// made one error thousands of lines long.
+		const named = 5
+		err := errors.Join(errs[:min(len(errs), named)]...)
+		if len(errs) > named {
+			err = fmt.Errorf("%w\n(and %d more)", err, len(errs)-named)
+		}
 		if vfs.IsOutOfFiles(err) {
 			// Every segment keeps its log file open.
 			return nil, fmt.Errorf("open log manager: %d of %d logs failed, out of file descriptors: raise the limit (ulimit -n) above the number of segment files plus the connections expected: %w", len(errs), len(parts), err)
