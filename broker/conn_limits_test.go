@@ -90,10 +90,6 @@ func TestConnectionLimits(t *testing.T) {
 // produce goes on (helper-62: 300 connections under ulimit -n 1024 failed
 // rolls and flushes).
 func TestConnectionsLeaveRollsTheirFiles(t *testing.T) {
-	var saved syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &saved); err != nil {
-		t.Skip(err)
-	}
 	b := startBroker(t, nil, "", nil)
 	cl := newClient(t, b)
 	createTopic(t, cl, "rolls", 1, map[string]string{"segment.bytes": "1024"})
@@ -103,18 +99,7 @@ func TestConnectionsLeaveRollsTheirFiles(t *testing.T) {
 		return rawProduce(t, cl, "rolls", 0, rb.Build())
 	}
 	produce() // the client's connection, before the limit is lowered
-	open, err := countOpenFiles()
-	if err != nil {
-		t.Skip(err)
-	}
-	low := syscall.Rlimit{Cur: uint64(open) + 150, Max: saved.Max}
-	if low.Cur >= saved.Cur {
-		t.Skipf("open-file limit %d already low", saved.Cur)
-	}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
-		t.Skip(err)
-	}
-	defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &saved)
+	open, low := lowerOpenFileLimit(t, 150)
 	time.Sleep(openFilesRecount + 100*time.Millisecond) // the count is taken afresh
 
 	// This process is the clients too: each connection is two files, where
@@ -127,7 +112,7 @@ func TestConnectionsLeaveRollsTheirFiles(t *testing.T) {
 		c, err := net.DialTimeout("tcp", b.Addr().String(), 5*time.Second)
 		if err != nil {
 			n, _ := countOpenFiles()
-			t.Fatalf("dial with %d served, %d refused, %d of %d files open: %v", len(served), len(refused), n, low.Cur, err)
+			t.Fatalf("dial with %d served, %d refused, %d of %d files open: %v", len(served), len(refused), n, low, err)
 		}
 		if apiVersionsWorks(t, c, 2*time.Second) {
 			served = append(served, c)
@@ -141,7 +126,7 @@ func TestConnectionsLeaveRollsTheirFiles(t *testing.T) {
 		}
 	}()
 	if len(refused) == 0 {
-		t.Fatalf("all %d connections served with %d files left", len(served), low.Cur-uint64(open))
+		t.Fatalf("all %d connections served with %d files left", len(served), low-open)
 	}
 	for _, c := range refused {
 		c.Close()
@@ -151,8 +136,32 @@ func TestConnectionsLeaveRollsTheirFiles(t *testing.T) {
 	for i := range 5 {
 		if p := produce(); p.ErrorCode != 0 {
 			n, _ := countOpenFiles()
-			t.Fatalf("produce %d with %d connections served: %v (%d of %d files open)", i, len(served), kerr.ErrorForCode(p.ErrorCode), n, low.Cur)
+			t.Fatalf("produce %d with %d connections served: %v (%d of %d files open)", i, len(served), kerr.ErrorForCode(p.ErrorCode), n, low)
 		}
 	}
-	t.Logf("%d connections served, %d refused, with %d files to spare", len(served), len(refused), low.Cur-uint64(open))
+	t.Logf("%d connections served, %d refused, with %d files to spare", len(served), len(refused), low-open)
+}
+
+// lowerOpenFileLimit sets the process's open-file limit to the files open
+// now plus spare until the test ends, and returns both; it skips the test
+// where that cannot be done.
+func lowerOpenFileLimit(t *testing.T, spare int64) (open, limit int64) {
+	t.Helper()
+	var saved syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &saved); err != nil {
+		t.Skip(err)
+	}
+	open, err := countOpenFiles()
+	if err != nil {
+		t.Skip(err)
+	}
+	low := syscall.Rlimit{Cur: uint64(open + spare), Max: saved.Max}
+	if low.Cur >= saved.Cur {
+		t.Skipf("open-file limit %d already low", saved.Cur)
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(func() { _ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &saved) })
+	return open, int64(low.Cur)
 }

@@ -172,25 +172,10 @@ func TestCreatePartitionsChecksRequest(t *testing.T) {
 // of 20,000 descriptors, and the broker then failed to accept
 // connections.
 func TestPartitionsInSmallStepsBeyondOpenFileLimit(t *testing.T) {
-	var saved syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &saved); err != nil {
-		t.Skip(err)
-	}
 	b := startBroker(t, nil, "", nil)
 	cl := newClient(t, b)
 	createTopic(t, cl, "steps", 1, nil)
-	open, err := countOpenFiles()
-	if err != nil {
-		t.Skip(err)
-	}
-	low := syscall.Rlimit{Cur: uint64(open) + 400, Max: saved.Max}
-	if low.Cur >= saved.Cur {
-		t.Skipf("open-file limit %d already low", saved.Cur)
-	}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
-		t.Skip(err)
-	}
-	defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &saved)
+	_, low := lowerOpenFileLimit(t, 400)
 	count := int32(1)
 	for step := 0; ; step++ {
 		req := kmsg.NewPtrCreatePartitionsRequest()
@@ -209,12 +194,12 @@ func TestPartitionsInSmallStepsBeyondOpenFileLimit(t *testing.T) {
 		}
 		count += 60
 		if step > 20 {
-			t.Fatalf("%d partitions added with an open-file limit of %d", count, low.Cur)
+			t.Fatalf("%d partitions added with an open-file limit of %d", count, low)
 		}
 	}
 	n, _ := countOpenFiles()
-	if reserve := int64(100); int64(low.Cur)-n < reserve {
-		t.Fatalf("%d of %d descriptors open after the refusal; want at least %d kept", n, low.Cur, reserve)
+	if reserve := int64(100); low-n < reserve {
+		t.Fatalf("%d of %d descriptors open after the refusal; want at least %d kept", n, low, reserve)
 	}
-	t.Logf("refused at %d partitions, %d of %d descriptors open", count, n, low.Cur)
+	t.Logf("refused at %d partitions, %d of %d descriptors open", count, n, low)
 }
