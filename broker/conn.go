@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/gregor-log/gregor/broker/storage"
 	"github.com/gregor-log/gregor/broker/wire"
@@ -102,24 +104,57 @@ type conn struct {
 	readArmed  time.Duration // the reader's
 	writeArmed time.Duration // bw's owner's (see inflight)
 	lastWrite  atomic.Int64  // when bytes of a response last went out (see progressed)
+	ackedAtArm uint64        // the client's bytes_acked when the write deadline was last set (bw's owner's)
 }
 
 // arm sets a deadline timeout from now (plus an eighth, the most it may
 // have aged when it is next extended) unless *last, when the deadline was
 // last set, is less than an eighth of timeout ago. The deadline thus falls
 // between timeout and 9/8 timeout after the last activity.
-func (c *conn) arm(last *time.Duration, timeout time.Duration, set func(time.Time) error) {
+// It reports whether it set one.
+func (c *conn) arm(last *time.Duration, timeout time.Duration, set func(time.Time) error) bool {
 	now := time.Since(c.born)
 	if *last > 0 && now-*last < timeout/8 {
-		return
+		return false
 	}
 	*last = now
 	set(c.born.Add(now + timeout + timeout/8))
+	return true
 }
 
-// armWrite extends the write deadline before bw's owner writes or flushes.
+// armWrite extends the write deadline before bw's owner writes or flushes,
+// noting how much the client had acknowledged then (see stillReading).
 func (c *conn) armWrite() {
-	c.arm(&c.writeArmed, c.writeTimeout(), c.nc.SetWriteDeadline)
+	if c.arm(&c.writeArmed, c.writeTimeout(), c.nc.SetWriteDeadline) {
+		c.ackedAtArm = math.MaxUint64 // unknown: compares as no progress
+		if acked, ok := c.peerAcked(); ok {
+			c.ackedAtArm = acked
+		}
+	}
+}
+
+// peerAcked is how many bytes of the connection the client's TCP has
+// acknowledged (TCP_INFO's bytes_acked); ok is false where that cannot be
+// read.
+func (c *conn) peerAcked() (acked uint64, ok bool) {
+	tc, isTCP := c.nc.(*net.TCPConn)
+	if !isTCP {
+		return 0, false
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	var gerr error
+	if err := rc.Control(func(fd uintptr) {
+		var info *unix.TCPInfo
+		if info, gerr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); gerr == nil {
+			acked = info.Bytes_acked
+		}
+	}); err != nil || gerr != nil {
+		return 0, false
+	}
+	return acked, true
 }
 
 // shutdownWriteTimeout bounds how long a response write may go without
@@ -260,9 +295,21 @@ func (w connWriter) Write(p []byte) (int, error) {
 // progressed notes that bytes of a response went out.
 func (c *conn) progressed() { c.lastWrite.Store(int64(time.Since(c.born))) }
 
-// stillReading reports whether the client took bytes of a response
-// within the write timeout; a write whose deadline passed then goes on.
+// stillReading reports, when a write's deadline has passed, whether the
+// client took bytes within the write timeout: the write then goes on. A
+// slow reader may take bytes the kernel holds without the kernel taking
+// more from the broker for minutes (a socket is writable again only once
+// half its send buffer is free: 256 s at 2 KB/s), so what the client's TCP
+// acknowledged since the deadline was set counts as well as what the
+// broker wrote. (Acknowledged bytes also include what filled the client's
+// receive buffer, so a client that stopped reading may be given one more
+// write timeout.) At shutdown only what the broker wrote counts.
 func (c *conn) stillReading() bool {
+	if c.b.ctx.Err() == nil {
+		if acked, ok := c.peerAcked(); ok && acked > c.ackedAtArm {
+			return true
+		}
+	}
 	return time.Since(c.born)-time.Duration(c.lastWrite.Load()) < c.writeTimeout()
 }
 
