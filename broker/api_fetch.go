@@ -391,7 +391,7 @@ func (f *fetch) once(final bool) (resp *kmsg.FetchResponse, chunks []storage.Chu
 			// response is written. Old clients each asking for a
 			// large partition limit could otherwise have the broker
 			// hold gigabytes.
-			held, ok := f.reserveConversion(int(ch.Size + min(ch.Size+ch.Size/4, int64(limit))))
+			held, ok := f.reserveConversion(int(ch.Size + convertedCap(ch.Size, limit)))
 			if !ok {
 				ch.Release()
 				ch = storage.Chunk{}
@@ -536,8 +536,12 @@ func downConvert(ch *storage.Chunk, version int16, from int64, limit int) (set [
 	if version < 2 {
 		magic = 0
 	}
-	return record.AppendMessageSet(make([]byte, 0, min(len(batches)+len(batches)/4, limit)), batches, magic, from, limit)
+	return record.AppendMessageSet(make([]byte, 0, convertedCap(ch.Size, limit)), batches, magic, from, limit)
 }
+
+// convertedCap is the buffer downConvert starts a message set of size
+// bytes of batches in: a quarter more (message headers), at most limit.
+func convertedCap(size int64, limit int) int64 { return min(size+size/4, int64(limit)) }
 
 // fetchPartition reads one partition for a fetch. cached, if not nil, is
 // where the partition's log is kept between passes (a session's); it is

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -63,9 +62,5 @@ func (l *logLimiter) allow(key string, now time.Time) (ok bool, held int) {
 // refusalKey names a client's refusal kind: its host (not its port,
 // which changes with every reconnection), the API and the version.
 func refusalKey(remote string, apiKey, version int16) string {
-	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		host = remote
-	}
-	return host + "/" + strconv.Itoa(int(apiKey)) + "/" + strconv.Itoa(int(version))
+	return hostOf(remote) + "/" + strconv.Itoa(int(apiKey)) + "/" + strconv.Itoa(int(version))
 }

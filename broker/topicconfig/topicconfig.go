@@ -74,6 +74,12 @@ func ParseBool(v string) (b, ok bool) {
 	return t, t || f
 }
 
+// isFalse reports whether v is a boolean false (ParseBool's spelling).
+func isFalse(v string) bool {
+	b, ok := ParseBool(v)
+	return ok && !b
+}
+
 // falseOnly accepts false, in any case, as Kafka spells booleans.
 func falseOnly(v string) error {
 	if b, ok := ParseBool(v); ok && !b {
@@ -444,6 +450,6 @@ func StorageConfig(eff map[string]string) storage.Config {
 		MinCompactionLagMs:     i64("min.compaction.lag.ms"),
 		MaxCompactionLagMs:     i64("max.compaction.lag.ms"),
 		MinCleanableDirtyRatio: ratio,
-		NoDownConversion:       strings.EqualFold(eff["message.downconversion.enable"], "false"),
+		NoDownConversion:       isFalse(eff["message.downconversion.enable"]),
 	}
 }
