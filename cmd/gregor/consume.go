@@ -209,11 +209,15 @@ func runGroupConsume(ctx context.Context, cf *clientFlags, opts []kgo.Opt, forma
 	var buf []byte
 	lastRecord := time.Now()
 	for (limit == 0 || printed < limit) && !end.done() {
-		pollCtx, cancel := ctx, context.CancelFunc(func() {})
+		var pollCtx context.Context
+		var cancel context.CancelFunc
 		if idle > 0 {
 			pollCtx, cancel = context.WithTimeout(ctx, min(idle, tailCheckAfter))
+		} else {
+			pollCtx, cancel = context.WithCancel(ctx)
 		}
 		end.setWake(cancel)
+		starts.setWake(cancel)
 		fetches := cl.PollFetches(pollCtx)
 		timedOut := ctx.Err() == nil && errors.Is(pollCtx.Err(), context.DeadlineExceeded)
 		cancel()
@@ -876,6 +880,7 @@ type startMarks struct {
 	topic string
 	mu    sync.Mutex
 	m     map[int32]int64
+	wake  context.CancelFunc // of the poll under way, to commit them now
 }
 
 func newStartMarks(topic string) *startMarks { return &startMarks{topic: topic} }
@@ -890,6 +895,24 @@ func (s *startMarks) add(part int32, offset int64) {
 		s.m = map[int32]int64{}
 	}
 	s.m[part] = offset
+	if s.wake != nil {
+		s.wake()
+	}
+}
+
+// setWake registers the cancel func of the poll under way, called when a
+// start is found, so that the poll loop commits it at once rather than
+// with the first record (none may come for a long time with --follow).
+func (s *startMarks) setWake(cancel context.CancelFunc) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.wake = cancel
+	if len(s.m) > 0 {
+		cancel()
+	}
 }
 
 // take returns the starts collected since the last take, in the form
