@@ -30,7 +30,10 @@
 // call never waits for the disk: the spill writer's in-memory share is a
 // quarter of BufferBytes, it may borrow the in-memory queue's idle share
 // while a stalled disk holds it up, and only beyond that are records
-// dropped (and counted).
+// dropped (and counted). A failed spill write (a full disk) loses what it
+// held (counted as failed and reported); the spill then takes nothing,
+// and records beyond the memory bound are dropped, until what it held is
+// replayed and a second has passed, when it tries its files again.
 // Records too large for the topic are dropped (or, if logged before the
 // topic's limit was learned, failed) and counted, never retried.
 //

@@ -139,6 +139,7 @@ type spill struct {
 		pending  int64      // pending bytes over all segments
 		borrowed int64      // of those, bytes beyond pendingMax lent by borrow
 		err      error      // sticky write error
+		errAt    time.Time  // when err was set
 		nextSeq  uint64
 	}
 
@@ -360,7 +361,7 @@ func (sp *spill) tryAppend(e *entry) error {
 	frame := int64(frameHeaderLen + payload)
 
 	sp.mu.Lock()
-	if sp.mu.err != nil {
+	if sp.mu.err != nil && !sp.retryLocked() {
 		err := sp.mu.err
 		sp.mu.Unlock()
 		return err
@@ -438,7 +439,8 @@ func (sp *spill) writeLoop() {
 
 // writePending writes every segment's pending frames. A failed write is
 // sticky: the frames are lost (reported through onLost) and the spill
-// takes no more records until it has been replayed empty. Only the writer
+// takes no more records until it has been replayed empty and
+// spillRetryAfter has passed (see retryLocked). Only the writer
 // goroutine calls it.
 func (sp *spill) writePending() {
 	for {
@@ -495,7 +497,7 @@ func (sp *spill) writePending() {
 		} else {
 			sp.total.Add(-int64(len(buf)))
 			if sp.mu.err == nil {
-				sp.mu.err = err
+				sp.mu.err, sp.mu.errAt = err, time.Now()
 			}
 			if sp.mu.w == seg {
 				sp.mu.w = nil // never append after a failed write
@@ -511,6 +513,23 @@ func (sp *spill) writePending() {
 			sp.onLost(frames, int64(len(buf)), nil)
 		}
 	}
+}
+
+// spillRetryAfter is how long a spill whose write failed (a full or
+// failing disk) takes no records, once what it held was replayed or lost,
+// before it tries its files again: records logged meanwhile find the
+// memory buffer full and are dropped and counted, rather than accepted
+// and lost with the next failed write.
+const spillRetryAfter = time.Second
+
+// retryLocked clears the sticky write error, and reports true, when the
+// spill holds nothing and spillRetryAfter has passed since the failure.
+func (sp *spill) retryLocked() bool {
+	if len(sp.mu.segs) > 0 || time.Since(sp.mu.errAt) < spillRetryAfter {
+		return false
+	}
+	sp.mu.err = nil // a fresh start after a failed write
+	return true
 }
 
 // pendingLocked reports whether seg has frames not yet in its file.
@@ -558,7 +577,7 @@ func (sp *spill) next(e *entry) (spillPos, bool, error) {
 			sp.mu.Lock()
 			if len(sp.mu.segs) == 0 {
 				sp.active.Store(false)
-				sp.mu.err = nil // a fresh start after a failed write
+				sp.retryLocked()
 				sp.mu.Unlock()
 				return spillPos{}, false, nil
 			}

@@ -289,14 +289,17 @@ func TestSpillDiskFullIsStickyThenRecovers(t *testing.T) {
 	if err := h.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	// After the spill drained, it works again.
+	// After the spill drained, and spillRetryAfter after the failure, it
+	// works again.
 	g.setUp(false)
-	for i := 1000; i < 1200; i++ {
-		log.Info("m", "i", i)
-	}
-	if h.Stats().Spilled == st.Spilled {
-		t.Fatalf("spill did not recover: %+v", h.Stats())
-	}
+	i := 1000
+	waitFor(t, 5*time.Second, "the spill to take records again", func() bool {
+		for range 100 {
+			log.Info("m", "i", i)
+			i++
+		}
+		return h.Stats().Spilled > st.Spilled
+	})
 	g.setUp(true)
 	if err := h.Close(closeCtx(t, 5*time.Second)); err != nil {
 		t.Fatalf("close: %v", err)
