@@ -83,7 +83,7 @@ func addProducerFlags(fs *flag.FlagSet, lingerDefault *time.Duration) *producerF
 	fs.DurationVar(&pf.linger, "linger", pf.linger, lingerHelp)
 	fs.IntVar(&pf.batchMaxBytes, "batch-max-bytes", 0, "largest record batch (0: client default, about 1 MB)")
 	fs.BoolVar(&pf.idempotent, "idempotent", true, "idempotent producer (needs --acks all)")
-	fs.IntVar(&pf.maxBuffered, "max-buffered-records", 0, "records a producer may have in flight (0: client default, 10000)")
+	fs.IntVar(&pf.maxBuffered, "max-buffered-records", 0, "records a producer may have buffered or in flight (0: the client default, 50000)")
 	fs.IntVar(&pf.partitions, "partitions", 0, "create the topic with this many partitions if it does not exist (0: it must exist)")
 	return pf
 }
