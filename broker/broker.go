@@ -228,12 +228,40 @@ func New(cfg Config, opts Options) (*Broker, error) {
 	return b, nil
 }
 
+// checkFoldedNames refuses to start, where the data dir's filesystem folds
+// case, if the metadata holds topics whose names differ only in case (made
+// before gregor refused them there, or on another filesystem): their
+// partitions would share directories, and reconciling the logs would set
+// one topic's records aside for the other's.
+func (b *Broker) checkFoldedNames() error {
+	if !b.logs.FoldsCase() {
+		return nil
+	}
+	seen := map[string]string{}
+	var clashes []string
+	for _, t := range b.store.Topics() {
+		f := strings.ToLower(t.Name)
+		if other, ok := seen[f]; ok {
+			clashes = append(clashes, fmt.Sprintf("%q and %q", other, t.Name))
+			continue
+		}
+		seen[f] = t.Name
+	}
+	if len(clashes) > 0 {
+		return fmt.Errorf("the data dir's filesystem does not tell names apart by case, and topics %s differ only in case: their logs would share directories; move the data dir to a case-sensitive filesystem", strings.Join(clashes, ", "))
+	}
+	return nil
+}
+
 // reconcileLogs makes the logs on disk match the metadata: a partition of a
 // known topic without a log gets one. A log the metadata does not know (a
 // topic deleted by a broker that crashed before renaming its logs away, a
 // directory copied in by hand) is set aside, renamed with a -stray suffix
 // and logged, never deleted: the broker cannot tell which case it is.
 func (b *Broker) reconcileLogs() error {
+	if err := b.checkFoldedNames(); err != nil {
+		return err
+	}
 	known := make(map[string]int32)
 	for _, t := range b.store.Topics() {
 		known[t.Name] = t.Partitions

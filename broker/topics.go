@@ -170,6 +170,9 @@ type nameCheck struct {
 	b     *Broker
 	added map[string]bool
 	norm  map[string]string // metric form -> name; built on first need
+	// folded maps lower-case names to names, where the data dir's
+	// filesystem folds case; built on first need.
+	folded map[string]string
 }
 
 func newNameCheck(b *Broker) *nameCheck { return &nameCheck{b: b, added: map[string]bool{}} }
@@ -193,6 +196,19 @@ func (c *nameCheck) take(name string) error {
 			return fmt.Errorf("topic %q collides with existing topic %q ('.' and '_' are interchangeable in metric names): %w", name, other, kerr.InvalidTopicException)
 		}
 		c.norm[n] = name
+	}
+	if c.b.logs.FoldsCase() {
+		if c.folded == nil {
+			c.folded = map[string]string{}
+			for _, t := range c.b.store.Topics() {
+				c.folded[strings.ToLower(t.Name)] = t.Name
+			}
+		}
+		f := strings.ToLower(name)
+		if other, ok := c.folded[f]; ok {
+			return fmt.Errorf("topic %q differs only in case from existing topic %q, and the data dir's filesystem does not tell such names apart: %w", name, other, kerr.InvalidTopicException)
+		}
+		c.folded[f] = name
 	}
 	c.added[name] = true
 	return nil

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -74,11 +75,43 @@ type Manager struct {
 	dir     dataDirWatch
 	dirGone atomic.Pointer[error] // see dataDirWatch
 
+	// foldsCase: the data dir's filesystem does not tell names apart by
+	// case (vfat, exFAT, ext4 casefold, macOS's default APFS), so topics
+	// whose names differ only in case would share directories.
+	foldsCase bool
+
 	stop chan struct{}
 	// stopCtx is done when stop is closed; it interrupts a cleaner pass.
 	stopCtx    context.Context
 	cancelStop context.CancelFunc
 	wg         sync.WaitGroup
+}
+
+// FoldsCase reports whether the data dir's filesystem folds case: "a-0"
+// and "A-0" name the same directory there.
+func (m *Manager) FoldsCase() bool { return m.foldsCase }
+
+// caseProbe is the file probeFoldsCase creates, and removes, in the data
+// dir; with its capital letter it is no partition directory's name.
+const caseProbe = ".case-Probe"
+
+// probeFoldsCase reports whether dir's filesystem folds case: it creates
+// caseProbe and looks for it under its lower-case name. Any failure reads
+// as "no" (the data dir's lock and logs report an unwritable dir).
+func probeFoldsCase(fsys vfs.FS, dir string) bool {
+	p := filepath.Join(dir, caseProbe)
+	f, err := fsys.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return false
+	}
+	_ = f.Close()
+	defer func() { _ = fsys.Remove(p) }()
+	lower, err := fsys.Stat(filepath.Join(dir, strings.ToLower(caseProbe)))
+	if err != nil {
+		return false
+	}
+	upper, err := fsys.Stat(p)
+	return err == nil && sameDir(lower, upper) // same device and inode: one file
 }
 
 type topicPartition struct {
@@ -129,6 +162,10 @@ func OpenManager(o ManagerOptions) (*Manager, error) {
 
 	if err := vfs.MkdirAllDurable(o.FS, o.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("open log manager: %w", err)
+	}
+	m.foldsCase = probeFoldsCase(o.FS, o.DataDir)
+	if m.foldsCase {
+		o.Logger.Warn("the data dir's filesystem does not tell names apart by case: topics whose names differ only in case are refused", zap.String("data_dir", o.DataDir))
 	}
 	entries, err := o.FS.ReadDir(o.DataDir)
 	if err != nil {
