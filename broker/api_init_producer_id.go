@@ -50,7 +50,11 @@ func (b *Broker) handleInitProducerID(hdr wire.RequestHeader, req *kmsg.InitProd
 	}
 	id, err := b.store.NextProducerID()
 	if err != nil {
-		b.log.Error("allocate producer id", zap.Error(err))
+		// Clients retry at once and again (a metadata store that cannot
+		// be written fails every one): logged once per refusalLogEvery.
+		if ok, held := b.refusals.allow("allocate producer id", time.Now()); ok {
+			b.log.Error("allocate producer id; idempotent and transactional producers are refused until the metadata store can be written", zap.Error(err), zap.Int("same_since_last_logged", held))
+		}
 		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		b.metrics.countError("InitProducerId", resp.ErrorCode)
 		return resp
