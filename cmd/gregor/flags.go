@@ -204,6 +204,13 @@ func (cf *clientFlags) newClient(opts ...kgo.Opt) (*kgo.Client, error) {
 	if len(seeds) == 0 {
 		return nil, usagef("--bootstrap-server is empty")
 	}
+	for _, s := range seeds {
+		// The client would take all of "::1:9092" for the host and add
+		// port 9092 to it.
+		if strings.Count(s, ":") > 1 && !strings.HasPrefix(s, "[") {
+			return nil, usagef("--bootstrap-server %q: an IPv6 address needs brackets, as in [::1]:9092", s)
+		}
+	}
 	all := []kgo.Opt{kgo.SeedBrokers(seeds...), kgo.DialTimeout(cf.dialTimeout())}
 	if cf.timeout != nil && *cf.timeout > 0 && *cf.timeout < 20*time.Second {
 		// The client waits this long (10 s by default) beyond a

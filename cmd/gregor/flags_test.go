@@ -164,3 +164,12 @@ func TestReadLineBatches(t *testing.T) {
 	close(stop)
 	<-finished
 }
+
+// TestBootstrapIPv6NeedsBrackets: an IPv6 seed without brackets is a usage
+// error that says so, not a dial of "[::1:9092]:9092".
+func TestBootstrapIPv6NeedsBrackets(t *testing.T) {
+	code, _, stderr := runCLI(t, "", "topic", "list", "-b", "127.0.0.1:1,::1:9092")
+	if code != 2 || !strings.Contains(stderr, `"::1:9092": an IPv6 address needs brackets`) {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
