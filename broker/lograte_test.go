@@ -3,13 +3,17 @@ package broker
 import (
 	"fmt"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/gregor-log/gregor/broker/wire"
+	"github.com/gregor-log/gregor/internal/vfs"
 )
 
 func TestLogLimiter(t *testing.T) {
@@ -108,5 +112,35 @@ func TestOversizeFramesLoggedOncePerInterval(t *testing.T) {
 	}
 	if lines := logs.FilterMessage("closing connection").All(); len(lines) != 1 {
 		t.Fatalf("%d lines for 20 oversize frames, want 1: %v", len(lines), lines)
+	}
+}
+
+// TestProducerIDFailuresLoggedOncePerInterval: while the metadata store
+// cannot be written, every InitProducerId is refused with
+// COORDINATOR_NOT_AVAILABLE, and the failure is logged once per interval,
+// not once per client retry.
+func TestProducerIDFailuresLoggedOncePerInterval(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	efs := vfs.NewErrorFS(vfs.OS)
+	b := startBrokerLogged(t, efs, "", nil, zap.New(core))
+	t.Cleanup(efs.Clear) // before the broker closes
+	efs.FailOn(vfs.OpWrite, "meta.log", syscall.EIO)
+	efs.FailOn(vfs.OpWrite, "meta.json", syscall.EIO)
+	c, err := net.DialTimeout("tcp", b.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for range 20 { // raw requests: kgo would retry the refusal itself
+		req := kmsg.NewPtrInitProducerIDRequest()
+		req.Version = 4
+		resp := kmsg.NewPtrInitProducerIDResponse()
+		rawRoundTrip(t, c, req, resp)
+		if resp.ErrorCode != kerr.CoordinatorNotAvailable.Code {
+			t.Fatalf("InitProducerId with the metadata store failing: %v", kerr.ErrorForCode(resp.ErrorCode))
+		}
+	}
+	if lines := logs.FilterMessageSnippet("allocate producer id").All(); len(lines) != 1 {
+		t.Fatalf("%d lines for 20 refused InitProducerIds, want 1: %v", len(lines), lines)
 	}
 }
