@@ -4,11 +4,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregor-log/gregor/broker/record"
 	"github.com/gregor-log/gregor/internal/vfs"
@@ -63,5 +65,47 @@ func TestFullDiskAndWriteFailures(t *testing.T) {
 	}
 	if p := rawProduce(t, cl, "h", 0, batch()); p.ErrorCode != kerr.KafkaStorageError.Code {
 		t.Fatalf("produce to a fenced partition: error code %d", p.ErrorCode)
+	}
+}
+
+// TestHealthzDuringStalledWrite: /healthz answers at once while an append
+// is stuck in its write (a slow disk's dirty-page throttling held one for
+// seconds; helper-65 saw /healthz take 1.65 s behind it, past a
+// Kubernetes probe's 1 s timeout).
+func TestHealthzDuringStalledWrite(t *testing.T) {
+	efs := vfs.NewErrorFS(vfs.OS)
+	b := startBroker(t, efs, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "stall", 1, nil)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	efs.SetHook(func(op vfs.Op, path string) error {
+		if op == vfs.OpWrite && strings.Contains(path, "stall-0") && strings.HasSuffix(path, ".log") {
+			once.Do(func() { close(entered) })
+			<-release
+		}
+		return nil
+	})
+	defer efs.Clear()
+	done := make(chan kmsg.ProduceResponseTopicPartition, 1)
+	go func() {
+		rb := record.NewBuilder()
+		rb.Add(nil, []byte("v"), nil, time.Now().UnixMilli())
+		done <- rawProduce(t, cl, "stall", 0, rb.Build())
+	}()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the append never reached its write")
+	}
+	start := time.Now()
+	rec := httptest.NewRecorder()
+	go func() { time.Sleep(2 * time.Second); close(release) }() // in case /healthz waits
+	b.httpHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	if took := time.Since(start); rec.Code != http.StatusOK || took > time.Second {
+		t.Fatalf("/healthz during a stalled write: %d in %v", rec.Code, took)
+	}
+	if p := <-done; p.ErrorCode != 0 {
+		t.Fatalf("produce: %v", kerr.ErrorForCode(p.ErrorCode))
 	}
 }

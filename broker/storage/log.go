@@ -49,6 +49,9 @@ type Log struct {
 	// firstUnflushed is the unix-nano time of the oldest append not yet
 	// fsynced, 0 when everything is flushed.
 	firstUnflushed atomic.Int64
+	// werr is mu.werr, for WriteError to read without mu, which an
+	// append holds through its write (on a slow disk, for seconds).
+	werr atomic.Pointer[error]
 	// noSpaceLogged is when a refusal for want of space was last logged
 	// (unix nanoseconds), so a full disk costs a line every
 	// noSpaceLogEvery, not one per produce retry.
@@ -221,9 +224,10 @@ func (l *Log) writeErrLocked() error {
 // WriteError returns the sticky write error that makes the log refuse
 // appends until it is reopened, or nil.
 func (l *Log) WriteError() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.mu.werr
+	if p := l.werr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Fail makes the log refuse appends until it is reopened, as a failed
@@ -235,6 +239,8 @@ func (l *Log) Fail(op string, err error) {
 	defer l.mu.Unlock()
 	if l.mu.werr == nil {
 		l.mu.werr = fmt.Errorf("%s: %w", op, err)
+		werr := l.mu.werr
+		l.werr.Store(&werr)
 	}
 }
 
@@ -243,6 +249,8 @@ func (l *Log) Fail(op string, err error) {
 func (l *Log) failLocked(op string, err error) error {
 	if l.mu.werr == nil {
 		l.mu.werr = fmt.Errorf("%w: %s %s: %w", ErrStorage, op, l.dir, err)
+		werr := l.mu.werr
+		l.werr.Store(&werr)
 		l.logger.Error("log write side failed; appends are refused until the log is reopened",
 			zap.String("op", op), zap.Error(err))
 	}
