@@ -328,8 +328,9 @@ func (c *conn) releaseWriter() {
 	c.bw = nil
 }
 
-// stopReading makes the reader stop after the request it is on; queued
-// requests are still answered.
+// stopReading makes the reader stop after the request it is on (the
+// broker's context, cancelled first, tells it not to read another);
+// queued requests are still answered.
 func (c *conn) stopReading() {
 	if tc, ok := c.nc.(*net.TCPConn); ok {
 		tc.CloseRead()
@@ -393,6 +394,13 @@ func (c *conn) readLoop() (clientGone bool) {
 		return err
 	}
 	for {
+		if c.b.ctx.Err() != nil {
+			// Shutting down: the requests read are answered, no more are
+			// read. (The reading side's shutdown does not stop a client
+			// that keeps sending: Linux still delivers what arrives.)
+			c.flushInline()
+			return false
+		}
 		if !c.waitUnsent() {
 			return false
 		}

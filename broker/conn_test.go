@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/gregor-log/gregor/broker/record"
 	"github.com/gregor-log/gregor/broker/wire"
+	"github.com/gregor-log/gregor/internal/vfs"
 )
 
 // TestPipelinedResponsesKeepOrder sends random mixes of pipelined requests
@@ -372,4 +374,74 @@ func TestShutdownDoesNotWaitForStalledReader(t *testing.T) {
 	} else {
 		t.Logf("shutdown took %v with a stalled reader", took)
 	}
+}
+
+// TestShutdownStopsReadingRequests: a client that keeps sending produce
+// requests back to back does not hold a clean shutdown until its
+// deadline (helper-65: 30 s, acknowledging 156 MB after SIGTERM): the
+// broker answers what it read and reads no more.
+func TestShutdownStopsReadingRequests(t *testing.T) {
+	efs := vfs.NewErrorFS(vfs.OS)
+	b := startBroker(t, efs, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "pipe", 1, nil)
+	cl.Close()
+	// A slow disk: the client's requests pile up in the socket, so the
+	// reader never finds it empty (which would end it).
+	efs.SetHook(func(op vfs.Op, path string) error {
+		if op == vfs.OpWrite && strings.Contains(path, "pipe-0") {
+			time.Sleep(2 * time.Millisecond)
+		}
+		return nil
+	})
+	t.Cleanup(efs.Clear)
+	c, err := net.DialTimeout("tcp", b.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rb := record.NewBuilder()
+	rb.Add(nil, bytes.Repeat([]byte("x"), 1000), nil, time.Now().UnixMilli())
+	batch := rb.Build()
+	clientID := "pipeliner"
+	sent := make(chan struct{})
+	go func() { // until the broker closes the connection
+		defer close(sent)
+		for id := int32(1); ; id++ {
+			if _, err := c.Write(wire.AppendRequest(nil, produceRequest("pipe", 0, batch), id, &clientID)); err != nil {
+				return
+			}
+		}
+	}()
+	answered := make(chan int)
+	go func() {
+		n := 0
+		defer func() { answered <- n }()
+		for {
+			if _, err := wire.ReadFrame(c, nil, 1<<20); err != nil {
+				return
+			}
+			if n++; n == 200 {
+				answered <- n
+			}
+		}
+	}()
+	select {
+	case <-answered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("200 produce answers did not come")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	if took > 5*time.Second {
+		t.Fatalf("shutdown took %v with a client sending requests back to back", took)
+	}
+	total := <-answered
+	<-sent
+	t.Logf("shutdown took %v; %d answers in all", took, total)
 }
