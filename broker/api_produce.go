@@ -55,6 +55,9 @@ import (
 func init() {
 	register(kmsg.Produce, 0, 9, func(b *Broker, c *conn, hdr wire.RequestHeader, req kmsg.Request, p *pending) {
 		start := time.Now()
+		if st := c.stream.started; !st.IsZero() {
+			start = st // appended while it was read
+		}
 		r := req.(*kmsg.ProduceRequest)
 		resp := b.handleProduce(r, &c.stream)
 		if r.Acks == 0 {
@@ -101,6 +104,10 @@ func produceFailed(resp *kmsg.ProduceResponse) bool {
 type produceStream struct {
 	done  []streamedPartition
 	taken int
+	// started is when the request's first partition was appended, for
+	// the request's duration (time spent appending, on a slow disk
+	// perhaps seconds, passes before the request is decoded).
+	started time.Time
 }
 
 // streamedPartition is one appended partition: records (a slice of the
@@ -114,7 +121,7 @@ type streamedPartition struct {
 
 func (ps *produceStream) reset() {
 	clear(ps.done)
-	ps.done, ps.taken = ps.done[:0], 0
+	ps.done, ps.taken, ps.started = ps.done[:0], 0, time.Time{}
 }
 
 // produce appends one partition's records as they arrived, unless the
@@ -123,6 +130,9 @@ func (ps *produceStream) reset() {
 func (ps *produceStream) produce(b *Broker, f wire.RecordsField) {
 	if produceRequestError(f.Acks, f.Transactional) != 0 {
 		return
+	}
+	if ps.started.IsZero() {
+		ps.started = time.Now()
 	}
 	topic := string(f.Topic)
 	rp := kmsg.ProduceRequestTopicPartition{Partition: f.Partition, Records: f.Records}

@@ -93,7 +93,7 @@ func newMetrics(sessions *atomic.Int64, failures func() []string) *metrics {
 		handlerPanics: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gregor_handler_panics_total", Help: "Requests whose handling panicked (a bug; logged with its stack): the connection was closed."}),
 		requestSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "gregor_request_duration_seconds", Help: "Time from decoding a request to its response being ready, by API.",
+			Name: "gregor_request_duration_seconds", Help: "Time from decoding a request to its response being ready, by API (for Produce, from the first records appended, which happens as the request is read).",
 			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5}}, []string{"api"}),
 		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gregor_network_received_bytes_total", Help: "Request bytes received."}),
