@@ -113,7 +113,7 @@ func New(cfg Config, opts Options) (*Broker, error) {
 	b.mu.perIP = make(map[string]int)
 	b.connFreed = make(chan struct{}, 1)
 	b.defaults = topicconfig.NewDefaults(cfg.Props)
-	b.metrics = newMetrics(&b.fetchSessions, b.writeFailures)
+	b.metrics = newMetrics(&b.fetchSessions, b.writeFailures, b.flushLag)
 	b.waiters = newWaiters()
 	b.budget = newRequestBudget(cfg.prop("queued.max.request.bytes"))
 	b.convBudget = newRequestBudget(cfg.prop("queued.max.request.bytes"))

@@ -79,7 +79,7 @@ func (m *metrics) observe(key kmsg.Key, start time.Time) {
 
 // newMetrics makes the metrics; sessions is read for the fetch-session
 // gauge, failures for the write-failure gauge.
-func newMetrics(sessions *atomic.Int64, failures func() []string) *metrics {
+func newMetrics(sessions *atomic.Int64, failures func() []string, flushLag func() time.Duration) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -124,6 +124,14 @@ func newMetrics(sessions *atomic.Int64, failures func() []string) *metrics {
 			Name: "gregor_fetch_sessions", Help: "Open fetch sessions (KIP-227)."},
 			func() float64 { return float64(sessions.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "gregor_flush_lag_seconds", Help: "Age of the oldest acknowledged append not yet fsynced, over all partitions: what a power loss could cost now (flush.ms bounds it on a disk that keeps up)."},
+			func() float64 {
+				if flushLag == nil {
+					return 0
+				}
+				return flushLag().Seconds()
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "gregor_write_failures", Help: "Partition logs (and the metadata store) refusing writes until the broker restarts; /healthz lists them."},
 			func() float64 {
 				if failures == nil {
@@ -163,6 +171,24 @@ func (b *Broker) httpHandler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	return mux
+}
+
+// flushLag is the age of the oldest append not yet fsynced, over all
+// partition logs (0 when all are flushed).
+func (b *Broker) flushLag() time.Duration {
+	if b.logs == nil {
+		return 0
+	}
+	var oldest time.Time
+	for _, l := range b.logs.Logs() {
+		if t := l.UnflushedSince(); !t.IsZero() && (oldest.IsZero() || t.Before(oldest)) {
+			oldest = t
+		}
+	}
+	if oldest.IsZero() {
+		return 0
+	}
+	return time.Since(oldest)
 }
 
 // writeFailures lists what refuses writes until the broker restarts: the

@@ -103,3 +103,45 @@ func TestProduceDurationCountsTheAppend(t *testing.T) {
 	}
 	t.Fatal("/metrics lacks the Produce duration")
 }
+
+// TestFlushLagMetric: gregor_flush_lag_seconds is the age of the oldest
+// append not yet fsynced: growing while a topic's flush.ms holds its
+// appends back, 0 once everything is flushed.
+func TestFlushLagMetric(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "lazy", 1, map[string]string{"flush.ms": "3600000"})
+	if lag := b.flushLag(); lag != 0 {
+		t.Fatalf("lag %v before any append", lag)
+	}
+	rb := record.NewBuilder()
+	rb.Add(nil, []byte("v"), nil, time.Now().UnixMilli())
+	if p := rawProduce(t, cl, "lazy", 0, rb.Build()); p.ErrorCode != 0 {
+		t.Fatalf("produce: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	time.Sleep(200 * time.Millisecond)
+	if lag := b.flushLag(); lag < 200*time.Millisecond || lag > time.Minute {
+		t.Fatalf("lag %v 200 ms after an unflushed append", lag)
+	}
+	hr, err := http.Get("http://" + b.HTTPAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(hr.Body)
+	hr.Body.Close()
+	var shown float64
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "gregor_flush_lag_seconds "); ok {
+			shown, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if shown < 0.2 {
+		t.Errorf("/metrics shows gregor_flush_lag_seconds %v, want at least 0.2", shown)
+	}
+	if err := b.logs.Log("lazy", 0).Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if lag := b.flushLag(); lag != 0 {
+		t.Fatalf("lag %v after a flush", lag)
+	}
+}

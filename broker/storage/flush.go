@@ -35,6 +35,15 @@ func (l *Log) Flush() error {
 	return l.flushLocked(false)
 }
 
+// UnflushedSince returns when the oldest append not yet fsynced was made,
+// or the zero time when everything is flushed.
+func (l *Log) UnflushedSince() time.Time {
+	if first := l.firstUnflushed.Load(); first != 0 {
+		return time.Unix(0, first)
+	}
+	return time.Time{}
+}
+
 // FlushIfDue flushes when the oldest unflushed append is older than
 // flush.ms. It is cheap when nothing is due.
 func (l *Log) FlushIfDue() error {
