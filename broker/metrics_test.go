@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -108,7 +109,8 @@ func TestProduceDurationCountsTheAppend(t *testing.T) {
 // append not yet fsynced: growing while a topic's flush.ms holds its
 // appends back, 0 once everything is flushed.
 func TestFlushLagMetric(t *testing.T) {
-	b := startBroker(t, nil, "", nil)
+	efs := vfs.NewErrorFS(vfs.OS)
+	b := startBroker(t, efs, "", nil)
 	cl := newClient(t, b)
 	createTopic(t, cl, "lazy", 1, map[string]string{"flush.ms": "3600000"})
 	if lag := b.flushLag(); lag != 0 {
@@ -138,8 +140,27 @@ func TestFlushLagMetric(t *testing.T) {
 	if shown < 0.2 {
 		t.Errorf("/metrics shows gregor_flush_lag_seconds %v, want at least 0.2", shown)
 	}
-	if err := b.logs.Log("lazy", 0).Flush(); err != nil {
+	// While the flush's fsync is under way the data is not durable yet.
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	efs.SetHook(func(op vfs.Op, path string) error {
+		if op == vfs.OpSync && strings.Contains(path, "lazy-0") {
+			once.Do(func() { close(entered) })
+			<-release
+		}
+		return nil
+	})
+	defer efs.Clear()
+	flushed := make(chan error, 1)
+	go func() { flushed <- b.logs.Log("lazy", 0).Flush() }()
+	<-entered
+	lag := b.flushLag()
+	close(release)
+	if err := <-flushed; err != nil {
 		t.Fatal(err)
+	}
+	if lag < 200*time.Millisecond {
+		t.Fatalf("lag %v during the flush's fsync", lag)
 	}
 	if lag := b.flushLag(); lag != 0 {
 		t.Fatalf("lag %v after a flush", lag)

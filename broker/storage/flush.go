@@ -35,10 +35,15 @@ func (l *Log) Flush() error {
 	return l.flushLocked(false)
 }
 
-// UnflushedSince returns when the oldest append not yet fsynced was made,
-// or the zero time when everything is flushed.
+// UnflushedSince returns when the oldest append not yet durable was made
+// (not yet fsynced, or being fsynced now), or the zero time when
+// everything is flushed.
 func (l *Log) UnflushedSince() time.Time {
-	if first := l.firstUnflushed.Load(); first != 0 {
+	first := l.flushingSince.Load() // older than any append since
+	if first == 0 {
+		first = l.firstUnflushed.Load()
+	}
+	if first != 0 {
 		return time.Unix(0, first)
 	}
 	return time.Time{}
@@ -96,6 +101,9 @@ func (l *Log) flushLocked(closing bool) error {
 	msgs, first := l.mu.unflushedMsgs, l.firstUnflushed.Load()
 	l.mu.unflushedMsgs = 0
 	l.firstUnflushed.Store(0)
+	// Not durable until the fsyncs below are done (on a slow disk, long).
+	l.flushingSince.Store(first)
+	defer l.flushingSince.Store(0)
 	var snapshot []byte
 	if closing || l.mu.snapshotOffset < active.base {
 		snapshot = encodeSnapshot(l.mu.producers, l.mu.aborted)

@@ -49,6 +49,9 @@ type Log struct {
 	// firstUnflushed is the unix-nano time of the oldest append not yet
 	// fsynced, 0 when everything is flushed.
 	firstUnflushed atomic.Int64
+	// flushingSince is firstUnflushed as a flush under way took it, until
+	// its fsyncs are done (see UnflushedSince); 0 when none is.
+	flushingSince atomic.Int64
 	// werr is mu.werr, for WriteError to read without mu, which an
 	// append holds through its write (on a slow disk, for seconds).
 	werr atomic.Pointer[error]
