@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,13 +23,20 @@ import (
 // one line when a reported broker is reached again. Safe for concurrent
 // use; after stop it prints nothing.
 type connReporter struct {
-	out      io.Writer
+	out io.Writer
+	// prefix starts every line: "\r\x1b[K" when a progress line that
+	// overwrites itself shares the terminal.
+	prefix   string
 	interval time.Duration
 	now      func() time.Time
 
 	mu      sync.Mutex
 	stopped bool
 	brokers map[string]*brokerReach
+	// refused is the last produce error the cluster answered, and
+	// refusedAt when it was last reported.
+	refused   error
+	refusedAt time.Time
 }
 
 // brokerReach is what a connReporter knows of one broker address.
@@ -36,7 +45,10 @@ type brokerReach struct {
 	failing    bool      // a failure was reported and no connect succeeded since
 }
 
-var _ kgo.HookBrokerConnect = (*connReporter)(nil)
+var (
+	_ kgo.HookBrokerConnect = (*connReporter)(nil)
+	_ kgo.Logger            = (*connReporter)(nil)
+)
 
 // connReportInterval is how often a connReporter repeats itself per broker.
 const connReportInterval = 5 * time.Second
@@ -67,7 +79,7 @@ func (r *connReporter) connectResult(addr string, err error) {
 	}
 	if err == nil {
 		if b.failing {
-			fmt.Fprintf(r.out, "gregor: reached broker %s again\n", addr)
+			fmt.Fprintf(r.out, "%sgregor: reached broker %s again\n", r.prefix, addr)
 		}
 		b.failing = false
 		return
@@ -77,7 +89,65 @@ func (r *connReporter) connectResult(addr string, err error) {
 		return
 	}
 	b.lastReport, b.failing = now, true
-	fmt.Fprintf(r.out, "gregor: cannot reach broker %s: %s; retrying\n", addr, dialFailure(err))
+	fmt.Fprintf(r.out, "%sgregor: cannot reach broker %s: %s; retrying\n", r.prefix, addr, dialFailure(err))
+}
+
+// Level implements kgo.Logger. The client tells of batches it retries
+// only in its debug lines.
+func (r *connReporter) Level() kgo.LogLevel { return kgo.LogLevelDebug }
+
+// retryingBatch finds, in the client's debug line of a produce response,
+// a partition's batch the cluster refused with an error the client
+// retries: `topic[0{retrying@-1,20(KAFKA_STORAGE_ERROR: ...)}]`.
+var retryingBatch = regexp.MustCompile(`(\d+)\{retrying@-?\d+,\d+\((.*?)\)\}`)
+
+// Log implements kgo.Logger. It reports produce batches the cluster
+// refused with an error the client retries (a full disk, say), which the
+// client otherwise retries silently until the delivery timeout: the first
+// at once, then at most one line every interval.
+func (r *connReporter) Log(_ kgo.LogLevel, msg string, keyvals ...any) {
+	if msg != "produced" {
+		return
+	}
+	var update string
+	for i := 0; i+1 < len(keyvals); i += 2 {
+		if k, _ := keyvals[i].(string); k == "to" {
+			update, _ = keyvals[i+1].(string)
+		}
+	}
+	if !strings.Contains(update, "retrying@") {
+		return
+	}
+	m := retryingBatch.FindStringSubmatch(update)
+	if m == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	reason := strings.TrimSuffix(m[2], ".")
+	r.refused = errors.New(reason)
+	now := r.now()
+	if r.stopped || (!r.refusedAt.IsZero() && now.Sub(r.refusedAt) < r.interval) {
+		return
+	}
+	r.refusedAt = now
+	fmt.Fprintf(r.out, "%sgregor: the cluster refused records for partition %s: %s; retrying\n", r.prefix, m[1], reason)
+}
+
+// lastRefusal is the last produce error the cluster answered, or nil.
+func (r *connReporter) lastRefusal() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.refused
+}
+
+// explainTimeout adds the cluster's last refusal to err when err is
+// records timing out: "records have timed out" alone does not say why.
+func (r *connReporter) explainTimeout(err error) error {
+	if refused := r.lastRefusal(); refused != nil && errors.Is(err, kgo.ErrRecordTimeout) {
+		return fmt.Errorf("%w (the cluster's last answer: %v)", err, refused)
+	}
+	return err
 }
 
 // printf prints a line of the command's own, never in the middle of a

@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // These tests drive the commands against franz-go's in-process kfake
@@ -463,6 +465,66 @@ func TestConsumeGroup(t *testing.T) {
 		code, _, stderr := runCLI(t, "", "consume", "-b", b, "-t", "grouped", "--group", "g", c.flag, c.value)
 		if code != 2 || !strings.Contains(stderr, c.want) {
 			t.Errorf("%s %s with --group: exit %d, stderr %q; want a usage error", c.flag, c.value, code, stderr)
+		}
+	}
+}
+
+// refusingCluster starts a kfake cluster with topic "full" that refuses
+// every produce with a retriable error, as a broker with a full disk does.
+func refusingCluster(t *testing.T) string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "full"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := kreq.(*kmsg.ProduceRequest)
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.KafkaStorageError.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	return c.ListenAddrs()[0]
+}
+
+// TestProduceRefusedTimesOut: when the cluster refuses every produce with
+// an error the client retries (a full disk), produce and perf produce say
+// why while they retry, and fail at --timeout naming it, instead of
+// retrying silently (perf produce had no --timeout).
+func TestProduceRefusedTimesOut(t *testing.T) {
+	t.Parallel()
+	b := refusingCluster(t)
+	for _, tc := range []struct {
+		stdin   string
+		args    []string
+		wantErr string
+	}{
+		{"a\nb\n", []string{"produce", "-t", "full", "--timeout", "1s"}, "2 of 2 record(s) failed"},
+		{"", []string{"perf", "produce", "-t", "full", "--records", "20", "--acks", "1", "--timeout", "1s", "--broker-pid", "-1"}, "20 record(s) failed"},
+	} {
+		start := time.Now()
+		code, _, stderr := runCLI(t, tc.stdin, append(tc.args, "-b", b)...)
+		for _, want := range []string{
+			"gregor: the cluster refused records for partition 0: KAFKA_STORAGE_ERROR: Disk error when trying to access log file on the disk; retrying\n",
+			tc.wantErr + "; first error: records have timed out before they were able to be produced (the cluster's last answer: KAFKA_STORAGE_ERROR",
+		} {
+			if code != 1 || !strings.Contains(stderr, want) {
+				t.Errorf("%s: exit %d, stderr %q; want exit 1 and %q", tc.args[:2], code, stderr, want)
+			}
+		}
+		if took := time.Since(start); took > 15*time.Second {
+			t.Errorf("%s took %v to give up with --timeout 1s", tc.args[:2], took)
 		}
 	}
 }

@@ -62,6 +62,7 @@ func TestRunDispatch(t *testing.T) {
 		{[]string{"perf", "produce", "-t", "x"}, 2, "", "--records must be positive"},
 		{[]string{"perf", "produce", "-t", "x", "--records", "1", "--acks", "1", "--idempotent=true"}, 2, "", "needs --acks all"},
 		{[]string{"perf", "e2e", "-t", "x", "--record-size", "4"}, 2, "", "--record-size 4"},
+		{[]string{"perf", "produce", "-t", "x", "--records", "1", "--timeout", "10ms"}, 2, "", "--timeout 10ms: want at least 1s"},
 		{[]string{"perf", "consume", "-t", "x", "--timeout", "0s"}, 2, "", "--timeout"},
 	}
 	for _, tt := range tests {

@@ -66,6 +66,9 @@ type producerFlags struct {
 	idempotent    bool
 	maxBuffered   int
 	partitions    int
+	// timeout is --timeout: how long a record may go unacknowledged
+	// before it fails (Kafka's delivery.timeout.ms).
+	timeout time.Duration
 }
 
 // addProducerFlags adds the producer flags. lingerDefault is --linger's
@@ -85,6 +88,7 @@ func addProducerFlags(fs *flag.FlagSet, lingerDefault *time.Duration) *producerF
 	fs.BoolVar(&pf.idempotent, "idempotent", true, "idempotent producer (needs --acks all)")
 	fs.IntVar(&pf.maxBuffered, "max-buffered-records", 0, "records a producer may have buffered or in flight (0: the client default, 50000)")
 	fs.IntVar(&pf.partitions, "partitions", 0, "create the topic with this many partitions if it does not exist (0: it must exist)")
+	fs.DurationVar(&pf.timeout, "timeout", 2*time.Minute, "fail a record the cluster has not acknowledged this long after it was produced, as Kafka's delivery.timeout.ms")
 	return pf
 }
 
@@ -136,6 +140,10 @@ func (pf *producerFlags) options(fs *flag.FlagSet) ([]kgo.Opt, error) {
 	if pf.partitions < 0 || pf.partitions > 1<<20 {
 		return nil, usagef("--partitions %d out of range", pf.partitions)
 	}
+	if pf.timeout < time.Second { // franz-go's least
+		return nil, usagef("--timeout %v: want at least 1s", pf.timeout)
+	}
+	opts = append(opts, kgo.RecordDeliveryTimeout(pf.timeout))
 	return opts, nil
 }
 

@@ -52,9 +52,14 @@ func runPerfProduce(ctx context.Context, args []string, _ io.Reader, stdout, std
 	if err != nil {
 		return err
 	}
+	conn := newConnReporter(stderr)
+	if isTerminal(stderr) {
+		conn.prefix = "\r\x1b[K" // over the progress line
+	}
+	defer conn.stop()
 	var requests atomic.Int64
 	start := time.Now()
-	opts = append(opts, kgo.DefaultProduceTopic(pf.topic))
+	opts = append(opts, kgo.DefaultProduceTopic(pf.topic), kgo.WithHooks(conn), kgo.WithLogger(conn))
 	clients := make([]*kgo.Client, 0, *producers)
 	acks := make([]*produceHooks, 0, *producers)
 	defer func() {
@@ -129,7 +134,7 @@ func runPerfProduce(ctx context.Context, args []string, _ io.Reader, stdout, std
 		return fmt.Errorf("write summary: %w", err)
 	}
 	if s.Errors > 0 {
-		return fmt.Errorf("%d record(s) failed; first error: %w", s.Errors, counters.firstErr())
+		return fmt.Errorf("%d record(s) failed; first error: %w", s.Errors, conn.explainTimeout(counters.firstErr()))
 	}
 	return ctx.Err()
 }

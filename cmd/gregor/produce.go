@@ -113,6 +113,7 @@ func runProduce(ctx context.Context, args []string, stdin io.Reader, stdout, std
 
 	opts := []kgo.Opt{
 		kgo.WithHooks(conn),
+		kgo.WithLogger(conn),
 		kgo.ProducerBatchMaxBytes(max(limit.bytes, minBatchBytes)),
 		kgo.DefaultProduceTopic(topic),
 		kgo.RequiredAcks(acks),
@@ -198,7 +199,7 @@ read:
 	fmt.Fprintf(stdout, "produced %d record(s) to %s\n", res.acked.Load(), topic)
 	switch {
 	case res.failed.Load() > 0:
-		err := fmt.Errorf("%d of %d record(s) failed; first error: %w", res.failed.Load(), res.sent.Load(), res.firstErr())
+		err := fmt.Errorf("%d of %d record(s) failed; first error: %w", res.failed.Load(), res.sent.Load(), conn.explainTimeout(res.firstErr()))
 		if errors.Is(err, kerr.MessageTooLarge) {
 			err = fmt.Errorf("%w (batches were up to %d bytes, %s)", err, limit.bytes, limit.source)
 		}
