@@ -52,14 +52,17 @@ func (l *Log) UnflushedSince() time.Time {
 // FlushIfDue flushes when the oldest unflushed append is older than
 // flush.ms. It is cheap when nothing is due.
 func (l *Log) FlushIfDue() error {
-	first := l.firstUnflushed.Load()
-	if first == 0 {
-		return nil
-	}
-	if !flushDue(first, l.now(), l.cfg.Load()) {
+	if !l.flushDueAt(l.now()) {
 		return nil
 	}
 	return l.Flush()
+}
+
+// flushDueAt reports whether the oldest unflushed append is older than
+// flush.ms at now.
+func (l *Log) flushDueAt(now time.Time) bool {
+	first := l.firstUnflushed.Load()
+	return first != 0 && flushDue(first, now, l.cfg.Load())
 }
 
 // flushDue reports whether unflushed data first appended at first (Unix

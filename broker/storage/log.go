@@ -52,6 +52,9 @@ type Log struct {
 	// flushingSince is firstUnflushed as a flush under way took it, until
 	// its fsyncs are done (see UnflushedSince); 0 when none is.
 	flushingSince atomic.Int64
+	// flushQueued is set while the manager's flush loop has handed the
+	// log to a flush worker that is not done with it.
+	flushQueued atomic.Bool
 	// werr is mu.werr, for WriteError to read without mu, which an
 	// append holds through its write (on a slow disk, for seconds).
 	werr atomic.Pointer[error]

@@ -607,10 +607,32 @@ func (m *Manager) maintainLoop() {
 	}
 }
 
+// flushWorkers is how many logs' due flushes (flush.ms) run at once. One
+// at a time, a partition whose fsync was slow (a large backlog on a slow
+// disk) held up every other partition's, and a thousand partitions at a
+// few milliseconds an fsync could not all be flushed every second; an SSD
+// takes fsyncs of different files in parallel.
+const flushWorkers = 4
+
+// flushLoop hands the logs whose flush.ms is due to flushWorkers workers,
+// each log to one worker at a time.
 func (m *Manager) flushLoop() {
 	defer m.wg.Done()
 	t := time.NewTicker(m.o.FlushCheckInterval)
 	defer t.Stop()
+	due := make(chan *Log)
+	var workers sync.WaitGroup
+	for range flushWorkers {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for l := range due {
+				m.flushIfDue(l)
+			}
+		}()
+	}
+	defer workers.Wait()
+	defer close(due)
 	for {
 		select {
 		case <-m.stop:
@@ -618,11 +640,28 @@ func (m *Manager) flushLoop() {
 		case now := <-t.C:
 			m.checkDataDirIfDue(now)
 		}
+		now := m.o.Now()
 		for _, l := range m.Logs() {
-			if err := l.FlushIfDue(); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrStorage) {
-				m.logger.Warn("log flush failed", zap.String("topic", l.Topic()), zap.Int32("partition", l.Partition()), zap.Error(err))
+			// A log still being flushed from an earlier tick is
+			// skipped: its worker flushes what is due when done.
+			if !l.flushDueAt(now) || !l.flushQueued.CompareAndSwap(false, true) {
+				continue
+			}
+			select {
+			case due <- l:
+			case <-m.stop:
+				l.flushQueued.Store(false)
+				return
 			}
 		}
+	}
+}
+
+// flushIfDue is a flush worker's turn at l.
+func (m *Manager) flushIfDue(l *Log) {
+	defer l.flushQueued.Store(false)
+	if err := l.FlushIfDue(); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrStorage) {
+		m.logger.Warn("log flush failed", zap.String("topic", l.Topic()), zap.Int32("partition", l.Partition()), zap.Error(err))
 	}
 }
 
