@@ -276,11 +276,14 @@ func (l *Log) open() error {
 			zap.String("segment", s.path(logSuffix)), zap.Int64("position", end),
 			zap.Int64("next_offset", rs.next), zap.Int64("bytes_dropped", dropped),
 			zap.Int("later_segments_deleted", len(segs)-i-1), zap.Error(cerr))
+		// Not fsynced here: the segment is verified, so the next flush
+		// syncs it, the truncation with it, before the recovery point
+		// passes it; a power loss before then has the tail verified and
+		// cut again. (Syncing here wrote back everything the crashed
+		// broker had left unflushed before the partition served: on a
+		// slow disk, seconds.)
 		if err := s.log.Truncate(end); err != nil {
 			return fmt.Errorf("truncate segment %s: %w", s.path(logSuffix), err)
-		}
-		if err := s.log.Sync(); err != nil {
-			return fmt.Errorf("sync segment %s: %w", s.path(logSuffix), err)
 		}
 		if err := s.removeIndexFiles(); err != nil {
 			return err

@@ -1,0 +1,92 @@
+package storage
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/gregor-log/gregor/internal/vfs"
+)
+
+// TestTruncatedTailNotSyncedAtOpen: opening a log whose tail is torn
+// truncates it without fsyncing the segment (on a slow disk the fsync of
+// what the killed broker left unflushed held the partition for seconds
+// before it served); the next flush syncs it, as it does every verified
+// segment. A power loss before that flush still recovers to a clean log
+// holding at least everything flushed before.
+func TestTruncatedTailNotSyncedAtOpen(t *testing.T) {
+	for seed := range uint64(6) {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			t.Parallel()
+			mem := vfs.NewCrashable()
+			efs := vfs.NewErrorFS(mem)
+			dir := "/data/topic-0"
+			cfg := Config{SegmentBytes: 1500, IndexIntervalBytes: 100}
+			l := openLog(t, efs, dir, cfg)
+			fillLog(t, l, 0, 8)
+			if err := l.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			flushed := l.LogEndOffset()
+			fillLog(t, l, 100, 4+int(seed))
+			written := l.LogEndOffset()
+			l.closeFiles(false) // kill -9
+			// A torn write at the end of the last segment.
+			f, err := efs.OpenFile(lastSegmentPath(t, efs, dir), os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Write([]byte{0, 0, 0, 0, 0, 0, 0, 99, 0, 0, 1, 0, 7, 7, 7}); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+
+			var logSyncs atomic.Int64
+			efs.SetHook(func(op vfs.Op, path string) error {
+				if op == vfs.OpSync && strings.HasSuffix(path, logSuffix) {
+					logSyncs.Add(1)
+				}
+				return nil
+			})
+			l = openLog(t, efs, dir, cfg)
+			if n := logSyncs.Load(); n != 0 {
+				t.Errorf("opening the torn log fsynced a segment %d time(s)", n)
+			}
+			if got := l.LogEndOffset(); got != written {
+				t.Fatalf("LEO %d after truncating the torn tail, want %d", got, written)
+			}
+			if l.UnflushedSince().IsZero() {
+				t.Error("the recovered tail is not left for the next flush")
+			}
+			checkSequential(t, readAll(t, l, 0), 0)
+
+			// Power loss before any flush: back to a clean log.
+			mem.CrashTorn(seed)
+			l.closeFiles(false)
+			l = openLog(t, efs, dir, cfg)
+			leo := l.LogEndOffset()
+			if leo < flushed || leo > written {
+				t.Fatalf("LEO %d after a power loss, flushed %d, written %d", leo, flushed, written)
+			}
+			checkSequential(t, readAll(t, l, 0), 0)
+			fillLog(t, l, 200, 3)
+			if err := l.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if logSyncs.Load() == 0 {
+				t.Error("the flush after recovery synced no segment")
+			}
+			want := l.LogEndOffset()
+			mem.Crash()
+			l.closeFiles(false)
+			l = openLog(t, efs, dir, cfg)
+			defer l.Close()
+			if got := l.LogEndOffset(); got != want {
+				t.Fatalf("LEO %d after a flush and a power loss, want %d", got, want)
+			}
+			checkSequential(t, readAll(t, l, 0), 0)
+		})
+	}
+}
