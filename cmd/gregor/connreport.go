@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -37,6 +38,9 @@ type connReporter struct {
 	// refusedAt when it was last reported.
 	refused   error
 	refusedAt time.Time
+	// fetchFailedAt is when a fetch error the client retries was last
+	// reported.
+	fetchFailedAt time.Time
 }
 
 // brokerReach is what a connReporter knows of one broker address.
@@ -148,6 +152,33 @@ func (r *connReporter) explainTimeout(err error) error {
 		return fmt.Errorf("%w (the cluster's last answer: %v)", err, refused)
 	}
 	return err
+}
+
+// fetchErrors goes through a poll's fetch errors, ignoring ignore (the
+// cancellation that ends a run). Errors the client retries, which
+// kgo.KeepRetryableFetchErrors makes it return so that they can be told
+// (a broker whose disk failed answers KAFKA_STORAGE_ERROR for as long as
+// it lasts), are reported, the first at once and then at most one line
+// every interval; the first other error is returned, with its partition.
+func (r *connReporter) fetchErrors(fetches kgo.Fetches, ignore error) error {
+	var first error
+	fetches.EachError(func(topic string, partition int32, err error) {
+		switch {
+		case first != nil || errors.Is(err, ignore):
+		case kerr.IsRetriable(err) && !errors.Is(err, kerr.UnknownTopicID) && !errors.Is(err, kerr.InconsistentTopicID):
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			now := r.now()
+			if r.stopped || (!r.fetchFailedAt.IsZero() && now.Sub(r.fetchFailedAt) < r.interval) {
+				return
+			}
+			r.fetchFailedAt = now
+			fmt.Fprintf(r.out, "%sgregor: fetching %s[%d] failed: %s; retrying\n", r.prefix, topic, partition, strings.TrimSuffix(err.Error(), "."))
+		default:
+			first = fetchError(topic, partition, err)
+		}
+	})
+	return first
 }
 
 // printf prints a line of the command's own, never in the middle of a

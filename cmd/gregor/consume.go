@@ -98,14 +98,14 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		if err != nil {
 			return &usageError{err: err}
 		}
-		opts := []kgo.Opt{kgo.ConsumerGroup(*group), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(reset), kgo.AutoCommitMarks(), kgo.WithHooks(conn), isoOpt}
+		opts := []kgo.Opt{kgo.ConsumerGroup(*group), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(reset), kgo.AutoCommitMarks(), kgo.WithHooks(conn), kgo.KeepRetryableFetchErrors(), isoOpt}
 		if *fetchMaxWait > 0 {
 			opts = append(opts, kgo.FetchMaxWait(*fetchMaxWait))
 		}
 		if follow {
 			low := &lowCommits{cf: cf, topic: topic, reset: reset, spec: spec, from: from, notify: conn.printf, opts: []kgo.Opt{kgo.WithHooks(conn)}, starts: newStartMarks(topic)}
 			opts = append(opts, kgo.AdjustFetchOffsetsFn(low.adjust))
-			return runGroupConsume(ctx, cf, opts, recFmt, count, stdout, nil, low.starts, 0)
+			return runGroupConsume(ctx, cf, opts, recFmt, count, stdout, conn, nil, low.starts, 0)
 		}
 		// Without --follow a member stops where the topic ended when it
 		// started, as a direct consume does: it needs those ends and,
@@ -128,7 +128,7 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 			kgo.AdjustFetchOffsetsFn(end.adjust),
 			kgo.OnPartitionsRevoked(end.revoked),
 			kgo.OnPartitionsLost(end.lost))
-		return runGroupConsume(ctx, cf, opts, recFmt, count, stdout, end, end.starts, *timeout)
+		return runGroupConsume(ctx, cf, opts, recFmt, count, stdout, conn, end, end.starts, *timeout)
 	}
 
 	planCtx := ctx
@@ -158,6 +158,7 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		kgo.ConsumePartitions(plan.kgoOffsets(c.wants)),
 		kgo.KeepControlRecords(), // their offsets tell us we passed the end
 		kgo.WithHooks(conn),
+		kgo.KeepRetryableFetchErrors(),
 		isoOpt,
 	}
 	if *fetchMaxWait > 0 {
@@ -178,7 +179,7 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		}()
 		defer func() { stopWatch(); watching.Wait() }() // before cl.Close
 	}
-	return c.run(ctx, cl)
+	return c.run(ctx, cl, conn)
 }
 
 // runGroupConsume prints records as a group member until ctx ends (an
@@ -187,7 +188,7 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 // committed: marked as they are printed, committed every few seconds and
 // once more, synchronously, before leaving the group. With idle set it
 // fails when no record arrives for that long before it is done.
-func runGroupConsume(ctx context.Context, cf *clientFlags, opts []kgo.Opt, format *recordFormat, limit int64, stdout io.Writer, end *groupEnd, starts *startMarks, idle time.Duration) error {
+func runGroupConsume(ctx context.Context, cf *clientFlags, opts []kgo.Opt, format *recordFormat, limit int64, stdout io.Writer, conn *connReporter, end *groupEnd, starts *startMarks, idle time.Duration) error {
 	cl, err := cf.newClient(opts...)
 	if err != nil {
 		return err
@@ -244,7 +245,7 @@ func runGroupConsume(ctx context.Context, cf *clientFlags, opts []kgo.Opt, forma
 			_ = out.Flush()
 			return err
 		}
-		if fetchErr := firstFetchError(fetches, context.Canceled); fetchErr != nil {
+		if fetchErr := conn.fetchErrors(fetches, context.Canceled); fetchErr != nil {
 			_ = out.Flush()
 			return errors.Join(fetchErr, commit())
 		}
@@ -446,15 +447,20 @@ func (g *groupEnd) wakeIfDone() {
 func firstFetchError(fetches kgo.Fetches, ignore error) error {
 	var first error
 	fetches.EachError(func(topic string, partition int32, err error) {
-		switch {
-		case first != nil || errors.Is(err, ignore):
-		case errors.Is(err, kerr.UnknownTopicID), errors.Is(err, kerr.InconsistentTopicID):
-			first = fmt.Errorf("fetch %s[%d]: the topic was deleted while it was read (and perhaps created again: read the new one with --from beginning): %w", topic, partition, err)
-		default:
-			first = fmt.Errorf("fetch %s[%d]: %w", topic, partition, err)
+		if first == nil && !errors.Is(err, ignore) {
+			first = fetchError(topic, partition, err)
 		}
 	})
 	return first
+}
+
+// fetchError is err, a failed fetch of topic[partition], with the
+// partition and, for a topic deleted under the reader, what happened.
+func fetchError(topic string, partition int32, err error) error {
+	if errors.Is(err, kerr.UnknownTopicID) || errors.Is(err, kerr.InconsistentTopicID) {
+		return fmt.Errorf("fetch %s[%d]: the topic was deleted while it was read (and perhaps created again: read the new one with --from beginning): %w", topic, partition, err)
+	}
+	return fmt.Errorf("fetch %s[%d]: %w", topic, partition, err)
 }
 
 // consumePlan is where each partition starts and, without --follow, ends.
@@ -623,7 +629,7 @@ func (c *consumer) wants(partition int32) bool {
 
 // run polls until finished, ctx is cancelled (a clean stop), a fetch
 // fails or, with idle set, no record arrives for that long.
-func (c *consumer) run(ctx context.Context, cl *kgo.Client) error {
+func (c *consumer) run(ctx context.Context, cl *kgo.Client, conn *connReporter) error {
 	lastRecord := time.Now()
 	for !c.finished() {
 		pollCtx, cancel := ctx, context.CancelFunc(func() {})
@@ -651,7 +657,7 @@ func (c *consumer) run(ctx context.Context, cl *kgo.Client) error {
 		if fetches.NumRecords() > 0 {
 			lastRecord = time.Now()
 		}
-		if fetchErr := firstFetchError(fetches, context.Canceled); fetchErr != nil {
+		if fetchErr := conn.fetchErrors(fetches, context.Canceled); fetchErr != nil {
 			_ = c.flush()
 			return fetchErr
 		}

@@ -7,10 +7,12 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -129,5 +131,55 @@ func TestConsumeTimeout(t *testing.T) {
 	}
 	if code, _, stderr := runCLI(t, "", "consume", "-b", b, "-t", "stuck", "--timeout", "0s"); code != 2 || !strings.Contains(stderr, "--timeout must be positive") {
 		t.Errorf("--timeout 0s: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestConsumeReportsRetriedFetchErrors: a partition whose fetches fail
+// with an error the client retries (a broker whose disk failed answers
+// KAFKA_STORAGE_ERROR) is reported on stderr while consume retries, with
+// and without a group, and the records come once the fetches work again.
+// Before, consume printed nothing: the client retried silently.
+func TestConsumeReportsRetriedFetchErrors(t *testing.T) {
+	t.Parallel()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "sick"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b := c.ListenAddrs()[0]
+	mustRun(t, "a\nb\n", "produce", "-b", b, "-t", "sick")
+	for _, args := range [][]string{
+		{"consume", "-b", b, "-t", "sick", "--from", "beginning", "--timeout", "20s"},
+		{"consume", "-b", b, "-t", "sick", "--group", "g", "--from", "beginning", "--timeout", "20s"},
+	} {
+		var failed atomic.Int32
+		c.ControlKey(int16(kmsg.Fetch), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+			if failed.Add(1) > 3 {
+				return nil, nil, false // kfake answers from now on
+			}
+			c.KeepControl()
+			req := kreq.(*kmsg.FetchRequest)
+			resp := req.ResponseKind().(*kmsg.FetchResponse)
+			for _, rt := range req.Topics {
+				st := kmsg.NewFetchResponseTopic()
+				st.Topic, st.TopicID = rt.Topic, rt.TopicID
+				for _, rp := range rt.Partitions {
+					sp := kmsg.NewFetchResponseTopicPartition()
+					sp.Partition = rp.Partition
+					sp.ErrorCode = kerr.KafkaStorageError.Code
+					sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+					st.Partitions = append(st.Partitions, sp)
+				}
+				resp.Topics = append(resp.Topics, st)
+			}
+			return resp, nil, true
+		})
+		code, stdout, stderr := runCLI(t, "", args...)
+		if code != 0 || stdout != "a\nb\n" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, stdout, stderr)
+		}
+		if want := "gregor: fetching sick[0] failed: KAFKA_STORAGE_ERROR: Disk error when trying to access log file on the disk; retrying\n"; !strings.Contains(stderr, want) {
+			t.Errorf("%q: stderr %q, want %q", args, stderr, want)
+		}
 	}
 }
