@@ -55,6 +55,7 @@ func TestRunDispatch(t *testing.T) {
 		{[]string{"produce", "-t", "x", "--acks", "2"}, 2, "", `--acks "2"`},
 		{[]string{"produce", "-t", "x", "--compression", "brotli"}, 2, "", "brotli"},
 		{[]string{"produce", "-t", "x", "--header", "novalue"}, 2, "", "not key=value"},
+		{[]string{"produce", "-t", "x", "--timeout", "500ms"}, 2, "", "--timeout 500ms: want at least 1s"},
 		{[]string{"consume", "-t", "x", "--from", "yesterday"}, 2, "", "bad --from"},
 		{[]string{"consume", "-t", "x", "--format", "%q"}, 2, "", "unknown directive"},
 		{[]string{"consume", "-h"}, 0, "", "--follow"},

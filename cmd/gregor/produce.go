@@ -88,8 +88,8 @@ func runProduce(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	if *maxMessage != 0 && (*maxMessage < minBatchBytes || *maxMessage > maxBatchBytes) {
 		return usagef("--max-message-bytes %d out of range [%d, %d]", *maxMessage, minBatchBytes, maxBatchBytes)
 	}
-	if *deliveryTimeout <= 0 {
-		return usagef("--timeout must be positive")
+	if *deliveryTimeout < time.Second { // the client's least delivery timeout
+		return usagef("--timeout %v: want at least 1s", *deliveryTimeout)
 	}
 
 	conn := newConnReporter(stderr)
