@@ -287,8 +287,18 @@ func (l *Log) appendLocked(records []byte, hdrs []record.Header, leaderEpoch int
 	}
 	now := l.now()
 	nowMs := now.UnixMilli()
+	// The records' timestamp, which segment.ms compares with the active
+	// segment's first batch's, as Kafka does, and the first batch's,
+	// kept if they start a segment.
+	maxTs, firstTs := nowMs, nowMs
+	if !cfg.LogAppendTime {
+		maxTs, firstTs = -1, hdrs[0].MaxTimestamp
+		for i := range hdrs {
+			maxTs = max(maxTs, hdrs[i].MaxTimestamp)
+		}
+	}
 	active := l.activeLocked()
-	if l.shouldRollLocked(active, int64(len(records)), leo+records64-1, nowMs, cfg) {
+	if l.shouldRollLocked(active, int64(len(records)), leo+records64-1, nowMs, maxTs, cfg) {
 		if active, err = l.rollLocked(leo); err != nil {
 			return res, 0, false, err
 		}
@@ -358,7 +368,7 @@ func (l *Log) appendLocked(records []byte, hdrs []record.Header, leaderEpoch int
 		}
 	}
 	if size == 0 {
-		active.rollBase = nowMs
+		active.rollBase, active.firstTs = nowMs, max(firstTs, -1)
 	}
 	active.tail.Store(packTail(nextRel+uint32(off-leo), size+uint32(len(records))))
 	l.size.Add(int64(len(records)))
@@ -476,18 +486,26 @@ func (l *Log) stampedTimeLocked(offset int64) int64 {
 }
 
 // shouldRollLocked decides whether an append of size bytes ending at
-// lastOffset must go to a new segment: the active segment is not empty and
-// the append would overflow segment.bytes or the 32-bit relative offsets,
-// or the segment is older than segment.ms.
-func (l *Log) shouldRollLocked(active *segment, size, lastOffset, nowMs int64, cfg *Config) bool {
+// lastOffset, whose records' largest timestamp is maxTs, must go to a new
+// segment: the active segment is not empty and the append would overflow
+// segment.bytes or the 32-bit relative offsets, or it is segment.ms past
+// the segment's start. As in Kafka, that is the records' time against the
+// segment's first batch's when that has a timestamp (so a backfill of old
+// records rolls a segment per segment.ms of their time, which retention
+// then deletes by it, and records stamped in the future hold no older ones
+// past retention.ms), and the wall-clock age of the segment otherwise.
+func (l *Log) shouldRollLocked(active *segment, size, lastOffset, nowMs, maxTs int64, cfg *Config) bool {
 	_, cur := active.end()
 	if cur == 0 {
 		return false
 	}
-	return cur+size > cfg.SegmentBytes ||
-		cur+size > maxSegmentFileSize ||
-		lastOffset-active.base > math.MaxUint32 ||
-		(active.rollBase > 0 && nowMs-active.rollBase >= cfg.rollMs())
+	if cur+size > cfg.SegmentBytes || cur+size > maxSegmentFileSize || lastOffset-active.base > math.MaxUint32 {
+		return true
+	}
+	if active.firstTs >= 0 {
+		return maxTs-active.firstTs > cfg.rollMs()
+	}
+	return active.rollBase > 0 && nowMs-active.rollBase >= cfg.rollMs()
 }
 
 // rollLocked starts a new active segment at offset base.

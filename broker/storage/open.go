@@ -331,6 +331,7 @@ func (l *Log) open() error {
 	if _, size := active.end(); size > 0 {
 		l.trimPreallocatedAtOpen(active, size)
 		active.rollBase = min(max(rs.firstTs, 1), rs.now)
+		active.firstTs = max(rs.firstTs, -1)
 	}
 	leo, _ := active.end()
 	l.leo.Store(leo)

@@ -2,6 +2,8 @@ package storage
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -349,18 +351,24 @@ func TestRetentionBySize(t *testing.T) {
 	})
 }
 
+// TestRollBySegmentMs: an append rolls when its records are segment.ms
+// newer than the active segment's first batch; an idle segment rolls in
+// Maintain once it is segment.ms old by the clock.
 func TestRollBySegmentMs(t *testing.T) {
 	clk := newClock()
 	l := openLog(t, vfs.NewMem(), "/d/t-0", Config{SegmentMs: 1000}, withNow(clk))
 	defer l.Close()
-	mustAppend(t, l, plain(t, "a", 1))
+	now := func(tag string) []byte {
+		return makeBatch(t, batchSpec{n: 1, pid: -1, tag: tag, ts: clk.Now().UnixMilli()})
+	}
+	mustAppend(t, l, now("a"))
 	clk.Advance(500 * time.Millisecond)
-	mustAppend(t, l, plain(t, "b", 1))
+	mustAppend(t, l, now("b"))
 	if n := len(l.segments()); n != 1 {
 		t.Fatalf("%d segments before segment.ms", n)
 	}
 	clk.Advance(600 * time.Millisecond)
-	mustAppend(t, l, plain(t, "c", 1))
+	mustAppend(t, l, now("c"))
 	if n := len(l.segments()); n != 2 {
 		t.Fatalf("%d segments after segment.ms on append", n)
 	}
@@ -377,6 +385,106 @@ func TestRollBySegmentMs(t *testing.T) {
 	if n := len(l.segments()); n != 3 {
 		t.Fatalf("an empty segment was rolled: %d", n)
 	}
+}
+
+// TestRollByRecordTime: segment.ms compares the records' timestamps with
+// the active segment's first batch's, as Kafka does, not the broker's
+// clock: a backfill of a month of records rolls a segment per segment.ms
+// of their time (so retention.ms deletes the old ones), records stamped in
+// the future do not keep older ones past retention.ms, and records with no
+// timestamp fall back to the segment's age by the clock.
+func TestRollByRecordTime(t *testing.T) {
+	const day = 24 * time.Hour
+	bases := func(l *Log) []int64 {
+		var b []int64
+		for _, s := range l.segments() {
+			b = append(b, s.base)
+		}
+		return b
+	}
+	at := func(tag string, ts time.Time) []byte {
+		return makeBatch(t, batchSpec{n: 1, pid: -1, tag: tag, ts: ts.UnixMilli()})
+	}
+
+	t.Run("backfill", func(t *testing.T) {
+		clk := newClock()
+		week := (7 * day).Milliseconds()
+		l := openLog(t, vfs.NewMem(), "/d/t-0", Config{SegmentMs: week, RetentionMs: week}, withNow(clk))
+		defer l.Close()
+		start := clk.Now().Add(-30*day - time.Hour)
+		for i := range 31 {
+			mustAppend(t, l, at(fmt.Sprint(i), start.Add(time.Duration(i)*day)))
+		}
+		if got := bases(l); !slices.Equal(got, []int64{0, 8, 16, 24}) {
+			t.Fatalf("segments at %v, want [0 8 16 24]", got)
+		}
+		l.SetHighWatermark(l.LogEndOffset())
+		if err := l.Maintain(); err != nil {
+			t.Fatal(err)
+		}
+		if got := l.LogStartOffset(); got != 24 {
+			t.Fatalf("log start %d after retention, want 24", got)
+		}
+	})
+
+	t.Run("future", func(t *testing.T) {
+		clk := newClock()
+		l := openLog(t, vfs.NewMem(), "/d/t-0", Config{SegmentMs: (7 * day).Milliseconds(), RetentionMs: 5000}, withNow(clk))
+		defer l.Close()
+		for i := range 3 {
+			mustAppend(t, l, at(fmt.Sprint(i), clk.Now()))
+		}
+		mustAppend(t, l, at("future", clk.Now().Add(8*day)))
+		mustAppend(t, l, at("now", clk.Now()))
+		if got := bases(l); !slices.Equal(got, []int64{0, 3}) {
+			t.Fatalf("segments at %v, want [0 3]", got)
+		}
+		clk.Advance(6 * time.Second)
+		l.SetHighWatermark(l.LogEndOffset())
+		if err := l.Maintain(); err != nil {
+			t.Fatal(err)
+		}
+		if got := l.LogStartOffset(); got != 3 {
+			t.Fatalf("log start %d after retention, want 3", got)
+		}
+	})
+
+	t.Run("reopened", func(t *testing.T) {
+		// After a restart the active segment's first batch is read back.
+		clk := newClock()
+		fsys := vfs.NewMem()
+		cfg := Config{SegmentMs: (7 * day).Milliseconds()}
+		l := openLog(t, fsys, "/d/t-0", cfg, withNow(clk))
+		mustAppend(t, l, at("old", clk.Now().Add(-20*day)))
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		l = openLog(t, fsys, "/d/t-0", cfg, withNow(clk))
+		defer l.Close()
+		mustAppend(t, l, at("older", clk.Now().Add(-19*day)))
+		mustAppend(t, l, at("newer", clk.Now().Add(-12*day)))
+		if got := bases(l); !slices.Equal(got, []int64{0, 2}) {
+			t.Fatalf("segments at %v, want [0 2]", got)
+		}
+	})
+
+	t.Run("no timestamps", func(t *testing.T) {
+		clk := newClock()
+		l := openLog(t, vfs.NewMem(), "/d/t-0", Config{SegmentMs: 1000}, withNow(clk))
+		defer l.Close()
+		none := makeBatch(t, batchSpec{n: 1, pid: -1, tag: "none", ts: -1})
+		mustAppend(t, l, none)
+		clk.Advance(500 * time.Millisecond)
+		mustAppend(t, l, none)
+		if n := len(l.segments()); n != 1 {
+			t.Fatalf("%d segments before segment.ms", n)
+		}
+		clk.Advance(600 * time.Millisecond)
+		mustAppend(t, l, none)
+		if got := bases(l); !slices.Equal(got, []int64{0, 2}) {
+			t.Fatalf("segments at %v, want [0 2]", got)
+		}
+	})
 }
 
 // TestReadCutWithoutIndexEntry: where the index holds no batch start within

@@ -94,6 +94,11 @@ type segment struct {
 	// Writer state, guarded by Log.mu.
 	sinceIndex int64 // bytes appended since the last offset index entry
 	rollBase   int64 // unix ms the segment's age is measured from; 0 = unknown
+	// firstTs is the max timestamp of the segment's first batch, -1 when
+	// it has none (old-format records) or the segment is empty: an append
+	// whose records are segment.ms newer than it rolls (Kafka's
+	// rollingBasedTimestamp); without it, rollBase's wall-clock age does.
+	firstTs int64
 	prealloc   int64 // file blocks are reserved up to here (prealloc.go); 0 = none
 
 	// cacheDropped is how many bytes from the start of the file have had
@@ -132,7 +137,7 @@ type segIndex struct {
 }
 
 func newSegment(fsys vfs.FS, dir string, base int64, f vfs.File, nextRel uint32, size uint32, loaded bool) *segment {
-	s := &segment{base: base, fs: fsys, dir: dir, log: f}
+	s := &segment{base: base, fs: fsys, dir: dir, log: f, firstTs: -1}
 	s.tail.Store(packTail(nextRel, size))
 	s.refs.Store(1)
 	s.release = s.unref

@@ -117,7 +117,7 @@ func (l *Log) Truncate(offset int64) error {
 		}
 		active.tail.Store(packTail(uint32(newEnd-active.base), uint32(pos)))
 		if pos == 0 {
-			active.rollBase = 0
+			active.rollBase, active.firstTs = 0, -1
 		}
 		kept = append([]*segment(nil), segs[:k+1]...)
 		dropped = segs[k+1:]

@@ -116,7 +116,7 @@ var defs = []Def{
 	{Name: "retention.ms", BrokerKey: "log.retention.ms", Type: TypeLong, Default: strconv.Itoa(7 * day), Doc: "delete segments older than this; -1 keeps forever", validate: minInt(-1)},
 	{Name: "retention.bytes", BrokerKey: "log.retention.bytes", Type: TypeLong, Default: "-1", Doc: "delete oldest segments while a partition is larger; -1 unlimited", validate: minInt(-1)},
 	{Name: "segment.bytes", BrokerKey: "log.segment.bytes", Type: TypeInt, Default: strconv.Itoa(1 << 30), Doc: "segment file size before rolling", validate: minInt(14)},
-	{Name: "segment.ms", BrokerKey: "log.roll.ms", Type: TypeLong, Default: strconv.Itoa(7 * day), Doc: "roll the active segment after this age", validate: minInt(1)},
+	{Name: "segment.ms", BrokerKey: "log.roll.ms", Type: TypeLong, Default: strconv.Itoa(7 * day), Doc: "roll the active segment when records arrive this much newer (by timestamp) than its first batch", validate: minInt(1)},
 	{Name: "flush.messages", BrokerKey: "log.flush.interval.messages", Type: TypeLong, Default: "9223372036854775807", Doc: "fsync after this many unflushed records", validate: minInt(1)},
 	{Name: "flush.ms", BrokerKey: "log.flush.interval.ms", Type: TypeLong, Default: "1000", Doc: "fsync when unflushed data is older than this", validate: minInt(0)},
 	{Name: "max.message.bytes", BrokerKey: "message.max.bytes", Type: TypeInt, Default: strconv.Itoa(1048588), Doc: "largest record batch accepted", validate: minInt(0)},
