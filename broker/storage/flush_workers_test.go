@@ -52,7 +52,8 @@ func TestSlowFlushHoldsUpNoOtherLog(t *testing.T) {
 	})
 	defer efs.Clear()
 	defer close(release) // before Clear and Close, which wait for the flush
-	mustAppend(t, slow, plain(t, "s", 1)) // (an append syncs only the leader epochs file)
+	// An append syncs only the leader epochs file; the flush syncs the .log.
+	mustAppend(t, slow, plain(t, "s", 1))
 	select {
 	case <-entered:
 	case <-time.After(5 * time.Second):

@@ -98,8 +98,8 @@ type segment struct {
 	// it has none (old-format records) or the segment is empty: an append
 	// whose records are segment.ms newer than it rolls (Kafka's
 	// rollingBasedTimestamp); without it, rollBase's wall-clock age does.
-	firstTs int64
-	prealloc   int64 // file blocks are reserved up to here (prealloc.go); 0 = none
+	firstTs  int64
+	prealloc int64 // file blocks are reserved up to here (prealloc.go); 0 = none
 
 	// cacheDropped is how many bytes from the start of the file have had
 	// their cached pages dropped (Config.PageCacheRetainBytes); guarded by
