@@ -214,3 +214,16 @@ func dialFailure(err error) string {
 	}
 	return err.Error()
 }
+
+// syncWriter serialises writes to w, for a writer two goroutines print to
+// (a progress line and a connReporter).
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}

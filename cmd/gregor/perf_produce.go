@@ -52,6 +52,7 @@ func runPerfProduce(ctx context.Context, args []string, _ io.Reader, stdout, std
 	if err != nil {
 		return err
 	}
+	stderr = &syncWriter{w: stderr} // the progress line and conn print to it
 	conn := newConnReporter(stderr)
 	if isTerminal(stderr) {
 		conn.prefix = "\r\x1b[K" // over the progress line
