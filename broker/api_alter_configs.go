@@ -81,6 +81,9 @@ func (b *Broker) replaceTopicConfigs(rr *kmsg.AlterConfigsRequestResource, valid
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%v: %w", err, kerr.InvalidConfig)
 	}
+	if err := topicconfig.ValidateCombination(b.defaults.Effective(next)); err != nil {
+		return fmt.Errorf("%v: %w", err, kerr.InvalidConfig)
+	}
 	if validateOnly {
 		return nil
 	}

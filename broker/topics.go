@@ -90,6 +90,9 @@ func (b *Broker) newTopic(name string, partitions int32, configs map[string]stri
 	if err := errors.Join(errs...); err != nil {
 		return meta.Topic{}, err
 	}
+	if err := topicconfig.ValidateCombination(b.defaults.Effective(configs)); err != nil {
+		return meta.Topic{}, err
+	}
 	id, err := meta.NewTopicID()
 	if err != nil {
 		return meta.Topic{}, err

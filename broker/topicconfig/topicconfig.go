@@ -298,6 +298,19 @@ func Validate(name, value string) error {
 	return d.check(value)
 }
 
+// ValidateCombination checks what no config can on its own, in eff, a
+// topic's effective configs (its own over the broker's defaults): as in
+// Kafka, min.compaction.lag.ms may not exceed max.compaction.lag.ms. The
+// error wraps ErrInvalid.
+func ValidateCombination(eff map[string]string) error {
+	minLag, err1 := strconv.ParseInt(eff["min.compaction.lag.ms"], 10, 64)
+	maxLag, err2 := strconv.ParseInt(eff["max.compaction.lag.ms"], 10, 64)
+	if err1 == nil && err2 == nil && minLag > maxLag {
+		return fmt.Errorf("conflicting topic configs: min.compaction.lag.ms (%d) is greater than max.compaction.lag.ms (%d): %w", minLag, maxLag, ErrInvalid)
+	}
+	return nil
+}
+
 func (d *Def) check(value string) error {
 	if err := checkType(d.Type, value); err != nil {
 		return fmt.Errorf("config %s=%q: %v: %w", d.Name, value, err, ErrInvalid)
