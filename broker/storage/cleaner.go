@@ -77,6 +77,7 @@ type CleanResult struct {
 	RecordsRead       int64 // records examined while rewriting
 	RecordsRemoved    int64 // records dropped, of every kind below
 	TombstonesRemoved int64 // tombstones dropped after delete.retention.ms
+	MarkersRemoved    int64 // commit markers dropped after delete.retention.ms
 	NullKeysRemoved   int64 // records without a key dropped
 	Duration          time.Duration
 	Throttled         time.Duration // time spent sleeping for the I/O limit
@@ -128,6 +129,13 @@ type passState struct {
 	res           CleanResult
 	newFirstDirty int64
 	ranges        rangeBuilder
+	// committing holds the producers whose committed transaction had a
+	// batch in this pass since their last marker: its commit marker
+	// stays while any of its batches is in the log.
+	committing map[int64]bool
+	// lastMarkerRemoved is the offset of the last commit marker the pass
+	// removed, -1 if none.
+	lastMarkerRemoved int64
 }
 
 // Clean runs one cleaner pass over l, whatever its dirty ratio, and
@@ -147,9 +155,12 @@ func (c *Cleaner) Clean(ctx context.Context, l *Log) (CleanResult, error) {
 		return CleanResult{}, err
 	}
 	defer p.release()
-	ps := &passState{res: CleanResult{FirstDirtyOffset: p.state.firstDirty, EndOffset: p.state.firstDirty}}
+	ps := &passState{res: CleanResult{FirstDirtyOffset: p.state.firstDirty, EndOffset: p.state.firstDirty}, lastMarkerRemoved: -1}
 	c.throttle.slept = 0
 	err = c.clean(ctx, p, ps)
+	if ps.lastMarkerRemoved >= 0 {
+		l.dropSnapshotsThrough(ps.lastMarkerRemoved)
+	}
 	ps.res.Duration = time.Since(start)
 	ps.res.Throttled = c.throttle.slept
 	l.recordClean(&ps.res, err)
@@ -272,7 +283,7 @@ func (l *Log) recordClean(res *CleanResult, err error) {
 		zap.Int("segments_rewritten", res.SegmentsRewritten), zap.Int("segments_written", res.SegmentsWritten),
 		zap.Int64("bytes_read", res.BytesRead), zap.Int64("bytes_written", res.BytesWritten),
 		zap.Int64("records_read", res.RecordsRead), zap.Int64("records_removed", res.RecordsRemoved),
-		zap.Int64("tombstones_removed", res.TombstonesRemoved), zap.Int64("null_keys_removed", res.NullKeysRemoved),
+		zap.Int64("tombstones_removed", res.TombstonesRemoved), zap.Int64("markers_removed", res.MarkersRemoved), zap.Int64("null_keys_removed", res.NullKeysRemoved),
 		zap.Duration("took", res.Duration), zap.Duration("throttled", res.Throttled),
 	}
 	switch {
@@ -442,11 +453,16 @@ func (c *Cleaner) filterBatch(p *cleanPlan, ps *passState, h record.Header, batc
 	ps.res.RecordsRead += int64(h.NumRecords)
 	producerLast := h.ProducerID >= 0 && p.lastBatch[h.ProducerID] == h.BaseOffset
 	if h.Control() {
-		// Transaction markers stay: a read_committed reader needs the
-		// abort marker to stop dropping its producer's records.
-		return batch, h, false, nil
+		return c.filterMarker(p, ps, h, batch, producerLast)
 	}
-	if p.abortedBatch(&h) {
+	aborted := p.abortedBatch(&h)
+	if h.Transactional() && !aborted {
+		if ps.committing == nil {
+			ps.committing = map[int64]bool{}
+		}
+		ps.committing[h.ProducerID] = true
+	}
+	if aborted {
 		ps.res.RecordsRemoved += int64(h.NumRecords)
 		if !producerLast {
 			return nil, h, true, nil
@@ -503,6 +519,67 @@ func (c *Cleaner) filterBatch(p *cleanPlan, ps *passState, h record.Header, batc
 	}
 	nh, err := record.ParseHeader(c.batchBuf)
 	return c.batchBuf, nh, true, err
+}
+
+// filterMarker decides whether a transaction marker stays. Abort markers
+// always do: a read_committed reader told of an aborted transaction drops
+// its producer's records until it meets the marker. A commit marker goes
+// as Kafka's does: once none of its transaction's batches is left in the
+// log (this pass met none since the producer's previous marker, the
+// passes before having removed them) and delete.retention.ms has passed
+// since a pass first found it so, which the tombstone ranges record as
+// they do for tombstones. The producer's last batch stays, as for data:
+// it holds the producer's latest epoch.
+func (c *Cleaner) filterMarker(p *cleanPlan, ps *passState, h record.Header, batch []byte, producerLast bool) ([]byte, record.Header, bool, error) {
+	commit, ok, err := markerType(&h, batch)
+	if err != nil || !ok || !commit {
+		return batch, h, false, err
+	}
+	hadBatches := ps.committing[h.ProducerID]
+	delete(ps.committing, h.ProducerID)
+	if hadBatches || producerLast {
+		return batch, h, false, nil
+	}
+	off := h.BaseOffset
+	cleanedAt, known := p.state.cleanedAt(off)
+	if known && off < p.state.firstDirty && tombstoneExpiry(cleanedAt, p.cfg.deleteRetention()) <= p.nowMs {
+		ps.res.MarkersRemoved++
+		ps.res.RecordsRemoved += int64(h.NumRecords)
+		ps.lastMarkerRemoved = off
+		return nil, h, true, nil
+	}
+	if off < ps.newFirstDirty {
+		if !known {
+			cleanedAt = p.nowMs
+		}
+		ps.ranges.add(off, cleanedAt)
+	}
+	return batch, h, false, nil
+}
+
+// dropSnapshotsThrough deletes the producer snapshots at or below offset,
+// the last commit marker a pass removed. Producer state rebuilt from such
+// a snapshot (the fallback when a power loss cost the log the newest one)
+// would keep the marker's transaction open, the replay not meeting the
+// marker; with none, the replay starts at the log start, where it meets
+// neither the marker nor its transaction's batches. The newest snapshot
+// lies past everything the cleaner rewrites (it is at or after the base of
+// the segment active at the last flush), so it stays.
+func (l *Log) dropSnapshotsThrough(offset int64) {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	offsets, err := l.listSnapshots()
+	if err != nil {
+		return
+	}
+	for _, off := range offsets {
+		if off > offset {
+			continue
+		}
+		if err := l.fs.Remove(l.snapshotPath(off)); err != nil && !isNotExist(err) {
+			l.logger.Warn("remove producer snapshot older than a removed transaction marker", zap.Int64("offset", off), zap.Error(err))
+		}
+	}
 }
 
 // retain decides whether the record at off stays, and notes the

@@ -2,10 +2,13 @@ package storage
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gregor-log/gregor/broker/record"
 	"github.com/gregor-log/gregor/internal/vfs"
@@ -283,4 +286,150 @@ func TestChunkBelow(t *testing.T) {
 			t.Fatalf("a batch and a half: below %d, want 30", partial.Below)
 		}
 	})
+}
+
+// controlOffsets lists the offsets of the control batches up to the high
+// watermark.
+func controlOffsets(t testing.TB, l *Log) []int64 {
+	t.Helper()
+	var out []int64
+	for next := l.LogStartOffset(); next < l.HighWatermark(); {
+		c, err := l.Read(next, l.HighWatermark(), 1<<20)
+		if err != nil || c.Size == 0 {
+			t.Fatalf("Read(%d): %d bytes, %v", next, c.Size, err)
+		}
+		buf := make([]byte, c.Size)
+		if _, err := c.File.ReadAt(buf, c.Pos); err != nil {
+			t.Fatal(err)
+		}
+		c.Release()
+		err = record.Batches(buf, func(_ int, _ []byte, h record.Header) error {
+			if h.LastOffset() >= next {
+				next = h.LastOffset() + 1
+				if h.Control() {
+					out = append(out, h.BaseOffset)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// TestTxnCleanerRemovesCommitMarkers: as in Kafka, a commit marker goes
+// once none of its transaction's batches is left and delete.retention.ms
+// has passed since a pass first found it so; abort markers, a commit
+// whose data is still there and a producer's last batch stay (a probe had
+// a compacted topic keep one marker per transaction for ever). The
+// snapshots a replay would miss the removed marker from are deleted.
+func TestTxnCleanerRemovesCommitMarkers(t *testing.T) {
+	clk := newClock()
+	fsys := vfs.NewMem()
+	dir := "/d/t-0"
+	cfg := Config{CleanupPolicy: PolicyCompact, SegmentBytes: 1, MinCleanableDirtyRatio: -1, DeleteRetentionMs: 1000}
+	l := openLog(t, fsys, dir, cfg, withNow(clk))
+	keyed := func(pid int64, seq int32, key string) []byte {
+		b := record.NewBuilder()
+		b.SetProducer(pid, 0, seq).SetTransactional(true)
+		b.Add([]byte(key), []byte(key+"-v"), nil, clk.Now().UnixMilli())
+		return b.Build()
+	}
+	appendHW(t, l, keyed(1, 0, "k"))  // 0: superseded below
+	if err := l.Flush(); err != nil { // a snapshot with pid 1's transaction open
+		t.Fatal(err)
+	}
+	snaps, err := fsys.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var oldSnap string
+	for _, e := range snaps {
+		if strings.HasSuffix(e.Name(), snapshotSuffix) {
+			oldSnap = filepath.Join(dir, e.Name())
+		}
+	}
+	if oldSnap == "" {
+		t.Fatal("no producer snapshot after the first flush")
+	}
+	marker(t, l, 1, 0, true)         // 1: goes
+	appendHW(t, l, keyed(1, 1, "k")) // 2: superseded
+	marker(t, l, 1, 0, true)         // 3: pid 1's last batch, stays
+	appendHW(t, l, keyed(2, 0, "k")) // 4: aborted
+	marker(t, l, 2, 0, false)        // 5: abort, stays
+	appendHW(t, l, keyed(3, 0, "kept"))
+	marker(t, l, 3, 0, true) // 7: its record stays, so does it
+	appendHW(t, l, plain(t, "x", 1))
+	appendHW(t, l, plain(t, "y", 1))
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	c := NewCleaner(CleanerConfig{})
+	want := func(pass string, offs ...int64) {
+		t.Helper()
+		if got := controlOffsets(t, l); !slices.Equal(got, offs) {
+			t.Fatalf("%s: markers at %v, want %v", pass, got, offs)
+		}
+	}
+	for pass := range 2 { // the first removes the data, the second finds the marker bare
+		if _, err := c.Clean(t.Context(), l); err != nil {
+			t.Fatal(err)
+		}
+		want(fmt.Sprintf("pass %d", pass+1), 1, 3, 5, 7)
+	}
+	clk.Advance(999 * time.Millisecond)
+	if _, err := c.Clean(t.Context(), l); err != nil {
+		t.Fatal(err)
+	}
+	want("before delete.retention.ms", 1, 3, 5, 7)
+	clk.Advance(time.Millisecond)
+	res, err := c.Clean(t.Context(), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want("after delete.retention.ms", 3, 5, 7)
+	if res.MarkersRemoved != 1 {
+		t.Errorf("pass removed %d markers, want 1", res.MarkersRemoved)
+	}
+	if got := dataValues(t, l); !slices.Equal(got, []string{"kept-v", "x-0", "y-0"}) {
+		t.Errorf("data after cleaning: %q", got)
+	}
+	if got := l.AbortedTxns(0, 100); len(got) != 1 || got[0].ProducerID != 2 {
+		t.Errorf("aborted %+v", got)
+	}
+	lso := l.LastStableOffset()
+
+	// The snapshot from before the cleaning, which has pid 1's transaction
+	// open at offset 0, is gone: a replay from it would not meet the
+	// removed marker and would hold read_committed readers at offset 0.
+	if _, err := fsys.Stat(oldSnap); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("snapshot %s older than the removed marker: %v", oldSnap, err)
+	}
+	// With no snapshot at all (a power loss's fallback), the replay from
+	// the log start gets the same last stable offset.
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := fsys.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), snapshotSuffix) {
+			if err := fsys.Remove(filepath.Join(dir, e.Name())); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	l = openLog(t, fsys, dir, cfg, withNow(clk))
+	defer l.Close()
+	l.SetHighWatermark(l.LogEndOffset())
+	if got := l.LastStableOffset(); got != lso {
+		t.Fatalf("last stable offset %d after a replay from the log start, want %d", got, lso)
+	}
+	if got := l.AbortedTxns(0, 100); len(got) != 1 || got[0].ProducerID != 2 {
+		t.Errorf("aborted after the replay %+v", got)
+	}
 }
