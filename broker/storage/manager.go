@@ -642,8 +642,9 @@ func (m *Manager) flushLoop() {
 		}
 		now := m.o.Now()
 		for _, l := range m.Logs() {
-			// A log still being flushed from an earlier tick is
-			// skipped: its worker flushes what is due when done.
+			// A log still queued or being flushed from an earlier
+			// tick is skipped; a tick after its worker is done
+			// queues it again if it is still due.
 			if !l.flushDueAt(now) || !l.flushQueued.CompareAndSwap(false, true) {
 				continue
 			}
