@@ -118,6 +118,28 @@ func TestCompressionTypeRecompresses(t *testing.T) {
 	}
 }
 
+// incrementalAlterConfigs sets configs of one topic with
+// IncrementalAlterConfigs and returns the resource's error code.
+func incrementalAlterConfigs(t *testing.T, b *Broker, topic string, kv ...string) int16 {
+	t.Helper()
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, topic
+	for i := 0; i+1 < len(kv); i += 2 {
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		c.Name = kv[i]
+		v := kv[i+1]
+		c.Value = &v
+		rr.Configs = append(rr.Configs, c)
+	}
+	req.Resources = append(req.Resources, rr)
+	resp, err := req.RequestWith(context.Background(), newClient(t, b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Resources[0].ErrorCode
+}
+
 // TestCompactionLagsMustBeOrdered: as in Kafka, min.compaction.lag.ms may
 // not exceed max.compaction.lag.ms, by the topic's own configs or over
 // the broker's defaults, in CreateTopics and both alter APIs (a probe had
@@ -125,60 +147,21 @@ func TestCompressionTypeRecompresses(t *testing.T) {
 func TestCompactionLagsMustBeOrdered(t *testing.T) {
 	b := startBroker(t, nil, "", nil)
 	cl := newClient(t, b)
-	create := func(name string, kv ...string) int16 {
-		t.Helper()
-		req := kmsg.NewPtrCreateTopicsRequest()
-		rt := kmsg.NewCreateTopicsRequestTopic()
-		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, 1, 1
-		for i := 0; i+1 < len(kv); i += 2 {
-			c := kmsg.NewCreateTopicsRequestTopicConfig()
-			c.Name = kv[i]
-			v := kv[i+1]
-			c.Value = &v
-			rt.Configs = append(rt.Configs, c)
-		}
-		req.Topics = append(req.Topics, rt)
-		resp, err := req.RequestWith(context.Background(), cl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.Topics[0].ErrorCode
-	}
-	incAlter := func(name string, kv ...string) int16 {
-		t.Helper()
-		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
-		rr := kmsg.NewIncrementalAlterConfigsRequestResource()
-		rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, name
-		for i := 0; i+1 < len(kv); i += 2 {
-			c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
-			c.Name = kv[i]
-			v := kv[i+1]
-			c.Value = &v
-			rr.Configs = append(rr.Configs, c)
-		}
-		req.Resources = append(req.Resources, rr)
-		resp, err := req.RequestWith(context.Background(), cl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.Resources[0].ErrorCode
+	lags := func(minLag, maxLag string) map[string]string {
+		return map[string]string{"min.compaction.lag.ms": minLag, "max.compaction.lag.ms": maxLag}
 	}
 	invalid := kerr.InvalidConfig.Code
-	if code := create("lags", "min.compaction.lag.ms", "10000", "max.compaction.lag.ms", "5000"); code != invalid {
+	if code := createTopicCode(t, cl, "lags", 1, lags("10000", "5000")); code != invalid {
 		t.Errorf("create with min > max: %v, want INVALID_CONFIG", kerr.ErrorForCode(code))
 	}
-	if code := create("lags", "min.compaction.lag.ms", "5000", "max.compaction.lag.ms", "5000"); code != 0 {
-		t.Fatalf("create with min = max: %v", kerr.ErrorForCode(code))
-	}
-	if code := incAlter("lags", "min.compaction.lag.ms", "6000"); code != invalid {
+	createTopic(t, cl, "lags", 1, lags("5000", "5000"))
+	if code := incrementalAlterConfigs(t, b, "lags", "min.compaction.lag.ms", "6000"); code != invalid {
 		t.Errorf("incremental alter to min > max: %v, want INVALID_CONFIG", kerr.ErrorForCode(code))
 	}
 	if code := alterConfigs(t, b, "lags", false, "max.compaction.lag.ms", "1000", "min.compaction.lag.ms", "2000"); code != invalid {
 		t.Errorf("alter to min > max: %v, want INVALID_CONFIG", kerr.ErrorForCode(code))
 	}
-	// The broker's default max is Long.MAX_VALUE: a topic min alone is fine,
-	// and a topic max below the default min (0) is not possible.
-	if code := incAlter("lags", "max.compaction.lag.ms", "9000", "min.compaction.lag.ms", "8000"); code != 0 {
+	if code := incrementalAlterConfigs(t, b, "lags", "max.compaction.lag.ms", "9000", "min.compaction.lag.ms", "8000"); code != 0 {
 		t.Errorf("incremental alter to min < max: %v", kerr.ErrorForCode(code))
 	}
 	tp, _ := b.store.Topic("lags")

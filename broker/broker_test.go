@@ -91,6 +91,14 @@ func newClient(t *testing.T, b *Broker, opts ...kgo.Opt) *kgo.Client {
 
 func createTopic(t *testing.T, cl *kgo.Client, name string, partitions int32, configs map[string]string) {
 	t.Helper()
+	if err := kerr.ErrorForCode(createTopicCode(t, cl, name, partitions, configs)); err != nil {
+		t.Fatalf("create topic %s: %v", name, err)
+	}
+}
+
+// createTopicCode creates a topic and returns the answer's error code.
+func createTopicCode(t *testing.T, cl *kgo.Client, name string, partitions int32, configs map[string]string) int16 {
+	t.Helper()
 	req := kmsg.NewPtrCreateTopicsRequest()
 	rt := kmsg.NewCreateTopicsRequestTopic()
 	rt.Topic = name
@@ -108,9 +116,7 @@ func createTopic(t *testing.T, cl *kgo.Client, name string, partitions int32, co
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := kerr.ErrorForCode(resp.Topics[0].ErrorCode); err != nil {
-		t.Fatalf("create topic %s: %v", name, err)
-	}
+	return resp.Topics[0].ErrorCode
 }
 
 func TestProduceConsumeRoundTrip(t *testing.T) {

@@ -198,12 +198,10 @@ func TestTxnCleanerDropsAborted(t *testing.T) {
 	})
 }
 
-// dataValues reads the values of every data record up to the high
-// watermark, skipping control batches and batches left empty by the
-// cleaner.
-func dataValues(t testing.TB, l *Log) []string {
+// eachBatch calls fn with every batch up to the high watermark, each once
+// (a read may start inside a batch already seen).
+func eachBatch(t testing.TB, l *Log, fn func(h record.Header, batch []byte) error) {
 	t.Helper()
-	var out []string
 	for next := l.LogStartOffset(); next < l.HighWatermark(); {
 		c, err := l.Read(next, l.HighWatermark(), 1<<20)
 		if err != nil || c.Size == 0 {
@@ -219,18 +217,29 @@ func dataValues(t testing.TB, l *Log) []string {
 				return nil
 			}
 			next = h.LastOffset() + 1
-			if h.Control() {
-				return nil
-			}
-			return record.Records(h, batch, func(r *record.Record) error {
-				out = append(out, string(r.Value))
-				return nil
-			})
+			return fn(h, batch)
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// dataValues reads the values of every data record up to the high
+// watermark, skipping control batches and batches left empty by the
+// cleaner.
+func dataValues(t testing.TB, l *Log) []string {
+	t.Helper()
+	var out []string
+	eachBatch(t, l, func(h record.Header, batch []byte) error {
+		if h.Control() {
+			return nil
+		}
+		return record.Records(h, batch, func(r *record.Record) error {
+			out = append(out, string(r.Value))
+			return nil
+		})
+	})
 	return out
 }
 
@@ -293,29 +302,12 @@ func TestChunkBelow(t *testing.T) {
 func controlOffsets(t testing.TB, l *Log) []int64 {
 	t.Helper()
 	var out []int64
-	for next := l.LogStartOffset(); next < l.HighWatermark(); {
-		c, err := l.Read(next, l.HighWatermark(), 1<<20)
-		if err != nil || c.Size == 0 {
-			t.Fatalf("Read(%d): %d bytes, %v", next, c.Size, err)
+	eachBatch(t, l, func(h record.Header, _ []byte) error {
+		if h.Control() {
+			out = append(out, h.BaseOffset)
 		}
-		buf := make([]byte, c.Size)
-		if _, err := c.File.ReadAt(buf, c.Pos); err != nil {
-			t.Fatal(err)
-		}
-		c.Release()
-		err = record.Batches(buf, func(_ int, _ []byte, h record.Header) error {
-			if h.LastOffset() >= next {
-				next = h.LastOffset() + 1
-				if h.Control() {
-					out = append(out, h.BaseOffset)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+		return nil
+	})
 	return out
 }
 
