@@ -77,7 +77,7 @@ type CleanResult struct {
 	RecordsRead       int64 // records examined while rewriting
 	RecordsRemoved    int64 // records dropped, of every kind below
 	TombstonesRemoved int64 // tombstones dropped after delete.retention.ms
-	MarkersRemoved    int64 // commit markers dropped after delete.retention.ms
+	MarkersRemoved    int64 // transaction markers dropped after delete.retention.ms
 	NullKeysRemoved   int64 // records without a key dropped
 	Duration          time.Duration
 	Throttled         time.Duration // time spent sleeping for the I/O limit
@@ -133,9 +133,16 @@ type passState struct {
 	// batch in this pass since their last marker: its commit marker
 	// stays while any of its batches is in the log.
 	committing map[int64]bool
+	// aborting holds the producers whose aborted transaction had a batch
+	// in this pass since their last marker: its abort marker stays.
+	aborting map[int64]bool
 	// lastMarkerRemoved is the offset of the last commit marker the pass
 	// removed, -1 if none.
 	lastMarkerRemoved int64
+	// abortsRemoved are the abort markers the group being rewritten
+	// removes: their aborted transactions leave the log's list when it is
+	// swapped in.
+	abortsRemoved []int64
 }
 
 // Clean runs one cleaner pass over l, whatever its dirty ratio, and
@@ -382,6 +389,7 @@ func (c *Cleaner) cleanGroup(ctx context.Context, p *cleanPlan, ps *passState, i
 		}
 	}()
 
+	ps.abortsRemoved = ps.abortsRemoved[:0]
 	w := cleanWriter{c: c, ctx: ctx, f: f, seg: out, interval: p.cfg.IndexIntervalBytes, res: &ps.res}
 	changed := len(group) > 1
 	for k, s := range group {
@@ -435,7 +443,7 @@ func (c *Cleaner) cleanGroup(ctx context.Context, p *cleanPlan, ps *passState, i
 		swapEnd:    end,
 		tombstones: mergeTombstoneRanges(append(append([]tombstoneRange(nil), ps.ranges.ranges...), rangesFrom(p.state.tombstones, end)...)),
 	}
-	if err := l.swapCleaned(p, i, j, out, w.pos, intent); err != nil {
+	if err := l.swapCleaned(p, i, j, out, w.pos, intent, ps.abortsRemoved); err != nil {
 		if errors.Is(err, errSwapCommitted) {
 			swapped = true // the files belong to the log now, for recovery to finish
 		}
@@ -463,6 +471,10 @@ func (c *Cleaner) filterBatch(p *cleanPlan, ps *passState, h record.Header, batc
 		ps.committing[h.ProducerID] = true
 	}
 	if aborted {
+		if ps.aborting == nil {
+			ps.aborting = map[int64]bool{}
+		}
+		ps.aborting[h.ProducerID] = true
 		ps.res.RecordsRemoved += int64(h.NumRecords)
 		if !producerLast {
 			return nil, h, true, nil
@@ -521,22 +533,29 @@ func (c *Cleaner) filterBatch(p *cleanPlan, ps *passState, h record.Header, batc
 	return c.batchBuf, nh, true, err
 }
 
-// filterMarker decides whether a transaction marker stays. Abort markers
-// always do: a read_committed reader told of an aborted transaction drops
-// its producer's records until it meets the marker. A commit marker goes
-// as Kafka's does: once none of its transaction's batches is left in the
-// log (this pass met none since the producer's previous marker, the
-// passes before having removed them) and delete.retention.ms has passed
-// since a pass first found it so, which the tombstone ranges record as
-// they do for tombstones. The producer's last batch stays, as for data:
-// it holds the producer's latest epoch.
+// filterMarker decides whether a transaction marker stays. As in Kafka,
+// a marker goes once none of its transaction's batches is left in the log
+// (this pass met none since the producer's previous marker, the passes
+// before having removed them: an aborted transaction's at the first pass
+// over them, a committed one's as later records of their keys supersede
+// them) and delete.retention.ms has passed since a pass first found it so,
+// which the tombstone ranges record as they do for tombstones. The
+// producer's last batch stays, as for data: it holds the producer's latest
+// epoch. An abort marker's transaction leaves the log's aborted list when
+// the group is swapped in (see swapCleaned): a read_committed reader told
+// of an aborted transaction drops its producer's records until it meets
+// the marker.
 func (c *Cleaner) filterMarker(p *cleanPlan, ps *passState, h record.Header, batch []byte, producerLast bool) ([]byte, record.Header, bool, error) {
 	commit, ok, err := markerType(&h, batch)
-	if err != nil || !ok || !commit {
+	if err != nil || !ok {
 		return batch, h, false, err
 	}
-	hadBatches := ps.committing[h.ProducerID]
-	delete(ps.committing, h.ProducerID)
+	txn := ps.aborting
+	if commit {
+		txn = ps.committing
+	}
+	hadBatches := txn[h.ProducerID]
+	delete(txn, h.ProducerID)
 	if hadBatches || producerLast {
 		return batch, h, false, nil
 	}
@@ -545,7 +564,11 @@ func (c *Cleaner) filterMarker(p *cleanPlan, ps *passState, h record.Header, bat
 	if known && off < p.state.firstDirty && tombstoneExpiry(cleanedAt, p.cfg.deleteRetention()) <= p.nowMs {
 		ps.res.MarkersRemoved++
 		ps.res.RecordsRemoved += int64(h.NumRecords)
-		ps.lastMarkerRemoved = off
+		if commit {
+			ps.lastMarkerRemoved = off
+		} else {
+			ps.abortsRemoved = append(ps.abortsRemoved, off)
+		}
 		return nil, h, true, nil
 	}
 	if off < ps.newFirstDirty {

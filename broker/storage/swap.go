@@ -36,7 +36,7 @@ var errSwapCommitted = errors.New("swap committed")
 // cleaned files); a failure after it is sticky (ErrStorage, wrapping
 // errSwapCommitted): the log keeps serving reads from the old segments'
 // open files and must be reopened, which completes the swap.
-func (l *Log) swapCleaned(p *cleanPlan, i, j int, out *segment, size int64, intent cleanerState) error {
+func (l *Log) swapCleaned(p *cleanPlan, i, j int, out *segment, size int64, intent cleanerState, abortsRemoved []int64) error {
 	l.flushMu.Lock()
 	defer l.flushMu.Unlock()
 	l.mu.Lock()
@@ -66,6 +66,18 @@ func (l *Log) swapCleaned(p *cleanPlan, i, j int, out *segment, size int64, inte
 		return fmt.Errorf("write cleaner checkpoint: %w", err)
 	}
 	l.mu.cleaner = intent
+
+	// The cleaned segment lacks abort markers whose transactions the
+	// producer snapshots list as aborted: restored from one of them, the
+	// list would have a read_committed reader drop the producer's later
+	// records, looking for a marker that is gone. They go before the
+	// commit (a restart without them replays the producers from the log
+	// start), and the next flush writes a new one.
+	if len(abortsRemoved) > 0 {
+		if err := l.removeSnapshotsLocked(); err != nil {
+			return err
+		}
+	}
 
 	// 2. Commit.
 	name := filepath.Join(l.dir, fileBase(base))
@@ -98,7 +110,15 @@ func (l *Log) swapCleaned(p *cleanPlan, i, j int, out *segment, size int64, inte
 	}
 
 	// 5. Readers see the new list; the old segments' files close when the
-	// last reader releases them.
+	// last reader releases them. The aborted transactions whose markers
+	// went leave the list first: a fetch reads the segments, then the
+	// list, so one that reads the new segments cannot be told of them.
+	if len(abortsRemoved) > 0 {
+		l.mu.aborted = slices.DeleteFunc(slices.Clone(l.mu.aborted), func(a AbortedTxn) bool {
+			return slices.Contains(abortsRemoved, a.LastOffset)
+		})
+		l.publishTxnLocked(true)
+	}
 	out.tail.Store(packTail(uint32(end-base), uint32(size)))
 	out.unloadIndex()
 	segs := make([]*segment, 0, len(cur)-len(group)+1)
@@ -218,4 +238,21 @@ func (l *Log) lastOffsetIn(path string) (int64, error) {
 		pos += h.Size()
 	}
 	return last, nil
+}
+
+// removeSnapshotsLocked deletes every producer snapshot and makes the next
+// flush due and write one. Called with flushMu and mu held.
+func (l *Log) removeSnapshotsLocked() error {
+	offsets, err := l.listSnapshots()
+	if err != nil {
+		return err
+	}
+	for _, off := range offsets {
+		if err := l.fs.Remove(l.snapshotPath(off)); err != nil && !isNotExist(err) {
+			return fmt.Errorf("remove producer snapshot: %w", err)
+		}
+	}
+	l.mu.snapshotOffset = -1
+	l.firstUnflushed.CompareAndSwap(0, l.now().UnixNano())
+	return nil
 }

@@ -311,13 +311,14 @@ func controlOffsets(t testing.TB, l *Log) []int64 {
 	return out
 }
 
-// TestTxnCleanerRemovesCommitMarkers: as in Kafka, a commit marker goes
+// TestTxnCleanerRemovesMarkers: as in Kafka, a transaction marker goes
 // once none of its transaction's batches is left and delete.retention.ms
-// has passed since a pass first found it so; abort markers, a commit
-// whose data is still there and a producer's last batch stay (a probe had
-// a compacted topic keep one marker per transaction for ever). The
-// snapshots a replay would miss the removed marker from are deleted.
-func TestTxnCleanerRemovesCommitMarkers(t *testing.T) {
+// has passed since a pass first found it so; a commit whose data is still
+// there and a producer's last batch stay (a probe had a compacted topic
+// keep one marker per transaction for ever). A removed abort marker's
+// transaction leaves the aborted list, and the snapshots a replay would
+// miss a removed marker from are deleted.
+func TestTxnCleanerRemovesMarkers(t *testing.T) {
 	clk := newClock()
 	fsys := vfs.NewMem()
 	dir := "/d/t-0"
@@ -350,9 +351,11 @@ func TestTxnCleanerRemovesCommitMarkers(t *testing.T) {
 	appendHW(t, l, keyed(1, 1, "k")) // 2: superseded
 	marker(t, l, 1, 0, true)         // 3: pid 1's last batch, stays
 	appendHW(t, l, keyed(2, 0, "k")) // 4: aborted
-	marker(t, l, 2, 0, false)        // 5: abort, stays
+	marker(t, l, 2, 0, false)        // 5: goes
 	appendHW(t, l, keyed(3, 0, "kept"))
-	marker(t, l, 3, 0, true) // 7: its record stays, so does it
+	marker(t, l, 3, 0, true)           // 7: its record stays, so does it
+	appendHW(t, l, keyed(2, 1, "two")) // 8: pid 2's next transaction
+	marker(t, l, 2, 0, true)           // 9: pid 2's last batch, stays
 	appendHW(t, l, plain(t, "x", 1))
 	appendHW(t, l, plain(t, "y", 1))
 	if err := l.Flush(); err != nil {
@@ -369,29 +372,43 @@ func TestTxnCleanerRemovesCommitMarkers(t *testing.T) {
 		if _, err := c.Clean(t.Context(), l); err != nil {
 			t.Fatal(err)
 		}
-		want(fmt.Sprintf("pass %d", pass+1), 1, 3, 5, 7)
+		want(fmt.Sprintf("pass %d", pass+1), 1, 3, 5, 7, 9)
 	}
 	clk.Advance(999 * time.Millisecond)
 	if _, err := c.Clean(t.Context(), l); err != nil {
 		t.Fatal(err)
 	}
-	want("before delete.retention.ms", 1, 3, 5, 7)
+	want("before delete.retention.ms", 1, 3, 5, 7, 9)
 	clk.Advance(time.Millisecond)
 	res, err := c.Clean(t.Context(), l)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want("after delete.retention.ms", 3, 5, 7)
-	if res.MarkersRemoved != 1 {
-		t.Errorf("pass removed %d markers, want 1", res.MarkersRemoved)
+	want("after delete.retention.ms", 3, 7, 9)
+	if res.MarkersRemoved != 2 {
+		t.Errorf("pass removed %d markers, want 2", res.MarkersRemoved)
 	}
-	if got := dataValues(t, l); !slices.Equal(got, []string{"kept-v", "x-0", "y-0"}) {
+	if got := dataValues(t, l); !slices.Equal(got, []string{"kept-v", "two-v", "x-0", "y-0"}) {
 		t.Errorf("data after cleaning: %q", got)
 	}
-	if got := l.AbortedTxns(0, 100); len(got) != 1 || got[0].ProducerID != 2 {
-		t.Errorf("aborted %+v", got)
+	// With the abort marker gone, a read_committed reader must not be told
+	// of its transaction: it would drop pid 2's committed record at 8,
+	// looking for the marker.
+	if got := l.AbortedTxns(0, 100); len(got) != 0 {
+		t.Errorf("aborted transactions after their marker went: %+v", got)
 	}
 	lso := l.LastStableOffset()
+	if err := l.Flush(); err != nil { // writes a snapshot without them
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openLog(t, fsys, dir, cfg, withNow(clk))
+	l.SetHighWatermark(l.LogEndOffset())
+	if got := l.AbortedTxns(0, 100); len(got) != 0 || l.LastStableOffset() != lso {
+		t.Errorf("after a restart: aborted %+v, last stable offset %d (want none, %d)", got, l.LastStableOffset(), lso)
+	}
 
 	// The snapshot from before the cleaning, which has pid 1's transaction
 	// open at offset 0, is gone: a replay from it would not meet the
@@ -421,7 +438,7 @@ func TestTxnCleanerRemovesCommitMarkers(t *testing.T) {
 	if got := l.LastStableOffset(); got != lso {
 		t.Fatalf("last stable offset %d after a replay from the log start, want %d", got, lso)
 	}
-	if got := l.AbortedTxns(0, 100); len(got) != 1 || got[0].ProducerID != 2 {
+	if got := l.AbortedTxns(0, 100); len(got) != 0 {
 		t.Errorf("aborted after the replay %+v", got)
 	}
 }
