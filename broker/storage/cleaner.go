@@ -136,13 +136,11 @@ type passState struct {
 	// aborting holds the producers whose aborted transaction had a batch
 	// in this pass since their last marker: its abort marker stays.
 	aborting map[int64]bool
-	// lastMarkerRemoved is the offset of the last commit marker the pass
-	// removed, -1 if none.
-	lastMarkerRemoved int64
-	// abortsRemoved are the abort markers the group being rewritten
-	// removes: their aborted transactions leave the log's list when it is
-	// swapped in.
-	abortsRemoved []int64
+	// The markers the group being rewritten removes: the last commit
+	// marker's offset (-1 if none), and every abort marker's, whose
+	// aborted transactions leave the log's list when it is swapped in.
+	lastCommitRemoved int64
+	abortsRemoved     []int64
 }
 
 // Clean runs one cleaner pass over l, whatever its dirty ratio, and
@@ -162,12 +160,9 @@ func (c *Cleaner) Clean(ctx context.Context, l *Log) (CleanResult, error) {
 		return CleanResult{}, err
 	}
 	defer p.release()
-	ps := &passState{res: CleanResult{FirstDirtyOffset: p.state.firstDirty, EndOffset: p.state.firstDirty}, lastMarkerRemoved: -1}
+	ps := &passState{res: CleanResult{FirstDirtyOffset: p.state.firstDirty, EndOffset: p.state.firstDirty}}
 	c.throttle.slept = 0
 	err = c.clean(ctx, p, ps)
-	if ps.lastMarkerRemoved >= 0 {
-		l.dropSnapshotsThrough(ps.lastMarkerRemoved)
-	}
 	ps.res.Duration = time.Since(start)
 	ps.res.Throttled = c.throttle.slept
 	l.recordClean(&ps.res, err)
@@ -389,7 +384,7 @@ func (c *Cleaner) cleanGroup(ctx context.Context, p *cleanPlan, ps *passState, i
 		}
 	}()
 
-	ps.abortsRemoved = ps.abortsRemoved[:0]
+	ps.lastCommitRemoved, ps.abortsRemoved = -1, ps.abortsRemoved[:0]
 	w := cleanWriter{c: c, ctx: ctx, f: f, seg: out, interval: p.cfg.IndexIntervalBytes, res: &ps.res}
 	changed := len(group) > 1
 	for k, s := range group {
@@ -443,7 +438,7 @@ func (c *Cleaner) cleanGroup(ctx context.Context, p *cleanPlan, ps *passState, i
 		swapEnd:    end,
 		tombstones: mergeTombstoneRanges(append(append([]tombstoneRange(nil), ps.ranges.ranges...), rangesFrom(p.state.tombstones, end)...)),
 	}
-	if err := l.swapCleaned(p, i, j, out, w.pos, intent, ps.abortsRemoved); err != nil {
+	if err := l.swapCleaned(p, i, j, out, w.pos, intent, ps.lastCommitRemoved, ps.abortsRemoved); err != nil {
 		if errors.Is(err, errSwapCommitted) {
 			swapped = true // the files belong to the log now, for recovery to finish
 		}
@@ -565,7 +560,7 @@ func (c *Cleaner) filterMarker(p *cleanPlan, ps *passState, h record.Header, bat
 		ps.res.MarkersRemoved++
 		ps.res.RecordsRemoved += int64(h.NumRecords)
 		if commit {
-			ps.lastMarkerRemoved = off
+			ps.lastCommitRemoved = off
 		} else {
 			ps.abortsRemoved = append(ps.abortsRemoved, off)
 		}
@@ -578,31 +573,6 @@ func (c *Cleaner) filterMarker(p *cleanPlan, ps *passState, h record.Header, bat
 		ps.ranges.add(off, cleanedAt)
 	}
 	return batch, h, false, nil
-}
-
-// dropSnapshotsThrough deletes the producer snapshots at or below offset,
-// the last commit marker a pass removed. Producer state rebuilt from such
-// a snapshot (the fallback when a power loss cost the log the newest one)
-// would keep the marker's transaction open, the replay not meeting the
-// marker; with none, the replay starts at the log start, where it meets
-// neither the marker nor its transaction's batches. The newest snapshot
-// lies past everything the cleaner rewrites (it is at or after the base of
-// the segment active at the last flush), so it stays.
-func (l *Log) dropSnapshotsThrough(offset int64) {
-	l.flushMu.Lock()
-	defer l.flushMu.Unlock()
-	offsets, err := l.listSnapshots()
-	if err != nil {
-		return
-	}
-	for _, off := range offsets {
-		if off > offset {
-			continue
-		}
-		if err := l.fs.Remove(l.snapshotPath(off)); err != nil && !isNotExist(err) {
-			l.logger.Warn("remove producer snapshot older than a removed transaction marker", zap.Int64("offset", off), zap.Error(err))
-		}
-	}
 }
 
 // retain decides whether the record at off stays, and notes the

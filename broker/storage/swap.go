@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -36,7 +37,7 @@ var errSwapCommitted = errors.New("swap committed")
 // cleaned files); a failure after it is sticky (ErrStorage, wrapping
 // errSwapCommitted): the log keeps serving reads from the old segments'
 // open files and must be reopened, which completes the swap.
-func (l *Log) swapCleaned(p *cleanPlan, i, j int, out *segment, size int64, intent cleanerState, abortsRemoved []int64) error {
+func (l *Log) swapCleaned(p *cleanPlan, i, j int, out *segment, size int64, intent cleanerState, lastCommitRemoved int64, abortsRemoved []int64) error {
 	l.flushMu.Lock()
 	defer l.flushMu.Unlock()
 	l.mu.Lock()
@@ -67,14 +68,25 @@ func (l *Log) swapCleaned(p *cleanPlan, i, j int, out *segment, size int64, inte
 	}
 	l.mu.cleaner = intent
 
-	// The cleaned segment lacks abort markers whose transactions the
-	// producer snapshots list as aborted: restored from one of them, the
-	// list would have a read_committed reader drop the producer's later
-	// records, looking for a marker that is gone. They go before the
-	// commit (a restart without them replays the producers from the log
-	// start), and the next flush writes a new one.
-	if len(abortsRemoved) > 0 {
-		if err := l.removeSnapshotsLocked(); err != nil {
+	// Producer snapshots that a removed marker's transaction is in go
+	// before the commit (a restart without them replays the producers
+	// from the log start, where it meets neither the marker nor the
+	// transaction's records). Every snapshot lists an abort marker's
+	// transaction as aborted: restored from one, the list would have a
+	// read_committed reader drop the producer's later records, looking
+	// for the marker; they all go, and the next flush writes a new one.
+	// A snapshot below a removed commit marker may hold its transaction
+	// open, which a replay from it could not close; one above it does
+	// not. (The newest snapshot lies past everything the cleaner
+	// rewrites: it is at or after the base of the segment active at the
+	// last flush.)
+	switch {
+	case len(abortsRemoved) > 0:
+		if err := l.removeSnapshotsLocked(math.MaxInt64); err != nil {
+			return err
+		}
+	case lastCommitRemoved >= 0:
+		if err := l.removeSnapshotsLocked(lastCommitRemoved); err != nil {
 			return err
 		}
 	}
@@ -240,19 +252,25 @@ func (l *Log) lastOffsetIn(path string) (int64, error) {
 	return last, nil
 }
 
-// removeSnapshotsLocked deletes every producer snapshot and makes the next
-// flush due and write one. Called with flushMu and mu held.
-func (l *Log) removeSnapshotsLocked() error {
+// removeSnapshotsLocked deletes the producer snapshots at or below
+// through; when that takes the newest, it makes the next flush due and
+// write one. Called with flushMu and mu held.
+func (l *Log) removeSnapshotsLocked(through int64) error {
 	offsets, err := l.listSnapshots()
 	if err != nil {
 		return err
 	}
 	for _, off := range offsets {
+		if off > through {
+			continue
+		}
 		if err := l.fs.Remove(l.snapshotPath(off)); err != nil && !isNotExist(err) {
 			return fmt.Errorf("remove producer snapshot: %w", err)
 		}
 	}
-	l.mu.snapshotOffset = -1
-	l.firstUnflushed.CompareAndSwap(0, l.now().UnixNano())
+	if l.mu.snapshotOffset <= through {
+		l.mu.snapshotOffset = -1
+		l.firstUnflushed.CompareAndSwap(0, l.now().UnixNano())
+	}
 	return nil
 }
