@@ -160,7 +160,11 @@ func (c *Cleaner) Clean(ctx context.Context, l *Log) (CleanResult, error) {
 		return CleanResult{}, err
 	}
 	defer p.release()
-	ps := &passState{res: CleanResult{FirstDirtyOffset: p.state.firstDirty, EndOffset: p.state.firstDirty}}
+	ps := &passState{
+		res:        CleanResult{FirstDirtyOffset: p.state.firstDirty, EndOffset: p.state.firstDirty},
+		committing: map[int64]bool{},
+		aborting:   map[int64]bool{},
+	}
 	c.throttle.slept = 0
 	err = c.clean(ctx, p, ps)
 	ps.res.Duration = time.Since(start)
@@ -460,15 +464,9 @@ func (c *Cleaner) filterBatch(p *cleanPlan, ps *passState, h record.Header, batc
 	}
 	aborted := p.abortedBatch(&h)
 	if h.Transactional() && !aborted {
-		if ps.committing == nil {
-			ps.committing = map[int64]bool{}
-		}
 		ps.committing[h.ProducerID] = true
 	}
 	if aborted {
-		if ps.aborting == nil {
-			ps.aborting = map[int64]bool{}
-		}
 		ps.aborting[h.ProducerID] = true
 		ps.res.RecordsRemoved += int64(h.NumRecords)
 		if !producerLast {

@@ -227,6 +227,13 @@ func (l *Log) writeErrLocked() error {
 	return l.mu.werr
 }
 
+// setWriteErrorLocked makes err the sticky write error, in mu and in the
+// atomic WriteError reads.
+func (l *Log) setWriteErrorLocked(err error) {
+	l.mu.werr = err
+	l.werr.Store(&err)
+}
+
 // WriteError returns the sticky write error that makes the log refuse
 // appends until it is reopened, or nil.
 func (l *Log) WriteError() error {
@@ -244,9 +251,7 @@ func (l *Log) Fail(op string, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.mu.werr == nil {
-		l.mu.werr = fmt.Errorf("%s: %w", op, err)
-		werr := l.mu.werr
-		l.werr.Store(&werr)
+		l.setWriteErrorLocked(fmt.Errorf("%s: %w", op, err))
 	}
 }
 
@@ -254,9 +259,7 @@ func (l *Log) Fail(op string, err error) {
 // ErrStorage. Only the first failure is kept.
 func (l *Log) failLocked(op string, err error) error {
 	if l.mu.werr == nil {
-		l.mu.werr = fmt.Errorf("%w: %s %s: %w", ErrStorage, op, l.dir, err)
-		werr := l.mu.werr
-		l.werr.Store(&werr)
+		l.setWriteErrorLocked(fmt.Errorf("%w: %s %s: %w", ErrStorage, op, l.dir, err))
 		l.logger.Error("log write side failed; appends are refused until the log is reopened",
 			zap.String("op", op), zap.Error(err))
 	}
