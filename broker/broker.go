@@ -183,6 +183,7 @@ func New(cfg Config, opts Options) (*Broker, error) {
 		Cleaner:          cfg.cleanerConfig(),
 		BeforeRoll:       checkRollFile,
 		OnDataDirGone:    store.Fail,
+		Known:            knownPartitions(store),
 	})
 	if err != nil {
 		store.Close()
@@ -281,6 +282,16 @@ func (b *Broker) reconcileLogs() error {
 	if err := b.checkJournalRepair(known); err != nil {
 		return err
 	}
+	// Unknown directories were left unopened (knownPartitions): they go
+	// aside as they are, with any damage in them, for the operator.
+	for _, u := range b.logs.Unknown() {
+		dir, err := b.logs.SetAsideUnknown(u.PartitionDir)
+		if err != nil {
+			return fmt.Errorf("set aside a log the metadata does not know: %w", err)
+		}
+		b.log.Warn(strayMessage, zap.String("topic", u.Topic), zap.Int32("partition", u.Partition),
+			zap.Bool("holds_records", u.HasRecords), zap.String("dir", dir))
+	}
 	for _, l := range b.logs.Logs() {
 		n, ok := known[l.Topic()]
 		if !ok || l.Partition() >= n {
@@ -288,12 +299,28 @@ func (b *Broker) reconcileLogs() error {
 			if err != nil {
 				return fmt.Errorf("set aside a log the metadata does not know: %w", err)
 			}
-			b.log.Warn("a log the metadata does not know was set aside: most often the log of a topic deleted just before a crash, "+
-				"which can be removed; if the topic should exist, restore the metadata and rename the directory back",
-				zap.String("topic", l.Topic()), zap.Int32("partition", l.Partition()), zap.String("dir", dir))
+			b.log.Warn(strayMessage, zap.String("topic", l.Topic()), zap.Int32("partition", l.Partition()), zap.String("dir", dir))
 		}
 	}
 	return nil
+}
+
+// strayMessage is logged for each partition directory set aside.
+const strayMessage = "a log the metadata does not know was set aside: most often the log of a topic deleted just before a crash, " +
+	"which can be removed; if the topic should exist, restore the metadata and rename the directory back"
+
+// knownPartitions is the logs' ManagerOptions.Known: the partitions of the
+// topics in the metadata as opened. Others are not opened, so that a
+// directory set aside keeps its files as they were.
+func knownPartitions(store *meta.Standalone) func(string, int32) bool {
+	known := make(map[string]int32)
+	for _, t := range store.Topics() {
+		known[t.Name] = t.Partitions
+	}
+	return func(topic string, partition int32) bool {
+		n, ok := known[topic]
+		return ok && partition < n
+	}
 }
 
 // checkJournalRepair refuses to start when opening the metadata cut off
@@ -311,6 +338,11 @@ func (b *Broker) checkJournalRepair(known map[string]int32) error {
 		return nil
 	}
 	var orphans []string
+	for _, u := range b.logs.Unknown() {
+		if u.HasRecords {
+			orphans = append(orphans, fmt.Sprintf("%s-%d (holds records)", u.Topic, u.Partition))
+		}
+	}
 	for _, l := range b.logs.Logs() {
 		if n, ok := known[l.Topic()]; ok && l.Partition() < n {
 			continue

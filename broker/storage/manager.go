@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,6 +53,21 @@ type ManagerOptions struct {
 	// OnDataDirGone, if set, is called once when the data directory is
 	// found removed or replaced (see dataDirWatch).
 	OnDataDirGone func(err error)
+	// Known, if set, says whether the metadata knows a partition. A
+	// partition directory it does not know is not opened, since opening
+	// recovers a log (cutting a damaged tail, rebuilding indexes) and its
+	// files belong to no topic: Unknown lists it for the caller to set
+	// aside untouched.
+	Known func(topic string, partition int32) bool
+}
+
+// UnknownDir is a partition directory OpenManager left unopened because
+// ManagerOptions.Known did not know its partition.
+type UnknownDir struct {
+	PartitionDir
+	// HasRecords: one of its segment files holds bytes or starts past
+	// offset 0. A log created and never written to has neither.
+	HasRecords bool
 }
 
 // Manager owns the logs of a data directory: it opens them at startup,
@@ -79,6 +95,11 @@ type Manager struct {
 	// case (vfat, exFAT, ext4 casefold, macOS's default APFS), so topics
 	// whose names differ only in case would share directories.
 	foldsCase bool
+
+	// unknown lists the partition directories OpenManager did not open
+	// (see ManagerOptions.Known) and SetAsideUnknown has not yet moved;
+	// guarded by createMu.
+	unknown []UnknownDir
 
 	stop chan struct{}
 	// stopCtx is done when stop is closed; it interrupts a cleaner pass.
@@ -181,16 +202,26 @@ func OpenManager(o ManagerOptions) (*Manager, error) {
 			continue
 		}
 		name := e.Name()
-		if strings.HasSuffix(name, deleteSuffix) {
+		if isAsideName(name, deleteSuffix) {
 			if err := o.FS.RemoveAll(filepath.Join(o.DataDir, name)); err != nil {
 				return nil, fmt.Errorf("open log manager: remove %s: %w", name, err)
 			}
 			removed = true
 			continue
 		}
-		if tp, ok := ParsePartitionDir(name); ok {
-			parts = append(parts, tp.toKey())
+		tp, ok := ParsePartitionDir(name)
+		if !ok {
+			continue
 		}
+		if o.Known != nil && !o.Known(tp.Topic, tp.Partition) {
+			has, err := holdsRecords(o.FS, filepath.Join(o.DataDir, name))
+			if err != nil {
+				return nil, fmt.Errorf("open log manager: %w", err)
+			}
+			m.unknown = append(m.unknown, UnknownDir{PartitionDir: tp, HasRecords: has})
+			continue
+		}
+		parts = append(parts, tp.toKey())
 	}
 	if removed {
 		if err := o.FS.SyncDir(o.DataDir); err != nil {
@@ -464,6 +495,64 @@ func (m *Manager) DeletePartitions(topic string, from int32) error {
 	return errors.Join(errList...)
 }
 
+// holdsRecords reports whether a partition directory, left unopened,
+// may hold records: a segment file (*.log) that is not empty or whose
+// base offset is past 0.
+func holdsRecords(fsys vfs.FS, dir string) (bool, error) {
+	entries, err := fsys.ReadDir(dir)
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, logSuffix) {
+			continue
+		}
+		if name != fileBase(0)+logSuffix {
+			return true, nil
+		}
+		fi, err := fsys.Stat(filepath.Join(dir, name))
+		if err != nil {
+			return false, fmt.Errorf("stat %s: %w", filepath.Join(dir, name), err)
+		}
+		if fi.Size() > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Unknown returns the partition directories OpenManager did not open
+// because ManagerOptions.Known did not know them, and that are still in
+// place.
+func (m *Manager) Unknown() []UnknownDir {
+	m.createMu.Lock()
+	defer m.createMu.Unlock()
+	return append([]UnknownDir(nil), m.unknown...)
+}
+
+// SetAsideUnknown renames an unknown partition directory (see Unknown),
+// unopened, to <topic>-<partition>.<random>-stray, durably, and returns the
+// new path.
+func (m *Manager) SetAsideUnknown(d PartitionDir) (string, error) {
+	m.createMu.Lock()
+	defer m.createMu.Unlock()
+	i := slices.IndexFunc(m.unknown, func(u UnknownDir) bool { return u.PartitionDir == d })
+	if i < 0 {
+		return "", fmt.Errorf("set aside %s-%d: not an unknown partition directory", d.Topic, d.Partition)
+	}
+	dir := m.dirFor(d.toKey())
+	target := asidePath(dir, StraySuffix)
+	if err := m.o.FS.Rename(dir, target); err != nil {
+		return "", fmt.Errorf("set aside %s: %w", dir, err)
+	}
+	if err := m.o.FS.SyncDir(m.o.DataDir); err != nil {
+		return "", fmt.Errorf("set aside %s: %w", dir, err)
+	}
+	m.unknown = slices.Delete(m.unknown, i, i+1)
+	return target, nil
+}
+
 // SetAside closes the log of topic/partition and renames its directory to
 // <topic>-<partition>.<random>-stray (durably), where the broker neither
 // serves nor removes it, and returns the new path. It is for logs the
@@ -506,6 +595,23 @@ func (m *Manager) renameAside(l *Log, suffix string) (string, error) {
 		return "", err
 	}
 	return target, nil
+}
+
+// isAsideName reports whether name is one asidePath makes with suffix:
+// it ends in .<16 hex digits><suffix>. A directory someone else named
+// *-delete is left alone.
+func isAsideName(name, suffix string) bool {
+	rest, ok := strings.CutSuffix(name, suffix)
+	const tag = 1 + 16 // "." and the hex digits
+	if !ok || len(rest) <= tag || rest[len(rest)-tag] != '.' {
+		return false
+	}
+	for _, c := range rest[len(rest)-16:] {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // maxDirName is the longest file name Linux file systems take.

@@ -103,12 +103,12 @@ func TestManager(t *testing.T) {
 			}
 			time.Sleep(time.Millisecond)
 		}
-		// Junk in the data dir is skipped; leftover -delete dirs removed.
-		if err := fsys.MkdirAll(filepath.Join(dir, "not-a-partition"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := fsys.MkdirAll(filepath.Join(dir, "old-0.abcd-delete"), 0o755); err != nil {
-			t.Fatal(err)
+		// Junk in the data dir is skipped; leftover -delete dirs the
+		// broker named are removed, others ending so are left alone.
+		for _, d := range []string{"not-a-partition", "old-0.0123456789abcdef-delete", "notes-delete", "zz-0-delete", "old-0.abcd-delete"} {
+			if err := fsys.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+				t.Fatal(err)
+			}
 		}
 		writeBytes(t, fsys, filepath.Join(dir, "meta.json"), []byte("{}"))
 		if err := m.DeleteTopic("small"); err != nil {
@@ -138,10 +138,15 @@ func TestManager(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		var deletes []string
 		for _, e := range entries {
-			if filepath.Ext(e.Name()) == "" && len(e.Name()) > 7 && e.Name()[len(e.Name())-7:] == "-delete" {
-				t.Fatalf("leftover %s", e.Name())
+			if strings.HasSuffix(e.Name(), "-delete") {
+				deletes = append(deletes, e.Name())
 			}
+		}
+		slices.Sort(deletes)
+		if want := []string{"notes-delete", "old-0.abcd-delete", "zz-0-delete"}; !slices.Equal(deletes, want) {
+			t.Fatalf("-delete directories after reopen: %v, want %v (the broker's own removed, others kept)", deletes, want)
 		}
 	})
 }
