@@ -9,7 +9,8 @@ package broker
 // As in Kafka, an entry with both a name and an id, or neither, is
 // INVALID_REQUEST, and so is every entry of a topic the request names more
 // than once (by name twice, or by name and by id); such a topic is not
-// deleted.
+// deleted. With delete.topic.enable=false every entry is refused with
+// TOPIC_DELETION_DISABLED (INVALID_REQUEST before v3), as in Kafka.
 
 import (
 	"fmt"
@@ -77,6 +78,14 @@ func (b *Broker) handleDeleteTopics(hdr wire.RequestHeader, req *kmsg.DeleteTopi
 		err := e.err
 		if err == nil && named[*e.name] > 1 {
 			err = fmt.Errorf("topic %q is named more than once in the request: %w", *e.name, kerr.InvalidRequest)
+		}
+		if err == nil && !b.cfg.boolProp("delete.topic.enable") {
+			// As in Kafka: versions before 3 have no code for it.
+			code := kerr.TopicDeletionDisabled
+			if hdr.APIVersion < 3 {
+				code = kerr.InvalidRequest
+			}
+			err = fmt.Errorf("topic deletion is disabled on this broker (delete.topic.enable=false): %w", code)
 		}
 		if err != nil {
 			st.ErrorCode = errorCode(err)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gregor-log/gregor/broker/group"
@@ -98,6 +99,26 @@ var brokerProps = map[string]struct {
 	"log.cleaner.dedupe.buffer.size":      {"134217728", 1048576, "memory for the log cleaner's offset map, 24 bytes a key: bounds the keys one pass deduplicates"},
 }
 
+// brokerBoolProps are boolean broker properties ("true" or "false", in
+// any case, as Kafka takes them).
+var brokerBoolProps = map[string]struct {
+	def string
+	doc string
+}{
+	"delete.topic.enable": {"true", "false refuses every DeleteTopics (TOPIC_DELETION_DISABLED), as in Kafka"},
+	"log.cleaner.enable":  {"true", "false stops the log cleaner: compacted topics are not compacted (their tombstones and transaction markers stay too)"},
+}
+
+// boolProp returns a boolean broker property, falling back to its
+// default. Validate has checked and lower-cased it.
+func (c *Config) boolProp(key string) bool {
+	v, ok := c.Props[key]
+	if !ok {
+		v = brokerBoolProps[key].def
+	}
+	return v == "true"
+}
+
 // brokerPropType is a broker property's type as DescribeConfigs reports it
 // (Kafka's, for the properties Kafka has): INT unless listed here.
 var brokerPropType = map[string]topicconfig.Type{
@@ -113,6 +134,8 @@ var brokerPropType = map[string]topicconfig.Type{
 	"log.cleaner.backoff.ms":              topicconfig.TypeLong,
 	"log.cleaner.dedupe.buffer.size":      topicconfig.TypeLong,
 	"log.cleaner.io.max.bytes.per.second": topicconfig.TypeDouble,
+	"delete.topic.enable":                 topicconfig.TypeBoolean,
+	"log.cleaner.enable":                  topicconfig.TypeBoolean,
 }
 
 // brokerConfigType returns the type of broker property name: that of the
@@ -132,6 +155,9 @@ func brokerConfigType(name string) topicconfig.Type {
 func KnownProps() [][2]string {
 	var out [][2]string
 	for k, v := range brokerProps {
+		out = append(out, [2]string{k, v.def})
+	}
+	for k, v := range brokerBoolProps {
 		out = append(out, [2]string{k, v.def})
 	}
 	for _, d := range topicconfig.Defs() {
@@ -184,6 +210,7 @@ func (c *Config) cleanerConfig() storage.CleanerConfig {
 		IOMaxBytesPerSecond: c.prop("log.cleaner.io.max.bytes.per.second"),
 		IOBufferSize:        int(min(c.prop("log.cleaner.io.buffer.size"), 1<<30)),
 		DedupeBufferSize:    c.prop("log.cleaner.dedupe.buffer.size"),
+		Disabled:            !c.boolProp("log.cleaner.enable"),
 	}
 }
 
@@ -289,6 +316,15 @@ func (c *Config) Validate() error {
 	sort.Strings(keys)
 	for _, k := range keys {
 		v := c.Props[k]
+		if _, ok := brokerBoolProps[k]; ok {
+			switch b := strings.ToLower(strings.TrimSpace(v)); b {
+			case "true", "false":
+				c.Props[k] = b
+			default:
+				errs = append(errs, fmt.Errorf("property %s=%q: must be true or false", k, v))
+			}
+			continue
+		}
 		if p, ok := brokerProps[k]; ok {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil && brokerConfigType(k) == topicconfig.TypeDouble {

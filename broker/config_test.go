@@ -141,3 +141,25 @@ func TestAutoCreateTopicsSpelling(t *testing.T) {
 		}
 	}
 }
+
+// TestBooleanProperties: delete.topic.enable and log.cleaner.enable take
+// true or false in any case, anything else is refused, and
+// log.cleaner.enable=false turns the cleaner off.
+func TestBooleanProperties(t *testing.T) {
+	cfg := DefaultConfig()
+	if !cfg.boolProp("delete.topic.enable") || cfg.cleanerConfig().Disabled {
+		t.Fatal("defaults: deletion or cleaner off")
+	}
+	cfg.Props["log.cleaner.enable"] = " False"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.cleanerConfig().Disabled {
+		t.Fatal("log.cleaner.enable=false left the cleaner on")
+	}
+	cfg.Props["delete.topic.enable"] = "no"
+	err := cfg.Validate()
+	if err == nil || !strings.Contains(err.Error(), "delete.topic.enable") {
+		t.Fatalf("delete.topic.enable=no: %v", err)
+	}
+}

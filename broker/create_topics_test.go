@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"net"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -249,5 +250,39 @@ func TestCreateTopicsAssignmentsAndNullConfigs(t *testing.T) {
 	}
 	if tp, _ := b.store.Topic("reversed"); tp.Partitions != 2 {
 		t.Errorf("reversed: %d partitions, want 2", tp.Partitions)
+	}
+}
+
+// TestTopicDeletionDisabled: with delete.topic.enable=false every
+// DeleteTopics entry is refused, TOPIC_DELETION_DISABLED from v3 on and
+// INVALID_REQUEST before, and the topic stays.
+func TestTopicDeletionDisabled(t *testing.T) {
+	b := startBroker(t, nil, t.TempDir(), func(c *Config) { c.Props["delete.topic.enable"] = "FALSE" })
+	cl := newClient(t, b)
+	createTopic(t, cl, "kept", 1, nil)
+	c, err := net.Dial("tcp", b.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, v := range []int16{2, 3, 6} {
+		del := kmsg.NewPtrDeleteTopicsRequest()
+		del.Version = v
+		del.TopicNames = []string{"kept"}
+		rt := kmsg.NewDeleteTopicsRequestTopic()
+		rt.Topic = kmsg.StringPtr("kept")
+		del.Topics = []kmsg.DeleteTopicsRequestTopic{rt}
+		resp := kmsg.NewPtrDeleteTopicsResponse()
+		rawRoundTrip(t, c, del, resp)
+		want := kerr.TopicDeletionDisabled
+		if v < 3 {
+			want = kerr.InvalidRequest
+		}
+		if len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != want.Code {
+			t.Fatalf("v%d: %+v, want %v", v, resp.Topics, want)
+		}
+	}
+	if _, ok := b.store.Topic("kept"); !ok {
+		t.Fatal("topic deleted with delete.topic.enable=false")
 	}
 }

@@ -43,8 +43,6 @@ var kafkaOnlyProps = map[string]bool{
 	"reserved.broker.max.id":                           true,
 	"auto.leader.rebalance.enable":                     true,
 	"leader.imbalance.check.interval.seconds":          true,
-	"delete.topic.enable":                              true,
-	"log.cleaner.enable":                               true,
 	"log.cleaner.threads":                              true,
 	"log.flush.scheduler.interval.ms":                  true,
 	"log.flush.offset.checkpoint.interval.ms":          true,
