@@ -3,6 +3,7 @@ package broker
 import (
 	"fmt"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -43,6 +44,14 @@ func TestLogLimiter(t *testing.T) {
 		t.Fatalf("after pruning at 45 s: b kept or a gone")
 	}
 	step("a", 46*time.Second, false, 0)
+	// Still full (every key was let through this interval, and it was
+	// pruned this interval): new keys share one entry, whose first use
+	// was the last k above.
+	step("extra1", 46*time.Second, false, 0)
+	step("extra2", 47*time.Second, false, 0)
+	if _, ok := l.keys["extra1"]; ok || len(l.keys) != limiterPruneAt {
+		t.Fatalf("a new key was added to a full map: %d keys", len(l.keys))
+	}
 	step("fresh", 61*time.Second, true, 0) // prunes every other key
 	if n := len(l.keys); n != 1 {
 		t.Fatalf("%d keys kept after pruning, want only fresh", n)
@@ -142,5 +151,48 @@ func TestProducerIDFailuresLoggedOncePerInterval(t *testing.T) {
 	}
 	if lines := logs.FilterMessageSnippet("allocate producer id").All(); len(lines) != 1 {
 		t.Fatalf("%d lines for 20 refused InitProducerIds, want 1: %v", len(lines), lines)
+	}
+}
+
+// TestAutoCreateRefusalsLoggedOnce: out of descriptors, a Metadata
+// request naming hundreds of new topics gets each refused, and the
+// refusals are logged once, naming their code without kerr's generic
+// text, not once a topic.
+func TestAutoCreateRefusalsLoggedOnce(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	b := startBrokerLogged(t, nil, "", nil, zap.New(core))
+	c, err := net.DialTimeout("tcp", b.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Accepted (and kept) before the limit drops.
+	rawRoundTrip(t, c, kmsg.NewPtrApiVersionsRequest(), kmsg.NewPtrApiVersionsResponse())
+	lowerOpenFileLimit(t, 50) // under the 100 kept for connections and rolls
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version = 9
+	req.AllowAutoTopicCreation = true
+	for i := range 300 {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(fmt.Sprintf("auto.%d", i))
+		req.Topics = append(req.Topics, rt)
+	}
+	resp := kmsg.NewPtrMetadataResponse()
+	rawRoundTrip(t, c, req, resp)
+	for _, rt := range resp.Topics {
+		if rt.ErrorCode != kerr.InvalidPartitions.Code {
+			t.Fatalf("%s: %v, want INVALID_PARTITIONS", *rt.Topic, kerr.ErrorForCode(rt.ErrorCode))
+		}
+	}
+	lines := logs.FilterMessage("auto-create topic").All()
+	if len(lines) != 1 {
+		t.Fatalf("%d lines for 300 refused topics, want 1", len(lines))
+	}
+	fields := lines[0].ContextMap()
+	if fields["code"] != "INVALID_PARTITIONS" || strings.Contains(fmt.Sprint(fields["error"]), "below 1") {
+		t.Fatalf("logged %v", fields)
+	}
+	if _, ok := b.store.Topic("auto.0"); ok {
+		t.Fatal("a topic was created out of descriptors")
 	}
 }

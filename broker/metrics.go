@@ -226,9 +226,14 @@ func (m *metrics) countError(api string, code int16) {
 	if code == 0 {
 		return
 	}
-	name := "UNKNOWN_" + strconv.Itoa(int(code))
+	m.partitionErrors.WithLabelValues(api, codeName(code)).Inc()
+}
+
+// codeName is an error code's name (INVALID_PARTITIONS), without kerr's
+// generic description.
+func codeName(code int16) string {
 	if ke, ok := kerr.ErrorForCode(code).(*kerr.Error); ok {
-		name = ke.Message
+		return ke.Message
 	}
-	m.partitionErrors.WithLabelValues(api, name).Inc()
+	return "UNKNOWN_" + strconv.Itoa(int(code))
 }

@@ -54,7 +54,13 @@ func reserveOf(limit, frac, least int64) int64 { return max(least, limit/frac) }
 // rolled back), but the broker would spend its descriptors on the attempt.
 // Where the limit or the open files cannot be read, nothing is checked.
 func checkOpenFiles(adding int64) error {
-	if open, limit, reserve, ok := takeFiles(adding, adding >= openFilesCheckFrom, partitionReserveFrac, 100); !ok {
+	return partitionFiles(adding, true)
+}
+
+// partitionFiles is checkOpenFiles; unless take is set, the files are
+// not counted as opened (a check before the request's own).
+func partitionFiles(adding int64, take bool) error {
+	if open, limit, reserve, ok := takeFiles(adding, take && adding >= openFilesCheckFrom, partitionReserveFrac, 100, take); !ok {
 		return fmt.Errorf("%d new partitions need as many open files; %d of the broker's limit of %d are open and %d are kept for connections (raise the broker's open-file limit, ulimit -n): %w",
 			adding, open, limit, reserve, kerr.InvalidPartitions)
 	}
@@ -68,7 +74,7 @@ func checkOpenFiles(adding int64) error {
 // still write its checkpoints, serve reads and answer /metrics. The error
 // wraps EMFILE.
 func checkRollFile() error {
-	if open, limit, reserve, ok := takeFiles(1, false, rollReserveFrac, 25); !ok {
+	if open, limit, reserve, ok := takeFiles(1, false, rollReserveFrac, 25, true); !ok {
 		return fmt.Errorf("a new segment file would leave fewer than the %d descriptors kept for checkpoints: %d of the broker's open-file limit of %d are open (one per segment; raise ulimit -n, or use larger segments): %w",
 			reserve, open, limit, syscall.EMFILE)
 	}
@@ -79,17 +85,17 @@ func checkRollFile() error {
 // it must leave a fortieth of the open-file limit (at least 50) for
 // segment rolls and checkpoints. The figures are for the refusal's log.
 func roomForConnection() (open, limit int64, ok bool) {
-	open, limit, _, ok = takeFiles(1, false, connReserveFrac, 50)
+	open, limit, _, ok = takeFiles(1, false, connReserveFrac, 50, true)
 	return open, limit, ok
 }
 
-// takeFiles counts adding files as about to be opened, unless that would
-// leave fewer than the reserve (limit/frac, at least least) free: then ok
-// is false, with the figures for the error. The open files are counted
+// takeFiles counts adding files as about to be opened (if take is set),
+// unless that would leave fewer than the reserve (limit/frac, at least
+// least) free: then ok is false, with the figures for the error. The open files are counted
 // afresh when recount is set or the count is openFilesRecount old (files
 // closed since are seen then). Where the limit or the open files cannot be
 // read, ok is true.
-func takeFiles(adding int64, recount bool, frac, least int64) (open, limit, reserve int64, ok bool) {
+func takeFiles(adding int64, recount bool, frac, least int64, take bool) (open, limit, reserve int64, ok bool) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == 0 || lim.Cur > 1<<40 {
 		return 0, 0, 0, true
@@ -114,7 +120,9 @@ func takeFiles(adding int64, recount bool, frac, least int64) (open, limit, rese
 	if open+adding+reserve > limit {
 		return open, limit, reserve, false
 	}
-	openFiles.count += adding // about to be opened
+	if take {
+		openFiles.count += adding // about to be opened
+	}
 	return open, limit, reserve, true
 }
 

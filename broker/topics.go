@@ -226,17 +226,27 @@ func (b *Broker) autoCreateTopic(name string) (meta.Topic, int16) {
 	if err := validateTopicName(name); err != nil {
 		return meta.Topic{}, kerr.InvalidTopicException.Code
 	}
-	t, err := b.createTopic(name, b.cfg.NumPartitions, nil, false)
+	// Out of descriptors, refuse before anything else: clients naming
+	// many topics would otherwise each cost the checks against every
+	// existing topic's name.
+	err := partitionFiles(int64(b.cfg.NumPartitions), false)
+	var t meta.Topic
+	if err == nil {
+		t, err = b.createTopic(name, b.cfg.NumPartitions, nil, false)
+	}
 	if err != nil {
 		if t, ok := b.store.Topic(name); ok {
 			return t, 0
 		}
-		// Clients ask again and again (every metadata refresh): log a
-		// topic's failure once per refusalLogEvery.
-		if ok, held := b.refusals.allow("auto-create\x00"+name, time.Now()); ok {
-			b.log.Warn("auto-create topic", zap.String("topic", name), zap.Error(err), zap.Int("same_since_last_logged", held))
+		// Clients ask again and again (every metadata refresh), and may
+		// name any number of topics: one line per kind of failure per
+		// refusalLogEvery, naming the latest topic.
+		code := errorCode(err)
+		if ok, held := b.refusals.allow("auto-create/"+strconv.Itoa(int(code)), time.Now()); ok {
+			b.log.Warn("auto-create topic", zap.String("topic", name), zap.String("error", *errorMessage(err)),
+				zap.String("code", codeName(code)), zap.Int("same_since_last_logged", held))
 		}
-		return meta.Topic{}, errorCode(err)
+		return meta.Topic{}, code
 	}
 	return t, 0
 }
