@@ -169,3 +169,36 @@ func TestCompactionLagsMustBeOrdered(t *testing.T) {
 		t.Errorf("configs after the refusals and the last alter: %v", tp.Configs)
 	}
 }
+
+// TestInternalTopicsStayCompacted: neither alter API may leave an internal
+// topic with a cleanup.policy other than compact (retention would delete
+// committed offsets), including a legacy AlterConfigs naming only other
+// configs, which would otherwise drop the policy; other changes, and a
+// replacement that keeps the policy, are taken.
+func TestInternalTopicsStayCompacted(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	const topic = "__consumer_offsets"
+	refused := []func() int16{
+		func() int16 { return incrementalAlterConfigs(t, b, topic, "cleanup.policy", "delete") },
+		func() int16 { return incrementalAlterConfigs(t, b, topic, "cleanup.policy", "compact,delete") },
+		func() int16 { return alterConfigs(t, b, topic, false, "retention.ms", "1000") },
+		func() int16 { return alterConfigs(t, b, topic, true, "cleanup.policy", "delete") },
+	}
+	for i, f := range refused {
+		if code := f(); code != kerr.InvalidConfig.Code {
+			t.Fatalf("change %d: %v, want INVALID_CONFIG", i, kerr.ErrorForCode(code))
+		}
+	}
+	if tp, _ := b.store.Topic(topic); tp.Configs["cleanup.policy"] != "compact" {
+		t.Fatalf("configs after refusals: %v", tp.Configs)
+	}
+	if code := incrementalAlterConfigs(t, b, topic, "segment.bytes", "52428800"); code != 0 {
+		t.Fatalf("segment.bytes: %v", kerr.ErrorForCode(code))
+	}
+	if code := alterConfigs(t, b, topic, false, "cleanup.policy", "compact", "retention.ms", "1000"); code != 0 {
+		t.Fatalf("replacement keeping compact: %v", kerr.ErrorForCode(code))
+	}
+	if tp, _ := b.store.Topic(topic); tp.Configs["cleanup.policy"] != "compact" || tp.Configs["retention.ms"] != "1000" {
+		t.Fatalf("configs after the replacement: %v", tp.Configs)
+	}
+}

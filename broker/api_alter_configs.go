@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregor-log/gregor/broker/meta"
 	"github.com/gregor-log/gregor/broker/topicconfig"
 	"github.com/gregor-log/gregor/broker/wire"
 )
@@ -84,10 +85,31 @@ func (b *Broker) replaceTopicConfigs(rr *kmsg.AlterConfigsRequestResource, valid
 	if err := topicconfig.ValidateCombination(b.defaults.Effective(next)); err != nil {
 		return fmt.Errorf("%v: %w", err, kerr.InvalidConfig)
 	}
+	if err := b.checkInternalConfigs(t, next); err != nil {
+		return err
+	}
 	if validateOnly {
 		return nil
 	}
 	return b.setTopicConfigs(t.Name, next)
+}
+
+// checkInternalConfigs refuses configs next for an internal topic
+// (__consumer_offsets, __transaction_state) whose cleanup.policy is not
+// compact alone: retention would delete committed offsets and transaction
+// state that are never written again. Kafka lets an operator do it; here
+// clients cannot delete those records (DeleteTopics and DeleteRecords
+// refuse too), and a legacy AlterConfigs that names other configs only
+// would otherwise drop the policy silently.
+func (b *Broker) checkInternalConfigs(t meta.Topic, next map[string]string) error {
+	if !t.Internal {
+		return nil
+	}
+	if p := b.defaults.Effective(next)["cleanup.policy"]; p != "compact" {
+		return fmt.Errorf("topic %q is internal: its cleanup.policy must stay compact (this change makes it %q); give cleanup.policy=compact with the other configs: %w",
+			t.Name, p, kerr.InvalidConfig)
+	}
+	return nil
 }
 
 // duplicateConfigKey returns an INVALID_REQUEST error naming the first

@@ -154,6 +154,9 @@ func (b *Broker) alterTopicConfigs(rr *kmsg.IncrementalAlterConfigsRequestResour
 	if err := topicconfig.ValidateCombination(b.defaults.Effective(next)); err != nil {
 		return fmt.Errorf("%v: %w", err, kerr.InvalidConfig)
 	}
+	if err := b.checkInternalConfigs(t, next); err != nil {
+		return err
+	}
 	if validateOnly {
 		return nil
 	}
