@@ -365,6 +365,18 @@ func (c *conn) serve() {
 	}
 }
 
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (cr countingReader) Read(p []byte) (int, error) {
+	n, err := cr.r.Read(p)
+	cr.n.Add(int64(n))
+	return n, err
+}
+
 // readLoop reads and dispatches requests until the connection is to close.
 // It reports whether it stopped because the client went away (or fell
 // silent past connections.max.idle.ms) rather than for the broker's own
@@ -372,16 +384,23 @@ func (c *conn) serve() {
 func (c *conn) readLoop() (clientGone bool) {
 	// A small buffer: frames larger than what it holds are read straight
 	// into their own buffer by bufio, sparing a copy of produce data.
-	br := bufio.NewReaderSize(c.nc, 8<<10)
+	// Bytes read are counted for the request budget, which judges a
+	// frame holding budget by the rate they arrive.
+	var read atomic.Int64
+	br := bufio.NewReaderSize(countingReader{c.nc, &read}, 8<<10)
 	maxSize := c.b.cfg.maxRequestBytes()
 	var buf []byte
 	idle := c.b.cfg.maxIdle()
 	// reserved is what the frame being read or handled holds of the
 	// broker's request budget (queued.max.request.bytes).
 	var reserved int64
-	defer func() { c.b.budget.release(reserved) }()
+	holder := &frameHolder{read: &read, evict: func() {
+		// Its read fails at once; readLoop logs it and closes.
+		_ = c.nc.SetReadDeadline(time.Now())
+	}}
+	defer func() { c.b.budget.releaseFrame(reserved, holder) }()
 	reserve := func(n int) (err error) {
-		reserved, err = c.b.budget.reserve(n)
+		reserved, err = c.b.budget.reserveFrame(n, holder)
 		if err == nil && reserved > 0 {
 			// A frame holding budget must arrive in budgetBodyTimeout,
 			// however long it waited for the budget (the idle deadline
@@ -416,7 +435,7 @@ func (c *conn) readLoop() (clientGone bool) {
 			}
 		}
 		c.stream.reset()
-		c.b.budget.release(reserved) // the previous frame's, if a path below kept it
+		c.b.budget.releaseFrame(reserved, holder) // the previous frame's, if a path below kept it
 		reserved = 0
 		frame, err := wire.ReadFrameBudgeted(br, buf, maxSize, &c.scan, reserve)
 		if err == nil && reserved > 0 && idle <= 0 {
@@ -424,6 +443,10 @@ func (c *conn) readLoop() (clientGone bool) {
 		}
 		if err != nil {
 			switch {
+			case errors.Is(err, osErrDeadline) && reserved > 0 && holder.evicted.Load():
+				c.b.log.Info("closing connection: a large request arrives too slowly to be whole in time while others wait for the request budget",
+					zap.String("remote", c.remote), zap.Duration("limit", budgetBodyTimeout), zap.Int64("frame_bytes", reserved),
+					zap.Int64("arrived_bytes", read.Load()-holder.start))
 			case errors.Is(err, osErrDeadline) && reserved > 0:
 				c.b.log.Info("closing connection: a large request did not arrive in time", zap.String("remote", c.remote),
 					zap.Duration("limit", budgetBodyTimeout), zap.Int64("frame_bytes", reserved))
@@ -460,7 +483,7 @@ func (c *conn) readLoop() (clientGone bool) {
 		}
 		p := &pending{done: make(chan struct{})}
 		keep := c.b.dispatch(c, hdr, req, p)
-		c.b.budget.release(reserved) // handled: what it holds of the frame is the response's now
+		c.b.budget.releaseFrame(reserved, holder) // handled: what it holds of the frame is the response's now
 		reserved = 0
 		c.stream.checkTaken(c)
 		if !c.send(p) {

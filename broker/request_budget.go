@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,46 +25,140 @@ var budgetBodyTimeout = 60 * time.Second // a variable for tests
 // handled; without it, clients claiming 100 MB frames and trickling them
 // in held their bytes broker-wide without limit. A frame larger than the
 // whole budget goes alone.
+//
+// A client could claim large frames on a few connections and send them a
+// byte a second, holding the whole budget for budgetBodyTimeout and
+// stalling every large request meanwhile (a probe did it with six
+// connections). So a connection reading a frame is a frameHolder, and a
+// connection that has waited slowCheckAfter for the budget closes the
+// holders whose frames, at the rate their bytes have arrived, would not
+// be whole within budgetBodyTimeout of their reservation: slow frames
+// are cut only when someone waits for what they hold.
 type requestBudget struct {
-	limit int64 // <= 0: unbounded
-	mu    sync.Mutex
-	cond  *sync.Cond
-	used  int64
-	done  bool // the broker is stopping: nobody waits any more
+	limit   int64 // <= 0: unbounded
+	mu      sync.Mutex
+	used    int64
+	done    bool          // the broker is stopping: nobody waits any more
+	changed chan struct{} // closed, and replaced, when used drops or done is set
+	holders map[*frameHolder]struct{}
 }
 
+// frameHolder is a connection's frame holding budget while it is read.
+type frameHolder struct {
+	size    int64         // the frame's size
+	since   time.Time     // when it took the budget
+	start   int64         // *read when it took the budget
+	read    *atomic.Int64 // bytes read from the connection so far
+	evict   func()        // closes the connection's reading side
+	evicted atomic.Bool
+}
+
+// slowCheckAfter is how long a connection waits for the budget before it
+// looks for slow holders; slowHolderGrace is how long a holder has had
+// before its rate is judged.
+var (
+	slowCheckAfter  = time.Second // variables for tests
+	slowHolderGrace = time.Second
+)
+
 func newRequestBudget(limit int64) *requestBudget {
-	rb := &requestBudget{limit: limit}
-	rb.cond = sync.NewCond(&rb.mu)
-	return rb
+	return &requestBudget{limit: limit, changed: make(chan struct{}), holders: map[*frameHolder]struct{}{}}
+}
+
+// wakeLocked wakes every waiter.
+func (rb *requestBudget) wakeLocked() {
+	close(rb.changed)
+	rb.changed = make(chan struct{})
 }
 
 // stop wakes every waiter, for good: the broker is stopping.
 func (rb *requestBudget) stop() {
 	rb.mu.Lock()
-	rb.done = true
-	rb.mu.Unlock()
-	rb.cond.Broadcast()
+	defer rb.mu.Unlock()
+	if !rb.done {
+		rb.done = true
+		rb.wakeLocked()
+	}
 }
 
 // reserve takes n bytes, waiting while others hold too much; it returns
 // the bytes taken (0 for a small frame or no limit), to give back with
 // release, and an error if the broker stops meanwhile.
-func (rb *requestBudget) reserve(n int) (int64, error) {
+func (rb *requestBudget) reserve(n int) (int64, error) { return rb.reserveFrame(n, nil) }
+
+// reserveFrame is reserve for a frame being read: h (unless nil) is
+// registered as holding the bytes, until releaseFrame, and may be closed
+// by a connection waiting meanwhile if its frame arrives too slowly.
+func (rb *requestBudget) reserveFrame(n int, h *frameHolder) (int64, error) {
 	if rb.limit <= 0 || n < budgetFrom {
 		return 0, nil
 	}
 	want := int64(n)
 	rb.mu.Lock()
 	defer rb.mu.Unlock()
+	waitStart := time.Time{}
 	for rb.used > 0 && rb.used+want > rb.limit {
 		if rb.done {
 			return 0, errStopping
 		}
-		rb.cond.Wait()
+		now := time.Now()
+		if waitStart.IsZero() {
+			waitStart = now
+		} else if now.Sub(waitStart) >= slowCheckAfter {
+			rb.evictSlowLocked(now)
+		}
+		ch := rb.changed
+		rb.mu.Unlock()
+		t := time.NewTimer(slowCheckAfter)
+		select {
+		case <-ch:
+		case <-t.C:
+		}
+		t.Stop()
+		rb.mu.Lock()
 	}
 	rb.used += want
+	if h != nil {
+		h.size, h.since, h.start = want, time.Now(), h.read.Load()
+		h.evicted.Store(false)
+		rb.holders[h] = struct{}{}
+	}
 	return want, nil
+}
+
+// evictSlowLocked closes the holders, past slowHolderGrace, whose frames
+// would not arrive whole within budgetBodyTimeout of their reservation at
+// the rate their bytes have come so far. Their connections end and give
+// their budget back.
+func (rb *requestBudget) evictSlowLocked(now time.Time) {
+	for h := range rb.holders {
+		elapsed := now.Sub(h.since)
+		if elapsed < slowHolderGrace || h.evicted.Load() {
+			continue
+		}
+		got := h.read.Load() - h.start
+		if got >= h.size {
+			continue // read whole: being handled
+		}
+		// At got bytes in elapsed, the whole frame takes
+		// elapsed*size/got; compared without dividing.
+		if got <= 0 || float64(elapsed)*float64(h.size) > float64(budgetBodyTimeout)*float64(got) {
+			h.evicted.Store(true)
+			h.evict()
+		}
+	}
+}
+
+// releaseFrame gives back what reserveFrame took for h.
+func (rb *requestBudget) releaseFrame(n int64, h *frameHolder) {
+	if n == 0 {
+		return
+	}
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	delete(rb.holders, h)
+	rb.used -= n
+	rb.wakeLocked()
 }
 
 // tryReserve is reserve without the wait: ok is false, and nothing is
@@ -88,9 +183,9 @@ func (rb *requestBudget) release(n int64) {
 		return
 	}
 	rb.mu.Lock()
+	defer rb.mu.Unlock()
 	rb.used -= n
-	rb.mu.Unlock()
-	rb.cond.Broadcast()
+	rb.wakeLocked()
 }
 
 // inUse is the bytes reserved now.

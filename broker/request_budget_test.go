@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/gregor-log/gregor/broker/record"
 	"github.com/gregor-log/gregor/broker/wire"
@@ -30,6 +32,10 @@ func bigProduce(topic string, fill byte) *kmsg.ProduceRequest {
 // answered) until the first request is whole; then both are answered and
 // appended. Small requests are never held.
 func TestRequestBudget(t *testing.T) {
+	// The trickling frame is slow: waiting B would close it after
+	// slowCheckAfter (TestRequestBudgetClosesSlowFrames).
+	defer func(d time.Duration) { slowCheckAfter = d }(slowCheckAfter)
+	slowCheckAfter = time.Hour
 	b := startBroker(t, nil, "", func(c *Config) { c.Props["queued.max.request.bytes"] = "1048576" })
 	cl := newClient(t, b)
 	createTopic(t, cl, "rb", 1, nil)
@@ -128,6 +134,63 @@ func TestRequestBudgetStalledClient(t *testing.T) {
 	_ = stalled.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if n, err := stalled.Read(make([]byte, 1)); n != 0 || err == nil {
 		t.Fatalf("stalled connection: read %d, %v; want it closed", n, err)
+	}
+}
+
+// TestRequestBudgetClosesSlowFrames: a client that claims a large frame
+// and sends it a byte at a time holds the budget only until another
+// connection has waited slowCheckAfter for it: at that rate its frame
+// would not be whole within budgetBodyTimeout, so its connection is
+// closed (and says why in the log), and the waiting produce goes through
+// long before budgetBodyTimeout.
+func TestRequestBudgetClosesSlowFrames(t *testing.T) {
+	defer func(a, g time.Duration) { slowCheckAfter, slowHolderGrace = a, g }(slowCheckAfter, slowHolderGrace)
+	slowCheckAfter, slowHolderGrace = 100*time.Millisecond, 100*time.Millisecond
+	core, logs := observer.New(zap.InfoLevel)
+	b := startBrokerLogged(t, nil, "", func(c *Config) { c.Props["queued.max.request.bytes"] = "1048576" }, zap.New(core))
+	cl := newClient(t, b)
+	createTopic(t, cl, "slow", 1, nil)
+	slow, err := net.Dial("tcp", b.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	// The size of a 900 KB frame and a few bytes of it, then a byte
+	// every 50 ms: alive, but 900 KB would take half a day.
+	if _, err := slow.Write([]byte{0, 0x0d, 0xbb, 0xa0, 0, 0, 0, 7}); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	trickled := make(chan struct{})
+	go func() {
+		defer close(trickled)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+				if _, err := slow.Write([]byte{0}); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	defer func() { close(stop); <-trickled }()
+	time.Sleep(50 * time.Millisecond) // its size is read and reserved
+	start := time.Now()
+	resp := request[*kmsg.ProduceResponse](t, cl, bigProduce("slow", 'v'))
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("produce: %d", code)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the produce took %v: the slow frame held the budget", took)
+	}
+	_ = slow.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := slow.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Fatalf("slow connection: read %d, %v; want it closed", n, err)
+	}
+	if lines := logs.FilterMessageSnippet("arrives too slowly").All(); len(lines) != 1 {
+		t.Fatalf("%d log lines for the closed slow frame, want 1", len(lines))
 	}
 }
 
