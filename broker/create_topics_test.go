@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -284,5 +285,14 @@ func TestTopicDeletionDisabled(t *testing.T) {
 	}
 	if _, ok := b.store.Topic("kept"); !ok {
 		t.Fatal("topic deleted with delete.topic.enable=false")
+	}
+}
+
+// TestTopicNameIllegalCharacterNamed: the refusal of a name names the
+// illegal character whole, not the first byte of its UTF-8 encoding.
+func TestTopicNameIllegalCharacterNamed(t *testing.T) {
+	err := validateTopicName("ümlaut")
+	if err == nil || !strings.Contains(err.Error(), "illegal character 'ü'") {
+		t.Fatalf("validateTopicName(ümlaut) = %v", err)
 	}
 }

@@ -32,8 +32,7 @@ func validateTopicName(name string) error {
 	if len(name) > maxTopicNameLen {
 		return fmt.Errorf("topic name is %d bytes, the limit is %d: %w", len(name), maxTopicNameLen, kerr.InvalidTopicException)
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
+	for _, c := range name { // by rune: a non-ASCII one is named whole
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
 			return fmt.Errorf("topic name %q has illegal character %q (allowed: ASCII letters, digits, '.', '_', '-'): %w", name, c, kerr.InvalidTopicException)
 		}

@@ -106,6 +106,10 @@ func (p *propFlag) Set(s string) error {
 		*p.errs = append(*p.errs, fmt.Errorf("--set %q: want key=value", s))
 		return nil
 	}
+	if _, dup := p.props[k]; dup {
+		*p.errs = append(*p.errs, fmt.Errorf("--set %s: given twice", k))
+		return nil
+	}
 	p.props[k] = strings.TrimSpace(v)
 	return nil
 }

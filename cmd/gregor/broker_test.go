@@ -86,7 +86,8 @@ func TestBrokerConfigReportsEveryProblem(t *testing.T) {
 	var stderr bytes.Buffer
 	_, err := parseBrokerArgs([]string{"--config", path, "--set", "noequals", "--num-partitions", "abc",
 		"--auto-create-topics=maybe", "--log-level", "louder", "--advertised-addr", "my host:0",
-		"--set", "no.such.property=1", "--http-addr", "nocolon"}, &stderr)
+		"--set", "no.such.property=1", "--http-addr", "nocolon",
+		"--set", "log.retention.ms=1", "--set", "log.retention.ms = 2"}, &stderr)
 	var ue *usageError
 	if !errors.As(err, &ue) || ue.reported {
 		t.Fatalf("want an unreported usage error, got %v", err)
@@ -97,6 +98,7 @@ func TestBrokerConfigReportsEveryProblem(t *testing.T) {
 	msg := err.Error()
 	for _, want := range []string{
 		`--set "noequals": want key=value`,
+		`--set log.retention.ms: given twice`,
 		`--num-partitions "abc": not a 32-bit integer`,
 		`--auto-create-topics "maybe": not true or false`,
 		`--log-level "louder": want debug, info, warn or error`,

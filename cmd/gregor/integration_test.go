@@ -68,6 +68,9 @@ func TestTopicCommands(t *testing.T) {
 		t.Errorf("create: %q", out)
 	}
 	mustFail(t, "TOPIC_ALREADY_EXISTS", "topic", "create", "orders", "-b", b)
+	if code, _, stderr := runCLI(t, "", "topic", "create", "dup", "-b", b, "--config", "retention.ms=1", "--config", "retention.ms=2"); code != 2 || !strings.Contains(stderr, "--config retention.ms: given twice") {
+		t.Errorf("a config given twice: exit %d, %q", code, stderr)
+	}
 	mustRun(t, "", "topic", "create", "orders", "-b", b, "--if-not-exists")
 	mustRun(t, "", "topic", "create", "--bootstrap-server", b, "audit")
 

@@ -86,11 +86,16 @@ func topicCreate(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	rt.Topic = name
 	rt.NumPartitions = int32(*partitions)
 	rt.ReplicationFactor = int16(*replication)
+	given := map[string]bool{}
 	for _, kv := range configs {
 		k, v, err := parseKeyValue(kv)
 		if err != nil {
 			return usagef("--config: %w", err)
 		}
+		if given[k] {
+			return usagef("--config %s: given twice", k)
+		}
+		given[k] = true
 		c := kmsg.NewCreateTopicsRequestTopicConfig()
 		c.Name = k
 		c.Value = kmsg.StringPtr(v)
