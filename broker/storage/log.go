@@ -321,7 +321,7 @@ func (l *Log) Close() error {
 	if werr == nil {
 		if err := l.flushLocked(true); err != nil {
 			errs = append(errs, err)
-		} else if err := writeCheckpoint(l.fs, checkpointPath(l.dir, cleanShutdownFile), magicCleanShutdown, encodeOffset(l.leo.Load())); err != nil {
+		} else if err := writeMarker(l.fs, checkpointPath(l.dir, cleanShutdownFile), magicCleanShutdown, encodeOffset(l.leo.Load())); err != nil {
 			errs = append(errs, storageErr("write clean-shutdown marker", l.dir, err))
 		}
 		l.mu.Lock()

@@ -90,3 +90,56 @@ func TestTruncatedTailNotSyncedAtOpen(t *testing.T) {
 		})
 	}
 }
+
+// TestCleanShutdownMarkerNotSynced: Close writes the clean-shutdown marker
+// in place without an fsync (it only changes the next open's log
+// message), and a torn marker is ignored and removed at open.
+func TestCleanShutdownMarkerNotSynced(t *testing.T) {
+	efs := vfs.NewErrorFS(vfs.NewMem())
+	dir := "/data/topic-0"
+	l := openLog(t, efs, dir, Config{})
+	fillLog(t, l, 0, 3)
+	end := l.LogEndOffset()
+	var markerSyncs, renames atomic.Int64
+	efs.SetHook(func(op vfs.Op, path string) error {
+		switch {
+		case op == vfs.OpSync && strings.Contains(path, cleanShutdownFile):
+			markerSyncs.Add(1)
+		case op == vfs.OpRename && strings.Contains(path, cleanShutdownFile):
+			renames.Add(1)
+		}
+		return nil
+	})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	efs.SetHook(nil)
+	if markerSyncs.Load() != 0 || renames.Load() != 0 {
+		t.Errorf("the marker was written with %d fsyncs and %d renames, want none", markerSyncs.Load(), renames.Load())
+	}
+	p, err := readCheckpoint(efs, checkpointPath(dir, cleanShutdownFile), magicCleanShutdown)
+	if err != nil || p == nil {
+		t.Fatalf("marker after close: %x, %v", p, err)
+	}
+	if got, err := decodeOffset(p); err != nil || got != end {
+		t.Fatalf("marker holds %d (%v), want log end %d", got, err, end)
+	}
+
+	// Torn, as a power loss can leave it: ignored, and removed.
+	f, err := efs.OpenFile(checkpointPath(dir, cleanShutdownFile), os.O_RDWR|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("GRC")); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	l = openLog(t, efs, dir, Config{})
+	defer l.Close()
+	if l.LogEndOffset() != end {
+		t.Fatalf("log end %d after a torn marker, want %d", l.LogEndOffset(), end)
+	}
+	if _, err := efs.Stat(checkpointPath(dir, cleanShutdownFile)); !os.IsNotExist(err) {
+		t.Fatalf("torn marker still there: %v", err)
+	}
+}
