@@ -163,7 +163,7 @@ func (l *Log) open() error {
 	if err != nil {
 		return err
 	}
-	clean, err := l.readCleanShutdown()
+	clean, cleanEnd, err := l.readCleanShutdown()
 	if err != nil {
 		return err
 	}
@@ -393,12 +393,20 @@ func (l *Log) open() error {
 
 	// The verified segments were read back but not necessarily fsynced;
 	// the next flush syncs them, writes their indexes and moves the
-	// recovery point.
-	for _, s := range segs[scanFrom:] {
-		l.mu.unflushed = append(l.mu.unflushed, s)
-	}
-	if verified > 0 {
-		l.firstUnflushed.Store(l.now().UnixNano())
+	// recovery point. Not after a clean close that left the log as it is
+	// now: that close fsynced the active segment and wrote its index
+	// files before its marker, and its recovery point is the log end.
+	// (Queued anyway, every partition's active segment was fsynced and
+	// its index files rewritten at the first flush after each start and
+	// at each close, idle or not: three fsyncs a partition.)
+	if _, size := active.end(); !(cleanEnd == leo && haveRP && rp.Offset == leo &&
+		rp.SegmentBase == active.base && rp.Position == size) {
+		for _, s := range segs[scanFrom:] {
+			l.mu.unflushed = append(l.mu.unflushed, s)
+		}
+		if verified > 0 {
+			l.firstUnflushed.Store(l.now().UnixNano())
+		}
 	}
 	if clean {
 		if err := l.fs.Remove(checkpointPath(l.dir, cleanShutdownFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -548,16 +556,24 @@ func (l *Log) readEpochs() (epochCache, bool, error) {
 	return nil, false, nil
 }
 
-func (l *Log) readCleanShutdown() (bool, error) {
+// readCleanShutdown reports whether the clean-shutdown marker is there
+// and the log end offset it holds (-1 if none, or torn).
+func (l *Log) readCleanShutdown() (bool, int64, error) {
 	p, err := readCheckpoint(l.fs, checkpointPath(l.dir, cleanShutdownFile), magicCleanShutdown)
 	if unreadable(err) {
-		return false, err
+		return false, -1, err
+	}
+	if err == nil && p != nil {
+		var end int64
+		if end, err = decodeOffset(p); err == nil {
+			return true, end, nil
+		}
 	}
 	if err != nil {
 		l.logger.Warn("ignoring a bad clean-shutdown marker", zap.Error(err))
-		return true, nil // it exists; remove it
+		return true, -1, nil // it exists; remove it
 	}
-	return p != nil, nil
+	return false, -1, nil
 }
 
 // recoveryScan verifies segments batch by batch during Open.

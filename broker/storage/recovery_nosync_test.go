@@ -143,3 +143,58 @@ func TestCleanShutdownMarkerNotSynced(t *testing.T) {
 		t.Fatalf("torn marker still there: %v", err)
 	}
 }
+
+// TestCleanReopenNotResynced: a log opened after a clean close that left
+// it as it is has nothing to flush: neither the next flush nor the next
+// close fsyncs its active segment or rewrites its index files (every
+// partition did, three fsyncs each, after every start). One append makes
+// the close sync them again, and a power loss then loses nothing.
+func TestCleanReopenNotResynced(t *testing.T) {
+	mem := vfs.NewCrashable()
+	efs := vfs.NewErrorFS(mem)
+	dir := "/data/topic-0"
+	cfg := Config{SegmentBytes: 1500, IndexIntervalBytes: 100}
+	l := openLog(t, efs, dir, cfg)
+	fillLog(t, l, 0, 12) // several segments
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var syncs atomic.Int64
+	efs.SetHook(func(op vfs.Op, path string) error {
+		if op == vfs.OpSync && (strings.HasSuffix(path, logSuffix) || strings.HasSuffix(path, indexSuffix) || strings.HasSuffix(path, timeIndexSuffix)) {
+			syncs.Add(1)
+		}
+		return nil
+	})
+	l = openLog(t, efs, dir, cfg)
+	if !l.UnflushedSince().IsZero() {
+		t.Error("a log reopened after a clean close has unflushed data")
+	}
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := syncs.Load(); n != 0 {
+		t.Fatalf("flush and close of a cleanly reopened, unchanged log: %d segment or index fsyncs, want 0", n)
+	}
+
+	l = openLog(t, efs, dir, cfg)
+	fillLog(t, l, 100, 1)
+	end := l.LogEndOffset()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if syncs.Load() == 0 {
+		t.Fatal("the close after an append fsynced nothing")
+	}
+	efs.SetHook(nil)
+	mem.Crash() // power loss: only what was fsynced survives
+	l = openLog(t, efs, dir, cfg)
+	defer l.Close()
+	if got := l.LogEndOffset(); got != end {
+		t.Fatalf("log end %d after a power loss following the clean close, want %d", got, end)
+	}
+	checkSequential(t, readAll(t, l, 0), 0)
+}
