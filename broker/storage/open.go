@@ -256,6 +256,7 @@ func (l *Log) open() error {
 		}
 	}
 	var verified int64
+	truncated := false
 	for i := scanFrom; i < len(segs); i++ {
 		s := segs[i]
 		end, cerr, err := rs.scan(s, sizes[i])
@@ -266,6 +267,7 @@ func (l *Log) open() error {
 		if cerr == nil {
 			continue
 		}
+		truncated = true
 		// Truncate at the first bad byte and drop everything after.
 		dropped := sizes[i] - end
 		for _, later := range segs[i+1:] {
@@ -399,7 +401,7 @@ func (l *Log) open() error {
 	// (Queued anyway, every partition's active segment was fsynced and
 	// its index files rewritten at the first flush after each start and
 	// at each close, idle or not: three fsyncs a partition.)
-	if _, size := active.end(); !(cleanEnd == leo && haveRP && rp.Offset == leo &&
+	if _, size := active.end(); truncated || !(cleanEnd == leo && haveRP && rp.Offset == leo &&
 		rp.SegmentBase == active.base && rp.Position == size) {
 		for _, s := range segs[scanFrom:] {
 			l.mu.unflushed = append(l.mu.unflushed, s)
