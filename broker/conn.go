@@ -394,10 +394,12 @@ func (c *conn) readLoop() (clientGone bool) {
 	// reserved is what the frame being read or handled holds of the
 	// broker's request budget (queued.max.request.bytes).
 	var reserved int64
-	holder := &frameHolder{read: &read, evict: func() {
-		// Its read fails at once; readLoop logs it and closes.
-		_ = c.nc.SetReadDeadline(time.Now())
-	}}
+	holder := &frameHolder{read: &read,
+		ahead: func() int64 { return int64(br.Buffered()) }, // on this goroutine, in reserveFrame
+		evict: func() {
+			// Its read fails at once; readLoop logs it and closes.
+			_ = c.nc.SetReadDeadline(time.Now())
+		}}
 	defer func() { c.b.budget.releaseFrame(reserved, holder) }()
 	reserve := func(n int) (err error) {
 		reserved, err = c.b.budget.reserveFrame(n, holder)

@@ -31,9 +31,14 @@ var budgetBodyTimeout = 60 * time.Second // a variable for tests
 // stalling every large request meanwhile (a probe did it with six
 // connections). So a connection reading a frame is a frameHolder, and a
 // connection that has waited slowCheckAfter for the budget closes the
-// holders whose frames, at the rate their bytes have arrived, would not
-// be whole within budgetBodyTimeout of their reservation: slow frames
-// are cut only when someone waits for what they hold.
+// holders that are not sending: those whose bytes came slower than
+// stallRate over the last slowWindow (a trickle, or all but the last
+// bytes sent at once and then nothing), and those, holding for
+// slowProjectAfter or more, whose frames would not be whole within
+// budgetBodyTimeout of their reservation at that recent rate. Judged by
+// the recent rate, an honest client whose request starts slowly (TCP's
+// slow start on a long round trip) is left alone once it speeds up.
+// Slow frames are cut only when someone waits for what they hold.
 type requestBudget struct {
 	limit   int64 // <= 0: unbounded
 	mu      sync.Mutex
@@ -45,20 +50,25 @@ type requestBudget struct {
 
 // frameHolder is a connection's frame holding budget while it is read.
 type frameHolder struct {
-	size    int64         // the frame's size
-	since   time.Time     // when it took the budget
-	start   int64         // *read when it took the budget
-	read    *atomic.Int64 // bytes read from the connection so far
-	evict   func()        // closes the connection's reading side
-	evicted atomic.Bool
+	read  *atomic.Int64 // bytes read from the connection so far
+	ahead func() int64  // of those, bytes buffered but not yet taken
+	evict func()        // closes the connection's reading side
+
+	// Set by reserveFrame; read and sampled under the budget's mu.
+	size     int64     // the frame's size
+	since    time.Time // when it took the budget
+	start    int64     // bytes of the frame arrived before: read minus ahead then
+	sampleAt time.Time // the last sample of its progress
+	sampled  int64     // *read at sampleAt
+	evicted  atomic.Bool
 }
 
-// slowCheckAfter is how long a connection waits for the budget before it
-// looks for slow holders; slowHolderGrace is how long a holder has had
-// before its rate is judged.
+// How slow holders are found (see requestBudget); variables for tests.
 var (
-	slowCheckAfter  = time.Second // variables for tests
-	slowHolderGrace = time.Second
+	slowCheckAfter   = time.Second     // a waiter's wait before it looks
+	slowWindow       = time.Second     // progress is judged over at least this
+	stallRate        = int64(16 << 10) // bytes a second below which a holder is stalled
+	slowProjectAfter = 5 * time.Second // holding this long, its projection is judged
 )
 
 func newRequestBudget(limit int64) *requestBudget {
@@ -119,30 +129,37 @@ func (rb *requestBudget) reserveFrame(n int, h *frameHolder) (int64, error) {
 	}
 	rb.used += want
 	if h != nil {
-		h.size, h.since, h.start = want, time.Now(), h.read.Load()
+		now, read := time.Now(), h.read.Load()
+		h.size, h.since, h.start = want, now, read-h.ahead()
+		h.sampleAt, h.sampled = now, read
 		h.evicted.Store(false)
 		rb.holders[h] = struct{}{}
 	}
 	return want, nil
 }
 
-// evictSlowLocked closes the holders, past slowHolderGrace, whose frames
-// would not arrive whole within budgetBodyTimeout of their reservation at
-// the rate their bytes have come so far. Their connections end and give
-// their budget back.
+// evictSlowLocked closes the holders that are not sending (see
+// requestBudget), judging each by its progress since its last sample, at
+// least slowWindow ago. Their connections end and give their budget back.
 func (rb *requestBudget) evictSlowLocked(now time.Time) {
 	for h := range rb.holders {
-		elapsed := now.Sub(h.since)
-		if elapsed < slowHolderGrace || h.evicted.Load() {
+		window := now.Sub(h.sampleAt)
+		if window < slowWindow || h.evicted.Load() {
 			continue
 		}
-		got := h.read.Load() - h.start
-		if got >= h.size {
+		read := h.read.Load()
+		progress := read - h.sampled
+		h.sampleAt, h.sampled = now, read
+		remaining := h.size - (read - h.start)
+		if remaining <= 0 {
 			continue // read whole: being handled
 		}
-		// At got bytes in elapsed, the whole frame takes
-		// elapsed*size/got; compared without dividing.
-		if got <= 0 || float64(elapsed)*float64(h.size) > float64(budgetBodyTimeout)*float64(got) {
+		stalled := float64(progress) < float64(stallRate)*window.Seconds()
+		// At progress bytes a window, the rest arrives after
+		// remaining/progress windows; compared without dividing.
+		late := now.Sub(h.since) >= slowProjectAfter &&
+			float64(remaining)*float64(window) > float64(h.since.Add(budgetBodyTimeout).Sub(now))*float64(progress)
+		if stalled || late {
 			h.evicted.Store(true)
 			h.evict()
 		}

@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,8 +145,8 @@ func TestRequestBudgetStalledClient(t *testing.T) {
 // closed (and says why in the log), and the waiting produce goes through
 // long before budgetBodyTimeout.
 func TestRequestBudgetClosesSlowFrames(t *testing.T) {
-	defer func(a, g time.Duration) { slowCheckAfter, slowHolderGrace = a, g }(slowCheckAfter, slowHolderGrace)
-	slowCheckAfter, slowHolderGrace = 100*time.Millisecond, 100*time.Millisecond
+	defer func(a, w time.Duration) { slowCheckAfter, slowWindow = a, w }(slowCheckAfter, slowWindow)
+	slowCheckAfter, slowWindow = 100*time.Millisecond, 100*time.Millisecond
 	core, logs := observer.New(zap.InfoLevel)
 	b := startBrokerLogged(t, nil, "", func(c *Config) { c.Props["queued.max.request.bytes"] = "1048576" }, zap.New(core))
 	cl := newClient(t, b)
@@ -224,5 +225,57 @@ func TestRequestBudgetDeadlineCleared(t *testing.T) {
 	rawRoundTrip(t, c, next, resp)
 	if p := resp.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.BaseOffset != 175000 {
 		t.Fatalf("second produce on the connection: %+v", p)
+	}
+}
+
+// TestSlowHolderRules: which frames a waiter's check closes, by the bytes
+// that came in each window: a trickle and a frame sent but for its last
+// bytes are closed, as is a steady stream too slow to finish within
+// budgetBodyTimeout once it has held slowProjectAfter; a request starting
+// slowly (TCP slow start on a 400 ms round trip) and an honest 500 KB/s
+// one are not, nor a frame read whole.
+func TestSlowHolderRules(t *testing.T) {
+	rb := newRequestBudget(1 << 40)
+	type step struct {
+		at      time.Duration // since the reservation
+		arrived int64         // bytes of the frame arrived by then
+	}
+	cases := []struct {
+		name    string
+		size    int64
+		steps   []step
+		evictAt time.Duration // 0: never
+	}{
+		{"trickle", 89 << 20, []step{{time.Second, 1}, {2 * time.Second, 2}}, time.Second},
+		{"all but the last byte", 89 << 20, []step{{time.Second, 89<<20 - 1}, {2 * time.Second, 89<<20 - 1}}, 2 * time.Second},
+		{"steady but too slow", 89 << 20, []step{{time.Second, 20 << 10}, {3 * time.Second, 60 << 10}, {5 * time.Second, 100 << 10}, {6 * time.Second, 120 << 10}}, 5 * time.Second},
+		{"slow start", 8 << 20, []step{{time.Second, 100 << 10}, {2 * time.Second, 900 << 10}, {3 * time.Second, 4 << 20}, {4 * time.Second, 8<<20 - 1}}, 0},
+		{"500 KB/s", 8 << 20, []step{{time.Second, 500 << 10}, {6 * time.Second, 3000 << 10}, {12 * time.Second, 6000 << 10}, {16 * time.Second, 8<<20 - 1}}, 0},
+		{"read whole", 8 << 20, []step{{time.Second, 8 << 20}, {30 * time.Second, 8 << 20}}, 0},
+	}
+	for _, c := range cases {
+		var read atomic.Int64
+		read.Store(1000) // earlier frames
+		evictedAt := time.Duration(0)
+		var now time.Duration
+		h := &frameHolder{read: &read, ahead: func() int64 { return 0 }, evict: func() { evictedAt = now }}
+		if _, err := rb.reserveFrame(int(c.size), h); err != nil {
+			t.Fatal(err)
+		}
+		t0 := h.since
+		for _, s := range c.steps {
+			now = s.at
+			read.Store(1000 + s.arrived)
+			rb.mu.Lock()
+			rb.evictSlowLocked(t0.Add(s.at))
+			rb.mu.Unlock()
+			if evictedAt != 0 {
+				break
+			}
+		}
+		if evictedAt != c.evictAt {
+			t.Errorf("%s: closed at %v, want %v (0: never)", c.name, evictedAt, c.evictAt)
+		}
+		rb.releaseFrame(c.size, h)
 	}
 }
