@@ -598,12 +598,15 @@ func (m *Manager) renameAside(l *Log, suffix string) (string, error) {
 }
 
 // isAsideName reports whether name is one asidePath makes with suffix:
-// it ends in .<16 hex digits><suffix>. A directory someone else named
-// *-delete is left alone.
+// <topic>-<partition>.<16 hex digits><suffix>. A directory someone else
+// named *-delete is left alone.
 func isAsideName(name, suffix string) bool {
 	rest, ok := strings.CutSuffix(name, suffix)
 	const tag = 1 + 16 // "." and the hex digits
 	if !ok || len(rest) <= tag || rest[len(rest)-tag] != '.' {
+		return false
+	}
+	if _, ok := ParsePartitionDir(rest[:len(rest)-tag]); !ok {
 		return false
 	}
 	for _, c := range rest[len(rest)-16:] {

@@ -105,7 +105,7 @@ func TestManager(t *testing.T) {
 		}
 		// Junk in the data dir is skipped; leftover -delete dirs the
 		// broker named are removed, others ending so are left alone.
-		for _, d := range []string{"not-a-partition", "old-0.0123456789abcdef-delete", "notes-delete", "zz-0-delete", "old-0.abcd-delete"} {
+		for _, d := range []string{"not-a-partition", "old-0.0123456789abcdef-delete", "notes-delete", "zz-0-delete", "old-0.abcd-delete", "weird.0123456789abcdef-delete"} {
 			if err := fsys.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 				t.Fatal(err)
 			}
@@ -145,7 +145,7 @@ func TestManager(t *testing.T) {
 			}
 		}
 		slices.Sort(deletes)
-		if want := []string{"notes-delete", "old-0.abcd-delete", "zz-0-delete"}; !slices.Equal(deletes, want) {
+		if want := []string{"notes-delete", "old-0.abcd-delete", "weird.0123456789abcdef-delete", "zz-0-delete"}; !slices.Equal(deletes, want) {
 			t.Fatalf("-delete directories after reopen: %v, want %v (the broker's own removed, others kept)", deletes, want)
 		}
 	})

@@ -116,10 +116,18 @@ func readKafkaProperties(path string) (f config.Broker, ignored []string, errs [
 		all[p.key] = p.value
 	}
 	f.Set = map[string]string{}
+	firstLine := map[string]int{}
 	for _, p := range lines {
 		bad := func(format string, args ...any) {
 			errs = append(errs, fmt.Errorf("%s:%d: property %s: %s", path, p.line, p.key, fmt.Sprintf(format, args...)))
 		}
+		// Java's Properties keeps the last; refused, as in the YAML
+		// file, so that which one counts is never a surprise.
+		if first, dup := firstLine[p.key]; dup {
+			bad("given again (first on line %d)", first)
+			continue
+		}
+		firstLine[p.key] = p.line
 		switch p.key {
 		case "listeners", "advertised.listeners":
 			addr, err := plaintextListener(p.value, all)

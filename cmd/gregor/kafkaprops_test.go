@@ -76,7 +76,7 @@ log.flush.interval.ms=9223372036854775807
 	}
 
 	// Every problem at once, each with its line.
-	bad := write("bad.properties", "listeners=SSL://:9093\nlog.dirs=/a,/b\nbogus.property=1\nsocket.request.max.bytes=9223372036854775807\n")
+	bad := write("bad.properties", "listeners=SSL://:9093\nlog.dirs=/a,/b\nbogus.property=1\nsocket.request.max.bytes=9223372036854775807\ndelete.topic.enable=false\ndelete.topic.enable=true\n")
 	_, err = parseBrokerArgs([]string{"--config", bad}, &bytes.Buffer{})
 	if err == nil {
 		t.Fatal("a bad file accepted")
@@ -86,6 +86,7 @@ log.flush.interval.ms=9223372036854775807
 		"bad.properties:2: property log.dirs: \"/a,/b\" names several directories",
 		"bad.properties:3: property bogus.property: unknown broker property",
 		"bad.properties:4: property socket.request.max.bytes=\"9223372036854775807\": must be at most 2147483647",
+		"bad.properties:6: property delete.topic.enable: given again (first on line 5)",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not say %q:\n%v", want, err)
