@@ -4,9 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"hash/crc32"
 	"io/fs"
+	"os"
 	"path/filepath"
 
 	"github.com/gregor-log/gregor/internal/vfs"
