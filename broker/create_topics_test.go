@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 
@@ -261,11 +260,7 @@ func TestTopicDeletionDisabled(t *testing.T) {
 	b := startBroker(t, nil, t.TempDir(), func(c *Config) { c.Props["delete.topic.enable"] = "FALSE" })
 	cl := newClient(t, b)
 	createTopic(t, cl, "kept", 1, nil)
-	c, err := net.Dial("tcp", b.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialRaw(t, b)
 	for _, v := range []int16{2, 3, 6} {
 		del := kmsg.NewPtrDeleteTopicsRequest()
 		del.Version = v

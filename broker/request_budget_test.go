@@ -105,6 +105,17 @@ func TestRequestBudget(t *testing.T) {
 	}
 }
 
+// claimLargeFrame opens a connection to b and sends the size of a 900 KB
+// frame and four bytes of it, which takes 900 KB of the request budget.
+func claimLargeFrame(t *testing.T, b *Broker) net.Conn {
+	t.Helper()
+	c := dialRaw(t, b)
+	if _, err := c.Write([]byte{0, 0x0d, 0xbb, 0xa0, 0, 0, 0, 7}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // TestRequestBudgetStalledClient: a client that claims a large frame and
 // stops sending holds the budget only budgetBodyTimeout: its connection
 // is closed, the budget freed, and a waiting produce goes through.
@@ -114,15 +125,7 @@ func TestRequestBudgetStalledClient(t *testing.T) {
 	b := startBroker(t, nil, "", func(c *Config) { c.Props["queued.max.request.bytes"] = "1048576" })
 	cl := newClient(t, b)
 	createTopic(t, cl, "st", 1, nil)
-	stalled, err := net.Dial("tcp", b.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stalled.Close()
-	// The size of a 900 KB frame and a few bytes of it, then nothing.
-	if _, err := stalled.Write([]byte{0, 0x0d, 0xbb, 0xa0, 0, 0, 0, 7}); err != nil {
-		t.Fatal(err)
-	}
+	stalled := claimLargeFrame(t, b) // then nothing
 	time.Sleep(50 * time.Millisecond)
 	start := time.Now()
 	resp := request[*kmsg.ProduceResponse](t, cl, bigProduce("st", 'v'))
@@ -151,16 +154,8 @@ func TestRequestBudgetClosesSlowFrames(t *testing.T) {
 	b := startBrokerLogged(t, nil, "", func(c *Config) { c.Props["queued.max.request.bytes"] = "1048576" }, zap.New(core))
 	cl := newClient(t, b)
 	createTopic(t, cl, "slow", 1, nil)
-	slow, err := net.Dial("tcp", b.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
-	// The size of a 900 KB frame and a few bytes of it, then a byte
-	// every 50 ms: alive, but 900 KB would take half a day.
-	if _, err := slow.Write([]byte{0, 0x0d, 0xbb, 0xa0, 0, 0, 0, 7}); err != nil {
-		t.Fatal(err)
-	}
+	// Then a byte every 50 ms: alive, but 900 KB would take half a day.
+	slow := claimLargeFrame(t, b)
 	stop := make(chan struct{})
 	trickled := make(chan struct{})
 	go func() {
