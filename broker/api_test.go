@@ -786,18 +786,6 @@ func TestProduceMessageSets(t *testing.T) {
 	}
 }
 
-// dialRaw opens a plain connection to b for rawRoundTrip and raw frames,
-// closed when the test ends.
-func dialRaw(t *testing.T, b *Broker) net.Conn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", b.Addr().String(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 // rawRoundTrip sends req, at the version it is set to, on c and decodes
 // the answer into resp at the same version: for versions kgo would not
 // pick.
@@ -857,7 +845,7 @@ func TestMetadataAuthorizedOperationsAndTopicIDs(t *testing.T) {
 	b := startBroker(t, nil, "", nil)
 	cl := newClient(t, b)
 	createTopic(t, cl, "ao", 1, nil)
-	c := dialRaw(t, b)
+	c := dial(t, b)
 	named := func(v int16, name string, id [16]byte, ops bool) *kmsg.MetadataResponse {
 		req := kmsg.NewPtrMetadataRequest()
 		req.SetVersion(v)

@@ -260,7 +260,7 @@ func TestTopicDeletionDisabled(t *testing.T) {
 	b := startBroker(t, nil, t.TempDir(), func(c *Config) { c.Props["delete.topic.enable"] = "FALSE" })
 	cl := newClient(t, b)
 	createTopic(t, cl, "kept", 1, nil)
-	c := dialRaw(t, b)
+	c := dial(t, b)
 	for _, v := range []int16{2, 3, 6} {
 		del := kmsg.NewPtrDeleteTopicsRequest()
 		del.Version = v

@@ -109,7 +109,7 @@ func TestRequestBudget(t *testing.T) {
 // frame and four bytes of it, which takes 900 KB of the request budget.
 func claimLargeFrame(t *testing.T, b *Broker) net.Conn {
 	t.Helper()
-	c := dialRaw(t, b)
+	c := dial(t, b)
 	if _, err := c.Write([]byte{0, 0x0d, 0xbb, 0xa0, 0, 0, 0, 7}); err != nil {
 		t.Fatal(err)
 	}
