@@ -295,6 +295,31 @@ func TestRenameRotationReadsOldFileToEnd(t *testing.T) {
 	})
 }
 
+// TestRenameRotationOfClosedFile: a file closed for inactivity, then
+// renamed away by a rotation and written to under its new name (a quiet
+// app writing before it reopens its log), is read to its end while the
+// agent runs, not only at its next start.
+func TestRenameRotationOfClosedFile(t *testing.T) {
+	h := newHarness(t)
+	h.appendLines("app.log", 0, 100)
+	a := h.start(h.config("*.log")) // the rotated name app.log.1 is not matched
+	h.expectLines(0, 100, false)
+	eventually(t, "file closed for inactivity", func() bool {
+		for _, s := range a.Status() {
+			if s.State != StateClosed {
+				return false
+			}
+		}
+		return len(a.Status()) == 1
+	})
+	if err := os.Rename(h.path("app.log"), h.path("app.log.1")); err != nil {
+		t.Fatal(err)
+	}
+	h.appendLines("app.log.1", 100, 150)
+	h.appendLines("app.log", 150, 200)
+	h.expectLines(0, 200, false)
+}
+
 func TestCopyTruncateContinuesInTheCopy(t *testing.T) {
 	h := newHarness(t)
 	h.appendLines("app.log", 0, 200) // > 1 KiB: a full fingerprint

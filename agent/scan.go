@@ -193,7 +193,10 @@ func (a *Agent) doScan(ctx context.Context, first bool) bool {
 			if !st.tailer.detached.Swap(true) {
 				st.tailer.poke() // read to its end; finished at once if deleted
 			}
-		} else if first {
+		} else if first || now.Sub(st.seen) < copySearchFor {
+			// Closed (idle) when it was renamed away, or renamed while
+			// the agent was down: lines an app writes into the rotated
+			// file before it reopens its log are in it.
 			a.recoverRotatedLocked(ctx, st, now)
 		}
 	}
@@ -370,9 +373,11 @@ func (a *Agent) sameAsOriginal(f *os.File, size int64, b *fileState) bool {
 	return bytes.Equal(x, y)
 }
 
-// recoverRotatedLocked looks, at startup, for a checkpointed file that is
-// no longer matched by any glob (it was renamed by a rotation while the
-// agent was down) in the directory it was in, and reads it to its end.
+// recoverRotatedLocked looks for a closed file that is no longer matched
+// by any glob (renamed by a rotation while the agent was down, or while
+// the file was closed for inactivity, within copySearchFor of the last
+// scan that matched it) in the directory it was in, and reads it to its
+// end if it grew.
 func (a *Agent) recoverRotatedLocked(ctx context.Context, st *fileState, now time.Time) {
 	in := a.inputFor(st.path)
 	if in == nil || st.path == "" {
@@ -392,7 +397,7 @@ func (a *Agent) recoverRotatedLocked(ctx context.Context, st *fileState, now tim
 		f.Close()
 		return
 	}
-	a.log.Info("finishing a file rotated while the agent was down", zap.String("path", p), zap.String("was", st.path))
+	a.log.Info("finishing a rotated file that grew after it was closed", zap.String("path", p), zap.String("was", st.path))
 	st.fp = fp
 	st.input = in
 	st.seen = now
