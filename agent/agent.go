@@ -95,7 +95,11 @@ type Agent struct {
 	scanNow chan struct{}
 	// tailers counts running tailer goroutines; Run waits for them.
 	tailers sync.WaitGroup
-	ran     atomic.Bool
+	// openFiles counts the files tailers hold open (see roomToOpen);
+	// limitWarned is when running into the limit was last logged (unix ns).
+	openFiles   atomic.Int64
+	limitWarned atomic.Int64
+	ran         atomic.Bool
 
 	// Owned by the scan loop goroutine.
 	scan scanState

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -756,4 +757,39 @@ func TestBehindGrowsWhileBrokerStalls(t *testing.T) {
 		s := status()
 		return s.Size == 40000*8 && s.Behind == 40000*8
 	})
+}
+
+// TestOpenFilesBounded: the tailers never hold more files open than the
+// agent allows itself (the open-file limit less a reserve), and the files
+// over it are read as open ones close for inactivity: every line arrives.
+func TestOpenFilesBounded(t *testing.T) {
+	defer func(f func() int64) { maxOpenFiles = f }(maxOpenFiles)
+	maxOpenFiles = func() int64 { return 4 }
+	h := newHarness(t)
+	for i := range 20 {
+		h.appendLines(fmt.Sprintf("f%02d.log", i), i*5, i*5+5)
+	}
+	a := h.start(h.config("*.log"))
+	var most atomic.Int64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				if n := a.openFiles.Load(); n > most.Load() {
+					most.Store(n)
+				}
+			}
+		}
+	}()
+	h.expectLines(0, 100, true)
+	close(stop)
+	<-sampled
+	if n := most.Load(); n > 4 || n == 0 {
+		t.Fatalf("at most %d files open at once, want 1 to 4", n)
+	}
 }

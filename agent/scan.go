@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -213,9 +214,42 @@ func (a *Agent) doScan(ctx context.Context, first bool) bool {
 	return r.mu.nextID != idBefore
 }
 
+// maxOpenFiles is how many files the tailers may hold open at once: the
+// open-file limit less an eighth of it (at least 64), kept for the broker
+// connections, checkpoints and the HTTP server. Past it, files wait for a
+// later scan: running out, the agent could not ship, checkpoint or answer
+// /status (a probe globbed 10,000 files under a limit of 256). A variable
+// for tests.
+var maxOpenFiles = func() int64 {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<30 {
+		return math.MaxInt64
+	}
+	cur := int64(lim.Cur)
+	return max(1, cur-max(64, cur/8))
+}
+
+// roomToOpen reports whether a tailer may open another file, logging (at
+// most once a minute) when it may not.
+func (a *Agent) roomToOpen() bool {
+	limit := maxOpenFiles()
+	if a.openFiles.Load() < limit {
+		return true
+	}
+	now := time.Now().UnixNano()
+	if last := a.limitWarned.Load(); now-last >= int64(time.Minute) && a.limitWarned.CompareAndSwap(last, now) {
+		a.log.Warn("as many files open as the open-file limit allows; more are read as open ones close (close-inactive), or raise the limit (ulimit -n)",
+			zap.Int64("open_files", a.openFiles.Load()), zap.Int64("max_open_files", limit))
+	}
+	return false
+}
+
 // openChecked opens c.path and makes sure it is still the inode the scan
 // saw (it may have been replaced in between).
 func (a *Agent) openChecked(c candidate) (*os.File, int64, bool) {
+	if !a.roomToOpen() {
+		return nil, 0, false // a later scan, once tailers closed files
+	}
 	f, err := os.Open(c.path)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
@@ -435,6 +469,9 @@ func (a *Agent) recoverCopyLocked(ctx context.Context, st *fileState, found map[
 		if fi.Size() <= off || key == st.key || found[key] || a.reg.mu.byInode[key] != nil ||
 			best != nil && !fi.ModTime().After(best.mtime) {
 			return true
+		}
+		if !a.roomToOpen() {
+			return false
 		}
 		f, err := os.Open(p)
 		if err != nil {

@@ -53,6 +53,7 @@ func (a *Agent) startTailerLocked(ctx context.Context, st *fileState, f *os.File
 	st.idleSize = -1
 	st.readOffset.Store(offset)
 	a.metrics.filesOpen.Inc()
+	a.openFiles.Add(1)
 	a.tailers.Add(1)
 	go t.run(ctx)
 }
@@ -107,6 +108,7 @@ func (t *tailer) exit(reason string) {
 		}
 	}
 	t.f.Close()
+	a.openFiles.Add(-1)
 	a.reg.mu.Lock()
 	if t.st.tailer == t {
 		t.st.tailer = nil
