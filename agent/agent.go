@@ -99,6 +99,7 @@ type Agent struct {
 	// limitWarned is when running into the limit was last logged (unix ns).
 	openFiles   atomic.Int64
 	limitWarned atomic.Int64
+	maxOpen     int64 // maxOpenFiles at New
 	ran         atomic.Bool
 
 	// Owned by the scan loop goroutine.
@@ -145,6 +146,7 @@ func New(cfg config.Agent, opts Options) (*Agent, error) {
 		host = h
 	}
 	a.host = []byte(host)
+	a.maxOpen = maxOpenFiles()
 	a.metrics = newMetrics(a)
 	if len(cfg.Inputs) == 0 {
 		return nil, fmt.Errorf("agent %s: no inputs", cfg.Name)

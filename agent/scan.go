@@ -218,8 +218,8 @@ func (a *Agent) doScan(ctx context.Context, first bool) bool {
 // open-file limit less an eighth of it (at least 64), kept for the broker
 // connections, checkpoints and the HTTP server. Past it, files wait for a
 // later scan: running out, the agent could not ship, checkpoint or answer
-// /status (a probe globbed 10,000 files under a limit of 256). A variable
-// for tests.
+// /status (a probe globbed 10,000 files under a limit of 256). Read once,
+// by New; a variable for tests.
 var maxOpenFiles = func() int64 {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<30 {
@@ -232,7 +232,7 @@ var maxOpenFiles = func() int64 {
 // roomToOpen reports whether a tailer may open another file, logging (at
 // most once a minute) when it may not.
 func (a *Agent) roomToOpen() bool {
-	limit := maxOpenFiles()
+	limit := a.maxOpen
 	if a.openFiles.Load() < limit {
 		return true
 	}

@@ -263,9 +263,7 @@ func (b *Broker) reconcileLogs() error {
 	if err := b.checkFoldedNames(); err != nil {
 		return err
 	}
-	known := make(map[string]int32)
 	for _, t := range b.store.Topics() {
-		known[t.Name] = t.Partitions
 		for p := int32(0); p < t.Partitions; p++ {
 			if b.logs.Log(t.Name, p) == nil {
 				// Logs are created with their topic, so this is a crash
@@ -279,35 +277,24 @@ func (b *Broker) reconcileLogs() error {
 			}
 		}
 	}
-	if err := b.checkJournalRepair(known); err != nil {
+	if err := b.checkJournalRepair(); err != nil {
 		return err
 	}
-	// Unknown directories were left unopened (knownPartitions): they go
-	// aside as they are, with any damage in them, for the operator.
+	// Unknown directories were left unopened (knownPartitions), so every
+	// open log is known; they go aside as they are, with any damage in
+	// them, for the operator.
 	for _, u := range b.logs.Unknown() {
 		dir, err := b.logs.SetAsideUnknown(u.PartitionDir)
 		if err != nil {
 			return fmt.Errorf("set aside a log the metadata does not know: %w", err)
 		}
-		b.log.Warn(strayMessage, zap.String("topic", u.Topic), zap.Int32("partition", u.Partition),
+		b.log.Warn("a log the metadata does not know was set aside: most often the log of a topic deleted just before a crash, "+
+			"which can be removed; if the topic should exist, restore the metadata and rename the directory back",
+			zap.String("topic", u.Topic), zap.Int32("partition", u.Partition),
 			zap.Bool("holds_records", u.HasRecords), zap.String("dir", dir))
-	}
-	for _, l := range b.logs.Logs() {
-		n, ok := known[l.Topic()]
-		if !ok || l.Partition() >= n {
-			dir, err := b.logs.SetAside(l.Topic(), l.Partition())
-			if err != nil {
-				return fmt.Errorf("set aside a log the metadata does not know: %w", err)
-			}
-			b.log.Warn(strayMessage, zap.String("topic", l.Topic()), zap.Int32("partition", l.Partition()), zap.String("dir", dir))
-		}
 	}
 	return nil
 }
-
-// strayMessage is logged for each partition directory set aside.
-const strayMessage = "a log the metadata does not know was set aside: most often the log of a topic deleted just before a crash, " +
-	"which can be removed; if the topic should exist, restore the metadata and rename the directory back"
 
 // knownPartitions is the logs' ManagerOptions.Known: the partitions of the
 // topics in the metadata as opened. Others are not opened, so that a
@@ -332,7 +319,7 @@ func knownPartitions(store *meta.Standalone) func(string, int32) bool {
 // file system, overwritten, copied short), not torn. Setting those logs
 // aside and carrying on would serve clients a broker without them, and,
 // with auto-create, new empty topics under their names.
-func (b *Broker) checkJournalRepair(known map[string]int32) error {
+func (b *Broker) checkJournalRepair() error {
 	repaired := b.metaRepaired
 	if repaired == "" {
 		return nil
@@ -341,14 +328,6 @@ func (b *Broker) checkJournalRepair(known map[string]int32) error {
 	for _, u := range b.logs.Unknown() {
 		if u.HasRecords {
 			orphans = append(orphans, fmt.Sprintf("%s-%d (holds records)", u.Topic, u.Partition))
-		}
-	}
-	for _, l := range b.logs.Logs() {
-		if n, ok := known[l.Topic()]; ok && l.Partition() < n {
-			continue
-		}
-		if l.LogEndOffset() > 0 {
-			orphans = append(orphans, fmt.Sprintf("%s-%d (%d records)", l.Topic(), l.Partition(), l.LogEndOffset()))
 		}
 	}
 	if len(orphans) == 0 {

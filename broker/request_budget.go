@@ -195,15 +195,7 @@ func (rb *requestBudget) tryReserve(n int) (taken int64, ok bool) {
 	return want, true
 }
 
-func (rb *requestBudget) release(n int64) {
-	if n == 0 {
-		return
-	}
-	rb.mu.Lock()
-	defer rb.mu.Unlock()
-	rb.used -= n
-	rb.wakeLocked()
-}
+func (rb *requestBudget) release(n int64) { rb.releaseFrame(n, nil) }
 
 // inUse is the bytes reserved now.
 func (rb *requestBudget) inUse() int64 {

@@ -143,7 +143,8 @@ type topicPartition struct {
 // deleteSuffix marks a partition directory being removed in the background.
 const deleteSuffix = "-delete"
 
-// StraySuffix marks a partition directory set aside by SetAside: kept on
+// StraySuffix marks a partition directory set aside (SetAsideUnknown, or
+// found in the way of a new log by Create): kept on
 // disk for the operator, never opened or removed by the broker.
 const StraySuffix = "-stray"
 
@@ -550,36 +551,6 @@ func (m *Manager) SetAsideUnknown(d PartitionDir) (string, error) {
 		return "", fmt.Errorf("set aside %s: %w", dir, err)
 	}
 	m.unknown = slices.Delete(m.unknown, i, i+1)
-	return target, nil
-}
-
-// SetAside closes the log of topic/partition and renames its directory to
-// <topic>-<partition>.<random>-stray (durably), where the broker neither
-// serves nor removes it, and returns the new path. It is for logs the
-// metadata does not know: rather than guess, the broker keeps the data for
-// the operator, as Kafka does with stray logs.
-func (m *Manager) SetAside(topic string, partition int32) (string, error) {
-	tp := topicPartition{topic, partition}
-	m.createMu.Lock()
-	defer m.createMu.Unlock()
-	m.mu.Lock()
-	if m.mu.closed {
-		m.mu.Unlock()
-		return "", ErrClosed
-	}
-	l := m.mu.logs[tp]
-	delete(m.mu.logs, tp)
-	m.mu.Unlock()
-	if l == nil {
-		return "", fmt.Errorf("set aside %s-%d: no such log", topic, partition)
-	}
-	target, err := m.renameAside(l, StraySuffix)
-	if err == nil {
-		err = m.o.FS.SyncDir(m.o.DataDir)
-	}
-	if err != nil {
-		return "", fmt.Errorf("set aside %s: %w", l.dir, err)
-	}
 	return target, nil
 }
 

@@ -340,9 +340,6 @@ func TestLongTopicNameDeleted(t *testing.T) {
 		}
 		mustAppend(t, l, plain(t, "x", 1))
 	}
-	if _, err := m.SetAside(topic, 11); err != nil {
-		t.Fatalf("set aside: %v", err)
-	}
 	if err := m.DeleteTopic(topic); err != nil {
 		t.Fatalf("delete: %v", err)
 	}
