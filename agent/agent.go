@@ -101,6 +101,9 @@ type Agent struct {
 	limitWarned atomic.Int64
 	maxOpen     int64 // maxOpenFiles at New
 	ran         atomic.Bool
+	// ckptHealth follows failing checkpoint writes for /healthz and
+	// the log.
+	ckptHealth ckptHealth
 
 	// Owned by the scan loop goroutine.
 	scan scanState
@@ -346,10 +349,7 @@ func (a *Agent) scanLoop(ctx context.Context) {
 // otherwise lose whatever of it was not read yet.
 func (a *Agent) scanAndCheckpoint(ctx context.Context, first bool) {
 	if a.doScan(ctx, first) {
-		if err := a.writeCheckpoint(); err != nil {
-			a.metrics.checkpointErrors.Inc()
-			a.log.Error("write checkpoint", zap.Error(err))
-		}
+		a.checkpointNow()
 	}
 }
 
@@ -362,10 +362,7 @@ func (a *Agent) checkpointLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
-			if err := a.writeCheckpoint(); err != nil {
-				a.metrics.checkpointErrors.Inc()
-				a.log.Error("write checkpoint", zap.Error(err))
-			}
+			a.checkpointNow()
 		}
 	}
 }
@@ -392,6 +389,12 @@ func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", a.metrics.handler())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if msg := a.ckptHealth.unhealthy(time.Now()); msg != "" {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(msg + "\n"))
+			return
+		}
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte("ok\n"))
 	})

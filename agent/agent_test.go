@@ -3,12 +3,15 @@ package agent
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +25,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/gregor-log/gregor/internal/config"
+	"github.com/gregor-log/gregor/internal/vfs"
 )
 
 func TestMain(m *testing.M) {
@@ -40,6 +44,8 @@ type harness struct {
 	running *runningAgent
 	// logger, if set, is the agents' logger (zaptest's otherwise).
 	logger *zap.Logger
+	// fs, if set, holds the agents' data dir (vfs.OS otherwise).
+	fs vfs.FS
 }
 
 type runningAgent struct {
@@ -96,7 +102,7 @@ func (h *harness) start(cfg config.Agent) *Agent {
 	if logger == nil {
 		logger = zaptest.NewLogger(h.t, zaptest.Level(zap.InfoLevel))
 	}
-	a, err := New(cfg, Options{Logger: logger})
+	a, err := New(cfg, Options{Logger: logger, FS: h.fs})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -791,5 +797,49 @@ func TestOpenFilesBounded(t *testing.T) {
 	<-sampled
 	if n := most.Load(); n > 4 || n == 0 {
 		t.Fatalf("at most %d files open at once, want 1 to 4", n)
+	}
+}
+
+// TestFailingCheckpointUnhealthy: while checkpoint writes fail (a full
+// disk), /healthz answers 503 naming the error, the failure is logged
+// once rather than at every interval, and both clear once writes succeed.
+func TestFailingCheckpointUnhealthy(t *testing.T) {
+	h := newHarness(t)
+	efs := vfs.NewErrorFS(vfs.OS)
+	h.fs = efs
+	core, logs := observer.New(zap.InfoLevel)
+	h.logger = zap.New(core)
+	a := h.start(h.config("*.log"))
+	health := func() (int, string) {
+		rec := httptest.NewRecorder()
+		a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+		return rec.Code, rec.Body.String()
+	}
+	h.appendLines("app.log", 0, 10)
+	h.expectLines(0, 10, false)
+	if code, body := health(); code != http.StatusOK {
+		t.Fatalf("healthy agent: /healthz %d %q", code, body)
+	}
+
+	efs.FailOn(vfs.OpAny, "checkpoint", syscall.ENOSPC)
+	h.appendLines("app.log", 10, 20)
+	eventually(t, "/healthz 503 naming the error", func() bool {
+		code, body := health()
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "checkpoint") && strings.Contains(body, "no space left")
+	})
+	eventually(t, "ten failed writes", func() bool { return testutilCounter(t, a, "gregor_agent_checkpoint_errors_total") >= 10 })
+	if n := logs.FilterMessageSnippet("write checkpoint").Len(); n != 1 {
+		t.Fatalf("%d log lines for a run of failed checkpoint writes, want 1", n)
+	}
+
+	efs.Clear()
+	eventually(t, "/healthz 200 again", func() bool { code, _ := health(); return code == http.StatusOK })
+	if logs.FilterMessage("checkpoint writes recovered").Len() != 1 {
+		t.Fatal("the recovery was not logged")
+	}
+	h.stop()
+	entries, _, err := readCheckpoint(vfs.OS, h.dataDir)
+	if err != nil || len(entries) != 1 || entries[0].Offset != 20*8 {
+		t.Fatalf("checkpoint after recovery: %+v %v", entries, err)
 	}
 }
