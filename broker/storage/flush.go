@@ -86,6 +86,18 @@ func (l *Log) flushLocked(closing bool) error {
 	rel, size := unpackTail(active.tail.Load())
 	rp := recoveryPoint{Offset: active.base + int64(rel), SegmentBase: active.base, Position: int64(size)}
 	dirSync := l.mu.dirDirty
+	if closing && l.pristineLocked(rp) {
+		// Nothing was ever written to this log (a new partition): there
+		// is nothing a crash could lose, since an open that finds its
+		// directory without its files starts it empty again. Syncing
+		// its empty segment and writing its index files, producer
+		// snapshot and recovery point cost about ten fsyncs a partition
+		// at every close of a broker with new partitions.
+		l.mu.unflushed = nil
+		l.firstUnflushed.Store(0)
+		l.mu.Unlock()
+		return nil
+	}
 	if len(l.mu.unflushed) == 0 && !dirSync && !closing && rp == l.mu.flushed && l.mu.snapshotOffset >= active.base {
 		l.firstUnflushed.Store(0)
 		l.mu.Unlock()
@@ -402,4 +414,12 @@ func (l *Log) listSnapshots() ([]int64, error) {
 		}
 	}
 	return offs, nil
+}
+
+// pristineLocked reports whether nothing was ever written to the log: one
+// empty segment at offset 0, the log start at 0 and no producer or
+// transaction state, rp being its end. Called with mu held.
+func (l *Log) pristineLocked(rp recoveryPoint) bool {
+	return rp.Offset == 0 && rp.SegmentBase == 0 && rp.Position == 0 && len(l.segments()) == 1 &&
+		l.logStart.Load() == 0 && len(l.mu.producers) == 0 && len(l.mu.aborted) == 0
 }
