@@ -12,11 +12,15 @@ import (
 // errBadFormat reports a consume --format template that cannot be parsed.
 var errBadFormat = errors.New("bad format template")
 
-// recordFormat is a compiled consume --format template. Directives:
+// recordFormat is a compiled consume --format template. Directives, as
+// kcat's -f has them:
 //
-//	%v value    %k key       %p partition   %o offset
-//	%t timestamp (ms)        %T topic       %h headers (k=v,k=v)
+//	%s value    %k key       %t topic       %p partition   %o offset
+//	%S value length, %K key length (-1 for null)
+//	%T timestamp (ms)        %h headers (k=v,k=v)
 //	%% a percent sign
+//
+// %v is the value too (gregor's first templates had it).
 //
 // and the escapes \n, \t, \r, \0 and \\. A null key or value prints as
 // null, nothing unless set (consume -Z sets NULL); a null header value
@@ -66,7 +70,10 @@ func parseRecordFormat(tmpl string) (*recordFormat, error) {
 			switch d {
 			case '%':
 				lit = append(lit, '%')
-			case 'v', 'k', 'p', 'o', 't', 'T', 'h':
+			case 's', 'v', 'k', 'S', 'K', 'p', 'o', 't', 'T', 'h':
+				if d == 'v' {
+					d = 's'
+				}
 				flushLiteral()
 				f.parts = append(f.parts, formatPart{verb: d})
 			default:
@@ -86,7 +93,7 @@ func (f *recordFormat) appendRecord(dst []byte, r *kgo.Record) []byte {
 		switch p.verb {
 		case 0:
 			dst = append(dst, p.literal...)
-		case 'v':
+		case 's':
 			if r.Value == nil {
 				dst = append(dst, f.null...)
 			}
@@ -100,10 +107,14 @@ func (f *recordFormat) appendRecord(dst []byte, r *kgo.Record) []byte {
 			dst = strconv.AppendInt(dst, int64(r.Partition), 10)
 		case 'o':
 			dst = strconv.AppendInt(dst, r.Offset, 10)
+		case 'S':
+			dst = appendLen(dst, r.Value)
+		case 'K':
+			dst = appendLen(dst, r.Key)
 		case 't':
-			dst = strconv.AppendInt(dst, r.Timestamp.UnixMilli(), 10)
-		case 'T':
 			dst = append(dst, r.Topic...)
+		case 'T':
+			dst = strconv.AppendInt(dst, r.Timestamp.UnixMilli(), 10)
 		case 'h':
 			for i, h := range r.Headers {
 				if i > 0 {
@@ -119,6 +130,14 @@ func (f *recordFormat) appendRecord(dst []byte, r *kgo.Record) []byte {
 		}
 	}
 	return dst
+}
+
+// appendLen appends b's length, or -1 when b is null.
+func appendLen(dst, b []byte) []byte {
+	if b == nil {
+		return append(dst, "-1"...)
+	}
+	return strconv.AppendInt(dst, int64(len(b)), 10)
 }
 
 // unescape replaces the backslash escapes of a --format template (\n, \t,

@@ -21,10 +21,12 @@ func TestRecordFormat(t *testing.T) {
 	tests := []struct {
 		tmpl, want string
 	}{
+		{`%s\n`, "hello\n"},
 		{`%v\n`, "hello\n"},
-		{`%k=%v`, "k1=hello"},
-		{`%T/%p@%o`, "orders/3@42"},
-		{`%t`, "1700000000123"},
+		{`%k=%s`, "k1=hello"},
+		{`%t/%p@%o`, "orders/3@42"},
+		{`%T`, "1700000000123"},
+		{`%K %S`, "2 5"},
 		{`[%h]`, "[a=1,b=2]"},
 		{`100%% \t\\ \r\0`, "100% \t\\ \r\x00"},
 		{`plain`, "plain"},
@@ -40,10 +42,15 @@ func TestRecordFormat(t *testing.T) {
 		}
 	}
 
-	// A null key and no headers print as nothing.
+	// A null key and no headers print as nothing; null lengths are -1,
+	// empty ones 0.
 	f, _ := parseRecordFormat(`<%k|%h|%v>`)
 	if got := string(f.appendRecord(nil, &kgo.Record{Value: []byte("v")})); got != "<||v>" {
 		t.Errorf("null key: got %q", got)
+	}
+	lens, _ := parseRecordFormat(`%K %S`)
+	if got := string(lens.appendRecord(nil, &kgo.Record{Value: []byte{}})); got != "-1 0" {
+		t.Errorf("null key, empty value lengths: got %q", got)
 	}
 	// appendRecord appends.
 	if got := string(f.appendRecord([]byte("x"), &kgo.Record{})); got != "x<||>" {

@@ -166,7 +166,7 @@ func TestProduceConsume(t *testing.T) {
 	// Every partition's offsets run from 0 without gaps.
 	total := 0
 	for p := range 4 {
-		offs := lines(mustRun(t, "", "consume", "-b", b, "-t", "lines", "--partition", strconv.Itoa(p), "--format", `%T %p %o\n`))
+		offs := lines(mustRun(t, "", "consume", "-b", b, "-t", "lines", "--partition", strconv.Itoa(p), "--format", `%t %p %o\n`))
 		for i, l := range offs {
 			if l != fmt.Sprintf("lines %d %d", p, i) {
 				t.Fatalf("partition %d line %d = %q", p, i, l)
@@ -194,7 +194,7 @@ func TestProduceConsume(t *testing.T) {
 	if out := mustRun(t, "", "consume", "-b", b, "-t", "lines", "--from", "@"+future); out != "" {
 		t.Errorf("--from @future printed %q", out)
 	}
-	first := lines(mustRun(t, "", "consume", "-b", b, "-t", "lines", "--partition", "0", "--from", "5", "-n", "1", "--format", `%o %t\n`))
+	first := lines(mustRun(t, "", "consume", "-b", b, "-t", "lines", "--partition", "0", "--from", "5", "-n", "1", "--format", `%o %T\n`))
 	if len(first) != 1 || !strings.HasPrefix(first[0], "5 ") {
 		t.Errorf("--from 5: %q", first)
 	}
