@@ -35,8 +35,8 @@ func (b *Broker) handleCreatePartitions(_ wire.RequestHeader, req *kmsg.CreatePa
 			err = fmt.Errorf("topic %q is named more than once in the request: %w", rt.Topic, kerr.InvalidRequest)
 		}
 		for _, a := range rt.Assignment {
-			if len(a.Replicas) != 1 || a.Replicas[0] != b.cfg.BrokerID {
-				err = fmt.Errorf("assignment %v: only broker %d exists: %w", a.Replicas, b.cfg.BrokerID, kerr.InvalidReplicaAssignment)
+			if rerr := b.checkReplicas(a.Replicas); rerr != nil {
+				err = fmt.Errorf("assignment: %w", rerr)
 			}
 		}
 		if err == nil {

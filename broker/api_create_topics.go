@@ -14,6 +14,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -97,8 +98,8 @@ func (b *Broker) topicFromRequest(rt *kmsg.CreateTopicsRequestTopic, duplicate b
 				return meta.Topic{}, fmt.Errorf("replica assignment partitions must be 0..n-1, each once (partition %d): %w", a.Partition, kerr.InvalidReplicaAssignment)
 			}
 			seen[a.Partition] = true
-			if len(a.Replicas) != 1 || a.Replicas[0] != b.cfg.BrokerID {
-				return meta.Topic{}, fmt.Errorf("partition %d: replicas %v: only broker %d exists: %w", a.Partition, a.Replicas, b.cfg.BrokerID, kerr.InvalidReplicaAssignment)
+			if err := b.checkReplicas(a.Replicas); err != nil {
+				return meta.Topic{}, fmt.Errorf("partition %d: %w", a.Partition, err)
 			}
 		}
 		partitions = int32(len(rt.ReplicaAssignment))
@@ -160,4 +161,23 @@ func brokerSetting(props map[string]string, d topicconfig.Def) (key, value strin
 		}
 	}
 	return "", "", false
+}
+
+// checkReplicas checks a partition's replica assignment: this broker
+// alone, once.
+func (b *Broker) checkReplicas(replicas []int32) error {
+	switch {
+	case len(replicas) == 0:
+		return fmt.Errorf("replicas []: a partition needs a replica: %w", kerr.InvalidReplicaAssignment)
+	case len(replicas) > 1:
+		for i, r := range replicas {
+			if slices.Contains(replicas[:i], r) {
+				return fmt.Errorf("replicas %v: broker %d is named twice: %w", replicas, r, kerr.InvalidReplicaAssignment)
+			}
+		}
+	}
+	if len(replicas) != 1 || replicas[0] != b.cfg.BrokerID {
+		return fmt.Errorf("replicas %v: only broker %d exists: %w", replicas, b.cfg.BrokerID, kerr.InvalidReplicaAssignment)
+	}
+	return nil
 }

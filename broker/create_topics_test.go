@@ -224,6 +224,12 @@ func TestCreateTopicsAssignmentsAndNullConfigs(t *testing.T) {
 	assigned("reversed", 1, 0)
 	assigned("repeated", 0, 0)
 	assigned("gap", 0, 2)
+	dup := kmsg.NewCreateTopicsRequestTopic()
+	dup.Topic, dup.NumPartitions, dup.ReplicationFactor = "twice", -1, -1
+	da := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+	da.Replicas = []int32{b.cfg.BrokerID, b.cfg.BrokerID}
+	dup.ReplicaAssignment = append(dup.ReplicaAssignment, da)
+	req.Topics = append(req.Topics, dup)
 	for _, name := range []string{"null-known", "null-unknown"} {
 		rt := kmsg.NewCreateTopicsRequestTopic()
 		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, 1, 1
@@ -234,9 +240,12 @@ func TestCreateTopicsAssignmentsAndNullConfigs(t *testing.T) {
 	}
 	want := map[string]*kerr.Error{
 		"reversed": nil, "repeated": kerr.InvalidReplicaAssignment, "gap": kerr.InvalidReplicaAssignment,
-		"null-known": kerr.InvalidConfig, "null-unknown": kerr.InvalidConfig,
+		"null-known": kerr.InvalidConfig, "null-unknown": kerr.InvalidConfig, "twice": kerr.InvalidReplicaAssignment,
 	}
 	for _, st := range request[*kmsg.CreateTopicsResponse](t, cl, req).Topics {
+		if st.Topic == "twice" && (st.ErrorMessage == nil || !strings.Contains(*st.ErrorMessage, "named twice")) {
+			t.Errorf("twice: message %v does not say the broker is named twice", st.ErrorMessage)
+		}
 		var code int16
 		if w := want[st.Topic]; w != nil {
 			code = w.Code

@@ -38,6 +38,12 @@ func TestKafkaTopicConfigsAccepted(t *testing.T) {
 			t.Errorf("%s=%q refused: %v", k, v, err)
 		}
 	}
+	// Kafka 3.x's message.format.version spellings.
+	for _, v := range []string{"0.8.0", "0.10.2-IV0", "1.1", "2.8", "2.8.1", "3.0", "3.9-IV0"} {
+		if err := Validate("message.format.version", v); err != nil {
+			t.Errorf("message.format.version=%q refused: %v", v, err)
+		}
+	}
 	// Booleans in any case, as Kafka reads them.
 	for _, v := range []string{"FALSE", "False"} {
 		if err := Validate("remote.storage.enable", v); err != nil {
@@ -57,6 +63,10 @@ func TestKafkaTopicConfigsAccepted(t *testing.T) {
 		{"follower.replication.throttled.replicas", "0-1"},
 		{"message.timestamp.after.max.ms", "-1"},
 		{"no.such.config", "1"},
+		{"message.format.version", "garbage"},
+		{"message.format.version", "0.10"},
+		{"message.format.version", "4.0"},
+		{"message.format.version", ""},
 	}
 	for _, kv := range bad {
 		if err := Validate(kv[0], kv[1]); !errors.Is(err, ErrInvalid) {

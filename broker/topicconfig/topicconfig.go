@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -102,6 +103,20 @@ func cleanupPolicy(v string) error {
 	return nil
 }
 
+// kafkaVersionRE matches the versions Kafka 3.x takes for
+// message.format.version: 0.8.0 to 0.11.0 with three parts, 1.0 to 3.9
+// with two or three, each optionally with an -IVn suffix.
+var kafkaVersionRE = regexp.MustCompile(`^(0\.(8|9|10|11)\.[0-9]+|[1-3]\.[0-9](\.[0-9]+)?)(-IV[0-9]+)?$`)
+
+// kafkaVersion checks message.format.version as Kafka does, though the
+// value has no effect here: a value Kafka refuses is refused.
+func kafkaVersion(v string) error {
+	if !kafkaVersionRE.MatchString(v) {
+		return fmt.Errorf("%q is not a Kafka version such as 2.8 or 3.0-IV1", v)
+	}
+	return nil
+}
+
 const day = 24 * 60 * 60 * 1000
 
 // compressionCodecs maps the compression.type values that recompress to
@@ -140,7 +155,7 @@ var defs = []Def{
 	{Name: "segment.jitter.ms", BrokerKey: "log.roll.jitter.ms", Type: TypeLong, Default: "0", Doc: "no effect: segments roll at segment.ms exactly", validate: minInt(0)},
 	{Name: "preallocate", BrokerKey: "log.preallocate", Type: TypeBoolean, Default: "false", Doc: "no effect: segment files grow as they are written"},
 	{Name: "message.downconversion.enable", BrokerKey: "log.message.downconversion.enable", Type: TypeBoolean, Default: "true", Doc: "false refuses (UNSUPPORTED_VERSION) fetches older than v4, which need the records converted to message sets (format 0 or 1) in memory; true converts them"},
-	{Name: "message.format.version", BrokerKey: "log.message.format.version", Type: TypeString, Default: "3.0-IV1", Doc: "no effect (deprecated in Kafka 3.0): batches are stored in the v2 format they arrive in"},
+	{Name: "message.format.version", BrokerKey: "log.message.format.version", Type: TypeString, Default: "3.0-IV1", Doc: "no effect (deprecated in Kafka 3.0): batches are stored in the v2 format they arrive in", validate: kafkaVersion},
 	{Name: "leader.replication.throttled.replicas", Type: TypeList, Default: "", Doc: "no effect: a standalone broker has no replication to throttle", validate: throttledReplicas},
 	{Name: "follower.replication.throttled.replicas", Type: TypeList, Default: "", Doc: "no effect: a standalone broker has no replication to throttle", validate: throttledReplicas},
 	{Name: "remote.storage.enable", Type: TypeBoolean, Default: "false", Doc: "tiered storage is not supported; only false is accepted", validate: falseOnly},
