@@ -4,10 +4,10 @@
 //
 //	h, err := appender.NewHandler(appender.WithBrokers("127.0.0.1:9092"), appender.WithTopic("logs"))
 //	if err != nil { ... }              // only a bad configuration fails; the broker may be down
-//	defer h.Close(ctx)                 // ships what is buffered, reports what was not delivered
+//	defer h.Close(ctx)                 // ctx with a deadline: ships what is buffered, reports what was not delivered
 //	log := slog.New(h)
 //
-//	core, err := appender.NewCore(appender.WithConfig(cfg)) // cfg: the appender section of pipeline.yaml
+//	core, err := appender.NewCore(appender.WithConfig(cfg)) // cfg: an appender.Config, built or decoded by the app
 //	logger := zap.New(zapcore.NewTee(appCore, core))
 //
 // # What a log call does

@@ -43,6 +43,7 @@ type entry struct {
 	slot     *atomic.Int64 // in-flight counter of the epoch it was produced in
 	barrier  *barrier      // non-nil: a Sync marker, not a record
 	spilled  bool          // replayed from the spill files
+	order    int64         // when it was produced (Shipper.produced)
 	s        *Shipper
 	promise  func(*kgo.Record, error)
 	levelBuf [16]byte  // level header value when not a shared constant

@@ -59,7 +59,7 @@ func FuzzSpillReplay(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer sp.close()
+		defer func() { _, _, _ = sp.close(nil, nil) }()
 		s := &Shipper{}
 		for i := 0; i <= len(data); i++ {
 			e := &entry{s: s}

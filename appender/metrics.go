@@ -12,7 +12,7 @@ func (s *Shipper) Collector() prometheus.Collector {
 	}
 	return &collector{
 		s:               s,
-		records:         d("records_total", "Log records by outcome: enqueued (to memory), spilled, dropped, dropped_too_large, replayed (from spill), sent, failed.", "outcome"),
+		records:         d("records_total", "Log records by stage: at the log call enqueued (to memory), spilled or dropped (dropped_too_large: those of dropped too large); from memory sent, failed or kept (written to the spill files at Close); replayed from the spill files to memory.", "outcome"),
 		bytes:           d("record_bytes_total", "Key and value bytes of log records by outcome.", "outcome"),
 		bufferedRecords: d("buffered_records", "Records held in memory (queued or in flight)."),
 		bufferedBytes:   d("buffered_bytes", "Memory charged for the records held."),
@@ -50,6 +50,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	outcome("replayed", st.Replayed, st.ReplayedBytes)
 	outcome("sent", st.Sent, st.SentBytes)
 	outcome("failed", st.Failed, st.FailedBytes)
+	outcome("kept", st.Kept, st.KeptBytes)
 	ch <- prometheus.MustNewConstMetric(c.bufferedRecords, prometheus.GaugeValue, float64(st.BufferedRecords))
 	ch <- prometheus.MustNewConstMetric(c.bufferedBytes, prometheus.GaugeValue, float64(st.BufferedBytes))
 	ch <- prometheus.MustNewConstMetric(c.bufferLimit, prometheus.GaugeValue, float64(c.s.cfg.BufferBytes))

@@ -1,11 +1,13 @@
 package appender
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,13 +33,23 @@ var ErrUndelivered = errors.New("appender: records not delivered")
 type DeliveryError struct {
 	Op      string // "sync" or "close"
 	Pending int64  // records still unacknowledged when the deadline passed
-	Failed  int64  // records that failed while the call waited
-	Spilled int64  // bytes left in the spill files (Close only), shipped by the next run
-	Cause   error  // the deadline's error or the last delivery failure, if any
+	// Failed counts the records that failed since the previous Sync,
+	// Flush or Close reported failures; for Close that includes those
+	// pending at its deadline that could not be kept.
+	Failed int64
+	Kept   int64 // of Pending (Close with the spill policy): written to the spill files
+	// Spilled is the bytes left in the spill files (Close only), Kept
+	// records included, shipped by the next run.
+	Spilled int64
+	Cause   error // the deadline's error or the last delivery failure, if any
 }
 
 func (e *DeliveryError) Error() string {
-	msg := fmt.Sprintf("appender %s: %d records pending at the deadline, %d failed", e.Op, e.Pending, e.Failed)
+	msg := fmt.Sprintf("appender %s: %d records unacknowledged at the deadline", e.Op, e.Pending)
+	if e.Kept > 0 {
+		msg += fmt.Sprintf(" (%d of them kept in the spill files)", e.Kept)
+	}
+	msg += fmt.Sprintf("; %d failed", e.Failed)
 	if e.Spilled > 0 {
 		msg += fmt.Sprintf(", %d bytes left in spill files", e.Spilled)
 	}
@@ -113,7 +125,15 @@ type Shipper struct {
 		replay []*barrier // waiting for the spill replay to reach a position
 		acks   []*barrier // waiting for their epoch to be acknowledged
 	}
-	replayHold    *entry   // read from spill, waiting for room
+	replayHold *entry // read from spill, waiting for room
+	produced   int64  // entries given an order so far (shipper goroutine)
+	// kept holds, while Close stops the client with the spill policy, the
+	// records that would fail there, to write them to the spill files.
+	kept struct {
+		on   atomic.Bool
+		mu   sync.Mutex
+		list []*entry
+	}
 	replayHoldPos spillPos // where replayHold's frame starts
 	resumePos     *spillPos
 
@@ -133,20 +153,23 @@ type counters struct {
 	spilled, spilledBytes   atomic.Int64
 	replayed, replayedBytes atomic.Int64
 	failed, failedBytes     atomic.Int64
+	kept, keptBytes         atomic.Int64
 }
 
 // Stats are the shipper's counters. Records are counted once in Enqueued
 // (went to memory) or Spilled (went to a spill file) or Dropped (rejected
-// at the log call), and later once in Sent or Failed. Bytes count key plus
-// value.
+// at the log call); those that went to memory, or were Replayed from a
+// spill file into it, later once in Sent, Failed or Kept. Bytes count key
+// plus value.
 type Stats struct {
 	Enqueued, EnqueuedBytes int64 // accepted into memory by log calls (counted as the shipper takes them)
 	Spilled, SpilledBytes   int64 // written to spill files by log calls
 	Dropped, DroppedBytes   int64 // rejected by log calls: buffer or spill full, too large, closed
-	DroppedTooLarge         int64 // of Dropped: larger than MaxRecordBytes
+	DroppedTooLarge         int64 // of Dropped: larger than MaxRecordBytes, or than the topic's max.message.bytes once known
 	Replayed, ReplayedBytes int64 // read back from spill files and handed to the producer
 	Sent, SentBytes         int64 // acknowledged by the broker
 	Failed, FailedBytes     int64 // given up: broker error, missing topic, too large, Close deadline
+	Kept, KeptBytes         int64 // unacknowledged at the Close deadline, written to the spill files (spill policy)
 
 	BufferedRecords   int64 // in memory now (queued or in flight)
 	BufferedBytes     int64 // memory charged for them now
@@ -241,7 +264,7 @@ func newShipper(st settings) (*Shipper, error) {
 	cl, err := kgo.NewClient(kopts...)
 	if err != nil {
 		if s.spill != nil {
-			s.spill.close()
+			_, _, _ = s.spill.close(nil, nil)
 		}
 		return nil, fmt.Errorf("appender: create kafka client: %w", err)
 	}
@@ -280,6 +303,8 @@ func (s *Shipper) Stats() Stats {
 		SentBytes:       s.c.sentBytes.Load(),
 		Failed:          s.c.failed.Load(),
 		FailedBytes:     s.c.failedBytes.Load(),
+		Kept:            s.c.kept.Load(),
+		KeptBytes:       s.c.keptBytes.Load(),
 		BufferedRecords: s.held.records.Load(),
 		BufferedBytes:   s.held.bytes.Load(),
 	}
@@ -474,6 +499,10 @@ func (s *Shipper) wakeNow() {
 // finish is every record's promise, called serially on kgo's promise
 // goroutine.
 func (s *Shipper) finish(e *entry, err error) {
+	if err != nil && s.kept.on.Load() && !errors.Is(err, errTooLargeForTopic) && !errors.Is(err, kerr.MessageTooLarge) {
+		s.keep(e)
+		return
+	}
 	n := e.payloadLen()
 	if err == nil {
 		s.c.sent.Add(1)
@@ -490,6 +519,51 @@ func (s *Shipper) finish(e *entry, err error) {
 		s.wakeNow()
 	}
 	s.unreserve(size)
+}
+
+// keep sets aside a record Close would fail, to be written to the spill
+// files once the client has stopped (writeKept). It releases what the
+// record held, as finish does.
+func (s *Shipper) keep(e *entry) {
+	slot, size := e.slot, e.size
+	e.slot = nil
+	s.kept.mu.Lock()
+	s.kept.list = append(s.kept.list, e)
+	s.kept.mu.Unlock()
+	if slot != nil && slot.Add(-1) == 0 && s.epochs.waiting.Load() > 0 {
+		s.wakeNow()
+	}
+	s.unreserve(size)
+}
+
+// closeSpill closes the spill files, writing the records keep set aside
+// to them in the order they were produced (see spill.close), and returns
+// how many records and bytes it kept there. The records it could not
+// keep fail.
+func (s *Shipper) closeSpill() (kept, keptBytes int64, err error) {
+	s.kept.on.Store(false)
+	s.kept.mu.Lock()
+	list := s.kept.list
+	s.kept.list = nil
+	s.kept.mu.Unlock()
+	slices.SortFunc(list, func(a, b *entry) int { return cmp.Compare(a.order, b.order) })
+	n, keptBytes, err := s.spill.close(list, s.resumePos)
+	for i, e := range list {
+		size := e.payloadLen()
+		if i < n {
+			s.c.kept.Add(1)
+			s.c.keptBytes.Add(size)
+		} else {
+			s.c.failed.Add(1)
+			s.c.failedBytes.Add(size)
+		}
+		e.reset()
+		s.pool.Put(e)
+	}
+	if n < len(list) && err != nil {
+		s.noteErr(err)
+	}
+	return int64(n), keptBytes, err
 }
 
 // spillLost counts records that were spilled but that a failed write lost,
@@ -610,6 +684,8 @@ func (s *Shipper) drainQueue() bool {
 // produce gives a reserved entry to kgo, or fails it if it cannot fit the
 // topic (logged before the topic's limit was known).
 func (s *Shipper) produce(e *entry) {
+	s.produced++
+	e.order = s.produced
 	e.slot = s.epochs.add()
 	if !s.fitsTopic(e.payloadLen()) {
 		s.finish(e, errTooLargeForTopic)
@@ -634,9 +710,16 @@ func (s *Shipper) shutdownQueue() {
 			b.finish()
 			continue
 		}
-		// Enqueued, never produced: failed, like what kgo still held.
+		// Enqueued, never produced: kept or failed, like what kgo still
+		// held.
 		s.c.enqueued.Add(1)
 		s.c.enqueuedBytes.Add(e.payloadLen())
+		if s.kept.on.Load() {
+			s.produced++
+			e.order = s.produced
+			s.keep(e)
+			continue
+		}
 		s.c.failed.Add(1)
 		s.c.failedBytes.Add(e.payloadLen())
 		size := e.size
@@ -735,10 +818,13 @@ func (s *Shipper) flush(ctx context.Context, op string) error {
 
 // Close stops accepting records (later log calls drop and count them),
 // waits until everything buffered is acknowledged or ctx is done, then
-// stops the client: records still unacknowledged then fail. Spilled
-// records not yet shipped stay in the spill files for the next run. It
-// returns a *DeliveryError describing what was not delivered. Calling Close
-// again returns ErrClosed.
+// stops the client. Records still unacknowledged then fail, unless the
+// policy is spill: then they are written to the spill files (after the
+// spilled records not yet shipped, which stay there), and the next run
+// ships them. It returns a *DeliveryError describing what was not
+// delivered. Close waits as long as ctx allows: give it a deadline, or a
+// broker that is down holds it forever. Calling Close again returns
+// ErrClosed.
 func (s *Shipper) Close(ctx context.Context) error {
 	s.closeMu.Lock()
 	defer s.closeMu.Unlock()
@@ -747,6 +833,11 @@ func (s *Shipper) Close(ctx context.Context) error {
 	}
 	s.signalRoom() // blocked log calls give up now
 	flushErr := s.flush(ctx, "close")
+	if s.spill != nil {
+		// What is still unacknowledged goes to the spill files rather
+		// than failing: a clean Close during an outage loses nothing.
+		s.kept.on.Store(true)
+	}
 
 	s.cancel() // stop the limit discovery
 	<-s.limitDone
@@ -768,20 +859,18 @@ func (s *Shipper) Close(ctx context.Context) error {
 	case <-t.C: // a promise kgo never called: leave it
 	}
 	t.Stop()
-	var spillLeft int64
+	var spillLeft, kept int64
 	var spillErr error
 	if s.spill != nil {
 		spillLeft = s.spill.pendingBytes()
-		if s.resumePos != nil {
-			spillErr = s.spill.close(*s.resumePos)
-		} else {
-			spillErr = s.spill.close()
-		}
+		var keptBytes int64
+		kept, keptBytes, spillErr = s.closeSpill()
+		spillLeft += keptBytes
 	}
 	failed := s.newFailures()
 	var de *DeliveryError
 	if errors.As(flushErr, &de) || failed > 0 || spillLeft > 0 {
-		out := &DeliveryError{Op: "close", Failed: failed, Spilled: spillLeft}
+		out := &DeliveryError{Op: "close", Failed: failed, Kept: kept, Spilled: spillLeft}
 		if de != nil {
 			out.Pending = de.Pending
 			out.Failed += de.Failed

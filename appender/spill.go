@@ -40,6 +40,7 @@ package appender
 // from its start: records may then be shipped twice, never lost.
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -47,6 +48,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,6 +108,9 @@ type segment struct {
 	pending       []byte   // frames not yet written
 	pendingFrames int64
 	writing       int64 // bytes the writer took from pending and is writing
+
+	kept  bool  // a kept segment (see close), named .kept
+	start int64 // where the reader starts in it: the stored position's offset
 }
 
 // spill owns the spill files of one topic. Log calls append frames under
@@ -206,13 +211,21 @@ func (sp *spill) load() error {
 		return fmt.Errorf("read spill dir %s: %w", sp.dir, err)
 	}
 	base := filepath.Base(sp.prefix) + "."
-	var seqs []uint64
+	type found struct {
+		seq  uint64
+		kept bool
+	}
+	var segs []found
 	for _, de := range ents {
 		name := de.Name()
-		if !strings.HasPrefix(name, base) || !strings.HasSuffix(name, ".spill") {
+		suffix := ".spill"
+		if strings.HasSuffix(name, ".kept") {
+			suffix = ".kept"
+		}
+		if !strings.HasPrefix(name, base) || !strings.HasSuffix(name, suffix) {
 			continue
 		}
-		num := strings.TrimSuffix(strings.TrimPrefix(name, base), ".spill")
+		num := strings.TrimSuffix(strings.TrimPrefix(name, base), suffix)
 		if len(num) != 20 {
 			continue
 		}
@@ -220,15 +233,34 @@ func (sp *spill) load() error {
 		if err != nil {
 			continue
 		}
-		seqs = append(seqs, seq) // ReadDir is sorted, and so are 20-digit names
+		segs = append(segs, found{seq, suffix == ".kept"})
 	}
+	// By sequence; a kept segment before a spill segment of the same one.
+	slices.SortFunc(segs, func(a, b found) int {
+		if c := cmp.Compare(a.seq, b.seq); c != 0 {
+			return c
+		}
+		if a.kept == b.kept {
+			return 0
+		}
+		if a.kept {
+			return -1
+		}
+		return 1
+	})
 	pos, havePos, err := sp.readPos()
 	if err != nil {
 		return err
 	}
-	for _, seq := range seqs {
+	for _, fd := range segs {
+		seq := fd.seq
 		path := sp.segPath(seq)
-		if havePos && seq < pos.seq {
+		if fd.kept {
+			path = sp.keptPath(seq)
+		}
+		// A kept segment (see closeKeeping) lies just before the
+		// position, and is read whole.
+		if havePos && seq < pos.seq && !fd.kept {
 			if err := sp.fs.Remove(path); err != nil {
 				return fmt.Errorf("remove replayed spill segment %s: %w", path, err)
 			}
@@ -243,24 +275,36 @@ func (sp *spill) load() error {
 			f.Close()
 			return fmt.Errorf("size of spill segment %s: %w", path, err)
 		}
-		seg := &segment{seq: seq, path: path, f: f}
+		seg := &segment{seq: seq, path: path, f: f, kept: fd.kept}
 		seg.written.Store(size)
+		if havePos && seq == pos.seq {
+			seg.start = min(max(pos.off, 0), size)
+		}
 		sp.mu.segs = append(sp.mu.segs, seg)
 		sp.total.Add(size)
-		sp.mu.nextSeq = seq + 1
+		sp.mu.nextSeq = max(sp.mu.nextSeq, seq+1)
 	}
 	if havePos && pos.seq >= sp.mu.nextSeq {
 		sp.mu.nextSeq = pos.seq + 1
 	}
+	if sp.mu.nextSeq == 0 {
+		// A new spill dir: sequences start high, leaving room below for
+		// the kept segments of later Closes.
+		sp.mu.nextSeq = firstSeq
+	}
 	if len(sp.mu.segs) > 0 {
 		first := sp.mu.segs[0]
-		sp.r.seg = first
-		if havePos && first.seq == pos.seq {
-			sp.r.off = min(max(pos.off, 0), first.written.Load())
-		}
+		sp.r.seg, sp.r.off = first, first.start
 		sp.active.Store(true) // old records go first
 	}
 	return nil
+}
+
+// firstSeq is the first segment's sequence in a new spill dir.
+const firstSeq = 1 << 32
+
+func (sp *spill) keptPath(seq uint64) string {
+	return fmt.Sprintf("%s.%020d.kept", sp.prefix, seq)
 }
 
 func (sp *spill) segPath(seq uint64) string {
@@ -388,16 +432,7 @@ func (sp *spill) tryAppend(e *entry) error {
 	if b == nil {
 		b = make([]byte, 0, spillFlushAt+frame)
 	}
-	start := len(b)
-	b = binary.BigEndian.AppendUint32(b, uint32(payload))
-	b = binary.BigEndian.AppendUint32(b, 0) // crc, below
-	b = binary.BigEndian.AppendUint64(b, uint64(e.rec.Timestamp.UnixMilli()))
-	b = append(b, byte(len(lvl)))
-	b = append(b, lvl...)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(key)))
-	b = append(b, key...)
-	b = append(b, val...)
-	binary.BigEndian.PutUint32(b[start+4:], crc32.Checksum(b[start+frameHeaderLen:], castagnoli))
+	b = appendFrame(b, e)
 	w.pending = b
 	w.pendingFrames++
 	sp.mu.pending += frame
@@ -409,6 +444,31 @@ func (sp *spill) tryAppend(e *entry) error {
 		sp.wakeWriter()
 	}
 	return nil
+}
+
+// frameLen is the bytes e takes as a spill frame.
+func frameLen(e *entry) int64 {
+	return int64(frameHeaderLen + 8 + 1 + min(len(e.hdrs[2].Value), 255) + 4 + len(e.rec.Key) + len(e.rec.Value))
+}
+
+// appendFrame appends e's frame to b.
+func appendFrame(b []byte, e *entry) []byte {
+	key, val, lvl := e.rec.Key, e.rec.Value, e.hdrs[2].Value
+	if len(lvl) > 255 {
+		lvl = lvl[:255]
+	}
+	payload := 8 + 1 + len(lvl) + 4 + len(key) + len(val)
+	start := len(b)
+	b = binary.BigEndian.AppendUint32(b, uint32(payload))
+	b = binary.BigEndian.AppendUint32(b, 0) // crc, below
+	b = binary.BigEndian.AppendUint64(b, uint64(e.rec.Timestamp.UnixMilli()))
+	b = append(b, byte(len(lvl)))
+	b = append(b, lvl...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(key)))
+	b = append(b, key...)
+	b = append(b, val...)
+	binary.BigEndian.PutUint32(b[start+4:], crc32.Checksum(b[start+frameHeaderLen:], castagnoli))
+	return b
 }
 
 func (sp *spill) wakeWriter() {
@@ -581,7 +641,7 @@ func (sp *spill) next(e *entry) (spillPos, bool, error) {
 				sp.mu.Unlock()
 				return spillPos{}, false, nil
 			}
-			sp.r.seg, sp.r.off = sp.mu.segs[0], 0
+			sp.r.seg, sp.r.off = sp.mu.segs[0], sp.mu.segs[0].start
 			sp.mu.Unlock()
 			continue
 		}
@@ -713,9 +773,16 @@ func (sp *spill) remove(seg *segment) error {
 
 // pendingBytes is what is left to replay (after the shipper stopped).
 func (sp *spill) pendingBytes() int64 {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
 	n := sp.total.Load()
-	if sp.r.seg != nil {
-		n -= sp.r.off
+	for _, seg := range sp.mu.segs {
+		switch {
+		case seg == sp.r.seg:
+			n -= sp.r.off
+		default:
+			n -= seg.start
+		}
 	}
 	return max(n, 0)
 }
@@ -725,9 +792,18 @@ func (sp *spill) pendingBytes() int64 {
 // if nothing is left) and releases the files. resume, if set, overrides
 // the reader's position (a record read but not yet produced). Only after
 // the shipper goroutine stopped.
-func (sp *spill) close(resume ...spillPos) error {
+//
+// kept are the records Close took back from memory, unacknowledged, in
+// the order they were produced: all of them older than anything left in
+// the files. They go to a kept segment, T.<seq>.kept, whose sequence is
+// the position's less one, so that the next run reads it first, whole,
+// and then the rest from the position. close returns how many it wrote:
+// none when the position is at sequence 0 (a spill dir of an older
+// version) or the kept segment cannot be written or would pass
+// SpillMaxBytes.
+func (sp *spill) close(kept []*entry, resume *spillPos) (nkept int, keptBytes int64, err error) {
 	if sp.closed {
-		return nil
+		return 0, 0, nil
 	}
 	sp.closed = true
 	close(sp.stop)
@@ -739,10 +815,19 @@ func (sp *spill) close(resume ...spillPos) error {
 	if sp.r.seg != nil {
 		pos = spillPos{seq: sp.r.seg.seq, off: sp.r.off}
 	} else if len(sp.mu.segs) > 0 {
-		pos = spillPos{seq: sp.mu.segs[0].seq}
+		pos = spillPos{seq: sp.mu.segs[0].seq, off: sp.mu.segs[0].start}
 	}
-	if len(resume) > 0 && resume[0].less(pos) {
-		pos = resume[0]
+	if resume != nil && resume.less(pos) {
+		pos = *resume
+	}
+	if len(kept) > 0 && pos.seq > 0 {
+		n, err := sp.writeKept(pos.seq-1, kept)
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			nkept, keptBytes = len(kept), n
+			sp.total.Add(n)
+		}
 	}
 	left := sp.total.Load() > 0
 	for _, seg := range sp.mu.segs {
@@ -764,7 +849,50 @@ func (sp *spill) close(resume ...spillPos) error {
 	if err := sp.lock.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("appender: release spill lock: %w", err))
 	}
-	return errors.Join(errs...)
+	return nkept, keptBytes, errors.Join(errs...)
+}
+
+// writeKept writes kept's frames to the kept segment seq, durably (temp
+// file, fsync, rename; close's position write syncs the directory), and
+// returns its size.
+func (sp *spill) writeKept(seq uint64, kept []*entry) (int64, error) {
+	var size int64
+	for _, e := range kept {
+		size += frameLen(e)
+	}
+	if sp.total.Load()+size > sp.maxBytes {
+		return 0, fmt.Errorf("appender: %d records unacknowledged at Close: %w", len(kept), errSpillFull)
+	}
+	path := sp.keptPath(seq)
+	tmp := path + ".tmp"
+	f, err := vfs.Create(sp.fs, tmp)
+	if err != nil {
+		return 0, fmt.Errorf("appender: create kept segment: %w", err)
+	}
+	b := make([]byte, 0, min(size, 1<<20))
+	for i, e := range kept {
+		b = appendFrame(b, e)
+		if len(b) >= 1<<20 || i == len(kept)-1 {
+			if _, err = f.Write(b); err != nil {
+				break
+			}
+			b = b[:0]
+		}
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = sp.fs.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = sp.fs.Remove(tmp)
+		return 0, fmt.Errorf("appender: write kept segment %s: %w", path, err)
+	}
+	return size, nil
 }
 
 func (sp *spill) closeFiles() {
