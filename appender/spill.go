@@ -12,6 +12,8 @@ package appender
 //
 //	T.lock                     flock(2) held while an appender uses the files
 //	T.<seq, 20 digits>.spill   segments, oldest (lowest seq) replayed first
+//	T.<seq, 20 digits>.kept    written by Close: the records still in memory,
+//	                           unacknowledged, replayed before seq+1
 //	T.spillpos                 written by Close: where replay stopped
 //
 // A segment is a sequence of frames and nothing else:

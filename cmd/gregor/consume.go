@@ -34,7 +34,7 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	fs.StringVar(&from, "from", "beginning", "where to start in each partition: beginning, end, OFFSET, @TIMESTAMP_MS or -N (the last N records)")
 	partition := fs.Int("partition", -1, "consume only this partition (-1: all)")
 	fs.Int64Var(&count, "n", 0, "stop after this many records (0: no limit)")
-	fs.Int64Var(&count, "max-messages", 0, "-n, by the name kafka-console-consumer gives it")
+	fs.Int64Var(&count, "max-messages", 0, "stop after this many records (0: no limit); -n, by the name kafka-console-consumer gives it")
 	fromBeginning := fs.Bool("from-beginning", false, "--from beginning (the default), by the name kafka-console-consumer gives it")
 	fs.BoolVar(&follow, "follow", false, "keep waiting for new records instead of stopping at the end")
 	fs.BoolVar(&follow, "f", false, "follow (shorthand)")
