@@ -42,7 +42,7 @@ type Config struct {
 	ClientID string `yaml:"client-id"`
 
 	// Service names the application; sent in the "service" header of every
-	// record. Optional.
+	// record. Empty means the program's name (os.Args[0]'s last element).
 	Service string `yaml:"service"`
 	// Host is sent in the "host" header. Empty means os.Hostname().
 	Host string `yaml:"host"`

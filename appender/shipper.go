@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -143,6 +144,9 @@ type Shipper struct {
 	failSeen     atomic.Int64 // failures already reported by Sync or Close
 	failReported int64        // failures already reported to onError (shipper only)
 	lastReport   time.Time
+	dropReported int64        // drops already reported to onError (shipper only)
+	dropsAt      time.Time    // when they were last reported
+	dropNudge    atomic.Int64 // when a log call last woke the shipper to report drops (unix ns)
 }
 
 type counters struct {
@@ -198,6 +202,9 @@ func newShipper(st settings) (*Shipper, error) {
 			h = "unknown"
 		}
 		cfg.Host = h
+	}
+	if cfg.Service == "" && len(os.Args) > 0 {
+		cfg.Service = filepath.Base(os.Args[0]) // the program, rather than an empty header
 	}
 	s := &Shipper{
 		wake:       make(chan struct{}, 1),
@@ -370,6 +377,13 @@ func (s *Shipper) drop(e *entry, n int64) {
 	s.c.dropped.Add(1)
 	s.c.droppedBytes.Add(n)
 	s.discard(e)
+	if s.onError != nil {
+		// Have the shipper report drops, at most once a second.
+		now := time.Now().UnixNano()
+		if last := s.dropNudge.Load(); now-last >= int64(time.Second) && s.dropNudge.CompareAndSwap(last, now) {
+			s.wakeNow()
+		}
+	}
 }
 
 func (s *Shipper) spillOrDrop(e *entry, n int64) {
@@ -744,10 +758,17 @@ func (s *Shipper) shutdownQueue() {
 }
 
 // reportFailures tells the error handler, at most once a second, how many
-// records failed since the last report.
+// records failed, and how many log calls dropped their record, since the
+// last report.
 func (s *Shipper) reportFailures() {
 	if s.onError == nil {
 		return
+	}
+	if dropped := s.c.dropped.Load(); dropped != s.dropReported && time.Since(s.dropsAt) >= time.Second {
+		s.onError(fmt.Errorf("appender: %d log records for topic %q dropped (%d in all, %d of them too large): %s",
+			dropped-s.dropReported, s.topic, dropped, s.c.tooLarge.Load(), s.dropReason()))
+		s.dropReported = dropped
+		s.dropsAt = time.Now()
 	}
 	failed := s.c.failed.Load()
 	if failed == s.failReported || time.Since(s.lastReport) < time.Second {
@@ -760,6 +781,19 @@ func (s *Shipper) reportFailures() {
 	s.onError(fmt.Errorf("appender: %d records to topic %q failed: %w", failed-s.failReported, s.topic, cause))
 	s.failReported = failed
 	s.lastReport = time.Now()
+}
+
+// dropReason says why log calls drop records under the configured policy.
+func (s *Shipper) dropReason() string {
+	switch {
+	case s.closed.Load():
+		return "the appender is closed"
+	case s.cfg.OnFull == OnFullSpill:
+		return "the memory buffer and the spill files are full"
+	case s.cfg.OnFull == OnFullBlock:
+		return "the memory buffer stayed full for the block timeout"
+	}
+	return "the memory buffer is full (policy drop)"
 }
 
 // newFailures returns how many records failed since the last Sync, Flush

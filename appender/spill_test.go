@@ -565,3 +565,43 @@ func TestCloseDuringOutageKeepsMemory(t *testing.T) {
 		}
 	}
 }
+
+// TestDropsReported: records a full buffer drops reach the error handler,
+// counted, once a second at most (helper-78 saw 33,187 dropped in silence).
+func TestDropsReported(t *testing.T) {
+	g := &gateSink{}
+	var mu sync.Mutex
+	var reports []string
+	h, err := NewHandler(WithBrokers("127.0.0.1:1"), WithTopic("logs"), withSink(g), WithBuffer(8<<20, 10),
+		WithErrorHandler(func(err error) {
+			mu.Lock()
+			reports = append(reports, err.Error())
+			mu.Unlock()
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(h)
+	for i := range 100 {
+		log.Info("m", "i", i)
+	}
+	waitFor(t, 5*time.Second, "a drop report", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(reports) > 0
+	})
+	for i := range 100 {
+		log.Info("m", "i", i)
+	}
+	time.Sleep(300 * time.Millisecond)
+	mu.Lock()
+	got := append([]string(nil), reports...)
+	mu.Unlock()
+	if len(got) != 1 || !strings.Contains(got[0], "90 log records") || !strings.Contains(got[0], "memory buffer is full") {
+		t.Fatalf("reports %q, want one naming the 90 records dropped", got)
+	}
+	g.setUp(true)
+	if err := h.Close(closeCtx(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+}
