@@ -290,6 +290,16 @@ func TestRenameRotationReadsOldFileToEnd(t *testing.T) {
 	}
 	// The writer still writes to the old file for a while, then the new.
 	h.appendLines("app.log.1", 100, 200)
+	// Status names where the detached file is now (helper-78 saw only
+	// the old name).
+	eventually(t, "detached, with its new name", func() bool {
+		for _, s := range a.Status() {
+			if s.State == StateDetached && s.Path == h.path("app.log") && s.NowAt == h.path("app.log.1") {
+				return true
+			}
+		}
+		return false
+	})
 	h.appendLines("app.log", 200, 300)
 	h.expectLines(0, 300, false)
 	eventually(t, "rotated file finished", func() bool {

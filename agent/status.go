@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 
 	"github.com/gregor-log/gregor/internal/vfs"
@@ -40,6 +41,9 @@ type FileStatus struct {
 	Behind int64 `json:"behind"`
 	// Pending counts records produced and not yet acknowledged.
 	Pending int `json:"pending"`
+	// NowAt is, for a detached file, the name the open file has now: where
+	// a rotation renamed it, or "(deleted)". Empty when unknown.
+	NowAt string `json:"now_at,omitempty"`
 }
 
 // Status returns every file the agent knows, sorted by path.
@@ -62,6 +66,7 @@ func (a *Agent) Status() []FileStatus {
 			fs.State = StateClosed
 		case st.tailer.detached.Load():
 			fs.State = StateDetached
+			fs.NowAt = currentName(st.tailer.f)
 		default:
 			fs.State = StateOpen
 		}
@@ -132,4 +137,27 @@ func OfflineStatus(fs vfs.FS, dataDir string) ([]FileStatus, []error, error) {
 	}
 	sortStatus(out)
 	return out, damage, nil
+}
+
+// currentName returns the name an open file has now, as the kernel knows
+// it (/proc/self/fd; Linux), or "" when it cannot tell. A deleted file is
+// "(deleted)".
+func currentName(f *os.File) string {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return ""
+	}
+	var name string
+	_ = rc.Control(func(fd uintptr) { // holds the descriptor open meanwhile
+		link, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+		if err != nil {
+			return
+		}
+		if strings.HasSuffix(link, " (deleted)") {
+			name = "(deleted)"
+			return
+		}
+		name = link
+	})
+	return name
 }

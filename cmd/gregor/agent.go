@@ -245,7 +245,11 @@ func printAgentReport(w io.Writer, r agentReport) {
 	fmt.Fprintln(tw, "STATE\tSIZE\tACKED\tBEHIND\tPENDING\tPATH")
 	var behind int64
 	for _, f := range r.Files {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", f.State, unknownIfNeg(f.Size), f.Acked, unknownIfNeg(f.Behind), f.Pending, f.Path)
+		path := f.Path
+		if f.NowAt != "" {
+			path += " (now " + f.NowAt + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", f.State, unknownIfNeg(f.Size), f.Acked, unknownIfNeg(f.Behind), f.Pending, path)
 		if f.Behind > 0 {
 			behind += f.Behind
 		}
