@@ -44,6 +44,7 @@ type entry struct {
 	barrier  *barrier      // non-nil: a Sync marker, not a record
 	spilled  bool          // replayed from the spill files
 	order    int64         // when it was produced (Shipper.produced)
+	seg      *segment      // the spill segment it was replayed from, until released
 	s        *Shipper
 	promise  func(*kgo.Record, error)
 	levelBuf [16]byte  // level header value when not a shared constant
@@ -113,4 +114,8 @@ func (e *entry) reset() {
 	e.slot = nil
 	e.barrier = nil
 	e.spilled = false
+	if e.seg != nil {
+		e.s.spill.release(e.seg)
+		e.seg = nil
+	}
 }

@@ -552,8 +552,8 @@ func (s *Shipper) keep(e *entry) {
 
 // closeSpill closes the spill files, writing the records keep set aside
 // to them in the order they were produced (see spill.close), and returns
-// how many records and bytes it kept there. The records it could not
-// keep fail.
+// how many records and bytes it kept there. Records it could not keep
+// fail, but for those read from the files, which are replayed again.
 func (s *Shipper) closeSpill() (kept, keptBytes int64, err error) {
 	s.kept.on.Store(false)
 	s.kept.mu.Lock()
@@ -561,10 +561,11 @@ func (s *Shipper) closeSpill() (kept, keptBytes int64, err error) {
 	s.kept.list = nil
 	s.kept.mu.Unlock()
 	slices.SortFunc(list, func(a, b *entry) int { return cmp.Compare(a.order, b.order) })
-	n, keptBytes, err := s.spill.close(list, s.resumePos)
-	for i, e := range list {
+	all, keptBytes, err := s.spill.close(list, s.resumePos)
+	for _, e := range list {
 		size := e.payloadLen()
-		if i < n {
+		if all || e.seg != nil {
+			kept++
 			s.c.kept.Add(1)
 			s.c.keptBytes.Add(size)
 		} else {
@@ -574,10 +575,10 @@ func (s *Shipper) closeSpill() (kept, keptBytes int64, err error) {
 		e.reset()
 		s.pool.Put(e)
 	}
-	if n < len(list) && err != nil {
+	if !all && err != nil {
 		s.noteErr(err)
 	}
-	return int64(n), keptBytes, err
+	return kept, keptBytes, err
 }
 
 // spillLost counts records that were spilled but that a failed write lost,
@@ -764,12 +765,7 @@ func (s *Shipper) reportFailures() {
 	if s.onError == nil {
 		return
 	}
-	if dropped := s.c.dropped.Load(); dropped != s.dropReported && time.Since(s.dropsAt) >= time.Second {
-		s.onError(fmt.Errorf("appender: %d log records for topic %q dropped (%d in all, %d of them too large): %s",
-			dropped-s.dropReported, s.topic, dropped, s.c.tooLarge.Load(), s.dropReason()))
-		s.dropReported = dropped
-		s.dropsAt = time.Now()
-	}
+	s.reportDrops(false)
 	failed := s.c.failed.Load()
 	if failed == s.failReported || time.Since(s.lastReport) < time.Second {
 		return
@@ -783,11 +779,24 @@ func (s *Shipper) reportFailures() {
 	s.lastReport = time.Now()
 }
 
-// dropReason says why log calls drop records under the configured policy.
+// reportDrops tells the error handler how many log calls dropped their
+// record since the last report: at most once a second, or now if final
+// (Close, once the shipper stopped). Shipper goroutine, or Close after it.
+func (s *Shipper) reportDrops(final bool) {
+	dropped := s.c.dropped.Load()
+	if s.onError == nil || dropped == s.dropReported || !final && time.Since(s.dropsAt) < time.Second {
+		return
+	}
+	s.onError(fmt.Errorf("appender: %d log records for topic %q dropped (%d in all, %d of them too large): %s",
+		dropped-s.dropReported, s.topic, dropped, s.c.tooLarge.Load(), s.dropReason()))
+	s.dropReported = dropped
+	s.dropsAt = time.Now()
+}
+
+// dropReason says why log calls drop records under the configured policy
+// (besides records too large, and log calls after Close).
 func (s *Shipper) dropReason() string {
 	switch {
-	case s.closed.Load():
-		return "the appender is closed"
 	case s.cfg.OnFull == OnFullSpill:
 		return "the memory buffer and the spill files are full"
 	case s.cfg.OnFull == OnFullBlock:
@@ -878,6 +887,7 @@ func (s *Shipper) Close(ctx context.Context) error {
 	close(s.stopping)
 	<-s.done
 	s.stopped.Store(true)
+	s.reportDrops(true) // those of the last second
 	if s.sink != nil {
 		s.sink.close()
 	}

@@ -33,13 +33,18 @@ package appender
 // or the writer starved of CPU), and the spill writer goroutine writes pending bytes to the
 // files, whole frames at a time. A short or failing frame can therefore
 // only come from a crash or a failed write; replay reports it as a
-// *SpillCorruptionError and skips the rest of that segment. A segment is deleted once replayed.
+// *SpillCorruptionError and skips the rest of that segment. A segment
+// read to its end is deleted once every record read from it has been
+// acknowledged (or has failed): until then a crash replays them again.
 // Segments are not fsynced on every write: spilling bounds memory, it is
-// not a write-ahead log. Close fsyncs them and records the replay position
-// in T.spillpos (length 20: seq uint64 | offset int64 | CRC-32C of the
-// first 16 bytes), so the next run resumes there. After a crash the next
-// run replays each remaining segment from the position last recorded, or
-// from its start: records may then be shipped twice, never lost.
+// not a write-ahead log. Close fsyncs them, writes what memory still holds
+// unacknowledged to the kept segment just before the replay position, and
+// records the position in T.spillpos (see readPos: the replay position,
+// then where reading starts in later segments that an earlier run had
+// partly replayed), so the next run resumes there; only then are the
+// segments read to their end deleted. After a crash the next run replays
+// each remaining segment from the positions last recorded, or from its
+// start: records may then be shipped twice, never lost.
 
 import (
 	"cmp"
@@ -90,13 +95,23 @@ func (e *SpillCorruptionError) Error() string {
 
 // spillPos is a position in the spill stream.
 type spillPos struct {
-	seq uint64
-	off int64
+	seq  uint64
+	off  int64
+	kept bool // in the kept segment seq, which comes before the spill segment seq
 }
 
 func (p spillPos) less(q spillPos) bool {
-	return p.seq < q.seq || p.seq == q.seq && p.off < q.off
+	if p.seq != q.seq {
+		return p.seq < q.seq
+	}
+	if p.kept != q.kept {
+		return p.kept
+	}
+	return p.off < q.off
 }
+
+// posOf is the position off in seg.
+func posOf(seg *segment, off int64) spillPos { return spillPos{seq: seg.seq, off: off, kept: seg.kept} }
 
 // segment is one spill file. Its file is created by the writer when the
 // first bytes are written.
@@ -113,6 +128,14 @@ type segment struct {
 
 	kept  bool  // a kept segment (see close), named .kept
 	start int64 // where the reader starts in it: the stored position's offset
+
+	// Guarded by spill.mu. A segment the reader has finished is retired:
+	// its file stays until every record read from it has been
+	// acknowledged or has failed (outstanding), so that a crash before
+	// then replays them again rather than losing them.
+	outstanding int64
+	retired     bool
+	removed     bool
 }
 
 // spill owns the spill files of one topic. Log calls append frames under
@@ -148,6 +171,9 @@ type spill struct {
 		err      error      // sticky write error
 		errAt    time.Time  // when err was set
 		nextSeq  uint64
+		// retired segments waiting for their records' acknowledgements.
+		retired []*segment
+		closing bool // close has begun: it deletes the retired segments
 	}
 
 	wake   chan struct{} // capacity 1: pending bytes to write
@@ -250,9 +276,14 @@ func (sp *spill) load() error {
 		}
 		return 1
 	})
-	pos, havePos, err := sp.readPos()
+	starts, err := sp.readPos()
 	if err != nil {
 		return err
+	}
+	havePos := len(starts) > 0
+	var pos spillPos
+	if havePos {
+		pos = starts[0]
 	}
 	for _, fd := range segs {
 		seq := fd.seq
@@ -260,9 +291,12 @@ func (sp *spill) load() error {
 		if fd.kept {
 			path = sp.keptPath(seq)
 		}
-		// A kept segment (see closeKeeping) lies just before the
-		// position, and is read whole.
-		if havePos && seq < pos.seq && !fd.kept {
+		// Spill segments before the position were replayed. Kept
+		// segments go one further: close writes its own just before the
+		// position (at seq-1), to be read whole; and after a crash
+		// inside close one may lie at the old position's sequence
+		// (read whole as well: duplicates, not loss).
+		if havePos && (fd.kept && seq+1 < pos.seq || !fd.kept && seq < pos.seq) {
 			if err := sp.fs.Remove(path); err != nil {
 				return fmt.Errorf("remove replayed spill segment %s: %w", path, err)
 			}
@@ -279,15 +313,19 @@ func (sp *spill) load() error {
 		}
 		seg := &segment{seq: seq, path: path, f: f, kept: fd.kept}
 		seg.written.Store(size)
-		if havePos && seq == pos.seq {
-			seg.start = min(max(pos.off, 0), size)
+		for _, st := range starts {
+			if st.seq == seq && st.kept == fd.kept {
+				seg.start = min(max(st.off, 0), size)
+			}
 		}
 		sp.mu.segs = append(sp.mu.segs, seg)
 		sp.total.Add(size)
 		sp.mu.nextSeq = max(sp.mu.nextSeq, seq+1)
 	}
-	if havePos && pos.seq >= sp.mu.nextSeq {
-		sp.mu.nextSeq = pos.seq + 1
+	for _, st := range starts {
+		if st.seq >= sp.mu.nextSeq {
+			sp.mu.nextSeq = st.seq + 1
+		}
 	}
 	if sp.mu.nextSeq == 0 {
 		// A new spill dir: sequences start high, leaving room below for
@@ -315,39 +353,63 @@ func (sp *spill) segPath(seq uint64) string {
 
 func (sp *spill) posPath() string { return sp.prefix + ".spillpos" }
 
-func (sp *spill) readPos() (spillPos, bool, error) {
-	f, err := vfs.Open(sp.fs, sp.posPath())
+// readPos reads the position file: the replay position first, then where
+// reading starts in later segments. Two layouts:
+//
+//	20 bytes: seq uint64 | off int64 | CRC-32C of the first 16 (one
+//	          position, in a spill segment)
+//	"GSP2" | n uint16 | n x (seq uint64 | off int64 | kept uint8) | CRC-32C
+//	          of everything before it
+//
+// A torn or damaged file reads as none: everything is replayed
+// (duplicates, not loss).
+func (sp *spill) readPos() ([]spillPos, error) {
+	b, err := vfs.ReadFile(sp.fs, sp.posPath())
 	if errors.Is(err, os.ErrNotExist) {
-		return spillPos{}, false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return spillPos{}, false, fmt.Errorf("open %s: %w", sp.posPath(), err)
+		return nil, fmt.Errorf("read %s: %w", sp.posPath(), err)
 	}
-	defer f.Close()
-	var b [spillPosLen]byte
-	if _, err := f.ReadAt(b[:], 0); err != nil {
-		// A torn position file: replay everything (duplicates, not loss).
-		return spillPos{}, false, nil
+	if len(b) == spillPosLen && crc32.Checksum(b[:16], castagnoli) == binary.BigEndian.Uint32(b[16:]) {
+		return []spillPos{{seq: binary.BigEndian.Uint64(b[0:]), off: int64(binary.BigEndian.Uint64(b[8:]))}}, nil
 	}
-	if crc32.Checksum(b[:16], castagnoli) != binary.BigEndian.Uint32(b[16:]) {
-		return spillPos{}, false, nil
+	if len(b) < 10 || string(b[:4]) != "GSP2" {
+		return nil, nil
 	}
-	return spillPos{seq: binary.BigEndian.Uint64(b[0:]), off: int64(binary.BigEndian.Uint64(b[8:]))}, true, nil
+	n := int(binary.BigEndian.Uint16(b[4:]))
+	if len(b) != 6+17*n+4 || n == 0 || crc32.Checksum(b[:len(b)-4], castagnoli) != binary.BigEndian.Uint32(b[len(b)-4:]) {
+		return nil, nil
+	}
+	out := make([]spillPos, n)
+	for i := range out {
+		e := b[6+17*i:]
+		out[i] = spillPos{seq: binary.BigEndian.Uint64(e), off: int64(binary.BigEndian.Uint64(e[8:])), kept: e[16] == 1}
+	}
+	return out, nil
 }
 
-// storePos records the replay position durably: temp file, fsync, rename,
-// fsync the directory.
-func (sp *spill) storePos(p spillPos) error {
-	var b [spillPosLen]byte
-	binary.BigEndian.PutUint64(b[0:], p.seq)
-	binary.BigEndian.PutUint64(b[8:], uint64(p.off))
-	binary.BigEndian.PutUint32(b[16:], crc32.Checksum(b[:16], castagnoli))
+// storePos records the positions durably (readPos's second layout): temp
+// file, fsync, rename, fsync the directory.
+func (sp *spill) storePos(ps []spillPos) error {
+	b := append(make([]byte, 0, 6+17*len(ps)+4), "GSP2"...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(ps)))
+	for _, p := range ps {
+		b = binary.BigEndian.AppendUint64(b, p.seq)
+		b = binary.BigEndian.AppendUint64(b, uint64(p.off))
+		kept := byte(0)
+		if p.kept {
+			kept = 1
+		}
+		b = append(b, kept)
+	}
+	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 	tmp := sp.posPath() + ".tmp"
 	f, err := vfs.Create(sp.fs, tmp)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", tmp, err)
 	}
-	if _, err := f.Write(b[:]); err != nil {
+	if _, err := f.Write(b); err != nil {
 		f.Close()
 		return fmt.Errorf("write %s: %w", tmp, err)
 	}
@@ -611,18 +673,18 @@ func (sp *spill) endPos() (spillPos, bool) {
 		return spillPos{}, false
 	}
 	last := sp.mu.segs[n-1]
-	return spillPos{seq: last.seq, off: last.sizeLocked()}, true
+	return posOf(last, last.sizeLocked()), true
 }
 
 // readerPos returns the reader's position (shipper goroutine only).
 func (sp *spill) readerPos() spillPos {
 	if sp.r.seg != nil {
-		return spillPos{seq: sp.r.seg.seq, off: sp.r.off}
+		return posOf(sp.r.seg, sp.r.off)
 	}
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	if len(sp.mu.segs) > 0 {
-		return spillPos{seq: sp.mu.segs[0].seq}
+		return posOf(sp.mu.segs[0], sp.mu.segs[0].start)
 	}
 	return spillPos{seq: sp.mu.nextSeq}
 }
@@ -671,17 +733,27 @@ func (sp *spill) next(e *entry) (spillPos, bool, error) {
 			}
 			continue // the writer just wrote more
 		}
-		// seg is fully read: delete it. If it is the writer's, the next
+		// seg is fully read: retire it, and delete it once what was
+		// read from it is acknowledged. If it is the writer's, the next
 		// append starts a new one.
 		if seg == sp.mu.w {
 			sp.mu.w = nil
 		}
 		sp.dropLocked(seg)
 		sp.r.seg, sp.r.off = nil, 0
+		seg.retired = true
+		gone := seg.outstanding == 0 && !seg.removed
+		if gone {
+			seg.removed = true
+		} else {
+			sp.mu.retired = append(sp.mu.retired, seg)
+		}
 		sp.mu.Unlock()
 		// The file goes outside the lock: log calls wait on it.
-		if err := sp.remove(seg); err != nil {
-			return spillPos{}, false, err
+		if gone {
+			if err := sp.remove(seg); err != nil {
+				return spillPos{}, false, err
+			}
 		}
 	}
 }
@@ -729,8 +801,12 @@ func (sp *spill) readFrame(seg *segment, avail int64, e *entry) (spillPos, error
 		e.rec.Key = key
 	}
 	e.spilled = true
+	e.seg = seg
+	sp.mu.Lock()
+	seg.outstanding++
+	sp.mu.Unlock()
 	sp.r.off = start + frameHeaderLen + n
-	return spillPos{seq: seg.seq, off: start}, nil
+	return posOf(seg, start), nil
 }
 
 // corrupt skips what seg holds after off and returns the error
@@ -744,6 +820,24 @@ func (sp *spill) corrupt(seg *segment, off int64, reason string) error {
 	sp.mu.Unlock()
 	sp.r.off = end
 	return &SpillCorruptionError{Path: seg.path, Offset: off, Skipped: end - off, Reason: reason}
+}
+
+// release ends a record read from seg: acknowledged, failed or put back.
+// The last one of a retired segment deletes its file.
+func (sp *spill) release(seg *segment) {
+	sp.mu.Lock()
+	seg.outstanding--
+	gone := seg.retired && seg.outstanding == 0 && !seg.removed && !sp.mu.closing
+	if gone {
+		seg.removed = true
+		sp.mu.retired = slices.DeleteFunc(sp.mu.retired, func(r *segment) bool { return r == seg })
+	}
+	sp.mu.Unlock()
+	if gone {
+		if err := sp.remove(seg); err != nil && sp.onLost != nil {
+			sp.onLost(0, 0, err)
+		}
+	}
 }
 
 // dropLocked forgets a fully replayed segment; remove deletes its file.
@@ -799,40 +893,64 @@ func (sp *spill) pendingBytes() int64 {
 // the order they were produced: all of them older than anything left in
 // the files. They go to a kept segment, T.<seq>.kept, whose sequence is
 // the position's less one, so that the next run reads it first, whole,
-// and then the rest from the position. close returns how many it wrote:
-// none when the position is at sequence 0 (a spill dir of an older
-// version) or the kept segment cannot be written or would pass
-// SpillMaxBytes.
-func (sp *spill) close(kept []*entry, resume *spillPos) (nkept int, keptBytes int64, err error) {
+// and then the rest from the position; then the retired segments go.
+// When the kept segment cannot be written (the position at sequence 0, a
+// spill dir of an older version, or a write error) the position moves
+// back to the start of the oldest segment still holding a kept record
+// read from it, and those segments stay: the records read from the files
+// are replayed again (with duplicates), those that never were in them
+// are lost. keptAll reports whether the kept segment was written.
+func (sp *spill) close(kept []*entry, resume *spillPos) (keptAll bool, keptBytes int64, err error) {
 	if sp.closed {
-		return 0, 0, nil
+		return len(kept) == 0, 0, nil
 	}
 	sp.closed = true
 	close(sp.stop)
 	<-sp.done
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
+	sp.mu.closing = true
 	var errs []error
 	pos := spillPos{seq: sp.mu.nextSeq}
 	if sp.r.seg != nil {
-		pos = spillPos{seq: sp.r.seg.seq, off: sp.r.off}
+		pos = posOf(sp.r.seg, sp.r.off)
 	} else if len(sp.mu.segs) > 0 {
-		pos = spillPos{seq: sp.mu.segs[0].seq, off: sp.mu.segs[0].start}
+		pos = posOf(sp.mu.segs[0], sp.mu.segs[0].start)
 	}
 	if resume != nil && resume.less(pos) {
 		pos = *resume
 	}
-	if len(kept) > 0 && pos.seq > 0 {
-		n, err := sp.writeKept(pos.seq-1, kept)
-		if err != nil {
+	all := append(append([]*segment(nil), sp.mu.retired...), sp.mu.segs...)
+	keptAll = len(kept) == 0
+	keptPath := ""
+	if !keptAll {
+		if pos.seq == 0 {
+			errs = append(errs, fmt.Errorf("appender: %d records unacknowledged at Close: no spill sequence left below %d", len(kept), pos.seq))
+		} else if n, err := sp.writeKept(pos.seq-1, kept); err != nil {
 			errs = append(errs, err)
 		} else {
-			nkept, keptBytes = len(kept), n
+			keptAll, keptBytes, keptPath = true, n, sp.keptPath(pos.seq-1)
 			sp.total.Add(n)
 		}
 	}
-	left := sp.total.Load() > 0
-	for _, seg := range sp.mu.segs {
+	if !keptAll {
+		for _, seg := range all {
+			if seg.outstanding > 0 {
+				if p := posOf(seg, seg.start); p.less(pos) {
+					pos = p
+				}
+			}
+		}
+	}
+	starts := []spillPos{pos}
+	for _, seg := range all {
+		at := posOf(seg, 0)
+		if seg.start > 0 && (at.seq != pos.seq || at.kept != pos.kept) && !at.less(spillPos{seq: pos.seq, kept: pos.kept}) {
+			starts = append(starts, posOf(seg, seg.start))
+		}
+	}
+	left := sp.total.Load() > 0 || !keptAll && len(sp.mu.retired) > 0
+	for _, seg := range all {
 		if seg.f == nil {
 			continue
 		}
@@ -840,18 +958,37 @@ func (sp *spill) close(kept []*entry, resume *spillPos) (nkept int, keptBytes in
 			errs = append(errs, fmt.Errorf("appender: sync spill segment %s: %w", seg.path, err))
 		}
 	}
+	posErr := error(nil)
 	if left {
-		if err := sp.storePos(pos); err != nil {
-			errs = append(errs, fmt.Errorf("appender: %w", err))
-		}
+		posErr = sp.storePos(starts)
 	} else if err := sp.fs.Remove(sp.posPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
-		errs = append(errs, fmt.Errorf("appender: remove %s: %w", sp.posPath(), err))
+		posErr = fmt.Errorf("remove %s: %w", sp.posPath(), err)
 	}
+	if posErr != nil {
+		errs = append(errs, fmt.Errorf("appender: %w", posErr))
+	}
+	for _, seg := range sp.mu.retired {
+		// Once the position is recorded, the retired segments' records
+		// are in the kept segment (or acknowledged); a crash before
+		// leaves them to be replayed again.
+		if seg.f != nil {
+			if err := seg.f.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("appender: close spill segment %s: %w", seg.path, err))
+			}
+			seg.f = nil
+		}
+		if keptAll && posErr == nil && seg.path != keptPath {
+			if err := sp.fs.Remove(seg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("appender: remove replayed spill segment %s: %w", seg.path, err))
+			}
+		}
+	}
+	sp.mu.retired = nil
 	sp.closeFilesLocked(&errs)
 	if err := sp.lock.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("appender: release spill lock: %w", err))
 	}
-	return nkept, keptBytes, errors.Join(errs...)
+	return keptAll, keptBytes, errors.Join(errs...)
 }
 
 // writeKept writes kept's frames to the kept segment seq, durably (temp
@@ -861,9 +998,6 @@ func (sp *spill) writeKept(seq uint64, kept []*entry) (int64, error) {
 	var size int64
 	for _, e := range kept {
 		size += frameLen(e)
-	}
-	if sp.total.Load()+size > sp.maxBytes {
-		return 0, fmt.Errorf("appender: %d records unacknowledged at Close: %w", len(kept), errSpillFull)
 	}
 	path := sp.keptPath(seq)
 	tmp := path + ".tmp"
