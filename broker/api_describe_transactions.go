@@ -8,9 +8,13 @@ package broker
 // TRANSACTIONAL_ID_NOT_FOUND.
 
 import (
+	"cmp"
+	"slices"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregor-log/gregor/broker/group"
 	"github.com/gregor-log/gregor/broker/txn"
 	"github.com/gregor-log/gregor/broker/wire"
 )
@@ -37,7 +41,16 @@ func (b *Broker) handleDescribeTransactions(_ wire.RequestHeader, req *kmsg.Desc
 		if d[0].State == txn.Ongoing {
 			ts.StartTimestamp = d[0].StartMs
 		}
-		for _, tp := range d[0].Partitions {
+		parts := d[0].Partitions
+		// A group added with AddOffsetsToTxn is in the transaction through
+		// its __consumer_offsets partition, as Kafka lists it.
+		for _, g := range d[0].Groups {
+			parts = append(parts, txn.TopicPartition{Topic: group.OffsetsTopic, Partition: b.coord.PartitionFor(g)})
+		}
+		slices.SortFunc(parts, func(a, b txn.TopicPartition) int {
+			return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+		})
+		for _, tp := range slices.CompactFunc(parts, func(a, b txn.TopicPartition) bool { return a == b }) {
 			n := len(ts.Topics)
 			if n == 0 || ts.Topics[n-1].Topic != tp.Topic {
 				t := kmsg.NewDescribeTransactionsResponseTransactionStateTopic()

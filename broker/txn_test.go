@@ -232,6 +232,21 @@ func TestTransactionAdminAPIs(t *testing.T) {
 		s[1].ErrorCode != kerr.TransactionalIDNotFound.Code {
 		t.Fatalf("describe transactions %+v", s)
 	}
+	// A group added with AddOffsetsToTxn shows as its __consumer_offsets
+	// partition (helper-76).
+	ao := kmsg.NewPtrAddOffsetsToTxnRequest()
+	ao.TransactionalID, ao.ProducerID, ao.ProducerEpoch, ao.Group = "admin-tx", pid, dtr.TransactionStates[0].ProducerEpoch, "tg"
+	if aor, err := ao.RequestWith(ctx, admin); err != nil || aor.ErrorCode != 0 {
+		t.Fatalf("add offsets to txn: %v %+v", err, aor)
+	}
+	dt.TransactionalIDs = []string{"admin-tx"}
+	if dtr, err = dt.RequestWith(ctx, admin); err != nil {
+		t.Fatal(err)
+	}
+	if tops := dtr.TransactionStates[0].Topics; len(tops) != 2 || tops[0].Topic != "__consumer_offsets" ||
+		!slices.Equal(tops[0].Partitions, []int32{b.coord.PartitionFor("tg")}) || tops[1].Topic != "ta" {
+		t.Fatalf("describe transactions after AddOffsetsToTxn: %+v", tops)
+	}
 
 	dp := kmsg.NewPtrDescribeProducersRequest()
 	dpt := kmsg.NewDescribeProducersRequestTopic()

@@ -139,7 +139,7 @@ var defs = []Def{
 	{Name: "file.delete.delay.ms", BrokerKey: "log.segment.delete.delay.ms", Type: TypeLong, Default: "60000", Doc: "how long deleted segments stay readable", validate: minInt(0)},
 	{Name: "delete.retention.ms", BrokerKey: "log.cleaner.delete.retention.ms", Type: TypeLong, Default: strconv.Itoa(day), Doc: "how long tombstones survive compaction", validate: minInt(0)},
 	{Name: "min.compaction.lag.ms", BrokerKey: "log.cleaner.min.compaction.lag.ms", Type: TypeLong, Default: "0", Doc: "minimum age before a record may be compacted", validate: minInt(0)},
-	{Name: "max.compaction.lag.ms", BrokerKey: "log.cleaner.max.compaction.lag.ms", Type: TypeLong, Default: "9223372036854775807", Doc: "maximum time a record stays uncompacted: the active segment is rolled and the log cleaned by then, whatever its dirty ratio", validate: minInt(1)},
+	{Name: "max.compaction.lag.ms", BrokerKey: "log.cleaner.max.compaction.lag.ms", Type: TypeLong, Default: "9223372036854775807", Doc: "maximum time a record stays uncompacted: the active segment is rolled at the first append after that (rolls happen on appends, as in Kafka) and the log cleaned by then, whatever its dirty ratio", validate: minInt(1)},
 	{Name: "min.cleanable.dirty.ratio", BrokerKey: "log.cleaner.min.cleanable.ratio", Type: TypeDouble, Default: "0.5", Doc: "dirty ratio that triggers cleaning", validate: ratio01},
 	{Name: "min.insync.replicas", BrokerKey: "min.insync.replicas", Type: TypeInt, Default: "1", Doc: "replicas that must acknowledge acks=all writes", validate: minInt(1)},
 	{Name: "unclean.leader.election.enable", BrokerKey: "unclean.leader.election.enable", Type: TypeBoolean, Default: "false", Doc: "allow out-of-sync replicas to become leader"},

@@ -852,6 +852,7 @@ type Description struct {
 	TimeoutMs  int32
 	StartMs    int64
 	Partitions []TopicPartition
+	Groups     []string // added by AddOffsetsToTxn, sorted
 }
 
 // Describe returns the state of every transactional id (ids nil) or of
@@ -865,7 +866,8 @@ func (c *Coordinator) Describe(ids []string) []Description {
 			return
 		}
 		out = append(out, Description{ID: e.id, ProducerID: e.st.ProducerID, Epoch: e.st.Epoch, State: e.st.State,
-			TimeoutMs: e.st.TimeoutMs, StartMs: e.st.StartMs, Partitions: slices.Clone(e.st.Partitions)})
+			TimeoutMs: e.st.TimeoutMs, StartMs: e.st.StartMs, Partitions: slices.Clone(e.st.Partitions),
+			Groups: slices.Sorted(maps.Keys(e.st.Groups))})
 	}
 	if ids == nil {
 		for _, id := range slices.Sorted(maps.Keys(c.txns)) {
