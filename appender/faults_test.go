@@ -16,13 +16,8 @@ import (
 
 func TestMissingTopicFailsAndCounts(t *testing.T) {
 	tb := startBroker(t, nil)
-	var reported []error
-	var mu sync.Mutex
-	h, err := NewHandler(WithBrokers(tb.addr), WithTopic("no-such-topic"), WithErrorHandler(func(err error) {
-		mu.Lock()
-		reported = append(reported, err)
-		mu.Unlock()
-	}))
+	var errs errorLog
+	h, err := NewHandler(WithBrokers(tb.addr), WithTopic("no-such-topic"), WithErrorHandler(errs.add))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,9 +31,7 @@ func TestMissingTopicFailsAndCounts(t *testing.T) {
 	if !errors.As(err, &de) || !errors.Is(err, ErrUndelivered) || !errors.Is(err, kerr.UnknownTopicOrPartition) {
 		t.Fatalf("close: %v", err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(reported) == 0 || !errors.Is(reported[0], kerr.UnknownTopicOrPartition) {
+	if reported := errs.all(); len(reported) == 0 || !errors.Is(reported[0], kerr.UnknownTopicOrPartition) {
 		t.Fatalf("reported %v", reported)
 	}
 }

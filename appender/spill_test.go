@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -571,14 +572,9 @@ func TestCloseDuringOutageKeepsMemory(t *testing.T) {
 // counted, once a second at most (helper-78 saw 33,187 dropped in silence).
 func TestDropsReported(t *testing.T) {
 	g := &gateSink{}
-	var mu sync.Mutex
-	var reports []string
+	var errs errorLog
 	h, err := NewHandler(WithBrokers("127.0.0.1:1"), WithTopic("logs"), withSink(g), WithBuffer(8<<20, 10),
-		WithErrorHandler(func(err error) {
-			mu.Lock()
-			reports = append(reports, err.Error())
-			mu.Unlock()
-		}))
+		WithErrorHandler(errs.add))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -586,18 +582,12 @@ func TestDropsReported(t *testing.T) {
 	for i := range 100 {
 		log.Info("m", "i", i)
 	}
-	waitFor(t, 5*time.Second, "a drop report", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(reports) > 0
-	})
+	waitFor(t, 5*time.Second, "a drop report", func() bool { return len(errs.all()) > 0 })
 	for i := range 100 {
 		log.Info("m", "i", i)
 	}
 	time.Sleep(300 * time.Millisecond)
-	mu.Lock()
-	got := append([]string(nil), reports...)
-	mu.Unlock()
+	got := errs.messages()
 	if len(got) != 1 || !strings.Contains(got[0], "90 log records") || !strings.Contains(got[0], "memory buffer is full") {
 		t.Fatalf("reports %q, want one naming the 90 records dropped", got)
 	}
@@ -606,9 +596,7 @@ func TestDropsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Close reports the drops of its last second.
-	mu.Lock()
-	defer mu.Unlock()
-	if len(reports) != 2 || !strings.Contains(reports[1], "100 log records") || !strings.Contains(reports[1], "190 in all") {
+	if reports := errs.messages(); len(reports) != 2 || !strings.Contains(reports[1], "100 log records") || !strings.Contains(reports[1], "190 in all") {
 		t.Fatalf("reports %q, want a second one at Close with the 100 later drops", reports)
 	}
 }
@@ -750,4 +738,30 @@ func testKeptSegments(t *testing.T, failPos bool) {
 		t.Fatalf("%d records replayed twice after clean closes", dups)
 	}
 	t.Logf("%d records, %d duplicates", i, dups)
+}
+
+// errorLog collects what an appender passes to its error handler.
+type errorLog struct {
+	mu   sync.Mutex
+	errs []error
+}
+
+func (l *errorLog) add(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.errs = append(l.errs, err)
+}
+
+func (l *errorLog) all() []error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.errs)
+}
+
+func (l *errorLog) messages() []string {
+	var out []string
+	for _, err := range l.all() {
+		out = append(out, err.Error())
+	}
+	return out
 }
