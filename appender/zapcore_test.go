@@ -108,3 +108,33 @@ func TestCoreKeysLevelsAndHeaders(t *testing.T) {
 		t.Fatalf("levels %q, want %q", got, want)
 	}
 }
+
+// TestCoreRefusesHugeFieldsUnencoded: an entry whose strings alone pass
+// MaxRecordBytes is dropped and counted as too large without being
+// encoded (helper-78: a 10 MB string cost 44 ms); one just under is
+// shipped.
+func TestCoreRefusesHugeFieldsUnencoded(t *testing.T) {
+	core, c := newCaptureCore(t, WithMaxRecordBytes(64<<10))
+	log := zap.New(core)
+	huge := strings.Repeat("x", 10<<20)
+	hugeBytes := []byte(huge)
+	start := time.Now()
+	log.Info("m", zap.String("s", huge))
+	log.Info("m", zap.ByteString("b", hugeBytes))
+	if d := time.Since(start); d > 20*time.Millisecond {
+		t.Errorf("two huge entries took %v", d)
+	}
+	log.Info("m", zap.String("s", strings.Repeat("y", 60<<10)))
+	if err := core.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	st := core.Stats()
+	if st.DroppedTooLarge != 2 || st.Dropped != 2 || st.Sent != 1 {
+		t.Fatalf("stats %+v, want 2 dropped as too large and 1 sent", st)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.vals) != 1 {
+		t.Fatalf("%d records shipped, want 1", len(c.vals))
+	}
+}
