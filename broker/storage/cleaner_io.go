@@ -93,12 +93,19 @@ func (sc *batchScanner) next() (record.Header, []byte, error) {
 }
 
 // window returns file bytes [pos, pos+n), refilling the read buffer from
-// pos when they are not in it.
+// pos when they are not in it. What the buffer already holds from pos on
+// moves to its front and only the rest is read: a batch straddling the
+// buffer's end was read again whole (a first clean read the log three
+// times instead of twice).
 func (sc *batchScanner) window(pos, n int64) ([]byte, error) {
 	if pos < sc.winStart || pos+n > sc.winStart+int64(len(sc.win)) {
 		fill := min(int64(len(sc.c.readBuf)), sc.limit-pos)
+		var keep int64
+		if end := sc.winStart + int64(len(sc.win)); pos >= sc.winStart && pos < end {
+			keep = int64(copy(sc.c.readBuf[:fill], sc.win[pos-sc.winStart:]))
+		}
 		sc.win, sc.winStart = sc.c.readBuf[:fill], pos
-		if err := sc.read(sc.win, pos); err != nil {
+		if err := sc.read(sc.win[keep:], pos+keep); err != nil {
 			sc.win = nil
 			return nil, err
 		}
