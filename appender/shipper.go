@@ -172,7 +172,7 @@ type Stats struct {
 	DroppedTooLarge         int64 // of Dropped: larger than MaxRecordBytes, or than the topic's max.message.bytes once known
 	Replayed, ReplayedBytes int64 // read back from spill files and handed to the producer
 	Sent, SentBytes         int64 // acknowledged by the broker
-	Failed, FailedBytes     int64 // given up: broker error, missing topic, too large, Close deadline
+	Failed, FailedBytes     int64 // given up: broker error, missing topic, too large, Close deadline; also spilled records a failed spill write lost
 	Kept, KeptBytes         int64 // unacknowledged at the Close deadline, written to the spill files (spill policy)
 
 	BufferedRecords   int64 // in memory now (queued or in flight)
