@@ -572,7 +572,10 @@ func (l *Log) readCleanShutdown() (bool, int64, error) {
 		}
 	}
 	if err != nil {
-		l.logger.Warn("ignoring a bad clean-shutdown marker", zap.Error(err))
+		// Written in place without an fsync, the marker is torn (often
+		// empty) when the broker is killed or the power fails while it
+		// closes: the open is then a crash recovery like any other.
+		l.logger.Info("ignoring a torn clean-shutdown marker: recovering as after a crash", zap.Error(err))
 		return true, -1, nil // it exists; remove it
 	}
 	return false, -1, nil
