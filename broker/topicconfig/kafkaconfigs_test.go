@@ -39,7 +39,7 @@ func TestKafkaTopicConfigsAccepted(t *testing.T) {
 		}
 	}
 	// Kafka 3.x's message.format.version spellings.
-	for _, v := range []string{"0.8.0", "0.10.2-IV0", "1.1", "2.8", "2.8.1", "3.0", "3.9-IV0"} {
+	for _, v := range []string{"0.8.0", "0.8.0.1", "0.10.0.1", "0.10.2-IV0", "1.1", "2.8", "2.8.1", "2.8.1.1", "3.0", "3.9-IV0"} {
 		if err := Validate("message.format.version", v); err != nil {
 			t.Errorf("message.format.version=%q refused: %v", v, err)
 		}
@@ -66,6 +66,11 @@ func TestKafkaTopicConfigsAccepted(t *testing.T) {
 		{"message.format.version", "garbage"},
 		{"message.format.version", "0.10"},
 		{"message.format.version", "4.0"},
+		{"message.format.version", "2.9"},
+		{"message.format.version", "1.5"},
+		{"message.format.version", "0.8.3"},
+		{"message.format.version", "3.0-IV7"},
+		{"message.format.version", "0.10.2-IV1"},
 		{"message.format.version", ""},
 	}
 	for _, kv := range bad {

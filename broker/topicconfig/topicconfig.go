@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -103,15 +102,37 @@ func cleanupPolicy(v string) error {
 	return nil
 }
 
-// kafkaVersionRE matches the versions Kafka 3.x takes for
-// message.format.version: 0.8.0 to 0.11.0 with three parts, 1.0 to 3.9
-// with two or three, each optionally with an -IVn suffix.
-var kafkaVersionRE = regexp.MustCompile(`^(0\.(8|9|10|11)\.[0-9]+|[1-3]\.[0-9](\.[0-9]+)?)(-IV[0-9]+)?$`)
+// kafkaVersions are the versions Kafka 3.x knows (MetadataVersion): each
+// short version and each inter-broker protocol version.
+var kafkaVersions = func() map[string]bool {
+	m := map[string]bool{}
+	for _, v := range strings.Fields(`0.8.0 0.8.1 0.8.2 0.9.0
+		0.10.0-IV0 0.10.0-IV1 0.10.1-IV0 0.10.1-IV1 0.10.1-IV2 0.10.2-IV0 0.11.0-IV0 0.11.0-IV1 0.11.0-IV2
+		1.0-IV0 1.1-IV0 2.0-IV0 2.0-IV1 2.1-IV0 2.1-IV1 2.1-IV2 2.2-IV0 2.2-IV1 2.3-IV0 2.3-IV1 2.4-IV0 2.4-IV1
+		2.5-IV0 2.6-IV0 2.7-IV0 2.7-IV1 2.7-IV2 2.8-IV0 2.8-IV1 3.0-IV0 3.0-IV1 3.1-IV0 3.2-IV0
+		3.3-IV0 3.3-IV1 3.3-IV2 3.3-IV3 3.4-IV0 3.5-IV0 3.5-IV1 3.5-IV2 3.6-IV0 3.6-IV1 3.6-IV2
+		3.7-IV0 3.7-IV1 3.7-IV2 3.7-IV3 3.7-IV4 3.8-IV0 3.9-IV0`) {
+		m[v] = true
+		m[strings.SplitN(v, "-", 2)[0]] = true // the short version
+	}
+	return m
+}()
 
-// kafkaVersion checks message.format.version as Kafka does, though the
-// value has no effect here: a value Kafka refuses is refused.
+// kafkaVersion checks message.format.version as Kafka 3.x does, though the
+// value has no effect here: the first three dot-separated parts of a 0.x
+// version, the first two of others, must name a version Kafka knows
+// (0.10.0.1 and 2.8.1 are 0.10.0 and 2.8; 2.9 and 3.0-IV7 are not).
 func kafkaVersion(v string) error {
-	if !kafkaVersionRE.MatchString(v) {
+	parts := strings.Split(v, ".")
+	n := 2
+	if strings.HasPrefix(v, "0.") {
+		n = 3
+	}
+	key := v
+	if len(parts) > n {
+		key = strings.Join(parts[:n], ".")
+	}
+	if !kafkaVersions[key] {
 		return fmt.Errorf("%q is not a Kafka version such as 2.8 or 3.0-IV1", v)
 	}
 	return nil
