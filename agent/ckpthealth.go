@@ -28,7 +28,9 @@ func (a *Agent) checkpointNow() {
 	}
 	a.metrics.checkpointErrors.Inc()
 	if n, log := a.ckptHealth.failed(now, err); log {
-		a.log.Error("write checkpoint: lines shipped since the last good write will be shipped again after a restart",
+		// Warn, not Error: the error says what failed, and a stack trace
+		// at every report says nothing more.
+		a.log.Warn("write checkpoint: lines shipped since the last good write will be shipped again after a restart",
 			zap.Error(err), zap.Int("failed_writes", n))
 	}
 }

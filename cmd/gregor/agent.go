@@ -246,7 +246,11 @@ func printAgentReport(w io.Writer, r agentReport) {
 	var behind int64
 	for _, f := range r.Files {
 		path := f.Path
-		if f.NowAt != "" {
+		switch f.NowAt {
+		case "":
+		case "(deleted)":
+			path += " (deleted)"
+		default:
 			path += " (now " + f.NowAt + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", f.State, unknownIfNeg(f.Size), f.Acked, unknownIfNeg(f.Behind), f.Pending, path)

@@ -38,9 +38,9 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	fromBeginning := fs.Bool("from-beginning", false, "--from beginning (the default), by the name kafka-console-consumer gives it")
 	fs.BoolVar(&follow, "follow", false, "keep waiting for new records instead of stopping at the end")
 	fs.BoolVar(&follow, "f", false, "follow (shorthand)")
-	fs.StringVar(&format, "format", `%s\n`, `output template, with kcat's -f directives: %s value, %k key, %S and %K their lengths (-1 for null), %t topic, %p partition, %o offset, %T timestamp ms, %h headers (k=v,k=v; a null value prints k=NULL), %%, \n, \t, \r, \0, \\`)
+	fs.StringVar(&format, "format", `%s\n`, `output template, with kcat's -f directives: %s value, %k key, %S and %K their lengths (-1 for null), %R the value length as a big-endian int32, %t topic, %p partition, %o offset, %T timestamp ms, %h headers (k=v,k=v; a null value prints k=NULL), %%, \n, \t, \r, \0, \\, \xHH`)
 	var printNull bool
-	fs.BoolVar(&printNull, "print-null", false, "print a null key or value as NULL (as kcat -Z does); without it, null prints as nothing, like empty")
+	fs.BoolVar(&printNull, "print-null", false, "print a null key or value as NULL (kcat -Z prints empty ones as NULL too; gregor keeps them empty); without it, null prints as nothing, like empty")
 	fs.BoolVar(&printNull, "Z", false, "print-null (shorthand)")
 	fetchMaxWait := fs.Duration("fetch-max-wait", 0, "how long the broker may hold a fetch waiting for data (0: client default)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "without --follow, give up when the cluster cannot be reached, or no record arrives while some are left to read, for this long")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -16,13 +17,15 @@ var errBadFormat = errors.New("bad format template")
 // kcat's -f has them:
 //
 //	%s value    %k key       %t topic       %p partition   %o offset
-//	%S value length, %K key length (-1 for null)
+//	%S value length, %K key length (-1 for null); %R the value length as
+//	a big-endian int32, as kcat writes it
+
 //	%T timestamp (ms)        %h headers (k=v,k=v)
 //	%% a percent sign
 //
 // %v is the value too (gregor's first templates had it).
 //
-// and the escapes \n, \t, \r, \0 and \\. A null key or value prints as
+// and the escapes \n, \t, \r, \0, \\ and \xHH (a byte in hex). A null key or value prints as
 // null, nothing unless set (consume -Z sets NULL); a null header value
 // prints as NULL, as kcat prints it, so that "k=" is an empty one.
 type recordFormat struct {
@@ -60,17 +63,18 @@ func parseRecordFormat(tmpl string) (*recordFormat, error) {
 			i++
 			d := tmpl[i]
 			if c == '\\' {
-				esc, ok := formatEscapes[d]
-				if !ok {
-					return nil, fmt.Errorf("%w: unknown escape \\%c in %q", errBadFormat, d, tmpl)
+				esc, n, err := escapeAt(tmpl, i)
+				if err != nil {
+					return nil, fmt.Errorf("%w: %v", errBadFormat, err)
 				}
 				lit = append(lit, esc)
+				i += n
 				continue
 			}
 			switch d {
 			case '%':
 				lit = append(lit, '%')
-			case 's', 'v', 'k', 'S', 'K', 'p', 'o', 't', 'T', 'h':
+			case 's', 'v', 'k', 'S', 'K', 'R', 'p', 'o', 't', 'T', 'h':
 				if d == 'v' {
 					d = 's'
 				}
@@ -111,6 +115,12 @@ func (f *recordFormat) appendRecord(dst []byte, r *kgo.Record) []byte {
 			dst = appendLen(dst, r.Value)
 		case 'K':
 			dst = appendLen(dst, r.Key)
+		case 'R':
+			n := int32(-1)
+			if r.Value != nil {
+				n = int32(len(r.Value))
+			}
+			dst = binary.BigEndian.AppendUint32(dst, uint32(n))
 		case 't':
 			dst = append(dst, r.Topic...)
 		case 'T':
@@ -157,13 +167,35 @@ func unescape(s string) (string, error) {
 			return "", fmt.Errorf("%q ends with a lone \\ (write \\\\ for a backslash)", s)
 		}
 		i++
-		esc, ok := formatEscapes[s[i]]
-		if !ok {
-			return "", fmt.Errorf("unknown escape \\%c in %q (write \\\\ for a backslash)", s[i], s)
+		esc, n, err := escapeAt(s, i)
+		if err != nil {
+			return "", fmt.Errorf("%v (write \\\\ for a backslash)", err)
 		}
 		b.WriteByte(esc)
+		i += n
 	}
 	return b.String(), nil
+}
+
+// escapeAt decodes the escape whose letter is s[i] (after a backslash):
+// one of formatEscapes, or xHH, a byte in hex, as kcat takes it. n is how
+// many bytes after the letter it used.
+func escapeAt(s string, i int) (b byte, n int, err error) {
+	if s[i] == 'x' {
+		if i+3 > len(s) {
+			return 0, 0, fmt.Errorf("\\x needs two hex digits in %q", s)
+		}
+		v, perr := strconv.ParseUint(s[i+1:i+3], 16, 8)
+		if perr != nil {
+			return 0, 0, fmt.Errorf("\\x needs two hex digits in %q", s)
+		}
+		return byte(v), 2, nil
+	}
+	esc, ok := formatEscapes[s[i]]
+	if !ok {
+		return 0, 0, fmt.Errorf("unknown escape \\%c in %q", s[i], s)
+	}
+	return esc, 0, nil
 }
 
 // startKind says where consume --from starts in each partition.

@@ -27,6 +27,8 @@ func TestRecordFormat(t *testing.T) {
 		{`%t/%p@%o`, "orders/3@42"},
 		{`%T`, "1700000000123"},
 		{`%K %S`, "2 5"},
+		{`%R`, "\x00\x00\x00\x05"},
+		{`\x41\x7e%s`, "A~hello"},
 		{`[%h]`, "[a=1,b=2]"},
 		{`100%% \t\\ \r\0`, "100% \t\\ \r\x00"},
 		{`plain`, "plain"},
@@ -59,7 +61,7 @@ func TestRecordFormat(t *testing.T) {
 }
 
 func TestRecordFormatErrors(t *testing.T) {
-	for _, tmpl := range []string{`%`, `\`, `%x`, `\q`, `abc%`} {
+	for _, tmpl := range []string{`%`, `\`, `%x`, `\q`, `abc%`, `\x4`, `\xzz`} {
 		if _, err := parseRecordFormat(tmpl); !errors.Is(err, errBadFormat) {
 			t.Errorf("parse %q: err = %v, want errBadFormat", tmpl, err)
 		}
@@ -158,6 +160,7 @@ func TestUnescape(t *testing.T) {
 		`\\`:     `\`,
 		`\r\0\n`: "\r\x00\n",
 		`|\\|`:   `|\|`,
+		`\x1f`:   "\x1f",
 	} {
 		if got, err := unescape(in); err != nil || got != want {
 			t.Errorf("unescape(%q) = %q, %v; want %q", in, got, err, want)
