@@ -536,7 +536,7 @@ func (s *Shipper) finish(e *entry, err error) {
 }
 
 // keep sets aside a record Close would fail, to be written to the spill
-// files once the client has stopped (writeKept). It releases what the
+// files once the client has stopped (closeSpill). It releases what the
 // record held, as finish does.
 func (s *Shipper) keep(e *entry) {
 	slot, size := e.slot, e.size
