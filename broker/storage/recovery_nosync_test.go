@@ -78,15 +78,8 @@ func TestTruncatedTailNotSyncedAtOpen(t *testing.T) {
 			if logSyncs.Load() == 0 {
 				t.Error("the flush after recovery synced no segment")
 			}
-			want := l.LogEndOffset()
-			mem.Crash()
-			l.closeFiles(false)
-			l = openLog(t, efs, dir, cfg)
+			l = reopenAfterPowerLoss(t, mem, efs, dir, cfg, l, l.LogEndOffset())
 			defer l.Close()
-			if got := l.LogEndOffset(); got != want {
-				t.Fatalf("LEO %d after a flush and a power loss, want %d", got, want)
-			}
-			checkSequential(t, readAll(t, l, 0), 0)
 		})
 	}
 }
@@ -182,21 +175,7 @@ func TestCleanReopenNotResynced(t *testing.T) {
 
 	l = openLog(t, efs, dir, cfg)
 	fillLog(t, l, 100, 1)
-	end := l.LogEndOffset()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if syncs.Load() == 0 {
-		t.Fatal("the close after an append fsynced nothing")
-	}
-	efs.SetHook(nil)
-	mem.Crash() // power loss: only what was fsynced survives
-	l = openLog(t, efs, dir, cfg)
-	defer l.Close()
-	if got := l.LogEndOffset(); got != end {
-		t.Fatalf("log end %d after a power loss following the clean close, want %d", got, end)
-	}
-	checkSequential(t, readAll(t, l, 0), 0)
+	closeAfterAppendSurvives(t, l, &syncs, mem, efs, dir, cfg)
 }
 
 // TestPristineLogCloseSyncsNothing: closing a log nothing was ever written
@@ -234,12 +213,16 @@ func TestPristineLogCloseSyncsNothing(t *testing.T) {
 			t.Fatalf("round %d: due flush and close of a log never written to: %d fsyncs, %d files opened, want 0 and 1", round, n, c)
 		}
 	}
-	mem.Crash()
-	l := openLog(t, efs, dir, cfg)
-	if got := l.LogEndOffset(); got != 0 {
-		t.Fatalf("log end %d after a power loss, want 0", got)
-	}
+	l := reopenAfterPowerLoss(t, mem, efs, dir, cfg, nil, 0)
 	fillLog(t, l, 0, 3)
+	closeAfterAppendSurvives(t, l, &syncs, mem, efs, dir, cfg)
+}
+
+// closeAfterAppendSurvives closes l, just appended to, checks that the
+// close fsynced something (syncs counts what efs's hook sees), and that a
+// power loss after it loses nothing.
+func closeAfterAppendSurvives(t *testing.T, l *Log, syncs *atomic.Int64, mem *vfs.MemFS, efs *vfs.ErrorFS, dir string, cfg Config) {
+	t.Helper()
 	end := l.LogEndOffset()
 	syncs.Store(0)
 	if err := l.Close(); err != nil {
@@ -249,11 +232,26 @@ func TestPristineLogCloseSyncsNothing(t *testing.T) {
 		t.Fatal("the close after an append fsynced nothing")
 	}
 	efs.SetHook(nil)
+	l = reopenAfterPowerLoss(t, mem, efs, dir, cfg, nil, end)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reopenAfterPowerLoss simulates a power loss on mem (only what was
+// fsynced survives), drops prev's files if it is still open, reopens the
+// log at dir and checks that it ends at want with its records numbered
+// from 0. The caller closes the log it returns.
+func reopenAfterPowerLoss(t *testing.T, mem *vfs.MemFS, fsys vfs.FS, dir string, cfg Config, prev *Log, want int64) *Log {
+	t.Helper()
 	mem.Crash()
-	l = openLog(t, efs, dir, cfg)
-	defer l.Close()
-	if got := l.LogEndOffset(); got != end {
-		t.Fatalf("log end %d after a power loss following the clean close, want %d", got, end)
+	if prev != nil {
+		prev.closeFiles(false)
+	}
+	l := openLog(t, fsys, dir, cfg)
+	if got := l.LogEndOffset(); got != want {
+		t.Fatalf("log end %d after a power loss, want %d", got, want)
 	}
 	checkSequential(t, readAll(t, l, 0), 0)
+	return l
 }
