@@ -6,9 +6,9 @@ package broker
 // it does not name goes back to the broker default, as in Kafka. A config
 // with a null value is not set. Every config is validated before any is
 // applied; a bad one fails the resource with INVALID_CONFIG and the
-// reason. Dynamic broker configs are not supported (as for
-// IncrementalAlterConfigs), and a resource named twice in one request is
-// INVALID_REQUEST and not altered.
+// reason. For a broker resource, the configs replace its whole set of
+// dynamic broker configs, as in Kafka (see dynamic_configs.go). A resource
+// named twice in one request is INVALID_REQUEST and not altered.
 
 import (
 	"errors"
@@ -38,7 +38,15 @@ func (b *Broker) handleAlterConfigs(_ wire.RequestHeader, req *kmsg.AlterConfigs
 		sr.ResourceName = rr.ResourceName
 		err := named.repeated(rr.ResourceType, rr.ResourceName)
 		if err == nil {
-			err = alterResource(rr.ResourceType, func() error { return b.replaceTopicConfigs(&rr, req.ValidateOnly) })
+			err = alterResource(rr.ResourceType,
+				func() error { return b.replaceTopicConfigs(&rr, req.ValidateOnly) },
+				func() error {
+					changes := make([]configChange, len(rr.Configs))
+					for i, c := range rr.Configs {
+						changes[i] = configChange{c.Name, kmsg.IncrementalAlterConfigOpSet, c.Value}
+					}
+					return b.alterBrokerConfigs(rr.ResourceName, changes, true, req.ValidateOnly)
+				})
 		}
 		if err != nil {
 			sr.ErrorCode = errorCode(err)
@@ -82,7 +90,7 @@ func (b *Broker) replaceTopicConfigs(rr *kmsg.AlterConfigsRequestResource, valid
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%v: %w", err, kerr.InvalidConfig)
 	}
-	if err := topicconfig.ValidateCombination(b.defaults.Effective(next)); err != nil {
+	if err := topicconfig.ValidateCombination(b.topicDefaults().Effective(next)); err != nil {
 		return fmt.Errorf("%v: %w", err, kerr.InvalidConfig)
 	}
 	if err := b.checkInternalConfigs(t, next); err != nil {
@@ -105,7 +113,7 @@ func (b *Broker) checkInternalConfigs(t meta.Topic, next map[string]string) erro
 	if !t.Internal {
 		return nil
 	}
-	if p := b.defaults.Effective(next)["cleanup.policy"]; p != "compact" {
+	if p := b.topicDefaults().Effective(next)["cleanup.policy"]; p != "compact" {
 		return fmt.Errorf("topic %q is internal: its cleanup.policy must stay compact (this change makes it %q); give cleanup.policy=compact with the other configs: %w",
 			t.Name, p, kerr.InvalidConfig)
 	}

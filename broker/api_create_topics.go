@@ -62,13 +62,14 @@ func (b *Broker) handleCreateTopics(_ wire.RequestHeader, req *kmsg.CreateTopics
 		st.TopicID = t.ID
 		st.NumPartitions = t.Partitions
 		st.ReplicationFactor = 1
-		eff := b.defaults.Effective(t.Configs)
+		layers := b.layers.Load()
+		eff := layers.defaults.Effective(t.Configs)
 		for _, d := range topicconfig.Defs() {
 			c := kmsg.NewCreateTopicsResponseTopicConfig()
 			c.Name = d.Name
 			v := eff[d.Name]
 			c.Value = &v
-			c.Source = configSource(t.Configs, d, b.cfg.Props)
+			c.Source = layers.topicConfigSource(t.Configs, d, b.cfg.Props)
 			st.Configs = append(st.Configs, c)
 		}
 	}
@@ -128,39 +129,6 @@ func (b *Broker) topicFromRequest(rt *kmsg.CreateTopicsRequestTopic, duplicate b
 		return meta.Topic{}, err
 	}
 	return b.newTopic(rt.Topic, partitions, configs)
-}
-
-// Config sources as DescribeConfigs numbers them.
-const (
-	sourceDynamicTopic int8 = 1
-	sourceStaticBroker int8 = 4
-	sourceDefault      int8 = 5
-)
-
-func configSource(topicConfigs map[string]string, d topicconfig.Def, props map[string]string) int8 {
-	if _, ok := topicConfigs[d.Name]; ok {
-		return sourceDynamicTopic
-	}
-	if _, _, ok := brokerSetting(props, d); ok {
-		return sourceStaticBroker
-	}
-	return sourceDefault
-}
-
-// brokerSetting returns the broker property that sets d's default, if one
-// is set: d's broker key, or for retention.ms, as Kafka reads them,
-// log.retention.minutes and then log.retention.hours.
-func brokerSetting(props map[string]string, d topicconfig.Def) (key, value string, ok bool) {
-	keys := []string{d.BrokerKey}
-	if d.Name == "retention.ms" {
-		keys = append(keys, "log.retention.minutes", "log.retention.hours")
-	}
-	for _, k := range keys {
-		if v, ok := props[k]; ok && k != "" {
-			return k, v, true
-		}
-	}
-	return "", "", false
 }
 
 // checkReplicas checks a partition's replica assignment: this broker

@@ -17,6 +17,8 @@ package broker
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -84,7 +86,8 @@ func (b *Broker) describeTopicConfigs(req *kmsg.DescribeConfigsRequest, rr *kmsg
 		return fmt.Errorf("topic %q does not exist: %w", rr.ResourceName, kerr.UnknownTopicOrPartition)
 	}
 	want := wanted(rr.ConfigNames)
-	eff := b.defaults.Effective(t.Configs)
+	layers := b.layers.Load()
+	eff := layers.defaults.Effective(t.Configs)
 	for _, d := range topicconfig.Defs() {
 		if !want(d.Name) {
 			continue
@@ -93,7 +96,7 @@ func (b *Broker) describeTopicConfigs(req *kmsg.DescribeConfigsRequest, rr *kmsg
 		c.Name = d.Name
 		v := eff[d.Name]
 		c.Value = &v
-		src := configSource(t.Configs, d, b.cfg.Props)
+		src := layers.topicConfigSource(t.Configs, d, b.cfg.Props)
 		c.Source = kmsg.ConfigSource(src)
 		c.IsDefault = src == sourceDefault
 		c.ConfigType = kmsg.ConfigType(d.Type)
@@ -102,14 +105,13 @@ func (b *Broker) describeTopicConfigs(req *kmsg.DescribeConfigsRequest, rr *kmsg
 			c.Documentation = &doc
 		}
 		if req.IncludeSynonyms {
+			// In Kafka's order: the value in effect, then what it
+			// overrides.
 			if tv, ok := t.Configs[d.Name]; ok {
 				c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(d.Name, tv, sourceDynamicTopic))
 			}
-			if bk, bv, ok := brokerSetting(b.cfg.Props, d); ok {
-				c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(bk, bv, sourceStaticBroker))
-			}
-			if d.BrokerKey != "" {
-				c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(d.BrokerKey, d.Default, sourceDefault))
+			for _, s := range layers.defaultChain(d, b.cfg.Props) {
+				c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(s.key, s.value, s.src))
 			}
 		}
 		sr.Configs = append(sr.Configs, c)
@@ -127,10 +129,27 @@ func synonym(name, value string, src int8) kmsg.DescribeConfigsResponseResourceC
 }
 
 func (b *Broker) describeBrokerConfigs(req *kmsg.DescribeConfigsRequest, rr *kmsg.DescribeConfigsRequestResource, sr *kmsg.DescribeConfigsResponseResource) error {
+	layers := b.layers.Load()
+	want := wanted(rr.ConfigNames)
 	if rr.ResourceName == "" {
 		// The cluster-wide default resource holds the dynamic defaults
 		// set for every broker (DYNAMIC_DEFAULT_BROKER_CONFIG), as in
-		// Kafka; gregor's settings are all static, so it is empty.
+		// Kafka.
+		for _, n := range slices.Sorted(maps.Keys(layers.cluster)) {
+			if !want(n) {
+				continue
+			}
+			c := kmsg.NewDescribeConfigsResponseResourceConfig()
+			c.Name = n
+			v := layers.cluster[n]
+			c.Value = &v
+			c.Source = kmsg.ConfigSource(sourceDynamicDefault)
+			c.ConfigType = kmsg.ConfigType(brokerConfigType(n))
+			if req.IncludeSynonyms {
+				c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(n, v, sourceDynamicDefault))
+			}
+			sr.Configs = append(sr.Configs, c)
+		}
 		return nil
 	}
 	if err := b.thisBroker(rr.ResourceName); err != nil {
@@ -159,30 +178,42 @@ func (b *Broker) describeBrokerConfigs(req *kmsg.DescribeConfigsRequest, rr *kms
 		props[k] = v
 		explicit[k] = true
 	}
-	// log.retention.minutes or .hours set the retention when .ms is not
-	// given: show the value in effect, as set by the broker's config.
-	if d, ok := topicconfig.Lookup("retention.ms"); ok && !explicit["log.retention.ms"] {
-		if _, _, set := brokerSetting(b.cfg.Props, d); set {
-			props["log.retention.ms"] = b.defaults["retention.ms"]
-			explicit["log.retention.ms"] = true
-		}
-	}
 	names := make([]string, 0, len(props))
 	for k := range props {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	want := wanted(rr.ConfigNames)
 	for _, n := range names {
 		if !want(n) {
 			continue
 		}
 		c := kmsg.NewDescribeConfigsResponseResourceConfig()
 		c.Name = n
+		c.ConfigType = kmsg.ConfigType(brokerConfigType(n))
 		v := props[n]
+		if d, ok := topicconfig.LookupBrokerKey(n); ok {
+			// A topic config's default: dynamic, in Kafka's order of
+			// precedence (see dynamic_configs.go).
+			chain := layers.defaultChain(d, b.cfg.Props)
+			v = chain[0].value
+			if chain[0].key != n {
+				// log.retention.minutes or .hours set the retention:
+				// show the value in effect.
+				v = layers.defaults[d.Name]
+			}
+			c.Value = &v
+			c.Source = kmsg.ConfigSource(chain[0].src)
+			c.IsDefault = chain[0].src == sourceDefault
+			if req.IncludeSynonyms {
+				for _, s := range chain {
+					c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(s.key, s.value, s.src))
+				}
+			}
+			sr.Configs = append(sr.Configs, c)
+			continue
+		}
 		c.Value = &v
 		c.ReadOnly = true
-		c.ConfigType = kmsg.ConfigType(brokerConfigType(n))
 		if explicit[n] {
 			c.Source = kmsg.ConfigSource(sourceStaticBroker)
 		} else {

@@ -8,7 +8,8 @@ package broker
 // resource with INVALID_CONFIG and the reason. A resource named twice in
 // one request is INVALID_REQUEST and not altered. Changes apply to the
 // partitions' logs at once (retention, segment size, flush policy).
-// Dynamic broker configs are not supported.
+// Broker resources take the dynamic broker configs: the defaults of topic
+// configs (see dynamic_configs.go).
 
 import (
 	"errors"
@@ -38,7 +39,15 @@ func (b *Broker) handleIncrementalAlterConfigs(_ wire.RequestHeader, req *kmsg.I
 		sr.ResourceName = rr.ResourceName
 		err := named.repeated(rr.ResourceType, rr.ResourceName)
 		if err == nil {
-			err = alterResource(rr.ResourceType, func() error { return b.alterTopicConfigs(&rr, req.ValidateOnly) })
+			err = alterResource(rr.ResourceType,
+				func() error { return b.alterTopicConfigs(&rr, req.ValidateOnly) },
+				func() error {
+					changes := make([]configChange, len(rr.Configs))
+					for i, c := range rr.Configs {
+						changes[i] = configChange{c.Name, c.Op, c.Value}
+					}
+					return b.alterBrokerConfigs(rr.ResourceName, changes, false, req.ValidateOnly)
+				})
 		}
 		if err != nil {
 			sr.ErrorCode = errorCode(err)
@@ -70,14 +79,13 @@ func (c resourceCounts) repeated(typ kmsg.ConfigResourceType, name string) error
 }
 
 // alterResource alters a config resource of type rt with alterTopic if
-// it is a topic; other types are refused (dynamic broker configs are not
-// supported).
-func alterResource(rt kmsg.ConfigResourceType, alterTopic func() error) error {
+// it is a topic, alterBroker if it is a broker; other types are refused.
+func alterResource(rt kmsg.ConfigResourceType, alterTopic, alterBroker func() error) error {
 	switch rt {
 	case kmsg.ConfigResourceTypeTopic:
 		return alterTopic()
 	case kmsg.ConfigResourceTypeBroker:
-		return fmt.Errorf("dynamic broker configs are not supported; set them with --set at startup: %w", kerr.InvalidRequest)
+		return alterBroker()
 	default:
 		if rt == kmsg.ConfigResourceTypeBrokerLogger {
 			return fmt.Errorf("log levels cannot be changed at runtime; restart the broker with --log-level: %w", kerr.InvalidRequest)
@@ -110,7 +118,7 @@ func (b *Broker) alterTopicConfigs(rr *kmsg.IncrementalAlterConfigsRequestResour
 			return fmt.Errorf("config %s: unknown operation %d: %w", c.Name, c.Op, kerr.InvalidRequest)
 		}
 	}
-	eff := b.defaults.Effective(t.Configs)
+	eff := b.topicDefaults().Effective(t.Configs)
 	var errs []error
 	for _, c := range rr.Configs {
 		d, known := topicconfig.Lookup(c.Name)
@@ -151,7 +159,7 @@ func (b *Broker) alterTopicConfigs(rr *kmsg.IncrementalAlterConfigsRequestResour
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%v: %w", err, kerr.InvalidConfig)
 	}
-	if err := topicconfig.ValidateCombination(b.defaults.Effective(next)); err != nil {
+	if err := topicconfig.ValidateCombination(b.topicDefaults().Effective(next)); err != nil {
 		return fmt.Errorf("%v: %w", err, kerr.InvalidConfig)
 	}
 	if err := b.checkInternalConfigs(t, next); err != nil {

@@ -45,7 +45,9 @@ type Broker struct {
 	logs         *storage.Manager
 	budget       *requestBudget // queued.max.request.bytes: request frames
 	convBudget   *requestBudget // queued.max.request.bytes again: records converted for Fetch v0-v3
-	defaults     topicconfig.Defaults
+	// layers are the dynamic broker configs and the topic-config
+	// defaults in effect (see dynamic_configs.go).
+	layers atomic.Pointer[configLayers]
 	metrics      *metrics
 	waiters      *waiters
 	self         meta.Broker
@@ -112,7 +114,6 @@ func New(cfg Config, opts Options) (*Broker, error) {
 	b.mu.conns = make(map[*conn]struct{})
 	b.mu.perIP = make(map[string]int)
 	b.connFreed = make(chan struct{}, 1)
-	b.defaults = topicconfig.NewDefaults(cfg.Props)
 	b.metrics = newMetrics(&b.fetchSessions, b.writeFailures, b.flushLag)
 	b.waiters = newWaiters()
 	b.budget = newRequestBudget(cfg.prop("queued.max.request.bytes"))
@@ -171,6 +172,7 @@ func New(cfg Config, opts Options) (*Broker, error) {
 		b.metaRepaired = repaired
 	}
 	b.store = store
+	b.loadConfigLayers()
 
 	start := time.Now()
 	logs, err := storage.OpenManager(storage.ManagerOptions{
@@ -375,7 +377,13 @@ func checkMetadataPresent(fs vfs.FS, dataDir string) error {
 // storageConfigFor is the effective storage config of a topic.
 func (b *Broker) storageConfigFor(topic string) storage.Config {
 	t, _ := b.store.Topic(topic)
-	c := topicconfig.StorageConfig(b.defaults.Effective(t.Configs))
+	return b.storageConfigOf(t.Configs)
+}
+
+// storageConfigOf is the storage config of a topic whose own configs are
+// topicConfigs.
+func (b *Broker) storageConfigOf(topicConfigs map[string]string) storage.Config {
+	c := topicconfig.StorageConfig(b.topicDefaults().Effective(topicConfigs))
 	c.ProducerIDExpirationMs = b.cfg.prop("producer.id.expiration.ms")
 	switch retain := b.cfg.prop("log.pagecache.retain.bytes"); {
 	case retain < 0:

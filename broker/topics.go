@@ -89,7 +89,7 @@ func (b *Broker) newTopic(name string, partitions int32, configs map[string]stri
 	if err := errors.Join(errs...); err != nil {
 		return meta.Topic{}, err
 	}
-	if err := topicconfig.ValidateCombination(b.defaults.Effective(configs)); err != nil {
+	if err := topicconfig.ValidateCombination(b.topicDefaults().Effective(configs)); err != nil {
 		return meta.Topic{}, err
 	}
 	id, err := meta.NewTopicID()
@@ -390,7 +390,7 @@ func (b *Broker) setTopicConfigs(name string, configs map[string]string) error {
 		return err
 	}
 	b.minISR.Delete(name)
-	sc := topicconfig.StorageConfig(b.defaults.Effective(configs))
+	sc := b.storageConfigOf(configs)
 	for p := int32(0); p < t.Partitions; p++ {
 		if l := b.logs.Log(name, p); l != nil {
 			l.SetConfig(sc)
@@ -412,7 +412,7 @@ func (b *Broker) minInsyncReplicas(topic string) int32 {
 		return v.(int32)
 	}
 	t, _ := b.store.Topic(topic)
-	n, err := strconv.ParseInt(b.defaults.Effective(t.Configs)["min.insync.replicas"], 10, 32)
+	n, err := strconv.ParseInt(b.topicDefaults().Effective(t.Configs)["min.insync.replicas"], 10, 32)
 	if err != nil || n < 1 {
 		n = 1
 	}

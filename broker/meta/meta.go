@@ -23,6 +23,7 @@ var (
 	ErrClosed            = errors.New("metadata store closed")
 	ErrProducerIDsSpent  = errors.New("producer ids exhausted")
 	ErrStoreUnavailable  = errors.New("metadata store unavailable")
+	ErrInvalidEntity     = errors.New("invalid config entity")
 )
 
 // TopicID is a topic's 16-byte UUID (KIP-516), as kmsg carries it.
@@ -111,6 +112,14 @@ type Store interface {
 	// LeaderEpoch, without copying the rest (fetches check it for every
 	// partition they read).
 	LeaderEpoch(topic string, partition int32) (int32, bool)
+	// BrokerConfigs returns the dynamic broker configs of entity: "" for
+	// the cluster-wide defaults, a decimal broker id for one broker's own
+	// (empty if none are set).
+	BrokerConfigs(entity string) map[string]string
+	// SetBrokerConfigs replaces the dynamic broker configs of entity
+	// (none removes them); ErrInvalidEntity if entity is neither "" nor a
+	// broker id.
+	SetBrokerConfigs(entity string, configs map[string]string) error
 	// NextProducerID allocates a producer id, unique for the cluster's life.
 	NextProducerID() (int64, error)
 	// Close releases the store.

@@ -18,6 +18,9 @@ type snapshot struct {
 	// written before the journal existed) means none does.
 	Journal uint64  `json:"journal,omitempty"`
 	Topics  []Topic `json:"topics"`
+	// BrokerConfigs are the dynamic broker configs by entity ("" the
+	// cluster-wide default, else a broker id); absent when none are set.
+	BrokerConfigs map[string]map[string]string `json:"broker_configs,omitempty"`
 }
 
 const journalPrefix = "meta.log."
@@ -44,6 +47,7 @@ func encodeSnapshot(st *state, gen uint64) ([]byte, error) {
 		ProducerIDLimit: st.producerIDLimit,
 		Journal:         gen,
 		Topics:          make([]Topic, 0, len(st.names)),
+		BrokerConfigs:   st.brokerConfigs,
 	}
 	for _, t := range st.sortedTopics() {
 		snap.Topics = append(snap.Topics, *t)
@@ -75,5 +79,11 @@ func decodeSnapshot(path string, data []byte) (st *state, journal uint64, err er
 		return nil, 0, fmt.Errorf("metadata %s lists an impossible topic: %w", path, err)
 	}
 	st.apply(&create)
+	for entity, configs := range snap.BrokerConfigs {
+		if err := checkBrokerEntity(entity); err != nil {
+			return nil, 0, fmt.Errorf("metadata %s: %w", path, err)
+		}
+		st.setBrokerConfigs(entity, configs)
+	}
 	return st, snap.Journal, nil
 }

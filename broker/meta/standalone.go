@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -399,6 +400,27 @@ func (s *Standalone) SetTopicConfigs(name string, configs map[string]string) err
 	for k, v := range configs {
 		e.Configs[k] = v
 	}
+	if err := s.mu.st.check(e); err != nil {
+		return err
+	}
+	return s.commitLocked(e)
+}
+
+// BrokerConfigs implements Store.
+func (s *Standalone) BrokerConfigs(entity string) map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.mu.st.brokerConfigs[entity])
+}
+
+// SetBrokerConfigs implements Store.
+func (s *Standalone) SetBrokerConfigs(entity string, configs map[string]string) error {
+	s.w.Lock()
+	defer s.w.Unlock()
+	if err := s.writableLocked(); err != nil {
+		return err
+	}
+	e := &entry{Op: opBrokerConfigs, Name: entity, Configs: maps.Clone(configs)}
 	if err := s.mu.st.check(e); err != nil {
 		return err
 	}

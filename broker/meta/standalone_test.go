@@ -53,7 +53,8 @@ func dump(s *Standalone) string {
 	s.mu.Lock()
 	limit := s.mu.st.producerIDLimit
 	s.mu.Unlock()
-	return fmt.Sprintf("cluster=%s limit=%d topics=%+v", s.ClusterID(), limit, s.Topics())
+	return fmt.Sprintf("cluster=%s limit=%d topics=%+v default=%v broker1=%v", s.ClusterID(), limit, s.Topics(),
+		s.BrokerConfigs(""), s.BrokerConfigs("1"))
 }
 
 // changes make one change of every kind, in an order where each applies.
@@ -79,6 +80,15 @@ var changes = []struct {
 	{"clear configs", func(s *Standalone) error { return s.SetTopicConfigs("a", map[string]string{}) }},
 	{"delete one", func(s *Standalone) error { return s.DeleteTopic("b") }},
 	{"create again", func(s *Standalone) error { return s.CreateTopic(topic("b", 7)) }},
+	{"broker defaults", func(s *Standalone) error {
+		return s.SetBrokerConfigs("", map[string]string{"log.retention.ms": "5000", "log.segment.bytes": "2048"})
+	}},
+	{"broker's own", func(s *Standalone) error {
+		return s.SetBrokerConfigs("1", map[string]string{"log.retention.ms": "6000"})
+	}},
+	{"broker defaults cut", func(s *Standalone) error {
+		return s.SetBrokerConfigs("", map[string]string{"log.segment.bytes": "4096"})
+	}},
 }
 
 // makeChanges runs changes on s and returns the store's dump before the
@@ -190,6 +200,9 @@ func TestStoreSemantics(t *testing.T) {
 		{"shrink", s.SetPartitionCount("a", 1), ErrInvalidPartitions},
 		{"grow missing", s.SetPartitionCount("zz", 3), ErrUnknownTopic},
 		{"configs of missing", s.SetTopicConfigs("zz", nil), ErrUnknownTopic},
+		{"broker configs of a name", s.SetBrokerConfigs("b1", map[string]string{"k": "v"}), ErrInvalidEntity},
+		{"broker configs of 01", s.SetBrokerConfigs("01", map[string]string{"k": "v"}), ErrInvalidEntity},
+		{"broker configs of -1", s.SetBrokerConfigs("-1", map[string]string{"k": "v"}), ErrInvalidEntity},
 	} {
 		if !errors.Is(tc.err, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, tc.err, tc.want)
@@ -213,12 +226,19 @@ func TestStoreSemantics(t *testing.T) {
 	if again, _ := s.Topic("a"); again.Configs["k"] != "v" {
 		t.Fatalf("configs aliased: %v", again.Configs)
 	}
+	must(s.SetBrokerConfigs("", cfg))
+	cfg["k"] = "changed again"
+	s.BrokerConfigs("")["k"] = "changed too"
+	if again := s.BrokerConfigs(""); again["k"] != "changed" {
+		t.Fatalf("broker configs aliased: %v", again)
+	}
 	closeStore(t, s)
 	for name, err := range map[string]error{
 		"create":      s.CreateTopic(topic("x", 1)),
 		"delete":      s.DeleteTopic("a"),
 		"partitions":  s.SetPartitionCount("a", 9),
 		"configs":     s.SetTopicConfigs("a", nil),
+		"broker":      s.SetBrokerConfigs("", nil),
 		"producer id": func() error { _, err := s.NextProducerID(); return err }(),
 	} {
 		if !errors.Is(err, ErrClosed) {
@@ -419,6 +439,9 @@ func TestCompaction(t *testing.T) {
 	mem := vfs.NewCrashable()
 	s := openStore(t, mem)
 	s.w.compactMin = 512
+	if err := s.SetBrokerConfigs("", map[string]string{"log.retention.ms": "5000"}); err != nil {
+		t.Fatal(err)
+	}
 	var want string
 	for i := 0; i < 200; i++ {
 		if err := s.CreateTopic(topic(fmt.Sprintf("topic-%03d", i), 1)); err != nil {
@@ -448,6 +471,9 @@ func TestCompaction(t *testing.T) {
 	}
 	if got := readSnapshot(t, mem).Journal; got != gen {
 		t.Fatalf("snapshot names journal %d, store appends to %d", got, gen)
+	}
+	if got := readSnapshot(t, mem).BrokerConfigs[""]["log.retention.ms"]; got != "5000" {
+		t.Fatalf("snapshot's dynamic default log.retention.ms = %q, want 5000", got)
 	}
 	entries, err := mem.ReadDir(testDir)
 	if err != nil {

@@ -2,8 +2,10 @@ package meta
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
+	"strconv"
 )
 
 // state is the standalone store's metadata, as the snapshot holds it and
@@ -18,6 +20,10 @@ type state struct {
 	// byID maps each topic's id to its name; kept by apply (nil until
 	// the first topic).
 	byID map[TopicID]string
+	// brokerConfigs are the dynamic broker configs, by entity: "" is
+	// the cluster-wide default, a decimal broker id one broker's own.
+	// A map held here is never changed in place: a change replaces it.
+	brokerConfigs map[string]map[string]string
 }
 
 // Journal operations (the "op" of an entry; see docs/format.md).
@@ -27,6 +33,7 @@ const (
 	opSetPartitions   = "set_partitions"
 	opSetConfigs      = "set_configs"
 	opProducerIDLimit = "producer_id_limit"
+	opBrokerConfigs   = "set_broker_configs"
 )
 
 // entry is one change to the state: the JSON body of a journal entry. Only
@@ -35,9 +42,9 @@ type entry struct {
 	Op         string            `json:"op"`
 	Topics     []Topic           `json:"topics,omitempty"`     // create_topics
 	Names      []string          `json:"names,omitempty"`      // delete_topics
-	Name       string            `json:"name,omitempty"`       // set_partitions, set_configs
+	Name       string            `json:"name,omitempty"`       // set_partitions, set_configs, set_broker_configs
 	Partitions int32             `json:"partitions,omitempty"` // set_partitions
-	Configs    map[string]string `json:"configs,omitempty"`    // set_configs
+	Configs    map[string]string `json:"configs,omitempty"`    // set_configs, set_broker_configs
 	Limit      int64             `json:"limit,omitempty"`      // producer_id_limit
 }
 
@@ -76,6 +83,10 @@ func (st *state) check(e *entry) error {
 	case opSetConfigs:
 		if _, ok := st.topics[e.Name]; !ok {
 			return fmt.Errorf("topic %q: %w", e.Name, ErrUnknownTopic)
+		}
+	case opBrokerConfigs:
+		if err := checkBrokerEntity(e.Name); err != nil {
+			return err
 		}
 	case opProducerIDLimit:
 		if e.Limit <= st.producerIDLimit {
@@ -122,9 +133,37 @@ func (st *state) apply(e *entry) {
 			t.Configs[k] = v
 		}
 		st.topics[e.Name] = &t
+	case opBrokerConfigs:
+		st.setBrokerConfigs(e.Name, e.Configs)
 	case opProducerIDLimit:
 		st.producerIDLimit = e.Limit
 	}
+}
+
+// checkBrokerEntity checks the entity of dynamic broker configs: "" (the
+// cluster-wide default) or a broker id, in decimal without leading zeros.
+func checkBrokerEntity(entity string) error {
+	if entity == "" {
+		return nil
+	}
+	id, err := strconv.ParseInt(entity, 10, 32)
+	if err != nil || id < 0 || strconv.FormatInt(id, 10) != entity {
+		return fmt.Errorf("dynamic broker configs of %q: not a broker id: %w", entity, ErrInvalidEntity)
+	}
+	return nil
+}
+
+// setBrokerConfigs replaces the dynamic configs of entity (none: removes
+// them).
+func (st *state) setBrokerConfigs(entity string, configs map[string]string) {
+	if len(configs) == 0 {
+		delete(st.brokerConfigs, entity)
+		return
+	}
+	if st.brokerConfigs == nil {
+		st.brokerConfigs = make(map[string]map[string]string, 1)
+	}
+	st.brokerConfigs[entity] = maps.Clone(configs)
 }
 
 // addNames adds the names of ts, none of them present, to the sorted
