@@ -47,10 +47,10 @@ type Broker struct {
 	convBudget   *requestBudget // queued.max.request.bytes again: records converted for Fetch v0-v3
 	// layers are the dynamic broker configs and the topic-config
 	// defaults in effect (see dynamic_configs.go).
-	layers atomic.Pointer[configLayers]
-	metrics      *metrics
-	waiters      *waiters
-	self         meta.Broker
+	layers  atomic.Pointer[configLayers]
+	metrics *metrics
+	waiters *waiters
+	self    meta.Broker
 	// refusals limits the logging of requests refused with the connection
 	// and of failed accepts (see lograte.go).
 	refusals *logLimiter
