@@ -4,10 +4,12 @@ package broker
 //
 // Topic resources list every topic config gregor knows with its effective
 // value and source: DYNAMIC_TOPIC_CONFIG when set on the topic,
-// STATIC_BROKER_CONFIG when a broker property supplies it, DEFAULT_CONFIG
-// otherwise (synonyms from v1, types and documentation from v3). Broker
-// resources list the broker's properties; the broker's own id or an empty
-// name select this broker. A null or empty list of config names asks for
+// DYNAMIC_BROKER_CONFIG or DYNAMIC_DEFAULT_BROKER_CONFIG when a dynamic
+// broker config supplies it (see dynamic_configs.go), STATIC_BROKER_CONFIG
+// when a broker property does, DEFAULT_CONFIG otherwise (synonyms from v1,
+// types and documentation from v3). Broker resources list the broker's
+// properties (the broker's own id) or the cluster-wide dynamic defaults
+// (an empty name). A null or empty list of config names asks for
 // every config, as in Kafka; a topic name Kafka would refuse is
 // INVALID_TOPIC_EXCEPTION rather than UNKNOWN_TOPIC_OR_PARTITION. Broker
 // logger resources (kafka-configs --entity-type broker-loggers) list the

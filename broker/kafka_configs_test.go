@@ -233,7 +233,7 @@ func TestConfigValuesTrimmed(t *testing.T) {
 // TestBrokerConfigSources: settings given by flags (--num-partitions,
 // --auto-create-topics) are STATIC_BROKER_CONFIG, not defaults; synonyms
 // are listed when asked for; and the cluster-wide resource (broker "")
-// holds no dynamic defaults, as in Kafka.
+// holds no dynamic defaults until some are set.
 func TestBrokerConfigSources(t *testing.T) {
 	b := startBroker(t, nil, "", func(c *Config) {
 		c.NumPartitions = 3

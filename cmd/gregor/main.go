@@ -40,6 +40,7 @@ func commands() []command {
 		}},
 		{"topic", "create, list, describe, alter, add partitions to and delete topics", runTopic},
 		{"group", "list, describe, delete consumer groups and reset their offsets", runGroup},
+		{"config", "show and change dynamic broker configs (defaults of topic configs)", runConfig},
 		{"produce", "produce lines from stdin as records", runProduce},
 		{"consume", "print records of a topic", runConsume},
 		{"perf", "measure produce, consume and end-to-end latency", runPerf},
