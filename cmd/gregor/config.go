@@ -94,12 +94,7 @@ func configDescribe(ctx context.Context, args []string, _ io.Reader, stdout, std
 		if !*all && !dynamic {
 			continue
 		}
-		v := "<sensitive>"
-		if c.Value != nil {
-			v = *c.Value
-		} else if !c.IsSensitive {
-			v = "<null>"
-		}
+		v := configValue(&c)
 		mode := "dynamic"
 		if c.ReadOnly {
 			mode = "static"
@@ -139,22 +134,8 @@ func configAlter(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	req.ValidateOnly = *validateOnly
 	rr := kmsg.NewIncrementalAlterConfigsRequestResource()
 	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeBroker, name
-	for _, kv := range sets {
-		k, v, err := parseKeyValue(kv)
-		if err != nil {
-			return usagef("--set: %w", err)
-		}
-		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
-		c.Name, c.Op, c.Value = k, kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr(v)
-		rr.Configs = append(rr.Configs, c)
-	}
-	for _, k := range deletes {
-		if k == "" {
-			return usagef("--delete: empty config name")
-		}
-		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
-		c.Name, c.Op = k, kmsg.IncrementalAlterConfigOpDelete
-		rr.Configs = append(rr.Configs, c)
+	if rr.Configs, err = configChanges(sets, deletes); err != nil {
+		return err
 	}
 	req.Resources = append(req.Resources, rr)
 	cl, ctx, done, err := af.connect(ctx)

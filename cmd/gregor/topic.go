@@ -226,18 +226,25 @@ func topicDescribe(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	fmt.Fprintln(stdout, "Configs:")
 	tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	for _, c := range configs {
-		v := "<sensitive>"
-		if c.Value != nil {
-			v = *c.Value
-		} else if !c.IsSensitive {
-			v = "<null>"
-		}
+		v := configValue(&c)
 		fmt.Fprintf(tw, "  %s=%s\t%s\n", c.Name, v, c.Source)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}
 	return nil
+}
+
+// configValue is a described config's value as printed: <null> for none,
+// <sensitive> for a sensitive one the broker does not show.
+func configValue(c *kmsg.DescribeConfigsResponseResourceConfig) string {
+	switch {
+	case c.Value != nil:
+		return *c.Value
+	case c.IsSensitive:
+		return "<sensitive>"
+	}
+	return "<null>"
 }
 
 // partitionSizes returns the bytes on disk of each of the topic's
@@ -372,25 +379,8 @@ func topicAlterConfig(ctx context.Context, args []string, _ io.Reader, stdout, s
 	rr := kmsg.NewIncrementalAlterConfigsRequestResource()
 	rr.ResourceType = kmsg.ConfigResourceTypeTopic
 	rr.ResourceName = name
-	for _, kv := range sets {
-		k, v, err := parseKeyValue(kv)
-		if err != nil {
-			return usagef("--set: %w", err)
-		}
-		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
-		c.Name = k
-		c.Op = kmsg.IncrementalAlterConfigOpSet
-		c.Value = kmsg.StringPtr(v)
-		rr.Configs = append(rr.Configs, c)
-	}
-	for _, k := range deletes {
-		if k == "" {
-			return usagef("--delete: empty config name")
-		}
-		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
-		c.Name = k
-		c.Op = kmsg.IncrementalAlterConfigOpDelete
-		rr.Configs = append(rr.Configs, c)
+	if rr.Configs, err = configChanges(sets, deletes); err != nil {
+		return err
 	}
 	req.Resources = append(req.Resources, rr)
 
@@ -414,6 +404,30 @@ func topicAlterConfig(ctx context.Context, args []string, _ io.Reader, stdout, s
 		return nil
 	}
 	return fmt.Errorf("alter configs of %s: no answer for the topic", name)
+}
+
+// configChanges are the IncrementalAlterConfigs changes of --set key=value
+// and --delete key flags.
+func configChanges(sets, deletes []string) ([]kmsg.IncrementalAlterConfigsRequestResourceConfig, error) {
+	var out []kmsg.IncrementalAlterConfigsRequestResourceConfig
+	for _, kv := range sets {
+		k, v, err := parseKeyValue(kv)
+		if err != nil {
+			return nil, usagef("--set: %w", err)
+		}
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		c.Name, c.Op, c.Value = k, kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr(v)
+		out = append(out, c)
+	}
+	for _, k := range deletes {
+		if k == "" {
+			return nil, usagef("--delete: empty config name")
+		}
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		c.Name, c.Op = k, kmsg.IncrementalAlterConfigOpDelete
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 func topicAddPartitions(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
