@@ -181,12 +181,13 @@ func TestListOffsetsAndDeleteRecords(t *testing.T) {
 }
 
 // TestDeleteRecordsRefusedOnCompactOnlyTopic: as in Kafka, records of a
-// topic whose cleanup.policy lacks delete cannot be deleted
-// (POLICY_VIOLATION), and the log start stays put; compact,delete allows it.
+// topic whose cleanup.policy lacks delete (compact, or empty) cannot be
+// deleted (POLICY_VIOLATION), and the log start stays put; compact,delete
+// allows it.
 func TestDeleteRecordsRefusedOnCompactOnlyTopic(t *testing.T) {
 	b := startBroker(t, nil, "", nil)
 	cl := newClient(t, b)
-	for _, policy := range []string{"compact", "compact,delete"} {
+	for _, policy := range []string{"compact", "", "compact,delete"} {
 		topic := "dr-" + strings.ReplaceAll(policy, ",", "-")
 		createTopic(t, cl, topic, 1, map[string]string{"cleanup.policy": policy})
 		for i := range 3 {
@@ -196,7 +197,7 @@ func TestDeleteRecordsRefusedOnCompactOnlyTopic(t *testing.T) {
 			}
 		}
 		p := deleteRecords(t, cl, topic, 0, 2)
-		if policy == "compact" {
+		if policy != "compact,delete" {
 			if p.ErrorCode != kerr.PolicyViolation.Code {
 				t.Fatalf("%s: delete records: low %d %v, want POLICY_VIOLATION", policy, p.LowWatermark, kerr.ErrorForCode(p.ErrorCode))
 			}

@@ -69,8 +69,9 @@ type Config struct {
 	TimestampAfterMaxMs  int64
 
 	// CleanupPolicy is cleanup.policy: delete (retention by time and
-	// size), compact (the cleaner keeps the latest record per key), or
-	// both. Zero means delete.
+	// size), compact (the cleaner keeps the latest record per key), both,
+	// or neither (PolicyNone: every record kept). Zero means
+	// delete.
 	CleanupPolicy CleanupPolicy
 	// DeleteRetentionMs is delete.retention.ms: how long a tombstone
 	// survives after the cleaner first cleaned it (default 1 day). Zero

@@ -411,10 +411,10 @@ func TestCleanRespectsBounds(t *testing.T) {
 }
 
 // TestRetentionByPolicy: retention.ms deletes segments of compact,delete
-// logs but not of compact-only ones.
+// logs but not of compact-only ones nor of those with an empty policy.
 func TestRetentionByPolicy(t *testing.T) {
-	for _, policy := range []CleanupPolicy{PolicyCompact, PolicyCompact | PolicyDelete, PolicyDelete} {
-		t.Run(policy.String(), func(t *testing.T) {
+	for _, policy := range []CleanupPolicy{PolicyCompact, PolicyCompact | PolicyDelete, PolicyDelete, PolicyNone} {
+		t.Run(fmt.Sprintf("%q", policy.String()), func(t *testing.T) {
 			clk := newClock()
 			cfg := compactConfig()
 			cfg.CleanupPolicy = policy
@@ -431,6 +431,9 @@ func TestRetentionByPolicy(t *testing.T) {
 			deleted := l.LogStartOffset() > 0
 			if deleted != policy.Delete() {
 				t.Fatalf("policy %v: retention deleted segments: %v", policy, deleted)
+			}
+			if res := clean(t, NewCleaner(CleanerConfig{}), l); (res != CleanResult{}) != policy.Compact() {
+				t.Fatalf("policy %v: cleaned %+v", policy, res)
 			}
 		})
 	}

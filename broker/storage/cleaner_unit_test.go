@@ -240,7 +240,8 @@ func TestCleanupPolicy(t *testing.T) {
 		{"compact", PolicyCompact, true},
 		{"compact,delete", PolicyCompact | PolicyDelete, true},
 		{" delete , compact", PolicyCompact | PolicyDelete, true},
-		{"", 0, false},
+		{"", PolicyNone, true},
+		{"  ", PolicyNone, true},
 		{"compact,", 0, false},
 		{"remove", 0, false},
 	} {
@@ -254,6 +255,9 @@ func TestCleanupPolicy(t *testing.T) {
 	}
 	if !CleanupPolicy(0).Delete() || CleanupPolicy(0).Compact() {
 		t.Error("zero policy is not delete")
+	}
+	if none := (Config{CleanupPolicy: PolicyNone}).WithDefaults().CleanupPolicy; none != PolicyNone || none.Delete() || none.Compact() || none.String() != "" {
+		t.Errorf("the empty policy: %v, delete %v, compact %v, %q", none, none.Delete(), none.Compact(), none.String())
 	}
 	cfg := Config{DeleteRetentionMs: -5, MinCleanableDirtyRatio: -1}.WithDefaults()
 	if cfg.deleteRetention() != 0 || cfg.minCleanableRatio() != 0 || cfg.CleanupPolicy != PolicyDelete {

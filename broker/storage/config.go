@@ -33,13 +33,18 @@ const (
 )
 
 // CleanupPolicy is a topic's cleanup.policy: a set of PolicyDelete and
-// PolicyCompact. The zero value means PolicyDelete.
+// PolicyCompact, or PolicyNone. The zero value means PolicyDelete.
 type CleanupPolicy uint8
 
-// Cleanup policies; combine them with |.
+// Cleanup policies; combine PolicyDelete and PolicyCompact with |.
 const (
 	PolicyDelete  CleanupPolicy = 1 << iota // retention.ms and retention.bytes delete old segments
 	PolicyCompact                           // the cleaner keeps the latest record per key
+	// PolicyNone is an empty cleanup.policy, as Kafka 3.x reads it:
+	// neither, so retention.ms and retention.bytes delete nothing and
+	// the log is never compacted: it keeps every record (DeleteRecords
+	// is refused too, as for compact alone).
+	PolicyNone
 )
 
 // Delete reports whether old segments are deleted by retention.ms and
@@ -50,14 +55,18 @@ func (p CleanupPolicy) Delete() bool { return p == 0 || p&PolicyDelete != 0 }
 // records without a key are refused).
 func (p CleanupPolicy) Compact() bool { return p&PolicyCompact != 0 }
 
-// String returns the policy as Kafka writes it: "delete", "compact" or
-// "compact,delete".
+// String returns the policy as Kafka writes it: "delete", "compact",
+// "compact,delete", or "" for PolicyNone.
 func (p CleanupPolicy) String() string {
 	switch p & (PolicyCompact | PolicyDelete) {
 	case PolicyCompact | PolicyDelete:
 		return "compact,delete"
 	case PolicyCompact:
 		return "compact"
+	case 0:
+		if p == PolicyNone {
+			return ""
+		}
 	}
 	return "delete"
 }
@@ -66,8 +75,12 @@ func (p CleanupPolicy) String() string {
 var ErrBadCleanupPolicy = errors.New("invalid cleanup.policy")
 
 // ParseCleanupPolicy parses a cleanup.policy list: "delete", "compact",
-// "compact,delete" or "delete,compact" (spaces around items allowed).
+// "compact,delete" or "delete,compact" (spaces around items allowed), or
+// an empty one (only white space), PolicyNone.
 func ParseCleanupPolicy(s string) (CleanupPolicy, error) {
+	if strings.TrimSpace(s) == "" {
+		return PolicyNone, nil
+	}
 	var p CleanupPolicy
 	for _, item := range strings.Split(s, ",") {
 		switch strings.TrimSpace(item) {
@@ -132,10 +145,14 @@ func (c Config) WithDefaults() Config {
 	} else if c.FileDeleteDelayMs < 0 {
 		c.FileDeleteDelayMs = -1 // removed at the next maintenance
 	}
-	if c.CleanupPolicy == 0 {
-		c.CleanupPolicy = PolicyDelete
+	if c.CleanupPolicy&(PolicyDelete|PolicyCompact) != 0 || c.CleanupPolicy == 0 {
+		c.CleanupPolicy &= PolicyDelete | PolicyCompact
+		if c.CleanupPolicy == 0 {
+			c.CleanupPolicy = PolicyDelete
+		}
+	} else {
+		c.CleanupPolicy = PolicyNone
 	}
-	c.CleanupPolicy &= PolicyDelete | PolicyCompact
 	if c.DeleteRetentionMs == 0 {
 		c.DeleteRetentionMs = DefaultDeleteRetentionMs
 	} else if c.DeleteRetentionMs < 0 {

@@ -89,8 +89,8 @@ func (l *Log) retentionCountLocked(cfg *Config, now time.Time) (int, error) {
 		}
 		del := next <= logStart
 		if !cfg.CleanupPolicy.Delete() {
-			// cleanup.policy=compact alone: only the log start offset
-			// removes segments.
+			// cleanup.policy=compact alone, or empty: only the log
+			// start offset removes segments.
 			if !del {
 				break
 			}

@@ -88,9 +88,12 @@ func falseOnly(v string) error {
 	return errors.New("must be false: there is no tiered storage")
 }
 
+// cleanupPolicy checks a cleanup.policy list. An empty one is neither
+// policy: Kafka 3.x takes it, and its logs then keep every record (no
+// retention, no compaction).
 func cleanupPolicy(v string) error {
 	if v == "" {
-		return errors.New("must not be empty")
+		return nil
 	}
 	for _, p := range strings.Split(v, ",") {
 		switch strings.TrimSpace(p) {
@@ -148,7 +151,7 @@ var compressionCodecs = map[string]record.Codec{
 }
 
 var defs = []Def{
-	{Name: "cleanup.policy", BrokerKey: "log.cleanup.policy", Type: TypeList, Default: "delete", Doc: "delete, compact, or both", validate: cleanupPolicy},
+	{Name: "cleanup.policy", BrokerKey: "log.cleanup.policy", Type: TypeList, Default: "delete", Doc: "delete, compact, or both; empty is neither: retention deletes nothing and nothing is compacted", validate: cleanupPolicy},
 	{Name: "retention.ms", BrokerKey: "log.retention.ms", Type: TypeLong, Default: strconv.Itoa(7 * day), Doc: "delete segments older than this; -1 keeps forever", validate: minInt(-1)},
 	{Name: "retention.bytes", BrokerKey: "log.retention.bytes", Type: TypeLong, Default: "-1", Doc: "delete oldest segments while a partition is larger; -1 unlimited", validate: minInt(-1)},
 	{Name: "segment.bytes", BrokerKey: "log.segment.bytes", Type: TypeInt, Default: strconv.Itoa(1 << 30), Doc: "segment file size before rolling", validate: minInt(14)},
