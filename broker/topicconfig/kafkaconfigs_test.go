@@ -120,6 +120,16 @@ func TestStorageConfigExplicitZero(t *testing.T) {
 		sc.FlushMs != -1 || sc.IndexIntervalBytes != -1 || sc.MaxMessageBytes != -1 || sc.FileDeleteDelayMs != -1 {
 		t.Fatalf("explicit zeros reach storage as %+v", sc)
 	}
+	// Kafka takes any long for retention.bytes, a negative one as no
+	// limit: the smallest must not read as the explicit zero.
+	for _, v := range []string{"-2", "-9223372036854775808"} {
+		if err := Validate("retention.bytes", v); err != nil {
+			t.Fatalf("retention.bytes=%s refused: %v", v, err)
+		}
+		if sc := StorageConfig(d.Effective(map[string]string{"retention.bytes": v})).WithDefaults(); sc.RetentionBytes != -1 {
+			t.Fatalf("retention.bytes=%s reaches storage as %d, want -1 (no limit)", v, sc.RetentionBytes)
+		}
+	}
 	def := StorageConfig(d.Effective(nil)).WithDefaults()
 	if def.RetentionMs != storage.DefaultRetentionMs || def.RetentionBytes != -1 || def.FlushMs != 1000 ||
 		def.IndexIntervalBytes != 4096 || def.MaxMessageBytes != 1048588 || def.FileDeleteDelayMs != 60000 {

@@ -153,7 +153,7 @@ var compressionCodecs = map[string]record.Codec{
 var defs = []Def{
 	{Name: "cleanup.policy", BrokerKey: "log.cleanup.policy", Type: TypeList, Default: "delete", Doc: "delete, compact, or both; empty is neither: retention deletes nothing and nothing is compacted", validate: cleanupPolicy},
 	{Name: "retention.ms", BrokerKey: "log.retention.ms", Type: TypeLong, Default: strconv.Itoa(7 * day), Doc: "delete segments older than this; -1 keeps forever", validate: minInt(-1)},
-	{Name: "retention.bytes", BrokerKey: "log.retention.bytes", Type: TypeLong, Default: "-1", Doc: "delete oldest segments while a partition is larger; -1 unlimited", validate: minInt(-1)},
+	{Name: "retention.bytes", BrokerKey: "log.retention.bytes", Type: TypeLong, Default: "-1", Doc: "delete oldest segments while a partition is larger; -1 (any negative value, as in Kafka) unlimited"},
 	{Name: "segment.bytes", BrokerKey: "log.segment.bytes", Type: TypeInt, Default: strconv.Itoa(1 << 30), Doc: "segment file size before rolling", validate: minInt(14)},
 	{Name: "segment.ms", BrokerKey: "log.roll.ms", Type: TypeLong, Default: strconv.Itoa(7 * day), Doc: "roll the active segment when records arrive this much newer (by timestamp) than its first batch", validate: minInt(1)},
 	{Name: "flush.messages", BrokerKey: "log.flush.interval.messages", Type: TypeLong, Default: "9223372036854775807", Doc: "fsync after this many unflushed records", validate: minInt(1)},
@@ -476,10 +476,18 @@ func StorageConfig(eff map[string]string) storage.Config {
 	// goes as storage.ExplicitZero (retention, whose negative values mean
 	// no limit) or -1 (the others).
 	zeroAs := func(k string, zero int64) int64 {
-		if n, err := strconv.ParseInt(eff[k], 10, 64); err != nil || n != 0 {
-			return n // 0 when unparsable: the default
+		n, err := strconv.ParseInt(eff[k], 10, 64)
+		switch {
+		case err != nil:
+			return 0 // the default
+		case n == 0:
+			return zero
+		case n < 0:
+			// Any negative value is "no limit" (retention.bytes takes
+			// any long, as in Kafka); never the sentinel zero.
+			return -1
 		}
-		return zero
+		return n
 	}
 	return storage.Config{
 		TimestampBeforeMaxMs:   tsLimit("message.timestamp.before.max.ms"),
