@@ -120,9 +120,8 @@ func (b *Broker) listOffset(version int16, committed bool, topic string, rp *kms
 			sp.Offset, sp.Timestamp, sp.LeaderEpoch = -1, -1, -1 // none, as Kafka answers
 		}
 	default:
-		if rp.Timestamp < 0 {
-			return kerr.InvalidRequest.Code
-		}
+		// Any other timestamp, negative ones included, is searched for,
+		// as Kafka does: the first record at or after it.
 		off, ts, err := l.OffsetForTimestamp(rp.Timestamp)
 		if err != nil {
 			return errorCode(err)

@@ -152,6 +152,11 @@ func TestListOffsetsAndDeleteRecords(t *testing.T) {
 	if off, code := listOffset(t, cl, "lo", 0, 0); code != 0 || off != 0 {
 		t.Fatalf("timestamp 0: %d %v", off, kerr.ErrorForCode(code))
 	}
+	// A negative timestamp that names nothing special is searched for,
+	// as Kafka does: every record is at or after it.
+	if off, code := listOffset(t, cl, "lo", 0, -7); code != 0 || off != 0 {
+		t.Fatalf("timestamp -7: %d %v", off, kerr.ErrorForCode(code))
+	}
 	// No tiered storage: -4 (v8) is the log start, -5 (v9, the latest
 	// tiered offset) none; v10 carries a timeout for remote lookups. (The
 	// client asks at the highest version both sides know: 10.)

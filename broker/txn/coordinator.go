@@ -585,8 +585,12 @@ func (c *Coordinator) settled(e *entry) bool {
 // acquire finds id's entry, locks its operations and checks the
 // request's producer id and epoch; with settle it also completes a
 // decided transaction first (CONCURRENT_TRANSACTIONS if it cannot). On
-// success the caller unlocks e.op.
+// success the caller unlocks e.op. An empty id is INVALID_REQUEST.
 func (c *Coordinator) acquire(id string, pid int64, epoch int16, settle bool) (*entry, txnState, error) {
+	if id == "" {
+		// A malformed request, as Kafka's coordinator answers it.
+		return nil, txnState{}, fmt.Errorf("empty transactional id: %w", kerr.InvalidRequest)
+	}
 	e := c.lookup(id, false)
 	if e == nil {
 		return nil, txnState{}, fmt.Errorf("transactional id %q is unknown: %w", id, kerr.InvalidProducerIDMapping)

@@ -220,6 +220,10 @@ func TestCommitAppliesMarkersAndOffsets(t *testing.T) {
 	wantErr(t, "init naming another producer id", err, kerr.InvalidProducerIDMapping)
 	_, err = c.InitProducerID("a", 16*time.Minute, -1, -1)
 	wantErr(t, "timeout above the max", err, kerr.InvalidTransactionTimeout)
+	// An empty transactional id is a malformed request, as in Kafka.
+	wantErr(t, "end with no id", c.EndTxn("", r2.ProducerID, r2.Epoch, true), kerr.InvalidRequest)
+	wantErr(t, "add offsets with no id", c.AddOffsets("", r2.ProducerID, r2.Epoch, "g"), kerr.InvalidRequest)
+	wantErr(t, "add partitions with no id", c.AddPartitions("", r2.ProducerID, r2.Epoch, []TopicPartition{tp0})[0], kerr.InvalidRequest)
 }
 
 // TestDecidedTransactionCompletesAfterFailure: markers that cannot be
