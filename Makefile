@@ -51,7 +51,7 @@ test-unit:
 	$(GO) test $(RACE_FLAG) -timeout $(UNIT_TIMEOUT) $(UNIT_PKGS)
 
 test-e2e: deps
-	GREGOR_E2E_RACE=$(RACE) $(GO) test -timeout $(E2E_TIMEOUT) ./e2e/
+	GREGOR_E2E_RACE=$(RACE) $(GO) test -count=1 -timeout $(E2E_TIMEOUT) ./e2e/
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh

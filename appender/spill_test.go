@@ -582,22 +582,28 @@ func TestDropsReported(t *testing.T) {
 	for i := range 100 {
 		log.Info("m", "i", i)
 	}
-	waitFor(t, 5*time.Second, "a drop report", func() bool { return len(errs.all()) > 0 })
+	// The first drop is reported at once, possibly while the loop above
+	// still drops; the rest then come a second later, in one report.
+	waitFor(t, 5*time.Second, "a report of all 90 drops", func() bool {
+		got := errs.messages()
+		return len(got) > 0 && strings.Contains(got[len(got)-1], "(90 in all")
+	})
+	got := errs.messages()
+	if len(got) > 2 || !strings.Contains(got[0], "memory buffer is full") {
+		t.Fatalf("reports %q, want at most two, together naming the 90 records dropped", got)
+	}
 	for i := range 100 {
 		log.Info("m", "i", i)
-	}
-	time.Sleep(300 * time.Millisecond)
-	got := errs.messages()
-	if len(got) != 1 || !strings.Contains(got[0], "90 log records") || !strings.Contains(got[0], "memory buffer is full") {
-		t.Fatalf("reports %q, want one naming the 90 records dropped", got)
 	}
 	g.setUp(true)
 	if err := h.Close(closeCtx(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	// Close reports the drops of its last second.
-	if reports := errs.messages(); len(reports) != 2 || !strings.Contains(reports[1], "100 log records") || !strings.Contains(reports[1], "190 in all") {
-		t.Fatalf("reports %q, want a second one at Close with the 100 later drops", reports)
+	// The later drops are reported once, at Close if it comes within a
+	// second of the last report (as it does unless the machine stalls).
+	if reports := errs.messages(); len(reports) != len(got)+1 || !strings.Contains(reports[len(got)], "100 log records") ||
+		!strings.Contains(reports[len(got)], "190 in all") {
+		t.Fatalf("reports %q, want one more after %d, naming the 100 later drops", reports, len(got))
 	}
 }
 
