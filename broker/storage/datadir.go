@@ -21,9 +21,22 @@ const dataDirCheckEvery = time.Second
 // appends (KAFKA_STORAGE_ERROR), no log can be created, and OnDataDirGone
 // tells the broker, until a restart; as Kafka takes a log directory
 // offline on an I/O error.
+//
+// The same check finds a partition directory removed (or replaced) under
+// the broker: every second, the directory of each log appended to since
+// the last check. That log then refuses appends, as after a failed write.
 type dataDirWatch struct {
 	id      os.FileInfo // the data dir when the manager opened it
 	checked time.Time   // last check, by the flush loop
+	// parts holds, for each log, its end offset when its directory was
+	// last found in place, and that directory's identity; only the flush
+	// loop uses it.
+	parts map[*Log]partDirState
+}
+
+type partDirState struct {
+	leo int64
+	id  os.FileInfo
 }
 
 // sameDir reports whether a and b are the same directory: the same device
@@ -84,5 +97,52 @@ func (m *Manager) checkDataDirIfDue(now time.Time) {
 		return
 	}
 	m.dir.checked = now
-	_ = m.checkDataDir()
+	if m.checkDataDir() == nil {
+		m.checkPartitionDirs()
+	}
+}
+
+// checkPartitionDirs checks the directory of every open log appended to
+// since the last check (and of every log, the first time), and makes a
+// log whose directory is gone or replaced refuse appends: records
+// acknowledged into its unlinked files would be lost at the next start.
+// A log that nothing appends to costs nothing; one whose directory cannot
+// be looked at (out of descriptors, say) is looked at again next time.
+func (m *Manager) checkPartitionDirs() {
+	logs := m.Logs()
+	next := make(map[*Log]partDirState, len(logs))
+	for _, l := range logs {
+		if l.Closed() || l.WriteError() != nil {
+			continue
+		}
+		leo := l.LogEndOffset()
+		prev, known := m.dir.parts[l]
+		if known && prev.leo == leo {
+			next[l] = prev
+			continue
+		}
+		fi, err := m.o.FS.Stat(l.dir)
+		var gone error
+		switch {
+		case err != nil && os.IsNotExist(err):
+			gone = fmt.Errorf("%w: partition dir %s was removed under the broker", ErrStorage, l.dir)
+		case err != nil:
+			if known {
+				next[l] = prev
+			}
+			continue
+		case known && prev.id != nil && !sameDir(prev.id, fi):
+			gone = fmt.Errorf("%w: partition dir %s was replaced under the broker (not the directory it opened)", ErrStorage, l.dir)
+		default:
+			next[l] = partDirState{leo: leo, id: fi}
+			continue
+		}
+		if l.Closed() {
+			continue // its topic was deleted meanwhile: renamed aside
+		}
+		l.Fail("partition dir", gone)
+		m.logger.Error("a partition directory is gone: its partition refuses produces until a restart; records acknowledged since it went are in unlinked files and lost at exit",
+			zap.String("dir", l.dir), zap.Error(gone))
+	}
+	m.dir.parts = next
 }

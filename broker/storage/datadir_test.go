@@ -85,3 +85,64 @@ func TestDataDirCheckedByFlushLoop(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestPartitionDirRemoved: a partition directory removed or replaced under
+// the broker is noticed by the next check of the logs appended to since
+// the last one, and that log alone refuses appends; a log renamed aside
+// by a topic deletion is not failed.
+func TestPartitionDirRemoved(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	m, err := OpenManager(ManagerOptions{FS: vfs.OS, DataDir: dir, Logger: zaptest.NewLogger(t),
+		MaintainInterval: time.Hour, FlushCheckInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	logs := make([]*Log, 4)
+	for p := range logs {
+		if logs[p], err = m.Create("t", int32(p)); err != nil {
+			t.Fatal(err)
+		}
+		mustAppend(t, logs[p], plain(t, "x", 1))
+	}
+	m.checkPartitionDirs()
+	// t-0 removed, t-1 replaced, t-3 deleted as a deletion of
+	// partitions does; t-2 stays.
+	if err := os.RemoveAll(logs[0].Dir()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(logs[1].Dir(), logs[1].Dir()+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(logs[1].Dir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.DeletePartitions("t", 3); err != nil {
+		t.Fatal(err)
+	}
+	// Only logs appended to since the last check are looked at.
+	m.checkPartitionDirs()
+	for p, l := range logs[:2] {
+		if err := l.WriteError(); err != nil {
+			t.Fatalf("t-%d failed with no append since the last check: %v", p, err)
+		}
+	}
+	for _, l := range logs {
+		if !l.Closed() {
+			mustAppend(t, l, plain(t, "y", 1))
+		}
+	}
+	m.checkPartitionDirs()
+	for p, want := range []string{"removed", "replaced"} {
+		if _, err := logs[p].Append(plain(t, "z", 1), 0); !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("t-%d: append after its directory was %s: %v", p, want, err)
+		}
+	}
+	if err := logs[2].WriteError(); err != nil {
+		t.Fatalf("t-2, in place, failed: %v", err)
+	}
+	mustAppend(t, logs[2], plain(t, "z", 1))
+	if m.DataDirError() != nil {
+		t.Fatalf("a partition directory took the data dir offline: %v", m.DataDirError())
+	}
+}
