@@ -167,10 +167,8 @@ func New(cfg Config, opts Options) (*Broker, error) {
 		b.closeListeners()
 		return nil, fmt.Errorf("open metadata: %w", err)
 	}
-	if repaired := store.Recovered(); repaired != "" {
-		b.log.Warn("metadata store repaired at open", zap.String("detail", repaired))
-		b.metaRepaired = repaired
-	}
+	// Logged by checkJournalRepair, once it knows the repair stands.
+	b.metaRepaired = store.Recovered()
 	b.store = store
 	b.loadConfigLayers()
 
@@ -333,6 +331,7 @@ func (b *Broker) checkJournalRepair() error {
 		}
 	}
 	if len(orphans) == 0 {
+		b.log.Warn("metadata store repaired at open", zap.String("detail", repaired))
 		return nil
 	}
 	sort.Strings(orphans)
