@@ -553,7 +553,16 @@ func (b *Broker) Close(ctx context.Context) error {
 	phase("coordinators")
 	var errs []error
 	if err := b.logs.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("close logs: %w", err))
+		// One per partition (a full disk fails them all): logged one
+		// by one, returned as one line.
+		failed := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			failed = j.Unwrap()
+		}
+		for _, e := range failed {
+			b.log.Error("closing a partition log failed; the next start recovers it", zap.Error(e))
+		}
+		errs = append(errs, fmt.Errorf("close logs: %d failed, each logged (the first: %w)", len(failed), failed[0]))
 	}
 	phase("flush_and_close_logs")
 	if err := b.store.Close(); err != nil {

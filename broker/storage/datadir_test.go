@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -144,5 +145,40 @@ func TestPartitionDirRemoved(t *testing.T) {
 	mustAppend(t, logs[2], plain(t, "z", 1))
 	if m.DataDirError() != nil {
 		t.Fatalf("a partition directory took the data dir offline: %v", m.DataDirError())
+	}
+}
+
+// TestMarkerFailureAtCloseLosesNothing: a clean-shutdown marker that
+// cannot be written (a full disk at shutdown) does not fail Close: the
+// logs are flushed and whole, and the next open finds every record.
+func TestMarkerFailureAtCloseLosesNothing(t *testing.T) {
+	mem := vfs.NewMem()
+	efs := vfs.NewErrorFS(mem)
+	open := func(fs vfs.FS) *Manager {
+		m, err := OpenManager(ManagerOptions{FS: fs, DataDir: "/data", Logger: zaptest.NewLogger(t),
+			MaintainInterval: time.Hour, FlushCheckInterval: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	m := open(efs)
+	for p := range 3 {
+		l, err := m.Create("t", int32(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustAppend(t, l, plain(t, "x", 5))
+	}
+	efs.FailOn(vfs.OpWrite, cleanShutdownFile, syscall.ENOSPC)
+	if err := m.Close(); err != nil {
+		t.Fatalf("close with the markers failing: %v", err)
+	}
+	m = open(mem)
+	defer m.Close()
+	for p := range 3 {
+		if l := m.Log("t", int32(p)); l == nil || l.LogEndOffset() != 5 {
+			t.Fatalf("t-%d after reopening: %v", p, l)
+		}
 	}
 }

@@ -322,7 +322,9 @@ func (l *Log) Close() error {
 		if err := l.flushLocked(true); err != nil {
 			errs = append(errs, err)
 		} else if err := writeMarker(l.fs, checkpointPath(l.dir, cleanShutdownFile), magicCleanShutdown, encodeOffset(l.leo.Load())); err != nil {
-			errs = append(errs, storageErr("write clean-shutdown marker", l.dir, err))
+			// Everything is durable; only the next open's message and
+			// its check of the tail depend on the marker.
+			errs = append(errs, &markerError{storageErr("write clean-shutdown marker", l.dir, err)})
 		}
 		l.mu.Lock()
 		if segs := l.segments(); len(segs) > 0 {
@@ -335,6 +337,14 @@ func (l *Log) Close() error {
 	l.closeFiles(true)
 	return errors.Join(errs...)
 }
+
+// markerError is Close's error when only the clean-shutdown marker could
+// not be written (a full disk, say): the log is flushed and whole, and its
+// next open checks its tail as after a crash.
+type markerError struct{ err error }
+
+func (e *markerError) Error() string { return e.err.Error() }
+func (e *markerError) Unwrap() error { return e.err }
 
 // closeFiles marks the log closed and drops its references on all
 // segments, live and deleted. With removeDeleted it also removes the files

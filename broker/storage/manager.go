@@ -649,6 +649,24 @@ func (m *Manager) Close() error {
 	// seconds per thousand to stop.
 	errs := make([]error, len(logs))
 	inParallel(len(logs), maxParallelCloses, func(i int) { errs[i] = logs[i].Close() })
+	// Logs that could not write only their clean-shutdown marker lost
+	// nothing: said once, not failed.
+	var markers int
+	var first error
+	for i, err := range errs {
+		var me *markerError
+		if errors.As(err, &me) {
+			markers++
+			if first == nil {
+				first = me.err
+			}
+			errs[i] = nil
+		}
+	}
+	if markers > 0 {
+		m.logger.Warn("some logs could not write their clean-shutdown marker; nothing is lost: their next open checks their tails as after a crash",
+			zap.Int("logs", markers), zap.Error(first))
+	}
 	return errors.Join(errs...)
 }
 
