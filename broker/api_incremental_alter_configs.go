@@ -159,7 +159,7 @@ func (b *Broker) alterTopicConfigs(rr *kmsg.IncrementalAlterConfigsRequestResour
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%v: %w", err, kerr.InvalidConfig)
 	}
-	if err := topicconfig.ValidateCombination(b.topicDefaults().Effective(next)); err != nil {
+	if err := topicconfig.ValidateTopic(next, b.topicDefaults().Effective(next)); err != nil {
 		return fmt.Errorf("%v: %w", err, kerr.InvalidConfig)
 	}
 	if err := b.checkInternalConfigs(t, next); err != nil {

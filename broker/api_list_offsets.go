@@ -94,7 +94,10 @@ func (b *Broker) listOffset(version int16, committed bool, topic string, rp *kms
 	sp.LeaderEpoch = st.LeaderEpoch
 	if version == 0 {
 		if rp.Timestamp < -2 {
-			return kerr.InvalidRequest.Code
+			// No segment is older than that: an empty list, as
+			// Kafka's legacy lookup answers.
+			sp.OldStyleOffsets = []int64{}
+			return 0
 		}
 		offsets, err := l.OffsetsBefore(rp.Timestamp, rp.MaxNumOffsets, time.Now().UnixMilli())
 		if err != nil {

@@ -171,6 +171,7 @@ func New(cfg Config, opts Options) (*Broker, error) {
 	b.metaRepaired = store.Recovered()
 	b.store = store
 	b.loadConfigLayers()
+	b.checkDefaults()
 
 	start := time.Now()
 	logs, err := storage.OpenManager(storage.ManagerOptions{

@@ -68,6 +68,8 @@ var brokerProps = map[string]struct {
 	"log.retention.check.interval.ms":           {"300000", 1, "how often retention and segment rolling run"},
 	"log.retention.hours":                       {"168", math.MinInt32, "retention.ms default in hours (log.retention.ms wins); negative: no limit"},
 	"log.retention.minutes":                     {"10080", math.MinInt32, "retention.ms default in minutes (log.retention.ms wins); negative: no limit"},
+	"log.roll.hours":                            {"168", 1, "segment.ms default in hours (log.roll.ms wins)"},
+	"log.roll.jitter.hours":                     {"0", 0, "no effect, as log.roll.jitter.ms (log.roll.jitter.ms wins)"},
 	"connections.max.idle.ms":                   {"600000", -1, "close connections that send nothing for this long; 0 or -1 never"},
 	"max.connections":                           {"2147483647", 1, "most client connections open at once; past it the broker accepts no more until one closes (new clients wait in the listen backlog)"},
 	"max.connections.per.ip":                    {"2147483647", 1, "most connections open at once from one client host; past it new ones from that host are closed at once"},
@@ -360,6 +362,9 @@ func (c *Config) Validate() error {
 	}
 	if lo, hi := c.prop("group.min.session.timeout.ms"), c.prop("group.max.session.timeout.ms"); lo > hi {
 		errs = append(errs, fmt.Errorf("property group.min.session.timeout.ms=%d is above group.max.session.timeout.ms=%d", lo, hi))
+	}
+	if err := topicconfig.ValidateCombination(topicconfig.NewDefaults(c.Props)); err != nil {
+		errs = append(errs, fmt.Errorf("properties log.cleaner.min.compaction.lag.ms and log.cleaner.max.compaction.lag.ms: %w", err))
 	}
 	if n := c.prop("offsets.topic.num.partitions"); n > maxPartitions {
 		errs = append(errs, fmt.Errorf("property offsets.topic.num.partitions=%d: the limit is %d", n, maxPartitions))

@@ -111,12 +111,16 @@ func (l *configLayers) topicConfigSource(topicConfigs map[string]string, d topic
 }
 
 // brokerSetting returns the broker property that sets d's default, if one
-// is set: d's broker key, or for retention.ms, as Kafka reads them,
-// log.retention.minutes and then log.retention.hours.
+// is set: d's broker key, or, as Kafka reads them, for retention.ms
+// log.retention.minutes and then log.retention.hours, for segment.ms
+// log.roll.hours.
 func brokerSetting(props map[string]string, d topicconfig.Def) (key, value string, ok bool) {
 	keys := []string{d.BrokerKey}
-	if d.Name == "retention.ms" {
+	switch d.Name {
+	case "retention.ms":
 		keys = append(keys, "log.retention.minutes", "log.retention.hours")
+	case "segment.ms":
+		keys = append(keys, "log.roll.hours")
 	}
 	for _, k := range keys {
 		if v, ok := props[k]; ok && k != "" {
@@ -236,11 +240,18 @@ func (b *Broker) alterBrokerConfigs(name string, changes []configChange, replace
 		own = next
 	}
 	layers := newConfigLayers(b.cfg.Props, cluster, own)
+	// The new defaults may not conflict among themselves (checked when
+	// the change names one of the configs in conflict, so that an older
+	// conflict does not block every other change). A topic's own config
+	// conflicting with them is the topic's, as in Kafka, which checks
+	// dynamic defaults by name and type only.
+	if slices.ContainsFunc(changes, func(c configChange) bool { return lagKeys[c.name] }) {
+		if err := topicconfig.ValidateCombination(layers.defaults); err != nil {
+			return fmt.Errorf("%v: %w", err, kerr.InvalidConfig)
+		}
+	}
 	for _, t := range b.store.Topics() {
 		eff := layers.defaults.Effective(t.Configs)
-		if err := topicconfig.ValidateCombination(eff); err != nil {
-			return fmt.Errorf("topic %q: %v: %w", t.Name, err, kerr.InvalidConfig)
-		}
 		if t.Internal && eff["cleanup.policy"] != "compact" {
 			// Internal topics set their policy themselves; this only
 			// guards against one created without it.
@@ -261,6 +272,20 @@ func (b *Broker) alterBrokerConfigs(name string, changes []configChange, replace
 	}
 	b.log.Info("altered dynamic broker configs", zap.String("entity", what), zap.Any("configs", next))
 	return nil
+}
+
+// lagKeys are the broker properties ValidateCombination weighs.
+var lagKeys = map[string]bool{"log.cleaner.min.compaction.lag.ms": true, "log.cleaner.max.compaction.lag.ms": true}
+
+// checkDefaults logs a conflict among the topic-config defaults in effect:
+// static properties and dynamic configs each valid, but not together (a
+// dynamic one set, then a static one changed at a restart). Topics that
+// do not set those configs themselves are not held up by it.
+func (b *Broker) checkDefaults() {
+	if err := topicconfig.ValidateCombination(b.topicDefaults()); err != nil {
+		b.log.Error("the broker's topic-config defaults conflict; change the dynamic one (gregor config describe, gregor config alter) or the static property",
+			zap.Error(err))
+	}
 }
 
 // valueBelow is the value of broker property d.BrokerKey that applies to

@@ -212,3 +212,54 @@ func TestDynamicBrokerConfigs(t *testing.T) {
 		t.Fatalf("after DELETE log.retention.ms is from %v", c.Source)
 	}
 }
+
+// TestDefaultsConflicts: a topic's own compaction lag does not block a
+// dynamic default that conflicts with it (Kafka checks dynamic defaults by
+// name and type only); defaults that conflict through a static property
+// changed at a restart do not stop topics that set neither lag from being
+// created or altered, nor other dynamic changes; static properties that
+// conflict alone refuse the start; log.roll.hours gives segment.ms.
+func TestDefaultsConflicts(t *testing.T) {
+	dir := t.TempDir()
+	b := startBroker(t, nil, dir, nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "lagged", 1, map[string]string{"min.compaction.lag.ms": "10000"})
+	code, msg := incrementalBroker(t, cl, "", false, "log.cleaner.max.compaction.lag.ms", kmsg.IncrementalAlterConfigOpSet, "5000")
+	if code != 0 {
+		t.Fatalf("a default conflicting with one topic's own lag: %v %s", kerr.ErrorForCode(code), msg)
+	}
+	stopBroker(t, b)
+
+	b = startBroker(t, nil, dir, func(c *Config) {
+		c.Props["log.cleaner.min.compaction.lag.ms"] = "10000"
+		c.Props["log.roll.hours"] = "2"
+	})
+	cl = newClient(t, b)
+	createTopic(t, cl, "plain", 1, nil)
+	if code := incrementalAlterConfigs(t, b, "plain", "delete.retention.ms", "1000"); code != 0 {
+		t.Fatalf("altering a topic under conflicting defaults: %v", kerr.ErrorForCode(code))
+	}
+	if code, msg := incrementalBroker(t, cl, "", false, "log.roll.ms", kmsg.IncrementalAlterConfigOpSet, "3600000"); code != 0 {
+		t.Fatalf("an unrelated dynamic change under conflicting defaults: %v %s", kerr.ErrorForCode(code), msg)
+	}
+	if code := createTopicCode(t, cl, "own-max", 1, map[string]string{"max.compaction.lag.ms": "5000"}); code != kerr.InvalidConfig.Code {
+		t.Fatalf("a topic setting a lag that conflicts: %v, want INVALID_CONFIG", kerr.ErrorForCode(code))
+	}
+	if got := b.logs.Log("plain", 0).Config().SegmentMs; got != 3600000 {
+		t.Fatalf("segment.ms %d, want the dynamic log.roll.ms", got)
+	}
+	if code, _ := incrementalBroker(t, cl, "", false, "log.roll.ms", kmsg.IncrementalAlterConfigOpDelete, "<nil>"); code != 0 {
+		t.Fatal("delete log.roll.ms")
+	}
+	if got := b.logs.Log("plain", 0).Config().SegmentMs; got != 2*3600000 {
+		t.Fatalf("segment.ms %d, want log.roll.hours=2 in ms", got)
+	}
+
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.Props["log.cleaner.min.compaction.lag.ms"] = "10000"
+	cfg.Props["log.cleaner.max.compaction.lag.ms"] = "5000"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "min.compaction.lag.ms") {
+		t.Fatalf("static lags in conflict: %v", err)
+	}
+}

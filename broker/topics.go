@@ -89,7 +89,7 @@ func (b *Broker) newTopic(name string, partitions int32, configs map[string]stri
 	if err := errors.Join(errs...); err != nil {
 		return meta.Topic{}, err
 	}
-	if err := topicconfig.ValidateCombination(b.topicDefaults().Effective(configs)); err != nil {
+	if err := topicconfig.ValidateTopic(configs, b.topicDefaults().Effective(configs)); err != nil {
 		return meta.Topic{}, err
 	}
 	id, err := meta.NewTopicID()

@@ -342,6 +342,23 @@ func Validate(name, value string) error {
 // Kafka, min.compaction.lag.ms may not exceed max.compaction.lag.ms. The
 // error wraps ErrInvalid.
 func ValidateCombination(eff map[string]string) error {
+	return validateLags(eff)
+}
+
+// ValidateTopic is ValidateCombination for a topic whose own configs are
+// own and effective ones eff: a conflict among the broker's defaults alone
+// is the broker's (reported at its start), not the topic's, so it is
+// checked only when the topic sets one of the configs in conflict.
+func ValidateTopic(own, eff map[string]string) error {
+	_, minSet := own["min.compaction.lag.ms"]
+	_, maxSet := own["max.compaction.lag.ms"]
+	if !minSet && !maxSet {
+		return nil
+	}
+	return validateLags(eff)
+}
+
+func validateLags(eff map[string]string) error {
 	minLag, err1 := strconv.ParseInt(eff["min.compaction.lag.ms"], 10, 64)
 	maxLag, err2 := strconv.ParseInt(eff["max.compaction.lag.ms"], 10, 64)
 	if err1 == nil && err2 == nil && minLag > maxLag {
@@ -390,6 +407,12 @@ func NewDefaults(brokerProps map[string]string) Defaults {
 	for k, v := range brokerProps {
 		if def, ok := byBrokerKey[k]; ok {
 			d[def.Name] = v
+		}
+	}
+	// log.roll.hours, as Kafka reads it, when log.roll.ms is not given.
+	if _, ok := brokerProps["log.roll.ms"]; !ok {
+		if n, err := strconv.ParseInt(brokerProps["log.roll.hours"], 10, 64); err == nil && n > 0 && n <= math.MaxInt32 {
+			d["segment.ms"] = strconv.FormatInt(n*60*60*1000, 10)
 		}
 	}
 	// Kafka also accepts log.retention.hours/minutes; honour them when the
