@@ -29,6 +29,7 @@ var offsetsTopicConfigs = map[string]string{
 	"cleanup.policy":    "compact",
 	"segment.bytes":     "104857600",
 	"max.message.bytes": "16777216",
+	"compression.type":  "producer", // as Kafka: the broker's own writes are never recompressed
 }
 
 // startGroupCoordinator creates __consumer_offsets if it is missing,

@@ -25,6 +25,7 @@ var txnTopicConfigs = map[string]string{
 	"cleanup.policy":    "compact",
 	"segment.bytes":     "104857600",
 	"max.message.bytes": "16777216",
+	"compression.type":  "producer", // as Kafka: the broker's own writes are never recompressed
 }
 
 // startTxnCoordinator creates __transaction_state if it is missing and
