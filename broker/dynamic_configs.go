@@ -154,8 +154,9 @@ type configChange struct {
 // name. With replace (the legacy AlterConfigs), the changes, all SETs,
 // replace the entity's whole set; otherwise they apply to it. Every change
 // is checked before any is made: a property that is not dynamic or not
-// known is INVALID_REQUEST, a bad value INVALID_CONFIG; so is a set of
-// defaults that would leave a topic with an impossible combination.
+// known is INVALID_REQUEST, a bad value INVALID_CONFIG; so are defaults
+// that conflict among themselves, and an internal topic left without
+// compaction.
 func (b *Broker) alterBrokerConfigs(name string, changes []configChange, replace, validateOnly bool) error {
 	entity, err := b.brokerEntity(name)
 	if err != nil {
