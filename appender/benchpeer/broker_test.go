@@ -3,35 +3,19 @@ package benchpeer
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/gregor-log/gregor/broker"
+	"github.com/gregor-log/gregor/broker/brokertest"
 )
 
 // startBroker runs an in-process gregor broker with one single-partition
 // topic until the benchmark ends, and returns its address.
 func startBroker(b *testing.B, topic string) string {
 	b.Helper()
-	cfg := broker.DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.HTTPAddr = ""
-	cfg.DataDir = b.TempDir()
-	br, err := broker.New(cfg, broker.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- br.Serve() }()
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		br.Close(ctx)
-		<-done
-	})
+	br := brokertest.Start(b, nil)
 	addr := br.Addr().String()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
 	if err != nil {

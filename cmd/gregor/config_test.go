@@ -1,44 +1,17 @@
 package main
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/gregor-log/gregor/broker"
+	"github.com/gregor-log/gregor/broker/brokertest"
 )
-
-// startGregor runs an in-process gregor broker for the test and returns
-// its address.
-func startGregor(t *testing.T) string {
-	t.Helper()
-	cfg := broker.DefaultConfig()
-	cfg.Listen, cfg.HTTPAddr, cfg.DataDir = "127.0.0.1:0", "", t.TempDir()
-	b, err := broker.New(cfg, broker.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- b.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.Close(ctx); err != nil {
-			t.Errorf("close broker: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return b.Addr().String()
-}
 
 // TestConfigCommands: config alter and describe change and show the
 // dynamic broker configs of a gregor broker.
 func TestConfigCommands(t *testing.T) {
 	t.Parallel()
-	b := startGregor(t)
+	b := brokertest.Start(t, nil).Addr().String()
 	mustRun(t, "", "topic", "create", "orders", "-b", b)
 	var desc string
 	// Dynamic broker configs: a cluster-wide default reaches a topic
