@@ -41,6 +41,11 @@ type connReporter struct {
 	// fetchFailedAt is when a fetch error the client retries was last
 	// reported.
 	fetchFailedAt time.Time
+	// groupErr is the last error that broke the group membership (a
+	// join or sync the coordinator refused), and groupErrAt when one was
+	// last reported.
+	groupErr   error
+	groupErrAt time.Time
 }
 
 // brokerReach is what a connReporter knows of one broker address.
@@ -50,8 +55,9 @@ type brokerReach struct {
 }
 
 var (
-	_ kgo.HookBrokerConnect = (*connReporter)(nil)
-	_ kgo.Logger            = (*connReporter)(nil)
+	_ kgo.HookBrokerConnect    = (*connReporter)(nil)
+	_ kgo.HookGroupManageError = (*connReporter)(nil)
+	_ kgo.Logger               = (*connReporter)(nil)
 )
 
 // connReportInterval is how often a connReporter repeats itself per broker.
@@ -96,6 +102,33 @@ func (r *connReporter) connectResult(addr string, err error) {
 	fmt.Fprintf(r.out, "%sgregor: cannot reach broker %s: %s; retrying\n", r.prefix, addr, dialFailure(err))
 }
 
+// OnGroupManageError implements kgo.HookGroupManageError: a join, sync or
+// heartbeat of the group member failed and the client retries (the
+// coordinator cannot write the group's state, say), which it otherwise
+// does silently: the first at once, then at most one line every
+// interval.
+func (r *connReporter) OnGroupManageError(err error) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
+		return // the command is stopping
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.groupErr = err
+	now := r.now()
+	if r.stopped || (!r.groupErrAt.IsZero() && now.Sub(r.groupErrAt) < r.interval) {
+		return
+	}
+	r.groupErrAt = now
+	fmt.Fprintf(r.out, "%sgregor: the group membership failed: %v; retrying\n", r.prefix, err)
+}
+
+// lastGroupError is the last error OnGroupManageError saw, or nil.
+func (r *connReporter) lastGroupError() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.groupErr
+}
+
 // Level implements kgo.Logger. The client tells of batches it retries
 // only in its debug lines.
 func (r *connReporter) Level() kgo.LogLevel { return kgo.LogLevelDebug }
@@ -110,6 +143,37 @@ var retryingBatch = regexp.MustCompile(`(\d+)\{retrying@-?\d+,\d+\((.*?)\)\}`)
 // client otherwise retries silently until the delivery timeout: the first
 // at once, then at most one line every interval.
 func (r *connReporter) Log(_ kgo.LogLevel, msg string, keyvals ...any) {
+	if msg == "join group failed" || msg == "sync group failed" {
+		// Retried inside the client before (if ever) it gives up the
+		// session: reported here, as it happens.
+		for i := 0; i+1 < len(keyvals); i += 2 {
+			if k, _ := keyvals[i].(string); k == "err" {
+				if err, ok := keyvals[i+1].(error); ok {
+					r.OnGroupManageError(err)
+				}
+			}
+		}
+		return
+	}
+	if msg == "retrying request" {
+		// A group request the coordinator refused with an error the
+		// client retries itself (NOT_COORDINATOR from one that cannot
+		// write the group's state): as silent as the rest otherwise.
+		var req string
+		var rerr error
+		for i := 0; i+1 < len(keyvals); i += 2 {
+			switch k, _ := keyvals[i].(string); k {
+			case "request":
+				req, _ = keyvals[i+1].(string)
+			case "response_error":
+				rerr, _ = keyvals[i+1].(error)
+			}
+		}
+		if rerr != nil && (req == "JoinGroup" || req == "SyncGroup") {
+			r.OnGroupManageError(fmt.Errorf("%s: %w", req, rerr))
+		}
+		return
+	}
 	if msg != "produced" {
 		return
 	}

@@ -98,7 +98,7 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		if err != nil {
 			return &usageError{err: err}
 		}
-		opts := []kgo.Opt{kgo.ConsumerGroup(*group), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(reset), kgo.AutoCommitMarks(), kgo.WithHooks(conn), kgo.KeepRetryableFetchErrors(), isoOpt}
+		opts := []kgo.Opt{kgo.ConsumerGroup(*group), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(reset), kgo.AutoCommitMarks(), kgo.WithHooks(conn), kgo.WithLogger(conn), kgo.KeepRetryableFetchErrors(), isoOpt}
 		if *fetchMaxWait > 0 {
 			opts = append(opts, kgo.FetchMaxWait(*fetchMaxWait))
 		}
@@ -193,7 +193,7 @@ func runGroupConsume(ctx context.Context, cf *clientFlags, opts []kgo.Opt, forma
 	if err != nil {
 		return err
 	}
-	defer cl.Close() // leaves the group
+	defer closeGroupClient(cl, conn) // leaves the group
 	out := bufio.NewWriterSize(stdout, 64<<10)
 	commit := func() error {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -226,6 +226,13 @@ func runGroupConsume(ctx context.Context, cf *clientFlags, opts []kgo.Opt, forma
 			break
 		}
 		if timedOut && !end.done() {
+			if !end.isJoined() && time.Since(lastRecord) >= idle {
+				why := "no answer from the group coordinator"
+				if err := conn.lastGroupError(); err != nil {
+					why = "the last error: " + err.Error()
+				}
+				return fmt.Errorf("could not join the group within %v (%s); giving up (see --timeout)", idle, why)
+			}
 			if end.emptyTails(ctx, cl) || time.Since(lastRecord) < idle {
 				continue
 			}
@@ -269,6 +276,24 @@ func runGroupConsume(ctx context.Context, cf *clientFlags, opts []kgo.Opt, forma
 		return fmt.Errorf("write output: %w", err)
 	}
 	return commit()
+}
+
+// groupLeaveWait bounds how long a group member waits to leave the group
+// at exit: a coordinator that cannot complete the rebalance (a full disk,
+// say) would otherwise hold the command.
+const groupLeaveWait = 10 * time.Second
+
+// closeGroupClient closes cl, which leaves the group, waiting at most
+// groupLeaveWait; past it the command exits without the leave, and the
+// group rebalances when the member's session times out.
+func closeGroupClient(cl *kgo.Client, conn *connReporter) {
+	done := make(chan struct{})
+	go func() { cl.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(groupLeaveWait):
+		conn.printf("gregor: leaving the group did not finish within %v; exiting without it (the group rebalances when this member's session times out)\n", groupLeaveWait)
+	}
 }
 
 // groupEnd follows, for a group member consuming without --follow, how
@@ -410,6 +435,17 @@ func (g *groupEnd) done() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.doneLocked()
+}
+
+// isJoined reports whether the member was assigned its partitions (a nil
+// *groupEnd, with --follow, does not tell: true).
+func (g *groupEnd) isJoined() bool {
+	if g == nil {
+		return true
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.joined
 }
 
 func (g *groupEnd) doneLocked() bool {

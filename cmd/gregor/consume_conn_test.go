@@ -183,3 +183,40 @@ func TestConsumeReportsRetriedFetchErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestConsumeGroupJoinRefused: a group member whose joins the coordinator
+// keeps refusing (one that cannot write the group's state answers so)
+// says so on stderr while it retries, and without --follow gives up at
+// --timeout; before, it waited silently and for ever (helper-87).
+func TestConsumeGroupJoinRefused(t *testing.T) {
+	t.Parallel()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "grp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b := c.ListenAddrs()[0]
+	mustRun(t, "a\nb\n", "produce", "-b", b, "-t", "grp")
+	var refuse atomic.Bool
+	refuse.Store(true)
+	c.ControlKey(int16(kmsg.SyncGroup), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !refuse.Load() {
+			return nil, nil, false
+		}
+		resp := kreq.ResponseKind().(*kmsg.SyncGroupResponse)
+		resp.ErrorCode = kerr.NotCoordinator.Code // as gregor answers when it cannot write the group
+		return resp, nil, true
+	})
+	start := time.Now()
+	code, stdout, stderr := runCLI(t, "", "consume", "-b", b, "-t", "grp", "--group", "g", "--timeout", "2s")
+	if took := time.Since(start); code != 1 || stdout != "" || took > 20*time.Second ||
+		!strings.Contains(stderr, "the group membership failed") || !strings.Contains(stderr, "NOT_COORDINATOR") ||
+		!strings.Contains(stderr, "could not join the group within 2s") {
+		t.Errorf("exit %d after %v, stdout %q, stderr %q", code, took, stdout, stderr)
+	}
+	// The leave it gave up waiting for goes on in the background (the
+	// process would have exited); let it finish for the leak check.
+	refuse.Store(false)
+	time.Sleep(3 * time.Second)
+}

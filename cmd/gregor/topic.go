@@ -467,6 +467,10 @@ func topicAddPartitions(ctx context.Context, args []string, _ io.Reader, stdout,
 		if err := codeErr(t.ErrorCode, t.ErrorMessage); err != nil {
 			return fmt.Errorf("add partitions to %s: %w", name, err)
 		}
+		if *validateOnly {
+			fmt.Fprintf(stdout, "validated: topic %s can have %d partition(s)\n", name, *partitions)
+			return nil
+		}
 		fmt.Fprintf(stdout, "topic %s now has %d partition(s)\n", name, *partitions)
 		return nil
 	}
