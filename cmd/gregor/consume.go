@@ -8,13 +8,17 @@ import (
 	"io"
 	"maps"
 	"net"
+	"os"
+	"os/signal"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"golang.org/x/sys/unix"
 )
 
 // runConsume prints the records of a topic, consuming its partitions
@@ -23,7 +27,51 @@ import (
 // An interrupt ends it cleanly. With --group it consumes as a member of
 // that consumer group instead (see runGroupConsume), stopping the same way
 // at the end of the partitions the group assigned it.
-func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+// runConsume is consumeRecords, ending as a reader that goes away
+// (`gregor consume ... | head -3`) should end it: when the pipe's reader
+// closes, the command stops as on an interrupt (a group member commits
+// what it wrote and leaves the group), even while no record comes; a
+// write to the closed pipe ends it quietly instead of killing it with
+// SIGPIPE before it could commit and leave.
+func runConsume(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	signal.Ignore(syscall.SIGPIPE)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if f, ok := stdout.(*os.File); ok && isPipe(f) {
+		go watchReaderGone(ctx, f, cancel)
+	}
+	err := consumeRecords(ctx, args, stdin, stdout, stderr)
+	if errors.Is(err, syscall.EPIPE) {
+		return nil
+	}
+	return err
+}
+
+// isPipe reports whether f is a pipe (or FIFO).
+func isPipe(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeNamedPipe != 0
+}
+
+// watchReaderGone calls gone once the reading end of the pipe f is
+// closed (poll reports POLLERR on the writing end), or returns when ctx
+// ends.
+func watchReaderGone(ctx context.Context, f *os.File, gone context.CancelFunc) {
+	fd := int32(f.Fd())
+	for ctx.Err() == nil {
+		fds := []unix.PollFd{{Fd: fd, Events: 0}}
+		n, err := unix.Poll(fds, 200)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return
+		}
+		if n > 0 && fds[0].Revents&(unix.POLLERR|unix.POLLHUP) != 0 {
+			gone()
+			return
+		}
+	}
+}
+
+func consumeRecords(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("consume", "", stderr)
 	cf := addClientFlags(fs)
 	var topic, from, format string
@@ -208,6 +256,7 @@ func runGroupConsume(ctx context.Context, cf *clientFlags, opts []kgo.Opt, forma
 	}
 	var printed int64
 	var buf []byte
+	var batch []*kgo.Record
 	lastRecord := time.Now()
 	for (limit == 0 || printed < limit) && !end.done() {
 		var pollCtx context.Context
@@ -256,6 +305,7 @@ func runGroupConsume(ctx context.Context, cf *clientFlags, opts []kgo.Opt, forma
 			_ = out.Flush()
 			return errors.Join(fetchErr, commit())
 		}
+		batch = batch[:0]
 		fetches.EachRecord(func(r *kgo.Record) {
 			if limit > 0 && printed >= limit {
 				return
@@ -265,12 +315,17 @@ func runGroupConsume(ctx context.Context, cf *clientFlags, opts []kgo.Opt, forma
 				_, _ = out.Write(buf) // the error is sticky; Flush reports it
 				printed++
 			}
-			cl.MarkCommitRecords(r)
+			batch = append(batch, r)
 			end.advance(r.Partition, r.Offset+1)
 		})
 		if err := out.Flush(); err != nil {
+			// Not marked: what may not have reached the reader is
+			// not committed (a closed pipe, say); leaving the group
+			// commits what was written before.
 			return fmt.Errorf("write output: %w", err)
 		}
+		// Marked once written out, so only those are committed.
+		cl.MarkCommitRecords(batch...)
 	}
 	if err := out.Flush(); err != nil {
 		return fmt.Errorf("write output: %w", err)

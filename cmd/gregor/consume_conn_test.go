@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -219,4 +221,41 @@ func TestConsumeGroupJoinRefused(t *testing.T) {
 	// process would have exited); let it finish for the leak check.
 	refuse.Store(false)
 	time.Sleep(3 * time.Second)
+}
+
+// TestConsumeStopsWhenReaderGoes: `consume --follow --group g | head -1`
+// ends once head exits, even with no record coming (it waited for the next
+// record, then died of SIGPIPE without committing or leaving the group),
+// and commits what it wrote (helper-87).
+func TestConsumeStopsWhenReaderGoes(t *testing.T) {
+	t.Parallel()
+	b := newCluster(t, kfake.SeedTopics(1, "piped"))
+	mustRun(t, "a\nb\n", "produce", "-b", b, "-t", "piped")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	done := make(chan error, 1)
+	go func() {
+		done <- runConsume(context.Background(), []string{"-b", b, "-t", "piped", "--group", "g", "--follow"}, nil, w, io.Discard)
+	}()
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil || line != "a\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	time.Sleep(500 * time.Millisecond) // both records written
+	r.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("consume after its reader went: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("consume still running 15 s after its reader went")
+	}
+	out := mustRun(t, "", "group", "describe", "g", "-b", b)
+	if !strings.Contains(out, "Members: 0") || !containsFields(out, "piped", "0", "2", "2", "0", "-") {
+		t.Fatalf("group after the reader went:\n%s", out)
+	}
 }
