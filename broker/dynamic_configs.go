@@ -169,16 +169,32 @@ func (b *Broker) alterBrokerConfigs(name string, changes []configChange, replace
 	if err := duplicateConfigKey(names); err != nil {
 		return err
 	}
-	var static []string
+	known := make(map[string]bool)
+	for _, kv := range KnownProps() {
+		known[kv[0]] = true
+	}
+	var static, unknown []string
 	for _, c := range changes {
 		if _, ok := topicconfig.LookupBrokerKey(c.name); !ok {
-			static = append(static, c.name)
+			if known[c.name] {
+				static = append(static, c.name)
+			} else {
+				unknown = append(unknown, c.name)
+			}
 		}
+	}
+	var refused []string
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		refused = append(refused, "unknown broker properties: "+strings.Join(unknown, ", "))
 	}
 	if len(static) > 0 {
 		sort.Strings(static)
-		return fmt.Errorf("cannot update these configs dynamically: %s (only the defaults of topic configs, such as log.retention.ms, are dynamic; set others with --set at startup): %w",
-			strings.Join(static, ", "), kerr.InvalidRequest)
+		refused = append(refused, "cannot update these configs dynamically: "+strings.Join(static, ", ")+
+			" (only the defaults of topic configs, such as log.retention.ms, are dynamic; set others with --set at startup)")
+	}
+	if len(refused) > 0 {
+		return fmt.Errorf("%s: %w", strings.Join(refused, "; "), kerr.InvalidRequest)
 	}
 
 	b.topicMu.Lock()

@@ -150,6 +150,7 @@ func TestDynamicBrokerConfigs(t *testing.T) {
 		msg          string
 	}{
 		{"static property", "", []any{"log.retention.ms", set, "1", "num.partitions", set, "3"}, kerr.InvalidRequest, "num.partitions"},
+		{"unknown property", "", []any{"nosuch.prop", set, "3"}, kerr.InvalidRequest, "unknown broker properties: nosuch.prop"},
 		{"bad value", "0", []any{"log.retention.ms", set, "soon"}, kerr.InvalidConfig, "log.retention.ms"},
 		{"bad list value", "", []any{"log.cleanup.policy", app, "sometimes"}, kerr.InvalidConfig, "sometimes"},
 		{"SET without a value", "", []any{"log.retention.ms", set, "<nil>"}, kerr.InvalidConfig, "needs a value"},

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -103,6 +104,16 @@ func consumeRecords(ctx context.Context, args []string, _ io.Reader, stdout, std
 	}
 	if *fromBeginning && from != "beginning" {
 		return usagef("--from-beginning and --from %s name different starts", from)
+	}
+	// -n and --max-messages share a variable: the last would win.
+	var counts []string
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "n" || f.Name == "max-messages" {
+			counts = append(counts, f.Name+" "+f.Value.String())
+		}
+	})
+	if len(counts) > 1 {
+		return usagef("-n and --max-messages are one setting: give one of them")
 	}
 	if count < 0 {
 		return usagef("-n must not be negative")

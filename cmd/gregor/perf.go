@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -161,8 +163,11 @@ func (pf *producerFlags) prepareTopic(ctx context.Context, cf *clientFlags, topi
 		return ensureTopic(ctx, cl, topic, int32(pf.partitions))
 	}
 	t, err := topicMetadata(ctx, cl, topic)
-	if err != nil {
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
 		return nil, fmt.Errorf("%w (pass --partitions to create it)", err)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return partitionIDs(t), nil
 }
