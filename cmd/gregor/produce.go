@@ -210,6 +210,9 @@ read:
 	case readErr != nil:
 		return readErr
 	case ctx.Err() != nil:
+		if pending := res.sent.Load() - res.acked.Load() - res.failed.Load(); pending > 0 {
+			return fmt.Errorf("interrupted with %d record(s) read from stdin but not acknowledged (they may or may not be in the topic): %w", pending, ctx.Err())
+		}
 		return fmt.Errorf("interrupted: %w", ctx.Err())
 	case flushErr != nil:
 		return fmt.Errorf("flush: %w", flushErr)
