@@ -220,7 +220,18 @@ func TestConsumeGroupJoinRefused(t *testing.T) {
 	// The leave it gave up waiting for goes on in the background (the
 	// process would have exited); let it finish for the leak check.
 	refuse.Store(false)
-	time.Sleep(3 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, out, _ := runCLI(t, "", "group", "describe", "g", "-b", b)
+		if strings.Contains(out, "Members: 0") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the member never left:\n%s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // the client's own goroutines end after the leave
 }
 
 // TestConsumeStopsWhenReaderGoes: `consume --follow --group g | head -1`
