@@ -22,12 +22,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// runConsume prints the records of a topic, consuming its partitions
-// directly (no group). Without --follow it stops at the end offsets the
-// partitions had when it started; with -n it stops after that many records.
-// An interrupt ends it cleanly. With --group it consumes as a member of
-// that consumer group instead (see runGroupConsume), stopping the same way
-// at the end of the partitions the group assigned it.
 // runConsume is consumeRecords, ending as a reader that goes away
 // (`gregor consume ... | head -3`) should end it: when the pipe's reader
 // closes, the command stops as on an interrupt (a group member commits
@@ -72,6 +66,12 @@ func watchReaderGone(ctx context.Context, f *os.File, gone context.CancelFunc) {
 	}
 }
 
+// consumeRecords prints the records of a topic, consuming its partitions
+// directly (no group). Without --follow it stops at the end offsets the
+// partitions had when it started; with -n it stops after that many records.
+// An interrupt ends it cleanly. With --group it consumes as a member of
+// that consumer group instead (see runGroupConsume), stopping the same way
+// at the end of the partitions the group assigned it.
 func consumeRecords(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("consume", "", stderr)
 	cf := addClientFlags(fs)
@@ -106,13 +106,13 @@ func consumeRecords(ctx context.Context, args []string, _ io.Reader, stdout, std
 		return usagef("--from-beginning and --from %s name different starts", from)
 	}
 	// -n and --max-messages share a variable: the last would win.
-	var counts []string
+	counts := 0
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "n" || f.Name == "max-messages" {
-			counts = append(counts, f.Name+" "+f.Value.String())
+			counts++
 		}
 	})
-	if len(counts) > 1 {
+	if counts > 1 {
 		return usagef("-n and --max-messages are one setting: give one of them")
 	}
 	if count < 0 {
