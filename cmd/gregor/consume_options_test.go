@@ -21,6 +21,7 @@ func TestConsumeOptionChecks(t *testing.T) {
 		{[]string{"consume", "-t", "x", "--partition", "4294967296"}, "out of range"},
 		{[]string{"consume", "-t", "x", "--from-beginning", "--from", "end"}, "--from-beginning and --from end name different starts"},
 		{[]string{"consume", "-t", "x", "-n", "2", "--max-messages", "3"}, "-n and --max-messages are one setting"},
+		{[]string{"topic", "list", "--timeout", "0s"}, "--timeout must be positive"},
 		{[]string{"produce", "-t", "x", "-k", `\`}, "lone"},
 		{[]string{"produce", "-t", "x", "-k", `\q`}, `unknown escape \q`},
 		{[]string{"produce", "-t", "x", "-k", `\n`}, "cannot contain a newline"},

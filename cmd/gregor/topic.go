@@ -51,6 +51,9 @@ func addAdminFlags(fs *flag.FlagSet) *adminFlags {
 // connect returns a client and a context bounded by --timeout; call done
 // when finished with both.
 func (af *adminFlags) connect(ctx context.Context) (cl *kgo.Client, tctx context.Context, done func(), err error) {
+	if af.timeout <= 0 {
+		return nil, nil, nil, usagef("--timeout must be positive")
+	}
 	cl, err = af.newClient()
 	if err != nil {
 		return nil, nil, nil, err
