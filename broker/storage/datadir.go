@@ -117,6 +117,11 @@ func (m *Manager) checkPartitionDirs() {
 		}
 		leo := l.LogEndOffset()
 		prev, known := m.dir.parts[l]
+		if !known && l.dirID != nil {
+			// The directory the log opened, not whatever is there at
+			// the first check (it may have been replaced since).
+			prev, known = partDirState{leo: -1, id: l.dirID}, true
+		}
 		if known && prev.leo == leo {
 			next[l] = prev
 			continue

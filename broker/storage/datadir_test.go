@@ -146,6 +146,28 @@ func TestPartitionDirRemoved(t *testing.T) {
 	if m.DataDirError() != nil {
 		t.Fatalf("a partition directory took the data dir offline: %v", m.DataDirError())
 	}
+
+	// Replaced before the first check: judged against the directory the
+	// log opened, not the one found then.
+	u, err := m.Create("u", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(u.Dir(), u.Dir()+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(u.Dir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, u, plain(t, "x", 1))
+	m.checkPartitionDirs()
+	if err := u.WriteError(); err == nil || !strings.Contains(err.Error(), "replaced") {
+		t.Fatalf("u-0 replaced before its first check: %v", err)
+	}
+	// Deleting partitions whose directory is gone already succeeds.
+	if err := m.DeletePartitions("t", 0); err != nil {
+		t.Fatalf("deleting partitions, one of them removed under the broker: %v", err)
+	}
 }
 
 // TestMarkerFailureAtCloseLosesNothing: a clean-shutdown marker that

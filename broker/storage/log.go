@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,7 @@ import (
 type Log struct {
 	fs         vfs.FS
 	dir        string
+	dirID      os.FileInfo // dir when the log was opened (nil if not known): see checkPartitionDirs
 	topic      string
 	partition  int32
 	logger     *zap.Logger

@@ -473,6 +473,12 @@ func (m *Manager) DeletePartitions(topic string, from int32) error {
 	var errList []error
 	for _, l := range logs {
 		target, err := m.renameAside(l, deleteSuffix)
+		if isNotExist(err) {
+			// Removed under the broker already (its log refused
+			// writes since): nothing left to delete.
+			m.logger.Info("deleted partition directory was already gone", zap.String("dir", l.dir))
+			continue
+		}
 		if err != nil {
 			errList = append(errList, fmt.Errorf("delete %s: %w", l.dir, err))
 			continue

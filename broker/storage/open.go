@@ -131,6 +131,9 @@ func (l *Log) open() error {
 	if err := vfs.MkdirAllDurable(l.fs, l.dir, 0o755); err != nil {
 		return err
 	}
+	if fi, err := l.fs.Stat(l.dir); err == nil {
+		l.dirID = fi
+	}
 	contents, err := l.listDir()
 	if err != nil {
 		return err
