@@ -144,11 +144,11 @@ func (b *Broker) alterTopicConfigs(rr *kmsg.IncrementalAlterConfigsRequestResour
 				errs = append(errs, fmt.Errorf("config %s is not a list; APPEND and SUBTRACT do not apply", c.Name))
 				continue
 			}
-			cur := splitList(eff[c.Name])
-			if v, ok := next[c.Name]; ok {
-				cur = splitList(v)
+			base, ok := next[c.Name]
+			if !ok {
+				base = eff[c.Name]
 			}
-			next[c.Name] = strings.Join(applyListOp(cur, splitList(val), c.Op == kmsg.IncrementalAlterConfigOpAppend), ",")
+			next[c.Name] = listOp(base, val, c.Op)
 		}
 		if v, ok := next[c.Name]; ok {
 			if err := topicconfig.Validate(c.Name, v); err != nil {
@@ -169,6 +169,12 @@ func (b *Broker) alterTopicConfigs(rr *kmsg.IncrementalAlterConfigsRequestResour
 		return nil
 	}
 	return b.setTopicConfigs(t.Name, next)
+}
+
+// listOp applies an APPEND or SUBTRACT of the list vals to the list base
+// (both comma-separated) and returns the result.
+func listOp(base, vals string, op kmsg.IncrementalAlterConfigOp) string {
+	return strings.Join(applyListOp(splitList(base), splitList(vals), op == kmsg.IncrementalAlterConfigOpAppend), ",")
 }
 
 func splitList(s string) []string {

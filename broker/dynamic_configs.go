@@ -237,7 +237,7 @@ func (b *Broker) alterBrokerConfigs(name string, changes []configChange, replace
 			if !ok {
 				base = b.valueBelow(cur, entity, d)
 			}
-			next[c.name] = strings.Join(applyListOp(splitList(base), splitList(val), c.op == kmsg.IncrementalAlterConfigOpAppend), ",")
+			next[c.name] = listOp(base, val, c.op)
 		default: // a malformed request, not a bad value
 			return fmt.Errorf("config %s: unknown operation %d: %w", c.name, c.op, kerr.InvalidRequest)
 		}
