@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"reflect"
 	"sort"
 	"strconv"
@@ -270,9 +272,41 @@ func runSubcommand(ctx context.Context, command string, subs []subcommand, args 
 	}
 	for _, s := range subs {
 		if s.name == args[0] {
-			return s.run(ctx, args[1:], stdin, stdout, stderr)
+			slot := new(timeoutSlot)
+			err := s.run(context.WithValue(ctx, timeoutSlotKey{}, slot), args[1:], stdin, stdout, stderr)
+			return slot.explain(err)
 		}
 	}
 	usage(stderr)
 	return usagef("unknown subcommand %q", args[0])
+}
+
+// timeoutSlot is where an admin command's connect records its --timeout,
+// so that runSubcommand can say which flag bounds a wait that timed out.
+type timeoutSlot struct{ timeout time.Duration }
+
+type timeoutSlotKey struct{}
+
+// noteTimeout records timeout in ctx's slot, if it has one.
+func noteTimeout(ctx context.Context, timeout time.Duration) {
+	if slot, ok := ctx.Value(timeoutSlotKey{}).(*timeoutSlot); ok {
+		slot.timeout = timeout
+	}
+}
+
+// explain adds to a timeout of an admin command what bounded it: the
+// client's own messages ("i/o timeout", "context deadline exceeded", an
+// "unable to dial" for a port that accepts but never answers) do not say.
+func (s *timeoutSlot) explain(err error) error {
+	if err == nil || s.timeout <= 0 || !isTimeout(err) {
+		return err
+	}
+	return fmt.Errorf("%w (no answer within --timeout %v: a broker that is overloaded or paused, or a port that is not a Kafka broker's)", err, s.timeout)
+}
+
+// isTimeout reports whether err is a deadline that passed.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		(errors.As(err, &ne) && ne.Timeout())
 }

@@ -134,6 +134,10 @@ func groupList(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	byName := make(map[string]kmsg.ListGroupsResponseGroup)
 	var failures []error
 	for _, shard := range cl.RequestSharded(ctx, req) {
+		if shard.Err != nil && shard.Meta.NodeID < 0 { // no broker was reached to ask
+			failures = append(failures, fmt.Errorf("list groups: %w", shard.Err))
+			continue
+		}
 		if shard.Err != nil {
 			failures = append(failures, fmt.Errorf("list groups on broker %d: %w", shard.Meta.NodeID, shard.Err))
 			continue

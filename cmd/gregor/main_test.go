@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -169,5 +170,56 @@ func TestNotifySignalsKeepsIgnored(t *testing.T) {
 	got := notifySignals(shutdownSignals, all)
 	if !slices.Equal(got, []os.Signal{syscall.SIGTERM}) {
 		t.Fatalf("all ignored: %v, want only SIGTERM", got)
+	}
+}
+
+// TestAdminTimeoutNamesFlag: an admin command against a port that accepts
+// connections but never answers says that --timeout bounded the wait, and
+// group list against a closed port does not name a "broker -1".
+func TestAdminTimeoutNamesFlag(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c) // read nothing, answer nothing
+		}
+	}()
+	defer func() {
+		ln.Close()
+		<-accepted
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for _, args := range [][]string{
+		{"topic", "list", "-b", ln.Addr().String(), "--timeout", "1s"},
+		{"group", "list", "-b", ln.Addr().String(), "--timeout", "1s"},
+		{"config", "describe", "-b", ln.Addr().String(), "--timeout", "1s"},
+	} {
+		code, _, stderr := runCLI(t, "", args...)
+		if code != 1 || !strings.Contains(stderr, "no answer within --timeout 1s") {
+			t.Errorf("gregor %q: code %d, stderr %q; want 1 and the --timeout named", args, code, stderr)
+		}
+	}
+
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := closed.Addr().String()
+	closed.Close()
+	code, _, stderr := runCLI(t, "", "group", "list", "-b", addr, "--timeout", "1s")
+	if code != 1 || strings.Contains(stderr, "broker -1") || !strings.Contains(stderr, "connection refused") ||
+		strings.Contains(stderr, "--timeout") {
+		t.Errorf("group list of a closed port: code %d, stderr %q", code, stderr)
 	}
 }

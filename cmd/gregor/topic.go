@@ -58,6 +58,7 @@ func (af *adminFlags) connect(ctx context.Context) (cl *kgo.Client, tctx context
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	noteTimeout(ctx, af.timeout)
 	tctx, cancel := context.WithTimeout(ctx, af.timeout)
 	return cl, tctx, func() { cancel(); cl.Close() }, nil
 }
