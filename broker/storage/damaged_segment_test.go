@@ -222,3 +222,64 @@ func TestDamagedSegmentOffsetForTimestamp(t *testing.T) {
 		t.Fatalf("offset for the timestamp of the damaged batch: %d (%v), want %d, the next segment's first", off, err, after)
 	}
 }
+
+// TestRecoveredTailLowersRecoveryPoint: a flushed tail cut short behind the
+// broker's back is reported once. Recovery lowers the recovery point to
+// what it trusted, so a second crash (after new appends, before the next
+// checkpoint) neither reports the loss again nor trusts the new records
+// unverified: a torn copy of them is found and cut.
+func TestRecoveredTailLowersRecoveryPoint(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys vfs.FS, dir string) {
+		cfg := Config{SegmentBytes: 1024, IndexIntervalBytes: 128}
+		l := openLog(t, fsys, dir, cfg)
+		fillLog(t, l, 0, 40)
+		if err := l.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		oldEnd := l.LogEndOffset()
+		l.closeFiles(false) // a crash after the flush
+
+		path := lastSegmentPath(t, fsys, dir)
+		b := fileBytes(t, fsys, path)
+		writeBytes(t, fsys, path, b[:len(b)-7])
+		logs, obs := observed()
+		l = openLog(t, fsys, dir, cfg, logs)
+		if n := len(entriesMentioning(obs, zapcore.ErrorLevel, "recovery point")); n != 1 {
+			t.Fatalf("%d errors about the lost flushed records, want 1: %v", n, obs.All())
+		}
+		recovered := l.LogEndOffset()
+		if recovered >= oldEnd {
+			t.Fatalf("log end %d after cutting the tail, want below %d", recovered, oldEnd)
+		}
+		rp, ok, err := l.readRecoveryPoint()
+		if err != nil || !ok || rp.Offset > recovered {
+			t.Fatalf("recovery point on disk %+v (%v, %v), want at most the log end %d", rp, ok, err, recovered)
+		}
+		fillLog(t, l, 100, 3)
+		end := l.LogEndOffset()
+		l.closeFiles(false) // a crash before the next checkpoint
+
+		logs, obs = observed()
+		l = openLog(t, fsys, dir, cfg, logs)
+		if errs := entriesMentioning(obs, zapcore.ErrorLevel, "recovery point"); len(errs) != 0 {
+			t.Fatalf("second crash reported lost records again: %v", errs)
+		}
+		if l.LogEndOffset() != end {
+			t.Fatalf("log end %d after the second crash, want %d", l.LogEndOffset(), end)
+		}
+		checkSequential(t, readAll(t, l, 0), 0)
+		l.closeFiles(false)
+
+		// The records appended after the first recovery are verified at
+		// the next open: a torn copy of them is cut, not served.
+		path = lastSegmentPath(t, fsys, dir)
+		b = fileBytes(t, fsys, path)
+		writeBytes(t, fsys, path, b[:len(b)-5])
+		l = openLog(t, fsys, dir, cfg)
+		defer l.Close()
+		if got := l.LogEndOffset(); got >= end || got < recovered {
+			t.Fatalf("log end %d after tearing the new tail, want in [%d, %d)", got, recovered, end)
+		}
+		checkSequential(t, readAll(t, l, 0), 0)
+	})
+}

@@ -347,6 +347,18 @@ func (l *Log) open() error {
 			zap.Int64("log_end_offset", leo), zap.Int64("recovery_point", rp.Offset),
 			zap.Int64("first_lost_offset", leo), zap.Int64("last_lost_offset", rp.Offset-1),
 			zap.String("segment", filepath.Join(l.dir, fileBase(rp.SegmentBase)+logSuffix)))
+		// The recovery point must not go on promising what is gone (as
+		// Truncate sees to at runtime): until the next checkpoint, a
+		// crash would report the loss again, and records appended now
+		// in segments before the stale point would be trusted without
+		// being verified. It goes back to where this open's
+		// verification began; the next flushes move it up.
+		trusted := segs[min(scanFrom, len(segs)-1)].base
+		rp = recoveryPoint{Offset: trusted, SegmentBase: trusted}
+		if err := writeCheckpoint(l.fs, checkpointPath(l.dir, recoveryPointFile), magicRecoveryPoint, rp.encode()); err != nil {
+			return fmt.Errorf("lower the recovery point to the recovered log: %w", err)
+		}
+		l.mu.recovery, l.mu.flushed, l.mu.recoveryAt, l.mu.recoveryOnDisk = rp, rp, l.now(), true
 	}
 	if logStartCkpt > leo {
 		l.logger.Warn("log start offset checkpoint is beyond the log end: every record of the log is below the log start and unreadable",
