@@ -36,9 +36,16 @@ func encodeTombstone(id string, nowMs int64) []byte {
 	return b.Build()
 }
 
-// load replays the state log.
+// load replays the state log. A transactional id's later records
+// supersede its earlier ones, so only the last value of each is decoded
+// (the log of a busy producer holds several records per transaction until
+// the cleaner compacts it: decoding every one made starts slow).
 func (c *Coordinator) load() error {
-	states := map[string]txnState{}
+	type last struct {
+		value  []byte
+		offset int64
+	}
+	latest := map[string]*last{}
 	err := c.opts.Log.Replay(func(batch []byte) error {
 		h, err := record.ParseHeader(batch)
 		if err != nil {
@@ -48,24 +55,33 @@ func (c *Coordinator) load() error {
 			return nil
 		}
 		return record.Records(h, batch, func(r *record.Record) error {
-			id := string(r.Key)
 			if r.Value == nil {
-				delete(states, id)
+				delete(latest, string(r.Key))
 				return nil
 			}
-			var v stateValue
-			if err := json.Unmarshal(r.Value, &v); err != nil {
-				return fmt.Errorf("transaction state of %q at offset %d: %w", id, h.BaseOffset+int64(r.OffsetDelta), err)
+			l := latest[string(r.Key)]
+			if l == nil {
+				l = &last{}
+				latest[string(r.Key)] = l
 			}
-			if v.Version != stateVersion {
-				return fmt.Errorf("transaction state of %q at offset %d: version %d, this broker reads %d", id, h.BaseOffset+int64(r.OffsetDelta), v.Version, stateVersion)
-			}
-			states[id] = v.txnState
+			l.value = append(l.value[:0], r.Value...) // the batch's bytes are not ours to keep
+			l.offset = h.BaseOffset + int64(r.OffsetDelta)
 			return nil
 		})
 	})
 	if err != nil {
 		return fmt.Errorf("load transaction state: %w", err)
+	}
+	states := make(map[string]txnState, len(latest))
+	for id, l := range latest {
+		var v stateValue
+		if err := json.Unmarshal(l.value, &v); err != nil {
+			return fmt.Errorf("load transaction state: transaction state of %q at offset %d: %w", id, l.offset, err)
+		}
+		if v.Version != stateVersion {
+			return fmt.Errorf("load transaction state: transaction state of %q at offset %d: version %d, this broker reads %d", id, l.offset, v.Version, stateVersion)
+		}
+		states[id] = v.txnState
 	}
 	for id, st := range states {
 		c.install(&entry{id: id}, st)
