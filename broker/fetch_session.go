@@ -121,8 +121,8 @@ func (c *conn) sessionFor(req *kmsg.FetchRequest) (s *fetchSession, incremental 
 		return nil, false, kerr.FetchSessionIDNotFound.Code
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if req.SessionEpoch != s.epoch {
+		s.mu.Unlock()
 		return nil, false, kerr.InvalidFetchSessionEpoch.Code
 	}
 	s.epoch = nextEpoch(s.epoch)
@@ -132,10 +132,15 @@ func (c *conn) sessionFor(req *kmsg.FetchRequest) (s *fetchSession, incremental 
 			s.put(rt.Topic, rt.TopicID, &rt.Partitions[j])
 		}
 	}
-	for _, ft := range req.ForgottenTopics {
-		for _, p := range ft.Partitions {
-			s.forget(topicPartition{ft.Topic, p})
-		}
+	s.forget(req.ForgottenTopics)
+	over := len(s.parts) > c.b.maxSessionPartitions()
+	s.mu.Unlock()
+	if over {
+		// Grown past what any consumer of this broker reads: the
+		// client starts again with a full request, answered without a
+		// session.
+		c.closeSession(s.id)
+		return nil, false, kerr.FetchSessionIDNotFound.Code
 	}
 	return s, true, 0
 }
@@ -154,6 +159,13 @@ func nextEpoch(epoch int32) int32 {
 func (c *conn) newSession(req *kmsg.FetchRequest) *fetchSession {
 	b := c.b
 	limit := b.cfg.prop("max.incremental.fetch.session.cache.slots")
+	n := 0
+	for i := range req.Topics {
+		n += len(req.Topics[i].Partitions)
+	}
+	if n > b.maxSessionPartitions() {
+		return nil
+	}
 	cs := &c.sessions
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
@@ -234,20 +246,44 @@ func (s *fetchSession) put(topic string, id [16]byte, rp *kmsg.FetchRequestTopic
 	s.waiters.add([]topicPartition{tp}, s.wake)
 }
 
-// forget removes a partition from the session; s.mu is held.
-func (s *fetchSession) forget(tp topicPartition) {
-	sp := s.index[tp]
-	if sp == nil {
-		return
-	}
-	delete(s.index, tp)
-	s.waiters.remove([]topicPartition{tp}, s.wake)
-	for i, p := range s.parts {
-		if p == sp {
-			s.parts = append(s.parts[:i], s.parts[i+1:]...)
-			break
+// forget removes the forgotten partitions from the session, in one pass
+// over its partitions whatever their number; s.mu is held.
+func (s *fetchSession) forget(forgotten []kmsg.FetchRequestForgottenTopic) {
+	var tps []topicPartition
+	for _, ft := range forgotten {
+		for _, p := range ft.Partitions {
+			tp := topicPartition{ft.Topic, p}
+			if _, ok := s.index[tp]; ok {
+				delete(s.index, tp)
+				tps = append(tps, tp)
+			}
 		}
 	}
+	if len(tps) == 0 {
+		return
+	}
+	s.waiters.remove(tps, s.wake)
+	kept := s.parts[:0]
+	for _, sp := range s.parts {
+		if s.index[sp.tp] == sp {
+			kept = append(kept, sp)
+		}
+	}
+	clear(s.parts[len(kept):])
+	s.parts = kept
+}
+
+// sessionPartitionSlack is how many partitions beyond those it hosts a
+// fetch session may hold: partitions of topics not created yet, or
+// deleted, that a consumer still names.
+const sessionPartitionSlack = 1000
+
+// maxSessionPartitions is the most partitions a fetch session may hold. A
+// consumer reads at most every partition the broker hosts; a session
+// naming far more (unknown partitions cost memory like real ones) is not
+// kept, and the client fetches without one.
+func (b *Broker) maxSessionPartitions() int {
+	return b.logs.Len() + sessionPartitionSlack
 }
 
 // end unregisters an ended session's wake-ups.

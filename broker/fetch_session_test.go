@@ -454,3 +454,73 @@ func TestHasRepeat(t *testing.T) {
 		}
 	}
 }
+
+// TestFetchSessionSizeBound: a session may hold at most the partitions the
+// broker hosts plus sessionPartitionSlack (partitions that do not exist
+// cost memory like real ones). A full fetch naming more gets no session; a
+// session grown past the bound by an incremental fetch is closed with
+// FETCH_SESSION_ID_NOT_FOUND, which makes clients start again without one.
+func TestFetchSessionSizeBound(t *testing.T) {
+	b := startBroker(t, nil, "", nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "s", 2, nil)
+	bound := b.maxSessionPartitions()
+	if bound < sessionPartitionSlack+2 {
+		t.Fatalf("bound %d with 2 partitions hosted", bound)
+	}
+	many := map[int32]int64{}
+	for p := range int32(bound + 1) {
+		many[p] = 0 // all but two unknown
+	}
+	resp := sessionFetch(t, cl, 0, 0, "s", many, nil, 0)
+	if resp.ErrorCode != 0 || resp.SessionID != 0 {
+		t.Fatalf("full fetch of %d partitions: error %d, session %d; want answered without a session", len(many), resp.ErrorCode, resp.SessionID)
+	}
+	if n := b.fetchSessions.Load(); n != 0 {
+		t.Fatalf("%d sessions", n)
+	}
+
+	resp = sessionFetch(t, cl, 0, 0, "s", map[int32]int64{0: 0, 1: 0}, nil, 0)
+	id := resp.SessionID
+	if resp.ErrorCode != 0 || id == 0 {
+		t.Fatalf("small session: error %d, session %d", resp.ErrorCode, id)
+	}
+	delete(many, 0)
+	delete(many, 1)
+	resp = sessionFetch(t, cl, id, 1, "s", many, nil, 0)
+	if resp.ErrorCode != kerr.FetchSessionIDNotFound.Code {
+		t.Fatalf("session grown to %d partitions: error %d, want FETCH_SESSION_ID_NOT_FOUND", len(many)+2, resp.ErrorCode)
+	}
+	if n := b.fetchSessions.Load(); n != 0 {
+		t.Fatalf("%d sessions after closing the grown one", n)
+	}
+	if resp := sessionFetch(t, cl, id, 2, "s", nil, nil, 0); resp.ErrorCode != kerr.FetchSessionIDNotFound.Code {
+		t.Fatalf("closed session answered: error %d", resp.ErrorCode)
+	}
+
+	// Forgetting many partitions at once keeps the rest, in order.
+	resp = sessionFetch(t, cl, 0, 0, "s", map[int32]int64{0: 0, 1: 0, 7: 0, 9: 0}, nil, 0)
+	id = resp.SessionID
+	resp = sessionFetch(t, cl, id, 1, "s", nil, []int32{0, 7, 9, 9, 12}, 0)
+	if resp.ErrorCode != 0 {
+		t.Fatalf("forget: error %d", resp.ErrorCode)
+	}
+	var s *fetchSession
+	b.mu.Lock()
+	for c := range b.mu.conns {
+		c.sessions.mu.Lock()
+		if c.sessions.mu.m[id] != nil {
+			s = c.sessions.mu.m[id]
+		}
+		c.sessions.mu.Unlock()
+	}
+	b.mu.Unlock()
+	if s == nil {
+		t.Fatal("session not found")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.parts) != 1 || s.parts[0].tp.partition != 1 || len(s.index) != 1 {
+		t.Fatalf("after forgetting 0, 7 and 9: %d parts, %d indexed", len(s.parts), len(s.index))
+	}
+}

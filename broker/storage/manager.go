@@ -617,6 +617,13 @@ func asidePath(dir, suffix string) string {
 	return filepath.Join(filepath.Dir(dir), base+tail)
 }
 
+// Len returns how many logs are open.
+func (m *Manager) Len() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.mu.logs)
+}
+
 // Logs returns every open log, in no particular order.
 func (m *Manager) Logs() []*Log {
 	m.mu.RLock()
