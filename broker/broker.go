@@ -481,6 +481,7 @@ func (b *Broker) Serve() error {
 		if b.mu.closed {
 			b.mu.Unlock()
 			nc.Close()
+			releaseFiles(1)
 			return nil
 		}
 		b.mu.conns[c] = struct{}{}
@@ -575,6 +576,7 @@ func (b *Broker) Close(ctx context.Context) error {
 }
 
 func (b *Broker) removeConn(c *conn) {
+	releaseFiles(1) // its socket, taken when it was admitted
 	b.mu.Lock()
 	delete(b.mu.conns, c)
 	if b.mu.perIP[c.host]--; b.mu.perIP[c.host] <= 0 {
@@ -633,6 +635,7 @@ func (b *Broker) admitConn(nc net.Conn) bool {
 	n := b.mu.perIP[host]
 	b.mu.Unlock()
 	if int64(n) >= perIP {
+		releaseFiles(1) // taken by roomForConnection
 		return refuse("per_ip_limit", zap.Int("connections", n), zap.Int64("max.connections.per.ip", perIP))
 	}
 	return true
