@@ -38,10 +38,8 @@ const maxReusedFrame = 16 << 20
 // catches up. Without it a client that pipelines requests behind a long
 // poll (or reads nothing) had the broker hold up to queued.max.requests
 // answers each, hundreds of MB of metadata responses per connection; Kafka
-// reads nothing more from a connection until its response is sent. At
-// 1 MiB, 300 clients pipelining metadata requests they never read held
-// 1 GB; a connection now holds at most this plus one answer.
-const maxUnsentBytes = 256 << 10
+// reads nothing more from a connection until its response is sent.
+const maxUnsentBytes = 1 << 20
 
 // writeTimeout bounds how long a response write may go without progress
 // (the deadline is extended after every sendPiece of a chunk sent, and
