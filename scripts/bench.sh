@@ -20,6 +20,9 @@
 # anything, so its records/s is what this client reaches against a broker
 # that costs nothing, shown as null/kfake(DataDir).
 #
+# Before each workload the script runs sync(1), so that no workload runs
+# while the previous one's data is still being written to disk.
+#
 # Everything runs $ROUNDS times (default 5), rounds outermost so that a
 # noisy neighbour hurts every target alike, and the targets' order rotates
 # from round to round; the table shows medians.
@@ -27,7 +30,7 @@
 # Results: bench-results/<timestamp>/ (raw JSON and logs) and the table in
 # bench-results/latest.txt.
 #
-# Environment: SMALL_RECORDS (2000000), LARGE_RECORDS (500000),
+# Environment: SMALL_RECORDS (2000000), LARGE_RECORDS (2000000),
 # E2E_RATE (5000), E2E_DURATION (20s), ROUNDS (5),
 # TARGETS ("gregor kfake-disk kfake-mem null").
 set -euo pipefail
@@ -35,7 +38,7 @@ cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
 
 SMALL_RECORDS="${SMALL_RECORDS:-2000000}"
-LARGE_RECORDS="${LARGE_RECORDS:-500000}"
+LARGE_RECORDS="${LARGE_RECORDS:-2000000}"
 E2E_RATE="${E2E_RATE:-5000}"
 E2E_DURATION="${E2E_DURATION:-20s}"
 TARGETS="${TARGETS:-gregor kfake-disk kfake-mem null}"
@@ -114,6 +117,12 @@ run_perf() {
 	shift 3
 	local base="$out/$target-$workload.r$round"
 	echo "== round $round: $target $workload" >&2
+	# The previous workload's writes go to disk first, for every target
+	# alike: gregor fsyncs within flush.ms, kfake leaves them to the
+	# kernel, and either way writing gigabytes back during the next
+	# workload measured the disk, not that workload.
+	sync
+	sleep 0.5
 	if bin/gregor perf "$@" -b "$addr" --json --broker-pid "$server_pid" \
 		>"$base.json.tmp" 2>"$base.log"; then
 		mv "$base.json.tmp" "$base.json"
