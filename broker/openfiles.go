@@ -138,28 +138,18 @@ func takeFiles(adding int64, recount bool, frac, least int64, take bool) (open, 
 	age := time.Since(openFiles.at)
 	near := openFiles.count+adding+2*reserve > limit
 	nearAge := max(openFilesRecountNear, openFilesRecountCost*openFiles.took)
-	if openFiles.at.IsZero() {
+	switch {
+	case openFiles.at.IsZero():
 		// The first count, which every caller waits for.
-		start := time.Now()
-		n, err := countOpenFiles()
-		if err != nil {
+		if err := recountOpenFilesLocked(false); err != nil {
 			return 0, 0, 0, true
 		}
-		openFiles.count, openFiles.at, openFiles.took = n, time.Now(), time.Since(start)
-	} else if (recount || age > openFilesRecount || (near && age > nearAge)) && !openFiles.counting {
+	case (recount || age > openFilesRecount || (near && age > nearAge)) && !openFiles.counting:
 		// Counted without holding mu (thousands of descriptors take
 		// milliseconds): other callers meanwhile use the last count.
-		openFiles.counting, openFiles.takenWhile = true, 0
-		openFiles.mu.Unlock()
-		start := time.Now()
-		n, err := countOpenFiles()
-		took := time.Since(start)
-		openFiles.mu.Lock()
-		openFiles.counting = false
-		if err != nil {
+		if err := recountOpenFilesLocked(true); err != nil {
 			return 0, 0, 0, true
 		}
-		openFiles.count, openFiles.at, openFiles.took = n+openFiles.takenWhile, time.Now(), took
 	}
 	open = openFiles.count
 	if open+adding+reserve > limit {
@@ -172,6 +162,29 @@ func takeFiles(adding int64, recount bool, frac, least int64, take bool) (open, 
 		}
 	}
 	return open, limit, reserve, true
+}
+
+// recountOpenFilesLocked counts the open files afresh; openFiles.mu is
+// held, and released during the count if unlocked is set (what callers
+// take meanwhile is added to it).
+func recountOpenFilesLocked(unlocked bool) error {
+	openFiles.takenWhile = 0
+	if unlocked {
+		openFiles.counting = true
+		openFiles.mu.Unlock()
+	}
+	start := time.Now()
+	n, err := countOpenFiles()
+	took := time.Since(start)
+	if unlocked {
+		openFiles.mu.Lock()
+		openFiles.counting = false
+	}
+	if err != nil {
+		return err
+	}
+	openFiles.count, openFiles.at, openFiles.took = n+openFiles.takenWhile, time.Now(), took
+	return nil
 }
 
 // countOpenFiles counts the process's open file descriptors.

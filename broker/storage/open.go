@@ -355,10 +355,9 @@ func (l *Log) open() error {
 		// verification began; the next flushes move it up.
 		trusted := segs[min(scanFrom, len(segs)-1)].base
 		rp = recoveryPoint{Offset: trusted, SegmentBase: trusted}
-		if err := writeCheckpoint(l.fs, checkpointPath(l.dir, recoveryPointFile), magicRecoveryPoint, rp.encode()); err != nil {
+		if err := l.lowerRecoveryPointLocked(rp); err != nil {
 			return fmt.Errorf("lower the recovery point to the recovered log: %w", err)
 		}
-		l.mu.recovery, l.mu.flushed, l.mu.recoveryAt, l.mu.recoveryOnDisk = rp, rp, l.now(), true
 	}
 	if logStartCkpt > leo {
 		l.logger.Warn("log start offset checkpoint is beyond the log end: every record of the log is below the log start and unreadable",

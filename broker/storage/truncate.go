@@ -147,10 +147,9 @@ func (l *Log) Truncate(offset int64) error {
 	// after the truncation would otherwise be trusted unverified.
 	rp := recoveryPoint{Offset: newEnd, SegmentBase: active.base, Position: pos}
 	if l.mu.recovery.Offset > newEnd {
-		if err := writeCheckpoint(l.fs, checkpointPath(l.dir, recoveryPointFile), magicRecoveryPoint, rp.encode()); err != nil {
+		if err := l.lowerRecoveryPointLocked(rp); err != nil {
 			return l.failLocked("truncate", err)
 		}
-		l.mu.recovery, l.mu.recoveryAt, l.mu.recoveryOnDisk = rp, l.now(), true
 	}
 	if l.mu.flushed.Offset > newEnd {
 		l.mu.flushed = rp
@@ -179,5 +178,20 @@ func (l *Log) Truncate(offset int64) error {
 	l.mu.producers, l.mu.aborted, l.mu.snapshotOffset = ps, aborted, snapOff
 	l.publishTxnLocked(true)
 	l.logger.Info("truncated log", zap.Int64("requested_offset", offset), zap.Int64("log_end_offset", newEnd))
+	return nil
+}
+
+// lowerRecoveryPointLocked writes rp, below the recovery point on disk, as
+// the recovery point, so that it promises nothing that is gone, and makes
+// it the flushed point too if that was above it. l.mu is held (or the log
+// is being opened).
+func (l *Log) lowerRecoveryPointLocked(rp recoveryPoint) error {
+	if err := writeCheckpoint(l.fs, checkpointPath(l.dir, recoveryPointFile), magicRecoveryPoint, rp.encode()); err != nil {
+		return err
+	}
+	l.mu.recovery, l.mu.recoveryAt, l.mu.recoveryOnDisk = rp, l.now(), true
+	if l.mu.flushed.Offset > rp.Offset {
+		l.mu.flushed = rp
+	}
 	return nil
 }
