@@ -12,7 +12,7 @@
 #                    request is answered
 #   produce-1KB-4p   $LARGE_RECORDS records of 1 KB across 4 partitions, acks=1
 #   consume-100B-1p  read the first topic back
-#   consume-1KB-4p   read the second topic back
+#   consume-1KB-4p   read the 1 KB topic back
 #   e2e-5000rps      perf e2e at $E2E_RATE records/s for $E2E_DURATION (p50/p99)
 #
 # The null broker (internal/benchtools/nullbroker) runs the produce
@@ -27,11 +27,21 @@
 # noisy neighbour hurts every target alike, and the targets' order rotates
 # from round to round; the table shows medians.
 #
+# Each round has two phases. The 100 B workloads take well under a second
+# each, so a spell of noise on a shared VM (a busy neighbour on the same
+# core runs this client 30-40% slower for minutes at a time) could decide
+# one target's runs and not another's. In the first phase every target is
+# started at once (idle, they cost nothing), and each 100 B workload runs
+# against the targets in turn, seconds apart, $SMALL_REPEATS times (default
+# 3; each produce run to a new topic), so that such a spell hits them
+# alike. The 1 KB workloads and e2e, which hold gigabytes, then run one
+# target at a time, each on a fresh server.
+#
 # Results: bench-results/<timestamp>/ (raw JSON and logs) and the table in
 # bench-results/latest.txt.
 #
 # Environment: SMALL_RECORDS (2000000), LARGE_RECORDS (2000000),
-# E2E_RATE (5000), E2E_DURATION (20s), ROUNDS (5),
+# E2E_RATE (5000), E2E_DURATION (20s), ROUNDS (5), SMALL_REPEATS (3),
 # TARGETS ("gregor kfake-disk kfake-mem null").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +53,7 @@ E2E_RATE="${E2E_RATE:-5000}"
 E2E_DURATION="${E2E_DURATION:-20s}"
 TARGETS="${TARGETS:-gregor kfake-disk kfake-mem null}"
 ROUNDS="${ROUNDS:-5}"
+SMALL_REPEATS="${SMALL_REPEATS:-3}"
 
 mkdir -p bin bench-results
 go build -o bin/gregor ./cmd/gregor
@@ -55,29 +66,36 @@ out="bench-results/$stamp"
 mkdir -p "$out"
 work="$(mktemp -d "${TMPDIR:-/tmp}/gregor-bench.XXXXXX")"
 
-server_pid=""
-stop_server() {
-	if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-		kill -TERM "$server_pid" 2>/dev/null || true
+# The running servers: target name -> pid, and -> address.
+declare -A server_pid=() server_addr=()
+# stop_target NAME: stop NAME's server and remove its data.
+stop_target() {
+	local name="$1" pid="${server_pid[$1]:-}"
+	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+		kill -TERM "$pid" 2>/dev/null || true
 		for _ in $(seq 1 100); do
-			kill -0 "$server_pid" 2>/dev/null || break
+			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.1
 		done
-		kill -KILL "$server_pid" 2>/dev/null || true
-		wait "$server_pid" 2>/dev/null || true
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
 	fi
-	server_pid=""
+	unset "server_pid[$name]" "server_addr[$name]"
+	rm -rf "${work:?}/$name"
 }
 cleanup() {
-	stop_server
+	local name
+	for name in "${!server_pid[@]}"; do
+		stop_target "$name"
+	done
 	rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_target NAME: start a fresh server for NAME; sets server_pid, addr.
+# start_target NAME: start a fresh server for NAME, with an empty data dir.
 start_target() {
-	local name="$1" port
+	local name="$1" port addr
 	port="$(bin/benchctl freeport)"
 	addr="127.0.0.1:$port"
 	local data="$work/$name"
@@ -102,7 +120,8 @@ start_target() {
 		exit 2
 		;;
 	esac
-	server_pid=$!
+	server_pid[$name]=$!
+	server_addr[$name]="$addr"
 	if ! bin/benchctl wait --addr "$addr" --timeout 60s >/dev/null; then
 		echo "bench: $name did not start; its log:" >&2
 		cat "$out/$name-server.log" >&2
@@ -123,7 +142,7 @@ run_perf() {
 	# workload measured the disk, not that workload.
 	sync
 	sleep 0.5
-	if bin/gregor perf "$@" -b "$addr" --json --broker-pid "$server_pid" \
+	if bin/gregor perf "$@" -b "${server_addr[$target]}" --json --broker-pid "${server_pid[$target]}" \
 		>"$base.json.tmp" 2>"$base.log"; then
 		mv "$base.json.tmp" "$base.json"
 		tail -n 1 "$base.json" >&2
@@ -150,30 +169,52 @@ rotated() {
 
 for round in $(seq 1 "$ROUNDS"); do
 	# shellcheck disable=SC2086 # TARGETS is a list
-	for target in $(rotated "$round" $TARGETS); do
+	order="$(rotated "$round" $TARGETS)"
+	stores="$(for t in $order; do [ "$t" = null ] || printf '%s ' "$t"; done)" # null keeps nothing to read
+
+	# Phase 1: the 100 B workloads, every target up, taking turns.
+	for target in $order; do
 		start_target "$target"
-		run_perf "$target" produce-100B-1p "$round" produce -t bench-small --partitions 1 \
-			--records "$SMALL_RECORDS" --record-size 100 --acks 1
-		run_perf "$target" produce-100B-1p-linger0 "$round" produce -t bench-small-linger0 --partitions 1 \
-			--records "$SMALL_RECORDS" --record-size 100 --acks 1 --linger 0
+	done
+	for rep in $(seq 1 "$SMALL_REPEATS"); do
+		# The first run's topic is the one consume-100B-1p reads.
+		suffix="" run="$round"
+		if [ "$rep" -gt 1 ]; then
+			suffix="-$rep" run="$round.$rep"
+		fi
+		for target in $order; do
+			run_perf "$target" produce-100B-1p "$run" produce -t "bench-small$suffix" --partitions 1 \
+				--records "$SMALL_RECORDS" --record-size 100 --acks 1
+		done
+		for target in $order; do
+			run_perf "$target" produce-100B-1p-linger0 "$run" produce -t "bench-small-linger0$suffix" --partitions 1 \
+				--records "$SMALL_RECORDS" --record-size 100 --acks 1 --linger 0
+		done
+		for target in $stores; do
+			run_perf "$target" consume-100B-1p "$run" consume -t bench-small --records "$SMALL_RECORDS"
+		done
+	done
+	for target in $order; do
+		stop_target "$target"
+	done
+
+	# Phase 2: the 1 KB workloads and e2e, one target at a time.
+	for target in $order; do
+		start_target "$target"
 		run_perf "$target" produce-1KB-4p "$round" produce -t bench-large --partitions 4 \
 			--records "$LARGE_RECORDS" --record-size 1024 --acks 1
-		if [ "$target" = null ]; then # it keeps nothing to consume
-			stop_server
-			continue
+		if [ "$target" != null ]; then
+			run_perf "$target" consume-1KB-4p "$round" consume -t bench-large --records "$LARGE_RECORDS"
+			run_perf "$target" e2e-5000rps "$round" e2e -t bench-e2e --partitions 1 \
+				--rate "$E2E_RATE" --duration "$E2E_DURATION" --record-size 100
 		fi
-		run_perf "$target" consume-100B-1p "$round" consume -t bench-small --records "$SMALL_RECORDS"
-		run_perf "$target" consume-1KB-4p "$round" consume -t bench-large --records "$LARGE_RECORDS"
-		run_perf "$target" e2e-5000rps "$round" e2e -t bench-e2e --partitions 1 \
-			--rate "$E2E_RATE" --duration "$E2E_DURATION" --record-size 100
-		stop_server
-		rm -rf "${work:?}/$target"
+		stop_target "$target"
 	done
 done
 
 {
 	echo "gregor benchmark $stamp on $(hostname) ($(nproc) cores), go $(go env GOVERSION)"
-	echo "records: small=$SMALL_RECORDS x 100 B, large=$LARGE_RECORDS x 1 KB; e2e at $E2E_RATE rec/s for $E2E_DURATION; $ROUNDS round(s)"
+	echo "records: small=$SMALL_RECORDS x 100 B, large=$LARGE_RECORDS x 1 KB; e2e at $E2E_RATE rec/s for $E2E_DURATION; $ROUNDS round(s), 100 B workloads $SMALL_REPEATS times a round"
 	echo
 	bin/benchctl table "$out"
 } | tee "$out/table.txt"
