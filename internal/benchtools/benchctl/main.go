@@ -9,6 +9,7 @@
 //	benchctl wait --addr HOST:PORT [--topic T] [--timeout 60s] [--since-ns UNIX_NANOS]
 //	benchctl end-offset --addr HOST:PORT --topic T
 //	benchctl table DIR
+//	benchctl touchfree [--leave-mib 1024] [--workers 2]
 //
 // wait succeeds once the broker answers Metadata and, with --topic,
 // ListOffsets for every partition of that topic; it prints the seconds
@@ -54,7 +55,7 @@ func main() {
 
 func run(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: benchctl freeport | wait --addr A [--topic T] | end-offset --addr A --topic T | table DIR | diskwrite --file F [--gib N]")
+		return errors.New("usage: benchctl freeport | wait --addr A [--topic T] | end-offset --addr A --topic T | table DIR | diskwrite --file F [--gib N] | touchfree [--leave-mib N]")
 	}
 	switch args[0] {
 	case "freeport":
@@ -70,6 +71,8 @@ func run(args []string, stdout io.Writer) error {
 		return runEndOffset(args[1:], stdout)
 	case "diskwrite":
 		return runDiskWrite(args[1:], stdout)
+	case "touchfree":
+		return runTouchFree(args[1:], stdout)
 	case "table":
 		if len(args) != 2 {
 			return errors.New("usage: benchctl table DIR")
