@@ -555,9 +555,10 @@ func TestCleanDedupeBufferLimit(t *testing.T) {
 }
 
 // TestEmptyCleanedSegment: a group whose records all go leaves an empty
-// segment in place (the log start does not move); it reads, reopens, and
-// retention of a compact,delete log removes it without waiting for
-// retention.ms.
+// segment in place (the log start does not move); it reads and reopens.
+// Retention of a compact,delete log does not delete it on its own, which
+// would move the log start over offsets whose next records are still
+// there: it goes with the first segment after it that retention deletes.
 func TestEmptyCleanedSegment(t *testing.T) {
 	clk := newClock()
 	fsys := vfs.NewMem()
@@ -566,9 +567,10 @@ func TestEmptyCleanedSegment(t *testing.T) {
 	cfg.RetentionMs = 24 * 60 * 60 * 1000
 	l := openLog(t, fsys, "/d/t-0", cfg, withNow(clk))
 	m := newModel()
-	for range 2 {
+	const t0, later = 1_700_000_000_000, 10 * 60 * 60 * 1000
+	for round := range 2 {
 		for k := range 40 {
-			m.appendKeyed(t, l, keyedSpec{recs: []kv{{key: fmt.Sprintf("k%02d", k), value: strings.Repeat("v", 20)}}, pid: -1})
+			m.appendKeyed(t, l, keyedSpec{recs: []kv{{key: fmt.Sprintf("k%02d", k), value: strings.Repeat("v", 20)}}, pid: -1, ts: t0 + int64(round)*later})
 		}
 	}
 	roll(t, l, m)
@@ -581,14 +583,38 @@ func TestEmptyCleanedSegment(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
+	clk.Advance(20 * time.Hour) // the emptied segments' records are 20 h old, the next ones 10 h
 	l = openLog(t, fsys, "/d/t-0", cfg, withNow(clk))
 	defer func() { _ = l.Close() }()
 	checkLog(t, l, m, res.EndOffset)
 	if err := l.Maintain(); err != nil {
 		t.Fatal(err)
 	}
-	if l.LogStartOffset() == 0 {
-		t.Fatalf("empty segment not deleted by retention: log start %d", l.LogStartOffset())
+	if got := l.LogStartOffset(); got != 0 {
+		t.Fatalf("log start %d after retention; want 0: the segments after the empty ones are not due", got)
+	}
+	checkLog(t, l, m, res.EndOffset)
+	chunk, err := l.Read(5, l.HighWatermark(), 1<<20)
+	if err != nil {
+		t.Fatalf("read at offset 5, inside the emptied segments: %v", err)
+	}
+	chunk.Release()
+	if chunk.Size == 0 {
+		t.Fatal("read at offset 5 returned nothing; want the records after the emptied segments")
+	}
+	var firstKept int64 = -1
+	for _, seg := range l.segments() {
+		if _, size := seg.end(); size > 0 {
+			firstKept = seg.base
+			break
+		}
+	}
+	clk.Advance(15 * time.Hour) // now the second round's records are 25 h old too
+	if err := l.Maintain(); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.LogStartOffset(); got <= firstKept {
+		t.Fatalf("log start %d; want past the first segment that kept records (%d), the empty ones before it gone with it", got, firstKept)
 	}
 	checkLog(t, l, m, res.EndOffset)
 }

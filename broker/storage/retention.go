@@ -79,6 +79,14 @@ func (l *Log) retentionCountLocked(cfg *Config, now time.Time) (int, error) {
 	total := l.size.Load()
 	nowMs := now.UnixMilli()
 	n := 0
+	// empties counts the segments the cleaner emptied just before the
+	// one being decided: they go with it or stay with it. Deleted on
+	// their own they would move the log start over offsets a consumer
+	// may be at, whose next records are still there (it would get
+	// OFFSET_OUT_OF_RANGE where Kafka answers with those records), and
+	// their file time, the cleaning's, must not hold up the segments
+	// after them either.
+	empties := 0
 	for i, s := range segs {
 		next, size := s.end()
 		if size == 0 && i == len(segs)-1 {
@@ -94,10 +102,9 @@ func (l *Log) retentionCountLocked(cfg *Config, now time.Time) (int, error) {
 			if !del {
 				break
 			}
-		} else if size == 0 {
-			// A segment the cleaner emptied: nothing to keep, and its
-			// file time must not hold up the segments after it.
-			del = true
+		} else if size == 0 && !del {
+			empties++
+			continue
 		} else if retentionMs, limited := cfg.retentionMs(); !del && limited {
 			ts, _, err := s.maxTimestamp()
 			if err != nil {
@@ -118,7 +125,8 @@ func (l *Log) retentionCountLocked(cfg *Config, now time.Time) (int, error) {
 			break
 		}
 		total -= size
-		n++
+		n += empties + 1
+		empties = 0
 	}
 	return n, nil
 }
