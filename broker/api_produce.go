@@ -16,8 +16,9 @@ package broker
 // batch of a partition is validated
 // (length, magic, CRC-32C, codec, record count) before any is appended;
 // compressed batches are stored as sent, never recompressed. zstd batches
-// need v7 (UNSUPPORTED_COMPRESSION_TYPE before, as in Kafka), and a message
-// set in a v3+ request is INVALID_RECORD. Idempotent
+// need v7 (UNSUPPORTED_COMPRESSION_TYPE before, as in Kafka). From v3 on a
+// partition carries exactly one batch, as Kafka's validateRecords requires:
+// none, several, or a message set is INVALID_RECORD. Idempotent
 // producers (producer id >= 0) get per-partition sequence checking: a
 // duplicate of one of the last five batches is answered with its original
 // offset, a gap with OUT_OF_ORDER_SEQUENCE_NUMBER. Transactional batches
@@ -37,6 +38,7 @@ package broker
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -275,11 +277,30 @@ func (b *Broker) producePartition(topic string, version, acks int16, rp *kmsg.Pr
 		sp.ErrorCode = code
 		return
 	}
+	if version >= 3 {
+		// Kafka's ProduceRequest.validateRecords: from v3 on, each
+		// partition carries exactly one record batch, of magic 2.
+		// INVALID_RECORD, which clients do not retry (CORRUPT_MESSAGE,
+		// for damaged bytes, they retry until their delivery timeout).
+		var reason string
+		switch n := wholeBatches(rp.Records); {
+		case oldMagic(rp.Records):
+			reason = fmt.Sprintf("Produce v%d takes record batches of magic 2 only, not magic %d message sets", version, rp.Records[record.MagicOffset])
+		case n == 0:
+			reason = fmt.Sprintf("Produce v%d must carry one whole record batch per partition; this one has none", version)
+		case n > 1:
+			reason = fmt.Sprintf("Produce v%d may carry only one record batch per partition, not %d", version, n)
+		}
+		if reason != "" {
+			sp.ErrorCode = kerr.InvalidRecord.Code
+			sp.ErrorMessage = kmsg.StringPtr(reason)
+			return
+		}
+	}
 	if version < 7 && hasZstdBatch(rp.Records) {
 		// zstd came with Produce v7 (KIP-110); Kafka refuses it before.
 		sp.ErrorCode = kerr.UnsupportedCompressionType.Code
 		sp.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("Produce v%d may not carry zstd-compressed batches (v7 and later may)", version))
-		sp.LogStartOffset = l.LogStartOffset()
 		return
 	}
 	if isInternalTopic(topic) {
@@ -318,13 +339,6 @@ func (b *Broker) producePartition(topic string, version, acks int16, rp *kmsg.Pr
 	res, err := appendTo(rp.Records, st.LeaderEpoch)
 	if err != nil {
 		sp.ErrorCode = errorCode(err)
-		if sp.ErrorCode == kerr.CorruptMessage.Code && oldMagic(rp.Records) {
-			// A message set in a request for record batches: Kafka's
-			// INVALID_RECORD, which clients do not retry, not the
-			// CORRUPT_MESSAGE of damaged bytes, which they do.
-			sp.ErrorCode = kerr.InvalidRecord.Code
-			err = fmt.Errorf("Produce v%d takes record batches of magic 2 only, not magic %d message sets", version, rp.Records[record.MagicOffset])
-		}
 		if errors.Is(err, record.ErrDecompressLimit) {
 			// Not damaged bytes but a batch past gregor's decompression
 			// bound (Kafka has none): clients retry CORRUPT_MESSAGE until
@@ -350,7 +364,13 @@ func (b *Broker) producePartition(topic string, version, acks int16, rp *kmsg.Pr
 				sp.ErrorRecords[i].ErrorMessage = kmsg.StringPtr(r.Message)
 			}
 		}
-		sp.LogStartOffset = l.LogStartOffset()
+		switch sp.ErrorCode {
+		case kerr.CorruptMessage.Code, kerr.MessageTooLarge.Code, kerr.RecordListTooLarge.Code, kerr.KafkaStorageError.Code:
+			// Kafka answers these without the log start offset
+			// (ReplicaManager.appendToLocalLog), the others with it.
+		default:
+			sp.LogStartOffset = l.LogStartOffset()
+		}
 		return
 	}
 	b.advanceHighWatermark(topic, rp.Partition, l)
@@ -381,6 +401,21 @@ func hasZstdBatch(records []byte) bool {
 
 // errStopWalk ends a walk over batches early.
 var errStopWalk = errors.New("stop")
+
+// wholeBatches counts the whole record batches records holds from its
+// start, reading only their length fields; it stops at one cut short or
+// of an impossible length (validation reports what is wrong with it).
+func wholeBatches(records []byte) int {
+	n := 0
+	for pos := 0; len(records)-pos >= record.MagicOffset; n++ {
+		size := 12 + int64(int32(binary.BigEndian.Uint32(records[pos+8:])))
+		if size <= record.MagicOffset || size > int64(len(records)-pos) {
+			break
+		}
+		pos += int(size)
+	}
+	return n
+}
 
 // oldMagic reports whether records start with a message of format 0 or 1.
 func oldMagic(records []byte) bool {

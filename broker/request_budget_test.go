@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -200,7 +201,7 @@ func TestRequestBudgetDeadlineCleared(t *testing.T) {
 	budgetBodyTimeout = time.Second
 	b := startBroker(t, nil, "", func(c *Config) { c.Props["connections.max.idle.ms"] = "0" })
 	cl := newClient(t, b)
-	createTopic(t, cl, "dc", 1, nil)
+	createTopic(t, cl, "dc", 25, nil)
 	c, err := net.Dial("tcp", b.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -208,17 +209,27 @@ func TestRequestBudgetDeadlineCleared(t *testing.T) {
 	defer c.Close()
 	// A frame over maxReusedFrame: the connection does not keep its
 	// buffer, so nothing else resets the read deadline after it (the
-	// same batch 25 times over, 175,000 records).
+	// same batch to 25 partitions, 7,000 records each).
 	huge := bigProduce("dc", 'x')
 	huge.SetVersion(7)
-	huge.Topics[0].Partitions[0].Records = bytes.Repeat(huge.Topics[0].Partitions[0].Records, 25)
-	rawRoundTrip(t, c, huge, kmsg.NewPtrProduceResponse())
+	for p := int32(1); p < 25; p++ {
+		rp := huge.Topics[0].Partitions[0]
+		rp.Partition = p
+		huge.Topics[0].Partitions = append(huge.Topics[0].Partitions, rp)
+	}
+	hugeResp := kmsg.NewPtrProduceResponse()
+	rawRoundTrip(t, c, huge, hugeResp)
+	for _, p := range hugeResp.Topics[0].Partitions {
+		if p.ErrorCode != 0 {
+			t.Fatalf("large produce, partition %d: %v", p.Partition, kerr.ErrorForCode(p.ErrorCode))
+		}
+	}
 	time.Sleep(budgetBodyTimeout + 500*time.Millisecond)
 	resp := kmsg.NewPtrProduceResponse()
 	next := bigProduce("dc", 'y')
 	next.SetVersion(7)
 	rawRoundTrip(t, c, next, resp)
-	if p := resp.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.BaseOffset != 175000 {
+	if p := resp.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.BaseOffset != 7000 {
 		t.Fatalf("second produce on the connection: %+v", p)
 	}
 }
