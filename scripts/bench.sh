@@ -88,7 +88,7 @@ stop_target() {
 # every free 2 MiB block back to the host within seconds, and the next
 # touch of that memory faults it in again through the hypervisor. On the
 # VM these figures come from, touching 3 GB took 7.3 s of system time when
-# the memory had been handed back and 1.2 s when it had not; writing the
+# the memory had been handed back and 1.1 s when it had not; writing the
 # 1 KB workload's 2 GB into the page cache of a fresh server cost gregor
 # 0.41-1.77 s of CPU per million records with reporting on and 0.24-0.27
 # with it paused (kfake 0.91-1.23 and 0.67-0.78), whichever server happened
