@@ -9,7 +9,7 @@
 //	benchctl wait --addr HOST:PORT [--topic T] [--timeout 60s] [--since-ns UNIX_NANOS]
 //	benchctl end-offset --addr HOST:PORT --topic T
 //	benchctl table DIR
-//	benchctl touchfree [--leave-mib 1024] [--workers 2]
+//	benchctl touchfree [--leave-mib 1024] [--max-mib 0] [--workers 2]
 //
 // wait succeeds once the broker answers Metadata and, with --topic,
 // ListOffsets for every partition of that topic; it prints the seconds

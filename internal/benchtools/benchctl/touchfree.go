@@ -15,19 +15,20 @@ import (
 )
 
 // runTouchFree touches the machine's free memory once and gives it back,
-// leaving --leave-mib untouched: on a VM whose free page reporting is
+// leaving --leave-mib untouched and touching at most --max-mib: on a VM whose free page reporting is
 // paused (see scripts/bench.sh) that memory is then backed by the host
 // until the bench ends, so that no server's first touch of it pays the
 // hypervisor's fault. It prints how much it touched and how long it took.
 func runTouchFree(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("touchfree", flag.ContinueOnError)
 	leave := fs.Int64("leave-mib", 1024, "MiB of free memory to leave untouched")
+	most := fs.Int64("max-mib", 0, "touch at most this many MiB (0: no limit)")
 	workers := fs.Int("workers", 2, "goroutines touching memory at once")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *leave < 0 || *workers < 1 {
-		return errors.New("touchfree: --leave-mib must not be negative and --workers must be positive")
+	if *leave < 0 || *most < 0 || *workers < 1 {
+		return errors.New("touchfree: --leave-mib and --max-mib must not be negative and --workers must be positive")
 	}
 	data, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
@@ -39,6 +40,9 @@ func runTouchFree(args []string, stdout io.Writer) error {
 	}
 	const chunk = 64 << 20
 	total := freeKiB<<10 - *leave<<20
+	if *most > 0 {
+		total = min(total, *most<<20)
+	}
 	if total < chunk {
 		fmt.Fprintln(stdout, "touchfree: nothing to touch")
 		return nil
