@@ -5,8 +5,8 @@ package broker
 // Grows a topic to Count partitions (shrinking is INVALID_PARTITIONS).
 // Manual assignments may only name this broker, and there must be one per
 // partition added (INVALID_REPLICA_ASSIGNMENT otherwise). A topic named
-// more than once in the request is INVALID_REQUEST in every entry and not
-// grown, as in Kafka. ValidateOnly checks and changes nothing.
+// more than once in the request is not grown and is answered once, with
+// INVALID_REQUEST, as in Kafka. ValidateOnly checks and changes nothing.
 
 import (
 	"fmt"
@@ -28,11 +28,15 @@ func (b *Broker) handleCreatePartitions(_ wire.RequestHeader, req *kmsg.CreatePa
 		named[rt.Topic]++
 	}
 	for _, rt := range req.Topics {
+		if named[rt.Topic] < 0 {
+			continue // a name given more than once is answered once, as in Kafka
+		}
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
 		var err error
 		if named[rt.Topic] > 1 {
 			err = fmt.Errorf("topic %q is named more than once in the request: %w", rt.Topic, kerr.InvalidRequest)
+			named[rt.Topic] = -1
 		}
 		for _, a := range rt.Assignment {
 			if rerr := b.checkReplicas(a.Replicas); rerr != nil {

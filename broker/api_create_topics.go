@@ -9,7 +9,9 @@ package broker
 // null value (as in Kafka), fails the topic with INVALID_CONFIG. Manual
 // assignments may list partitions 0..n-1 in any order. From v5 the response carries the
 // partition count, replication factor and every effective config; from v7
-// the topic id. ValidateOnly checks everything and creates nothing.
+// the topic id. ValidateOnly checks everything and creates nothing. A
+// topic named more than once in the request is not created and is
+// answered once, with INVALID_REQUEST, as in Kafka.
 
 import (
 	"errors"
@@ -39,18 +41,25 @@ func (b *Broker) handleCreateTopics(_ wire.RequestHeader, req *kmsg.CreateTopics
 	var valid []meta.Topic
 	var validIdx []int
 	for i, rt := range req.Topics {
+		if seen[rt.Topic] < 0 {
+			continue // a name given more than once is answered once, as in Kafka
+		}
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
 		st.NumPartitions = -1
 		st.ReplicationFactor = -1
+		slot := len(resp.Topics)
 		resp.Topics = append(resp.Topics, st)
 		t, err := b.topicFromRequest(&req.Topics[i], seen[rt.Topic] > 1)
+		if seen[rt.Topic] > 1 {
+			seen[rt.Topic] = -1
+		}
 		if err != nil {
-			b.setCreateTopicError(&resp.Topics[i], err)
+			b.setCreateTopicError(&resp.Topics[slot], err)
 			continue
 		}
 		valid = append(valid, t)
-		validIdx = append(validIdx, i)
+		validIdx = append(validIdx, slot)
 	}
 	for j, err := range b.createTopics(valid, req.ValidateOnly) {
 		st := &resp.Topics[validIdx[j]]

@@ -7,9 +7,9 @@ package broker
 // removed in the background (fetches already holding a segment finish),
 // and every group's committed offsets for it are deleted before the answer.
 // As in Kafka, an entry with both a name and an id, or neither, is
-// INVALID_REQUEST, and so is every entry of a topic the request names more
-// than once (by name twice, or by name and by id); such a topic is not
-// deleted. With delete.topic.enable=false every entry is refused with
+// INVALID_REQUEST, and so is a topic the request names more than once (by
+// name twice, or by name and by id), answered once per name and once per
+// id given; such a topic is not deleted. With delete.topic.enable=false every entry is refused with
 // TOPIC_DELETION_DISABLED (INVALID_REQUEST before v3), as in Kafka.
 
 import (
@@ -29,8 +29,8 @@ func init() {
 func (b *Broker) handleDeleteTopics(hdr wire.RequestHeader, req *kmsg.DeleteTopicsRequest) kmsg.Response {
 	resp := kmsg.NewPtrDeleteTopicsResponse()
 	// Resolve every entry to a topic name first; a topic named more than
-	// once (by name twice, or by name and by its id) is refused in all its
-	// entries and deleted by none, as in Kafka.
+	// once (by name twice, or by name and by its id) is refused, answered
+	// once per name and id given, and deleted by none, as in Kafka.
 	type entry struct {
 		name *string
 		id   [16]byte
@@ -72,7 +72,17 @@ func (b *Broker) handleDeleteTopics(hdr wire.RequestHeader, req *kmsg.DeleteTopi
 	// update for the request); slots are their answers.
 	var names []string
 	var slots []int
+	answered := map[string]bool{}
 	for _, e := range entries {
+		if e.err == nil && named[*e.name] > 1 {
+			// The same name, or the same id, given again is answered
+			// once, as in Kafka; a name and its topic's id both are.
+			key := fmt.Sprintf("%s/%x", *e.name, e.id)
+			if answered[key] {
+				continue
+			}
+			answered[key] = true
+		}
 		st := kmsg.NewDeleteTopicsResponseTopic()
 		st.Topic, st.TopicID = e.name, e.id
 		err := e.err
