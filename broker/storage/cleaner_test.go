@@ -619,6 +619,57 @@ func TestEmptyCleanedSegment(t *testing.T) {
 	checkLog(t, l, m, res.EndOffset)
 }
 
+// TestEmptyCleanedSegmentBySize: retention.bytes deletes an emptied
+// segment on its own while the log is at least that size, as Kafka's
+// size rule does (total - retention.bytes - 0 >= 0), and keeps it below.
+func TestEmptyCleanedSegmentBySize(t *testing.T) {
+	for _, over := range []bool{false, true} {
+		fsys := vfs.NewMem()
+		cfg := compactConfig()
+		cfg.CleanupPolicy = PolicyCompact | PolicyDelete
+		cfg.RetentionMs = -1
+		l := openLog(t, fsys, "/d/t-0", cfg)
+		m := newModel()
+		for range 2 {
+			for k := range 40 {
+				m.appendKeyed(t, l, keyedSpec{recs: []kv{{key: fmt.Sprintf("k%02d", k), value: strings.Repeat("v", 20)}}, pid: -1})
+			}
+		}
+		roll(t, l, m)
+		res := clean(t, NewCleaner(CleanerConfig{}), l)
+		var firstKept int64 = -1
+		for _, seg := range l.segments() {
+			if _, size := seg.end(); size > 0 {
+				firstKept = seg.base
+				break
+			}
+		}
+		if firstKept <= 0 {
+			t.Fatalf("no emptied segment before the first kept one (%d)", firstKept)
+		}
+		// At the log's size, every emptied segment goes and no other
+		// one does (each holds more than the one byte of slack); one
+		// byte over it, none does.
+		cfg.RetentionBytes = l.size.Load() - 1
+		if !over {
+			cfg.RetentionBytes = l.size.Load() + 1
+		}
+		l.SetConfig(cfg)
+		if err := l.Maintain(); err != nil {
+			t.Fatal(err)
+		}
+		want := int64(0)
+		if over {
+			want = firstKept
+		}
+		if got := l.LogStartOffset(); got != want {
+			t.Fatalf("over=%v: log start %d, want %d", over, got, want)
+		}
+		checkLog(t, l, m, res.EndOffset)
+		_ = l.Close()
+	}
+}
+
 // TestMaxCompactionLag: with a dirty ratio far below
 // min.cleanable.dirty.ratio, an update is still compacted within
 // max.compaction.lag.ms: the active segment holding it is rolled once its

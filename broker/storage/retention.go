@@ -80,12 +80,14 @@ func (l *Log) retentionCountLocked(cfg *Config, now time.Time) (int, error) {
 	nowMs := now.UnixMilli()
 	n := 0
 	// empties counts the segments the cleaner emptied just before the
-	// one being decided: they go with it or stay with it. Deleted on
-	// their own they would move the log start over offsets a consumer
-	// may be at, whose next records are still there (it would get
-	// OFFSET_OUT_OF_RANGE where Kafka answers with those records), and
-	// their file time, the cleaning's, must not hold up the segments
-	// after them either.
+	// one being decided: by time they go with it or stay with it. Aged
+	// on their own by their file time, the cleaning's, they would hold
+	// up the segments after them; deleted at once they would move the
+	// log start over offsets a consumer may be at, whose next records
+	// are still there (it would get OFFSET_OUT_OF_RANGE where Kafka,
+	// which ages them by their original data's time, answers with those
+	// records). By size they go as in Kafka: while the log is at least
+	// retention.bytes.
 	empties := 0
 	for i, s := range segs {
 		next, size := s.end()
@@ -103,8 +105,11 @@ func (l *Log) retentionCountLocked(cfg *Config, now time.Time) (int, error) {
 				break
 			}
 		} else if size == 0 && !del {
-			empties++
-			continue
+			if retentionBytes, limited := cfg.retentionBytes(); !limited || total < retentionBytes {
+				empties++
+				continue
+			}
+			del = true
 		} else if retentionMs, limited := cfg.retentionMs(); !del && limited {
 			ts, _, err := s.maxTimestamp()
 			if err != nil {
