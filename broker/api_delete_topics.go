@@ -9,8 +9,9 @@ package broker
 // As in Kafka, an entry with both a name and an id, or neither, is
 // INVALID_REQUEST, and so is a topic the request names more than once (by
 // name twice, or by name and by id), answered once per name and once per
-// id given; such a topic is not deleted. With delete.topic.enable=false every entry is refused with
-// TOPIC_DELETION_DISABLED (INVALID_REQUEST before v3), as in Kafka.
+// id given; such a topic is not deleted. With delete.topic.enable=false
+// every entry is refused with TOPIC_DELETION_DISABLED (INVALID_REQUEST
+// before v3), as in Kafka.
 
 import (
 	"fmt"
