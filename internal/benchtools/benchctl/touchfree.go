@@ -10,14 +10,15 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
 
 // runTouchFree touches the machine's free memory once and gives it back,
-// leaving --leave-mib untouched and touching at most --max-mib: on a VM whose free page reporting is
-// paused (see scripts/bench.sh) that memory is then backed by the host
-// until the bench ends, so that no server's first touch of it pays the
+// leaving --leave-mib untouched and touching at most --max-mib: on a VM
+// whose free page reporting is paused (see scripts/bench.sh) that memory
+// is then backed by the host until the bench ends, so that no server's first touch of it pays the
 // hypervisor's fault. It prints how much it touched and how long it took.
 func runTouchFree(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("touchfree", flag.ContinueOnError)
@@ -51,46 +52,37 @@ func runTouchFree(args []string, stdout io.Writer) error {
 	page := int64(os.Getpagesize())
 	// Chunks are mapped, touched and kept until the end, so that each
 	// touch takes memory that is still free; all are unmapped at once.
-	var (
-		mu     sync.Mutex
-		maps   [][]byte
-		next   int64
-		mapErr error
-		wg     sync.WaitGroup
-	)
+	maps := make([][]byte, total/chunk)
+	errs := make([]error, len(maps))
+	var next atomic.Int64
+	var failed atomic.Bool // one failed map stops every worker
+	var wg sync.WaitGroup
 	for range *workers {
 		wg.Go(func() {
-			for {
-				mu.Lock()
-				if next+chunk > total || mapErr != nil {
-					mu.Unlock()
-					return
-				}
-				next += chunk
-				mu.Unlock()
+			for i := int(next.Add(1) - 1); i < len(maps) && !failed.Load(); i = int(next.Add(1) - 1) {
 				m, err := syscall.Mmap(-1, 0, chunk, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
 				if err != nil {
-					mu.Lock()
-					mapErr = fmt.Errorf("touchfree: map %d MiB: %w", chunk>>20, err)
-					mu.Unlock()
+					errs[i] = fmt.Errorf("touchfree: map %d MiB: %w", chunk>>20, err)
+					failed.Store(true)
 					return
 				}
-				for i := int64(0); i < chunk; i += page {
-					m[i] = 1
+				for off := int64(0); off < chunk; off += page {
+					m[off] = 1
 				}
-				mu.Lock()
-				maps = append(maps, m)
-				mu.Unlock()
+				maps[i] = m
 			}
 		})
 	}
 	wg.Wait()
-	touched := int64(len(maps)) * chunk
+	var touched int64
 	for _, m := range maps {
-		_ = syscall.Munmap(m)
+		if m != nil {
+			touched += chunk
+			_ = syscall.Munmap(m)
+		}
 	}
-	if mapErr != nil {
-		return mapErr
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	fmt.Fprintf(stdout, "touchfree: touched %d MiB in %.1f s\n", touched>>20, time.Since(start).Seconds())
 	return nil
